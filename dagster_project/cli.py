@@ -1,0 +1,111 @@
+"""``lendseg`` command line: generate demo data, run the pipeline headless, query the published warehouse."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from .config import load_settings
+
+
+def _dagster_home() -> Path:
+    home = Path(os.environ.setdefault("DAGSTER_HOME", str(Path.cwd() / ".dagster_home"))).resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from .generate import generate
+
+    s = load_settings()
+    out = Path(args.out) if args.out else s.landing_dir
+    truth = Path(args.truth) if args.truth else s.data_dir / "ground_truth" / "archetypes.csv"
+    files = generate(out_dir=out, n_clients=args.clients, months=args.months, seed=args.seed, fmt=args.format,
+                     truth_path=truth, progress=not args.quiet)
+    print(f"wrote {sum(len(v) for v in files.values())} delivery files under {out}; ground truth: {truth}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    if args.demo:
+        os.environ["LENDSEG_DEMO"] = "1"
+    home = _dagster_home()
+    import dagster as dg
+
+    from .definitions import defs
+
+    instance = dg.DagsterInstance.get()
+    job = defs.resolve_job_def(args.job)
+    print(f"running job '{args.job}' (run history in DAGSTER_HOME={home})", file=sys.stderr)
+    result = job.execute_in_process(instance=instance, raise_on_error=False)
+    if result.success:
+        print(f"run {result.run_id} succeeded; published warehouse: {load_settings().warehouse_path}")
+        return 0
+    for event in result.all_events:
+        if event.is_step_failure:
+            err = event.step_failure_data.error
+            print(f"step {event.step_key} failed:\n{err.message if err else ''}", file=sys.stderr)
+    print(f"run {result.run_id} FAILED; the published warehouse was left as it was.", file=sys.stderr)
+    return 1
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    import duckdb
+
+    path = load_settings().warehouse_path
+    if not path.exists():
+        print(f"no published warehouse at {path}: run `lendseg run` first", file=sys.stderr)
+        return 2
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        rel = con.sql(args.query)
+        if rel is None:
+            return 0
+        if args.format == "csv":
+            rel.df().to_csv(sys.stdout, index=False)
+        else:
+            print(rel.df().to_markdown(index=False, floatfmt=",.4g"))
+    except duckdb.Error as e:
+        print(f"query failed: {e}", file=sys.stderr)
+        return 1
+    finally:
+        con.close()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="lendseg", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    g = sub.add_parser("generate", help="write a realistic demo delivery set to the landing zone")
+    g.add_argument("--clients", type=int, default=5000)
+    g.add_argument("--months", type=int, default=24)
+    g.add_argument("--seed", type=int, default=42)
+    g.add_argument("--out", help="landing folder (default $LENDSEG_LANDING_DIR)")
+    g.add_argument("--format", choices=["csv", "parquet"], default="csv")
+    g.add_argument("--truth", help="ground-truth CSV (default $LENDSEG_DATA_DIR/ground_truth/archetypes.csv)")
+    g.add_argument("--quiet", action="store_true", help="no progress bar")
+    g.set_defaults(func=cmd_generate)
+
+    r = sub.add_parser("run", help="run the pipeline headless through Dagster (recorded in DAGSTER_HOME)")
+    r.add_argument("--job", default="daily_refresh")
+    r.add_argument("--demo", action="store_true", help="allow the public demo key when LENDSEG_PII_KEY is unset")
+    r.set_defaults(func=cmd_run)
+
+    q = sub.add_parser("sql", help="run read-only SQL on the published warehouse")
+    q.add_argument("query")
+    q.add_argument("--format", choices=["table", "csv"], default="table")
+    q.set_defaults(func=cmd_sql)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,62 @@
+"""Shared fixtures: a generated demo delivery set and a helper that runs the real CLI in a temp data dir."""
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+
+LENDSEG = str(Path(sys.executable).parent / "lendseg")
+
+
+@dataclass
+class Workspace:
+    root: Path
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def landing(self) -> Path:
+        return self.data / "landing"
+
+    @property
+    def warehouse(self) -> Path:
+        return self.data / "warehouse.duckdb"
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("LENDSEG_", "DAGSTER_HOME"))}
+        env |= {"LENDSEG_DATA_DIR": str(self.data), "DAGSTER_HOME": str(self.root / "dagster_home"),
+                "LENDSEG_DUCKDB_MEMORY_LIMIT": "2GB"}
+        return env | extra
+
+    def lendseg(self, *args: str, check: bool = True, timeout: int = 600, **env: str) -> subprocess.CompletedProcess:
+        proc = subprocess.run([LENDSEG, *args], cwd=self.root, env=self.env(**env), capture_output=True,
+                              text=True, timeout=timeout)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"lendseg {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
+        return proc
+
+
+def make_workspace(root: Path, clients: int = 400, months: int = 12, seed: int = 11) -> Workspace:
+    from dagster_project.generate import generate
+
+    ws = Workspace(root)
+    generate(out_dir=ws.landing, n_clients=clients, months=months, seed=seed, fmt="csv",
+             truth_path=ws.data / "ground_truth" / "archetypes.csv", end_month=date(2026, 10, 1), progress=False)
+    return ws
+
+
+@pytest.fixture(scope="module")
+def demo_ws(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
+    """A small generated delivery set, run once through the whole pipeline with the demo key."""
+    ws = make_workspace(tmp_path_factory.mktemp("e2e"))
+    ws.lendseg("run", "--demo")
+    return ws

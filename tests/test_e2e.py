@@ -1,0 +1,133 @@
+"""End to end through Dagster: generated deliveries -> ingest -> dbt -> published file, via the real CLI."""
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from conftest import Workspace
+
+pytestmark = pytest.mark.e2e
+
+RUN_METADATA_COLUMNS = {"ingested_at", "published_at", "run_id", "scored_at"}
+
+
+def published_tables(path: Path) -> list[tuple[str, str]]:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return con.execute("SELECT schema_name, table_name FROM duckdb_tables() ORDER BY 1, 2").fetchall()
+    finally:
+        con.close()
+
+
+def table_digest(path: Path) -> dict[str, str]:
+    """Order-independent content hash of every published table, run-metadata columns left out."""
+    con = duckdb.connect(str(path), read_only=True)
+    out = {}
+    try:
+        for schema, table in con.execute("SELECT schema_name, table_name FROM duckdb_tables()").fetchall():
+            cols = [r[0] for r in con.execute(
+                "SELECT column_name FROM duckdb_columns() WHERE schema_name = ? AND table_name = ?", [schema, table]).fetchall()
+                if r[0] not in RUN_METADATA_COLUMNS]
+            if not cols:
+                continue
+            sel = ", ".join(f'"{c}"' for c in cols)
+            rows = con.execute(f'SELECT {sel} FROM "{schema}"."{table}" ORDER BY ALL').fetchall()
+            out[f"{schema}.{table}"] = hashlib.sha256(repr(rows).encode()).hexdigest()
+    finally:
+        con.close()
+    return out
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_dim_client_has_one_row_per_delivered_client(demo_ws: Workspace) -> None:
+    con = duckdb.connect()
+    delivered = con.execute(
+        f"SELECT count(DISTINCT client_id) FROM read_csv('{demo_ws.landing}/clients/*.csv', all_varchar=true)").fetchone()[0]
+    pub = duckdb.connect(str(demo_ws.warehouse), read_only=True)
+    n, distinct = pub.execute("SELECT count(*), count(DISTINCT client_key) FROM marts.dim_client").fetchone()
+    assert n == distinct == delivered > 0
+
+
+def test_no_clear_identifier_in_any_published_text_column(demo_ws: Workspace) -> None:
+    con = duckdb.connect()
+    con.execute(f"ATTACH '{demo_ws.warehouse}' AS pub (READ_ONLY)")
+    lit = lambda src: f"read_csv('{demo_ws.landing}/{src}/*.csv', all_varchar=true)"  # noqa: E731
+    con.execute(f"""CREATE TEMP TABLE ids AS SELECT DISTINCT v FROM (
+        SELECT unnest([legal_name, registration_no, contact_email, contact_phone, client_id]) AS v FROM {lit('clients')}
+        UNION ALL SELECT unnest([account_id, client_id]) FROM {lit('product_usage')}
+        UNION ALL SELECT client_id FROM {lit('credit_bureau')}) WHERE v IS NOT NULL AND length(v) >= 4""")
+    assert con.execute("SELECT count(*) FROM ids").fetchone()[0] > 1000
+    text_cols = con.execute("SELECT schema_name, table_name, column_name FROM duckdb_columns() WHERE database_name = 'pub' "
+                            "AND data_type = 'VARCHAR'").fetchall()
+    assert text_cols
+    for schema, table, col in text_cols:
+        hits = con.execute(f'SELECT count(*) FROM (SELECT DISTINCT "{col}" AS t FROM pub."{schema}"."{table}") p '
+                           f'JOIN ids ON strpos(p.t, ids.v) > 0').fetchone()[0]
+        assert hits == 0, f"{schema}.{table}.{col} contains clear identifiers"
+
+
+def test_published_file_opens_in_duckdb_cli_named_in_readme(demo_ws: Workspace) -> None:
+    import subprocess
+    import sys
+
+    cli = Path(sys.executable).parent / "duckdb"
+    out = subprocess.run([str(cli), "-readonly", str(demo_ws.warehouse), "-csv", "-c",
+                          "SELECT count(*) FROM marts.dim_client"], capture_output=True, text=True, check=True)
+    assert int(out.stdout.strip().splitlines()[-1]) > 0
+
+
+def test_lendseg_sql_answers(demo_ws: Workspace) -> None:
+    out = demo_ws.lendseg("sql", "SELECT count(*) AS n FROM marts.dim_client", "--format", "csv").stdout
+    assert out.splitlines()[0] == "n" and int(out.splitlines()[1]) > 0
+
+
+def test_run_is_recorded_in_dagster_home(demo_ws: Workspace) -> None:
+    import dagster as dg
+
+    instance = dg.DagsterInstance.from_config(str(demo_ws.root / "dagster_home"))
+    runs = instance.get_runs()
+    assert runs and runs[-1].job_name == "daily_refresh" and runs[-1].status == dg.DagsterRunStatus.SUCCESS
+
+
+def test_rerun_on_same_files_changes_no_published_content(demo_ws: Workspace) -> None:
+    before = table_digest(demo_ws.warehouse)
+    demo_ws.lendseg("run", "--demo")
+    assert table_digest(demo_ws.warehouse) == before
+
+
+def test_broken_delivery_fails_and_leaves_published_file_byte_identical(demo_ws: Workspace) -> None:
+    before = sha(demo_ws.warehouse)
+    src = sorted((demo_ws.landing / "credit_bureau").glob("*.csv"))[0]
+    lines = src.read_text(encoding="utf-8").splitlines()
+    header = lines[0].split(",")
+    drop = header.index("bureau_score")
+    broken = [",".join(v for i, v in enumerate(line.split(",")) if i != drop) for line in lines[:50]]
+    bad = demo_ws.landing / "credit_bureau" / "credit_bureau_broken.csv"
+    bad.write_text("\n".join(broken) + "\n", encoding="utf-8")
+    try:
+        proc = demo_ws.lendseg("run", "--demo", check=False)
+        assert proc.returncode != 0
+        assert "credit_bureau_broken.csv" in proc.stderr and "bureau_score" in proc.stderr
+        assert "missing_column" in proc.stderr
+        assert sha(demo_ws.warehouse) == before
+        assert (demo_ws.data / "rejected" / "credit_bureau_broken.csv.error.json").exists()
+    finally:
+        bad.unlink()
+
+
+def test_run_without_key_is_refused_outside_demo_mode(demo_ws: Workspace) -> None:
+    proc = demo_ws.lendseg("run", check=False)
+    assert proc.returncode != 0 and "LENDSEG_PII_KEY is not set" in proc.stderr
+
+
+def test_run_with_a_different_key_is_refused(demo_ws: Workspace) -> None:
+    before = sha(demo_ws.warehouse)
+    proc = demo_ws.lendseg("run", check=False, LENDSEG_PII_KEY="some-other-key")
+    assert proc.returncode != 0 and "key id" in proc.stderr
+    assert sha(demo_ws.warehouse) == before
