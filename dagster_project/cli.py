@@ -14,6 +14,9 @@ def _dagster_home() -> Path:
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(Path.cwd() / ".dagster_home"))).resolve()
     home.mkdir(parents=True, exist_ok=True)
     os.environ["DAGSTER_HOME"] = str(home)
+    from .instance import ensure_instance
+
+    ensure_instance(home)  # dagster.yaml (run queue: one writer; telemetry off) if absent + storages, race-free
     return home
 
 
@@ -76,6 +79,63 @@ def cmd_sql(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_quality(args: argparse.Namespace) -> int:
+    """Latest data-quality failures, read from the audit store (no warehouse is opened)."""
+    import duckdb
+
+    from . import audit
+
+    s = load_settings()
+    con = duckdb.connect()
+    shown = False
+    if sql := audit.read(s.audit_dir, audit.DQ_RESULTS):
+        df = con.execute(f"SELECT checked_at, severity, asset, source_file, rule, unexpected_count, observed_value "
+                         f"FROM {sql} WHERE NOT success ORDER BY checked_at DESC LIMIT ?", [args.limit]).df()
+        if len(df):
+            print(f"Latest failed rules ({len(df)} shown):\n" + df.to_markdown(index=False))
+            shown = True
+    if sql := audit.read(s.audit_dir, audit.REJECTED):
+        df = con.execute(f"SELECT rejected_at, source, file_name, rules FROM {sql} ORDER BY rejected_at DESC LIMIT ?",
+                         [args.limit]).df()
+        print(f"\nRejected deliveries (details in {s.rejected_dir}):\n" + df.to_markdown(index=False))
+        shown = True
+    if sql := audit.read(s.audit_dir, audit.QUARANTINED):
+        df = con.execute(f"SELECT source, source_file, rule, count(*) AS rows, min(row_number) AS first_row "
+                         f"FROM {sql} GROUP BY ALL ORDER BY rows DESC LIMIT ?", [args.limit]).df()
+        print("\nQuarantined rows by file and rule:\n" + df.to_markdown(index=False))
+        shown = True
+    if not shown:
+        print(f"no data-quality failures recorded in {s.audit_dir}")
+    return 0
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    from .publish import current_version, rollback, versions
+    from .warehouse import writer_lock
+
+    s = load_settings()
+    if args.rollback is not None:
+        with writer_lock(s.lock_path, on_wait=lambda m: print(m, file=sys.stderr)):
+            try:
+                v = rollback(s.warehouse_path, s.versions_dir, args.rollback or None)
+            except ValueError as e:
+                print(f"rollback refused: {e}", file=sys.stderr)
+                return 1
+        print(f"published warehouse is now {v.name} (run {v.manifest['run_id']}, published {v.manifest['published_at']})")
+        return 0
+    cur = current_version(s.warehouse_path, s.versions_dir)
+    kept = versions(s.versions_dir)
+    if not kept:
+        print(f"no published versions in {s.versions_dir}")
+        return 0
+    for v in kept:
+        rows = sum(v.manifest["row_counts"].values())
+        mark = "*" if cur and v.number == cur.number else " "
+        print(f"{mark} {v.name}  {v.manifest['published_at']}  run {v.manifest['run_id'][:8]}  "
+              f"{len(v.manifest['row_counts'])} tables  {rows:,} rows  {len(v.manifest['checks_passed'])} checks passed")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lendseg", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -99,6 +159,16 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("query")
     q.add_argument("--format", choices=["table", "csv"], default="table")
     q.set_defaults(func=cmd_sql)
+
+    qa = sub.add_parser("quality", help="print the latest data-quality failures from the audit store")
+    qa.add_argument("--limit", type=int, default=20)
+    qa.set_defaults(func=cmd_quality)
+
+    pb = sub.add_parser("publish", help="list published versions or roll back to one")
+    pb.add_argument("--list", action="store_true", help="list kept versions (default); * marks the current one")
+    pb.add_argument("--rollback", nargs="?", const="", metavar="VERSION",
+                    help="restore VERSION (e.g. v000003), default the one before the current")
+    pb.set_defaults(func=cmd_publish)
     return p
 
 

@@ -26,8 +26,17 @@ VARIABLES: list[tuple[str, str, str]] = [
     ("LENDSEG_BUILD_PATH", "$LENDSEG_DATA_DIR/build/build.duckdb", "The private build database only pipeline runs write."),
     ("LENDSEG_PII_KEY", "(none: required)", "Secret key for HMAC-SHA256 pseudonyms of client and account ids. Never logged or stored."),
     ("LENDSEG_DEMO", "0", "Set to 1 to run on the public demo key when LENDSEG_PII_KEY is unset (demo data only; logs a warning)."),
+    ("LENDSEG_QUARANTINE_MAX_SHARE", "0.01", "Largest share of a delivery's rows that may be quarantined; above it the file is rejected whole."),
+    ("LENDSEG_PUBLISH_KEEP", "5", "How many published versions are kept for rollback."),
     ("LENDSEG_DUCKDB_MEMORY_LIMIT", "4GB", "DuckDB memory_limit for pipeline connections."),
     ("LENDSEG_DUCKDB_THREADS", "2", "DuckDB threads for pipeline connections."),
+    ("LENDSEG_TIMEZONE", "Asia/Shanghai", "Time zone (IANA name) of the schedules' cron strings."),
+    ("LENDSEG_DAILY_CRON", "0 6 * * *", "When daily_refresh runs (five-field cron)."),
+    ("LENDSEG_MONTHLY_CRON", "0 8 1 * *", "When monthly_retrain runs (five-field cron)."),
+    ("LENDSEG_AUTOMATION", "on", "off: schedules and sensors start STOPPED and fire only when started by hand."),
+    ("LENDSEG_STALE_AFTER_HOURS", "36", "published_warehouse counts as stale (freshness failing) after this many hours."),
+    ("LENDSEG_LANDING_SETTLE_S", "30", "A landing file must be unchanged this long before the landing sensor takes it."),
+    ("LENDSEG_LANDING_SENSOR_INTERVAL_S", "60", "How often the landing sensor looks for new files."),
     ("DAGSTER_HOME", "$PWD/.dagster_home", "Dagster instance folder (run history); the README's commands create it."),
 ]
 
@@ -54,6 +63,8 @@ class Settings:
     build_path: Path
     memory_limit: str
     threads: int
+    quarantine_max_share: float = 0.01
+    publish_keep: int = 5
 
     @property
     def audit_dir(self) -> Path:
@@ -62,6 +73,10 @@ class Settings:
     @property
     def lock_path(self) -> Path:
         return self.data_dir / "build" / "writer.lock"
+
+    @property
+    def versions_dir(self) -> Path:
+        return self.warehouse_path.parent / "published_versions"
 
     @property
     def rejected_dir(self) -> Path:
@@ -81,6 +96,8 @@ def load_settings() -> Settings:
         build_path=_path("LENDSEG_BUILD_PATH", data_dir / "build" / "build.duckdb"),
         memory_limit=os.environ.get("LENDSEG_DUCKDB_MEMORY_LIMIT", "4GB"),
         threads=int(os.environ.get("LENDSEG_DUCKDB_THREADS", "2")),
+        quarantine_max_share=float(os.environ.get("LENDSEG_QUARANTINE_MAX_SHARE", "0.01")),
+        publish_keep=int(os.environ.get("LENDSEG_PUBLISH_KEEP", "5")),
     )
 
 

@@ -1,22 +1,27 @@
-"""The lendseg code location: every asset, check, job and resource, assembled in one place."""
+"""The lendseg code location: every asset, check, job, schedule, sensor and resource, assembled in one place."""
 
 
 import dagster as dg
 
+from .alerts import sensors as alert_sensors
+from .alerts import with_freshness
 from .ingest import ingest_assets
+from .jobs import daily_refresh, writing_jobs
 from .publishing import published_warehouse
+from .quality import quality_checks
 from .resources import Warehouse
+from .schedules import schedules
+from .sensors import sensors as landing_sensors
 from .transform import dbt_models, dbt_resource
 
-daily_refresh = dg.define_asset_job(
-    "daily_refresh",
-    selection=dg.AssetSelection.all(),
-    description="Ingest new deliveries -> dbt build (models + tests) -> publish the checked warehouse.",
-)
+__all__ = ["daily_refresh", "defs"]
 
 defs = dg.Definitions(
-    assets=[*ingest_assets, dbt_models, published_warehouse],
-    jobs=[daily_refresh],
+    assets=[*ingest_assets, dbt_models, with_freshness(published_warehouse)],  # stale after LENDSEG_STALE_AFTER_HOURS
+    asset_checks=quality_checks,  # GX suites on later stages (quality.py)
+    jobs=writing_jobs,  # daily_refresh, monthly_retrain, full_rebuild (jobs.py: stages as asset groups)
+    schedules=schedules,
+    sensors=[*landing_sensors, *alert_sensors],
     resources={"warehouse": Warehouse.from_env(), "dbt": dbt_resource},
     # One process per run: steps run one after another and the run-long writer lock is taken once.
     executor=dg.in_process_executor,

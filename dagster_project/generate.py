@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import Any, Mapping, Sequence
 
 import duckdb
 import numpy as np
@@ -260,6 +261,12 @@ def _profile_array(attr: str) -> np.ndarray:
     return np.array([getattr(PROFILES[a], attr) for a in ARCHETYPES], dtype=float)
 
 
+def _profile_bounds(attr: str) -> tuple[np.ndarray, np.ndarray]:
+    """(low, high) arrays indexed by archetype from a ``tuple[float, float]`` attribute."""
+    pairs = np.array([getattr(PROFILES[a], attr) for a in ARCHETYPES], dtype=float)
+    return pairs[:, 0], pairs[:, 1]
+
+
 def _profile_matrix(attr: str) -> np.ndarray:
     """(archetype x product) matrix from a ``dict[product, float]`` profile attribute."""
     mat = np.zeros((len(ARCHETYPES), len(PRODUCTS)))
@@ -386,14 +393,13 @@ class Population:
 
 def _draw_archetypes(rng: np.random.Generator, n: int) -> np.ndarray:
     w = _profile_array("weight")
-    arch = rng.choice(len(ARCHETYPES), size=n, p=w / w.sum()).astype(np.int8)
-    return arch
+    return rng.choice(len(ARCHETYPES), size=n, p=w / w.sum()).astype(np.int8)
 
 
 def _firmographics(rng: np.random.Generator, arch: np.ndarray) -> dict[str, np.ndarray]:
     """Size, revenue, assets, capital: revenue rises with headcount (log-linear + noise)."""
-    emp_lo, emp_hi = (np.array([PROFILES[a].employees[i] for a in ARCHETYPES]) for i in (0, 1))
-    rev_lo, rev_hi = (np.array([PROFILES[a].revenue[i] for a in ARCHETYPES]) for i in (0, 1))
+    emp_lo, emp_hi = _profile_bounds("employees")
+    rev_lo, rev_hi = _profile_bounds("revenue")
     elo, ehi, rlo, rhi = emp_lo[arch], emp_hi[arch], rev_lo[arch], rev_hi[arch]
     core = _loguniform(rng, elo, ehi)
     pos = (np.log(core) - np.log(elo)) / (np.log(ehi) - np.log(elo))
@@ -416,7 +422,7 @@ def _dates(rng: np.random.Generator, arch: np.ndarray, cal: Calendar
     """Founded date, onboarding date (NaT for prospects) and onboarding month index."""
     n = len(arch)
     ref = cal.month_start(cal.months - 1)
-    age_lo, age_hi = (np.array([PROFILES[a].age_years[i] for a in ARCHETYPES]) for i in (0, 1))
+    age_lo, age_hi = _profile_bounds("age_years")
     age_days = (rng.uniform(age_lo[arch], age_hi[arch]) * 365.25).astype(np.int64)
     founded = ref - age_days.astype("timedelta64[D]")
     # Onboard before the last 6 months unless the firm is too young for that.
@@ -451,8 +457,8 @@ def _statuses(rng: np.random.Generator, arch: np.ndarray, onb_idx: np.ndarray, m
 
 def _risk_parameters(rng: np.random.Generator, arch: np.ndarray) -> dict[str, np.ndarray]:
     n = len(arch)
-    s_lo, s_hi = (np.array([PROFILES[a].score[i] for a in ARCHETYPES]) for i in (0, 1))
-    d_lo, d_hi = (np.array([PROFILES[a].debt_to_equity[i] for a in ARCHETYPES]) for i in (0, 1))
+    s_lo, s_hi = _profile_bounds("score")
+    d_lo, d_hi = _profile_bounds("debt_to_equity")
     base_score = rng.uniform(s_lo[arch], s_hi[arch])
     de = rng.uniform(d_lo[arch], d_hi[arch])
     coverage = _profile_array("coverage")[arch] * rng.lognormal(0, 0.25, n)
@@ -508,15 +514,14 @@ def _make_population(rng: np.random.Generator, n: int, cal: Calendar) -> Populat
 # --------------------------------------------------------------------------------------
 
 
-def _lookup(table: dict[int, list[str]] | dict[str, tuple[str, ...]], keys: np.ndarray,
+def _lookup(table: Mapping[Any, Sequence[str]], keys: np.ndarray,
             rng: np.random.Generator) -> np.ndarray:
     """Pick a random entry of ``table[key]`` for each key (vectorised via offsets)."""
     key_list = list(table)
     flat = np.array([v for k in key_list for v in table[k]])
     counts = np.array([len(table[k]) for k in key_list])
     offsets = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    pos = np.searchsorted(np.array(key_list), keys) if isinstance(key_list[0], (int, np.integer)) \
-        else pd.Index(key_list).get_indexer(keys)
+    pos = pd.Index(key_list).get_indexer(keys)
     pick = offsets[pos] + (rng.random(len(keys)) * counts[pos]).astype(np.int64)
     return flat[pick]
 
@@ -923,10 +928,8 @@ class _Writer:
         self.con.close()
 
 
-def _write_truth(pop: Population, truth_path: Path, out_dir: Path) -> None:
-    truth = truth_path.resolve()
-    if truth.is_relative_to(out_dir.resolve()):
-        raise ValueError("truth_path must not be inside out_dir")
+def _write_truth(pop: Population, truth_path: Path) -> None:
+    """``client_id,archetype`` answer key (kept outside the landing directory)."""
     df = pd.DataFrame({
         "client_no": np.arange(1, pop.n + 1, dtype=np.int64),
         "archetype": pd.Categorical.from_codes(pop.arch, categories=list(ARCHETYPES)),
@@ -934,7 +937,7 @@ def _write_truth(pop: Population, truth_path: Path, out_dir: Path) -> None:
     csv = _Writer("csv")
     try:
         csv.write(df, "SELECT printf('CL%08d', client_no) AS client_id, "
-                      "CAST(archetype AS VARCHAR) AS archetype FROM df", truth)
+                      "CAST(archetype AS VARCHAR) AS archetype FROM df", truth_path)
     finally:
         csv.close()
 
@@ -962,44 +965,48 @@ def generate(out_dir: Path, n_clients: int = 5000, months: int = 24, seed: int =
     if n_clients < 1 or months < 1:
         raise ValueError("n_clients and months must be positive")
     out_dir = Path(out_dir)
+    if truth_path is not None and Path(truth_path).resolve().is_relative_to(out_dir.resolve()):
+        raise ValueError("truth_path must not be inside out_dir")
     end = _first_of_month(end_month) if end_month is not None else _default_end_month()
     cal = Calendar(end_month=end, months=months)
-    ext = fmt
     writer = _Writer(fmt)
     rng = np.random.default_rng(seed)
-
-    pop = _make_population(rng, n_clients, cal)
-    clients = _client_frame(rng, pop, cal)
-    accounts = _make_accounts(rng, pop, months)
-    sim = _Simulator(rng, pop, accounts, cal)
-
-    quarter_ends = [t for t in range(months) if cal.month(t).astype(object).month % 3 == 0]
     files: dict[str, list[Path]] = {"clients": [], "credit_bureau": [], "product_usage": []}
+    quarter_ends = [t for t in range(months) if cal.month(t).astype(object).month % 3 == 0]
     bar = tqdm(total=1 + months + len(quarter_ends), desc="lendseg generate", unit="file",
                disable=not progress)
     try:
+        pop = _make_population(rng, n_clients, cal)
+        clients = _client_frame(rng, pop, cal)
+        accounts = _make_accounts(rng, pop, months)
         if truth_path is not None:
-            _write_truth(pop, Path(truth_path), out_dir)
-        path = out_dir / "clients" / f"clients_{end:%Y%m}.{ext}"
+            _write_truth(pop, Path(truth_path))
+        path = out_dir / "clients" / f"clients_{end:%Y%m}.{fmt}"
         files["clients"].append(writer.write(clients, _CLIENT_SQL, path))
         bar.update()
         del clients
-        for t in range(-_Simulator.DPD_MEMORY, months):
-            sim.step_arrears(t)
-            if t < 0:
-                continue
-            month = cal.month(t).astype(object)
-            tag = f"{month:%Y%m}"
-            usage = sim.usage_frame(t)
-            path = out_dir / "product_usage" / f"product_usage_{tag}.{ext}"
-            files["product_usage"].append(
-                writer.write(usage, _USAGE_SQL.format(month=f"{month:%Y-%m-%d}"), path))
-            bar.update()
-            if t in quarter_ends:
-                path = out_dir / "credit_bureau" / f"credit_bureau_{tag}.{ext}"
-                files["credit_bureau"].append(writer.write(sim.bureau_frame(t), _BUREAU_SQL, path))
-                bar.update()
+        _simulate_and_write(_Simulator(rng, pop, accounts, cal), writer, out_dir, set(quarter_ends),
+                            files, bar)
     finally:
         bar.close()
         writer.close()
     return files
+
+
+def _simulate_and_write(sim: _Simulator, writer: _Writer, out_dir: Path, quarter_ends: set[int],
+                        files: dict[str, list[Path]], bar: tqdm) -> None:
+    """Run the monthly simulation (with a 12-month arrears warm-up) and write deliveries."""
+    for t in range(-_Simulator.DPD_MEMORY, sim.cal.months):
+        sim.step_arrears(t)
+        if t < 0:
+            continue
+        month: date = sim.cal.month(t).astype(object)
+        tag, ext = f"{month:%Y%m}", writer.fmt
+        path = out_dir / "product_usage" / f"product_usage_{tag}.{ext}"
+        sql = _USAGE_SQL.format(month=f"{month:%Y-%m-%d}")
+        files["product_usage"].append(writer.write(sim.usage_frame(t), sql, path))
+        bar.update()
+        if t in quarter_ends:
+            path = out_dir / "credit_bureau" / f"credit_bureau_{tag}.{ext}"
+            files["credit_bureau"].append(writer.write(sim.bureau_frame(t), _BUREAU_SQL, path))
+            bar.update()

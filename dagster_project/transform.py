@@ -76,7 +76,9 @@ translator = LendsegTranslator(settings=DagsterDbtTranslatorSettings(enable_sour
 def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse):
     """``dbt build`` of the selected models, seeds and tests against the build database."""
     os.environ.update(dbt_env(warehouse.settings))
-    yield from dbt.cli(["build"], context=context).stream()
+    # full_rebuild (jobs.py) tags its runs so incremental models are rebuilt from the raw layer.
+    args = ["build", "--full-refresh"] if context.run.tags.get("lendseg/full_refresh") == "true" else ["build"]
+    yield from dbt.cli(args, context=context).stream()
 
 
 dbt_resource = DbtCliResource(project_dir=dbt_project, profiles_dir=str(DBT_PROJECT_DIR), dbt_executable=DBT_EXECUTABLE)

@@ -27,13 +27,17 @@ def table_digest(path: Path) -> dict[str, str]:
     con = duckdb.connect(str(path), read_only=True)
     out = {}
     try:
-        for schema, table in con.execute("SELECT schema_name, table_name FROM duckdb_tables()").fetchall():
-            cols = [r[0] for r in con.execute(
-                "SELECT column_name FROM duckdb_columns() WHERE schema_name = ? AND table_name = ?", [schema, table]).fetchall()
-                if r[0] not in RUN_METADATA_COLUMNS]
+        # The audit schema is the run log itself (results, manifests): it grows with every run by design.
+        for schema, table in con.execute("SELECT schema_name, table_name FROM duckdb_tables() "
+                                         "WHERE schema_name <> 'audit'").fetchall():
+            cols = [(r[0], r[1]) for r in con.execute(
+                "SELECT column_name, data_type FROM duckdb_columns() WHERE schema_name = ? AND table_name = ?",
+                [schema, table]).fetchall() if r[0] not in RUN_METADATA_COLUMNS]
             if not cols:
                 continue
-            sel = ", ".join(f'"{c}"' for c in cols)
+            # Doubles to 12 significant digits: parallel float aggregation may differ in the last bit.
+            sel = ", ".join(f'round("{c}", 12 - ceil(log10(abs("{c}") + 1e-300))::INT)' if t in ("DOUBLE", "FLOAT")
+                            else f'"{c}"' for c, t in cols)
             rows = con.execute(f'SELECT {sel} FROM "{schema}"."{table}" ORDER BY ALL').fetchall()
             out[f"{schema}.{table}"] = hashlib.sha256(repr(rows).encode()).hexdigest()
     finally:

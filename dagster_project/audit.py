@@ -1,0 +1,79 @@
+"""The append-only audit store, outside the build database.
+
+Layout: ``$LENDSEG_DATA_DIR/audit/<table>/<utc timestamp>-<unique>.parquet`` (or ``.jsonl``). Writers only
+ever add new files, written under a temporary name and renamed, so a failed run still records its
+failures, nothing is ever rewritten, and several processes can write at once. Each publish exposes every
+table as ``audit.<table>``; ``lendseg quality`` reads it directly without opening any warehouse.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+
+DQ_RESULTS = "data_quality_results"
+REJECTED = "rejected_deliveries"
+QUARANTINED = "quarantined_rows"
+
+
+def _new_file(audit_dir: Path, table: str, suffix: str) -> tuple[Path, Path]:
+    folder = audit_dir / table
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+    final = folder / f"{stamp}-{uuid.uuid4().hex[:8]}{suffix}"
+    return final, folder / f".{final.name}.tmp"
+
+
+def append_query(con: duckdb.DuckDBPyConnection, audit_dir: Path, table: str, select_sql: str,
+                 params: list | None = None) -> Path | None:
+    """Append the result of ``select_sql`` (run on ``con``) as a new Parquet file; nothing if it is empty."""
+    final, tmp = _new_file(audit_dir, table, ".parquet")
+    con.execute(f"COPY ({select_sql}) TO '{tmp}' (FORMAT parquet)", params or [])
+    if duckdb.connect().execute(f"SELECT count(*) FROM read_parquet('{tmp}')").fetchone()[0] == 0:
+        tmp.unlink()
+        return None
+    os.replace(tmp, final)
+    return final
+
+
+def append_rows(audit_dir: Path, table: str, rows: list[dict]) -> Path | None:
+    """Append Python records (one dict per row, same keys) as a new Parquet file."""
+    if not rows:
+        return None
+    import pandas as pd
+
+    con = duckdb.connect()
+    con.register("rows_df", pd.DataFrame(rows))
+    return append_query(con, audit_dir, table, "SELECT * FROM rows_df")
+
+
+def tables(audit_dir: Path) -> dict[str, str]:
+    """``{table: reader SQL}`` for every audit table that has at least one file."""
+    out: dict[str, str] = {}
+    if not audit_dir.exists():
+        return out
+    for folder in sorted(p for p in audit_dir.iterdir() if p.is_dir()):
+        if any(folder.glob("*.parquet")):
+            out[folder.name] = f"read_parquet('{folder}/*.parquet', union_by_name=true)"
+        elif any(folder.glob("*.jsonl")):
+            out[folder.name] = f"read_json_auto('{folder}/*.jsonl', format='newline_delimited', union_by_name=true)"
+    return out
+
+
+def read(audit_dir: Path, table: str, con: duckdb.DuckDBPyConnection | None = None) -> str | None:
+    """Reader SQL for one audit table, or None if it has no files yet."""
+    return tables(audit_dir).get(table)
+
+
+def rejected_checksums(audit_dir: Path, source: str) -> dict[str, str]:
+    """``{checksum: file name}`` of every rejected delivery of a source (the rejection ledger)."""
+    sql = read(audit_dir, REJECTED)
+    if sql is None:
+        return {}
+    con = duckdb.connect()
+    return dict(con.execute(f"SELECT checksum, any_value(file_name) FROM {sql} WHERE source = ? GROUP BY 1",
+                            [source]).fetchall())

@@ -1,0 +1,204 @@
+"""Catalogue of bad deliveries, each with its asserted outcome (loaded, quarantined, held, skipped, rejected)."""
+
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from dagster_project import audit
+from dagster_project.landing import DeliveryRejected, ensure_raw_schema, pending_deliveries
+from dagster_project.loading import Context, ingest_delivery, release_held
+from dagster_project.pseudonymise import pseudonymise
+
+KEY = "catalogue-key"
+
+CLIENT_COLS = ("client_id,legal_name,registration_no,contact_email,contact_phone,industry_code,province_code,"
+               "registered_capital,employee_count,annual_revenue,total_assets,founded_date,onboarding_date,"
+               "relationship_status,updated_at")
+BUREAU_COLS = ("report_id,client_id,report_date,bureau_score,total_debt,overdue_amount,max_days_past_due_12m,defaults_5y,"
+               "inquiries_6m,collateral_value,operating_cash_flow,debt_service_12m,current_ratio,debt_to_equity,legal_judgments")
+USAGE_COLS = ("snapshot_month,account_id,client_id,product_code,credit_limit,outstanding_balance,drawdown_amount,"
+              "repayment_amount,days_past_due,interaction_count,channel")
+
+
+def client(i: int, **over: str) -> dict:
+    row = dict(client_id=f"CL{i:05d}", legal_name=f"甲{i}有限公司", registration_no=f"91310000MA{i:08d}", contact_email=f"c{i}@x.cn",
+               contact_phone=f"138{i:08d}", industry_code="C3411", province_code="31", registered_capital="1000000",
+               employee_count="120", annual_revenue="5000000", total_assets="8000000", founded_date="2001-03-04",
+               onboarding_date="2010-05-06", relationship_status="active", updated_at="2026-01-01 09:00:00")
+    return row | over
+
+
+def report(i: int, **over: str) -> dict:
+    row = dict(report_id=f"RP{i:06d}", client_id=f"CL{i:05d}", report_date="2026-06-30", bureau_score="720",
+               total_debt="100000", overdue_amount="0", max_days_past_due_12m="0", defaults_5y="0", inquiries_6m="1",
+               collateral_value="150000", operating_cash_flow="-2000", debt_service_12m="", current_ratio="1.2",
+               debt_to_equity="0.8", legal_judgments="0")
+    return row | over
+
+
+def usage(i: int, **over: str) -> dict:
+    row = dict(snapshot_month="2026-09-01", account_id=f"AC{i:06d}", client_id=f"CL{i:05d}", product_code="term_loan",
+               credit_limit="100000", outstanding_balance="50000", drawdown_amount="0", repayment_amount="1000",
+               days_past_due="0", interaction_count="2", channel="branch")
+    return row | over
+
+
+def csv_text(cols: str, rows: list[dict]) -> str:
+    def cell(v: str) -> str:
+        return f'"{v}"' if "," in v else v
+    return "\n".join([cols] + [",".join(cell(r[c]) for c in cols.split(",")) for r in rows]) + "\n"
+
+
+class Zone:
+    def __init__(self, root: Path):
+        self.root, self.landing = root, root / "landing"
+        self.con = duckdb.connect(str(root / "build.duckdb"))
+        ensure_raw_schema(self.con)
+
+    def write(self, source: str, name: str, data: str | bytes) -> Path:
+        p = self.landing / source / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(data if isinstance(data, bytes) else data.encode("utf-8"))
+        return p
+
+    def run(self, source: str) -> dict:
+        """Ingest pending deliveries of a source; returns outcome per file name."""
+        ctx = Context(key=KEY, run_id="r", asset=f"raw_{source}", audit_dir=self.root / "audit",
+                      rejected_dir=self.root / "rejected", max_share=0.01, today=date(2026, 11, 26))
+        if source != "clients":
+            release_held(self.con, source)
+        todo, skipped = pending_deliveries(self.con, source, self.landing, audit.rejected_checksums(ctx.audit_dir, source))
+        out: dict = {line.split(":")[0]: ("skipped", line) for line in skipped}
+        for d in todo:
+            try:
+                res = ingest_delivery(self.con, d, ctx)
+                out[d.path.name] = ("loaded", res)
+            except DeliveryRejected as e:
+                out[d.path.name] = ("rejected", str(e))
+        return out
+
+    def count(self, table: str) -> int:
+        return self.con.execute(f"SELECT count(*) FROM raw.{table}").fetchone()[0]
+
+    def quarantined(self) -> list[tuple]:
+        sql = audit.read(self.root / "audit", audit.QUARANTINED)
+        return duckdb.connect().execute(f"SELECT rule, row_number, record_key, masked_value FROM {sql} ORDER BY row_number").fetchall() if sql else []
+
+
+@pytest.fixture()
+def zone(tmp_path: Path) -> Zone:
+    z = Zone(tmp_path)
+    z.write("clients", "base.csv", csv_text(CLIENT_COLS, [client(i) for i in range(200)]))
+    assert z.run("clients")["base.csv"][0] == "loaded"
+    return z
+
+
+def _clients(n: int = 200, start: int = 1000, bad: dict[int, dict] | None = None) -> str:
+    return csv_text(CLIENT_COLS, [client(start + i, **(bad or {}).get(i, {})) for i in range(n)])
+
+
+# --- rejected whole: (file content, expected rule) ---------------------------------------------------------------
+REJECTED = {
+    "zero_bytes": (b"", "non_empty"),
+    "header_only": (CLIENT_COLS + "\n", "non_empty"),
+    "missing_column": (_clients().replace(",employee_count", "", 1), "missing_column"),
+    "semicolon_delimiter": (_clients().replace(",", ";"), "missing_column"),
+    "latin1_encoding": (_clients().replace("甲1005有限公司", "Soci\u00e9t\u00e9").encode("utf-8").decode("utf-8").encode("latin-1", "replace"), "encoding"),
+    "truncated_last_row": (_clients().rstrip("\n").rsplit(",", 6)[0] + "\n", "readable"),
+    "too_many_bad_rows": (_clients(bad={i: {"employee_count": "-5"} for i in range(5)}), "quarantine_share"),
+    "mixed_date_formats_everywhere": (_clients(bad={i: {"founded_date": "03/04/2001"} for i in range(0, 200, 2)}), "type"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REJECTED))
+def test_rejected_whole(zone: Zone, case: str) -> None:
+    data, rule = REJECTED[case]
+    before = zone.count("clients")
+    zone.write("clients", f"{case}.csv", data)
+    outcome, msg = zone.run("clients")[f"{case}.csv"]
+    assert outcome == "rejected" and f"{case}.csv" in msg and f"rule '{rule}'" in msg, msg
+    assert zone.count("clients") == before, "nothing of a rejected delivery is loaded"
+    assert (zone.root / "rejected" / f"{case}.csv.error.json").exists()
+    assert "CL01" not in msg and "甲" not in msg  # no clear identifier in messages
+    assert zone.run("clients") == {f"{case}.csv": ("skipped", zone.run("clients")[f"{case}.csv"][1])}
+
+
+# --- loaded minus quarantined rows: (source, content, expected rule, expected bad row numbers) -----------------------
+QUARANTINED = {
+    "thousand_separator": ("clients", _clients(bad={7: {"annual_revenue": "5,000,000"}}), "type:annual_revenue", [8]),
+    "mixed_date_format_one_row": ("clients", _clients(bad={3: {"founded_date": "03/04/2001"}}), "type:founded_date", [4]),
+    "impossible_date": ("clients", _clients(bad={9: {"onboarding_date": "2024-02-30"}}), "type:onboarding_date", [10]),
+    "negative_amount": ("clients", _clients(bad={0: {"total_assets": "-1"}}), "non_negative:total_assets", [1]),
+    "founded_after_onboarding": ("clients", _clients(bad={5: {"founded_date": "2012-01-01"}}),
+                                 "date_order:founded_date<=onboarding_date", [6]),
+    "duplicate_key_in_file": ("clients", _clients(bad={11: {"client_id": "CL01010"}}), "unique_key:client_key", [11, 12]),
+    "bad_industry_code": ("clients", _clients(bad={2: {"industry_code": "Z99"}}), "pattern:industry_code", [3]),
+    "future_report": ("credit_bureau", csv_text(BUREAU_COLS, [report(i, **({"report_date": "2027-03-31"} if i == 4 else {}))
+                                                              for i in range(150)]), "not_future:report_date", [5]),
+    "unknown_product": ("product_usage", csv_text(USAGE_COLS, [usage(i, **({"product_code": "crypto_loan"} if i == 0 else {}))
+                                                               for i in range(150)]), "accepted:product_code", [1]),
+    "score_out_of_range": ("credit_bureau", csv_text(BUREAU_COLS, [report(i, **({"bureau_score": "990"} if i == 1 else {}))
+                                                                   for i in range(150)]), "range:bureau_score", [2]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(QUARANTINED))
+def test_bad_rows_quarantined_rest_loaded(zone: Zone, case: str) -> None:
+    source, data, rule, rows = QUARANTINED[case]
+    before = zone.count(source)
+    zone.write(source, f"{case}.csv", data)
+    outcome, res = zone.run(source)[f"{case}.csv"]
+    assert outcome == "loaded", res
+    assert res.rows_quarantined == len(rows) and res.rows_loaded == res.rows_in_file - len(rows)
+    assert zone.count(source) == before + res.rows_loaded
+    q = zone.quarantined()
+    assert {r[0] for r in q} == {rule} and [r[1] for r in q] == rows
+    assert all(len(r[2]) == 64 for r in q), "rows are named by pseudonymous key"
+    text = (repr(q) + " ".join(res.warnings))
+    assert "CL0" not in text and "AC0" not in text and "5,000,000" not in text
+
+
+def test_injection_like_name_is_inert(zone: Zone) -> None:
+    zone.write("clients", "inject.csv", _clients(n=3, bad={0: {"legal_name": "x'); DROP TABLE raw.clients; --"}}))
+    assert zone.run("clients")["inject.csv"][0] == "loaded"
+    assert zone.count("clients") == 203
+
+
+def test_bom_is_accepted(zone: Zone) -> None:
+    zone.write("clients", "bom.csv", b"\xef\xbb\xbf" + _clients(n=5).encode("utf-8"))
+    assert zone.run("clients")["bom.csv"][0] == "loaded"
+    assert zone.count("clients") == 205
+
+
+def test_same_content_other_name_is_skipped(zone: Zone) -> None:
+    zone.write("clients", "again.csv", (zone.landing / "clients" / "base.csv").read_bytes())
+    outcome, line = zone.run("clients")["again.csv"]
+    assert outcome == "skipped" and "same content as base.csv" in line
+    assert zone.count("clients") == 200
+
+
+def test_orphans_are_held_then_released_when_client_arrives(zone: Zone) -> None:
+    rows = [usage(i) for i in range(100)] + [usage(900 + i, client_id=f"CL{5000 + i:05d}") for i in range(3)]
+    zone.write("product_usage", "u.csv", csv_text(USAGE_COLS, rows))
+    outcome, res = zone.run("product_usage")["u.csv"]
+    assert outcome == "loaded" and res.rows_held == 3 and res.rows_loaded == 100
+    assert zone.count("product_usage_held") == 3
+    zone.write("clients", "late.csv", csv_text(CLIENT_COLS, [client(5000 + i) for i in range(3)]))
+    zone.run("clients")
+    zone.run("product_usage")
+    assert zone.count("product_usage_held") == 0 and zone.count("product_usage") == 103
+    key = pseudonymise(KEY, "CL05000")
+    assert zone.con.execute("SELECT count(*) FROM raw.product_usage WHERE client_key = ?", [key]).fetchone()[0] == 1
+
+
+def test_parquet_with_unparseable_values_is_rejected(zone: Zone) -> None:
+    con = duckdb.connect()
+    p = zone.landing / "clients" / "bad.parquet"
+    rows = [client(3000 + i, employee_count=("many" if i < 10 else "12")) for i in range(50)]
+    con.execute("CREATE TABLE t AS SELECT * FROM (VALUES " + ",".join(
+        "(" + ",".join("'" + r[c] + "'" for c in CLIENT_COLS.split(",")) + ")" for r in rows) + ") v(" + CLIENT_COLS + ")")
+    con.execute(f"COPY t TO '{p}' (FORMAT parquet)")
+    outcome, msg = zone.run("clients")["bad.parquet"]
+    assert outcome == "rejected" and "type" in msg and "employee_count" in msg

@@ -1,0 +1,105 @@
+"""Publishing: readers are never disturbed, versions are kept, rollback is atomic, audit is published."""
+
+import csv
+import hashlib
+import io
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from conftest import Workspace, make_workspace
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
+    w = make_workspace(tmp_path_factory.mktemp("publish"), clients=300, months=6, seed=5)
+    w.lendseg("run", "--demo")
+    return w
+
+
+def _count(path: Path) -> int:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return con.execute("SELECT count(*) FROM marts.dim_client").fetchone()[0]
+    finally:
+        con.close()
+
+
+def _add_clients(ws: Workspace, name: str, n: int, start: int) -> None:
+    """A new client-master delivery: copies of delivered rows under new client ids."""
+    src = sorted((ws.landing / "clients").glob("clients_*.csv"))[0]
+    rows = list(csv.DictReader(src.open(encoding="utf-8")))[:n]
+    out = io.StringIO()
+    w = csv.DictWriter(out, fieldnames=list(rows[0]))
+    w.writeheader()
+    for i, r in enumerate(rows):
+        w.writerow(r | {"client_id": f"NEW{start + i:07d}", "legal_name": f"新客户{start + i}"})
+    (ws.landing / "clients" / name).write_text(out.getvalue(), encoding="utf-8")
+
+
+def test_reader_holding_file_open_neither_errors_nor_blocks_a_run(ws: Workspace) -> None:
+    reader = duckdb.connect(str(ws.warehouse), read_only=True)
+    before = reader.execute("SELECT count(*) FROM marts.dim_client").fetchone()[0]
+    _add_clients(ws, "clients_new_1.csv", 20, 1)
+    ws.lendseg("run", "--demo")                     # must not fail or wait because of the open reader
+    assert reader.execute("SELECT count(*) FROM marts.dim_client").fetchone()[0] == before  # old snapshot
+    reader.close()
+    assert _count(ws.warehouse) == before + 20    # new readers see the new version
+
+
+def test_versions_are_listed_and_rollback_restores_one_atomically(ws: Workspace) -> None:
+    listing = ws.lendseg("publish", "--list").stdout.splitlines()
+    assert len(listing) >= 2 and listing[-1].startswith("*")
+    current = _count(ws.warehouse)
+    ws.lendseg("publish", "--rollback")
+    assert _count(ws.warehouse) == current - 20
+    prev_name = listing[-2].split()[0]
+    assert ws.lendseg("publish", "--list").stdout.splitlines()[-2].startswith(f"* {prev_name}")
+    ws.lendseg("publish", "--rollback", listing[-1].split()[1])   # and forward again, by name
+    assert _count(ws.warehouse) == current
+    proc = ws.lendseg("publish", "--rollback", "v999999", check=False)
+    assert proc.returncode == 1 and "not kept" in proc.stderr
+
+
+def test_only_the_last_n_versions_are_kept(ws: Workspace) -> None:
+    ws.lendseg("run", "--demo", LENDSEG_PUBLISH_KEEP="2")
+    versions = sorted((ws.warehouse.parent / "published_versions").glob("v*.duckdb"))
+    assert len(versions) == 2
+    assert versions[-1].stat().st_ino == ws.warehouse.stat().st_ino
+
+
+def test_audit_schema_and_quality_command(ws: Workspace) -> None:
+    bad = ws.landing / "clients" / "clients_bad_rows.csv"
+    _add_clients(ws, bad.name, 150, 100)
+    lines = bad.read_text(encoding="utf-8").splitlines()
+    cols = lines[0].split(",")
+    i = cols.index("employee_count")
+    row = next(csv.reader([lines[5]]))
+    row[i] = "-3"
+    lines[5] = ",".join(f'"{v}"' if "," in v else v for v in row)
+    bad.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    ws.lendseg("run", "--demo")
+    con = duckdb.connect(str(ws.warehouse), read_only=True)
+    q = con.execute("SELECT rule, row_number, length(record_key) FROM audit.quarantined_rows "
+                    "WHERE source_file = 'clients_bad_rows.csv'").fetchall()
+    assert q == [("non_negative:employee_count", 5, 64)]
+    n = con.execute("SELECT count(*) FROM audit.data_quality_results WHERE NOT success AND rule = 'non_negative:employee_count'").fetchone()[0]
+    assert n == 1
+    assert con.execute("SELECT count(*) FROM audit.data_quality_results WHERE suite = 'dagster_asset_check'").fetchone()[0] > 0
+    assert con.execute("SELECT count(*) FROM audit.publish_manifest").fetchone()[0] >= 2
+    out = ws.lendseg("quality").stdout
+    assert "non_negative:employee_count" in out and "clients_bad_rows.csv" in out
+
+
+def test_failed_run_records_failure_in_audit_store_but_not_in_published_file(ws: Workspace) -> None:
+    before = hashlib.sha256(ws.warehouse.read_bytes()).hexdigest()
+    (ws.landing / "product_usage" / "empty.csv").write_bytes(b"")
+    proc = ws.lendseg("run", "--demo", check=False)
+    assert proc.returncode == 1 and "empty.csv" in proc.stderr and "non_empty" in proc.stderr
+    assert hashlib.sha256(ws.warehouse.read_bytes()).hexdigest() == before
+    out = ws.lendseg("quality").stdout
+    assert "empty.csv" in out
+    ws.lendseg("run", "--demo")   # the rejected file is not retried: the next run succeeds
