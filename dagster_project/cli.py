@@ -136,6 +136,16 @@ def cmd_publish(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import run_bench
+
+    out = Path(args.out) if args.out else load_settings().data_dir / "bench"
+    report = run_bench(args.clients, args.months, args.format, out, seed=args.seed, keep=args.keep)
+    print(f"pipeline {report['pipeline_wall_s']} s, floor {report['floor_wall_s']} s, ratio "
+          f"{report['ratio_pipeline_to_floor']}, peak RSS {report['peak_tree_rss_mb']} MB; report in {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lendseg", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -169,6 +179,15 @@ def build_parser() -> argparse.ArgumentParser:
     pb.add_argument("--rollback", nargs="?", const="", metavar="VERSION",
                     help="restore VERSION (e.g. v000003), default the one before the current")
     pb.set_defaults(func=cmd_publish)
+
+    b = sub.add_parser("bench", help="benchmark the whole pipeline against a bare-DuckDB floor (temp location)")
+    b.add_argument("--clients", type=int, default=10_000)
+    b.add_argument("--months", type=int, default=24)
+    b.add_argument("--format", choices=["csv", "parquet"], default="csv")
+    b.add_argument("--seed", type=int, default=42)
+    b.add_argument("--out", help="report folder (default $LENDSEG_DATA_DIR/bench)")
+    b.add_argument("--keep", action="store_true", help="keep the temp data for inspection")
+    b.set_defaults(func=cmd_bench)
     return p
 
 

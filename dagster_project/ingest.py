@@ -84,7 +84,9 @@ def build_ingest_asset(source: str) -> dg.AssetsDefinition:
             raise dg.Failure(str(e), allow_retries=False) from None
         ctx = Context(key=key, run_id=context.run_id, asset=name, audit_dir=s.audit_dir, rejected_dir=s.rejected_dir,
                       max_share=s.quarantine_max_share, today=date.today())
-        rejected, warnings, loaded = [], [], {"files": 0, "rows": 0, "quarantined": 0, "held": 0, "released": 0}
+        rejected, warnings = [], []
+        loaded = {"files": 0, "rows": 0, "quarantined": 0, "held": 0, "released": 0}
+        seconds = {"stage": 0.0, "validate": 0.0, "load": 0.0}
         with connect(s) as con:
             ensure_raw_schema(con)
             try:
@@ -114,8 +116,11 @@ def build_ingest_asset(source: str) -> dg.AssetsDefinition:
                 loaded["rows"] += out.rows_loaded
                 loaded["quarantined"] += out.rows_quarantined
                 loaded["held"] += out.rows_held
+                for k, v in out.seconds.items():
+                    seconds[k] += v
                 context.log.info(f"[{i}/{len(todo)}] {d.path.name}: {out.rows_loaded} loaded, "
                                  f"{out.rows_quarantined} quarantined, {out.rows_held} held for unknown clients")
+            ctx.close()
             total = con.execute(f"SELECT count(*) FROM raw.{source}").fetchone()[0]
             preview = _ledger_preview(con, source)
             checks = _checks(con, source, warnings)
@@ -126,6 +131,7 @@ def build_ingest_asset(source: str) -> dg.AssetsDefinition:
             metadata={"files_loaded": loaded["files"], "files_skipped": len(skipped), "rows_loaded": loaded["rows"],
                       "rows_quarantined": loaded["quarantined"], "rows_held": loaded["held"],
                       "rows_released": loaded["released"], "dagster/row_count": int(total),
+                      **{f"seconds_{k}": round(v, 3) for k, v in seconds.items()},
                       "deliveries": dg.MetadataValue.md(preview)},
             check_results=checks)
 

@@ -9,6 +9,7 @@ import fcntl
 import os
 import subprocess
 import sys
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from .config import DBT_PROJECT_DIR, Settings
 from .resources import Warehouse
 
 DBT_EXECUTABLE = str(Path(sys.executable).parent / "dbt") if (Path(sys.executable).parent / "dbt").exists() else "dbt"
+DBT_TARGETS_KEPT = 20
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
 
 
@@ -78,7 +80,23 @@ def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse
     os.environ.update(dbt_env(warehouse.settings))
     # full_rebuild (jobs.py) tags its runs so incremental models are rebuilt from the raw layer.
     args = ["build", "--full-refresh"] if context.run.tags.get("lendseg/full_refresh") == "true" else ["build"]
-    yield from dbt.cli(args, context=context).stream()
+    target = dbt_target_dir(warehouse.settings) / f"{context.run_id[:8]}-{uuid.uuid4().hex[:6]}"
+    yield from dbt.cli(args, context=context, target_path=target).stream()
+    prune_targets(dbt_target_dir(warehouse.settings))
+
+
+def dbt_target_dir(settings: Settings) -> Path:
+    """Per-invocation dbt artefacts (run_results.json, logs) live under the data dir, not in the repository."""
+    return settings.data_dir / "dbt_target"
+
+
+def prune_targets(folder: Path, keep: int = DBT_TARGETS_KEPT) -> None:
+    """Keep the newest ``keep`` invocation folders so weeks of unattended runs do not fill the disk."""
+    import shutil
+
+    dirs = sorted((d for d in folder.iterdir() if d.is_dir()), key=lambda d: d.stat().st_mtime)
+    for old in dirs[:-keep] if keep > 0 else []:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 dbt_resource = DbtCliResource(project_dir=dbt_project, profiles_dir=str(DBT_PROJECT_DIR), dbt_executable=DBT_EXECUTABLE)

@@ -127,10 +127,12 @@ class SqlSuite:
             out.complete = True
         return out
 
-    def close(self) -> None:
-        """Release the DuckDB file: GX keeps one persisted connection per execution engine."""
-        import gc
+    def release(self) -> None:
+        """Close GX's connections to the DuckDB file (GX keeps one persisted connection per engine).
 
+        The suite stays usable: the next ``validate`` reconnects. Staging a new delivery into the same
+        scratch file needs the file released first.
+        """
         sources = {id(ds): ds for ds in (self.source, self.definition.data.data_asset.datasource)}
         for ds in sources.values():
             engine = getattr(ds, "_execution_engine", None)
@@ -141,5 +143,10 @@ class SqlSuite:
                 engine.engine.dispose()
             if getattr(ds, "_engine", None) is not None:  # the datasource's own engine (connection test)
                 ds._engine.dispose()
+
+    def close(self) -> None:
+        import gc
+
+        self.release()
         self.definition = self.source = self.ctx = None
         gc.collect()

@@ -41,12 +41,21 @@ def _add_clients(ws: Workspace, name: str, n: int, start: int) -> None:
 
 
 def test_reader_holding_file_open_neither_errors_nor_blocks_a_run(ws: Workspace) -> None:
-    reader = duckdb.connect(str(ws.warehouse), read_only=True)
+    import subprocess
+    import sys
+
+    reader = duckdb.connect(str(ws.warehouse), read_only=True)       # Python reader
+    cli = subprocess.Popen([str(Path(sys.executable).parent / "duckdb"), "-readonly", "-csv", str(ws.warehouse)],
+                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    cli.stdin.write("SELECT count(*) AS n FROM marts.dim_client;\n")   # the DuckDB CLI has the file open too
+    cli.stdin.flush()
     before = reader.execute("SELECT count(*) FROM marts.dim_client").fetchone()[0]
     _add_clients(ws, "clients_new_1.csv", 20, 1)
-    ws.lendseg("run", "--demo")                     # must not fail or wait because of the open reader
+    ws.lendseg("run", "--demo")                     # must not fail or wait because of the open readers
     assert reader.execute("SELECT count(*) FROM marts.dim_client").fetchone()[0] == before  # old snapshot
     reader.close()
+    out, err = cli.communicate("SELECT count(*) AS n FROM marts.dim_client;\n.quit\n", timeout=60)
+    assert err == "" and out.split() == ["n", str(before), "n", str(before)]
     assert _count(ws.warehouse) == before + 20    # new readers see the new version
 
 
