@@ -64,7 +64,7 @@ def tables(audit_dir: Path) -> dict[str, str]:
     return out
 
 
-def read(audit_dir: Path, table: str, con: duckdb.DuckDBPyConnection | None = None) -> str | None:
+def read(audit_dir: Path, table: str) -> str | None:
     """Reader SQL for one audit table, or None if it has no files yet."""
     return tables(audit_dir).get(table)
 

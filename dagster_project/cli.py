@@ -146,6 +146,43 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reidentify(args: argparse.Namespace) -> int:
+    """Map client_keys back to client_ids (needs LENDSEG_PII_KEY, or --demo on demo data); prints, never stores."""
+    from .config import ConfigError
+    from .review import QUEUE_SQL, check_key_available, keys_from_sql, reidentify
+
+    if args.demo:
+        os.environ["LENDSEG_DEMO"] = "1"
+    try:
+        key = check_key_available()
+    except ConfigError as e:
+        print(f"reidentify refused: {e}", file=sys.stderr)
+        return 2
+    s = load_settings()
+    keys = list(args.keys or [])
+    sql = QUEUE_SQL if args.queue else args.from_sql
+    if sql:
+        if not s.warehouse_path.exists():
+            print(f"no published warehouse at {s.warehouse_path}: run `lendseg run` first", file=sys.stderr)
+            return 2
+        keys += keys_from_sql(s.warehouse_path, sql)
+    if not keys:
+        print("no client_keys given (use --keys, --queue or --from-sql)", file=sys.stderr)
+        return 2
+    try:
+        rows = reidentify(s, keys, key)
+    except ValueError as e:
+        print(f"reidentify failed: {e}", file=sys.stderr)
+        return 1
+    print("client_id,client_key")
+    for client_id, client_key in rows:
+        print(f"{client_id},{client_key}")
+    missing = len(set(keys)) - len(rows)
+    if missing:
+        print(f"{missing} key(s) not found in the delivered client master files", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lendseg", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -179,6 +216,15 @@ def build_parser() -> argparse.ArgumentParser:
     pb.add_argument("--rollback", nargs="?", const="", metavar="VERSION",
                     help="restore VERSION (e.g. v000003), default the one before the current")
     pb.set_defaults(func=cmd_publish)
+
+    ri = sub.add_parser("reidentify", help="map client_keys back to client_ids (holders of LENDSEG_PII_KEY only; "
+                                           "printed, never stored)")
+    src = ri.add_mutually_exclusive_group(required=True)
+    src.add_argument("--keys", nargs="+", metavar="KEY", help="client_keys to map")
+    src.add_argument("--queue", action="store_true", help="every client_key in marts.segment_review_queue")
+    src.add_argument("--from-sql", metavar="SQL", help="read-only SQL on the published warehouse returning client_keys")
+    ri.add_argument("--demo", action="store_true", help="allow the public demo key when LENDSEG_PII_KEY is unset")
+    ri.set_defaults(func=cmd_reidentify)
 
     b = sub.add_parser("bench", help="benchmark the whole pipeline against a bare-DuckDB floor (temp location)")
     b.add_argument("--clients", type=int, default=10_000)

@@ -37,6 +37,9 @@ VARIABLES: list[tuple[str, str, str]] = [
     ("LENDSEG_STALE_AFTER_HOURS", "36", "published_warehouse counts as stale (freshness failing) after this many hours."),
     ("LENDSEG_LANDING_SETTLE_S", "30", "A landing file must be unchanged this long before the landing sensor takes it."),
     ("LENDSEG_LANDING_SENSOR_INTERVAL_S", "60", "How often the landing sensor looks for new files."),
+    ("LENDSEG_MODEL_DIR", "$LENDSEG_DATA_DIR/models", "Segmentation model store: every model version, the registry and the segment catalog."),
+    ("LENDSEG_SEG_REVIEW_CONFIDENCE", "0.1", "Clients scored with a segment confidence below this go to the review queue."),
+    ("LENDSEG_SEG_STABILITY_REFITS", "20", "clusterboot subsample refits per training (at least 20)."),
     ("DAGSTER_HOME", "$PWD/.dagster_home", "Dagster instance folder (run history); the README's commands create it."),
 ]
 

@@ -105,6 +105,20 @@ SOURCES: dict[str, Source] = {
         key=("account_key", "snapshot_month"),
         upsert="replace_key",
     ),
+    # Segment review decisions (docs/segmentation.md): confirm the model's segment or override it.
+    "review_decisions": Source(
+        name="review_decisions",
+        columns=(
+            Column("client_id", V, required=True, pii="hmac"),
+            Column("decision", V, required=True),
+            Column("segment_id", I),
+            Column("reviewer", V, required=True),
+            Column("decided_at", TS, required=True),
+            Column("comment", V),
+        ),
+        key=("client_key", "decided_at"),
+        upsert="replace_key",
+    ),
 }
 
 PII_COLUMNS: dict[str, tuple[str, ...]] = {

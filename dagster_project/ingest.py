@@ -16,6 +16,8 @@ DESCRIPTIONS = {
     "clients": "CRM client master, upserted by client_key (newest updated_at wins).",
     "credit_bureau": "Third-party credit-bureau reports; a re-delivered report_id replaces the earlier one.",
     "product_usage": "Monthly facility snapshots; a re-delivered (account_key, snapshot_month) replaces the row.",
+    "review_decisions": "Segment review decisions (confirm / override); every decision is kept, a re-delivered "
+                        "(client_key, decided_at) replaces the row.",
 }
 # Transient trouble (a slow file system, a lock) is retried with backoff; data verdicts raise
 # dg.Failure(allow_retries=False) and are never retried.

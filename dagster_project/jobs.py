@@ -19,11 +19,11 @@ TRANSFORM_GROUPS: tuple[str, ...] = ("reference", "staging", "intermediate", "ma
 # Stage -> asset groups, in pipeline order. Today every job runs ingest -> dbt -> publish.
 JOB_GROUPS: dict[str, tuple[str, ...]] = {
     # ingest new deliveries -> dbt -> score with the current model -> applications -> publish
-    "daily_refresh": ("ingest", *TRANSFORM_GROUPS, "publish"),  # later: + "ml" scoring, "applications"
+    "daily_refresh": ("ingest", *TRANSFORM_GROUPS, "ml", "applications", "publish"),
     # retrain -> challenger checks -> promotion -> rescore -> publish
-    "monthly_retrain": ("ingest", *TRANSFORM_GROUPS, "publish"),  # later: + "ml" (training), "applications"
+    "monthly_retrain": ("ingest", *TRANSFORM_GROUPS, "ml_training", "ml", "applications", "publish"),
     # rebuild every derived table from the raw layer after a code change (raw, ledgers, audit kept)
-    "full_rebuild": ("ingest", *TRANSFORM_GROUPS, "publish"),  # later: + "ml", "applications"
+    "full_rebuild": ("ingest", *TRANSFORM_GROUPS, "ml", "applications", "publish"),
 }
 
 WRITER_TAG_KEY = "lendseg/writer"
@@ -31,9 +31,9 @@ WRITER_TAG_VALUE = "build"
 FULL_REFRESH_TAG = "lendseg/full_refresh"
 
 DESCRIPTIONS = {
-    "daily_refresh": "Ingest new deliveries -> dbt build (models + tests) -> publish the checked warehouse.",
-    "monthly_retrain": "Monthly: retrain and challenge the segment model, promote, rescore -> publish "
-                       "(today: the same stages as daily_refresh until the ml group lands).",
+    "daily_refresh": "Ingest new deliveries -> dbt build (models + tests) -> score segments with the champion model "
+                     "(bootstraps one on the first run) -> publish the checked warehouse.",
+    "monthly_retrain": "Monthly: retrain the segment model (challenger), blocking checks, promote, rescore -> publish.",
     "full_rebuild": "After a code change: rebuild every derived table from the raw layer and publish. Keeps state: "
                     f"the raw layer, delivery ledger and audit store are never dropped. Tagged {FULL_REFRESH_TAG}=true "
                     "so that incremental dbt models can be built with --full-refresh.",

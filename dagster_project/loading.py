@@ -26,7 +26,8 @@ from .landing import Breach, Delivery, DeliveryRejected, delivered_columns, stag
 from .suites import rules
 from .validation import SqlSuite, SuiteOutcome, landing_query
 
-KEY_STAT = {"clients": "annual_revenue", "credit_bureau": "bureau_score", "product_usage": "credit_limit"}
+KEY_STAT = {"clients": "annual_revenue", "credit_bureau": "bureau_score", "product_usage": "credit_limit",
+            "review_decisions": "segment_id"}
 MASK_SQL = "regexp_replace(regexp_replace(left({v}, 20), '\\pL', 'x', 'g'), '\\d', '9', 'g')"
 
 

@@ -7,6 +7,7 @@ import dagster as dg
 from . import audit
 from .publish import PUBLISHED_SCHEMAS, failed_blocking_checks, publish
 from .resources import Warehouse
+from .applications import APPLICATION_KEYS
 from .transform import dbt_models
 
 
@@ -26,7 +27,7 @@ def _record_checks(context: dg.AssetExecutionContext, audit_dir) -> None:
 @dg.asset(
     group_name="publish",
     kinds={"duckdb"},
-    deps=list(dbt_models.keys),
+    deps=[*dbt_models.keys, *APPLICATION_KEYS],  # applications.py: published after the application tables
     retry_policy=dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL),
 )
 def published_warehouse(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:

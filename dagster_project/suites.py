@@ -89,6 +89,17 @@ def rules(source: str, today: date) -> list[Rule]:
             Rule("not_future:snapshot_month", "ExpectColumnValuesToBeBetween",
                  {"column": "snapshot_month", "min_value": datetime(1990, 1, 1), "max_value": _end_of(today)}),
         ]
+    if source == "review_decisions":
+        return common + [
+            Rule("accepted:decision", "ExpectColumnValuesToBeInSet",
+                 {"column": "decision", "value_set": ["confirm", "override"]}),
+            # an override names the segment it assigns; a confirm names none (or the confirmed one)
+            Rule("required_for_override:segment_id", "ExpectColumnValuesToBeInSet",
+                 {"column": "override_has_segment", "value_set": [True]}),
+            Rule("range:segment_id", "ExpectColumnValuesToBeBetween", {"column": "segment_id", "min_value": 1}),
+            Rule("not_future:decided_at", "ExpectColumnValuesToBeBetween",
+                 {"column": "decided_at", "min_value": datetime(2000, 1, 1), "max_value": _end_of(today)}),
+        ]
     raise KeyError(source)
 
 

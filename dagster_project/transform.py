@@ -78,6 +78,10 @@ translator = LendsegTranslator(settings=DagsterDbtTranslatorSettings(enable_sour
 def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse):
     """``dbt build`` of the selected models, seeds and tests against the build database."""
     os.environ.update(dbt_env(warehouse.settings))
+    # A Python asset between dbt models (ml.segment_scoring) splits a run's dbt build into several steps; a
+    # test with parents in two steps (e.g. relationships to a seed) must run only once all its parents are
+    # built, so tests are selected "buildable" instead of dbt's default "eager".
+    os.environ.setdefault("DBT_INDIRECT_SELECTION", "buildable")
     # full_rebuild (jobs.py) tags its runs so incremental models are rebuilt from the raw layer.
     args = ["build", "--full-refresh"] if context.run.tags.get("lendseg/full_refresh") == "true" else ["build"]
     target = dbt_target_dir(warehouse.settings) / f"{context.run_id[:8]}-{uuid.uuid4().hex[:6]}"

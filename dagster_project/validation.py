@@ -77,6 +77,9 @@ def landing_query(source: str, table: str = "stage") -> str:
         cols.append("regexp_full_match(industry_code, '[A-Ta-t]([0-9]{2,4})?') AS industry_code_well_formed")
     if source == "product_usage":
         cols.append("day(TRY_CAST(snapshot_month AS DATE)) AS snapshot_day")
+    if source == "review_decisions":
+        cols.append("(decision IS DISTINCT FROM 'override' OR TRY_CAST(segment_id AS BIGINT) IS NOT NULL) "
+                    "AS override_has_segment")
     return f"SELECT {', '.join(cols)} FROM {table}"
 
 

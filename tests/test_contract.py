@@ -5,7 +5,7 @@ from dagster_project.contract import PII_COLUMNS, SOURCES, mask, missing_columns
 
 
 def test_every_source_has_required_keys_and_types() -> None:
-    assert set(SOURCES) == {"clients", "credit_bureau", "product_usage"}
+    assert set(SOURCES) == {"clients", "credit_bureau", "product_usage", "review_decisions"}
     for src in SOURCES.values():
         stored = {c.stored_name for c in src.kept}
         assert set(src.key) <= stored, src.name

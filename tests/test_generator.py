@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import dagster_project.generate as gen
 from dagster_project.generate import (
     ARCHETYPES,
     BUREAU_COLUMNS,
@@ -24,6 +25,7 @@ from dagster_project.generate import (
     generate,
 )
 
+SEEDS = Path(__file__).resolve().parents[1] / "dbt" / "seeds"
 END_MONTH = date(2026, 10, 1)
 MONTHS = 18
 N_CLIENTS = 2000
@@ -406,9 +408,60 @@ def test_product_adoption(dataset: dict[str, object]) -> None:
     mature = adopted[adopted["archetype"] == "mature_service"]["new_product"]
     tech = adopted[adopted["archetype"] == "tech_sme"]["new_product"]
     large = adopted[adopted["archetype"] == "large_manufacturer"]["new_product"]
+    startup = adopted[adopted["archetype"] == "startup"]["new_product"]
     assert (mature == "supply_chain_finance").mean() > 0.4
-    assert tech.isin(["ip_pledge_loan", "revolving_credit"]).mean() > 0.5
+    assert tech.isin(["ip_pledge_loan", "trade_finance"]).mean() > 0.5
     assert large.isin(["project_finance", "trade_finance"]).mean() > 0.5
+    assert (startup == "ip_pledge_loan").mean() > 0.6
+
+
+def test_planted_adoptions_respect_catalogue_stage_and_risk_class(dataset: dict[str, object]) -> None:
+    """New products of existing clients serve the firm stage at end_month and never
+    open a product closed to the client's high risk class (sections B, D, E)."""
+    con = _con(dataset).cursor()
+    cat = pd.read_csv(SEEDS / "product_catalogue.csv", keep_default_na=False)
+    con.register("catalogue", cat)
+    bad = _scalar(con, f"""
+        WITH firsts AS (
+            SELECT client_id, product_code, min(snapshot_month) AS first_month
+            FROM product_usage GROUP BY ALL HAVING min(snapshot_month) >= DATE '2026-05-01'),
+        staged AS (
+            SELECT f.product_code, left(c.industry_code, 1) IN ('B', 'D', 'E') AS high,
+                   CASE WHEN date_diff('month', c.founded_date, DATE '{END_MONTH}' + INTERVAL 1 MONTH
+                                       - INTERVAL 1 DAY) < 36 THEN 'startup'
+                        WHEN date_diff('month', c.founded_date, DATE '{END_MONTH}' + INTERVAL 1 MONTH
+                                       - INTERVAL 1 DAY) < 120 THEN 'growth'
+                        ELSE 'established' END AS stage
+            FROM firsts f JOIN clients c USING (client_id)
+            WHERE c.onboarding_date < DATE '2026-05-01')  -- new products of existing clients
+        SELECT count(*) FROM staged s JOIN catalogue k USING (product_code)
+        WHERE NOT list_contains(string_split(k.firm_stages_served, '|'), s.stage)
+           OR (s.high AND k.excluded_risk_classes = 'high')""")
+    assert bad == 0
+
+
+def test_eligibility_tables_match_seeds() -> None:
+    """The generator's copies of the catalogue, master scale and SME thresholds match the dbt seeds."""
+    cat = pd.read_csv(SEEDS / "product_catalogue.csv", keep_default_na=False)
+    for row in cat.itertuples():
+        min_size, excluded, min_grade, stages, secured = gen._CATALOGUE[row.product_code]
+        assert (min_size, min_grade) == (row.min_size_class, row.min_rating_grade)
+        assert set(excluded) == set(filter(None, row.excluded_risk_classes.split("|")))
+        assert set(stages) == set(row.firm_stages_served.split("|"))
+        assert secured == (str(row.secured).lower() == "true")
+    scale = pd.read_csv(SEEDS / "rating_master_scale.csv").dropna(subset=["score_min"])
+    assert list(gen._SCORE_MIN) == scale.sort_values("grade_order").score_min.astype(int).tolist()
+    thr = pd.read_csv(SEEDS / "sme_size_thresholds.csv")
+    for row in thr.itertuples():
+        ma, mb, *limits = gen._SME_GROUPS[row.group_code]
+        assert (ma, mb or np.nan) == (row.measure_a, row.measure_b) or (
+            ma == row.measure_a and mb is None and pd.isna(row.measure_b))
+        expected = [row.sme_ceiling_a, row.sme_ceiling_b, row.medium_min_a, row.medium_min_b,
+                    row.small_min_a, row.small_min_b]
+        np.testing.assert_array_equal(np.array(limits, dtype=float), np.array(expected, dtype=float))
+    div = pd.read_csv(SEEDS / "industry_divisions.csv", keep_default_na=False)
+    # Every seed prefix (used as a full code) is placed in its group by the generator.
+    assert list(gen._sme_groups(div.code_prefix.to_numpy(dtype=str))) == div.sme_group_code.tolist()
 
 
 def _cv_accuracy(x: pd.DataFrame, y: pd.Series) -> float:

@@ -1,0 +1,126 @@
+-- Every dim_client column plus the client's model segment, the review outcome and the final segment.
+-- Review rules (docs/segmentation.md): the latest decision per client counts. It is VALID while the
+-- client's size_class, rating_grade and industry_code equal those the reviewer saw (ml.review_decision_context:
+-- the client's published snapshot when the decision was first processed); a confirm also needs the model
+-- segment to be unchanged. A valid override sets final_segment_id; an expired decision sends the client
+-- back to the queue.
+with dim as (
+    select * from {{ ref('dim_client') }}
+),
+
+assignments as (
+    select * from {{ source('ml', 'segment_assignments') }}
+),
+
+snapshots as (
+    select * from {{ source('ml', 'segment_assignment_snapshots') }}
+),
+
+catalog as (
+    select * from {{ source('ml', 'segment_catalog') }}
+),
+
+latest_decision as (
+    select *
+    from {{ source('review', 'review_decisions') }}
+    qualify row_number() over (partition by client_key order by decided_at desc) = 1
+),
+
+review as (
+    select
+        l.client_key,
+        l.decision,
+        l.segment_id                                                       as review_segment_id,
+        l.reviewer,
+        l.decided_at,
+        c.seen_segment_id,
+        c.seen_size_class,
+        c.seen_rating_grade,
+        c.seen_industry_code,
+        c.client_key is not null                                           as seen_known
+    from latest_decision as l
+    left join {{ source('ml', 'review_decision_context') }} as c
+        on l.client_key = c.client_key and l.decided_at = c.decided_at
+),
+
+previous_snapshot as (
+    -- the client's segment in the latest snapshot before the current as-of date
+    select s.client_key, arg_max(s.segment_id, s.as_of_date) as previous_segment_id
+    from snapshots as s
+    where s.as_of_date < (select max(as_of_date) from assignments)
+    group by 1
+),
+
+scored as (
+    select
+        d.*,
+        a.segment_id,
+        a.confidence,
+        a.low_confidence,
+        a.model_version,
+        a.scored_at,
+        p.previous_segment_id,
+        a.client_key is not null
+            and percent_rank() over (partition by a.client_key is not null
+                                     order by d.current_credit_limit) >= 0.95  as top_exposure,
+        r.decision,
+        r.review_segment_id,
+        r.reviewer,
+        r.decided_at,
+        r.decision is not null
+            and (not r.seen_known or (
+                d.size_class is not distinct from r.seen_size_class
+                and d.rating_grade is not distinct from r.seen_rating_grade
+                and d.industry_code is not distinct from r.seen_industry_code))
+            and (r.decision = 'override' or a.segment_id is not distinct from r.seen_segment_id)
+                                                                           as review_valid
+    from dim as d
+    left join assignments as a on d.client_key = a.client_key
+    left join previous_snapshot as p on d.client_key = p.client_key
+    left join review as r on d.client_key = r.client_key
+),
+
+flagged as (
+    select
+        *,
+        coalesce(previous_segment_id <> segment_id, false)                 as segment_changed,
+        decision is not null and not review_valid                          as review_expired
+    from scored
+)
+
+select
+    f.* exclude (low_confidence, top_exposure, previous_segment_id, decision, review_segment_id, reviewer,
+                 decided_at, review_valid, segment_changed, review_expired, segment_id, confidence, model_version,
+                 scored_at),
+    f.segment_id,
+    c.segment_name,
+    f.confidence,
+    f.segment_id is not null and not f.review_valid and (
+        f.low_confidence or (f.top_exposure and f.segment_changed) or f.review_expired)
+                                                                           as needs_review,
+    case
+        when f.segment_id is null or f.review_valid then null
+        else nullif(concat_ws('; ',
+            case when f.low_confidence then 'low_confidence' end,
+            case when f.top_exposure and f.segment_changed then 'top_exposure_segment_changed' end,
+            case when f.review_expired then 'review_expired_attributes_changed' end), '')
+    end                                                                    as review_reason,
+    case when f.review_valid and f.decision = 'override' then f.review_segment_id else f.segment_id end
+                                                                           as final_segment_id,
+    fc.segment_name                                                        as final_segment_name,
+    case
+        when f.review_valid then 'review'
+        when f.segment_id is not null then 'model'
+    end                                                                    as assignment_source,
+    f.previous_segment_id,
+    f.segment_changed,
+    f.top_exposure,
+    f.decision                                                             as review_decision,
+    f.decided_at                                                           as review_decided_at,
+    f.reviewer,
+    f.model_version,
+    f.scored_at
+from flagged as f
+left join catalog as c on f.segment_id = c.segment_id
+left join catalog as fc
+    on (case when f.review_valid and f.decision = 'override' then f.review_segment_id else f.segment_id end) = fc.segment_id

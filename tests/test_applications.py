@@ -1,0 +1,227 @@
+"""Unit tests of the business-application rules (pure functions: recommend.py, early_warning.py, policy rules)."""
+
+from datetime import date
+
+import numpy as np
+import pytest
+
+from dagster_project import early_warning as ew
+from dagster_project import recommend as rc
+from dagster_project.applications import client_track, contact_intensity, segment_track
+
+CATALOGUE = {
+    "term_loan": rc.Product("term_loan", False, "large", "R3", frozenset(), frozenset({"established"})),
+    "revolving_credit": rc.Product("revolving_credit", False, "medium", "R4", frozenset({"high"}),
+                                   frozenset({"growth", "established"})),
+    "project_finance": rc.Product("project_finance", True, "large", "R4", frozenset(), frozenset({"established"})),
+    "ip_pledge_loan": rc.Product("ip_pledge_loan", True, "micro", "R6", frozenset(), frozenset({"startup", "growth"})),
+    "startup_credit_loan": rc.Product("startup_credit_loan", False, "micro", "R6", frozenset({"high"}),
+                                      frozenset({"startup"})),
+    "equipment_leasing": rc.Product("equipment_leasing", True, "small", "R5", frozenset(),
+                                    frozenset({"growth", "established"})),
+}
+
+
+def client(**kw) -> rc.ClientProfile:
+    base = dict(size_class="large", firm_stage="established", technology_firm=False, industry_risk_class="standard",
+                rating_grade="R2", industry_section="C")
+    return rc.ClientProfile(**(base | kw))
+
+
+# ---- eligibility ----------------------------------------------------------------------------------------
+
+def test_large_established_manufacturer_is_eligible_for_long_term_credit() -> None:
+    assert rc.eligibility_failures(CATALOGUE["term_loan"], client()) == []
+
+
+@pytest.mark.parametrize("kw, code", [
+    ({"size_class": "medium"}, "SIZE_BELOW_MIN"),
+    ({"size_class": "unknown"}, "SIZE_UNKNOWN"),
+    ({"rating_grade": "R4"}, "RATING_BELOW_MIN"),
+    ({"rating_grade": "D"}, "RATING_DEFAULT"),
+    ({"firm_stage": "growth"}, "STAGE_NOT_SERVED"),
+])
+def test_each_catalogue_rule_blocks_term_loan(kw, code) -> None:
+    assert code in rc.eligibility_failures(CATALOGUE["term_loan"], client(**kw))
+
+
+def test_high_risk_floor_blocks_unsecured_below_r3_but_not_secured() -> None:
+    high = client(industry_risk_class="high", rating_grade="R4", size_class="medium", firm_stage="growth")
+    rev = rc.eligibility_failures(CATALOGUE["revolving_credit"], high)
+    assert "RISK_CLASS_EXCLUDED" in rev and "HIGH_RISK_FLOOR" in rev
+    assert rc.is_eligible(CATALOGUE["equipment_leasing"], high)  # secured: the floor does not apply
+    assert rc.is_eligible(CATALOGUE["term_loan"], client(industry_risk_class="high", rating_grade="R3"))
+    assert "HIGH_RISK_FLOOR" in rc.eligibility_failures(CATALOGUE["term_loan"], client(industry_risk_class="high",
+                                                                                        rating_grade="R5"))
+
+
+def test_unrated_clients_are_assessed_as_r6() -> None:
+    startup = client(size_class="micro", firm_stage="startup", rating_grade="unrated", technology_firm=True)
+    assert rc.is_eligible(CATALOGUE["startup_credit_loan"], startup)
+    assert "RATING_BELOW_MIN" in rc.eligibility_failures(CATALOGUE["equipment_leasing"], client(rating_grade="unrated"))
+
+
+def test_product_from_catalogue_row_parses_pipes_and_empty_exclusions() -> None:
+    p = rc.Product.from_row({"product_code": "x", "secured": True, "min_size_class": "small", "min_rating_grade": "R5",
+                             "excluded_risk_classes": None, "firm_stages_served": "growth|established"})
+    assert p.excluded_risk_classes == frozenset() and p.firm_stages_served == {"growth", "established"}
+
+
+# ---- playbook, advisory and reason codes ---------------------------------------------------------------------
+
+def test_playbook_targets() -> None:
+    assert rc.playbook_codes("project_finance", client()) == ["PLAYBOOK_LARGE_MANUFACTURER_LONG_TERM"]
+    assert rc.playbook_codes("project_finance", client(industry_section="G")) == []
+    tech = client(size_class="small", technology_firm=True, firm_stage="growth", industry_section="I")
+    assert rc.playbook_codes("ip_pledge_loan", tech) == ["PLAYBOOK_TECH_SME_IP_PLEDGE"]
+    assert rc.playbook_codes("ip_pledge_loan", client(technology_firm=True)) == []  # large: not an SME
+    assert rc.playbook_codes("startup_credit_loan", client(firm_stage="startup")) == ["PLAYBOOK_STARTUP_CREDIT"]
+
+
+def test_advisory_for_established_large_or_medium_not_in_default() -> None:
+    assert rc.advisory_recommended(client())
+    assert rc.advisory_recommended(client(size_class="medium"))
+    assert not rc.advisory_recommended(client(firm_stage="growth"))
+    assert not rc.advisory_recommended(client(size_class="small"))
+    assert not rc.advisory_recommended(client(rating_grade="D"))
+
+
+def test_reason_codes_and_text_are_readable() -> None:
+    codes = rc.reason_codes(CATALOGUE["project_finance"], client(), peer_share=0.62, popularity=0.2)
+    assert codes == ["PEERS_HOLD_STRONG", "PLAYBOOK_LARGE_MANUFACTURER_LONG_TERM"]
+    text = rc.reason_text(codes, 0.62)
+    assert text.startswith("Held by 62% of the 30 most similar clients") and "large manufacturers" in text
+    weak = rc.reason_codes(CATALOGUE["equipment_leasing"], client(industry_risk_class="high", rating_grade="unrated"),
+                           peer_share=0.05, popularity=0.4)
+    assert weak == ["SECURED_FOR_HIGH_RISK_INDUSTRY", "POPULAR_PRODUCT", "UNRATED_ASSUMED_R6"]
+    assert all(c in rc.REASON_TEXT for c in weak)
+
+
+def test_ranking_excludes_held_and_ineligible_and_breaks_ties_by_code() -> None:
+    scores = {"a": 0.5, "b": 0.9, "c": 0.5, "d": 0.7, "e": 0.1}
+    assert rc.rank_products(scores, held={"b"}) == ["d", "a", "c"]
+    assert rc.rank_products(scores, held={"b"}, eligible={"c", "e"}) == ["c", "e"]
+    assert rc.popularity_ranking({"x": 0.1, "y": 0.3, "z": 0.2}, held=set(), n=2) == ["y", "z"]
+    assert rc.hit_at_k(["a", "b", "c"], {"c"}) and not rc.hit_at_k(["a", "b", "c", "d"], {"d"})
+
+
+def test_score_weights_playbook_and_peers() -> None:
+    assert rc.score(0.4, True, 0.2) == pytest.approx(0.4 + rc.W_PLAYBOOK + rc.W_POPULARITY * 0.2)
+    assert rc.score(0.6, False, 0.0) > rc.score(0.2, True, 0.0)
+
+
+def test_peer_shares_never_use_the_client_itself() -> None:
+    x = np.array([[0.0], [0.1], [5.0], [5.1]])
+    holdings = np.array([[1, 0], [1, 0], [0, 1], [0, 1]])
+    shares = rc.peer_shares(x, holdings, x, np.arange(4), k=1)
+    assert np.allclose(shares, holdings)  # the nearest OTHER client holds the same product
+    lonely = rc.peer_shares(x, np.array([[1, 0], [0, 0], [0, 0], [0, 0]]), x[:1], np.array([0]), k=1)
+    assert lonely[0, 0] == 0.0  # its own holding does not count
+
+
+# ---- bootstrap ---------------------------------------------------------------------------------------------
+
+def test_bootstrap_ci_is_reproducible_and_brackets_the_mean() -> None:
+    x = np.r_[np.ones(60), np.zeros(40)]
+    est, lo, hi = rc.bootstrap_ci(x, n_boot=2000)
+    assert est == pytest.approx(0.6)
+    assert lo < 0.6 < hi and 0.16 < hi - lo < 0.23  # about 0.6 +/- 1.96 x sqrt(.24/100)
+    assert rc.bootstrap_ci(x, n_boot=2000) == (est, lo, hi)
+    assert np.isnan(rc.bootstrap_ci([])[0])
+    d, dlo, dhi = rc.paired_bootstrap_diff(np.ones(50), np.r_[np.ones(25), np.zeros(25)])
+    assert d == pytest.approx(0.5) and 0.3 < dlo < 0.5 < dhi
+
+
+# ---- early-warning severity ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("signal, value, expected", [
+    ("score_drop", 19, None), ("score_drop", 20, "watch"), ("score_drop", 30, "warning"), ("score_drop", 60, "critical"),
+    ("arrears", 0, None), ("arrears", 5, "watch"), ("arrears", 30, "warning"), ("arrears", 61, "critical"),
+    ("high_utilisation", 1, None), ("high_utilisation", 2, "watch"), ("high_utilisation", 6, "warning"),
+    ("negative_cash_flow", 2, "watch"), ("negative_cash_flow", 4, "warning"),
+    ("legal_judgments", 1, "watch"), ("legal_judgments", 3, "warning"),
+    ("inquiries", 2, None), ("inquiries", 3, "watch"), ("inquiries", 6, "warning"),
+    ("collateral", 1.0, None), ("collateral", 0.99, "watch"), ("collateral", 0.1, "watch"),
+    ("multiple_signals", 3, None), ("multiple_signals", 4, "warning"), ("multiple_signals", 5, "critical"),
+])
+def test_severity_rules(signal, value, expected) -> None:
+    assert ew.severity(signal, value) == expected
+
+
+def test_multiple_signals_counts_other_signals() -> None:
+    m = date(2026, 1, 31)
+    obs = {("c1", s): ew.Observation(1, 1, m, "watch") for s in ("arrears", "inquiries", "collateral", "legal_judgments")}
+    obs[("c2", "arrears")] = ew.Observation(1, 1, m, "watch")
+    out = ew.add_multiple_signals(obs, m)
+    assert out[("c1", "multiple_signals")].severity == "warning" and ("c2", "multiple_signals") not in out
+
+
+# ---- open / clear timeline ---------------------------------------------------------------------------------
+
+def _obs(sev: str, value: float = 1.0, d: date = date(2026, 1, 1)) -> ew.Observation:
+    return ew.Observation(value, 1.0, d, sev)
+
+
+def test_one_open_warning_per_client_and_signal_until_it_clears() -> None:
+    k = ("c1", "arrears")
+    months = [
+        (date(2026, 1, 31), {k: _obs("watch", 10)}),
+        (date(2026, 2, 28), {k: _obs("warning", 40)}),
+        (date(2026, 3, 31), {k: _obs("critical", 70)}),
+        (date(2026, 4, 30), {}),
+        (date(2026, 5, 31), {k: _obs("watch", 5)}),
+    ]
+    open_, closed = ew.replay({}, months)
+    assert len(closed) == 1 and len(open_) == 1
+    first = closed[0]
+    assert (first.opened_at, first.cleared_at, first.last_seen_at) == (date(2026, 1, 31), date(2026, 4, 30), date(2026, 3, 31))
+    assert first.severity == "critical" and first.max_severity == "critical" and first.observed_value == 70
+    assert first.first_warning_at == date(2026, 2, 28)
+    again = open_[k]
+    assert again.opened_at == date(2026, 5, 31) and again.is_open and again.first_warning_at is None
+
+
+def test_replay_in_two_runs_equals_one_run() -> None:
+    k1, k2 = ("c1", "score_drop"), ("c2", "inquiries")
+    months = [(date(2026, m, 28), act) for m, act in [
+        (1, {k1: _obs("watch")}), (2, {k1: _obs("warning"), k2: _obs("watch")}), (3, {k2: _obs("watch")}), (4, {})]]
+    one_open, one_closed = ew.replay({}, months)
+    mid_open, mid_closed = ew.replay({}, months[:2])
+    two_open, two_closed = ew.replay(mid_open, months[2:])
+    assert one_open == two_open and sorted(map(repr, one_closed)) == sorted(map(repr, mid_closed + two_closed))
+    # a month with the signal still active keeps the SAME episode (opened_at unchanged)
+    assert ew.replay({}, months[:3])[0][k2].opened_at == date(2026, 2, 28)
+
+
+def test_evaluation_precision_recall_and_lead() -> None:
+    flagged = {"a": date(2026, 1, 31), "b": date(2026, 3, 31), "c": date(2026, 3, 31)}
+    default = {"a": date(2026, 6, 1), "b": date(2026, 5, 1), "d": date(2026, 6, 1)}
+    r = ew.evaluate(flagged, default, population=["a", "b", "c", "d", "e"])
+    assert (r.flagged, r.positives, r.true_positives) == (3, 3, 2)
+    assert r.precision == pytest.approx(2 / 3) and r.recall == pytest.approx(2 / 3)
+    assert r.median_lead_months == 3.5  # 5 and 2 months
+
+
+# ---- credit policy and marketing rules -----------------------------------------------------------------
+
+def test_segment_tracks() -> None:
+    assert segment_track(0.20, 4.0, 0.05, 0.0)[0] == "restricted"
+    assert segment_track(0.0, 6.6, 0.05, 0.0) == ("restricted", "MEAN_GRADE_R7_OR_WORSE")
+    assert segment_track(0.0, 3.0, 0.05, 0.8) == ("enhanced_review", "HIGH_RISK_SHARE_GE_50PCT")
+    assert segment_track(0.0, 3.0, 0.05, 0.1) == ("standard", "SEGMENT_RISK_WITHIN_APPETITE")
+
+
+def test_client_tracks_with_reasons() -> None:
+    assert client_track("standard", "R2", "standard", False, False)[0] == "standard"
+    assert client_track("standard", "D", "standard", False, False) == ("restricted", "OWN_GRADE_D")
+    assert client_track("standard", "R2", "standard", True, True) == ("restricted", "OPEN_CRITICAL_EARLY_WARNING")
+    assert client_track("restricted", "R2", "standard", False, False)[0] == "enhanced_review"
+    assert client_track("restricted", "R2", "high", False, False)[0] == "restricted"
+    track, why = client_track("standard", "unrated", "high", False, True)
+    assert track == "enhanced_review" and why == "HIGH_RISK_INDUSTRY|UNRATED|OPEN_EARLY_WARNING"
+
+
+def test_contact_intensity() -> None:
+    assert contact_intensity("restricted", 0.9, 0.9) == "low"
+    assert contact_intensity("standard", 0.35, 0.1) == "high"
+    assert contact_intensity("enhanced_review", 0.9, 0.9) == "medium"

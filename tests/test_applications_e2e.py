@@ -1,0 +1,94 @@
+"""End to end: generated deliveries -> `lendseg run` -> the application tables are published and the time-split
+evaluations meet their bars; the warning timeline survives `full_rebuild`."""
+
+import duckdb
+import pytest
+
+from conftest import Workspace, make_workspace
+
+pytestmark = pytest.mark.e2e
+
+TABLES = ("client_product_recommendations", "recommendation_evaluation", "risk_early_warnings",
+          "early_warning_evaluation", "segment_policy", "client_policy", "segment_marketing")
+
+
+@pytest.fixture(scope="module")
+def app_ws(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
+    """2,500 clients over 24 months (seed 7, not the README default): enough signal for a 6-month time split."""
+    ws = make_workspace(tmp_path_factory.mktemp("apps"), clients=2500, months=24, seed=7)
+    ws.lendseg("run", "--demo", timeout=900)
+    return ws
+
+
+def q(ws: Workspace, sql: str) -> list[tuple]:
+    con = duckdb.connect(str(ws.warehouse), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def test_application_tables_are_published_with_column_comments(app_ws: Workspace) -> None:
+    for t in TABLES:
+        assert q(app_ws, f"SELECT count(*) FROM marts.{t}")[0][0] > 0, t
+        missing = q(app_ws, f"SELECT column_name FROM duckdb_columns() WHERE schema_name = 'marts' AND table_name = '{t}' "
+                            "AND (comment IS NULL OR comment = '')")
+        assert not missing, f"{t}: columns without comment {missing}"
+    assert not q(app_ws, "SELECT * FROM duckdb_tables() WHERE schema_name = 'state'")  # state is never published
+
+
+def test_every_active_client_and_prospect_gets_at_most_three_eligible_unheld_products(app_ws: Workspace) -> None:
+    (missing,) = q(app_ws, """SELECT count(*) FROM marts.dim_client d WHERE lifecycle_stage IN ('new','growing','mature','prospect')
+                             AND client_key NOT IN (SELECT client_key FROM marts.client_product_recommendations)""")[0]
+    assert missing == 0
+    (bad_rank,) = q(app_ws, "SELECT count(*) FROM (SELECT client_key, count(*) n FROM marts.client_product_recommendations "
+                            "GROUP BY 1) WHERE n > 3")[0]
+    assert bad_rank == 0
+    (held,) = q(app_ws, """SELECT count(*) FROM marts.client_product_recommendations r JOIN marts.fct_client_usage_profile u
+                          USING (client_key) WHERE list_contains(string_split(u.products_held_list, '|'), r.product_code)""")[0]
+    assert held == 0
+    # high-risk industry below R3 never gets an unsecured product
+    (floor,) = q(app_ws, """SELECT count(*) FROM marts.client_product_recommendations r JOIN marts.dim_client d USING (client_key)
+                           WHERE d.industry_risk_class = 'high' AND r.product_code IN ('term_loan','revolving_credit','startup_credit_loan')
+                           AND coalesce(d.rating_grade_order, 6) > 3""")[0]
+    assert floor == 0
+    assert q(app_ws, "SELECT count(*) FROM marts.client_product_recommendations WHERE reason_text = '' "
+                     "OR reason_codes IS NULL")[0][0] == 0
+
+
+def test_recommendation_time_split_beats_popularity(app_ws: Workspace) -> None:
+    rows = {(m, c): (n, hr, lo, hi) for m, c, n, hr, lo, hi in q(
+        app_ws, "SELECT method, candidate_set, clients_evaluated, hit_rate_at_3, ci_low, ci_high FROM marts.recommendation_evaluation")}
+    n, hr, lo, _ = rows[("model", "all_not_held")]
+    assert n >= 200
+    assert lo > rows[("popularity", "all_not_held")][1], rows
+    cutoff, end = q(app_ws, "SELECT DISTINCT cutoff_month, outcome_end_month FROM marts.recommendation_evaluation")[0]
+    assert (end.year * 12 + end.month) - (cutoff.year * 12 + cutoff.month) == 6
+
+
+def test_early_warning_time_split_meets_the_bar(app_ws: Workspace) -> None:
+    p, r, lead, positives = q(app_ws, "SELECT precision, recall, median_lead_months, positives FROM marts.early_warning_evaluation "
+                                      "WHERE flag_level = 'warning'")[0]
+    assert positives >= 30
+    assert r >= 0.70 and p >= 0.30 and lead >= 2, (p, r, lead)
+
+
+def test_warnings_have_one_open_row_per_client_and_signal(app_ws: Workspace) -> None:
+    assert q(app_ws, "SELECT count(*) FROM (SELECT client_key, signal FROM marts.risk_early_warnings WHERE status = 'open' "
+                     "GROUP BY ALL HAVING count(*) > 1)")[0][0] == 0
+    assert q(app_ws, "SELECT count(*) FROM marts.risk_early_warnings WHERE severity NOT IN ('watch','warning','critical') "
+                     "OR (status = 'cleared') <> (cleared_at IS NOT NULL) OR cleared_at <= opened_at")[0][0] == 0
+
+
+def test_policy_and_marketing_cover_every_segment(app_ws: Workspace) -> None:
+    assert q(app_ws, "SELECT count(*) FROM marts.client_policy")[0][0] == q(app_ws, "SELECT count(*) FROM marts.dim_client")[0][0]
+    assert {r[0] for r in q(app_ws, "SELECT DISTINCT approval_track FROM marts.client_policy")} <= {
+        "standard", "enhanced_review", "restricted"}
+    assert q(app_ws, "SELECT count(*) FROM marts.segment_policy")[0][0] == q(app_ws, "SELECT count(*) FROM marts.segment_marketing")[0][0]
+
+
+def test_warning_timeline_survives_full_rebuild(app_ws: Workspace) -> None:
+    sql = "SELECT warning_id, opened_at, cleared_at, severity FROM marts.risk_early_warnings ORDER BY ALL"
+    before = q(app_ws, sql)
+    app_ws.lendseg("run", "--demo", "--job", "full_rebuild", timeout=900)
+    assert q(app_ws, sql) == before
