@@ -93,11 +93,11 @@ def build_alert(job_name: str, run_id: str, failed_steps: list[str], error: str,
     }
 
 
-def write_alert(record: dict, folder: Path) -> Path:
-    """Write ``record`` as a new ``<timestamp>-<run_id>.jsonl`` file (never overwrites: append-only store)."""
+def write_alert(record: dict, folder: Path, tag: str = "") -> Path:
+    """Write ``record`` as a new ``<timestamp>-<run_id>[-<tag>].jsonl`` file (never overwrites: append-only store)."""
     folder.mkdir(parents=True, exist_ok=True)
     stamp = datetime.fromisoformat(record["alerted_at"]).astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    path = folder / f"{stamp}-{record['run_id']}.jsonl"
+    path = folder / f"{stamp}-{record['run_id']}{'-' + tag if tag else ''}.jsonl"
     tmp = folder / f".{path.name}.tmp"
     tmp.write_text(json.dumps(record, ensure_ascii=True, sort_keys=False) + "\n", encoding="utf-8")
     try:

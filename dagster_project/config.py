@@ -27,6 +27,7 @@ VARIABLES: list[tuple[str, str, str]] = [
     ("LENDSEG_PII_KEY", "(none: required)", "Secret key for HMAC-SHA256 pseudonyms of client and account ids. Never logged or stored."),
     ("LENDSEG_DEMO", "0", "Set to 1 to run on the public demo key when LENDSEG_PII_KEY is unset (demo data only; logs a warning)."),
     ("LENDSEG_QUARANTINE_MAX_SHARE", "0.01", "Largest share of a delivery's rows that may be quarantined; above it the file is rejected whole."),
+    ("LENDSEG_ORPHAN_MAX_SHARE", "0.2", "Largest share of a bureau or usage delivery's rows whose client is unknown; above it the file is rejected as a likely mix-up."),
     ("LENDSEG_PUBLISH_KEEP", "5", "How many published versions are kept for rollback."),
     ("LENDSEG_DUCKDB_MEMORY_LIMIT", "4GB", "DuckDB memory_limit for pipeline connections."),
     ("LENDSEG_DUCKDB_THREADS", "2", "DuckDB threads for pipeline connections."),
@@ -68,6 +69,7 @@ class Settings:
     threads: int
     quarantine_max_share: float = 0.01
     publish_keep: int = 5
+    orphan_max_share: float = 0.2
 
     @property
     def audit_dir(self) -> Path:
@@ -85,6 +87,11 @@ class Settings:
     def rejected_dir(self) -> Path:
         return self.data_dir / "rejected"
 
+    @property
+    def remedies_dir(self) -> Path:
+        """Rows implicated in a run's later-stage failure, one JSON per run (``lendseg quarantine --run``)."""
+        return self.data_dir / "remedies"
+
     def ensure_dirs(self) -> None:
         for d in (self.data_dir, self.landing_dir, self.build_path.parent, self.warehouse_path.parent):
             d.mkdir(parents=True, exist_ok=True)
@@ -101,6 +108,7 @@ def load_settings() -> Settings:
         threads=int(os.environ.get("LENDSEG_DUCKDB_THREADS", "2")),
         quarantine_max_share=float(os.environ.get("LENDSEG_QUARANTINE_MAX_SHARE", "0.01")),
         publish_keep=int(os.environ.get("LENDSEG_PUBLISH_KEEP", "5")),
+        orphan_max_share=float(os.environ.get("LENDSEG_ORPHAN_MAX_SHARE", "0.2")),
     )
 
 

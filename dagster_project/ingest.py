@@ -29,7 +29,8 @@ def _specs(source: str, asset: str) -> list[dg.AssetCheckSpec]:
         dg.AssetCheckSpec("key_unique", asset=asset, blocking=True,
                           description=f"raw.{source} holds each key ({', '.join(SOURCES[source].key)}) once."),
         dg.AssetCheckSpec("deliveries_clean", asset=asset,
-                          description="Warning: rows of this run's deliveries were quarantined, or a delivery "
+                          description="Warning: rows of this run's deliveries were quarantined or held for unknown "
+                                      "clients (count and share), a delivery was empty (header only), or a delivery "
                                       "shrank 30 % or more / its mean moved outside 0.5-2x of its history."),
     ]
     if source != "clients":
@@ -47,12 +48,16 @@ def _ledger_preview(con, source: str) -> str:
     return df.to_markdown(index=False) if len(df) else "_no deliveries yet_"
 
 
-def _checks(con, source: str, warnings: list[str]) -> list[dg.AssetCheckResult]:
+def _checks(con, source: str, warnings: list[str], loaded: dict) -> list[dg.AssetCheckResult]:
     keys = ", ".join(f'"{k}"' for k in SOURCES[source].key)
     dups = con.execute(f"SELECT count(*) FROM (SELECT {keys} FROM raw.{source} GROUP BY ALL HAVING count(*) > 1)").fetchone()[0]
     out = [dg.AssetCheckResult(check_name="key_unique", passed=dups == 0, metadata={"duplicate_keys": dups}),
            dg.AssetCheckResult(check_name="deliveries_clean", passed=not warnings, severity=dg.AssetCheckSeverity.WARN,
-                               metadata={"warnings": dg.MetadataValue.md("\n".join(f"- {w}" for w in warnings) or "none")})]
+                               metadata={"warnings": dg.MetadataValue.md("\n".join(f"- {w}" for w in warnings) or "none"),
+                                         "rows_in_files": loaded["in_files"], "rows_quarantined": loaded["quarantined"],
+                                         "rows_held": loaded["held"], "held_share": round(
+                                             loaded["held"] / loaded["in_files"], 4) if loaded["in_files"] else 0.0,
+                                         "empty_files": loaded["empty"]})]
     if source != "clients":
         orphans = con.execute(f"SELECT count(*) FROM raw.{source} t WHERE NOT EXISTS "
                               f"(SELECT 1 FROM raw.clients c WHERE c.client_key = t.client_key)").fetchone()[0]
@@ -60,6 +65,18 @@ def _checks(con, source: str, warnings: list[str]) -> list[dg.AssetCheckResult]:
         out.append(dg.AssetCheckResult(check_name="client_known", passed=orphans == 0,
                                        metadata={"orphan_rows": orphans, "held_rows": held}))
     return out
+
+
+def _alert_held(context: dg.AssetExecutionContext, s, asset: str, loaded: dict, warnings: list[str]) -> None:
+    """Warning alert in audit/pipeline_alerts: rows held for unknown clients, with their count and share."""
+    from .alerts import alert_dir, build_alert, write_alert
+
+    share = loaded["held"] / loaded["in_files"] if loaded["in_files"] else 0.0
+    msg = (f"{asset}: {loaded['held']} of {loaded['in_files']} delivered rows ({share:.2%}) held for unknown clients; "
+           + "; ".join(w for w in warnings if "orphans_held" in w))
+    path = write_alert(build_alert(context.run.job_name, context.run_id, [asset], msg, severity="WARNING"),
+                       alert_dir(s.data_dir), tag=asset)
+    context.log.warning(f"ALERT {msg} -> {path}")
 
 
 def build_ingest_asset(source: str) -> dg.AssetsDefinition:
@@ -85,9 +102,9 @@ def build_ingest_asset(source: str) -> dg.AssetsDefinition:
         except ConfigError as e:
             raise dg.Failure(str(e), allow_retries=False) from None
         ctx = Context(key=key, run_id=context.run_id, asset=name, audit_dir=s.audit_dir, rejected_dir=s.rejected_dir,
-                      max_share=s.quarantine_max_share, today=date.today())
+                      max_share=s.quarantine_max_share, today=date.today(), orphan_max_share=s.orphan_max_share)
         rejected, warnings = [], []
-        loaded = {"files": 0, "rows": 0, "quarantined": 0, "held": 0, "released": 0}
+        loaded = {"files": 0, "rows": 0, "quarantined": 0, "held": 0, "released": 0, "in_files": 0, "empty": 0}
         seconds = {"stage": 0.0, "validate": 0.0, "load": 0.0}
         with connect(s) as con:
             ensure_raw_schema(con)
@@ -118,6 +135,8 @@ def build_ingest_asset(source: str) -> dg.AssetsDefinition:
                 loaded["rows"] += out.rows_loaded
                 loaded["quarantined"] += out.rows_quarantined
                 loaded["held"] += out.rows_held
+                loaded["in_files"] += out.rows_in_file
+                loaded["empty"] += int(out.rows_in_file == 0)
                 for k, v in out.seconds.items():
                     seconds[k] += v
                 context.log.info(f"[{i}/{len(todo)}] {d.path.name}: {out.rows_loaded} loaded, "
@@ -125,7 +144,9 @@ def build_ingest_asset(source: str) -> dg.AssetsDefinition:
             ctx.close()
             total = con.execute(f"SELECT count(*) FROM raw.{source}").fetchone()[0]
             preview = _ledger_preview(con, source)
-            checks = _checks(con, source, warnings)
+            checks = _checks(con, source, warnings, loaded)
+        if loaded["held"]:
+            _alert_held(context, s, name, loaded, warnings)
         if rejected:
             raise dg.Failure(description="\n\n".join(rejected), allow_retries=False,
                              metadata={"rejected_files": len(rejected), "details": dg.MetadataValue.path(str(s.rejected_dir))})

@@ -103,6 +103,10 @@ def ensure_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
                 f"CREATE TABLE IF NOT EXISTS raw.{table} ({cols}, _source_file VARCHAR, "
                 f"_source_checksum VARCHAR, _source_row BIGINT, _ingested_at TIMESTAMP)"
             )
+        # rows an upsert replaced, restorable by `lendseg quarantine` (remedy.py); created in place on old databases
+        con.execute(f"CREATE TABLE IF NOT EXISTS raw.{src.name}_history ({cols}, _source_file VARCHAR, "
+                    f"_source_checksum VARCHAR, _source_row BIGINT, _ingested_at TIMESTAMP, _replaced_at TIMESTAMP, "
+                    f"_replaced_by_file VARCHAR, _replaced_by_row BIGINT)")
     con.execute("CREATE TABLE IF NOT EXISTS raw._deliveries (source VARCHAR, file_name VARCHAR, checksum VARCHAR)")
     for col, typ in LEDGER_COLUMNS:  # additive migrations of build databases made by earlier versions
         con.execute(f"ALTER TABLE raw._deliveries ADD COLUMN IF NOT EXISTS {col} {typ}")

@@ -51,6 +51,7 @@ class Context:
     rejected_dir: Path
     max_share: float
     today: date
+    orphan_max_share: float = 0.2  # LENDSEG_ORPHAN_MAX_SHARE: above it a bureau/usage file is a likely mix-up
     staging_dir: Path | None = None  # scratch files for staged deliveries (default: beside the audit store)
 
     suites: dict[str, SqlSuite] = field(default_factory=dict)
@@ -135,18 +136,33 @@ def _lit(text: str) -> str:
 
 def _typed(src: Source, d: Delivery) -> str:
     cols = ", ".join(f'CAST("{c.stored_name}" AS {c.type}) AS "{c.stored_name}"' for c in src.kept)
-    return (f"SELECT {cols}, {_lit(d.path.name)}, '{d.checksum}', rowid + 1, now()::TIMESTAMP "
+    return (f"SELECT {cols}, {_lit(d.path.name)} AS _source_file, '{d.checksum}' AS _source_checksum, "
+            f"rowid + 1 AS _source_row, now()::TIMESTAMP AS _ingested_at "
             f"FROM stg.stage WHERE rowid + 1 NOT IN (SELECT row FROM _flags)")
 
 
+def _keep_history(con: duckdb.DuckDBPyConnection, src: Source, target: str, staged: str, cond: str) -> None:
+    """Copy the rows an upsert is about to replace into ``raw.<source>_history`` (restored by ``lendseg quarantine``)."""
+    if target != src.name:
+        return
+    match = " AND ".join(f's."{k}" = r."{k}"' for k in src.key)
+    con.execute(f"INSERT INTO raw.{target}_history SELECT r.*, now()::TIMESTAMP, s._source_file, s._source_row "
+                f"FROM raw.{target} r JOIN {staged} s ON {match}{cond}")
+
+
 def upsert(con: duckdb.DuckDBPyConnection, src: Source, target: str, staged: str) -> int:
-    """Apply the source's upsert rule from temp table ``staged`` into ``raw.<target>``; returns rows inserted."""
+    """Apply the source's upsert rule from temp table ``staged`` into ``raw.<target>``; returns rows inserted.
+
+    Rows replaced in ``raw.<source>`` are kept in ``raw.<source>_history`` first.
+    """
     match = " AND ".join(f's."{k}" = r."{k}"' for k in src.key)
     if src.upsert == "newest_updated_at":
+        _keep_history(con, src, target, staged, " AND s.updated_at >= r.updated_at")
         con.execute(f"DELETE FROM raw.{target} r WHERE EXISTS "
                     f"(SELECT 1 FROM {staged} s WHERE {match} AND s.updated_at >= r.updated_at)")
         return con.execute(f"INSERT INTO raw.{target} SELECT * FROM {staged} s WHERE NOT EXISTS "
                            f"(SELECT 1 FROM raw.{target} r WHERE {match})").fetchone()[0]
+    _keep_history(con, src, target, staged, "")
     con.execute(f"DELETE FROM raw.{target} r WHERE EXISTS (SELECT 1 FROM {staged} s WHERE {match})")
     return con.execute(f"INSERT INTO raw.{target} SELECT * FROM {staged}").fetchone()[0]
 
@@ -237,8 +253,6 @@ def _stage_to_scratch(con: duckdb.DuckDBPyConnection, src: Source, d: Delivery, 
     except duckdb.Error as e:
         reason = "; ".join(ln for ln in str(e).splitlines()[:4] if ln.strip() and not ln.startswith("Original Line"))
         raise DeliveryRejected(d.path, src.name, [Breach("readable", None, f"DuckDB cannot read it as contract CSV/Parquet: {reason[:300]}")]) from None
-    if total == 0:
-        raise DeliveryRejected(d.path, src.name, [Breach("non_empty", None, "the file has a header but no data rows")])
     return total
 
 
@@ -254,6 +268,28 @@ def _validate(src: Source, ctx: Context, scratch: Path, total: int) -> SuiteOutc
         suite.release()
 
 
+ORPHAN_CHECKED = ("credit_bureau", "product_usage")
+
+
+def _orphan_sample(con: duckdb.DuckDBPyConnection, src: Source, d: Delivery) -> list[dict]:
+    key_col = _key_col(src)
+    rows = con.execute(f'SELECT _source_row, "{key_col}" FROM raw.{src.name}_held WHERE _source_checksum = ? '
+                       f"ORDER BY 1 LIMIT 5", [d.checksum]).fetchall()
+    return [{"row": r[0], "key_name": key_col, "key": r[1] or ""} for r in rows]
+
+
+def _accept_empty(con: duckdb.DuckDBPyConnection, d: Delivery, ctx: Context, out: LoadOutcome) -> LoadOutcome:
+    """A header-only delivery: nothing new today. Ledger row with status 'empty' and a warning result."""
+    con.execute("INSERT INTO raw._deliveries (source, file_name, checksum, file_size, file_mtime_ns, status, "
+                "rows_in_file, rows_loaded, rows_quarantined, rows_held, key_stat, ingested_at, run_id) "
+                "VALUES (?, ?, ?, ?, ?, 'empty', 0, 0, 0, 0, NULL, now(), ?)",
+                [d.source, d.path.name, d.checksum, d.size, d.mtime_ns, ctx.run_id])
+    audit.append_rows(ctx.audit_dir, audit.DQ_RESULTS, [_result(
+        ctx, d, "structure", "has_rows", None, 1, 0, "warning", "header only: accepted as nothing new", False)])
+    out.warnings.append(f"{d.path.name}: has_rows: header only, no data rows: accepted as nothing new")
+    return out
+
+
 def ingest_delivery(con: duckdb.DuckDBPyConnection, d: Delivery, ctx: Context) -> LoadOutcome:
     """Load one delivery whole, minus quarantined rows, or nothing of it (raising DeliveryRejected)."""
     src = SOURCES[d.source]
@@ -264,6 +300,8 @@ def ingest_delivery(con: duckdb.DuckDBPyConnection, d: Delivery, ctx: Context) -
     try:
         t0 = time.perf_counter()
         total = out.rows_in_file = _stage_to_scratch(con, src, d, ctx, scratch)
+        if total == 0:
+            return _accept_empty(con, d, ctx, out)
         t1 = time.perf_counter()
         suite = _validate(src, ctx, scratch, total)
         t2 = time.perf_counter()
@@ -299,7 +337,18 @@ def ingest_delivery(con: duckdb.DuckDBPyConnection, d: Delivery, ctx: Context) -
         stat = con.execute(f'SELECT avg(TRY_CAST("{KEY_STAT[src.name]}" AS DOUBLE)) FROM stg.stage').fetchall()[0][0]
         results += _history_warnings(con, src, d, total, stat, ctx)
         out.rows_loaded, out.rows_held = _load(con, src, d)
-        results.append(_result(ctx, d, "sql", "orphans_held", "client_key", out.rows_held, total, "warning"))
+        if src.name in ORPHAN_CHECKED:
+            orphan_share = out.rows_held / total
+            results.append(_result(ctx, d, "sql", "orphan_share", "client_key", out.rows_held, total,
+                                   observed=f"{out.rows_held} of {total} rows ({orphan_share:.2%}) of unknown clients",
+                                   success=orphan_share <= ctx.orphan_max_share))
+            if orphan_share > ctx.orphan_max_share:
+                raise DeliveryRejected(d.path, src.name, [Breach(
+                    "orphan_share", "client_key", f"{out.rows_held} of {total} rows ({orphan_share:.2%}) belong to "
+                    f"clients unknown to raw.clients, more than the allowed {ctx.orphan_max_share:.2%}: likely a file "
+                    f"from the wrong system or a key mix-up", _orphan_sample(con, src, d))])
+        results.append(_result(ctx, d, "sql", "orphans_held", "client_key", out.rows_held, total, "warning",
+                               f"{out.rows_held} of {total} rows ({out.rows_held / total:.2%}) held for unknown clients"))
         con.execute("INSERT INTO raw._deliveries (source, file_name, checksum, file_size, file_mtime_ns, status, "
                     "rows_in_file, rows_loaded, rows_quarantined, rows_held, key_stat, ingested_at, run_id) "
                     "VALUES (?, ?, ?, ?, ?, 'loaded', ?, ?, ?, ?, ?, now(), ?)",

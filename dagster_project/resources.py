@@ -28,6 +28,8 @@ class Warehouse(dg.ConfigurableResource):
     threads: int = Field(default=2, description="LENDSEG_DUCKDB_THREADS: DuckDB threads.")
     quarantine_max_share: float = Field(default=0.01, description="LENDSEG_QUARANTINE_MAX_SHARE: above this share of bad rows a delivery is rejected whole.")
     publish_keep: int = Field(default=5, description="LENDSEG_PUBLISH_KEEP: published versions kept for rollback.")
+    orphan_max_share: float = Field(default=0.2, description="LENDSEG_ORPHAN_MAX_SHARE: above this share of rows of "
+                                                             "unknown clients a bureau/usage delivery is rejected.")
     lock_timeout_s: float = Field(default=6 * 3600, description="Longest wait for another run's writer lock.")
 
     @classmethod
@@ -35,7 +37,8 @@ class Warehouse(dg.ConfigurableResource):
         s = load_settings()
         return cls(data_dir=str(s.data_dir), landing_dir=str(s.landing_dir), warehouse_path=str(s.warehouse_path),
                    build_path=str(s.build_path), memory_limit=s.memory_limit, threads=s.threads,
-                   quarantine_max_share=s.quarantine_max_share, publish_keep=s.publish_keep)
+                   quarantine_max_share=s.quarantine_max_share, publish_keep=s.publish_keep,
+                   orphan_max_share=s.orphan_max_share)
 
     @property
     def settings(self) -> Settings:
@@ -44,7 +47,8 @@ class Warehouse(dg.ConfigurableResource):
         return Settings(data_dir=Path(self.data_dir), landing_dir=Path(self.landing_dir),
                         warehouse_path=Path(self.warehouse_path), build_path=Path(self.build_path),
                         memory_limit=self.memory_limit, threads=self.threads,
-                        quarantine_max_share=self.quarantine_max_share, publish_keep=self.publish_keep)
+                        quarantine_max_share=self.quarantine_max_share, publish_keep=self.publish_keep,
+                        orphan_max_share=self.orphan_max_share)
 
     @property
     def pii_key(self) -> str:

@@ -9,10 +9,10 @@ GX expectations too. Row numbers come back through ``_row``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
+from datetime import date
 from typing import Any
 
-from .contract import SOURCES
+from .contract import SOURCES, ranged_columns
 
 PRODUCT_CODES = ["term_loan", "revolving_credit", "project_finance", "trade_finance", "ip_pledge_loan",
                  "equipment_leasing", "supply_chain_finance", "startup_credit_loan"]
@@ -42,19 +42,21 @@ def _required(source: str) -> list[Rule]:
             for c in SOURCES[source].kept if c.required]
 
 
-def _non_negative(*cols: str) -> list[Rule]:
-    return [Rule(f"non_negative:{c}", "ExpectColumnValuesToBeBetween", {"column": c, "min_value": 0}) for c in cols]
-
-
-def _end_of(day: date) -> datetime:
-    return datetime.combine(day, time.max)
+def _ranges(source: str, today: date) -> list[Rule]:
+    """``range:<col>`` for every numeric and date column, bounds from the contract (contract.Range)."""
+    out = []
+    for c in ranged_columns(SOURCES[source]):
+        lo, hi = c.range.bounds(c.type, today)
+        out.append(Rule(f"range:{c.stored_name}", "ExpectColumnValuesToBeBetween",
+                        {"column": c.stored_name, "min_value": lo, "max_value": hi}))
+    return out
 
 
 def rules(source: str, today: date) -> list[Rule]:
     """The suite of a source. ``today`` bounds dates that cannot lie in the future."""
-    common = _types(source) + _required(source)
+    common = _types(source) + _required(source) + _ranges(source, today)
     if source == "clients":
-        return common + _non_negative("registered_capital", "employee_count", "annual_revenue", "total_assets") + [
+        return common + [
             # GX has no regex support for DuckDB: DuckDB evaluates the pattern [A-Ta-t]([0-9]{2,4})? into
             # industry_code_well_formed (validation.landing_query) and GX checks that column.
             Rule("pattern:industry_code", "ExpectColumnValuesToBeInSet",
@@ -63,31 +65,20 @@ def rules(source: str, today: date) -> list[Rule]:
                  {"column": "province_code", "value_set": PROVINCE_CODES}),
             Rule("accepted:relationship_status", "ExpectColumnValuesToBeInSet",
                  {"column": "relationship_status", "value_set": ["prospect", "active", "dormant", "closed"]}),
-            Rule("range:founded_date", "ExpectColumnValuesToBeBetween",
-                 {"column": "founded_date", "min_value": datetime(1900, 1, 1), "max_value": _end_of(today)}),
             Rule("date_order:founded_date<=onboarding_date", "ExpectColumnPairValuesAToBeGreaterThanB",
                  {"column_A": "onboarding_date", "column_B": "founded_date", "or_equal": True,
                   "ignore_row_if": "either_value_is_missing"}),
         ]
     if source == "credit_bureau":
-        return common + _non_negative("total_debt", "overdue_amount", "max_days_past_due_12m", "defaults_5y",
-                                      "inquiries_6m", "collateral_value", "legal_judgments", "debt_service_12m") + [
-            Rule("range:bureau_score", "ExpectColumnValuesToBeBetween",
-                 {"column": "bureau_score", "min_value": 300, "max_value": 900}),
-            Rule("not_future:report_date", "ExpectColumnValuesToBeBetween",
-                 {"column": "report_date", "min_value": datetime(1990, 1, 1), "max_value": _end_of(today)}),
-        ]
+        return common
     if source == "product_usage":
-        return common + _non_negative("credit_limit", "outstanding_balance", "drawdown_amount", "repayment_amount",
-                                      "days_past_due", "interaction_count") + [
+        return common + [
             Rule("accepted:product_code", "ExpectColumnValuesToBeInSet",
                  {"column": "product_code", "value_set": PRODUCT_CODES}),
             Rule("accepted:channel", "ExpectColumnValuesToBeInSet",
                  {"column": "channel", "value_set": ["branch", "online", "relationship_manager"]}),
             Rule("first_of_month:snapshot_month", "ExpectColumnValuesToBeInSet",
                  {"column": "snapshot_day", "value_set": [1]}),
-            Rule("not_future:snapshot_month", "ExpectColumnValuesToBeBetween",
-                 {"column": "snapshot_month", "min_value": datetime(1990, 1, 1), "max_value": _end_of(today)}),
         ]
     if source == "review_decisions":
         return common + [
@@ -96,9 +87,6 @@ def rules(source: str, today: date) -> list[Rule]:
             # an override names the segment it assigns; a confirm names none (or the confirmed one)
             Rule("required_for_override:segment_id", "ExpectColumnValuesToBeInSet",
                  {"column": "override_has_segment", "value_set": [True]}),
-            Rule("range:segment_id", "ExpectColumnValuesToBeBetween", {"column": "segment_id", "min_value": 1}),
-            Rule("not_future:decided_at", "ExpectColumnValuesToBeBetween",
-                 {"column": "decided_at", "min_value": datetime(2000, 1, 1), "max_value": _end_of(today)}),
         ]
     raise KeyError(source)
 

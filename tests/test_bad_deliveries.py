@@ -102,7 +102,6 @@ def _clients(n: int = 200, start: int = 1000, bad: dict[int, dict] | None = None
 # --- rejected whole: (file content, expected rule) ---------------------------------------------------------------
 REJECTED = {
     "zero_bytes": (b"", "non_empty"),
-    "header_only": (CLIENT_COLS + "\n", "non_empty"),
     "missing_column": (_clients().replace(",employee_count", "", 1), "missing_column"),
     "semicolon_delimiter": (_clients().replace(",", ";"), "missing_column"),
     "latin1_encoding": (_clients().replace("甲1005有限公司", "Soci\u00e9t\u00e9").encode("utf-8").decode("utf-8").encode("latin-1", "replace"), "encoding"),
@@ -130,13 +129,13 @@ QUARANTINED = {
     "thousand_separator": ("clients", _clients(bad={7: {"annual_revenue": "5,000,000"}}), "type:annual_revenue", [8]),
     "mixed_date_format_one_row": ("clients", _clients(bad={3: {"founded_date": "03/04/2001"}}), "type:founded_date", [4]),
     "impossible_date": ("clients", _clients(bad={9: {"onboarding_date": "2024-02-30"}}), "type:onboarding_date", [10]),
-    "negative_amount": ("clients", _clients(bad={0: {"total_assets": "-1"}}), "non_negative:total_assets", [1]),
+    "negative_amount": ("clients", _clients(bad={0: {"total_assets": "-1"}}), "range:total_assets", [1]),
     "founded_after_onboarding": ("clients", _clients(bad={5: {"founded_date": "2012-01-01"}}),
                                  "date_order:founded_date<=onboarding_date", [6]),
     "duplicate_key_in_file": ("clients", _clients(bad={11: {"client_id": "CL01010"}}), "unique_key:client_key", [11, 12]),
     "bad_industry_code": ("clients", _clients(bad={2: {"industry_code": "Z99"}}), "pattern:industry_code", [3]),
     "future_report": ("credit_bureau", csv_text(BUREAU_COLS, [report(i, **({"report_date": "2027-03-31"} if i == 4 else {}))
-                                                              for i in range(150)]), "not_future:report_date", [5]),
+                                                              for i in range(150)]), "range:report_date", [5]),
     "unknown_product": ("product_usage", csv_text(USAGE_COLS, [usage(i, **({"product_code": "crypto_loan"} if i == 0 else {}))
                                                                for i in range(150)]), "accepted:product_code", [1]),
     "score_out_of_range": ("credit_bureau", csv_text(BUREAU_COLS, [report(i, **({"bureau_score": "990"} if i == 1 else {}))

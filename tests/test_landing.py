@@ -94,7 +94,6 @@ def test_newest_updated_at_wins_regardless_of_file_order(env) -> None:
     (HEADER, [client_row("CL1", employees="12x"), client_row("CL2")], "type", "employee_count"),
     (HEADER, [client_row("CL1", updated="")], "required", "updated_at"),
     (HEADER, [client_row("CL1"), client_row("CL1")], "unique_key", "client_key"),
-    (HEADER, [], "non_empty", None),
     (HEADER.replace(",", ";"), [client_row("CL1").replace(",", ";")], "missing_column", "client_id"),
 ])
 def test_structural_breach_rejects_whole_file(env, header, lines, rule, column) -> None:

@@ -94,13 +94,13 @@ def test_audit_schema_and_quality_command(ws: Workspace) -> None:
     con = duckdb.connect(str(ws.warehouse), read_only=True)
     q = con.execute("SELECT rule, row_number, length(record_key) FROM audit.quarantined_rows "
                     "WHERE source_file = 'clients_bad_rows.csv'").fetchall()
-    assert q == [("non_negative:employee_count", 5, 64)]
-    n = con.execute("SELECT count(*) FROM audit.data_quality_results WHERE NOT success AND rule = 'non_negative:employee_count'").fetchone()[0]
+    assert q == [("range:employee_count", 5, 64)]
+    n = con.execute("SELECT count(*) FROM audit.data_quality_results WHERE NOT success AND rule = 'range:employee_count'").fetchone()[0]
     assert n == 1
     assert con.execute("SELECT count(*) FROM audit.data_quality_results WHERE suite = 'dagster_asset_check'").fetchone()[0] > 0
     assert con.execute("SELECT count(*) FROM audit.publish_manifest").fetchone()[0] >= 2
     out = ws.lendseg("quality").stdout
-    assert "non_negative:employee_count" in out and "clients_bad_rows.csv" in out
+    assert "range:employee_count" in out and "clients_bad_rows.csv" in out
 
 
 def test_failed_run_records_failure_in_audit_store_but_not_in_published_file(ws: Workspace) -> None:
