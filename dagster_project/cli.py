@@ -52,7 +52,32 @@ def cmd_run(args: argparse.Namespace) -> int:
             err = event.step_failure_data.error
             print(f"step {event.step_key} failed:\n{err.message if err else ''}", file=sys.stderr)
     print(f"run {result.run_id} FAILED; the published warehouse was left as it was.", file=sys.stderr)
+    from .remedy import command, pending_remedies
+
+    if pending_remedies(load_settings().remedies_dir, result.run_id):
+        print(f"delivered rows caused it; to quarantine them and let the next run proceed: {command(result.run_id)}",
+              file=sys.stderr)
     return 1
+
+
+def cmd_quarantine(args: argparse.Namespace) -> int:
+    """Quarantine the raw rows a failed run traced its later-stage failure to (remedy.py)."""
+    from .landing import ensure_raw_schema
+    from .remedy import apply_remedies
+    from .warehouse import connect, writer_lock
+
+    s = load_settings()
+    with writer_lock(s.lock_path, on_wait=lambda m: print(m, file=sys.stderr)), connect(s) as con:
+        ensure_raw_schema(con)
+        try:
+            out = apply_remedies(con, s.audit_dir, s.remedies_dir, args.run)
+        except ValueError as e:
+            print(f"quarantine refused: {e}", file=sys.stderr)
+            return 1
+    print(f"{out['removed']} raw rows quarantined (audit.quarantined_rows), {out['restored']} earlier versions "
+          f"restored, {out['held']} bureau/usage rows held until their client arrives again; the next run "
+          f"proceeds without them")
+    return 0
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
@@ -225,6 +250,11 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--from-sql", metavar="SQL", help="read-only SQL on the published warehouse returning client_keys")
     ri.add_argument("--demo", action="store_true", help="allow the public demo key when LENDSEG_PII_KEY is unset")
     ri.set_defaults(func=cmd_reidentify)
+
+    qr = sub.add_parser("quarantine", help="quarantine the delivered rows a failed run named (the command its "
+                                           "error prints) so the next run proceeds without them")
+    qr.add_argument("--run", required=True, metavar="RUN_ID", help="the failed run's id")
+    qr.set_defaults(func=cmd_quarantine)
 
     b = sub.add_parser("bench", help="benchmark the whole pipeline against a bare-DuckDB floor (temp location)")
     b.add_argument("--clients", type=int, default=10_000)

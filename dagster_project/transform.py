@@ -85,8 +85,25 @@ def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse
     # full_rebuild (jobs.py) tags its runs so incremental models are rebuilt from the raw layer.
     args = ["build", "--full-refresh"] if context.run.tags.get("lendseg/full_refresh") == "true" else ["build"]
     target = dbt_target_dir(warehouse.settings) / f"{context.run_id[:8]}-{uuid.uuid4().hex[:6]}"
-    yield from dbt.cli(args, context=context, target_path=target).stream()
+    invocation = dbt.cli(args, context=context, target_path=target, raise_on_error=False)
+    yield from invocation.stream()
     prune_targets(dbt_target_dir(warehouse.settings))
+    if not invocation.is_successful():
+        raise dg.Failure(description=_failure_report(warehouse.settings, context.run_id, invocation),
+                         allow_retries=False)
+
+
+def _failure_report(settings: Settings, run_id: str, invocation) -> str:
+    """The failing tests/models with the delivered rows behind them, and the command that quarantines them."""
+    from .remedy import dbt_failure_report
+    from .warehouse import connect
+
+    try:
+        run_results = invocation.get_artifact("run_results.json")
+    except Exception:  # noqa: BLE001 - dbt failed before writing results (e.g. a compile error)
+        return "dbt build failed before writing run_results.json; see the run's logs"
+    with connect(settings) as con:
+        return dbt_failure_report(con, settings.remedies_dir, run_id, run_results, dict(invocation.manifest))
 
 
 def dbt_target_dir(settings: Settings) -> Path:
