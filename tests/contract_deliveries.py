@@ -67,7 +67,7 @@ def valid_rows(source: str, seed: int, known_clients: list[str], n: int = N_ROWS
                 row[c.name] = (datetime.combine(d, datetime.min.time()) + timedelta(seconds=rng.randint(0, 86399))
                                ).strftime("%Y-%m-%d %H:%M:%S") if c.type == "TIMESTAMP" else d.isoformat()
         if source == "clients":
-            row |= {"client_id": f"CLP{seed % 10**6:06d}{i:04d}", "legal_name": f"{rng.choice('甲乙丙丁')}{seed}{i}有限公司",
+            row |= {"client_id": f"CLP{seed:010d}{i:03d}", "legal_name": f"{rng.choice('甲乙丙丁')}{seed}{i}有限公司",
                     "registration_no": f"91{seed % 10**8:08d}{i:08d}", "contact_email": f"p{seed}.{i}@corp.cn",
                     "contact_phone": f"139{seed % 10**4:04d}{i:04d}", "industry_code": _industry(rng),
                     "province_code": rng.choice(PROVINCE_CODES), "relationship_status": rng.choice(STATUSES)}
@@ -76,7 +76,7 @@ def valid_rows(source: str, seed: int, known_clients: list[str], n: int = N_ROWS
         elif source == "credit_bureau":
             row |= {"report_id": f"RPP{seed}-{i}", "client_id": rng.choice(known_clients)}
         elif source == "product_usage":
-            row |= {"snapshot_month": row["snapshot_month"][:8] + "01", "account_id": f"ACP{seed % 10**6:06d}{i:04d}",
+            row |= {"snapshot_month": row["snapshot_month"][:8] + "01", "account_id": f"ACP{seed:010d}{i:03d}",
                     "client_id": rng.choice(known_clients), "product_code": rng.choice(PRODUCT_CODES),
                     "channel": rng.choice(CHANNELS)}
         rows.append(row)

@@ -38,8 +38,15 @@ class Scratch:
         self.build.parent.mkdir(parents=True, exist_ok=True)
         self.con = duckdb.connect(str(self.build))
         ensure_raw_schema(self.con)
+        self._ctx: Context | None = None
 
     def ctx(self) -> Context:
+        """One context for the whole session: its GX suites are built once per source."""
+        if self._ctx is None:
+            self._ctx = self._new_ctx()
+        return self._ctx
+
+    def _new_ctx(self) -> Context:
         return Context(key=KEY, run_id="prop", asset="raw", audit_dir=self.root / "audit",
                        rejected_dir=self.root / "rejected", max_share=self.max_share, today=TODAY,
                        staging_dir=self.root / "staging")
@@ -67,15 +74,23 @@ class Scratch:
                     self.rejected_files.add(d.path.name)
                     self.messages.append(str(e))
                     out[d.path.name] = e
-        finally:
-            ctx.close()
+        except BaseException:
+            self.close_ctx()
+            raise
         return out
 
+    def close_ctx(self) -> None:
+        if self._ctx is not None:
+            self._ctx.close()
+            self._ctx = None
+
     def close(self) -> None:
+        self.close_ctx()
         self.con.close()
 
     def dbt_build(self, *extra: str) -> tuple[int, dict, str]:
         """``dbt build`` on the scratch build database: (exit code, run_results.json, output tail)."""
+        self.close_ctx()
         self.con.close()
         target = self.root / "dbt_target"
         env = {**os.environ, "LENDSEG_BUILD_PATH": str(self.build), "LENDSEG_DUCKDB_THREADS": "2",
