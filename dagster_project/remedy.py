@@ -160,7 +160,7 @@ def failure_message(run_id: str, stage: str, failures: list[dict], path: Path | 
     lines = []
     for f in failures:
         rows = f"caused by delivered rows: {describe(f['rows'])}" if f["rows"] else "rows could not be traced to deliveries"
-        lines.append(f"{stage} check '{f['rule']}' on {f['node']} failed ({f.get('failures', '?')} failing rows), "
+        lines.append(f"{stage} check '{f['rule']}' on {f['node']} failed ({f.get('failures') or '?'} failing rows), "
                      f"{rows}" + (f". Error: {f['error']}" if f.get("error") else ""))
     text = "\n  - ".join(lines)
     hint = (f"\nTo quarantine these rows (restoring the version each replaced) so the next run proceeds without "
@@ -190,7 +190,10 @@ def dbt_failures(con: duckdb.DuckDBPyConnection, run_results: dict, manifest: di
             except duckdb.Error:
                 rows = []
         error = None if res.get("status") == "fail" else " ".join(str(res.get("message") or "").split())[:300]
-        out.append({"node": node.get("name", uid), "unique_id": uid, "rule": node.get("name", uid),
+        model = (manifest.get("nodes", {}).get(node.get("attached_node") or "", {}).get("name")
+                 or ", ".join(n.split(".")[-1] for n in (node.get("depends_on") or {}).get("nodes", [])) or "its models")
+        out.append({"node": node.get("name", uid) if node.get("resource_type") != "test" else model,
+                    "unique_id": uid, "rule": node.get("name", uid),
                     "failures": res.get("failures"), "sources": sources, "rows": rows, "error": error})
     return out
 

@@ -88,16 +88,16 @@ class Scratch:
         self.close_ctx()
         self.con.close()
 
-    def dbt_build(self, *extra: str) -> tuple[int, dict, str]:
+    def dbt_build(self, *extra: str, project_dir: Path = DBT_PROJECT_DIR) -> tuple[int, dict, str]:
         """``dbt build`` on the scratch build database: (exit code, run_results.json, output tail)."""
         self.close_ctx()
         self.con.close()
         target = self.root / "dbt_target"
         env = {**os.environ, "LENDSEG_BUILD_PATH": str(self.build), "LENDSEG_DUCKDB_THREADS": "2",
                "LENDSEG_DUCKDB_MEMORY_LIMIT": "2GB", "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
-        proc = subprocess.run([DBT_EXECUTABLE, "build", "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir",
-                               str(DBT_PROJECT_DIR), "--target-path", str(target), "--exclude", DBT_EXCLUDE, *extra],
-                              capture_output=True, text=True, env=env, cwd=DBT_PROJECT_DIR)
+        proc = subprocess.run([DBT_EXECUTABLE, "build", "--project-dir", str(project_dir), "--profiles-dir",
+                               str(project_dir), "--target-path", str(target), "--exclude", DBT_EXCLUDE, *extra],
+                              capture_output=True, text=True, env=env, cwd=project_dir)
         self.con = duckdb.connect(str(self.build))
         results = json.loads((target / "run_results.json").read_text()) if (target / "run_results.json").exists() else {}
         return proc.returncode, results, proc.stdout[-4000:]

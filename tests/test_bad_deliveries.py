@@ -138,6 +138,12 @@ QUARANTINED = {
                                                               for i in range(150)]), "range:report_date", [5]),
     "unknown_product": ("product_usage", csv_text(USAGE_COLS, [usage(i, **({"product_code": "crypto_loan"} if i == 0 else {}))
                                                                for i in range(150)]), "accepted:product_code", [1]),
+    # issue 12, the poison pill: 1e40 used to pass as a DOUBLE, then broke dbt's DECIMAL(28,6) cast on every run
+    "poison_pill_revenue": ("clients", _clients(bad={4: {"annual_revenue": "1e40"}}), "range:annual_revenue", [5]),
+    "infinite_assets": ("clients", _clients(bad={6: {"total_assets": "inf"}}), "range:total_assets", [7]),
+    "nan_limit": ("product_usage", csv_text(USAGE_COLS, [usage(i, **({"credit_limit": "NaN"} if i == 3 else {}))
+                                                        for i in range(150)]), "range:credit_limit", [4]),
+    "future_updated_at": ("clients", _clients(bad={8: {"updated_at": "2031-01-01 00:00:00"}}), "range:updated_at", [9]),
     "score_out_of_range": ("credit_bureau", csv_text(BUREAU_COLS, [report(i, **({"bureau_score": "990"} if i == 1 else {}))
                                                                    for i in range(150)]), "range:bureau_score", [2]),
 }
@@ -201,3 +207,45 @@ def test_parquet_with_unparseable_values_is_rejected(zone: Zone) -> None:
     con.execute(f"COPY t TO '{p}' (FORMAT parquet)")
     outcome, msg = zone.run("clients")["bad.parquet"]
     assert outcome == "rejected" and "type" in msg and "employee_count" in msg
+
+
+def test_real_giant_passes(zone: Zone) -> None:
+    """The largest real Chinese corporates stay inside the contract's amount ceiling (contract.AMOUNT_CEILING_CNY)."""
+    giant = client(7000, total_assets="44697000000000.00", annual_revenue="3864000000000.00",
+                   registered_capital="356400000000.00", employee_count="870000")  # ICBC assets, State Grid revenue
+    zone.write("clients", "giant.csv", csv_text(CLIENT_COLS, [giant]))
+    outcome, res = zone.run("clients")["giant.csv"]
+    assert outcome == "loaded" and res.rows_loaded == 1 and res.rows_quarantined == 0
+
+
+def test_header_only_delivery_is_accepted_as_nothing_new(zone: Zone) -> None:
+    """issue 12: an upstream system with nothing new today delivers the header only - a warning, not a rejection."""
+    zone.write("clients", "nothing_today.csv", CLIENT_COLS + "\n")
+    outcome, res = zone.run("clients")["nothing_today.csv"]
+    assert outcome == "loaded" and res.rows_in_file == 0 and res.rows_loaded == 0
+    assert any("has_rows" in w and "nothing new" in w for w in res.warnings)
+    assert zone.count("clients") == 200
+    status = zone.con.execute("SELECT status FROM raw._deliveries WHERE file_name = 'nothing_today.csv'").fetchone()
+    assert status == ("empty",)
+    sql = audit.read(zone.root / "audit", audit.DQ_RESULTS)
+    row = duckdb.connect().execute(f"SELECT severity, success FROM {sql} WHERE rule = 'has_rows'").fetchone()
+    assert row == ("warning", False)
+    assert not (zone.root / "rejected" / "nothing_today.csv.error.json").exists()
+
+
+def test_file_of_strangers_is_rejected_as_a_mix_up(zone: Zone) -> None:
+    """issue 12: every client_id unknown (a file from the wrong system): rejected, with count and share."""
+    rows = [usage(i, client_id=f"ZZ{i:06d}") for i in range(50)]
+    zone.write("product_usage", "strangers.csv", csv_text(USAGE_COLS, rows))
+    outcome, msg = zone.run("product_usage")["strangers.csv"]
+    assert outcome == "rejected" and "rule 'orphan_share'" in msg and "50 of 50 rows (100.00%)" in msg, msg
+    assert "20.00%" in msg and "ZZ0" not in msg
+    assert zone.count("product_usage") == 0 and zone.count("product_usage_held") == 0, "nothing of it is kept"
+
+
+def test_orphans_below_the_share_warn_with_count_and_share(zone: Zone) -> None:
+    rows = [report(i) for i in range(90)] + [report(900 + i, client_id=f"CL{6000 + i:05d}") for i in range(10)]
+    zone.write("credit_bureau", "b.csv", csv_text(BUREAU_COLS, rows))
+    outcome, res = zone.run("credit_bureau")["b.csv"]
+    assert outcome == "loaded" and res.rows_held == 10
+    assert any("orphans_held: 10 of 100 rows (10.00%) held for unknown clients" in w for w in res.warnings), res.warnings

@@ -1,0 +1,95 @@
+"""A blocking dbt test that fails because of delivered rows: named in the error, fixed by one command.
+
+The contract's ranges make dbt casts unbreakable, so the test uses a business rule stricter than the contract,
+added to a copy of the dbt project: a singular test (failing rows carry client_key) and a generic column test
+(failing rows carry only the value; remedy.py looks the keys up in the tested model).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from dagster_project import audit
+from dagster_project.config import DBT_PROJECT_DIR
+from dagster_project.contract import SOURCES
+from dagster_project.pseudonymise import pseudonymise
+from dagster_project.remedy import command, dbt_failure_report, pending_remedies
+
+from contract_deliveries import to_csv
+from scratch_warehouse import KEY, Scratch, base_warehouse
+
+LENDSEG = str(Path(sys.executable).parent / "lendseg")
+SINGULAR = "select client_key, annual_revenue from {{ ref('stg_crm__clients') }} where annual_revenue > 5e13\n"
+
+
+def _strict_project(root: Path) -> Path:
+    """The dbt project plus two business rules stricter than the landing contract."""
+    proj = root / "dbt_strict"
+    shutil.copytree(DBT_PROJECT_DIR, proj, ignore=shutil.ignore_patterns("target", "logs", "dbt_packages"))
+    (proj / "tests" / "assert_revenue_below_50_trillion.sql").write_text(SINGULAR)
+    yml = (proj / "models" / "staging" / "crm" / "_crm__models.yml")
+    text = yml.read_text()
+    assert "      - name: employee_count\n" in text
+    yml.write_text(text.replace("      - name: employee_count\n", "      - name: employee_count\n        data_tests:\n"
+                                "          - value_in_range:\n              arguments: {max_value: 5000000}\n", 1))
+    return proj
+
+
+@pytest.fixture(scope="module")
+def failed(tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("remedy")
+    sc = base_warehouse(root, clients=60, months=2)
+    before = sc.con.execute("SELECT annual_revenue, employee_count FROM raw.clients WHERE client_key = ?",
+                            [pseudonymise(KEY, "CL00000001")]).fetchone()
+    header = [c.name for c in SOURCES["clients"].columns]
+    row = dict(zip(header, ["CL00000001", "甲公司", "91310000MA1FL1234X", "a@b.cn", "13800000000", "C3411", "31",
+                            "1000000", "6000000", "90000000000000", "8000000", "2001-03-04", "2010-05-06", "active",
+                            "2026-11-20 09:00:00"]))
+    sc.write("clients", "update.csv", to_csv(header, [row]))
+    res = sc.ingest("clients")["update.csv"]
+    assert res.rows_loaded == 1 and res.rows_quarantined == 0, "within the contract: loaded"
+    proj = _strict_project(root)
+    rc, results, _ = sc.dbt_build(project_dir=proj)
+    assert rc != 0
+    manifest = __import__("json").loads((root / "dbt_target" / "manifest.json").read_text())
+    msg = dbt_failure_report(sc.con, root / "remedies", "RUN1", results, manifest)
+    yield sc, root, proj, msg, before
+    sc.close()
+
+
+def test_failure_names_stage_rule_file_rows_and_the_command(failed) -> None:
+    sc, root, _, msg, _ = failed
+    key = pseudonymise(KEY, "CL00000001")
+    assert "stage 'dbt'" in msg and "assert_revenue_below_50_trillion" in msg
+    assert "value_in_range_stg_crm__clients_employee_count" in msg
+    assert "clients file update.csv row 1" in msg and key[:12] in msg
+    assert command("RUN1") in msg
+    assert "CL00000001" not in msg and "甲公司" not in msg
+    assert pending_remedies(root / "remedies", "RUN1")
+
+
+def test_quarantine_command_restores_previous_version_and_next_build_passes(failed) -> None:
+    sc, root, proj, _, before = failed
+    sc.close_ctx()
+    sc.con.close()
+    env = {"LENDSEG_DATA_DIR": str(root), "PATH": str(Path(sys.executable).parent)}
+    proc = subprocess.run([LENDSEG, "quarantine", "--run", "RUN1"], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "1 raw rows quarantined" in proc.stdout and "1 earlier versions restored" in proc.stdout, proc.stdout
+    sc.con = duckdb.connect(str(sc.build))
+    key = pseudonymise(KEY, "CL00000001")
+    assert sc.con.execute("SELECT annual_revenue, employee_count FROM raw.clients WHERE client_key = ?",
+                          [key]).fetchone() == before, "the client's previous version is back"
+    q = duckdb.connect().execute(f"SELECT rule, source_file, row_number, record_key FROM "
+                                 f"{audit.read(root / 'audit', audit.QUARANTINED)} WHERE rule LIKE 'later:%'").fetchall()
+    assert {r[1:] for r in q} == {("update.csv", 1, key)} and all(r[0].startswith("later:dbt:") for r in q)
+    rc, results, tail = sc.dbt_build(project_dir=proj)
+    assert rc == 0, tail
+    again = subprocess.run([LENDSEG, "quarantine", "--run", "RUN1"], capture_output=True, text=True, env=env)
+    assert again.returncode == 1 and "already applied" in again.stderr
