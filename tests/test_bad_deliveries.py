@@ -249,3 +249,23 @@ def test_orphans_below_the_share_warn_with_count_and_share(zone: Zone) -> None:
     outcome, res = zone.run("credit_bureau")["b.csv"]
     assert outcome == "loaded" and res.rows_held == 10
     assert any("orphans_held: 10 of 100 rows (10.00%) held for unknown clients" in w for w in res.warnings), res.warnings
+
+
+def test_held_rows_raise_a_warning_alert_with_count_and_share(tmp_path: Path) -> None:
+    import json
+    from types import SimpleNamespace
+
+    from dagster_project.config import load_settings
+    from dagster_project.ingest import _alert_held
+
+    logged: list[str] = []
+    ctx = SimpleNamespace(run=SimpleNamespace(job_name="daily_refresh"), run_id="run-x",
+                          log=SimpleNamespace(warning=logged.append))
+    s = load_settings().__class__(data_dir=tmp_path, landing_dir=tmp_path, warehouse_path=tmp_path / "w.duckdb",
+                                  build_path=tmp_path / "b.duckdb", memory_limit="1GB", threads=1)
+    _alert_held(ctx, s, "raw_product_usage", {"held": 10, "in_files": 100},
+                ["u.csv: orphans_held: 10 of 100 rows (10.00%) held for unknown clients"])
+    [path] = (tmp_path / "audit" / "pipeline_alerts").glob("*.jsonl")
+    alert = json.loads(path.read_text())
+    assert alert["severity"] == "WARNING" and "10 of 100 delivered rows (10.00%)" in alert["error_summary"]
+    assert logged and "ALERT" in logged[0]

@@ -57,6 +57,7 @@ def failed(tmp_path_factory: pytest.TempPathFactory):
     proj = _strict_project(root)
     rc, results, _ = sc.dbt_build(project_dir=proj)
     assert rc != 0
+    shutil.copytree(root / "dbt_target", root / "dbt_target_failed")  # the next build overwrites run_results.json
     manifest = __import__("json").loads((root / "dbt_target" / "manifest.json").read_text())
     msg = dbt_failure_report(sc.con, root / "remedies", "RUN1", results, manifest)
     yield sc, root, proj, msg, before
@@ -93,3 +94,24 @@ def test_quarantine_command_restores_previous_version_and_next_build_passes(fail
     assert rc == 0, tail
     again = subprocess.run([LENDSEG, "quarantine", "--run", "RUN1"], capture_output=True, text=True, env=env)
     assert again.returncode == 1 and "already applied" in again.stderr
+
+
+def test_dbt_step_failure_message_is_the_report(failed) -> None:
+    """transform._failure_report (what the dbt asset raises as dg.Failure) gives the same traced report."""
+    import json
+    from types import SimpleNamespace
+
+    from dagster_project.config import load_settings
+    from dagster_project.transform import _failure_report
+
+    sc, root, *_ = failed
+    sc.close_ctx()
+    sc.con.close()
+    target = root / "dbt_target_failed"
+    invocation = SimpleNamespace(get_artifact=lambda name: json.loads((target / name).read_text()),
+                                 manifest=json.loads((target / "manifest.json").read_text()))
+    settings = load_settings().__class__(data_dir=root, landing_dir=root / "landing", warehouse_path=root / "w.duckdb",
+                                         build_path=sc.build, memory_limit="1GB", threads=1)
+    msg = _failure_report(settings, "RUN2", invocation)
+    sc.con = duckdb.connect(str(sc.build))
+    assert command("RUN2") in msg and "update.csv" in msg, msg
