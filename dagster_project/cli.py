@@ -63,10 +63,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_quarantine(args: argparse.Namespace) -> int:
     """Quarantine the raw rows a failed run traced its later-stage failure to (remedy.py)."""
     from .landing import ensure_raw_schema
-    from .remedy import apply_remedies
+    from .remedy import apply_remedies, pending_remedies
     from .warehouse import connect, writer_lock
 
     s = load_settings()
+    if not pending_remedies(s.remedies_dir, args.run):
+        print(f"quarantine refused: no recorded rows for run {args.run} in {s.remedies_dir} (already applied, or "
+              f"the run's failure was not traced to delivered rows)", file=sys.stderr)
+        return 1
     with writer_lock(s.lock_path, on_wait=lambda m: print(m, file=sys.stderr)), connect(s) as con:
         ensure_raw_schema(con)
         try:

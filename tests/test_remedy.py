@@ -75,27 +75,6 @@ def test_failure_names_stage_rule_file_rows_and_the_command(failed) -> None:
     assert pending_remedies(root / "remedies", "RUN1")
 
 
-def test_quarantine_command_restores_previous_version_and_next_build_passes(failed) -> None:
-    sc, root, proj, _, before = failed
-    sc.close_ctx()
-    sc.con.close()
-    env = {"LENDSEG_DATA_DIR": str(root), "PATH": str(Path(sys.executable).parent)}
-    proc = subprocess.run([LENDSEG, "quarantine", "--run", "RUN1"], capture_output=True, text=True, env=env)
-    assert proc.returncode == 0, proc.stderr
-    assert "1 raw rows quarantined" in proc.stdout and "1 earlier versions restored" in proc.stdout, proc.stdout
-    sc.con = duckdb.connect(str(sc.build))
-    key = pseudonymise(KEY, "CL00000001")
-    assert sc.con.execute("SELECT annual_revenue, employee_count FROM raw.clients WHERE client_key = ?",
-                          [key]).fetchone() == before, "the client's previous version is back"
-    q = duckdb.connect().execute(f"SELECT rule, source_file, row_number, record_key FROM "
-                                 f"{audit.read(root / 'audit', audit.QUARANTINED)} WHERE rule LIKE 'later:%'").fetchall()
-    assert {r[1:] for r in q} == {("update.csv", 1, key)} and all(r[0].startswith("later:dbt:") for r in q)
-    rc, results, tail = sc.dbt_build(project_dir=proj)
-    assert rc == 0, tail
-    again = subprocess.run([LENDSEG, "quarantine", "--run", "RUN1"], capture_output=True, text=True, env=env)
-    assert again.returncode == 1 and "already applied" in again.stderr
-
-
 def test_dbt_step_failure_message_is_the_report(failed) -> None:
     """transform._failure_report (what the dbt asset raises as dg.Failure) gives the same traced report."""
     import json
@@ -115,3 +94,24 @@ def test_dbt_step_failure_message_is_the_report(failed) -> None:
     msg = _failure_report(settings, "RUN2", invocation)
     sc.con = duckdb.connect(str(sc.build))
     assert command("RUN2") in msg and "update.csv" in msg, msg
+
+
+def test_quarantine_command_restores_previous_version_and_next_build_passes(failed) -> None:
+    sc, root, proj, _, before = failed
+    sc.close_ctx()
+    sc.con.close()
+    env = {"LENDSEG_DATA_DIR": str(root), "PATH": str(Path(sys.executable).parent)}
+    proc = subprocess.run([LENDSEG, "quarantine", "--run", "RUN1"], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "1 raw rows quarantined" in proc.stdout and "1 earlier versions restored" in proc.stdout, proc.stdout
+    sc.con = duckdb.connect(str(sc.build))
+    key = pseudonymise(KEY, "CL00000001")
+    assert sc.con.execute("SELECT annual_revenue, employee_count FROM raw.clients WHERE client_key = ?",
+                          [key]).fetchone() == before, "the client's previous version is back"
+    q = duckdb.connect().execute(f"SELECT rule, source_file, row_number, record_key FROM "
+                                 f"{audit.read(root / 'audit', audit.QUARANTINED)} WHERE rule LIKE 'later:%'").fetchall()
+    assert {r[1:] for r in q} == {("update.csv", 1, key)} and all(r[0].startswith("later:dbt:") for r in q)
+    rc, results, tail = sc.dbt_build(project_dir=proj)
+    assert rc == 0, tail
+    again = subprocess.run([LENDSEG, "quarantine", "--run", "RUN1"], capture_output=True, text=True, env=env)
+    assert again.returncode == 1 and "already applied" in again.stderr
