@@ -25,12 +25,22 @@ def _record(s, run_id: str, suite: str, rows: list[tuple[str, str | None, bool, 
          "observed_value": obs, "severity": sev, "checked_at": now} for rule, col, ok, bad, n, obs, sev in rows])
 
 
+def _trace(s, run_id: str, failed_rules: list) -> str:
+    """The delivered rows behind the failing rules, recorded for `lendseg quarantine --run` (remedy.py)."""
+    from .remedy import failure_message, feature_failures, write_remedy
+
+    with connect(s, read_only=True) as con:
+        failures = feature_failures(con, failed_rules)
+    return failure_message(run_id, "client_features", failures, write_remedy(s.remedies_dir, run_id, "client_features", failures))
+
+
 @dg.asset_check(asset=FEATURES, blocking=True, description=(
     "GX suite client_features in bounded chunks (required key, value ranges, accepted categories) plus "
     "SQL key uniqueness. Blocks publishing when any rule fails."))
 def client_features_valid(context: dg.AssetCheckExecutionContext, warehouse: Warehouse) -> dg.AssetCheckResult:
     s = warehouse.settings
     suite_rules = client_features_rules()
+    suite_rules_by_name = {r.name: r for r in suite_rules}
     cols = sorted({r.kwargs["column"] for r in suite_rules})
     suite = SqlSuite("client_features", suite_rules, s.build_path,
                      f"SELECT rowid + 1 AS _row, {', '.join(cols)} FROM marts.client_features")
@@ -44,6 +54,9 @@ def client_features_valid(context: dg.AssetCheckExecutionContext, warehouse: War
     rows.append(("unique:client_key", "client_key", dups == 0, dups, n, None, "error"))
     _record(s, context.run.run_id, "client_features", rows)
     failed = [f"{r[0]} ({r[3]} rows)" for r in rows if not r[2]]
+    if failed:
+        failed.append(_trace(s, context.run.run_id, [suite_rules_by_name[r.rule] for r in out.results.values()
+                                                     if not r.success and r.rule in suite_rules_by_name]))
     return dg.AssetCheckResult(passed=not failed, metadata={
         "rows": n, "rules": len(rows), "engine": "GX 1.x SQL on DuckDB",
         "failed_rules": dg.MetadataValue.md("\n".join(f"- {f}" for f in failed) or "none")})

@@ -207,6 +207,34 @@ def dbt_failure_report(con: duckdb.DuckDBPyConnection, remedies_dir: Path, run_i
     return failure_message(run_id, "dbt", failures, path)
 
 
+# ---------------------------------------------------------------- the GX suite on marts.client_features
+
+FEATURE_SOURCES = {"bureau_score": "credit_bureau", "overdue_ratio": "credit_bureau", "employee_count": "clients",
+                   "tenure_months": "clients", "size_class": "clients", "firm_stage": "clients",
+                   "industry_risk_class": "clients", "value_tier": "product_usage"}  # else product_usage
+
+
+def feature_failures(con: duckdb.DuckDBPyConnection, failed_rules: list) -> list[dict]:
+    """Failing rules of suite client_features (suites.Rule) with the raw rows of the clients breaking them."""
+    out = []
+    for rule in failed_rules:
+        col, kw = rule.column, rule.kwargs
+        if rule.expectation == "ExpectColumnValuesToBeBetween":
+            cond = " OR ".join([f"{_q(col)} < {kw['min_value']}"] * (kw.get("min_value") is not None)
+                               + [f"{_q(col)} > {kw['max_value']}"] * (kw.get("max_value") is not None))
+        elif rule.expectation == "ExpectColumnValuesToBeInSet":
+            cond = f"{_q(col)} NOT IN ({', '.join(repr(v) for v in kw['value_set'])})"
+        else:
+            cond = ""
+        keys = con.execute(f"SELECT DISTINCT client_key FROM marts.client_features WHERE client_key IS NOT NULL "
+                           f"AND ({cond}) LIMIT {ROW_LIMIT}").fetchall() if cond else []
+        rows = raw_rows(con, ["client_key"], keys, [FEATURE_SOURCES.get(col, "product_usage")])
+        out.append({"node": "marts.client_features", "unique_id": rule.name, "rule": rule.name,
+                    "failures": len(keys) or None, "sources": [FEATURE_SOURCES.get(col, "product_usage")],
+                    "rows": rows, "error": None})
+    return out
+
+
 # ---------------------------------------------------------------- lendseg quarantine --run
 
 def pending_remedies(remedies_dir: Path, run_id: str) -> list[Path]:

@@ -115,3 +115,24 @@ def test_quarantine_command_restores_previous_version_and_next_build_passes(fail
     assert rc == 0, tail
     again = subprocess.run([LENDSEG, "quarantine", "--run", "RUN1"], capture_output=True, text=True, env=env)
     assert again.returncode == 1 and "already applied" in again.stderr
+
+
+def test_failing_feature_rule_is_traced_to_the_usage_rows_of_its_client(tmp_path: Path) -> None:
+    """Blocking GX check client_features_valid: utilisation above 5 traced to the client's latest usage file."""
+    from dagster_project.landing import ensure_raw_schema
+    from dagster_project.remedy import feature_failures
+    from dagster_project.suites import client_features_rules
+
+    con = duckdb.connect(str(tmp_path / "b.duckdb"))
+    ensure_raw_schema(con)
+    con.execute("CREATE SCHEMA marts")
+    con.execute("CREATE TABLE marts.client_features AS SELECT * FROM (VALUES ('k1', 9.5), ('k2', 0.4)) "
+                "v(client_key, current_utilisation)")
+    for f, ts in (("u_old.csv", "2026-01-01"), ("u_new.csv", "2026-02-01")):
+        con.execute("INSERT INTO raw.product_usage (snapshot_month, account_key, client_key, product_code, "
+                    "_source_file, _source_checksum, _source_row, _ingested_at) VALUES "
+                    f"(DATE '{ts}', 'a1', 'k1', 'term_loan', '{f}', 'c-{f}', 3, TIMESTAMP '{ts}')")
+    rule = next(r for r in client_features_rules() if r.name == "range:current_utilisation")
+    [failure] = feature_failures(con, [rule])
+    assert failure["rule"] == "range:current_utilisation" and failure["failures"] == 1
+    assert [(r["source"], r["source_file"], r["row"]) for r in failure["rows"]] == [("product_usage", "u_new.csv", 3)]
