@@ -111,3 +111,11 @@ def test_dbt_decimal_casts_hold_every_value_the_contract_accepts() -> None:
         raise AssertionError("1e40 unexpectedly fits")
     except duckdb.Error:
         pass
+
+
+def test_ranges_table_in_the_docs_matches_the_contract() -> None:
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "landing_contract.md").read_text(encoding="utf-8")
+    table = doc.split("## Ranges", 1)[1].split("\n## ", 1)[0]
+    for src in SOURCES.values():
+        for c in ranged_columns(src):
+            assert f"| {src.name} | {c.name} |" in table and c.range.basis in table, f"{src.name}.{c.name}"
