@@ -5,7 +5,8 @@ from datetime import datetime, timezone
 import dagster as dg
 
 from . import audit
-from .publish import PUBLISHED_SCHEMAS, failed_blocking_checks, publish
+from .gates import run_gate
+from .publish import PUBLISHED_SCHEMAS, publish
 from .resources import Warehouse
 from .applications import APPLICATION_KEYS
 from .transform import dbt_models
@@ -37,9 +38,10 @@ def published_warehouse(context: dg.AssetExecutionContext, warehouse: Warehouse)
     it in atomically, so readers never see a partial state and never block a publish. The last
     LENDSEG_PUBLISH_KEEP versions are kept for `lendseg publish --rollback`.
     """
-    failed, passed = failed_blocking_checks(context.instance, context.run_id)
-    if failed:
-        raise dg.Failure(f"not publishing: blocking checks failed in this run: {', '.join(failed)}", allow_retries=False)
+    verdict = run_gate(context.instance, context.run_id, context.job_def.asset_layer.asset_graph)
+    if verdict.refused:
+        raise dg.Failure(f"not publishing: {verdict.reason()}", allow_retries=False)
+    passed = verdict.passed
     s = warehouse.settings
     _record_checks(context, s.audit_dir)
     context.log.info(f"publishing schemas {', '.join(PUBLISHED_SCHEMAS)} and audit to {s.warehouse_path}")
