@@ -176,9 +176,10 @@ def k_curve_png(curve: pd.DataFrame, k: int) -> bytes:
     ax.set_xlabel("k")
     ax.set_ylabel("silhouette")
     ax2.set_ylabel("Davies-Bouldin")
-    ax.set_title(f"k selection (chosen k = {k})")
+    ax.set_title(f"k selection (chosen k = {k})", pad=20)
     handles = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
-    ax.legend(handles=handles, loc="best", fontsize=7, framealpha=0.9)  # inside the axes: clear of the labels
+    # between the title and the plot: clear of the data and of both axis labels
+    ax.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, fontsize=7, frameon=False)
     return _png(fig)
 
 

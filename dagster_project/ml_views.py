@@ -71,7 +71,10 @@ def drift_png(drift: pd.DataFrame) -> bytes:
     d = drift.sort_values("psi")
     colours = ["tab:red" if s == "significant" else "tab:orange" if s == "moderate" else "tab:green" for s in d.status]
     fig, ax = plt.subplots(figsize=(7, 0.28 * len(d) + 1.4))
-    ax.barh([f"{f} (mix)" if k == "segment_mix" else f for k, f in zip(d.kind, d.feature)], d.psi, color=colours)
+    labels = [f"{f} (mix)" if k == "segment_mix" else f for k, f in zip(d.kind, d.feature)]
+    ax.barh(labels, d.psi, color=colours)
+    for i, v in enumerate(d.psi):
+        ax.text(float(v), i, f" {v:.3f}", va="center", fontsize=6)
     ax.axvline(seg.PSI_MODERATE, color="tab:orange", lw=0.8, ls="--", label=f"moderate {seg.PSI_MODERATE}")
     ax.axvline(seg.PSI_SIGNIFICANT, color="tab:red", lw=0.8, ls="--", label=f"significant {seg.PSI_SIGNIFICANT}")
     ax.set_xlabel("PSI against the champion's training data")

@@ -170,7 +170,10 @@ def detail(st: Step) -> str:
         if rows:
             parts.append(f"{_n(sum(rows))} rows")
         elif st.assets:
-            parts.append(f"{len(st.assets)} assets")
+            parts.append(f"{len(st.assets)} asset{'s' if len(st.assets) != 1 else ''}")
+        if "segmentation_model" in st.assets:
+            model = next((m.get("version") for m in st.metadata if "k_curve_chart" in m), None)
+            parts.append(f"bootstrap: trained and promoted {model or 'a first model'}")
     checks = st.checks_passed + st.checks_failed + st.checks_warned
     if checks:
         c = f"{checks} checks"
