@@ -297,6 +297,11 @@ def publish_table(con: duckdb.DuckDBPyConnection, table: str, select_sql: str, d
     return con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
 
 
+def chart_first(metadata: dict) -> dict:
+    """The same metadata with the chart entry first: the UI lists metadata in order, charts are seen first."""
+    return {k: metadata[k] for k in sorted(metadata, key=lambda k: k != "chart")}
+
+
 def png_markdown(fig, title: str) -> dg.MetadataValue:
     """A matplotlib figure as an inline PNG in markdown (rendered by the Dagster UI)."""
     import matplotlib.pyplot as plt
@@ -542,13 +547,13 @@ def client_product_recommendations(context: dg.AssetExecutionContext, warehouse:
            .agg(recommended=("client_key", "count"), first_choice=("recommendation_rank", lambda s: int((s == 1).sum())))
            .reset_index().sort_values("recommended", ascending=False))
     mix["popularity"] = mix.product_code.map(popularity).round(3)
-    return dg.MaterializeResult(metadata={
+    return dg.MaterializeResult(metadata=chart_first({
         "rows": n, "clients": clients, "segment_source": seg_source, "model_version": MODEL_VERSION,
         "advisory_recommended": int(pub.groupby("client_key").advisory_recommended.first().sum()),
         "clients_without_eligible_product": int((pub.reason_codes == "NO_ELIGIBLE_PRODUCT").sum()),
         "summary": md_table(mix),
         "chart": png_markdown(_rec_chart(pub), "recommendation mix by segment"),
-    })
+    }))
 
 
 def evaluate_recommendations(con: duckdb.DuckDBPyConnection, horizon: int = EVAL_HORIZON_MONTHS,
@@ -622,12 +627,12 @@ def recommendation_evaluation(context: dg.AssetExecutionContext, warehouse: Ware
         context.log.warning("recommendation model's lower bound is not above the popularity baseline")
     show = ev[["method", "candidate_set", "clients_evaluated", "hits", "hit_rate_at_3", "ci_low", "ci_high",
                "lift_vs_popularity", "meets_bar"]]
-    return dg.MaterializeResult(metadata={
+    return dg.MaterializeResult(metadata=chart_first({
         "cutoff_month": str(model.cutoff_month), "outcome_end_month": str(model.outcome_end_month),
         "clients_evaluated": int(model.clients_evaluated), "model_hit_rate_at_3": float(model.hit_rate_at_3),
         "model_ci_low": float(model.ci_low), "meets_bar": bool(model.meets_bar),
         "summary": md_table(show), "chart": png_markdown(_eval_chart(ev), "hit rate at 3"),
-    })
+    }))
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -797,9 +802,9 @@ def risk_early_warnings(context: dg.AssetExecutionContext, warehouse: Warehouse)
         clients_flagged = con.execute("SELECT count(DISTINCT client_key) FROM marts.risk_early_warnings WHERE status = 'open' "
                                       "AND severity IN ('warning', 'critical')").fetchall()[0][0]
         chart = png_markdown(_warning_chart(con), "warnings by severity over time")
-    return dg.MaterializeResult(metadata={
+    return dg.MaterializeResult(metadata=chart_first({
         "rows": n, **stats, "clients_with_open_warning_or_critical": clients_flagged, "segment_source": seg_source,
-        "summary": md_table(summary), "chart": chart})
+        "summary": md_table(summary), "chart": chart}))
 
 
 EW_EVAL_COLUMNS = {
@@ -886,11 +891,11 @@ def early_warning_evaluation(context: dg.AssetExecutionContext, warehouse: Wareh
     op = ev[ev.flag_level == "warning"].iloc[0]
     if not op.meets_bar:
         context.log.warning("early warnings miss the evaluation bar on this data")
-    return dg.MaterializeResult(metadata={
+    return dg.MaterializeResult(metadata=chart_first({
         "cutoff_month": str(op.cutoff_month), "precision": float(op.precision), "recall": float(op.recall),
         "median_lead_months": float(op.median_lead_months) if op.median_lead_months == op.median_lead_months and op.median_lead_months is not None else None,
         "meets_bar": bool(op.meets_bar), "summary": md_table(ev.drop(columns=["cutoff_month", "outcome_end_month"])),
-        "chart": png_markdown(_ew_eval_chart(ev), "precision and recall")})
+        "chart": png_markdown(_ew_eval_chart(ev), "precision and recall")}))
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -1098,14 +1103,14 @@ def credit_policy(context: dg.AssetExecutionContext, warehouse: Warehouse):
     show = pol[["segment_name", "clients", "exposure", "average_rating_grade", "pd_band", "arrears_rate",
                 "high_risk_share", "approval_track", "recommended_products"]].sort_values("exposure", ascending=False).head(20)
     show = show.assign(exposure=(show.exposure / 1e6).round(1).astype(str) + " m")
-    yield dg.MaterializeResult(asset_key=SEG_POLICY, metadata={
+    yield dg.MaterializeResult(asset_key=SEG_POLICY, metadata=chart_first({
         "rows": n_seg, "segment_source": seg_source, "summary": md_table(show),
-        "chart": png_markdown(_policy_chart(pol), "approval track by segment")})
+        "chart": png_markdown(_policy_chart(pol), "approval track by segment")}))
     fig, ax = _figure(6, 3.5)
     ax.bar(mix.approval_track, mix.clients, color=["tab:orange", "tab:red", "tab:green"][:len(mix)])
     ax.set_title("Clients by approval track")
-    yield dg.MaterializeResult(asset_key=CLIENT_POLICY, metadata={
-        "rows": n_cli, "summary": md_table(mix), "chart": png_markdown(fig, "clients by approval track")})
+    yield dg.MaterializeResult(asset_key=CLIENT_POLICY, metadata=chart_first({
+        "rows": n_cli, "summary": md_table(mix), "chart": png_markdown(fig, "clients by approval track")}))
 
 
 MARKETING_COLUMNS = {
@@ -1201,8 +1206,8 @@ def segment_marketing(context: dg.AssetExecutionContext, warehouse: Warehouse) -
     ax.set_title("Marketing: eligible clients and preferred channel by segment")
     show = df[["segment_name", "clients", "approval_track", "preferred_channel", "contact_intensity", "products_to_push",
                "eligible_clients"]].sort_values("eligible_clients", ascending=False).head(20)
-    return dg.MaterializeResult(metadata={"rows": n, "summary": md_table(show),
-                                          "chart": png_markdown(fig, "marketing by segment")})
+    return dg.MaterializeResult(metadata=chart_first({"rows": n, "summary": md_table(show),
+                                          "chart": png_markdown(fig, "marketing by segment")}))
 
 
 application_assets = [client_product_recommendations, recommendation_evaluation, risk_early_warnings,

@@ -32,9 +32,38 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    if args.demo:
+def preflight(job: str, demo: bool) -> str | None:
+    """Why ``lendseg run`` must not start (one line), or None. Checked before anything is built."""
+    import warnings
+
+    from .config import ConfigError, pii_key
+    from .jobs import WRITING_JOB_NAMES
+
+    if job not in WRITING_JOB_NAMES:
+        return f"lendseg run: unknown job '{job}'; valid jobs: {', '.join(WRITING_JOB_NAMES)}"
+    if demo:
         os.environ["LENDSEG_DEMO"] = "1"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            pii_key()
+    except ConfigError as e:
+        return f"lendseg run refused: {e}"
+    return None
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    if problem := preflight(args.job, args.demo):
+        print(problem, file=sys.stderr)
+        return 2
+    import time
+    import uuid
+
+    from . import progress
+
+    s = load_settings()
+    if not os.environ.get("LENDSEG_PII_KEY"):
+        print("demo mode: LENDSEG_PII_KEY is not set, using the public demo key (demo data only)", file=sys.stderr)
     home = _dagster_home()
     import dagster as dg
 
@@ -42,22 +71,72 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     instance = dg.DagsterInstance.get()
     job = defs.resolve_job_def(args.job)
-    print(f"running job '{args.job}' (run history in DAGSTER_HOME={home})", file=sys.stderr)
-    result = job.execute_in_process(instance=instance, raise_on_error=False)
+    run_id = str(uuid.uuid4())
+    log_path = None if args.verbose else s.data_dir / "logs" / f"{run_id}.log"
+    print(f"running job '{args.job}', run {run_id} (history in DAGSTER_HOME={home})", file=sys.stderr)
+    t0 = time.monotonic()
+
+    def execute():
+        return job.execute_in_process(instance=instance, raise_on_error=False, run_id=run_id)
+
+    if args.verbose:
+        result, tracker = progress.follow(execute, instance, run_id, sys.stderr, live=False)
+        out, err = sys.stdout, sys.stderr
+    else:
+        with progress.redirected_output(log_path) as (out, err):
+            result, tracker = progress.follow(execute, instance, run_id, out, live=out.isatty())
+        progress.prune_logs(log_path.parent)
+    alerts_dir = s.audit_dir / "pipeline_alerts"
+    alerts = len(list(alerts_dir.glob("*.jsonl"))) if alerts_dir.exists() else 0
+    summary = progress.format_summary(tracker, result.run_id, args.job, time.monotonic() - t0, result.success,
+                                      s.warehouse_path, log_path, alerts)
     if result.success:
-        print(f"run {result.run_id} succeeded; published warehouse: {load_settings().warehouse_path}")
+        print("\n".join(summary), file=out)
         return 0
     for event in result.all_events:
         if event.is_step_failure:
-            err = event.step_failure_data.error
-            print(f"step {event.step_key} failed:\n{err.message if err else ''}", file=sys.stderr)
-    print(f"run {result.run_id} FAILED; the published warehouse was left as it was.", file=sys.stderr)
+            error = event.step_failure_data.error
+            print(f"step {event.step_key} failed:\n{error.message if error else ''}", file=err)
+    print("\n".join(summary), file=err)
+    print(f"run {result.run_id} FAILED; the published warehouse was left as it was.", file=err)
     from .remedy import command, pending_remedies
 
     if pending_remedies(load_settings().remedies_dir, result.run_id):
         print(f"delivered rows caused it; to quarantine them and let the next run proceed: {command(result.run_id)}",
-              file=sys.stderr)
+              file=err)
     return 1
+
+
+def format_number(x) -> str:
+    """How an analyst reads a number: 465, 344,800,000, 1,234.57, 0.2134, 3.1e-05; blank for null."""
+    import math
+
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return ""
+    if isinstance(x, bool):
+        return str(x).lower()
+    v = float(x)
+    if math.isinf(v):
+        return str(v)
+    if v == int(v) and abs(v) < 1e15:
+        return f"{int(v):,}"
+    if abs(v) >= 1:
+        return f"{v:,.2f}"
+    return f"{v:.4g}"
+
+
+def format_table(df) -> str:
+    """Markdown table with numbers formatted by format_number and right-aligned."""
+    import pandas as pd
+
+    out = df.copy()
+    align = []
+    for col in out.columns:
+        numeric = pd.api.types.is_numeric_dtype(out[col]) and not pd.api.types.is_bool_dtype(out[col])
+        if numeric:
+            out[col] = [format_number(v) for v in out[col].tolist()]
+        align.append("right" if numeric else "left")
+    return out.to_markdown(index=False, colalign=align, disable_numparse=True)
 
 
 def cmd_quarantine(args: argparse.Namespace) -> int:
@@ -99,7 +178,7 @@ def cmd_sql(args: argparse.Namespace) -> int:
         if args.format == "csv":
             rel.df().to_csv(sys.stdout, index=False)
         else:
-            print(rel.df().to_markdown(index=False, floatfmt=",.4g"))
+            print(format_table(rel.df()))
     except duckdb.Error as e:
         print(f"query failed: {e}", file=sys.stderr)
         return 1
@@ -213,31 +292,38 @@ def cmd_reidentify(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .jobs import WRITING_JOB_NAMES
+
     p = argparse.ArgumentParser(prog="lendseg", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
 
     g = sub.add_parser("generate", help="write a realistic demo delivery set to the landing zone")
-    g.add_argument("--clients", type=int, default=5000)
-    g.add_argument("--months", type=int, default=24)
-    g.add_argument("--seed", type=int, default=42)
+    g.add_argument("--clients", type=int, default=5000, help="number of clients (default 5000)")
+    g.add_argument("--months", type=int, default=24, help="months of product-usage snapshots (default 24)")
+    g.add_argument("--seed", type=int, default=42, help="random seed: the same seed writes the same files (default 42)")
     g.add_argument("--out", help="landing folder (default $LENDSEG_LANDING_DIR)")
-    g.add_argument("--format", choices=["csv", "parquet"], default="csv")
+    g.add_argument("--format", choices=["csv", "parquet"], default="csv", help="delivery file format (default csv)")
     g.add_argument("--truth", help="ground-truth CSV (default $LENDSEG_DATA_DIR/ground_truth/archetypes.csv)")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     g.set_defaults(func=cmd_generate)
 
     r = sub.add_parser("run", help="run the pipeline headless through Dagster (recorded in DAGSTER_HOME)")
-    r.add_argument("--job", default="daily_refresh")
+    r.add_argument("--job", default="daily_refresh", metavar="JOB",
+                   help=f"job to run: {', '.join(WRITING_JOB_NAMES)} (default daily_refresh)")
     r.add_argument("--demo", action="store_true", help="allow the public demo key when LENDSEG_PII_KEY is unset")
+    r.add_argument("--verbose", action="store_true",
+                   help="stream Dagster's and dbt's full logs instead of the progress view "
+                        "(otherwise they go to $LENDSEG_DATA_DIR/logs/<run_id>.log)")
     r.set_defaults(func=cmd_run)
 
     q = sub.add_parser("sql", help="run read-only SQL on the published warehouse")
-    q.add_argument("query")
-    q.add_argument("--format", choices=["table", "csv"], default="table")
+    q.add_argument("query", help="SQL; the file is opened read-only")
+    q.add_argument("--format", choices=["table", "csv"], default="table",
+                   help="table: aligned, numbers with thousands separators (default); csv: raw values")
     q.set_defaults(func=cmd_sql)
 
     qa = sub.add_parser("quality", help="print the latest data-quality failures from the audit store")
-    qa.add_argument("--limit", type=int, default=20)
+    qa.add_argument("--limit", type=int, default=20, help="rows shown per section (default 20)")
     qa.set_defaults(func=cmd_quality)
 
     pb = sub.add_parser("publish", help="list published versions or roll back to one")
@@ -261,10 +347,10 @@ def build_parser() -> argparse.ArgumentParser:
     qr.set_defaults(func=cmd_quarantine)
 
     b = sub.add_parser("bench", help="benchmark the whole pipeline against a bare-DuckDB floor (temp location)")
-    b.add_argument("--clients", type=int, default=10_000)
-    b.add_argument("--months", type=int, default=24)
-    b.add_argument("--format", choices=["csv", "parquet"], default="csv")
-    b.add_argument("--seed", type=int, default=42)
+    b.add_argument("--clients", type=int, default=10_000, help="number of clients generated (default 10000)")
+    b.add_argument("--months", type=int, default=24, help="months of usage snapshots (default 24)")
+    b.add_argument("--format", choices=["csv", "parquet"], default="csv", help="delivery file format (default csv)")
+    b.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
     b.add_argument("--out", help="report folder (default $LENDSEG_DATA_DIR/bench)")
     b.add_argument("--keep", action="store_true", help="keep the temp data for inspection")
     b.set_defaults(func=cmd_bench)

@@ -13,15 +13,27 @@ from .publishing import published_warehouse
 from .quality import quality_checks
 from .resources import Warehouse
 from .schedules import schedules
+from .stage_checks import stage_checks
 from .sensors import sensors as landing_sensors
 from .transform import dbt_models, dbt_resource
 
 __all__ = ["daily_refresh", "defs"]
 
+# Every asset has an owner (README "Owners"): the team that answers for the warehouse's content.
+OWNER = "team:credit-risk-analytics"
+
+
+def with_owner(assets: list[dg.AssetsDefinition], owner: str = OWNER) -> list[dg.AssetsDefinition]:
+    """The same assets, each spec owned by ``owner`` (kept owners stay, ``owner`` is added)."""
+    return [a.map_asset_specs(lambda spec: spec.replace_attributes(owners=sorted({*spec.owners, owner})))
+            for a in assets]
+
+
 defs = dg.Definitions(
     # ml_assets (ml.py): segmentation model training, promotion, scoring; application_assets (applications.py): recommendations, early warnings, credit policy, marketing
-    assets=[*ingest_assets, dbt_models, *ml_assets, *application_assets, with_freshness(published_warehouse)],  # stale after LENDSEG_STALE_AFTER_HOURS
-    asset_checks=quality_checks,  # GX suites on later stages (quality.py)
+    assets=with_owner([*ingest_assets, dbt_models, *ml_assets, *application_assets,
+                       with_freshness(published_warehouse)]),  # stale after LENDSEG_STALE_AFTER_HOURS
+    asset_checks=[*quality_checks, *stage_checks],  # GX suites (quality.py); applications and published file (stage_checks.py)
     jobs=writing_jobs,  # daily_refresh, monthly_retrain, full_rebuild (jobs.py: stages as asset groups)
     schedules=schedules,
     sensors=[*landing_sensors, *alert_sensors],

@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from . import audit
+from . import ml_views as views
 from . import segmentation as seg
 from .config import Settings
 from .resources import Warehouse
@@ -175,8 +176,10 @@ def k_curve_png(curve: pd.DataFrame, k: int) -> bytes:
     ax.set_xlabel("k")
     ax.set_ylabel("silhouette")
     ax2.set_ylabel("Davies-Bouldin")
-    ax.set_title(f"k selection (chosen k = {k})")
-    fig.legend(loc="lower center", ncol=2, fontsize=7)
+    ax.set_title(f"k selection (chosen k = {k})", pad=20)
+    handles = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
+    # between the title and the plot: clear of the data and of both axis labels
+    ax.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, fontsize=7, frameon=False)
     return _png(fig)
 
 
@@ -631,22 +634,10 @@ def segmentation_model(context: dg.AssetExecutionContext, warehouse: Warehouse) 
     with connect(s) as con:
         sync_model_tables(con, mdir)
     _record_checks(s, context.run_id, meta, "segmentation_model")
-    checks = [dg.AssetCheckResult(check_name=n, passed=bool(c["passed"]),
-                                  metadata={k: (dg.MetadataValue.json(v) if isinstance(v, (dict, list)) else v)
-                                            for k, v in c.items() if k != "passed"})
+    checks = [dg.AssetCheckResult(check_name=n, passed=bool(c["passed"]), metadata=views.check_metadata(c))
               for n, c in meta["checks"].items()]
-    vdir = mdir / t.version
-    curve = pd.DataFrame(meta["k_curve"]).to_markdown(index=False, floatfmt=".3f")
     return dg.MaterializeResult(metadata={
-        "version": t.version, "k": meta["k"], "silhouette": round(meta["silhouette"], 4),
-        "davies_bouldin": round(meta["davies_bouldin"], 4), "stability_mean_ari": round(meta["stability"]["mean_ari"], 4),
-        "training_rows": meta["training_rows"], "training_fingerprint": meta["training_fingerprint"],
-        "matched_to": meta["matched_to"] or "none (first model)", "new_segments": dg.MetadataValue.json(meta["new_segments"]),
-        "retired_segments": dg.MetadataValue.json(meta["retired_segments"]),
-        "k_curve": dg.MetadataValue.md(curve + "\n\n" + _md_png((vdir / "k_curve.png").read_bytes(), "k curve")),
-        "segments": dg.MetadataValue.md(_segments_md(meta)),
-        "profile": dg.MetadataValue.md(_md_png((vdir / "profile.png").read_bytes(), "segment profiles")),
-        "model_path": dg.MetadataValue.path(str(vdir)),
+        **views.model_metadata(mdir / t.version, meta, t.version, f"run {context.run_id}"),
     }, check_results=checks)
 
 
@@ -704,6 +695,9 @@ def segment_scoring(context: dg.AssetExecutionContext, warehouse: Warehouse):
     sc = score_all(s, context.run_id, context.log.info)
     mdir = model_dir(s)
     meta = load_meta(mdir, sc.version)
+    if sc.bootstrap:  # the model trained here is segmentation_model's: show it there (ml_views.py)
+        for event in views.bootstrap_events(mdir / sc.version, meta, sc.version):
+            context.log_event(event)
     with connect(s, read_only=True) as con:
         n_feat, n_dist = con.execute("SELECT count(*), count(DISTINCT client_key) FROM marts.client_features").fetchone()
         n_as, n_as_dist, nulls, missing = con.execute(
@@ -719,6 +713,7 @@ def segment_scoring(context: dg.AssetExecutionContext, warehouse: Warehouse):
         "segment_mix": dg.MetadataValue.md(mix_md.to_markdown(index=False, floatfmt=".3f"))})
     yield dg.MaterializeResult(asset_key=K.SNAPSHOTS, metadata={"as_of_date": str(sc.as_of_date)})
     yield dg.MaterializeResult(asset_key=K.DRIFT, metadata={
+        "drift_chart": dg.MetadataValue.md(views.md_png(views.drift_png(sc.drift), "PSI by feature")),
         "segment_mix_psi": round(mix_psi, 4),
         "drift": dg.MetadataValue.md(sc.drift.to_markdown(index=False, floatfmt=".4f"))})
     for key in (K.REVIEW_CONTEXT, K.REGISTRY, K.CATALOG, K.PROFILES):

@@ -20,6 +20,7 @@ from pathlib import Path
 import duckdb
 
 from . import audit
+from .catalog import AUDIT_TABLES, PUBLISH_INFO, PUBLISH_MANIFEST, TABLE_DOCS, column_comment, empty_table_sql
 
 PUBLISHED_SCHEMAS: tuple[str, ...] = ("marts", "ml")
 STORAGE_VERSION = "v1.5.0"
@@ -33,7 +34,26 @@ def _s(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _copy_schema(con: duckdb.DuckDBPyConnection, schema: str) -> dict[str, int]:
+def _build_comments(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, str]]:
+    """``{schema.table: {column: comment}}`` of every commented column of the build database."""
+    out: dict[str, dict[str, str]] = {}
+    for schema, table, col, comment in con.execute(
+            "SELECT schema_name, table_name, column_name, comment FROM duckdb_columns() WHERE database_name = 'build' "
+            "AND comment IS NOT NULL AND comment <> ''").fetchall():
+        out.setdefault(f"{schema}.{table}", {})[col] = comment
+    return out
+
+
+def _comment_columns(con: duckdb.DuckDBPyConnection, schema: str, name: str, own: dict[str, str],
+                     comments: dict[str, dict[str, str]]) -> None:
+    dst = f"pub.{_q(schema)}.{_q(name)}"
+    for (col,) in con.execute("SELECT column_name FROM duckdb_columns() WHERE database_name = 'pub' AND schema_name = ? "
+                              "AND table_name = ?", [schema, name]).fetchall():
+        if text := column_comment(f"{schema}.{name}", col, own.get(col), comments):
+            con.execute(f"COMMENT ON COLUMN {dst}.{_q(col)} IS {_s(text)}")
+
+
+def _copy_schema(con: duckdb.DuckDBPyConnection, schema: str, comments: dict[str, dict[str, str]]) -> dict[str, int]:
     rels = con.execute(
         "SELECT table_name, comment FROM duckdb_tables() WHERE database_name = 'build' AND schema_name = ? "
         "UNION ALL SELECT view_name, comment FROM duckdb_views() WHERE database_name = 'build' AND schema_name = ? "
@@ -47,21 +67,44 @@ def _copy_schema(con: duckdb.DuckDBPyConnection, schema: str) -> dict[str, int]:
         con.execute(f"CREATE TABLE {dst} AS SELECT * FROM {src}")
         if comment:
             con.execute(f"COMMENT ON TABLE {dst} IS {_s(comment)}")
-        for col, ccomment in con.execute(
-            "SELECT column_name, comment FROM duckdb_columns() WHERE database_name = 'build' AND schema_name = ? "
-            "AND table_name = ? AND comment IS NOT NULL AND comment <> ''", [schema, name]).fetchall():
-            con.execute(f"COMMENT ON COLUMN {dst}.{_q(col)} IS {_s(ccomment)}")
+        _comment_columns(con, schema, name, comments.get(f"{schema}.{name}", {}), comments)
         counts[f"{schema}.{name}"] = con.execute(f"SELECT count(*) FROM {dst}").fetchone()[0]
     return counts
 
 
 def _copy_audit(con: duckdb.DuckDBPyConnection, audit_dir: Path) -> dict[str, int]:
+    """Every audit table of the store, and every documented one (empty when the store has no file yet)."""
     con.execute("CREATE SCHEMA IF NOT EXISTS pub.audit")
     counts = {}
-    for table, reader in audit.tables(audit_dir).items():
-        con.execute(f"CREATE TABLE pub.audit.{_q(table)} AS SELECT * FROM {reader}")
-        counts[f"audit.{table}"] = con.execute(f"SELECT count(*) FROM pub.audit.{_q(table)}").fetchone()[0]
+    readers = audit.tables(audit_dir)
+    for table in sorted(set(readers) | set(AUDIT_TABLES)):
+        dst = f"pub.audit.{_q(table)}"
+        if table in readers:
+            con.execute(f"CREATE TABLE {dst} AS SELECT * FROM {readers[table]}")
+        else:
+            con.execute(empty_table_sql(dst, AUDIT_TABLES[table][1]))
+        if f"audit.{table}" in TABLE_DOCS:
+            con.execute(f"COMMENT ON TABLE {dst} IS {_s(TABLE_DOCS[f'audit.{table}'])}")
+        _comment_columns(con, "audit", table, {}, {})
+        counts[f"audit.{table}"] = con.execute(f"SELECT count(*) FROM {dst}").fetchone()[0]
     return counts
+
+
+def _publish_tables(con: duckdb.DuckDBPyConnection, history: list[dict], manifest: dict, counts: dict[str, int]) -> None:
+    """audit.publish_manifest (every kept version) and audit.publish_info (this file, one row)."""
+    con.execute(empty_table_sql("pub.audit.publish_manifest", PUBLISH_MANIFEST[1]))
+    con.executemany("INSERT INTO pub.audit.publish_manifest VALUES (?, ?, ?, ?, ?, ?)",
+                    [[h["version"], h["run_id"], h["published_at"], len(h["row_counts"]), json.dumps(h["row_counts"]),
+                      len(h.get("checks_passed", []))] for h in history])
+    con.execute(empty_table_sql("pub.audit.publish_info", PUBLISH_INFO[1]))
+    con.execute("INSERT INTO pub.audit.publish_info VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [manifest["version"], manifest["run_id"],
+                 datetime.fromisoformat(manifest["published_at"]).astimezone(timezone.utc).replace(tzinfo=None), manifest["storage_version"],
+                 len(counts) + 2, sum(counts.values()), len(manifest.get("checks_passed", [])),
+                 len(manifest.get("checks_warned", [])), json.dumps(counts)])
+    for table in ("publish_manifest", "publish_info"):
+        con.execute(f"COMMENT ON TABLE pub.audit.{table} IS {_s(TABLE_DOCS[f'audit.{table}'])}")
+        _comment_columns(con, "audit", table, {}, {})
 
 
 def _fsync(path: Path) -> None:
@@ -121,15 +164,12 @@ def _write_version(build_path: Path, audit_dir: Path, tmp: Path, manifest: dict,
         con.execute(f"ATTACH {_s(str(build_path))} AS build (READ_ONLY)")
         con.execute(f"ATTACH {_s(str(tmp))} AS pub (STORAGE_VERSION '{STORAGE_VERSION}')")
         counts: dict[str, int] = {}
+        comments = _build_comments(con)
         for schema in schemas:
-            counts |= _copy_schema(con, schema)
+            counts |= _copy_schema(con, schema, comments)
         counts |= _copy_audit(con, audit_dir)
         history = [v.manifest for v in versions(tmp.parent)] + [manifest | {"row_counts": counts}]
-        con.execute("CREATE TABLE pub.audit.publish_manifest (version VARCHAR, run_id VARCHAR, published_at VARCHAR, "
-                    "tables INTEGER, row_counts JSON, checks_passed INTEGER)")
-        con.executemany("INSERT INTO pub.audit.publish_manifest VALUES (?, ?, ?, ?, ?, ?)",
-                        [[h["version"], h["run_id"], h["published_at"], len(h["row_counts"]), json.dumps(h["row_counts"]),
-                          len(h.get("checks_passed", []))] for h in history])
+        _publish_tables(con, history, manifest, counts)
         con.execute("DETACH pub")
         return counts
     finally:
@@ -137,7 +177,7 @@ def _write_version(build_path: Path, audit_dir: Path, tmp: Path, manifest: dict,
 
 
 def publish(build_path: Path, warehouse_path: Path, versions_dir: Path, audit_dir: Path, run_id: str,
-            checks_passed: list[str] | None = None, keep: int = 5, schemas: tuple[str, ...] = PUBLISHED_SCHEMAS,
+            checks_passed: list[str] | None = None, keep: int = 5, checks_warned: list[str] | None = None, schemas: tuple[str, ...] = PUBLISHED_SCHEMAS,
             memory_limit: str = "4GB") -> Version:
     """Write a new version from the build database and the audit store, swap it in, prune old versions.
 
@@ -152,7 +192,8 @@ def publish(build_path: Path, warehouse_path: Path, versions_dir: Path, audit_di
         stale.unlink()
     manifest = {"version": f"v{number:06d}", "run_id": run_id,
                 "published_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                "storage_version": STORAGE_VERSION, "checks_passed": sorted(checks_passed or [])}
+                "storage_version": STORAGE_VERSION, "checks_passed": sorted(checks_passed or []),
+                "checks_warned": sorted(checks_warned or [])}
     try:
         manifest["row_counts"] = _write_version(build_path, audit_dir, tmp, manifest, schemas, memory_limit)
     except BaseException:

@@ -5,7 +5,8 @@ from datetime import datetime, timezone
 import dagster as dg
 
 from . import audit
-from .publish import PUBLISHED_SCHEMAS, failed_blocking_checks, publish
+from .gates import run_gate
+from .publish import PUBLISHED_SCHEMAS, publish
 from .resources import Warehouse
 from .applications import APPLICATION_KEYS
 from .transform import dbt_models
@@ -33,17 +34,20 @@ def _record_checks(context: dg.AssetExecutionContext, audit_dir) -> None:
 def published_warehouse(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
     """Reader-facing copy of the build at $LENDSEG_WAREHOUSE_PATH: schemas marts, ml and audit.
 
-    Runs only after every blocking check of the run passed; writes a complete new version file and swaps
+    Runs only after every blocking check of the run passed, and refuses when a blocking check of an asset
+    materialised in this run has no result (gates.py: skipped is not passed); writes a complete new version file and swaps
     it in atomically, so readers never see a partial state and never block a publish. The last
     LENDSEG_PUBLISH_KEEP versions are kept for `lendseg publish --rollback`.
     """
-    failed, passed = failed_blocking_checks(context.instance, context.run_id)
-    if failed:
-        raise dg.Failure(f"not publishing: blocking checks failed in this run: {', '.join(failed)}", allow_retries=False)
+    verdict = run_gate(context.instance, context.run_id, context.job_def.asset_layer.asset_graph)
+    if verdict.refused:
+        raise dg.Failure(f"not publishing: {verdict.reason()}", allow_retries=False)
+    passed = verdict.passed
     s = warehouse.settings
     _record_checks(context, s.audit_dir)
     context.log.info(f"publishing schemas {', '.join(PUBLISHED_SCHEMAS)} and audit to {s.warehouse_path}")
     v = publish(s.build_path, s.warehouse_path, s.versions_dir, s.audit_dir, context.run_id, checks_passed=passed,
+                checks_warned=verdict.warned,
                 keep=s.publish_keep, memory_limit=s.memory_limit)
     counts = v.manifest["row_counts"]
     context.log.info(f"published {v.name}: {len(counts)} tables")
@@ -53,6 +57,7 @@ def published_warehouse(context: dg.AssetExecutionContext, warehouse: Warehouse)
         "path": dg.MetadataValue.path(str(s.warehouse_path)),
         "tables": dg.MetadataValue.md(table),
         "checks_passed": len(passed),
+        "checks_warned": len(verdict.warned),
         "size_mb": round(s.warehouse_path.stat().st_size / 1e6, 2),
         **{f"rows/{t}": n for t, n in counts.items()},
     })

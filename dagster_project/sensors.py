@@ -12,7 +12,10 @@ The cursor is the set of files already seen (``<source>/<name>`` -> ``mtime_ns``
    a run key twice), and the cursor advances past the batch.
 
 A file re-delivered under the same name with a new mtime counts as new (ingest then decides, by content,
-whether there is anything to load). The pure functions below hold all the cursor logic.
+whether there is anything to load). Files the delivery ledger (``raw._deliveries``) already holds with the
+same name, size and mtime - loaded or rejected by any run, e.g. a headless ``lendseg run`` before the
+daemon started - are not new: the sensor reads the ledger (read-only, only while no run holds the writer
+lock) and requests no run for them. The pure functions below hold all the cursor logic.
 """
 
 from __future__ import annotations
@@ -96,6 +99,47 @@ def parse_cursor(cursor: str | None) -> dict[str, int]:
 def new_files(files: list[LandingFile], seen: dict[str, int]) -> list[LandingFile]:
     """Files not seen before, or seen with a different mtime (a same-name re-delivery)."""
     return [f for f in files if seen.get(f.relpath) != f.mtime_ns]
+
+
+def without_ledgered(files: list[LandingFile], ledger: set[tuple[str, int, int]]) -> list[LandingFile]:
+    """Files the delivery ledger does not hold; ``ledger`` = {(relpath, size, mtime_ns)} of recorded deliveries."""
+    return [f for f in files if (f.relpath, f.size, f.mtime_ns) not in ledger]
+
+
+def read_ledger(build_path: Path, lock_path: Path) -> set[tuple[str, int, int]] | None:
+    """{(relpath, size, mtime_ns)} of every delivery in raw._deliveries; None while a run holds the writer lock.
+
+    The writer lock is taken (non-blocking) for the read, so no run can start writing meanwhile.
+    """
+    import duckdb
+
+    if not build_path.exists():
+        return set()
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return None
+        try:
+            con = duckdb.connect(str(build_path), read_only=True)
+        except duckdb.Error:
+            return None
+        try:
+            if not con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'raw' "
+                               "AND table_name = '_deliveries'").fetchone()[0]:
+                return set()
+            rows = con.execute("SELECT source, file_name, file_size, file_mtime_ns FROM raw._deliveries "
+                               "WHERE file_size IS NOT NULL AND file_mtime_ns IS NOT NULL").fetchall()
+        finally:
+            con.close()
+        return {(f"{source}/{name}", int(size), int(mtime)) for source, name, size, mtime in rows}
+    finally:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
 
 
 def advance_cursor(seen: dict[str, int], batch: list[LandingFile], present: list[LandingFile] | None = None) -> str:
@@ -199,11 +243,20 @@ def landing_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.
     if active:
         return dg.SkipReason(f"{len(batch)} new delivery file(s) wait: writing run(s) {', '.join(active)} "
                              "queued or in progress; they are picked up after it ends")
+    ledger = read_ledger(s.build_path, s.lock_path)
+    if ledger is None:
+        return dg.SkipReason(f"{len(batch)} new delivery file(s) wait: a run holds the build-database writer lock")
+    todo = without_ledgered(batch, ledger)
+    if not todo:
+        return dg.SensorResult(skip_reason=dg.SkipReason(
+            f"{len(batch)} file(s) already in the delivery ledger (loaded by an earlier run): no run requested"),
+            cursor=advance_cursor(seen, batch, present=files))
+    seen_now, batch = batch, todo  # the cursor moves past the ledgered files too
     context.log.info(f"requesting daily_refresh for {len(batch)} new file(s): "
                      + ", ".join(f.relpath for f in batch[:20]) + (" ..." if len(batch) > 20 else ""))
     return dg.SensorResult(
         run_requests=[dg.RunRequest(run_key=batch_run_key(batch), tags=batch_tags(batch))],
-        cursor=advance_cursor(seen, batch, present=files),
+        cursor=advance_cursor(seen, seen_now, present=files),
     )
 
 

@@ -1,3 +1,5 @@
+-- Attached to model client_features as a blocking Dagster asset check (dagster-dbt meta.dagster.ref).
+{{ config(severity='error', meta={'dagster': {'ref': {'name': 'client_features'}}}) }}
 -- client_features holds exactly the scorable clients: lifecycle_stage <> 'prospect' and at least one bureau
 -- report (fct_credit_profile) or one facility snapshot (fct_client_usage_profile).
 with expected as (

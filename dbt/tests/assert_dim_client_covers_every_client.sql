@@ -1,3 +1,5 @@
+-- Attached to model dim_client as a blocking Dagster asset check (dagster-dbt meta.dagster.ref).
+{{ config(severity='error', meta={'dagster': {'ref': {'name': 'dim_client'}}}) }}
 -- dim_client has exactly one row per delivered CRM client: no client is lost or added by the joins.
 select s.client_key, 'missing_from_dim_client' as problem
 from {{ ref('stg_crm__clients') }} as s

@@ -1,3 +1,5 @@
+-- Attached to model dim_client as a blocking Dagster asset check (dagster-dbt meta.dagster.ref).
+{{ config(severity='error', meta={'dagster': {'ref': {'name': 'dim_client'}}}) }}
 -- Rating consistency in dim_client:
 --   * grade D exactly when a default trigger is set;
 --   * a score-based grade's band contains the client's bureau score (master scale, bounds inclusive);

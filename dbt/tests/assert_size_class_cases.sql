@@ -1,3 +1,5 @@
+-- Attached to seed size_class_cases (both its parents are seeds, built in the same dbt step) as a blocking check.
+{{ config(severity='error', meta={'dagster': {'ref': {'name': 'size_class_cases'}}}) }}
 -- Every hand-classified firm of seed size_class_cases must get its expected size class when the model's
 -- rule (macro sme_size_class, used by int_clients_size_classified) is applied with the real thresholds
 -- seed sme_size_thresholds. Returns the disagreeing cases; also fails if fewer than 30 cases are present.

@@ -1,3 +1,5 @@
+-- depends_on: {{ ref('product_catalogue') }}
+-- (the catalogue is an ancestor so that the relationships test to it is built in the same dbt step)
 -- One row per client and product the client has ever held in the usage data (any snapshot):
 -- first_opened_month = first snapshot_month with an account of that product (the usage window starts at
 -- the first delivered month, so a facility opened before the window shows the window's first month).

@@ -1,0 +1,128 @@
+"""End to end, as a newcomer meets it: `lendseg run` output, its log file, every documented SQL query, column
+comments, every planned check evaluated, the model visible in the UI's event log, the sensor after a run."""
+
+import re
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+
+from conftest import Workspace, make_workspace
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def documented_sql() -> list[tuple[str, str]]:
+    """(file, statement) for every ```sql block statement, `lendseg sql "..."` and inline `SELECT ...` in the docs."""
+    out: list[tuple[str, str]] = []
+    for path in DOCS:
+        text = path.read_text(encoding="utf-8")
+        for block in re.findall(r"```sql\n(.*?)```", text, flags=re.S):
+            body = "\n".join(line for line in block.splitlines() if not line.strip().startswith("--"))
+            out += [(path.name, s.strip()) for s in body.split(";") if s.strip()]
+        out += [(path.name, s) for s in re.findall(r'lendseg sql "([^"]+)"', text)]
+        out += [(path.name, s) for s in re.findall(r"`(SELECT [^`]+)`", text) if "FROM ..." not in s]
+    return out
+
+
+def test_docs_have_sql_to_check() -> None:
+    found = documented_sql()
+    assert len(found) >= 15 and any("audit.publish_info" in s for _, s in found)
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory: pytest.TempPathFactory) -> tuple[Workspace, object]:
+    w = make_workspace(tmp_path_factory.mktemp("readable"))
+    proc = w.lendseg("run", "--demo", timeout=900)
+    return w, proc
+
+
+def test_run_output_is_a_short_progress_view_with_a_summary(ws) -> None:
+    _, proc = ws
+    lines = (proc.stdout + proc.stderr).strip().splitlines()
+    assert len(lines) < 60, "\n".join(lines)
+    out = proc.stdout
+    for expected in ("ingest clients", "dbt ", "model scoring", "applications ", "publish ", "published v000001",
+                     "checks: ", " 0 failed", "quarantined", "alerts: ", "full log: "):
+        assert expected in out, expected
+    assert "DEBUG" not in out + proc.stderr and "Running with dbt" not in out + proc.stderr
+
+
+def test_full_logs_go_to_a_file_under_the_data_dir(ws) -> None:
+    w, proc = ws
+    log = Path(re.search(r"full log: (\S+)", proc.stdout).group(1))
+    assert log.parent == w.data / "logs" and log.exists()
+    text = log.read_text(encoding="utf-8", errors="replace")
+    assert "STEP_START" in text and "Running with dbt" in text
+
+
+def test_every_documented_sql_query_runs_on_the_demo_warehouse(ws) -> None:
+    w, _ = ws
+    con = duckdb.connect(str(w.warehouse), read_only=True)
+    failed = []
+    for name, sql in documented_sql():
+        try:
+            con.execute(sql).fetchall()
+        except duckdb.Error as e:
+            failed.append(f"{name}: {sql[:80]} -> {e}")
+    assert not failed, "\n".join(failed)
+    assert con.execute("SELECT version FROM audit.publish_info").fetchall() == [("v000001",)]
+
+
+def test_every_published_column_has_a_comment(ws) -> None:
+    w, _ = ws
+    con = duckdb.connect(str(w.warehouse), read_only=True)
+    missing = con.execute("SELECT schema_name || '.' || table_name || '.' || column_name FROM duckdb_columns() "
+                          "WHERE NOT internal AND (comment IS NULL OR trim(comment) = '')").fetchall()
+    assert not missing, missing
+    tables = {r[0] for r in con.execute("SELECT schema_name || '.' || table_name FROM duckdb_tables()").fetchall()}
+    assert {"audit.pipeline_alerts", "audit.quarantined_rows", "audit.rejected_deliveries", "audit.publish_info"} <= tables
+
+
+def _events(w: Workspace, kind: dg.DagsterEventType):
+    instance = dg.DagsterInstance.from_config(str(w.root / "dagster_home"))
+    run = instance.get_runs(limit=1)[0]
+    return [e.dagster_event for e in instance.all_logs(run.run_id, of_type=kind)]
+
+
+def test_every_planned_check_ran_and_passed(ws) -> None:
+    w, _ = ws
+    planned = {f"{e.event_specific_data.asset_key.to_user_string()}:{e.event_specific_data.check_name}"
+               for e in _events(w, dg.DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED)}
+    evaluated = {f"{e.event_specific_data.asset_key.to_user_string()}:{e.event_specific_data.check_name}":
+                 e.event_specific_data.passed for e in _events(w, dg.DagsterEventType.ASSET_CHECK_EVALUATION)}
+    assert planned <= set(evaluated), sorted(planned - set(evaluated))
+    for name in ("marts/dim_client:assert_dim_client_covers_every_client", "reference/size_class_cases:assert_size_class_cases",
+                 "marts/client_product_recommendations:recommendations_only_eligible",
+                 "marts/segment_policy:policy_covers_every_segment", "published_warehouse:holds_manifest_tables",
+                 "published_warehouse:opens_read_only", "published_warehouse:every_column_commented"):
+        assert evaluated.get(name) is True, name
+    assert any(n.startswith("intermediate/int_client_products_summarised:relationships_") for n in evaluated)
+    assert not _events(w, dg.DagsterEventType.ASSET_OBSERVATION) or all(
+        "assert_" not in str(e.asset_key) for e in _events(w, dg.DagsterEventType.ASSET_OBSERVATION))
+
+
+def test_bootstrapped_model_shows_on_segmentation_model(ws) -> None:
+    w, _ = ws
+    mats = [e for e in _events(w, dg.DagsterEventType.ASSET_MATERIALIZATION) if e.asset_key == dg.AssetKey("segmentation_model")]
+    assert len(mats) == 1
+    meta = mats[0].event_specific_data.materialization.metadata
+    assert list(meta)[:2] == ["profile_chart", "k_curve_chart"] and "silhouette" in meta
+    checks = {e.event_specific_data.check_name for e in _events(w, dg.DagsterEventType.ASSET_CHECK_EVALUATION)
+              if e.event_specific_data.asset_key == dg.AssetKey("segmentation_model")}
+    assert checks == {"segment_min_share", "silhouette_floor", "stability_clusterboot"}
+
+
+def test_sensor_requests_no_run_for_files_the_run_loaded(ws, monkeypatch: pytest.MonkeyPatch) -> None:
+    w, _ = ws
+    from dagster_project.sensors import landing_sensor
+
+    monkeypatch.setenv("LENDSEG_DATA_DIR", str(w.data))
+    for var in ("LENDSEG_LANDING_DIR", "LENDSEG_BUILD_PATH", "LENDSEG_WAREHOUSE_PATH"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("LENDSEG_LANDING_SETTLE_S", "0")
+    with dg.instance_for_test() as instance:  # a fresh sensor cursor, as after `dagster dev` starts
+        result = landing_sensor(dg.build_sensor_context(instance=instance, cursor=None))
+    assert isinstance(result, dg.SensorResult) and not result.run_requests
