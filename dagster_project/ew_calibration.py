@@ -1,0 +1,496 @@
+"""Early-warning calibration: thresholds learned from the warehouse's own history (pure functions).
+
+The asset (``ew_calibration_assets.py``) pulls the monthly signal observations (``applications.monthly_observations``,
+expert severities) and hands them here. Three windows, in time order, never overlapping in the outcomes they use
+(``plan_windows``; months are first-of-month dates, H = the evaluation horizon, 6 months)::
+
+    first ........ fit cutoffs ........ C ...... calibration outcome ...... E ...... evaluation outcome ...... end
+                  (features at t,          (features at C, first 90+ dpd     (features at E, first 90+ dpd
+                   outcome in (t, C])       in (C, E]: operating points)      in (E, end]: marts.early_warning_evaluation)
+
+* **fit window** (cutoffs ``fit_from..fit_to``, outcomes truncated at C): the combined score's coefficients;
+* **calibration window** (cutoff C, outcome (C, E]): the operating points (score thresholds) and the choice
+  between the combined score and the expert rules;
+* **evaluation window** (cutoff E, outcome (E, end]): only the evaluation reads it.
+
+So the calibration only ever reads data up to E, and the evaluation judges it on the months after E.
+
+Combined score: L2 logistic regression (class_weight balanced) on per-client features built from the signals seen
+in the month (``client_features``); every coefficient must have the business sign (more of a signal = more risk,
+i.e. >= 0): a feature whose coefficient comes out negative is dropped and the model refitted (``fit_score``).
+
+Targets (``Targets``): warning = the highest recall with precision >= 0.30 + 0.05 margin on the calibration window;
+critical = the highest recall with precision >= 0.60 (+ 0.05). Minimum history (``history_check``): >= 12 months of
+data before E and >= 20 positive outcomes in the fit window and in the calibration window; otherwise, or when the
+score finds no warning point meeting the target, or when the expert rules do better on the calibration window, the
+calibration says ``method = expert``: the fixed thresholds of ``early_warning.SIGNALS`` stay in force.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from datetime import date
+
+import numpy as np
+import pandas as pd
+
+from . import early_warning as ew
+
+HORIZON_MONTHS = 6
+FIT_WARMUP_MONTHS = 2  # the first fit cutoff is this many months after the first month (previous reports exist)
+MIN_FIT_LABEL_MONTHS = 2  # a fit cutoff sees at least this many outcome months before C
+LOOKBACK_MONTHS = 12  # lead time: first warning in the 12 months up to the cutoff (as early_warning_evaluation)
+BASE_SIGNALS: tuple[str, ...] = tuple(s for s in ew.SIGNALS if s != "multiple_signals")
+
+# Feature -> (signal, transform). Every feature grows with risk: expected coefficient sign >= 0.
+FEATURES: tuple[str, ...] = (
+    "arrears_30", "arrears_dpd", "score_drop", "high_utilisation", "negative_cash_flow", "legal_judgments",
+    "inquiries", "collateral_gap", "n_signals")
+
+
+def _feature(name: str, values: Mapping[str, float]) -> float:
+    v = values.get
+    if name == "arrears_30":
+        return 1.0 if (v("arrears") or 0) >= 30 else 0.0
+    if name == "arrears_dpd":
+        return min(v("arrears") or 0.0, 89.0) / 30.0
+    if name == "score_drop":
+        return min(v("score_drop") or 0.0, 150.0) / 30.0
+    if name == "high_utilisation":
+        return min(v("high_utilisation") or 0.0, 12.0) / 6.0
+    if name == "negative_cash_flow":
+        return min(v("negative_cash_flow") or 0.0, 8.0) / 4.0
+    if name == "legal_judgments":
+        return min(v("legal_judgments") or 0.0, 6.0) / 3.0
+    if name == "inquiries":
+        return min(v("inquiries") or 0.0, 12.0) / 6.0
+    if name == "collateral_gap":
+        c = v("collateral")
+        return 0.0 if c is None else float(min(max(1.0 - c, 0.0), 1.0))
+    if name == "n_signals":
+        return float(sum(1 for s in BASE_SIGNALS if s in values))
+    raise KeyError(name)
+
+
+def feature_row(values: Mapping[str, float]) -> dict[str, float]:
+    """Features of one client in one month from its observed signal values ({signal: observed_value})."""
+    return {f: _feature(f, values) for f in FEATURES}
+
+
+def client_values(active: Mapping[ew.Key, ew.Observation]) -> dict[str, dict[str, float]]:
+    """{client: {signal: observed value}} of the base signals seen in one month."""
+    out: dict[str, dict[str, float]] = {}
+    for (client, sig), o in active.items():
+        if sig in BASE_SIGNALS:
+            out.setdefault(client, {})[sig] = float(o.observed_value)
+    return out
+
+
+def frame_from_months(months: Iterable[tuple[date, Mapping[ew.Key, ew.Observation]]]) -> pd.DataFrame:
+    """One row per client and month end with a signal: features and the expert level (rank 1..3 = watch..critical)."""
+    rows = []
+    for month_end, active in months:
+        ranks: dict[str, int] = {}
+        for (client, _sig), o in active.items():
+            ranks[client] = max(ranks.get(client, 0), ew.SEVERITY_RANK[o.severity])
+        for client, vals in client_values(active).items():
+            rows.append({"client_key": client, "month_end": month_end, "expert_rank": ranks.get(client, 1),
+                         **feature_row(vals)})
+    cols = ["client_key", "month_end", "expert_rank", *FEATURES]
+    return pd.DataFrame(rows, columns=cols)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# windows and minimum history
+# ------------------------------------------------------------------------------------------------------------
+
+def add_months(d: date, k: int) -> date:
+    m = d.year * 12 + d.month - 1 + k
+    return date(m // 12, m % 12 + 1, 1)
+
+
+def month_end(d: date) -> date:
+    """Last day of the month of ``d``."""
+    return date.fromordinal(add_months(d, 1).toordinal() - 1)
+
+
+@dataclass(frozen=True)
+class Windows:
+    first_month: date
+    fit_from: date  # first fit cutoff month
+    fit_to: date  # last fit cutoff month
+    calibration_cutoff: date  # C: features as of C; fit outcomes truncated at C
+    evaluation_cutoff: date  # E: calibration outcome (C, E]; evaluation outcome (E, end]
+    end_month: date
+    horizon: int = HORIZON_MONTHS
+
+    @property
+    def history_months(self) -> int:
+        """Months of data the calibration may use (first month .. E)."""
+        return ew.months_between(self.first_month, self.evaluation_cutoff) + 1
+
+    def fit_cutoffs(self) -> list[date]:
+        out, m = [], self.fit_from
+        while m <= self.fit_to:
+            out.append(m)
+            m = add_months(m, 1)
+        return out
+
+    def to_dict(self) -> dict[str, str | int]:
+        return {k: (v.isoformat() if isinstance(v, date) else v) for k, v in asdict(self).items()}
+
+
+def plan_windows(first_month: date, end_month: date, horizon: int = HORIZON_MONTHS) -> Windows:
+    """E = end - horizon, C = E - horizon, fit cutoffs first + warm-up .. C - MIN_FIT_LABEL_MONTHS (may be empty)."""
+    e = add_months(end_month, -horizon)
+    c = add_months(e, -horizon)
+    return Windows(first_month=first_month, fit_from=add_months(first_month, FIT_WARMUP_MONTHS),
+                   fit_to=add_months(c, -MIN_FIT_LABEL_MONTHS), calibration_cutoff=c, evaluation_cutoff=e,
+                   end_month=end_month, horizon=horizon)
+
+
+@dataclass(frozen=True)
+class Targets:
+    warning_precision: float = 0.30
+    critical_precision: float = 0.60
+    margin: float = 0.05  # operating points are chosen at target + margin on the calibration window
+    min_history_months: int = 12
+    min_positives: int = 20
+
+
+def history_check(w: Windows, fit_positives: int, calibration_positives: int, targets: Targets = Targets()
+                  ) -> tuple[bool, str]:
+    """(enough history?, reason). Too little history -> the expert thresholds stay (documented fallback)."""
+    problems = []
+    if w.history_months < targets.min_history_months:
+        problems.append(f"{w.history_months} months of history before the evaluation cutoff < {targets.min_history_months}")
+    if not w.fit_cutoffs():
+        problems.append("no fit cutoff month")
+    if fit_positives < targets.min_positives:
+        problems.append(f"{fit_positives} positive outcomes in the fit window < {targets.min_positives}")
+    if calibration_positives < targets.min_positives:
+        problems.append(f"{calibration_positives} positive outcomes in the calibration window < {targets.min_positives}")
+    return (not problems, "; ".join(problems) if problems else "enough history")
+
+
+# ------------------------------------------------------------------------------------------------------------
+# labelled slices
+# ------------------------------------------------------------------------------------------------------------
+
+def slice_at(frame: pd.DataFrame, population: Sequence[str], cutoff: date, first_default: Mapping[str, date],
+             outcome_end: date) -> pd.DataFrame:
+    """Population at ``cutoff`` (clients not defaulted by then) with features at the cutoff month end (0 without a
+    signal) and ``label`` = first 90+ dpd month in (cutoff, outcome_end]."""
+    pop = [c for c in dict.fromkeys(population) if not (c in first_default and first_default[c] <= cutoff)]
+    me = month_end(cutoff)
+    at = frame[frame.month_end == me].drop(columns=["month_end"]).set_index("client_key")
+    out = pd.DataFrame(index=pd.Index(pop, name="client_key")).join(at)
+    out["has_signal"] = out.expert_rank.notna()
+    out[list(FEATURES)] = out[list(FEATURES)].fillna(0.0)
+    out["expert_rank"] = out.expert_rank.fillna(0).astype(int)
+    out["label"] = [bool(c in first_default and cutoff < first_default[c] <= outcome_end) for c in out.index]
+    out["cutoff"] = cutoff
+    return out.reset_index()
+
+
+# ------------------------------------------------------------------------------------------------------------
+# combined score with sign constraints
+# ------------------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Score:
+    intercept: float
+    coefficients: dict[str, float]  # only the kept features
+    dropped: tuple[str, ...] = ()  # features dropped for a wrong (negative) sign
+
+    def decision(self, x: pd.DataFrame | Mapping[str, float]) -> np.ndarray | float:
+        if isinstance(x, pd.DataFrame):
+            z = np.full(len(x), self.intercept)
+            for f, c in self.coefficients.items():
+                z = z + c * x[f].to_numpy(dtype=float)
+            return 1.0 / (1.0 + np.exp(-z))
+        z = self.intercept + sum(c * x.get(f, 0.0) for f, c in self.coefficients.items())
+        return 1.0 / (1.0 + math.exp(-z))
+
+
+def fit_score(X: pd.DataFrame, y: Sequence[bool], features: Sequence[str] = FEATURES, c: float = 1.0,
+              signs: Mapping[str, int] | None = None) -> Score:
+    """L2 logistic regression (class_weight balanced); a feature with the wrong sign is dropped and the rest refitted.
+
+    ``signs``: expected sign per feature (+1: coefficient >= 0, -1: <= 0); default +1 for every feature.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    y = np.asarray(y, dtype=bool)
+    if y.all() or not y.any():
+        raise ValueError("need both outcomes to fit a score")
+    signs = dict(signs or {})
+    keep = [f for f in features if X[f].to_numpy(dtype=float).std() > 0]
+    dropped = [f for f in features if f not in keep]
+    while True:
+        if not keep:
+            return Score(intercept=0.0, coefficients={}, dropped=tuple(dropped))
+        lr = LogisticRegression(C=c, class_weight="balanced", max_iter=2000)
+        lr.fit(X[keep].to_numpy(dtype=float), y)
+        coef = dict(zip(keep, lr.coef_[0].tolist()))
+        wrong = [f for f in keep if coef[f] * signs.get(f, 1) < 0]
+        if not wrong:
+            return Score(intercept=float(lr.intercept_[0]), coefficients=coef, dropped=tuple(dropped))
+        worst = min(wrong, key=lambda f: coef[f] * signs.get(f, 1))
+        keep.remove(worst)
+        dropped.append(worst)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# precision / recall curve and operating points
+# ------------------------------------------------------------------------------------------------------------
+
+def pr_curve(scores: Sequence[float], labels: Sequence[bool], flaggable: Sequence[bool] | None = None) -> pd.DataFrame:
+    """Flag rule ``score >= threshold`` (only ``flaggable`` rows): precision, recall, share flagged per threshold."""
+    s = np.asarray(scores, dtype=float)
+    y = np.asarray(labels, dtype=bool)
+    ok = np.ones(len(s), bool) if flaggable is None else np.asarray(flaggable, dtype=bool)
+    pos = int(y.sum())
+    cand = np.unique(s[ok])[::-1]
+    rows = []
+    for t in cand:
+        f = ok & (s >= t)
+        n, tp = int(f.sum()), int((f & y).sum())
+        rows.append({"threshold": float(t), "flagged": n, "true_positives": tp, "precision": tp / n if n else 0.0,
+                     "recall": tp / pos if pos else 0.0, "share_flagged": n / len(s) if len(s) else 0.0})
+    return pd.DataFrame(rows, columns=["threshold", "flagged", "true_positives", "precision", "recall", "share_flagged"])
+
+
+def choose_operating_point(curve: pd.DataFrame, min_precision: float, min_flagged: int = 5) -> dict | None:
+    """The point with the highest recall among those with precision >= ``min_precision`` (ties: higher precision,
+    then higher threshold); None when no point reaches it."""
+    ok = curve[(curve.precision >= min_precision) & (curve.flagged >= min_flagged)]
+    if ok.empty:
+        return None
+    best = ok.sort_values(["recall", "precision", "threshold"], ascending=[False, False, False]).iloc[0]
+    return {k: (float(v) if k in ("threshold", "precision", "recall", "share_flagged") else int(v)) for k, v in best.items()}
+
+
+# ------------------------------------------------------------------------------------------------------------
+# calibration result and how it sets the levels
+# ------------------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Calibration:
+    method: str  # "score" (combined score drives the levels) or "expert" (early_warning.SIGNALS thresholds)
+    reason: str
+    version: str = ""
+    score: Score | None = None
+    warning_threshold: float | None = None
+    critical_threshold: float | None = None  # None with method score: critical by the expert rules
+    windows: Windows | None = None
+    targets: Targets = field(default_factory=Targets)
+    chosen: dict = field(default_factory=dict)  # method -> level -> metrics on the calibration window
+
+    def level_rank(self, values: Mapping[str, float], expert_rank: int) -> int:
+        """Rank 1..3 (watch..critical) of a client with signals ``values`` whose expert level is ``expert_rank``."""
+        if self.method != "score" or self.score is None or self.warning_threshold is None:
+            return expert_rank
+        p = float(self.score.decision(feature_row(values)))
+        if self.critical_threshold is not None:
+            if p >= self.critical_threshold:
+                return 3
+        elif expert_rank >= 3:
+            return 3
+        return 2 if p >= self.warning_threshold else 1
+
+    def to_dict(self) -> dict:
+        d = {"version": self.version, "method": self.method, "reason": self.reason,
+             "warning_threshold": self.warning_threshold, "critical_threshold": self.critical_threshold,
+             "score": None if self.score is None else {"intercept": self.score.intercept,
+                                                       "coefficients": self.score.coefficients,
+                                                       "dropped": list(self.score.dropped), "features": list(FEATURES)},
+             "windows": None if self.windows is None else self.windows.to_dict(),
+             "targets": asdict(self.targets), "chosen": self.chosen}
+        return d
+
+    @staticmethod
+    def from_dict(d: Mapping) -> "Calibration":
+        sc = d.get("score")
+        w = d.get("windows")
+        return Calibration(
+            method=d["method"], reason=d.get("reason", ""), version=d.get("version", ""),
+            score=None if not sc else Score(float(sc["intercept"]), {k: float(v) for k, v in sc["coefficients"].items()},
+                                            tuple(sc.get("dropped", ()))),
+            warning_threshold=d.get("warning_threshold"), critical_threshold=d.get("critical_threshold"),
+            windows=None if not w else Windows(**{k: (date.fromisoformat(v) if isinstance(v, str) else v)
+                                                  for k, v in w.items()}),
+            targets=Targets(**d.get("targets", {})), chosen=dict(d.get("chosen", {})))
+
+
+EXPERT = Calibration(method="expert", reason="no calibration yet: expert thresholds (early_warning.SIGNALS)")
+
+
+def apply_levels(cal: Calibration, active: Mapping[ew.Key, ew.Observation]) -> dict[ew.Key, ew.Observation]:
+    """The month's observations with severities set by the calibration: with the combined score every signal of a
+    client carries the client's level (the signals stay the reason codes); with ``expert`` unchanged."""
+    if cal.method != "score":
+        return dict(active)
+    vals = client_values(active)
+    expert: dict[str, int] = {}
+    for (client, _s), o in active.items():
+        expert[client] = max(expert.get(client, 0), ew.SEVERITY_RANK[o.severity])
+    level = {c: ew.SEVERITIES[cal.level_rank(vals.get(c, {}), r) - 1] for c, r in expert.items()}
+    return {k: replace(o, severity=level[k[0]]) for k, o in active.items()}
+
+
+def frame_levels(cal: Calibration, frame: pd.DataFrame) -> np.ndarray:
+    """Level rank per row of a ``frame_from_months`` frame (same rule as ``apply_levels``, vectorised)."""
+    expert = frame.expert_rank.to_numpy(dtype=int)
+    if cal.method != "score" or cal.score is None or cal.warning_threshold is None:
+        return expert
+    p = np.asarray(cal.score.decision(frame), dtype=float)
+    out = np.where(p >= cal.warning_threshold, 2, 1)
+    if cal.critical_threshold is not None:
+        out = np.where(p >= cal.critical_threshold, 3, out)
+    else:
+        out = np.where(expert >= 3, 3, out)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------------------
+# evaluation with bootstrap intervals
+# ------------------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LevelEvaluation:
+    level: str
+    clients: int
+    flagged: int
+    positives: int
+    true_positives: int
+    precision: float
+    recall: float
+    share_flagged: float
+    median_lead_months: float | None
+    ci: dict[str, tuple[float, float]]
+
+
+def evaluate_levels(frame: pd.DataFrame, ranks: np.ndarray, population: Sequence[str], cutoff: date,
+                    first_default: Mapping[str, date], outcome_end: date, n_boot: int = 1000, seed: int = 17
+                    ) -> list[LevelEvaluation]:
+    """Per level: flagged = level >= it at the cutoff month; lead = months from the first warning+ month in the 12
+    months up to the cutoff to the first 90+ dpd month (as ``early_warning_evaluation``); bootstrap 95 % CIs over
+    clients (``n_boot`` resamples, seeded)."""
+    me = month_end(cutoff)
+    pop = [c for c in dict.fromkeys(population) if not (c in first_default and first_default[c] <= cutoff)]
+    idx = {c: i for i, c in enumerate(pop)}
+    n = len(pop)
+    y = np.zeros(n, bool)
+    dflt: list[date | None] = [None] * n
+    for c, i in idx.items():
+        d = first_default.get(c)
+        if d is not None and cutoff < d <= outcome_end:
+            y[i] = True
+            dflt[i] = d
+    f = frame.assign(rank=ranks)
+    recent = f[(f.month_end <= me) & (f.month_end.map(lambda m: ew.months_between(m, me) < LOOKBACK_MONTHS))]
+    at = f[f.month_end == me]
+    rng = np.random.default_rng(seed)
+    boots = rng.integers(0, n, size=(n_boot, n)) if n else np.zeros((0, 0), int)
+    out = []
+    for level in ew.SEVERITIES:
+        need = ew.SEVERITY_RANK[level]
+        flagged = np.zeros(n, bool)
+        for c in at.loc[at["rank"] >= need, "client_key"]:
+            if c in idx:
+                flagged[idx[c]] = True
+        first_hi = recent[recent["rank"] >= max(need, 2)].groupby("client_key").month_end.min().to_dict()
+        lead = np.full(n, np.nan)
+        for i in np.flatnonzero(flagged & y):
+            c = pop[i]
+            since = min(first_hi.get(c, me), me)
+            lead[i] = ew.months_between(since, dflt[i])
+        ev = _rates(flagged, y, lead)
+        ci: dict[str, tuple[float, float]] = {}
+        if n and n_boot:
+            stats = np.array([_rates(flagged[b], y[b], lead[b]) for b in boots], dtype=float)
+            for j, name in enumerate(("precision", "recall", "share_flagged", "median_lead_months")):
+                col = stats[:, j][~np.isnan(stats[:, j])]
+                ci[name] = (float(np.percentile(col, 2.5)), float(np.percentile(col, 97.5))) if len(col) else (
+                    float("nan"), float("nan"))
+        out.append(LevelEvaluation(level=level, clients=n, flagged=int(flagged.sum()), positives=int(y.sum()),
+                                   true_positives=int((flagged & y).sum()), precision=ev[0], recall=ev[1],
+                                   share_flagged=ev[2], median_lead_months=None if np.isnan(ev[3]) else ev[3], ci=ci))
+    return out
+
+
+def _rates(flagged: np.ndarray, y: np.ndarray, lead: np.ndarray) -> tuple[float, float, float, float]:
+    nf, npos = flagged.sum(), y.sum()
+    tp = flagged & y
+    leads = lead[tp]
+    return (float(tp.sum() / nf) if nf else 0.0, float(tp.sum() / npos) if npos else 0.0,
+            float(nf / len(flagged)) if len(flagged) else 0.0,
+            float(statistics.median(leads.tolist())) if len(leads) else float("nan"))
+
+
+def meets_bar(e: LevelEvaluation) -> bool:
+    return bool(e.recall >= 0.70 and e.precision >= 0.30 and (e.median_lead_months or 0) >= 2)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# the calibration itself
+# ------------------------------------------------------------------------------------------------------------
+
+def calibrate(frame: pd.DataFrame, population_by_month: Mapping[date, Sequence[str]], first_default: Mapping[str, date],
+              windows: Windows, targets: Targets = Targets()) -> tuple[Calibration, dict[str, pd.DataFrame]]:
+    """Fit the combined score on the fit window, choose its operating points on the calibration window, compare with
+    the expert rules there and keep what wins. Reads only data up to the evaluation cutoff E.
+
+    Returns (calibration, {"curve": score PR curve on the calibration window, "calibration_slice": that slice}).
+    """
+    c_cut, e_cut = windows.calibration_cutoff, windows.evaluation_cutoff
+    frame = frame[frame.month_end <= month_end(e_cut)]
+    fit = [slice_at(frame, population_by_month.get(t, ()), t, first_default, c_cut) for t in windows.fit_cutoffs()]
+    fit_df = pd.concat(fit, ignore_index=True) if fit else pd.DataFrame(columns=["label", "client_key"])
+    cal = slice_at(frame, population_by_month.get(c_cut, ()), c_cut, first_default, e_cut)
+    fit_pos = int(fit_df.loc[fit_df.label.astype(bool), "client_key"].nunique()) if len(fit_df) else 0
+    cal_pos = int(cal.label.sum())
+    ok, why = history_check(windows, fit_pos, cal_pos, targets)
+    extras: dict[str, pd.DataFrame] = {"calibration_slice": cal}
+    base = {"windows": windows, "targets": targets}
+    if not ok:
+        return Calibration(method="expert", reason=f"fallback to expert thresholds: {why}", **base), extras
+    score = fit_score(fit_df, fit_df.label.to_numpy(bool))
+    p = np.asarray(score.decision(cal), dtype=float)
+    curve = pr_curve(p, cal.label, cal.has_signal)
+    extras["curve"] = curve
+    warn = choose_operating_point(curve, targets.warning_precision + targets.margin)
+    crit = choose_operating_point(curve, targets.critical_precision + targets.margin)
+    y = cal.label.to_numpy(bool)
+    chosen: dict[str, dict] = {"expert": {}, "score": {}}
+    for level in ("warning", "critical"):
+        need = ew.SEVERITY_RANK[level]
+        flag = cal.expert_rank.to_numpy() >= need
+        tp = int((flag & y).sum())
+        nf, npos = int(flag.sum()), int(y.sum())
+        chosen["expert"][level] = {"flagged": nf, "true_positives": tp, "precision": tp / nf if nf else 0.0,
+                                   "recall": tp / npos if npos else 0.0, "share_flagged": float(flag.mean())}
+    chosen["score"] = {"warning": warn, "critical": crit}
+    chosen["calibration_window"] = {"clients": int(len(cal)), "positives": cal_pos, "fit_rows": int(len(fit_df)),
+                                    "fit_positives": fit_pos}
+    ex = chosen["expert"]["warning"]
+    if crit is not None and warn is not None and crit["threshold"] < warn["threshold"]:
+        crit = None  # a critical point below the warning point adds nothing: critical by the expert rules
+        chosen["score"]["critical"] = None
+    result = Calibration(method="score", reason="", score=score, warning_threshold=None if warn is None else warn["threshold"],
+                         critical_threshold=None if crit is None else crit["threshold"], chosen=chosen, **base)
+    if warn is None:
+        return replace(result, method="expert", reason="fallback to expert thresholds: the combined score has no "
+                       f"warning point with precision >= {targets.warning_precision + targets.margin:.2f} on the "
+                       "calibration window"), extras
+    expert_ok = ex["precision"] >= targets.warning_precision + targets.margin
+    if expert_ok and ex["recall"] >= warn["recall"]:
+        return replace(result, method="expert", reason="expert thresholds kept: they meet the warning target with at "
+                       "least the combined score's recall on the calibration window"), extras
+    return replace(result, reason="combined score wins on the calibration window: " + (
+        f"expert precision {ex['precision']:.2f} below target" if not expert_ok else
+        f"recall {warn['recall']:.2f} vs expert {ex['recall']:.2f}")), extras
