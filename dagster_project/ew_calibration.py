@@ -144,12 +144,11 @@ class Windows:
 
 
 def plan_windows(first_month: date, end_month: date, horizon: int = HORIZON_MONTHS) -> Windows:
-    """E = end - horizon, C = E - horizon, fit cutoffs first + warm-up .. C - MIN_FIT_LABEL_MONTHS (may be empty)."""
+    """E = end - horizon, C = E - horizon, fit cutoffs first + warm-up .. C (outcome (t, t + horizon], within E)."""
     e = add_months(end_month, -horizon)
     c = add_months(e, -horizon)
     return Windows(first_month=first_month, fit_from=add_months(first_month, FIT_WARMUP_MONTHS),
-                   fit_to=add_months(c, -MIN_FIT_LABEL_MONTHS), calibration_cutoff=c, evaluation_cutoff=e,
-                   end_month=end_month, horizon=horizon)
+                   fit_to=c, calibration_cutoff=c, evaluation_cutoff=e, end_month=end_month, horizon=horizon)
 
 
 @dataclass(frozen=True)
@@ -214,6 +213,26 @@ class Score:
             return 1.0 / (1.0 + np.exp(-z))
         z = self.intercept + sum(c * x.get(f, 0.0) for f, c in self.coefficients.items())
         return 1.0 / (1.0 + math.exp(-z))
+
+
+def client_fold(client_key: str, folds: int = 5) -> int:
+    """Stable fold of a client (cross-fitting: the operating points are chosen on clients the score was not fitted on)."""
+    import hashlib
+
+    return int(hashlib.sha256(client_key.encode("utf-8")).hexdigest()[:8], 16) % folds
+
+
+def out_of_fold_scores(fit_df: pd.DataFrame, target: pd.DataFrame, folds: int = 5) -> np.ndarray:
+    """Scores of ``target`` rows, each from a score fitted on the fit rows of the OTHER client folds."""
+    ff = np.array([client_fold(c, folds) for c in fit_df.client_key])
+    tf = np.array([client_fold(c, folds) for c in target.client_key])
+    out = np.zeros(len(target))
+    for k in range(folds):
+        tr = ff != k
+        sc = fit_score(fit_df[tr], fit_df.label.to_numpy(bool)[tr])
+        if (tf == k).any():
+            out[tf == k] = np.asarray(sc.decision(target[tf == k]), dtype=float)
+    return out
 
 
 def fit_score(X: pd.DataFrame, y: Sequence[bool], features: Sequence[str] = FEATURES, c: float = 1.0,
@@ -449,7 +468,8 @@ def calibrate(frame: pd.DataFrame, population_by_month: Mapping[date, Sequence[s
     """
     c_cut, e_cut = windows.calibration_cutoff, windows.evaluation_cutoff
     frame = frame[frame.month_end <= month_end(e_cut)]
-    fit = [slice_at(frame, population_by_month.get(t, ()), t, first_default, c_cut) for t in windows.fit_cutoffs()]
+    fit = [slice_at(frame, population_by_month.get(t, ()), t, first_default,
+                    min(add_months(t, windows.horizon), e_cut)) for t in windows.fit_cutoffs()]
     fit_df = pd.concat(fit, ignore_index=True) if fit else pd.DataFrame(columns=["label", "client_key"])
     cal = slice_at(frame, population_by_month.get(c_cut, ()), c_cut, first_default, e_cut)
     fit_pos = int(fit_df.loc[fit_df.label.astype(bool), "client_key"].nunique()) if len(fit_df) else 0
@@ -460,7 +480,7 @@ def calibrate(frame: pd.DataFrame, population_by_month: Mapping[date, Sequence[s
     if not ok:
         return Calibration(method="expert", reason=f"fallback to expert thresholds: {why}", **base), extras
     score = fit_score(fit_df, fit_df.label.to_numpy(bool))
-    p = np.asarray(score.decision(cal), dtype=float)
+    p = out_of_fold_scores(fit_df, cal)
     curve = pr_curve(p, cal.label, cal.has_signal)
     extras["curve"] = curve
     warn = choose_operating_point(curve, targets.warning_precision + targets.margin)

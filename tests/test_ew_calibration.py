@@ -47,8 +47,10 @@ def test_windows_are_in_time_order_and_never_overlap_the_evaluation_months() -> 
     w = cal.plan_windows(date(2024, 11, 1), date(2026, 10, 1))
     assert w.evaluation_cutoff == date(2026, 4, 1) and w.calibration_cutoff == date(2025, 10, 1)
     cuts = w.fit_cutoffs()
-    assert cuts[0] == date(2025, 1, 1) and cuts[-1] == date(2025, 8, 1)
-    assert max(cuts) < w.calibration_cutoff < w.evaluation_cutoff < w.end_month
+    assert cuts[0] == date(2025, 1, 1) and cuts[-1] == date(2025, 10, 1)
+    # every fit outcome window (t, t + 6] and the calibration outcome (C, E] end by E; evaluation is (E, end]
+    assert all(cal.add_months(t, w.horizon) <= w.evaluation_cutoff for t in cuts)
+    assert max(cuts) <= w.calibration_cutoff < w.evaluation_cutoff < w.end_month
     assert w.history_months == 18
 
 
@@ -121,6 +123,21 @@ def test_features_with_the_wrong_business_sign_are_dropped_and_refitted() -> Non
     assert "inquiries" in sc.dropped and "inquiries" not in sc.coefficients
     assert all(v >= 0 for v in sc.coefficients.values()) and sc.coefficients["arrears_dpd"] > 0
     assert set(sc.dropped) >= {f for f in cal.FEATURES if f not in ("arrears_dpd", "inquiries")}  # no variance
+
+
+def test_operating_points_are_chosen_on_clients_the_score_was_not_fitted_on() -> None:
+    frame, pop, fd, start, end = _synthetic_history(n=600)
+    w = cal.plan_windows(start, end)
+    fit = pd.concat([cal.slice_at(frame, pop[t], t, fd, cal.add_months(t, 6)) for t in w.fit_cutoffs()], ignore_index=True)
+    target = cal.slice_at(frame, pop[w.calibration_cutoff], w.calibration_cutoff, fd, w.evaluation_cutoff)
+    oof = cal.out_of_fold_scores(fit, target)
+    # flipping the labels of one fold's clients in the fit rows leaves that fold's out-of-fold scores unchanged
+    k = cal.client_fold(target.client_key.iat[0])
+    in_k = np.array([cal.client_fold(c) == k for c in fit.client_key])
+    flipped = fit.assign(label=np.where(in_k, ~fit.label.astype(bool), fit.label.astype(bool)))
+    again = cal.out_of_fold_scores(flipped, target)
+    mask = np.array([cal.client_fold(c) == k for c in target.client_key])
+    assert np.allclose(oof[mask], again[mask]) and not np.allclose(oof[~mask], again[~mask])
 
 
 def test_score_levels_agree_between_the_timeline_and_the_frame() -> None:
