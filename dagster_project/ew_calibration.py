@@ -477,8 +477,10 @@ def calibrate(frame: pd.DataFrame, population_by_month: Mapping[date, Sequence[s
     ok, why = history_check(windows, fit_pos, cal_pos, targets)
     extras: dict[str, pd.DataFrame] = {"calibration_slice": cal}
     base = {"windows": windows, "targets": targets}
+    counts = {"clients": int(len(cal)), "positives": cal_pos, "fit_rows": int(len(fit_df)), "fit_positives": fit_pos}
     if not ok:
-        return Calibration(method="expert", reason=f"fallback to expert thresholds: {why}", **base), extras
+        return Calibration(method="expert", reason=f"fallback to expert thresholds: {why}",
+                           chosen={"calibration_window": counts}, **base), extras
     score = fit_score(fit_df, fit_df.label.to_numpy(bool))
     p = out_of_fold_scores(fit_df, cal)
     curve = pr_curve(p, cal.label, cal.has_signal)
@@ -495,8 +497,7 @@ def calibrate(frame: pd.DataFrame, population_by_month: Mapping[date, Sequence[s
         chosen["expert"][level] = {"flagged": nf, "true_positives": tp, "precision": tp / nf if nf else 0.0,
                                    "recall": tp / npos if npos else 0.0, "share_flagged": float(flag.mean())}
     chosen["score"] = {"warning": warn, "critical": crit}
-    chosen["calibration_window"] = {"clients": int(len(cal)), "positives": cal_pos, "fit_rows": int(len(fit_df)),
-                                    "fit_positives": fit_pos}
+    chosen["calibration_window"] = counts
     ex = chosen["expert"]["warning"]
     if crit is not None and warn is not None and crit["threshold"] < warn["threshold"]:
         crit = None  # a critical point below the warning point adds nothing: critical by the expert rules

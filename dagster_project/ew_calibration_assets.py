@@ -139,7 +139,7 @@ def sync_table(con: duckdb.DuckDBPyConnection, sdir: Path) -> int:
             "fit_from": w.get("fit_from"), "fit_to": w.get("fit_to"), "calibration_cutoff": w.get("calibration_cutoff"),
             "evaluation_cutoff": w.get("evaluation_cutoff"), "end_month": w.get("end_month"),
             "history_months": (cal.Calibration.from_dict(d).windows.history_months if w else None),
-            "fit_positives": cw.get("fit_positives"), "calibration_positives": cw.get("calibration_positives")})
+            "fit_positives": cw.get("fit_positives"), "calibration_positives": cw.get("positives")})
     df = pd.DataFrame(rows, columns=list(CALIBRATION_COLUMNS))
     con.execute("CREATE SCHEMA IF NOT EXISTS ml")
     con.register("cal_df", df)

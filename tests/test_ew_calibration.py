@@ -232,7 +232,8 @@ def test_calibration_asset_writes_a_version_a_table_and_a_chart(tmp_path, monkey
     assert cala.versions(store) == ["c0001"]
     con = duckdb.connect(str(build), read_only=True)
     try:
-        rows = con.execute("SELECT version, method, evaluation_cutoff FROM ml.early_warning_calibration").fetchall()
+        rows = con.execute("SELECT version, method, evaluation_cutoff, fit_positives > 0, calibration_positives > 0 "
+                           "FROM ml.early_warning_calibration").fetchall()
     finally:
         con.close()
-    assert rows == [("c0001", "score", date(2026, 4, 1))]
+    assert rows == [("c0001", "score", date(2026, 4, 1), True, True)]
