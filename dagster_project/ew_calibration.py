@@ -504,14 +504,21 @@ def calibrate(frame: pd.DataFrame, population_by_month: Mapping[date, Sequence[s
         chosen["score"]["critical"] = None
     result = Calibration(method="score", reason="", score=score, warning_threshold=None if warn is None else warn["threshold"],
                          critical_threshold=None if crit is None else crit["threshold"], chosen=chosen, **base)
-    if warn is None:
-        return replace(result, method="expert", reason="fallback to expert thresholds: the combined score has no "
-                       f"warning point with precision >= {targets.warning_precision + targets.margin:.2f} on the "
-                       "calibration window"), extras
-    expert_ok = ex["precision"] >= targets.warning_precision + targets.margin
-    if expert_ok and ex["recall"] >= warn["recall"]:
-        return replace(result, method="expert", reason="expert thresholds kept: they meet the warning target with at "
-                       "least the combined score's recall on the calibration window"), extras
-    return replace(result, reason="combined score wins on the calibration window: " + (
-        f"expert precision {ex['precision']:.2f} below target" if not expert_ok else
-        f"recall {warn['recall']:.2f} vs expert {ex['recall']:.2f}")), extras
+    method, reason = choose_method(ex, warn, targets)
+    return replace(result, method=method, reason=reason), extras
+
+
+def choose_method(expert_warning: Mapping, score_warning: Mapping | None, targets: Targets = Targets()) -> tuple[str, str]:
+    """Keep what wins on the calibration window: the score needs a warning point meeting the target; the expert rules
+    stay when they meet it too with at least the score's recall. Returns (method, reason)."""
+    need = targets.warning_precision + targets.margin
+    if score_warning is None:
+        return "expert", (f"fallback to expert thresholds: the combined score has no warning point with precision >= "
+                          f"{need:.2f} on the calibration window")
+    expert_ok = expert_warning["precision"] >= need
+    if expert_ok and expert_warning["recall"] >= score_warning["recall"]:
+        return "expert", ("expert thresholds kept: they meet the warning target with at least the combined score's "
+                          "recall on the calibration window")
+    return "score", "combined score wins on the calibration window: " + (
+        f"expert precision {expert_warning['precision']:.2f} below target" if not expert_ok else
+        f"recall {score_warning['recall']:.2f} vs expert {expert_warning['recall']:.2f}")

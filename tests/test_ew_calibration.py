@@ -158,6 +158,15 @@ def test_score_levels_agree_between_the_timeline_and_the_frame() -> None:
     assert cal.Calibration.from_dict(json.loads(json.dumps(c.to_dict()))).to_dict() == c.to_dict()
 
 
+def test_keep_what_wins_on_the_calibration_window() -> None:
+    score = {"precision": 0.40, "recall": 0.80}
+    assert cal.choose_method({"precision": 0.22, "recall": 0.95}, score)[0] == "score"  # expert misses the target
+    assert cal.choose_method({"precision": 0.50, "recall": 0.85}, score)[0] == "expert"  # expert meets it, more recall
+    assert cal.choose_method({"precision": 0.50, "recall": 0.70}, score)[0] == "score"  # both meet it, score recalls more
+    method, why = cal.choose_method({"precision": 0.10, "recall": 0.99}, None)
+    assert method == "expert" and "no warning point" in why
+
+
 def test_new_calibration_on_monthly_retrain_or_when_none_exists() -> None:
     assert cala.should_calibrate("daily_refresh", [])
     assert not cala.should_calibrate("daily_refresh", ["c0001"])
