@@ -33,6 +33,7 @@ import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import date
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -202,10 +203,17 @@ def slice_at(frame: pd.DataFrame, population: Sequence[str], cutoff: date, first
 @dataclass(frozen=True)
 class Score:
     intercept: float
-    coefficients: dict[str, float]  # only the kept features
+    coefficients: dict[str, float]  # only the kept features (logreg)
     dropped: tuple[str, ...] = ()  # features dropped for a wrong (negative) sign
+    kind: str = "logreg"  # "logreg" (coefficients) or "hgb" (monotonic gradient boosting in ``model``)
+    model: object | None = field(default=None, compare=False, repr=False)
+    model_file: str | None = None  # hgb: file name of the pickled model next to the version's JSON
 
     def decision(self, x: pd.DataFrame | Mapping[str, float]) -> np.ndarray | float:
+        if self.kind == "hgb":
+            if isinstance(x, pd.DataFrame):
+                return self.model.predict_proba(x[list(FEATURES)].to_numpy(dtype=float))[:, 1]
+            return float(self.model.predict_proba(np.array([[x.get(f, 0.0) for f in FEATURES]]))[0, 1])
         if isinstance(x, pd.DataFrame):
             z = np.full(len(x), self.intercept)
             for f, c in self.coefficients.items():
@@ -222,14 +230,33 @@ def client_fold(client_key: str, folds: int = 5) -> int:
     return int(hashlib.sha256(client_key.encode("utf-8")).hexdigest()[:8], 16) % folds
 
 
-def out_of_fold_scores(fit_df: pd.DataFrame, target: pd.DataFrame, folds: int = 5) -> np.ndarray:
+def fit_hgb(X: pd.DataFrame, y: Sequence[bool], features: Sequence[str] = FEATURES) -> Score:
+    """Gradient boosting (scikit-learn HistGradientBoostingClassifier, class_weight balanced) with an increasing
+    monotonic constraint on every feature: more of any signal never lowers the score (the business sign)."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    y = np.asarray(y, dtype=bool)
+    if y.all() or not y.any():
+        raise ValueError("need both outcomes to fit a score")
+    m = HistGradientBoostingClassifier(monotonic_cst=[1] * len(features), max_iter=200, learning_rate=0.05,
+                                       max_leaf_nodes=15, min_samples_leaf=40, l2_regularization=1.0,
+                                       class_weight="balanced", early_stopping=False, random_state=0)
+    m.fit(X[list(features)].to_numpy(dtype=float), y)
+    return Score(intercept=0.0, coefficients={}, kind="hgb", model=m)
+
+
+SCORE_KINDS = ("logreg", "hgb")
+
+
+def out_of_fold_scores(fit_df: pd.DataFrame, target: pd.DataFrame, folds: int = 5, kind: str = "logreg") -> np.ndarray:
     """Scores of ``target`` rows, each from a score fitted on the fit rows of the OTHER client folds."""
+    fitter = fit_hgb if kind == "hgb" else fit_score
     ff = np.array([client_fold(c, folds) for c in fit_df.client_key])
     tf = np.array([client_fold(c, folds) for c in target.client_key])
     out = np.zeros(len(target))
     for k in range(folds):
         tr = ff != k
-        sc = fit_score(fit_df[tr], fit_df.label.to_numpy(bool)[tr])
+        sc = fitter(fit_df[tr], fit_df.label.to_numpy(bool)[tr])
         if (tf == k).any():
             out[tf == k] = np.asarray(sc.decision(target[tf == k]), dtype=float)
     return out
@@ -309,36 +336,32 @@ class Calibration:
     targets: Targets = field(default_factory=Targets)
     chosen: dict = field(default_factory=dict)  # method -> level -> metrics on the calibration window
 
-    def level_rank(self, values: Mapping[str, float], expert_rank: int) -> int:
-        """Rank 1..3 (watch..critical) of a client with signals ``values`` whose expert level is ``expert_rank``."""
-        if self.method != "score" or self.score is None or self.warning_threshold is None:
-            return expert_rank
-        p = float(self.score.decision(feature_row(values)))
-        if self.critical_threshold is not None:
-            if p >= self.critical_threshold:
-                return 3
-        elif expert_rank >= 3:
-            return 3
-        return 2 if p >= self.warning_threshold else 1
-
     def to_dict(self) -> dict:
         d = {"version": self.version, "method": self.method, "reason": self.reason,
              "warning_threshold": self.warning_threshold, "critical_threshold": self.critical_threshold,
-             "score": None if self.score is None else {"intercept": self.score.intercept,
+             "score": None if self.score is None else {"kind": self.score.kind, "intercept": self.score.intercept,
                                                        "coefficients": self.score.coefficients,
-                                                       "dropped": list(self.score.dropped), "features": list(FEATURES)},
+                                                       "dropped": list(self.score.dropped), "features": list(FEATURES),
+                                                       "model_file": self.score.model_file},
              "windows": None if self.windows is None else self.windows.to_dict(),
              "targets": asdict(self.targets), "chosen": self.chosen}
         return d
 
     @staticmethod
-    def from_dict(d: Mapping) -> "Calibration":
+    def from_dict(d: Mapping, store: "Path | None" = None) -> "Calibration":
+        """From the JSON form; an hgb model is loaded from ``store`` / model_file (joblib)."""
         sc = d.get("score")
         w = d.get("windows")
+        model = None
+        if sc and sc.get("kind") == "hgb" and store is not None and sc.get("model_file"):
+            import joblib
+
+            model = joblib.load(store / sc["model_file"])
         return Calibration(
             method=d["method"], reason=d.get("reason", ""), version=d.get("version", ""),
             score=None if not sc else Score(float(sc["intercept"]), {k: float(v) for k, v in sc["coefficients"].items()},
-                                            tuple(sc.get("dropped", ()))),
+                                            tuple(sc.get("dropped", ())), kind=sc.get("kind", "logreg"), model=model,
+                                            model_file=sc.get("model_file")),
             warning_threshold=d.get("warning_threshold"), critical_threshold=d.get("critical_threshold"),
             windows=None if not w else Windows(**{k: (date.fromisoformat(v) if isinstance(v, str) else v)
                                                   for k, v in w.items()}),
@@ -357,16 +380,25 @@ def apply_levels(cal: Calibration, active: Mapping[ew.Key, ew.Observation]) -> d
     expert: dict[str, int] = {}
     for (client, _s), o in active.items():
         expert[client] = max(expert.get(client, 0), ew.SEVERITY_RANK[o.severity])
-    level = {c: ew.SEVERITIES[cal.level_rank(vals.get(c, {}), r) - 1] for c, r in expert.items()}
+    if not expert:
+        return dict(active)
+    clients = list(expert)
+    x = pd.DataFrame([feature_row(vals.get(c, {})) for c in clients], columns=list(FEATURES))
+    ranks = _levels(cal, x, np.array([expert[c] for c in clients]))
+    level = {c: ew.SEVERITIES[int(r) - 1] for c, r in zip(clients, ranks)}
     return {k: replace(o, severity=level[k[0]]) for k, o in active.items()}
 
 
 def frame_levels(cal: Calibration, frame: pd.DataFrame) -> np.ndarray:
     """Level rank per row of a ``frame_from_months`` frame (same rule as ``apply_levels``, vectorised)."""
-    expert = frame.expert_rank.to_numpy(dtype=int)
-    if cal.method != "score" or cal.score is None or cal.warning_threshold is None:
+    return _levels(cal, frame, frame.expert_rank.to_numpy(dtype=int))
+
+
+def _levels(cal: Calibration, x: pd.DataFrame, expert: np.ndarray) -> np.ndarray:
+    """Score levels of feature rows ``x`` (critical by the expert rules when there is no critical point)."""
+    if cal.method != "score" or cal.score is None or cal.warning_threshold is None or len(x) == 0:
         return expert
-    p = np.asarray(cal.score.decision(frame), dtype=float)
+    p = np.asarray(cal.score.decision(x), dtype=float)
     out = np.where(p >= cal.warning_threshold, 2, 1)
     if cal.critical_threshold is not None:
         out = np.where(p >= cal.critical_threshold, 3, out)
@@ -481,12 +513,22 @@ def calibrate(frame: pd.DataFrame, population_by_month: Mapping[date, Sequence[s
     if not ok:
         return Calibration(method="expert", reason=f"fallback to expert thresholds: {why}",
                            chosen={"calibration_window": counts}, **base), extras
-    score = fit_score(fit_df, fit_df.label.to_numpy(bool))
-    p = out_of_fold_scores(fit_df, cal)
-    curve = pr_curve(p, cal.label, cal.has_signal)
+    y_fit = fit_df.label.to_numpy(bool)
+    candidates: dict[str, dict] = {}
+    for kind in SCORE_KINDS:  # both on out-of-fold scores of the same calibration window
+        p = out_of_fold_scores(fit_df, cal, kind=kind)
+        curve = pr_curve(p, cal.label, cal.has_signal)
+        candidates[kind] = {"curve": curve,
+                            "warning": choose_operating_point(curve, targets.warning_precision + targets.margin),
+                            "critical": choose_operating_point(curve, targets.critical_precision + targets.margin)}
+    # the candidate with the warning point of the highest recall (then precision); logreg on ties (simpler)
+    best = max(SCORE_KINDS, key=lambda k: (candidates[k]["warning"] is not None,
+                                           (candidates[k]["warning"] or {}).get("recall", 0.0),
+                                           (candidates[k]["warning"] or {}).get("precision", 0.0), k == "logreg"))
+    score = fit_hgb(fit_df, y_fit) if best == "hgb" else fit_score(fit_df, y_fit)
+    curve, warn, crit = candidates[best]["curve"], candidates[best]["warning"], candidates[best]["critical"]
     extras["curve"] = curve
-    warn = choose_operating_point(curve, targets.warning_precision + targets.margin)
-    crit = choose_operating_point(curve, targets.critical_precision + targets.margin)
+    extras["curves"] = {k: v["curve"] for k, v in candidates.items()}
     y = cal.label.to_numpy(bool)
     chosen: dict[str, dict] = {"expert": {}, "score": {}}
     for level in ("warning", "critical"):
@@ -497,6 +539,8 @@ def calibrate(frame: pd.DataFrame, population_by_month: Mapping[date, Sequence[s
         chosen["expert"][level] = {"flagged": nf, "true_positives": tp, "precision": tp / nf if nf else 0.0,
                                    "recall": tp / npos if npos else 0.0, "share_flagged": float(flag.mean())}
     chosen["score"] = {"warning": warn, "critical": crit}
+    chosen["candidates"] = {k: {"warning": v["warning"], "critical": v["critical"]} for k, v in candidates.items()}
+    chosen["score_kind"] = best
     chosen["calibration_window"] = counts
     ex = chosen["expert"]["warning"]
     if crit is not None and warn is not None and crit["threshold"] < warn["threshold"]:

@@ -68,13 +68,18 @@ def current_calibration(settings: Settings) -> cal.Calibration:
     """The latest calibration version, or the expert thresholds when none exists yet."""
     sdir = store_dir(settings)
     v = versions(sdir)
-    return cal.Calibration.from_dict(load_version(sdir, v[-1])) if v else cal.EXPERT
+    return cal.Calibration.from_dict(load_version(sdir, v[-1]), sdir) if v else cal.EXPERT
 
 
 def save_version(sdir: Path, c: cal.Calibration, extra: dict, png: bytes | None) -> cal.Calibration:
     sdir.mkdir(parents=True, exist_ok=True)
     version = next_version(sdir)
     c = replace(c, version=version)
+    if c.score is not None and c.score.kind == "hgb":
+        import joblib
+
+        joblib.dump(c.score.model, sdir / f"{version}.joblib")
+        c = replace(c, score=replace(c.score, model_file=f"{version}.joblib"))
     data = {**c.to_dict(), **extra}
     if png is not None:
         (sdir / f"{version}.png").write_bytes(png)
@@ -99,7 +104,7 @@ CALIBRATION_COLUMNS = {
     "critical_recall": "Recall of the chosen critical point on the calibration window.",
     "expert_warning_precision": "Precision of the expert rules at warning on the same calibration window.",
     "expert_warning_recall": "Recall of the expert rules at warning on the same calibration window.",
-    "coefficients": "JSON: combined-score coefficients (logistic regression, all >= 0) and the intercept.",
+    "coefficients": "JSON: combined-score coefficients (logistic regression, all >= 0) and the intercept; for the monotonic gradient boosting the model file.",
     "dropped_features": "Features dropped for a wrong business sign or no variance (JSON list).",
     "fit_from": "First fit cutoff month (features as of it, outcome up to calibration_cutoff).",
     "fit_to": "Last fit cutoff month.",
@@ -133,8 +138,9 @@ def sync_table(con: duckdb.DuckDBPyConnection, sdir: Path) -> int:
             "warning_share_flagged": sw.get("share_flagged"), "critical_precision": sc.get("precision"),
             "critical_recall": sc.get("recall"), "expert_warning_precision": ex.get("precision"),
             "expert_warning_recall": ex.get("recall"),
-            "coefficients": json.dumps({"intercept": score.get("intercept"), **(score.get("coefficients") or {})})
-            if score else None,
+            "coefficients": (json.dumps({"intercept": score.get("intercept"), **(score.get("coefficients") or {})})
+                             if score.get("kind", "logreg") == "logreg" else
+                             json.dumps({"model": "hgb", "model_file": score.get("model_file")})) if score else None,
             "dropped_features": json.dumps(score.get("dropped", [])) if score else None,
             "fit_from": w.get("fit_from"), "fit_to": w.get("fit_to"), "calibration_cutoff": w.get("calibration_cutoff"),
             "evaluation_cutoff": w.get("evaluation_cutoff"), "end_month": w.get("end_month"),
@@ -356,7 +362,9 @@ def early_warning_calibration(context: dg.AssetExecutionContext, warehouse: Ware
         "version": c.version, "method": c.method, "reason": c.reason, "new_version": calibrated, "versions": n,
         "warning_threshold": c.warning_threshold, "critical_threshold": c.critical_threshold,
         "windows": dg.MetadataValue.json(w.to_dict() if w else {}),
+        "score_model": (c.score.kind if c.score else "none"),
         "coefficients": dg.MetadataValue.json(c.score.coefficients if c.score else {}),
+        "candidates": dg.MetadataValue.json(c.chosen.get("candidates") or {}),
         "chosen_points": dg.MetadataValue.md(points_markdown(c)),
         "pr_chart": dg.MetadataValue.md(f"![precision/recall](data:image/png;base64,{base64.b64encode(png).decode()})"),
         "store": dg.MetadataValue.path(str(sdir / f"{c.version}.json"))})

@@ -27,6 +27,7 @@ def main(path: str) -> None:
     if c.windows:
         print("windows:", c.windows.to_dict())
     if c.score:
+        print("score model:", c.score.kind, "candidates on the calibration window:", c.chosen.get("candidates"))
         print("coefficients:", {k: round(v, 3) for k, v in c.score.coefficients.items()},
               "intercept:", round(c.score.intercept, 3), "dropped:", list(c.score.dropped))
     print(A.points_markdown(c))

@@ -246,3 +246,15 @@ def test_calibration_asset_writes_a_version_a_table_and_a_chart(tmp_path, monkey
     finally:
         con.close()
     assert rows == [("c0001", "score", date(2026, 4, 1), True, True)]
+
+
+def test_gradient_boosting_candidate_is_monotonic_in_every_signal() -> None:
+    rng = np.random.default_rng(4)
+    n = 3000
+    X = pd.DataFrame({f: rng.random(n) * 2 for f in cal.FEATURES})
+    y = rng.random(n) < 1 / (1 + np.exp(-(1.5 * X.arrears_dpd - 1.0 * X.inquiries - 2)))  # inquiries: wrong sign
+    sc = cal.fit_hgb(X, y)
+    base = X.iloc[:200].copy()
+    p0 = sc.decision(base)
+    for f in cal.FEATURES:
+        assert (sc.decision(base.assign(**{f: base[f] + 0.5})) >= p0 - 1e-12).all(), f
