@@ -36,6 +36,17 @@ def test_operating_point_meets_the_precision_target_at_the_highest_recall() -> N
     assert cal.choose_operating_point(curve, 1.01) is None
 
 
+def test_warning_point_never_catches_fewer_defaulters_than_the_rules_it_replaces() -> None:
+    s, y = _scored()
+    curve = cal.pr_curve(s, y)
+    at_target = cal.choose_operating_point(curve, 0.35)
+    # rules that catch more defaulters than the target point, at a lower precision: the score matches their recall
+    expert = {"precision": 0.12, "recall": min(1.0, at_target["recall"] + 0.1)}
+    pt = cal.warning_point(curve, expert, cal.Targets())
+    assert pt["recall"] >= expert["recall"] and pt["precision"] > expert["precision"]
+    assert cal.warning_point(curve, {"precision": 0.9, "recall": 0.1}, cal.Targets()) == at_target
+
+
 def test_pr_curve_never_flags_rows_without_a_signal() -> None:
     curve = cal.pr_curve([0.9, 0.8, 0.1], [True, False, False], flaggable=[False, True, True])
     assert curve.flagged.max() == 2 and curve.true_positives.max() == 0
@@ -163,6 +174,8 @@ def test_keep_what_wins_on_the_calibration_window() -> None:
     assert cal.choose_method({"precision": 0.22, "recall": 0.95}, score)[0] == "score"  # expert misses the target
     assert cal.choose_method({"precision": 0.50, "recall": 0.85}, score)[0] == "expert"  # expert meets it, more recall
     assert cal.choose_method({"precision": 0.50, "recall": 0.70}, score)[0] == "score"  # both meet it, score recalls more
+    assert cal.choose_method({"precision": 0.20, "recall": 0.78}, {"precision": 0.28, "recall": 0.78})[0] == "score"
+    assert cal.choose_method({"precision": 0.20, "recall": 0.90}, {"precision": 0.25, "recall": 0.80})[0] == "expert"
     method, why = cal.choose_method({"precision": 0.10, "recall": 0.99}, None)
     assert method == "expert" and "no warning point" in why
 
