@@ -1,29 +1,30 @@
 """Early-warning calibration: thresholds learned from the warehouse's own history (pure functions).
 
 The asset (``ew_calibration_assets.py``) pulls the monthly signal observations (``applications.monthly_observations``,
-expert severities) and hands them here. Three windows, in time order, never overlapping in the outcomes they use
-(``plan_windows``; months are first-of-month dates, H = the evaluation horizon, 6 months)::
+expert severities) and hands them here. Three windows (``plan_windows``; months are first-of-month dates,
+H = the evaluation horizon, 6 months; E = end - H, C = E - H)::
 
-    first ........ fit cutoffs ........ C ...... calibration outcome ...... E ...... evaluation outcome ...... end
-                  (features at t,          (features at C, first 90+ dpd     (features at E, first 90+ dpd
-                   outcome in (t, C])       in (C, E]: operating points)      in (E, end]: marts.early_warning_evaluation)
+    first .... fit cutoffs t (features at t, outcome (t, t + H]) .... C .... calibration outcome .... E .... evaluation outcome .... end
 
-* **fit window** (cutoffs ``fit_from..fit_to``, outcomes truncated at C): the combined score's coefficients;
-* **calibration window** (cutoff C, outcome (C, E]): the operating points (score thresholds) and the choice
-  between the combined score and the expert rules;
+* **fit window** (cutoffs ``fit_from..fit_to`` = first + 2 .. C, outcomes within E): the combined score's coefficients;
+* **calibration window** (cutoff C, outcome (C, E]): the operating points and the choice score vs expert rules, on
+  OUT-OF-FOLD scores (5 client folds: each client is scored by a model fitted on the other folds' clients), because
+  fit and calibration outcomes share months;
 * **evaluation window** (cutoff E, outcome (E, end]): only the evaluation reads it.
 
 So the calibration only ever reads data up to E, and the evaluation judges it on the months after E.
 
 Combined score: L2 logistic regression (class_weight balanced) on per-client features built from the signals seen
-in the month (``client_features``); every coefficient must have the business sign (more of a signal = more risk,
+in the month (``feature_row``); every coefficient must have the business sign (more of a signal = more risk,
 i.e. >= 0): a feature whose coefficient comes out negative is dropped and the model refitted (``fit_score``).
+Optional second candidate: monotonic gradient boosting (``fit_hgb``, off by default, ``SCORE_KINDS``).
 
-Targets (``Targets``): warning = the highest recall with precision >= 0.30 + 0.05 margin on the calibration window;
-critical = the highest recall with precision >= 0.60 (+ 0.05). Minimum history (``history_check``): >= 12 months of
-data before E and >= 20 positive outcomes in the fit window and in the calibration window; otherwise, or when the
-score finds no warning point meeting the target, or when the expert rules do better on the calibration window, the
-calibration says ``method = expert``: the fixed thresholds of ``early_warning.SIGNALS`` stay in force.
+Targets (``Targets``, ``warning_point``): warning = the highest recall with precision >= 0.30 + 0.05 margin on the
+calibration window, or the point at the expert rules' recall when that recalls less and the matched point is more
+precise than the rules; critical = the highest recall with precision >= 0.60 + 0.05. Minimum history
+(``history_check``): >= 12 months of data up to E and >= 20 positive outcomes in the fit window and in the
+calibration window; otherwise, or when the score has no warning point, or when the expert rules win
+(``choose_method``), the calibration says ``method = expert``: the fixed thresholds of ``early_warning.SIGNALS`` stay.
 """
 
 from __future__ import annotations
