@@ -569,6 +569,11 @@ def calibrate(frame: pd.DataFrame, population_by_month: Mapping[date, Sequence[s
     if crit is not None and warn is not None and crit["threshold"] < warn["threshold"]:
         crit = None  # a critical point below the warning point adds nothing: critical by the expert rules
         chosen["score"]["critical"] = None
+    exc = chosen["expert"]["critical"]
+    if crit is not None and exc["precision"] >= targets.critical_precision + targets.margin and exc["recall"] >= crit["recall"]:
+        crit = None  # the expert critical rules meet the target with at least the score's recall: they stay
+        chosen["score"]["critical"] = None
+        chosen["critical_by"] = "expert rules (they win on the calibration window)"
     result = Calibration(method="score", reason="", score=score, warning_threshold=None if warn is None else warn["threshold"],
                          critical_threshold=None if crit is None else crit["threshold"], chosen=chosen, **base)
     method, reason = choose_method(ex, warn, targets)

@@ -108,6 +108,9 @@ def test_calibration_reads_nothing_after_the_evaluation_cutoff() -> None:
     c1, _ = cal.calibrate(frame, pop, fd, w)
     assert c1.method == "score", c1.reason
     assert c1.chosen["score"]["warning"]["precision"] >= 0.35
+    # the synthetic expert critical rule (dpd >= 60) is exact there: it keeps critical unless the score recalls more
+    exc, sc_crit = c1.chosen["expert"]["critical"], c1.chosen["score"]["critical"]
+    assert sc_crit is None or sc_crit["recall"] > exc["recall"] or exc["precision"] < 0.65
     # scramble everything after the evaluation cutoff: features and outcomes
     me = cal.month_end(w.evaluation_cutoff)
     late = frame.month_end > me
