@@ -72,6 +72,7 @@ STG_USAGE, STG_BUREAU = K(["staging", "stg_usage__product_snapshots"]), K(["stag
 AS_OF, MASTER_SCALE = K(["intermediate", "int_as_of_date_derived"]), K(["reference", "rating_master_scale"])
 RECS, REC_EVAL = K(["marts", "client_product_recommendations"]), K(["marts", "recommendation_evaluation"])
 WARNINGS, EW_EVAL = K(["marts", "risk_early_warnings"]), K(["marts", "early_warning_evaluation"])
+EW_CALIBRATION = K(["ml", "early_warning_calibration"])  # ew_calibration_assets.py
 SEG_POLICY, CLIENT_POLICY = K(["marts", "segment_policy"]), K(["marts", "client_policy"])
 SEG_MARKETING = K(["marts", "segment_marketing"])
 APPLICATION_KEYS = (RECS, REC_EVAL, WARNINGS, EW_EVAL, SEG_POLICY, CLIENT_POLICY, SEG_MARKETING)
@@ -654,9 +655,13 @@ def ensure_state(con: duckdb.DuckDBPyConnection) -> None:
                 "processed_at TIMESTAMP)")
 
 
-def monthly_observations(con: duckdb.DuckDBPyConnection, from_month: date, to_month: date
+def monthly_observations(con: duckdb.DuckDBPyConnection, from_month: date, to_month: date, calibration=None
                          ) -> list[tuple[date, dict[ew.Key, ew.Observation]]]:
-    """Observations per month end (ascending), severities applied, composite signal added."""
+    """Observations per month end (ascending), severities applied, composite signal added.
+
+    ``calibration`` (an ``ew_calibration.Calibration``, None = expert thresholds): with a calibrated combined score
+    the severities are the client's calibrated level (``ew_calibration.apply_levels``).
+    """
     by_month: dict[date, dict[ew.Key, ew.Observation]] = defaultdict(dict)
     months = [r[0] for r in con.execute(
         "SELECT DISTINCT last_day(snapshot_month) FROM marts.fct_product_usage_monthly "
@@ -665,7 +670,12 @@ def monthly_observations(con: duckdb.DuckDBPyConnection, from_month: date, to_mo
         sev = ew.severity(sig, value)
         if sev:
             by_month[month_end][(ck, sig)] = ew.Observation(value, thr, sdate, sev)
-    return [(m, ew.add_multiple_signals(by_month.get(m, {}), m)) for m in months]
+    out = [(m, ew.add_multiple_signals(by_month.get(m, {}), m)) for m in months]
+    if calibration is not None:
+        from . import ew_calibration
+
+        out = [(m, ew_calibration.apply_levels(calibration, active)) for m, active in out]
+    return out
 
 
 def _episode_rows(episodes: Sequence[ew.Episode]) -> pd.DataFrame:
@@ -674,7 +684,7 @@ def _episode_rows(episodes: Sequence[ew.Episode]) -> pd.DataFrame:
     return pd.DataFrame([{c: getattr(e, c) for c in cols} for e in episodes], columns=cols)
 
 
-def advance_warning_state(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, int]:
+def advance_warning_state(con: duckdb.DuckDBPyConnection, run_id: str, calibration=None) -> dict[str, int]:
     """Replay the months not processed yet onto the state table (idempotent: no new month, no change)."""
     ensure_state(con)
     end = as_of_month(con)
@@ -689,7 +699,7 @@ def advance_warning_state(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[s
         open_eps[(r[0], r[1])] = ew.Episode(client_key=r[0], signal=r[1], opened_at=r[2], last_seen_at=r[3], severity=r[4],
                                             max_severity=r[5], observed_value=r[6], threshold=r[7], signal_date=r[8],
                                             first_warning_at=r[9])
-    months = monthly_observations(con, start, end)
+    months = monthly_observations(con, start, end, calibration)
     before = set(open_eps)
     now_open, cleared = ew.replay(open_eps, months)
     df = _episode_rows([*now_open.values(), *cleared])
@@ -720,12 +730,12 @@ WARNING_COLUMNS = {
     "signal": "score_drop, arrears, high_utilisation, negative_cash_flow, legal_judgments, inquiries, collateral or multiple_signals.",
     "signal_description": "What the observed value measures.",
     "status": "open (signal still seen in the latest evaluated month) or cleared.",
-    "severity": "Severity in the latest month the signal was seen: watch, warning or critical (rules in docs/applications.md).",
+    "severity": "Severity in the latest month the signal was seen: watch, warning or critical (rules in docs/applications.md; with a calibrated combined score, ml.early_warning_calibration, the client's score level).",
     "max_severity": "Highest severity while the warning was open.",
     "observed_value": "Latest observed value of the signal.",
     "threshold": "Watch threshold of the signal (observed at or beyond it raises the warning).",
-    "warning_threshold": "Observed value from which the severity is `warning` (null: never).",
-    "critical_threshold": "Observed value from which the severity is `critical` (null: never).",
+    "warning_threshold": "Expert rule: observed value from which the severity is `warning` (null: never; not used while a calibrated combined score drives the levels).",
+    "critical_threshold": "Expert rule: observed value from which the severity is `critical` (null: never; see warning_threshold).",
     "signal_date": "Date of the observation behind the latest value (bureau report date or snapshot month).",
     "opened_at": "Month end in which the signal was first seen (kept across runs in state.early_warning_episodes).",
     "first_warning_at": "First month end with severity warning or critical (null: watch only).",
@@ -762,7 +772,7 @@ def _warning_chart(con: duckdb.DuckDBPyConnection):
 
 
 @dg.asset(key=WARNINGS, group_name=GROUP, kinds={"duckdb", "python"},
-          deps=[USAGE_MONTHLY, STG_BUREAU, DIM_CLIENT, AS_OF, *SEGMENT_DEPS])
+          deps=[USAGE_MONTHLY, STG_BUREAU, DIM_CLIENT, AS_OF, EW_CALIBRATION, *SEGMENT_DEPS])
 def risk_early_warnings(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
     """Risk early warnings per client and signal (bureau and usage history), one open warning per client and signal.
 
@@ -772,8 +782,11 @@ def risk_early_warnings(context: dg.AssetExecutionContext, warehouse: Warehouse)
     rules in docs/applications.md. The timeline (opened_at, cleared_at) is kept across runs in
     state.early_warning_episodes, which dbt and full_rebuild never drop; each run replays only new months.
     """
+    from .ew_calibration_assets import current_calibration
+
+    calibration = current_calibration(warehouse.settings)  # ml/early_warning_calibration (expert when none)
     with connect(warehouse.settings) as con:
-        stats = advance_warning_state(con, context.run_id)
+        stats = advance_warning_state(con, context.run_id, calibration)
         seg_sql, seg_source = segment_sql(con)
         con.execute("BEGIN")
         n = publish_table(con, "marts.risk_early_warnings", f"""
@@ -804,6 +817,7 @@ def risk_early_warnings(context: dg.AssetExecutionContext, warehouse: Warehouse)
         chart = png_markdown(_warning_chart(con), "warnings by severity over time")
     return dg.MaterializeResult(metadata=chart_first({
         "rows": n, **stats, "clients_with_open_warning_or_critical": clients_flagged, "segment_source": seg_source,
+        "calibration_version": calibration.version or "expert", "level_driver": calibration.method,
         "summary": md_table(summary), "chart": chart}))
 
 
@@ -819,15 +833,22 @@ EW_EVAL_COLUMNS = {
     "recall": "true_positives / positives.",
     "median_lead_months": "Median months from the client's first warning/critical (12 months up to the cutoff) to its first 90+ dpd month.",
     "meets_bar": "recall >= 0.70, precision >= 0.30 and median lead >= 2 months.",
+    "share_flagged": "flagged / clients.",
+    "level_driver": "What set the levels: score (calibrated combined score) or expert (fixed thresholds).",
+    "calibration_version": "ml.early_warning_calibration version evaluated (expert: fallback thresholds); it read no data after cutoff_month.",
 }
 
 
-def evaluate_warnings(con: duckdb.DuckDBPyConnection, horizon: int = EVAL_HORIZON_MONTHS) -> pd.DataFrame:
-    """Time split: warnings replayed from scratch on data up to the cutoff vs first 90+ dpd after it."""
+def evaluate_warnings(con: duckdb.DuckDBPyConnection, horizon: int = EVAL_HORIZON_MONTHS, calibration=None) -> pd.DataFrame:
+    """Time split: warnings replayed from scratch on data up to the cutoff vs first 90+ dpd after it.
+
+    ``calibration``: the levels of that calibration (ew_calibration_assets.calibration_for_evaluation makes sure it
+    read no data after the cutoff); None = expert thresholds.
+    """
     end = as_of_month(con)
     cutoff = add_months(end, -horizon)
     first = con.execute("SELECT min(snapshot_month) FROM marts.fct_product_usage_monthly").fetchall()[0][0]
-    months = monthly_observations(con, first, cutoff) if first and first <= cutoff else []
+    months = monthly_observations(con, first, cutoff, calibration) if first and first <= cutoff else []
     open_eps, _ = ew.replay({}, months)
     first_default = dict(con.execute(first_default_sql()).fetchall())
     population = [r[0] for r in con.execute(
@@ -853,7 +874,10 @@ def evaluate_warnings(con: duckdb.DuckDBPyConnection, horizon: int = EVAL_HORIZO
         rows.append({"flag_level": level, "cutoff_month": cutoff, "outcome_end_month": end, "clients": r.clients,
                      "flagged": r.flagged, "positives": r.positives, "true_positives": r.true_positives,
                      "precision": r.precision, "recall": r.recall, "median_lead_months": r.median_lead_months,
-                     "meets_bar": bool(r.recall >= 0.70 and r.precision >= 0.30 and (r.median_lead_months or 0) >= 2)})
+                     "meets_bar": bool(r.recall >= 0.70 and r.precision >= 0.30 and (r.median_lead_months or 0) >= 2),
+                     "share_flagged": r.flagged / r.clients if r.clients else 0.0,
+                     "level_driver": calibration.method if calibration is not None else "expert",
+                     "calibration_version": (calibration.version or "expert") if calibration is not None else "expert"})
     return pd.DataFrame(rows)
 
 
@@ -871,15 +895,17 @@ def _ew_eval_chart(ev: pd.DataFrame):
     return fig
 
 
-@dg.asset(key=EW_EVAL, group_name=GROUP, kinds={"duckdb", "python"}, deps=[USAGE_MONTHLY, STG_BUREAU, AS_OF])
+@dg.asset(key=EW_EVAL, group_name=GROUP, kinds={"duckdb", "python"}, deps=[USAGE_MONTHLY, STG_BUREAU, AS_OF, EW_CALIBRATION])
 def early_warning_evaluation(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
     """Time-split evaluation of the early warnings: precision, recall and median lead time.
 
     The warning rules are replayed from scratch on data up to 6 months before the last snapshot; the outcome
     is a client first reaching 90+ days past due in those last 6 months.
     """
+    from .ew_calibration_assets import evaluation_with_comparison
+
     with connect(warehouse.settings) as con:
-        ev = evaluate_warnings(con)
+        ev, comparison_md = evaluation_with_comparison(con, warehouse.settings, EVAL_HORIZON_MONTHS)
         con.register("ev_df", ev)
         try:
             con.execute("BEGIN")
@@ -895,6 +921,8 @@ def early_warning_evaluation(context: dg.AssetExecutionContext, warehouse: Wareh
         "cutoff_month": str(op.cutoff_month), "precision": float(op.precision), "recall": float(op.recall),
         "median_lead_months": float(op.median_lead_months) if op.median_lead_months == op.median_lead_months and op.median_lead_months is not None else None,
         "meets_bar": bool(op.meets_bar), "summary": md_table(ev.drop(columns=["cutoff_month", "outcome_end_month"])),
+        "level_driver": str(op.level_driver), "calibration_version": str(op.calibration_version),
+        "share_flagged": float(op.share_flagged), "method_comparison": comparison_md,
         "chart": png_markdown(_ew_eval_chart(ev), "precision and recall")}))
 
 

@@ -6,6 +6,7 @@ import dagster as dg
 from .alerts import sensors as alert_sensors
 from .alerts import with_freshness
 from .applications import application_assets
+from .ew_calibration_assets import calibration_assets
 from .ingest import ingest_assets
 from .jobs import daily_refresh, writing_jobs
 from .ml import ml_assets
@@ -30,8 +31,8 @@ def with_owner(assets: list[dg.AssetsDefinition], owner: str = OWNER) -> list[dg
 
 
 defs = dg.Definitions(
-    # ml_assets (ml.py): segmentation model training, promotion, scoring; application_assets (applications.py): recommendations, early warnings, credit policy, marketing
-    assets=with_owner([*ingest_assets, dbt_models, *ml_assets, *application_assets,
+    # ml_assets (ml.py): segmentation model training, promotion, scoring; calibration_assets (ew_calibration_assets.py): early-warning calibration; application_assets (applications.py): recommendations, early warnings, credit policy, marketing
+    assets=with_owner([*ingest_assets, dbt_models, *ml_assets, *calibration_assets, *application_assets,
                        with_freshness(published_warehouse)]),  # stale after LENDSEG_STALE_AFTER_HOURS
     asset_checks=[*quality_checks, *stage_checks],  # GX suites (quality.py); applications and published file (stage_checks.py)
     jobs=writing_jobs,  # daily_refresh, monthly_retrain, full_rebuild (jobs.py: stages as asset groups)

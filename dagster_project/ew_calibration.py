@@ -1,0 +1,603 @@
+"""Early-warning calibration: thresholds learned from the warehouse's own history (pure functions).
+
+The asset (``ew_calibration_assets.py``) pulls the monthly signal observations (``applications.monthly_observations``,
+expert severities) and hands them here. Three windows (``plan_windows``; months are first-of-month dates,
+H = the evaluation horizon, 6 months; E = end - H, C = E - H)::
+
+    first .... fit cutoffs t (features at t, outcome (t, t + H]) .... C .... calibration outcome .... E .... evaluation outcome .... end
+
+* **fit window** (cutoffs ``fit_from..fit_to`` = first + 2 .. C, outcomes within E): the combined score's coefficients;
+* **calibration window** (cutoff C, outcome (C, E]): the operating points and the choice score vs expert rules, on
+  OUT-OF-FOLD scores (5 client folds: each client is scored by a model fitted on the other folds' clients), because
+  fit and calibration outcomes share months;
+* **evaluation window** (cutoff E, outcome (E, end]): only the evaluation reads it.
+
+So the calibration only ever reads data up to E, and the evaluation judges it on the months after E.
+
+Combined score: L2 logistic regression (class_weight balanced) on per-client features built from the signals seen
+in the month (``feature_row``); every coefficient must have the business sign (more of a signal = more risk,
+i.e. >= 0): a feature whose coefficient comes out negative is dropped and the model refitted (``fit_score``).
+Optional second candidate: monotonic gradient boosting (``fit_hgb``, off by default, ``SCORE_KINDS``).
+
+Targets (``Targets``, ``warning_point``): warning = the highest recall with precision >= 0.30 + 0.05 margin on the
+calibration window, or the point at the expert rules' recall when that recalls less and the matched point is more
+precise than the rules; critical = the highest recall with precision >= 0.60 + 0.05. Minimum history
+(``history_check``): >= 12 months of data up to E and >= 20 positive outcomes in the fit window and in the
+calibration window; otherwise, or when the score has no warning point, or when the expert rules win
+(``choose_method``), the calibration says ``method = expert``: the fixed thresholds of ``early_warning.SIGNALS`` stay.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import early_warning as ew
+
+HORIZON_MONTHS = 6
+FIT_WARMUP_MONTHS = 2  # the first fit cutoff is this many months after the first month (previous reports exist)
+MIN_FIT_LABEL_MONTHS = 2  # a fit cutoff sees at least this many outcome months before C
+LOOKBACK_MONTHS = 12  # lead time: first warning in the 12 months up to the cutoff (as early_warning_evaluation)
+BASE_SIGNALS: tuple[str, ...] = tuple(s for s in ew.SIGNALS if s != "multiple_signals")
+
+# Feature -> (signal, transform). Every feature grows with risk: expected coefficient sign >= 0.
+FEATURES: tuple[str, ...] = (
+    "arrears_30", "arrears_dpd", "score_drop", "high_utilisation", "negative_cash_flow", "legal_judgments",
+    "inquiries", "collateral_gap", "n_signals")
+
+
+def _feature(name: str, values: Mapping[str, float]) -> float:
+    v = values.get
+    if name == "arrears_30":
+        return 1.0 if (v("arrears") or 0) >= 30 else 0.0
+    if name == "arrears_dpd":
+        return min(v("arrears") or 0.0, 89.0) / 30.0
+    if name == "score_drop":
+        return min(v("score_drop") or 0.0, 150.0) / 30.0
+    if name == "high_utilisation":
+        return min(v("high_utilisation") or 0.0, 12.0) / 6.0
+    if name == "negative_cash_flow":
+        return min(v("negative_cash_flow") or 0.0, 8.0) / 4.0
+    if name == "legal_judgments":
+        return min(v("legal_judgments") or 0.0, 6.0) / 3.0
+    if name == "inquiries":
+        return min(v("inquiries") or 0.0, 12.0) / 6.0
+    if name == "collateral_gap":
+        c = v("collateral")
+        return 0.0 if c is None else float(min(max(1.0 - c, 0.0), 1.0))
+    if name == "n_signals":
+        return float(sum(1 for s in BASE_SIGNALS if s in values))
+    raise KeyError(name)
+
+
+def feature_row(values: Mapping[str, float]) -> dict[str, float]:
+    """Features of one client in one month from its observed signal values ({signal: observed_value})."""
+    return {f: _feature(f, values) for f in FEATURES}
+
+
+def client_values(active: Mapping[ew.Key, ew.Observation]) -> dict[str, dict[str, float]]:
+    """{client: {signal: observed value}} of the base signals seen in one month."""
+    out: dict[str, dict[str, float]] = {}
+    for (client, sig), o in active.items():
+        if sig in BASE_SIGNALS:
+            out.setdefault(client, {})[sig] = float(o.observed_value)
+    return out
+
+
+def frame_from_months(months: Iterable[tuple[date, Mapping[ew.Key, ew.Observation]]]) -> pd.DataFrame:
+    """One row per client and month end with a signal: features and the expert level (rank 1..3 = watch..critical)."""
+    rows = []
+    for month_end, active in months:
+        ranks: dict[str, int] = {}
+        for (client, _sig), o in active.items():
+            ranks[client] = max(ranks.get(client, 0), ew.SEVERITY_RANK[o.severity])
+        for client, vals in client_values(active).items():
+            rows.append({"client_key": client, "month_end": month_end, "expert_rank": ranks.get(client, 1),
+                         **feature_row(vals)})
+    cols = ["client_key", "month_end", "expert_rank", *FEATURES]
+    return pd.DataFrame(rows, columns=cols)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# windows and minimum history
+# ------------------------------------------------------------------------------------------------------------
+
+def add_months(d: date, k: int) -> date:
+    m = d.year * 12 + d.month - 1 + k
+    return date(m // 12, m % 12 + 1, 1)
+
+
+def month_end(d: date) -> date:
+    """Last day of the month of ``d``."""
+    return date.fromordinal(add_months(d, 1).toordinal() - 1)
+
+
+@dataclass(frozen=True)
+class Windows:
+    first_month: date
+    fit_from: date  # first fit cutoff month
+    fit_to: date  # last fit cutoff month
+    calibration_cutoff: date  # C: features as of C; fit outcomes truncated at C
+    evaluation_cutoff: date  # E: calibration outcome (C, E]; evaluation outcome (E, end]
+    end_month: date
+    horizon: int = HORIZON_MONTHS
+
+    @property
+    def history_months(self) -> int:
+        """Months of data the calibration may use (first month .. E)."""
+        return ew.months_between(self.first_month, self.evaluation_cutoff) + 1
+
+    def fit_cutoffs(self) -> list[date]:
+        out, m = [], self.fit_from
+        while m <= self.fit_to:
+            out.append(m)
+            m = add_months(m, 1)
+        return out
+
+    def to_dict(self) -> dict[str, str | int]:
+        return {k: (v.isoformat() if isinstance(v, date) else v) for k, v in asdict(self).items()}
+
+
+def plan_windows(first_month: date, end_month: date, horizon: int = HORIZON_MONTHS) -> Windows:
+    """E = end - horizon, C = E - horizon, fit cutoffs first + warm-up .. C (outcome (t, t + horizon], within E)."""
+    e = add_months(end_month, -horizon)
+    c = add_months(e, -horizon)
+    return Windows(first_month=first_month, fit_from=add_months(first_month, FIT_WARMUP_MONTHS),
+                   fit_to=c, calibration_cutoff=c, evaluation_cutoff=e, end_month=end_month, horizon=horizon)
+
+
+@dataclass(frozen=True)
+class Targets:
+    warning_precision: float = 0.30
+    critical_precision: float = 0.60
+    margin: float = 0.05  # operating points are chosen at target + margin on the calibration window
+    min_history_months: int = 12
+    min_positives: int = 20
+
+
+def history_check(w: Windows, fit_positives: int, calibration_positives: int, targets: Targets = Targets()
+                  ) -> tuple[bool, str]:
+    """(enough history?, reason). Too little history -> the expert thresholds stay (documented fallback)."""
+    problems = []
+    if w.history_months < targets.min_history_months:
+        problems.append(f"{w.history_months} months of history before the evaluation cutoff < {targets.min_history_months}")
+    if not w.fit_cutoffs():
+        problems.append("no fit cutoff month")
+    if fit_positives < targets.min_positives:
+        problems.append(f"{fit_positives} positive outcomes in the fit window < {targets.min_positives}")
+    if calibration_positives < targets.min_positives:
+        problems.append(f"{calibration_positives} positive outcomes in the calibration window < {targets.min_positives}")
+    return (not problems, "; ".join(problems) if problems else "enough history")
+
+
+# ------------------------------------------------------------------------------------------------------------
+# labelled slices
+# ------------------------------------------------------------------------------------------------------------
+
+def slice_at(frame: pd.DataFrame, population: Sequence[str], cutoff: date, first_default: Mapping[str, date],
+             outcome_end: date) -> pd.DataFrame:
+    """Population at ``cutoff`` (clients not defaulted by then) with features at the cutoff month end (0 without a
+    signal) and ``label`` = first 90+ dpd month in (cutoff, outcome_end]."""
+    pop = [c for c in dict.fromkeys(population) if not (c in first_default and first_default[c] <= cutoff)]
+    me = month_end(cutoff)
+    at = frame[frame.month_end == me].drop(columns=["month_end"]).set_index("client_key")
+    out = pd.DataFrame(index=pd.Index(pop, name="client_key")).join(at)
+    out["has_signal"] = out.expert_rank.notna()
+    out[list(FEATURES)] = out[list(FEATURES)].fillna(0.0)
+    out["expert_rank"] = out.expert_rank.fillna(0).astype(int)
+    out["label"] = [bool(c in first_default and cutoff < first_default[c] <= outcome_end) for c in out.index]
+    out["cutoff"] = cutoff
+    return out.reset_index()
+
+
+# ------------------------------------------------------------------------------------------------------------
+# combined score with sign constraints
+# ------------------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Score:
+    intercept: float
+    coefficients: dict[str, float]  # only the kept features (logreg)
+    dropped: tuple[str, ...] = ()  # features dropped for a wrong (negative) sign
+    kind: str = "logreg"  # "logreg" (coefficients) or "hgb" (monotonic gradient boosting in ``model``)
+    model: object | None = field(default=None, compare=False, repr=False)
+    model_file: str | None = None  # hgb: file name of the pickled model next to the version's JSON
+
+    def decision(self, x: pd.DataFrame | Mapping[str, float]) -> np.ndarray | float:
+        if self.kind == "hgb":
+            if isinstance(x, pd.DataFrame):
+                return self.model.predict_proba(x[list(FEATURES)].to_numpy(dtype=float))[:, 1]
+            return float(self.model.predict_proba(np.array([[x.get(f, 0.0) for f in FEATURES]]))[0, 1])
+        if isinstance(x, pd.DataFrame):
+            z = np.full(len(x), self.intercept)
+            for f, c in self.coefficients.items():
+                z = z + c * x[f].to_numpy(dtype=float)
+            return 1.0 / (1.0 + np.exp(-z))
+        z = self.intercept + sum(c * x.get(f, 0.0) for f, c in self.coefficients.items())
+        return 1.0 / (1.0 + math.exp(-z))
+
+
+def client_fold(client_key: str, folds: int = 5) -> int:
+    """Stable fold of a client (cross-fitting: the operating points are chosen on clients the score was not fitted on)."""
+    import hashlib
+
+    return int(hashlib.sha256(client_key.encode("utf-8")).hexdigest()[:8], 16) % folds
+
+
+def fit_hgb(X: pd.DataFrame, y: Sequence[bool], features: Sequence[str] = FEATURES) -> Score:
+    """Gradient boosting (scikit-learn HistGradientBoostingClassifier, class_weight balanced) with an increasing
+    monotonic constraint on every feature: more of any signal never lowers the score (the business sign)."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    y = np.asarray(y, dtype=bool)
+    if y.all() or not y.any():
+        raise ValueError("need both outcomes to fit a score")
+    m = HistGradientBoostingClassifier(monotonic_cst=[1] * len(features), max_iter=200, learning_rate=0.05,
+                                       max_leaf_nodes=15, min_samples_leaf=40, l2_regularization=1.0,
+                                       class_weight="balanced", early_stopping=False, random_state=0)
+    m.fit(X[list(features)].to_numpy(dtype=float), y)
+    return Score(intercept=0.0, coefficients={}, kind="hgb", model=m)
+
+
+SCORE_KINDS = ("logreg",)  # add "hgb" to compare the gradient boosting too (5x the fit time; lost on seeds 5 and 77)
+
+
+def out_of_fold_scores(fit_df: pd.DataFrame, target: pd.DataFrame, folds: int = 5, kind: str = "logreg") -> np.ndarray:
+    """Scores of ``target`` rows, each from a score fitted on the fit rows of the OTHER client folds."""
+    fitter = fit_hgb if kind == "hgb" else fit_score
+    ff = np.array([client_fold(c, folds) for c in fit_df.client_key])
+    tf = np.array([client_fold(c, folds) for c in target.client_key])
+    out = np.zeros(len(target))
+    for k in range(folds):
+        tr = ff != k
+        sc = fitter(fit_df[tr], fit_df.label.to_numpy(bool)[tr])
+        if (tf == k).any():
+            out[tf == k] = np.asarray(sc.decision(target[tf == k]), dtype=float)
+    return out
+
+
+def fit_score(X: pd.DataFrame, y: Sequence[bool], features: Sequence[str] = FEATURES, c: float = 1.0,
+              signs: Mapping[str, int] | None = None) -> Score:
+    """L2 logistic regression (class_weight balanced); a feature with the wrong sign is dropped and the rest refitted.
+
+    ``signs``: expected sign per feature (+1: coefficient >= 0, -1: <= 0); default +1 for every feature.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    y = np.asarray(y, dtype=bool)
+    if y.all() or not y.any():
+        raise ValueError("need both outcomes to fit a score")
+    signs = dict(signs or {})
+    keep = [f for f in features if X[f].to_numpy(dtype=float).std() > 0]
+    dropped = [f for f in features if f not in keep]
+    while True:
+        if not keep:
+            return Score(intercept=0.0, coefficients={}, dropped=tuple(dropped))
+        lr = LogisticRegression(C=c, class_weight="balanced", max_iter=2000)
+        lr.fit(X[keep].to_numpy(dtype=float), y)
+        coef = dict(zip(keep, lr.coef_[0].tolist()))
+        wrong = [f for f in keep if coef[f] * signs.get(f, 1) < 0]
+        if not wrong:
+            return Score(intercept=float(lr.intercept_[0]), coefficients=coef, dropped=tuple(dropped))
+        worst = min(wrong, key=lambda f: coef[f] * signs.get(f, 1))
+        keep.remove(worst)
+        dropped.append(worst)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# precision / recall curve and operating points
+# ------------------------------------------------------------------------------------------------------------
+
+def pr_curve(scores: Sequence[float], labels: Sequence[bool], flaggable: Sequence[bool] | None = None) -> pd.DataFrame:
+    """Flag rule ``score >= threshold`` (only ``flaggable`` rows): precision, recall, share flagged per threshold."""
+    s = np.asarray(scores, dtype=float)
+    y = np.asarray(labels, dtype=bool)
+    ok = np.ones(len(s), bool) if flaggable is None else np.asarray(flaggable, dtype=bool)
+    pos = int(y.sum())
+    cand = np.unique(s[ok])[::-1]
+    rows = []
+    for t in cand:
+        f = ok & (s >= t)
+        n, tp = int(f.sum()), int((f & y).sum())
+        rows.append({"threshold": float(t), "flagged": n, "true_positives": tp, "precision": tp / n if n else 0.0,
+                     "recall": tp / pos if pos else 0.0, "share_flagged": n / len(s) if len(s) else 0.0})
+    return pd.DataFrame(rows, columns=["threshold", "flagged", "true_positives", "precision", "recall", "share_flagged"])
+
+
+def point_at_recall(curve: pd.DataFrame, min_recall: float) -> dict | None:
+    """The point with the highest threshold (fewest flags) whose recall is at least ``min_recall``."""
+    ok = curve[curve.recall >= min_recall - 1e-12]
+    if ok.empty:
+        return None
+    best = ok.sort_values(["threshold"], ascending=False).iloc[0]
+    return {k: (float(v) if k in ("threshold", "precision", "recall", "share_flagged") else int(v)) for k, v in best.items()}
+
+
+def warning_point(curve: pd.DataFrame, expert: Mapping, targets: "Targets") -> dict | None:
+    """Warning operating point: the highest recall with precision >= target + margin; when that catches fewer
+    defaulters than the expert rules on the same window, the point at the rules' recall instead if it is more precise
+    than the rules there (the score never catches fewer defaulters than the rules it replaces)."""
+    at_target = choose_operating_point(curve, targets.warning_precision + targets.margin)
+    if at_target is not None and at_target["recall"] >= expert["recall"]:
+        return at_target
+    matched = point_at_recall(curve, expert["recall"]) if expert.get("recall") else None
+    if matched is not None and matched["precision"] > expert["precision"]:
+        return matched
+    return at_target
+
+
+def choose_operating_point(curve: pd.DataFrame, min_precision: float, min_flagged: int = 5) -> dict | None:
+    """The point with the highest recall among those with precision >= ``min_precision`` (ties: higher precision,
+    then higher threshold); None when no point reaches it."""
+    ok = curve[(curve.precision >= min_precision) & (curve.flagged >= min_flagged)]
+    if ok.empty:
+        return None
+    best = ok.sort_values(["recall", "precision", "threshold"], ascending=[False, False, False]).iloc[0]
+    return {k: (float(v) if k in ("threshold", "precision", "recall", "share_flagged") else int(v)) for k, v in best.items()}
+
+
+# ------------------------------------------------------------------------------------------------------------
+# calibration result and how it sets the levels
+# ------------------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Calibration:
+    method: str  # "score" (combined score drives the levels) or "expert" (early_warning.SIGNALS thresholds)
+    reason: str
+    version: str = ""
+    score: Score | None = None
+    warning_threshold: float | None = None
+    critical_threshold: float | None = None  # None with method score: critical by the expert rules
+    windows: Windows | None = None
+    targets: Targets = field(default_factory=Targets)
+    chosen: dict = field(default_factory=dict)  # method -> level -> metrics on the calibration window
+
+    def to_dict(self) -> dict:
+        d = {"version": self.version, "method": self.method, "reason": self.reason,
+             "warning_threshold": self.warning_threshold, "critical_threshold": self.critical_threshold,
+             "score": None if self.score is None else {"kind": self.score.kind, "intercept": self.score.intercept,
+                                                       "coefficients": self.score.coefficients,
+                                                       "dropped": list(self.score.dropped), "features": list(FEATURES),
+                                                       "model_file": self.score.model_file},
+             "windows": None if self.windows is None else self.windows.to_dict(),
+             "targets": asdict(self.targets), "chosen": self.chosen}
+        return d
+
+    @staticmethod
+    def from_dict(d: Mapping, store: "Path | None" = None) -> "Calibration":
+        """From the JSON form; an hgb model is loaded from ``store`` / model_file (joblib)."""
+        sc = d.get("score")
+        w = d.get("windows")
+        model = None
+        if sc and sc.get("kind") == "hgb" and store is not None and sc.get("model_file"):
+            import joblib
+
+            model = joblib.load(store / sc["model_file"])
+        return Calibration(
+            method=d["method"], reason=d.get("reason", ""), version=d.get("version", ""),
+            score=None if not sc else Score(float(sc["intercept"]), {k: float(v) for k, v in sc["coefficients"].items()},
+                                            tuple(sc.get("dropped", ())), kind=sc.get("kind", "logreg"), model=model,
+                                            model_file=sc.get("model_file")),
+            warning_threshold=d.get("warning_threshold"), critical_threshold=d.get("critical_threshold"),
+            windows=None if not w else Windows(**{k: (date.fromisoformat(v) if isinstance(v, str) else v)
+                                                  for k, v in w.items()}),
+            targets=Targets(**d.get("targets", {})), chosen=dict(d.get("chosen", {})))
+
+
+EXPERT = Calibration(method="expert", reason="no calibration yet: expert thresholds (early_warning.SIGNALS)")
+
+
+def apply_levels(cal: Calibration, active: Mapping[ew.Key, ew.Observation]) -> dict[ew.Key, ew.Observation]:
+    """The month's observations with severities set by the calibration: with the combined score every signal of a
+    client carries the client's level (the signals stay the reason codes); with ``expert`` unchanged."""
+    if cal.method != "score":
+        return dict(active)
+    vals = client_values(active)
+    expert: dict[str, int] = {}
+    for (client, _s), o in active.items():
+        expert[client] = max(expert.get(client, 0), ew.SEVERITY_RANK[o.severity])
+    if not expert:
+        return dict(active)
+    clients = list(expert)
+    x = pd.DataFrame([feature_row(vals.get(c, {})) for c in clients], columns=list(FEATURES))
+    ranks = _levels(cal, x, np.array([expert[c] for c in clients]))
+    level = {c: ew.SEVERITIES[int(r) - 1] for c, r in zip(clients, ranks)}
+    return {k: replace(o, severity=level[k[0]]) for k, o in active.items()}
+
+
+def frame_levels(cal: Calibration, frame: pd.DataFrame) -> np.ndarray:
+    """Level rank per row of a ``frame_from_months`` frame (same rule as ``apply_levels``, vectorised)."""
+    return _levels(cal, frame, frame.expert_rank.to_numpy(dtype=int))
+
+
+def _levels(cal: Calibration, x: pd.DataFrame, expert: np.ndarray) -> np.ndarray:
+    """Score levels of feature rows ``x`` (critical by the expert rules when there is no critical point)."""
+    if cal.method != "score" or cal.score is None or cal.warning_threshold is None or len(x) == 0:
+        return expert
+    p = np.asarray(cal.score.decision(x), dtype=float)
+    out = np.where(p >= cal.warning_threshold, 2, 1)
+    if cal.critical_threshold is not None:
+        out = np.where(p >= cal.critical_threshold, 3, out)
+    else:
+        out = np.where(expert >= 3, 3, out)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------------------
+# evaluation with bootstrap intervals
+# ------------------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LevelEvaluation:
+    level: str
+    clients: int
+    flagged: int
+    positives: int
+    true_positives: int
+    precision: float
+    recall: float
+    share_flagged: float
+    median_lead_months: float | None
+    ci: dict[str, tuple[float, float]]
+
+
+def evaluate_levels(frame: pd.DataFrame, ranks: np.ndarray, population: Sequence[str], cutoff: date,
+                    first_default: Mapping[str, date], outcome_end: date, n_boot: int = 1000, seed: int = 17
+                    ) -> list[LevelEvaluation]:
+    """Per level: flagged = level >= it at the cutoff month; lead = months from the first warning+ month in the 12
+    months up to the cutoff to the first 90+ dpd month (as ``early_warning_evaluation``); bootstrap 95 % CIs over
+    clients (``n_boot`` resamples, seeded)."""
+    me = month_end(cutoff)
+    pop = [c for c in dict.fromkeys(population) if not (c in first_default and first_default[c] <= cutoff)]
+    idx = {c: i for i, c in enumerate(pop)}
+    n = len(pop)
+    y = np.zeros(n, bool)
+    dflt: list[date | None] = [None] * n
+    for c, i in idx.items():
+        d = first_default.get(c)
+        if d is not None and cutoff < d <= outcome_end:
+            y[i] = True
+            dflt[i] = d
+    f = frame.assign(rank=ranks)
+    recent = f[(f.month_end <= me) & (f.month_end.map(lambda m: ew.months_between(m, me) < LOOKBACK_MONTHS))]
+    at = f[f.month_end == me]
+    rng = np.random.default_rng(seed)
+    boots = rng.integers(0, n, size=(n_boot, n)) if n else np.zeros((0, 0), int)
+    out = []
+    for level in ew.SEVERITIES:
+        need = ew.SEVERITY_RANK[level]
+        flagged = np.zeros(n, bool)
+        for c in at.loc[at["rank"] >= need, "client_key"]:
+            if c in idx:
+                flagged[idx[c]] = True
+        first_hi = recent[recent["rank"] >= max(need, 2)].groupby("client_key").month_end.min().to_dict()
+        lead = np.full(n, np.nan)
+        for i in np.flatnonzero(flagged & y):
+            c = pop[i]
+            since = min(first_hi.get(c, me), me)
+            lead[i] = ew.months_between(since, dflt[i])
+        ev = _rates(flagged, y, lead)
+        ci: dict[str, tuple[float, float]] = {}
+        if n and n_boot:
+            stats = np.array([_rates(flagged[b], y[b], lead[b]) for b in boots], dtype=float)
+            for j, name in enumerate(("precision", "recall", "share_flagged", "median_lead_months")):
+                col = stats[:, j][~np.isnan(stats[:, j])]
+                ci[name] = (float(np.percentile(col, 2.5)), float(np.percentile(col, 97.5))) if len(col) else (
+                    float("nan"), float("nan"))
+        out.append(LevelEvaluation(level=level, clients=n, flagged=int(flagged.sum()), positives=int(y.sum()),
+                                   true_positives=int((flagged & y).sum()), precision=ev[0], recall=ev[1],
+                                   share_flagged=ev[2], median_lead_months=None if np.isnan(ev[3]) else ev[3], ci=ci))
+    return out
+
+
+def _rates(flagged: np.ndarray, y: np.ndarray, lead: np.ndarray) -> tuple[float, float, float, float]:
+    nf, npos = flagged.sum(), y.sum()
+    tp = flagged & y
+    leads = lead[tp]
+    return (float(tp.sum() / nf) if nf else 0.0, float(tp.sum() / npos) if npos else 0.0,
+            float(nf / len(flagged)) if len(flagged) else 0.0,
+            float(statistics.median(leads.tolist())) if len(leads) else float("nan"))
+
+
+def meets_bar(e: LevelEvaluation) -> bool:
+    return bool(e.recall >= 0.70 and e.precision >= 0.30 and (e.median_lead_months or 0) >= 2)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# the calibration itself
+# ------------------------------------------------------------------------------------------------------------
+
+def calibrate(frame: pd.DataFrame, population_by_month: Mapping[date, Sequence[str]], first_default: Mapping[str, date],
+              windows: Windows, targets: Targets = Targets()) -> tuple[Calibration, dict[str, pd.DataFrame]]:
+    """Fit the combined score on the fit window, choose its operating points on the calibration window, compare with
+    the expert rules there and keep what wins. Reads only data up to the evaluation cutoff E.
+
+    Returns (calibration, {"curve": score PR curve on the calibration window, "calibration_slice": that slice}).
+    """
+    c_cut, e_cut = windows.calibration_cutoff, windows.evaluation_cutoff
+    frame = frame[frame.month_end <= month_end(e_cut)]
+    fit = [slice_at(frame, population_by_month.get(t, ()), t, first_default,
+                    min(add_months(t, windows.horizon), e_cut)) for t in windows.fit_cutoffs()]
+    fit_df = pd.concat(fit, ignore_index=True) if fit else pd.DataFrame(columns=["label", "client_key"])
+    cal = slice_at(frame, population_by_month.get(c_cut, ()), c_cut, first_default, e_cut)
+    fit_pos = int(fit_df.loc[fit_df.label.astype(bool), "client_key"].nunique()) if len(fit_df) else 0
+    cal_pos = int(cal.label.sum())
+    ok, why = history_check(windows, fit_pos, cal_pos, targets)
+    extras: dict[str, pd.DataFrame] = {"calibration_slice": cal}
+    base = {"windows": windows, "targets": targets}
+    counts = {"clients": int(len(cal)), "positives": cal_pos, "fit_rows": int(len(fit_df)), "fit_positives": fit_pos}
+    if not ok:
+        return Calibration(method="expert", reason=f"fallback to expert thresholds: {why}",
+                           chosen={"calibration_window": counts}, **base), extras
+    y_fit = fit_df.label.to_numpy(bool)
+    y = cal.label.to_numpy(bool)
+    chosen: dict[str, dict] = {"expert": {}, "score": {}}
+    for level in ("warning", "critical"):
+        need = ew.SEVERITY_RANK[level]
+        flag = cal.expert_rank.to_numpy() >= need
+        tp = int((flag & y).sum())
+        nf, npos = int(flag.sum()), int(y.sum())
+        chosen["expert"][level] = {"flagged": nf, "true_positives": tp, "precision": tp / nf if nf else 0.0,
+                                   "recall": tp / npos if npos else 0.0, "share_flagged": float(flag.mean())}
+    ex = chosen["expert"]["warning"]
+    candidates: dict[str, dict] = {}
+    for kind in SCORE_KINDS:  # both on out-of-fold scores of the same calibration window
+        p = out_of_fold_scores(fit_df, cal, kind=kind)
+        curve = pr_curve(p, cal.label, cal.has_signal)
+        candidates[kind] = {"curve": curve,
+                            "warning": warning_point(curve, ex, targets),
+                            "critical": choose_operating_point(curve, targets.critical_precision + targets.margin)}
+    # the candidate with the warning point of the highest recall (then precision); logreg on ties (simpler)
+    best = max(SCORE_KINDS, key=lambda k: (candidates[k]["warning"] is not None,
+                                           (candidates[k]["warning"] or {}).get("recall", 0.0),
+                                           (candidates[k]["warning"] or {}).get("precision", 0.0), k == "logreg"))
+    score = fit_hgb(fit_df, y_fit) if best == "hgb" else fit_score(fit_df, y_fit)
+    curve, warn, crit = candidates[best]["curve"], candidates[best]["warning"], candidates[best]["critical"]
+    extras["curve"] = curve
+    extras["curves"] = {k: v["curve"] for k, v in candidates.items()}
+    chosen["score"] = {"warning": warn, "critical": crit}
+    chosen["candidates"] = {k: {"warning": v["warning"], "critical": v["critical"]} for k, v in candidates.items()}
+    chosen["score_kind"] = best
+    chosen["calibration_window"] = counts
+    if crit is not None and warn is not None and crit["threshold"] < warn["threshold"]:
+        crit = None  # a critical point below the warning point adds nothing: critical by the expert rules
+        chosen["score"]["critical"] = None
+    exc = chosen["expert"]["critical"]
+    if crit is not None and exc["precision"] >= targets.critical_precision + targets.margin and exc["recall"] >= crit["recall"]:
+        crit = None  # the expert critical rules meet the target with at least the score's recall: they stay
+        chosen["score"]["critical"] = None
+        chosen["critical_by"] = "expert rules (they win on the calibration window)"
+    result = Calibration(method="score", reason="", score=score, warning_threshold=None if warn is None else warn["threshold"],
+                         critical_threshold=None if crit is None else crit["threshold"], chosen=chosen, **base)
+    method, reason = choose_method(ex, warn, targets)
+    return replace(result, method=method, reason=reason), extras
+
+
+def choose_method(expert_warning: Mapping, score_warning: Mapping | None, targets: Targets = Targets()) -> tuple[str, str]:
+    """Keep what wins on the calibration window: the score needs a warning point meeting the target; the expert rules
+    stay when they meet it too with at least the score's recall. Returns (method, reason)."""
+    need = targets.warning_precision + targets.margin
+    if score_warning is None:
+        return "expert", (f"fallback to expert thresholds: the combined score has no warning point with precision >= "
+                          f"{need:.2f} on the calibration window")
+    ep, er, sp, sr = (expert_warning["precision"], expert_warning["recall"], score_warning["precision"],
+                      score_warning["recall"])
+    if sr >= er and sp > ep:
+        return "score", (f"combined score wins on the calibration window: precision {sp:.2f} vs expert {ep:.2f} at "
+                         f"recall {sr:.2f} vs {er:.2f}")
+    expert_ok = ep >= need
+    if expert_ok and er >= sr:
+        return "expert", ("expert thresholds kept: they meet the warning target with at least the combined score's "
+                          "recall on the calibration window")
+    if not expert_ok and sp >= need:
+        return "score", f"combined score wins on the calibration window: expert precision {ep:.2f} below target"
+    if expert_ok:
+        return "score", f"combined score wins on the calibration window: recall {sr:.2f} vs expert {er:.2f}"
+    return "expert", "expert thresholds kept: neither meets the warning target and the score does not dominate"

@@ -1,0 +1,43 @@
+"""Calibrate the early warnings on a build database (read-only, nothing written) and print the comparison.
+
+    .venv/bin/python scripts/ew_calibration_report.py data/build/build.duckdb
+
+Runs the same functions as ``ml/early_warning_calibration`` and ``marts/early_warning_evaluation``
+(``ew_calibration_assets.run_calibration`` and ``compare_methods``): the calibration's chosen points on its
+calibration window, then expert rules vs combined score on the evaluation window with bootstrap 95 % intervals.
+"""
+
+import sys
+
+import duckdb
+import pandas as pd
+
+from dagster_project import ew_calibration_assets as A
+from dagster_project.applications import add_months
+
+
+def main(path: str) -> None:
+    con = duckdb.connect(path, read_only=True)
+    try:
+        c, _curve, _ = A.run_calibration(con)
+        frame, pop, first_default, _first, end = A.load_history(con)
+    finally:
+        con.close()
+    print(f"method: {c.method} ({c.reason})")
+    if c.windows:
+        print("windows:", c.windows.to_dict())
+    if c.score:
+        print("score model:", c.score.kind, "candidates on the calibration window:", c.chosen.get("candidates"))
+        print("coefficients:", {k: round(v, 3) for k, v in c.score.coefficients.items()},
+              "intercept:", round(c.score.intercept, 3), "dropped:", list(c.score.dropped))
+    print(A.points_markdown(c))
+    comp = A.compare_methods(frame, pop, first_default, c, add_months(end, -6), end)
+    pd.set_option("display.width", 250)
+    cols = ["method", "in_force", "flag_level", "clients", "flagged", "positives", "precision", "precision_ci_low",
+            "precision_ci_high", "recall", "recall_ci_low", "recall_ci_high", "share_flagged", "share_flagged_ci_low",
+            "share_flagged_ci_high", "median_lead_months", "lead_ci_low", "lead_ci_high", "meets_bar"]
+    print(comp[cols].round(3).to_string(index=False))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else "data/build/build.duckdb")
