@@ -27,8 +27,23 @@ def cmd_generate(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else s.landing_dir
     truth = Path(args.truth) if args.truth else s.data_dir / "ground_truth" / "archetypes.csv"
     files = generate(out_dir=out, n_clients=args.clients, months=args.months, seed=args.seed, fmt=args.format,
-                     truth_path=truth, progress=not args.quiet)
+                     truth_path=truth, progress=not args.quiet, scenario=args.scenario)
     print(f"wrote {sum(len(v) for v in files.values())} delivery files under {out}; ground truth: {truth}")
+    return 0
+
+
+def cmd_import_sba(args: argparse.Namespace) -> int:
+    from .sba_import import USD_CNY, import_sba
+
+    s = load_settings()
+    out = Path(args.out) if args.out else s.landing_dir
+    truth = Path(args.truth) if args.truth else s.data_dir / "ground_truth" / "sba_outcomes.csv"
+    try:
+        files = import_sba(Path(args.csv), out, truth, rate=args.rate or USD_CNY)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"import-sba failed: {e}", file=sys.stderr)
+        return 1
+    print(f"wrote {sum(len(v) for v in files.values())} delivery files under {out}; outcomes (never landed): {truth}")
     return 0
 
 
@@ -44,6 +59,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     job = defs.resolve_job_def(args.job)
     print(f"running job '{args.job}' (run history in DAGSTER_HOME={home})", file=sys.stderr)
     result = job.execute_in_process(instance=instance, raise_on_error=False)
+    from .ml import run_notes
+
+    for note in run_notes(load_settings(), result.run_id):
+        print(f"WARNING segmentation: {note}", file=sys.stderr)
+        print(f"model check failed: {note}")
     if result.success:
         print(f"run {result.run_id} succeeded; published warehouse: {load_settings().warehouse_path}")
         return 0
@@ -195,7 +215,17 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--format", choices=["csv", "parquet"], default="csv")
     g.add_argument("--truth", help="ground-truth CSV (default $LENDSEG_DATA_DIR/ground_truth/archetypes.csv)")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
+    g.add_argument("--scenario", default="demo", choices=["demo", "coastal_industry", "thin_file", "diversified"],
+                   help="portfolio structure (dagster_project/scenarios.py); demo = the one the model was built on")
     g.set_defaults(func=cmd_generate)
+
+    si = sub.add_parser("import-sba", help="map real U.S. SBA loans (CSV) onto landing contract v1 "
+                                           "(docs/sba_import.md); outcomes go to a separate truth file")
+    si.add_argument("csv", help="SBA loan file with the SBA's column names")
+    si.add_argument("--out", help="landing folder (default $LENDSEG_LANDING_DIR)")
+    si.add_argument("--truth", help="outcome file (default $LENDSEG_DATA_DIR/ground_truth/sba_outcomes.csv)")
+    si.add_argument("--rate", type=float, help="CNY per USD (default sba_import.USD_CNY = 7.10)")
+    si.set_defaults(func=cmd_import_sba)
 
     r = sub.add_parser("run", help="run the pipeline headless through Dagster (recorded in DAGSTER_HOME)")
     r.add_argument("--job", default="daily_refresh")
