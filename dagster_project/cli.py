@@ -47,6 +47,29 @@ def cmd_import_sba(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from .evaluate import DOC, evaluate
+    from .scenarios import JUDGING_SEEDS, SCENARIOS
+
+    if args.smoke:
+        scenarios, seeds, clients, months, sba = ["coastal_industry"], [101], 1500, 12, None
+    else:
+        scenarios = args.scenarios or list(SCENARIOS)
+        seeds, clients, months = args.seeds or list(JUDGING_SEEDS), args.clients, args.months
+        sba = None if args.no_sba else Path(args.sba)
+    work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="lendseg-evaluate-"))
+    doc = None if (args.smoke or args.no_doc) else DOC
+    rows, _ = evaluate(scenarios, seeds, clients, months, work, sba, doc, log=lambda m: print(m, file=sys.stderr))
+    for r in rows:
+        print(f"{r.case} seed={r.seed} published_model={'yes' if r.published_model else 'no'} k={r.k} ari={r.ari} "
+              f"baseline_ari={r.baseline_ari} min_jaccard={r.min_jaccard} {r.note}")
+    if doc:
+        print(f"table written to {doc}")
+    return 0 if all(r.published_model for r in rows) else 1
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     if args.demo:
         os.environ["LENDSEG_DEMO"] = "1"
@@ -226,6 +249,19 @@ def build_parser() -> argparse.ArgumentParser:
     si.add_argument("--truth", help="outcome file (default $LENDSEG_DATA_DIR/ground_truth/sba_outcomes.csv)")
     si.add_argument("--rate", type=float, help="CNY per USD (default sba_import.USD_CNY = 7.10)")
     si.set_defaults(func=cmd_import_sba)
+
+    ev = sub.add_parser("evaluate", help="run the pipeline on every scenario x judging seed and the SBA sample; "
+                                         "write the table into docs/segmentation.md")
+    ev.add_argument("--scenarios", nargs="+", help="default: every scenario of dagster_project/scenarios.py")
+    ev.add_argument("--seeds", nargs="+", type=int, help="default: the judging seeds 101 102 103")
+    ev.add_argument("--clients", type=int, default=2000)
+    ev.add_argument("--months", type=int, default=12)
+    ev.add_argument("--sba", default="../shared/data/sba/sba_loans_sample.csv", help="SBA loan sample (CSV)")
+    ev.add_argument("--no-sba", action="store_true", help="skip the SBA sample")
+    ev.add_argument("--no-doc", action="store_true", help="print only, leave docs/segmentation.md alone")
+    ev.add_argument("--workdir", help="where the runs' data dirs go (default: a new temp dir)")
+    ev.add_argument("--smoke", action="store_true", help="CI smoke test: one small scenario run, no doc, no SBA")
+    ev.set_defaults(func=cmd_evaluate)
 
     r = sub.add_parser("run", help="run the pipeline headless through Dagster (recorded in DAGSTER_HOME)")
     r.add_argument("--job", default="daily_refresh")

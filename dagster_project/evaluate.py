@@ -10,7 +10,7 @@ generator's truth file:
   column of ``marts.client_features`` median-imputed and standardised, ``KMeans(n_init=10)`` at the model's k.
 
 On the SBA sample (sba_import.py) the outcome is held out: segment charge-off rates are estimated on loans
-approved in the earlier fiscal years (``ApprovalFY`` up to the 70 % quantile) and each later loan is scored with
+approved in the earlier fiscal years (``ApprovalFY`` up to the latest year with at most 70 % of the loans) and each later loan is scored with
 its segment's earlier rate; AUC with a bootstrap 95 % interval, for the model, the rule segmentation
 (rule_segments.py) and the plain baseline at the model's k.
 """
@@ -82,6 +82,13 @@ def auc(score: np.ndarray, y: np.ndarray) -> float:
         return float("nan")
     r = rankdata(score)
     return float((r[y].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+
+
+def split_year(fy: pd.Series, early_share: float = 0.70) -> int:
+    """The latest fiscal year whose loans up to it are at most ``early_share`` of all (at least the first year)."""
+    cum = fy.value_counts(normalize=True).sort_index().cumsum()
+    ok = cum[cum <= early_share]
+    return int(ok.index.max()) if len(ok) else int(cum.index.min())
 
 
 def out_of_time_auc(segment: pd.Series, y: pd.Series, fy: pd.Series, cut: int, n_boot: int = N_BOOT,
@@ -186,7 +193,7 @@ def evaluate_sba(csv: Path, workdir: Path) -> tuple[Row, dict]:
     feats["rule"] = rules.assign(feats)
     feats["baseline"] = plain_baseline(feats.drop(columns=["segment_id", "rule"]), k or 6)
     loans = truth.merge(feats[["client_key", "segment_id", "rule", "baseline"]], on="client_key", how="inner")
-    cut = int(loans.approval_fy.quantile(0.70))
+    cut = split_year(loans.approval_fy)
     y = loans.charged_off.astype(bool)
     res = {m: out_of_time_auc(loans[col], y, loans.approval_fy, cut)
            for m, col in (("model", "segment_id"), ("rule segmentation", "rule"), ("plain baseline", "baseline"))}
