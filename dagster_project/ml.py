@@ -230,9 +230,10 @@ def train_version(settings: Settings, run_id: str, log=None, frame: pd.DataFrame
     k, curve = seg.select_k(x)
     if log:
         log(f"k curve: {curve.round(3).to_dict('records')}; chosen k = {k}")
-    pipe = seg.build_pipeline(k).fit(x)
+    pipe = seg.fit_model(x, k)  # small clusters absorbed: the model has k_eff <= k segments
+    k_requested, k = k, int(pipe[-1].n_clusters)
     labels, conf = seg.confidence(pipe[-1].transform(pipe[:-1].transform(x)))
-    stab = seg.clusterboot(x, labels, k, refits=refits or stability_refits())
+    stab = seg.clusterboot(x, labels, k_requested, refits=refits or stability_refits())
     # stable ids: match to the champion's segments on the same clients
     champ = champion(mdir)
     cat = catalog(mdir)
@@ -254,7 +255,7 @@ def train_version(settings: Settings, run_id: str, log=None, frame: pd.DataFrame
     new_names = seg.unique_names({sid: generated[sid][0] for sid in generated if sid not in names}, taken)
     names |= new_names
     shares = pd.Series(ids).value_counts(normalize=True).sort_index()
-    sil = float(curve.loc[curve.k == k, "silhouette"].iloc[0])
+    sil = float(curve.loc[curve.k == k_requested, "silhouette"].iloc[0])
     inv = {v: k_ for k_, v in m.mapping.items()}
     segments = [{"segment_id": int(sid), "label": int(inv[sid]), "name": names[sid],
                  "description": generated[sid][1], "clients": int((ids == sid).sum()), "share": float(shares[sid]),
@@ -280,7 +281,8 @@ def train_version(settings: Settings, run_id: str, log=None, frame: pd.DataFrame
         "categorical_weight": seg.CATEGORICAL_WEIGHT, "indicator_weight": seg.INDICATOR_WEIGHT,
         "estimator": "KMeans(n_init=10)", "seed": seg.SEED, "k": k, "k_range": list(seg.K_RANGE),
         "k_curve": curve.to_dict("records"), "silhouette": sil,
-        "davies_bouldin": float(curve.loc[curve.k == k, "davies_bouldin"].iloc[0]),
+        "davies_bouldin": float(curve.loc[curve.k == k_requested, "davies_bouldin"].iloc[0]),
+        "k_requested": k_requested,
         "stability": {"refits": stab.refits, "fraction": seg.BOOTSTRAP_FRACTION, "mean_ari": stab.mean_ari,
                       "jaccard": {str(m.mapping[c]): j for c, j in stab.jaccard.items()}},
         "min_segment_share": float(shares.min()), "segments": segments,
@@ -296,7 +298,7 @@ def train_version(settings: Settings, run_id: str, log=None, frame: pd.DataFrame
     meta["checks"] = evaluate_checks(meta)
     _write_json(tmpdir / "reference.json", ref)
     _write_json(tmpdir / "profile.json", profile.to_dict("records"))
-    (tmpdir / "k_curve.png").write_bytes(k_curve_png(curve, k))
+    (tmpdir / "k_curve.png").write_bytes(k_curve_png(curve, k_requested))
     (tmpdir / "profile.png").write_bytes(profile_png(profile, names))
     _write_json(tmpdir / "metadata.json", meta)
     os.replace(tmpdir, vdir)
@@ -427,7 +429,7 @@ def sync_model_tables(con, mdir: Path) -> dict[str, int]:
                     "library_versions": json.dumps(m["library_versions"]), "features": json.dumps(m["features"])})
         p = pd.DataFrame(json.loads((mdir / v / "profile.json").read_text())).rename(columns={"segment": "segment_id"})
         prof.append(p.assign(model_version=v))
-        curves.append(pd.DataFrame(m["k_curve"]).assign(model_version=v, chosen=lambda d, k=m["k"]: d.k == k))
+        curves.append(pd.DataFrame(m["k_curve"]).assign(model_version=v, chosen=lambda d, k=m.get("k_requested", m["k"]): d.k == k))
         stab.append(pd.DataFrame([{"model_version": v, "segment_id": int(s), "mean_jaccard": j,
                                    "refits": m["stability"]["refits"]} for s, j in m["stability"]["jaccard"].items()]))
     for s in reg:

@@ -16,6 +16,7 @@ Rules (each one documented in docs/sba_import.md):
   for, SBA-guaranteed part as collateral, approvals of the borrower in the 6 months before); one usage row per
   loan in its disbursement month (limit, drawn amount; not yet past due). Everything SBA does not record
   (bureau score, revenue, assets, founding date, province, channel, ...) stays **empty**.
+* Loans approved or disbursed before 1990 are left out (contract v1 rejects earlier reports and snapshots).
 * **Outcome** (``MIS_Status``, ``ChgOffDate``, ``ChgOffPrinGr``) never reaches the landing zone: it goes to
   the truth file (one row per loan), which must lie outside it.
 """
@@ -29,6 +30,7 @@ import pandas as pd
 
 from .config import DBT_PROJECT_DIR
 
+EARLIEST = pd.Timestamp("1990-01-01")  # contract v1 accepts bureau reports and usage snapshots from 1990 on
 USD_CNY = 7.10  # fixed conversion, about the 2023-2024 PBoC central parity; the loans keep their nominal USD
 SEED_PATH = DBT_PROJECT_DIR / "seeds" / "naics_gbt4754.csv"
 OUTCOME_COLUMNS = ("MIS_Status", "ChgOffDate", "ChgOffPrinGr")
@@ -90,7 +92,8 @@ def build(loans: pd.DataFrame, rate: float = USD_CNY, mapping: dict[str, str] | 
     df["disbursed"] = parse_date(df["DisbursementDate"]).fillna(df["approved"])
     for c in ("GrAppv", "SBA_Appv", "DisbursementGross", "ChgOffPrinGr"):
         df[c] = parse_amount(df[c]) if c in df else np.nan
-    df = df[df.approved.notna()].sort_values(["approved", "loan_id"], kind="stable").reset_index(drop=True)
+    df = df[df.approved.notna() & (df.approved >= EARLIEST) & (df.disbursed >= EARLIEST)]  # see EARLIEST
+    df = df.sort_values(["approved", "loan_id"], kind="stable").reset_index(drop=True)
     borrower = df["Name"].astype("string").str.strip().str.upper().fillna("") + "\x00" + \
         df["Zip"].astype("string").str.strip().fillna("")
     first_loan = df.groupby(borrower, sort=False)["loan_id"].transform("first")

@@ -54,7 +54,7 @@ def test_pipeline_recovers_groups_and_is_reproducible() -> None:
 
     df = synthetic()
     x = seg.prepare(df)
-    assert list(x.columns) == list(seg.FEATURES)
+    assert list(x.columns) == [*seg.FEATURES, "industry_family"]
     a = seg.build_pipeline(4).fit(x)
     b = seg.build_pipeline(4).fit(x)
     la, lb = a.predict(x), b.predict(x)
