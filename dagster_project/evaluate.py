@@ -180,6 +180,15 @@ def evaluate_sba(csv: Path, workdir: Path) -> tuple[Row, dict]:
     ok, secs, log = run_pipeline(root)
     if not ok:
         return Row("sba", None, 0, False, None, None, None, None, round(secs), "run failed: " + log[-200:]), {}
+    return measure_sba(root, secs)
+
+
+def measure_sba(root: Path, secs: float = 0.0) -> tuple[Row, dict]:
+    """SBA figures of a data dir where import-sba + the first run already happened (truth in ground_truth/)."""
+    from . import rule_segments as rules
+    from .pseudonymise import pseudonymise
+
+    truth_path = root / "data" / "ground_truth" / "sba_outcomes.csv"
     con = _published(root)
     try:
         published, k, min_j = _model_facts(con)

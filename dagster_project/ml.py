@@ -233,7 +233,7 @@ def train_version(settings: Settings, run_id: str, log=None, frame: pd.DataFrame
     pipe = seg.fit_model(x, k)  # small clusters absorbed: the model has k_eff <= k segments
     k_requested, k = k, int(pipe[-1].n_clusters)
     labels, conf = seg.confidence(pipe[-1].transform(pipe[:-1].transform(x)))
-    stab = seg.clusterboot(x, labels, k_requested, refits=refits or stability_refits())
+    stab = seg.clusterboot(x, labels, k_requested, refits=refits or stability_refits(), n_init=seg.BOOT_N_INIT)
     # stable ids: match to the champion's segments on the same clients
     champ = champion(mdir)
     cat = catalog(mdir)

@@ -77,6 +77,8 @@ FEATURES: tuple[str, ...] = (*NUMERIC, *CATEGORICAL, *INDICATORS)
 STABLE, HIGHLY_STABLE = 0.75, 0.85
 SELECTION_REFITS = 10       # clusterboot refits per candidate k during selection (the final check uses >= 20)
 SELECTION_BOOT_ROWS = 1500  # clients (seeded sample) in the selection clusterboot
+SELECTION_N_INIT = 4        # k-means restarts per candidate during selection (the chosen model: 10)
+BOOT_N_INIT = 4             # k-means restarts per clusterboot refit of the final check
 # Columns of marts.client_features the model reads (besides client_key).
 SOURCE_COLUMNS: tuple[str, ...] = tuple(dict.fromkeys(
     (*[c for c in NUMERIC], "has_bureau_report", "technology_firm", "industry_section", "industry_risk_class")))
@@ -188,7 +190,7 @@ def select_k(x: pd.DataFrame, k_range: tuple[int, int] = K_RANGE, seed: int = SE
     for k in range(k_range[0], k_range[1] + 1):
         if k >= len(x):
             break
-        pipe = fit_model(x, k, seed)
+        pipe = fit_model(x, k, seed, n_init=SELECTION_N_INIT)
         km = pipe[-1]
         k_eff = int(km.n_clusters)
         z = pipe[:-1].transform(x.iloc[idx])
