@@ -32,7 +32,7 @@ def ws(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
 
 
 def test_failing_bootstrap_publishes_rule_segments_and_records_the_failure(ws: Workspace) -> None:
-    proc = ws.lendseg("run", "--demo", **FAIL)
+    proc = ws.lendseg("run", "--demo", timeout=1500, **FAIL)
     assert "succeeded" in proc.stdout and "model check failed: bootstrap model m0001 failed" in proc.stdout
     assert "silhouette_floor" in proc.stdout and "rule-based segments" in proc.stdout
     cs = q(ws, "SELECT segment_id, segment_name, segment_source, assignment_source, model_version, confidence, "
@@ -62,7 +62,7 @@ def test_failing_bootstrap_publishes_rule_segments_and_records_the_failure(ws: W
 
 
 def test_next_run_tries_again_and_publishes_model_segments(ws: Workspace) -> None:
-    proc = ws.lendseg("run", "--demo")
+    proc = ws.lendseg("run", "--demo", timeout=1500)
     assert "model check failed" not in proc.stdout
     reg = q(ws, "SELECT version, status FROM ml.model_registry ORDER BY version")
     assert reg.to_dict("records") == [{"version": "m0001", "status": "rejected"},
@@ -75,7 +75,7 @@ def test_next_run_tries_again_and_publishes_model_segments(ws: Workspace) -> Non
 
 def test_failing_challenger_is_not_promoted_and_the_champion_rescoring_is_published(ws: Workspace) -> None:
     before = q(ws, "SELECT max(scored_at) AS t FROM ml.segment_assignments").t[0]
-    proc = ws.lendseg("run", "--job", "monthly_retrain", "--demo", **FAIL)
+    proc = ws.lendseg("run", "--job", "monthly_retrain", "--demo", timeout=1500, **FAIL)
     assert "succeeded" in proc.stdout and "model check failed: challenger m0003 failed" in proc.stdout
     reg = q(ws, "SELECT version, status FROM ml.model_registry ORDER BY version")
     assert reg.to_dict("records") == [{"version": "m0001", "status": "rejected"},
