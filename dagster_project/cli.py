@@ -27,9 +27,47 @@ def cmd_generate(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else s.landing_dir
     truth = Path(args.truth) if args.truth else s.data_dir / "ground_truth" / "archetypes.csv"
     files = generate(out_dir=out, n_clients=args.clients, months=args.months, seed=args.seed, fmt=args.format,
-                     truth_path=truth, progress=not args.quiet)
+                     truth_path=truth, progress=not args.quiet, scenario=args.scenario)
     print(f"wrote {sum(len(v) for v in files.values())} delivery files under {out}; ground truth: {truth}")
     return 0
+
+
+def cmd_import_sba(args: argparse.Namespace) -> int:
+    from .sba_import import USD_CNY, import_sba
+
+    s = load_settings()
+    out = Path(args.out) if args.out else s.landing_dir
+    truth = Path(args.truth) if args.truth else s.data_dir / "ground_truth" / "sba_outcomes.csv"
+    try:
+        files = import_sba(Path(args.csv), out, truth, rate=args.rate or USD_CNY)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"import-sba failed: {e}", file=sys.stderr)
+        return 1
+    print(f"wrote {sum(len(v) for v in files.values())} delivery files under {out}; outcomes (never landed): {truth}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from .evaluate import DOC, evaluate
+    from .scenarios import JUDGING_SEEDS, SCENARIOS
+
+    if args.smoke:
+        scenarios, seeds, clients, months, sba = ["coastal_industry"], [101], 1500, 12, None
+    else:
+        scenarios = args.scenarios or list(SCENARIOS)
+        seeds, clients, months = args.seeds or list(JUDGING_SEEDS), args.clients, args.months
+        sba = None if args.no_sba else Path(args.sba)
+    work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="lendseg-evaluate-"))
+    doc = None if (args.smoke or args.no_doc) else DOC
+    rows, _ = evaluate(scenarios, seeds, clients, months, work, sba, doc, log=lambda m: print(m, file=sys.stderr))
+    for r in rows:
+        print(f"{r.case} seed={r.seed} published_model={'yes' if r.published_model else 'no'} k={r.k} ari={r.ari} "
+              f"baseline_ari={r.baseline_ari} min_jaccard={r.min_jaccard} {r.note}")
+    if doc:
+        print(f"table written to {doc}")
+    return 0 if all(r.published_model for r in rows) else 1
 
 
 def preflight(job: str, demo: bool) -> str | None:
@@ -90,6 +128,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     alerts = len(list(alerts_dir.glob("*.jsonl"))) if alerts_dir.exists() else 0
     summary = progress.format_summary(tracker, result.run_id, args.job, time.monotonic() - t0, result.success,
                                       s.warehouse_path, log_path, alerts)
+    from .ml import run_notes
+
+    for note in run_notes(s, result.run_id):
+        print(f"model check failed: {note}", file=out)
     if result.success:
         print("\n".join(summary), file=out)
         return 0
@@ -305,7 +347,30 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--format", choices=["csv", "parquet"], default="csv", help="delivery file format (default csv)")
     g.add_argument("--truth", help="ground-truth CSV (default $LENDSEG_DATA_DIR/ground_truth/archetypes.csv)")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
+    g.add_argument("--scenario", default="demo", choices=["demo", "coastal_industry", "thin_file", "diversified"],
+                   help="portfolio structure (dagster_project/scenarios.py); demo = the one the model was built on")
     g.set_defaults(func=cmd_generate)
+
+    si = sub.add_parser("import-sba", help="map real U.S. SBA loans (CSV) onto landing contract v1 "
+                                           "(docs/sba_import.md); outcomes go to a separate truth file")
+    si.add_argument("csv", help="SBA loan file with the SBA's column names")
+    si.add_argument("--out", help="landing folder (default $LENDSEG_LANDING_DIR)")
+    si.add_argument("--truth", help="outcome file (default $LENDSEG_DATA_DIR/ground_truth/sba_outcomes.csv)")
+    si.add_argument("--rate", type=float, help="CNY per USD (default sba_import.USD_CNY = 7.10)")
+    si.set_defaults(func=cmd_import_sba)
+
+    ev = sub.add_parser("evaluate", help="run the pipeline on every scenario x judging seed and the SBA sample; "
+                                         "write the table into docs/segmentation.md")
+    ev.add_argument("--scenarios", nargs="+", help="default: every scenario of dagster_project/scenarios.py")
+    ev.add_argument("--seeds", nargs="+", type=int, help="default: the judging seeds 101 102 103")
+    ev.add_argument("--clients", type=int, default=2000, help="clients generated per scenario run (default 2000)")
+    ev.add_argument("--months", type=int, default=12, help="months of usage per scenario run (default 12)")
+    ev.add_argument("--sba", default="../shared/data/sba/sba_loans_sample.csv", help="SBA loan sample (CSV)")
+    ev.add_argument("--no-sba", action="store_true", help="skip the SBA sample")
+    ev.add_argument("--no-doc", action="store_true", help="print only, leave docs/segmentation.md alone")
+    ev.add_argument("--workdir", help="where the runs' data dirs go (default: a new temp dir)")
+    ev.add_argument("--smoke", action="store_true", help="CI smoke test: one small scenario run, no doc, no SBA")
+    ev.set_defaults(func=cmd_evaluate)
 
     r = sub.add_parser("run", help="run the pipeline headless through Dagster (recorded in DAGSTER_HOME)")
     r.add_argument("--job", default="daily_refresh", metavar="JOB",

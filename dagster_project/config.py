@@ -41,6 +41,7 @@ VARIABLES: list[tuple[str, str, str]] = [
     ("LENDSEG_MODEL_DIR", "$LENDSEG_DATA_DIR/models", "Segmentation model store: every model version, the registry and the segment catalog."),
     ("LENDSEG_SEG_REVIEW_CONFIDENCE", "0.1", "Clients scored with a segment confidence below this go to the review queue."),
     ("LENDSEG_SEG_STABILITY_REFITS", "20", "clusterboot subsample refits per training (at least 20)."),
+    ("LENDSEG_SEG_SILHOUETTE_FLOOR", "0.2", "Blocking silhouette floor of a trained segmentation model (a failing first model publishes rule-based segments)."),
     ("DAGSTER_HOME", "$PWD/.dagster_home", "Dagster instance folder (run history); the README's commands create it."),
 ]
 

@@ -75,6 +75,11 @@ _AMORTISATION = np.array([0.02, 0.10, 0.01, 0.20, 0.03, 0.025, 0.25, 0.05])
 _LIMIT_FACTOR = np.array([0.25, 0.10, 0.40, 0.12, 0.15, 0.15, 0.08, 0.30])
 # Probability of holding a product outside the archetype's typical mix.
 _OFF_PROFILE_HOLDING = 0.05
+# Share of firms outside their archetype's typical industries. Demo: 8 %, drawn from the prospect mix
+# (partly inside); a scenario (scenarios.py) sets a pool of divisions and draws outside the archetype's own.
+_OFF_INDUSTRY_SHARE = 0.08
+_OFF_INDUSTRY_POOL: tuple[str, ...] | None = None
+_PROVINCE_WEIGHTS: dict[int, float] | None = None  # scenario override of the province weights
 
 # --------------------------------------------------------------------------------------
 # Geography (GB/T 2260) and naming vocabulary
@@ -131,6 +136,10 @@ _SECTION_WORDS: dict[str, tuple[str, ...]] = {
     "K": ("房地产开发", "置业", "物业管理"),
     "L": ("商务咨询", "融资租赁", "人力资源", "企业管理", "广告"),
     "M": ("生物科技", "技术服务", "检测技术", "工程设计", "新能源科技"),
+    # sections only scenarios (scenarios.py) use
+    "A": ("农业", "农业合作社", "林业", "畜牧"), "N": ("环境工程", "水利工程", "环保科技"),
+    "O": ("家政服务", "维修服务"), "P": ("教育科技", "培训"), "Q": ("医疗", "医院管理", "健康管理"),
+    "R": ("文化传媒", "体育", "影视"), "S": ("社会服务",),
 }
 _SUFFIXES = ("有限公司", "股份有限公司", "有限责任公司", "集团有限公司")
 _SUFFIX_P_SMALL = np.array([0.75, 0.08, 0.17, 0.0])
@@ -499,7 +508,8 @@ def _distress_parameters(rng: np.random.Generator, arch: np.ndarray, months: int
 def _make_population(rng: np.random.Generator, n: int, cal: Calendar) -> Population:
     arch = _draw_archetypes(rng, n)
     firm = _firmographics(rng, arch)
-    weights = np.array([w for w, _ in _PROVINCES.values()])
+    weights = np.array([w for w, _ in _PROVINCES.values()]) if _PROVINCE_WEIGHTS is None else \
+        np.array([_PROVINCE_WEIGHTS.get(p, 0.0) for p in _PROVINCES])
     province = rng.choice(np.array(PROVINCE_CODES), size=n, p=weights / weights.sum())
     founded, onboarding, onb_idx = _dates(rng, arch, cal)
     status, dormant_from, closed_at, adopter = _statuses(rng, arch, onb_idx, cal.months)
@@ -531,11 +541,17 @@ def _lookup(table: Mapping[Any, Sequence[str]], keys: np.ndarray,
 def _industry_codes(rng: np.random.Generator, arch: np.ndarray) -> np.ndarray:
     """GB/T 4754-2017 codes: bare section (5 %), division, group or class level."""
     n = len(arch)
-    # ~8 % of firms sit outside their archetype's typical industries (noise).
-    off_profile = rng.random(n) < 0.08
-    keys = np.where(off_profile, _A_PROSPECT, arch).astype(np.int64)
-    divisions = _lookup({i: list(PROFILES[a].divisions) for i, a in enumerate(ARCHETYPES)},
-                        keys, rng)
+    # ~8 % of firms sit outside their archetype's typical industries (noise); scenarios: more, and truly outside.
+    off_profile = rng.random(n) < _OFF_INDUSTRY_SHARE
+    table: dict[int, list[str]] = {i: list(PROFILES[a].divisions) for i, a in enumerate(ARCHETYPES)}
+    if _OFF_INDUSTRY_POOL is None:
+        keys = np.where(off_profile, _A_PROSPECT, arch).astype(np.int64)
+    else:
+        k = len(ARCHETYPES)
+        table |= {k + i: [d for d in _OFF_INDUSTRY_POOL if d[0] not in {x[0] for x in PROFILES[a].divisions}]
+                  for i, a in enumerate(ARCHETYPES)}
+        keys = np.where(off_profile, arch.astype(np.int64) + k, arch).astype(np.int64)
+    divisions = _lookup(table, keys, rng)
     section = np.strings.slice(divisions, 0, 1)
     group = rng.integers(1, 10, n).astype(str)
     klass = rng.integers(1, 10, n).astype(str)
@@ -1114,15 +1130,24 @@ def _default_end_month() -> date:
 
 def generate(out_dir: Path, n_clients: int = 5000, months: int = 24, seed: int = 42,
              fmt: str = "csv", truth_path: Path | None = None, end_month: date | None = None,
-             progress: bool = True) -> dict[str, list[Path]]:
+             progress: bool = True, scenario: str = "demo") -> dict[str, list[Path]]:
     """Generate the demo landing data set and return the written files per source.
 
     ``end_month`` (normalised to the first of its month, default: previous month) is the
     last snapshot month; usage covers ``months`` months ending there, bureau reports come
     quarterly (one file per quarter-end month inside the window) and the client master is
     one snapshot named after ``end_month``.  ``truth_path`` optionally receives
-    ``client_id,archetype``; it must lie outside ``out_dir``.
+    ``client_id,archetype``; it must lie outside ``out_dir``.  ``scenario`` (scenarios.py)
+    swaps the archetype tables: ``demo`` (default) is the portfolio the model was built on.
     """
+    from .scenarios import applied
+
+    with applied(scenario):
+        return _generate(out_dir, n_clients, months, seed, fmt, truth_path, end_month, progress)
+
+
+def _generate(out_dir: Path, n_clients: int, months: int, seed: int, fmt: str, truth_path: Path | None,
+              end_month: date | None, progress: bool) -> dict[str, list[Path]]:
     if n_clients < 1 or months < 1:
         raise ValueError("n_clients and months must be positive")
     out_dir = Path(out_dir)

@@ -33,7 +33,9 @@ import pandas as pd
 
 from . import audit
 from . import ml_views as views
+from . import rule_segments as rules
 from . import segmentation as seg
+from .alerts import alert_dir, build_alert, write_alert
 from .config import Settings
 from .resources import Warehouse
 from .warehouse import connect
@@ -76,6 +78,11 @@ def review_threshold() -> float:
 def stability_refits() -> int:
     """clusterboot subsample refits (LENDSEG_SEG_STABILITY_REFITS, at least 20)."""
     return max(20, int(os.environ.get("LENDSEG_SEG_STABILITY_REFITS", "20")))
+
+
+def silhouette_floor() -> float:
+    """Blocking silhouette floor of a trained model (LENDSEG_SEG_SILHOUETTE_FLOOR, default seg.SILHOUETTE_FLOOR)."""
+    return float(os.environ.get("LENDSEG_SEG_SILHOUETTE_FLOOR", str(seg.SILHOUETTE_FLOOR)))
 
 
 def _now() -> datetime:
@@ -226,9 +233,10 @@ def train_version(settings: Settings, run_id: str, log=None, frame: pd.DataFrame
     k, curve = seg.select_k(x)
     if log:
         log(f"k curve: {curve.round(3).to_dict('records')}; chosen k = {k}")
-    pipe = seg.build_pipeline(k).fit(x)
+    pipe = seg.fit_model(x, k)  # small clusters absorbed: the model has k_eff <= k segments
+    k_requested, k = k, int(pipe[-1].n_clusters)
     labels, conf = seg.confidence(pipe[-1].transform(pipe[:-1].transform(x)))
-    stab = seg.clusterboot(x, labels, k, refits=refits or stability_refits())
+    stab = seg.clusterboot(x, labels, k_requested, refits=refits or stability_refits(), n_init=seg.BOOT_N_INIT)
     # stable ids: match to the champion's segments on the same clients
     champ = champion(mdir)
     cat = catalog(mdir)
@@ -250,7 +258,7 @@ def train_version(settings: Settings, run_id: str, log=None, frame: pd.DataFrame
     new_names = seg.unique_names({sid: generated[sid][0] for sid in generated if sid not in names}, taken)
     names |= new_names
     shares = pd.Series(ids).value_counts(normalize=True).sort_index()
-    sil = float(curve.loc[curve.k == k, "silhouette"].iloc[0])
+    sil = float(curve.loc[curve.k == k_requested, "silhouette"].iloc[0])
     inv = {v: k_ for k_, v in m.mapping.items()}
     segments = [{"segment_id": int(sid), "label": int(inv[sid]), "name": names[sid],
                  "description": generated[sid][1], "clients": int((ids == sid).sum()), "share": float(shares[sid]),
@@ -276,13 +284,14 @@ def train_version(settings: Settings, run_id: str, log=None, frame: pd.DataFrame
         "categorical_weight": seg.CATEGORICAL_WEIGHT, "indicator_weight": seg.INDICATOR_WEIGHT,
         "estimator": "KMeans(n_init=10)", "seed": seg.SEED, "k": k, "k_range": list(seg.K_RANGE),
         "k_curve": curve.to_dict("records"), "silhouette": sil,
-        "davies_bouldin": float(curve.loc[curve.k == k, "davies_bouldin"].iloc[0]),
+        "davies_bouldin": float(curve.loc[curve.k == k_requested, "davies_bouldin"].iloc[0]),
+        "k_requested": k_requested,
         "stability": {"refits": stab.refits, "fraction": seg.BOOTSTRAP_FRACTION, "mean_ari": stab.mean_ari,
                       "jaccard": {str(m.mapping[c]): j for c, j in stab.jaccard.items()}},
         "min_segment_share": float(shares.min()), "segments": segments,
         "label_to_segment": {str(k_): v for k_, v in m.mapping.items()},
         "matched_to": champ, "retired_segments": m.retired, "new_segments": m.new,
-        "thresholds": {"min_segment_share": seg.MIN_SEGMENT_SHARE, "silhouette_floor": seg.SILHOUETTE_FLOOR,
+        "thresholds": {"min_segment_share": seg.MIN_SEGMENT_SHARE, "silhouette_floor": silhouette_floor(),
                        "jaccard_floor": seg.JACCARD_FLOOR},
         "library_versions": {"python": platform.python_version(), "scikit-learn": sklearn.__version__,
                              "numpy": np.__version__, "pandas": pd.__version__, "scipy": scipy.__version__,
@@ -292,7 +301,7 @@ def train_version(settings: Settings, run_id: str, log=None, frame: pd.DataFrame
     meta["checks"] = evaluate_checks(meta)
     _write_json(tmpdir / "reference.json", ref)
     _write_json(tmpdir / "profile.json", profile.to_dict("records"))
-    (tmpdir / "k_curve.png").write_bytes(k_curve_png(curve, k))
+    (tmpdir / "k_curve.png").write_bytes(k_curve_png(curve, k_requested))
     (tmpdir / "profile.png").write_bytes(profile_png(profile, names))
     _write_json(tmpdir / "metadata.json", meta)
     os.replace(tmpdir, vdir)
@@ -423,7 +432,7 @@ def sync_model_tables(con, mdir: Path) -> dict[str, int]:
                     "library_versions": json.dumps(m["library_versions"]), "features": json.dumps(m["features"])})
         p = pd.DataFrame(json.loads((mdir / v / "profile.json").read_text())).rename(columns={"segment": "segment_id"})
         prof.append(p.assign(model_version=v))
-        curves.append(pd.DataFrame(m["k_curve"]).assign(model_version=v, chosen=lambda d, k=m["k"]: d.k == k))
+        curves.append(pd.DataFrame(m["k_curve"]).assign(model_version=v, chosen=lambda d, k=m.get("k_requested", m["k"]): d.k == k))
         stab.append(pd.DataFrame([{"model_version": v, "segment_id": int(s), "mean_jaccard": j,
                                    "refits": m["stability"]["refits"]} for s, j in m["stability"]["jaccard"].items()]))
     for s in reg:
@@ -432,7 +441,8 @@ def sync_model_tables(con, mdir: Path) -> dict[str, int]:
     _replace(con, "model_registry", pd.DataFrame(reg), "version VARCHAR, status VARCHAR, status_changed_at TIMESTAMP, "
              "trained_at TIMESTAMP, k INTEGER, silhouette DOUBLE, checks_passed BOOLEAN")
     cat = catalog(mdir)
-    _replace(con, "segment_catalog", pd.DataFrame([{
+    rule_rows = rules.catalog_rows(champion(mdir)) if rules.ever_used(mdir) else []
+    _replace(con, "segment_catalog", pd.DataFrame(rule_rows + [{
         "segment_id": sid, "segment_name": e["name"], "description": e["description"], "status": e["status"],
         "created_in_version": e["created_in_version"], "last_model_version": e["last_model_version"],
         "retired_in_version": e["retired_in_version"]} for sid, e in sorted(cat.items())]),
@@ -468,6 +478,21 @@ def ensure_state_tables(con) -> None:
 # Scoring and drift
 # ------------------------------------------------------------------------------------------------
 
+REVIEW_CONTEXT_SQL = """
+    INSERT INTO ml.review_decision_context
+    SELECT r.client_key, r.decided_at, coalesce(p.as_of_date, ?::DATE),
+           coalesce(p.segment_id, n.segment_id), coalesce(p.size_class, n.size_class),
+           coalesce(p.rating_grade, n.rating_grade), coalesce(p.industry_code, n.industry_code),
+           ?::TIMESTAMP
+    FROM raw.review_decisions r
+    LEFT JOIN (SELECT * FROM ml.segment_assignment_snapshots
+               QUALIFY row_number() OVER (PARTITION BY client_key ORDER BY as_of_date DESC) = 1) p
+           ON p.client_key = r.client_key
+    LEFT JOIN ml._scoring n ON n.client_key = r.client_key
+    WHERE NOT EXISTS (SELECT 1 FROM ml.review_decision_context c
+                      WHERE c.client_key = r.client_key AND c.decided_at = r.decided_at)"""
+
+
 @dataclass
 class Scored:
     version: str
@@ -479,7 +504,7 @@ class Scored:
     bootstrap: dict | None
 
 
-def score_all(settings: Settings, run_id: str, log=None) -> Scored:
+def score_all(settings: Settings, run_id: str, log=None, job_name: str = "") -> Scored:
     """Score every scorable client with the champion, chunk by chunk; bootstrap a champion if none exists."""
     mdir = model_dir(settings)
     boot = None
@@ -492,8 +517,12 @@ def score_all(settings: Settings, run_id: str, log=None) -> Scored:
         _record_checks(settings, run_id, t.meta, "bootstrap")
         if failed:
             _append_event(mdir, t.version, "rejected", f"bootstrap: blocking checks failed {failed}", run_id)
-            raise dg.Failure(f"bootstrap model {t.version} failed blocking checks {failed}; nothing was scored",
-                             allow_retries=False, metadata={k: dg.MetadataValue.json(v) for k, v in t.meta["checks"].items()})
+            note = (f"bootstrap model {t.version} failed blocking checks {check_figures(t.meta, failed)}; "
+                    f"published rule-based segments ({rules.RULES_VERSION}); the next run trains again")
+            report_model_failure(settings, run_id, job_name, note)
+            if log:
+                log(note)
+            return score_rules(settings, run_id, boot)
         promote(settings, t.version, run_id)
     version = champion(mdir)
     meta = load_meta(mdir, version)
@@ -550,20 +579,7 @@ def score_all(settings: Settings, run_id: str, log=None) -> Scored:
             # (what was published when they decided), else this scoring's values. Recorded once per decision.
             if con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'raw' "
                            "AND table_name = 'review_decisions'").fetchone()[0]:
-                con.execute("""
-                    INSERT INTO ml.review_decision_context
-                    SELECT r.client_key, r.decided_at, coalesce(p.as_of_date, ?::DATE),
-                           coalesce(p.segment_id, n.segment_id), coalesce(p.size_class, n.size_class),
-                           coalesce(p.rating_grade, n.rating_grade), coalesce(p.industry_code, n.industry_code),
-                           ?::TIMESTAMP
-                    FROM raw.review_decisions r
-                    LEFT JOIN (SELECT * FROM ml.segment_assignment_snapshots
-                               QUALIFY row_number() OVER (PARTITION BY client_key ORDER BY as_of_date DESC) = 1) p
-                           ON p.client_key = r.client_key
-                    LEFT JOIN ml._scoring n ON n.client_key = r.client_key
-                    WHERE NOT EXISTS (SELECT 1 FROM ml.review_decision_context c
-                                      WHERE c.client_key = r.client_key AND c.decided_at = r.decided_at)""",
-                            [as_of, scored_at])
+                con.execute(REVIEW_CONTEXT_SQL, [as_of, scored_at])
             con.execute("CREATE OR REPLACE TABLE ml.segment_assignments AS SELECT client_key, segment_id, confidence, "
                         "low_confidence, ?::VARCHAR AS model_version, ?::DATE AS as_of_date, ?::TIMESTAMP AS scored_at "
                         "FROM ml._scoring ORDER BY client_key", [version, as_of, scored_at])
@@ -584,6 +600,73 @@ def score_all(settings: Settings, run_id: str, log=None) -> Scored:
         _comment(con, "segment_assignments")
         sync_model_tables(con, mdir)
     return Scored(version, as_of, n, low, mix, drift, boot)
+
+
+def score_rules(settings: Settings, run_id: str, boot: dict | None) -> Scored:
+    """Fallback: every scorable client gets its rule segment (rule_segments.py), in one transaction."""
+    mdir = model_dir(settings)
+    scored_at = _now()
+    rules.record_use(mdir, run_id, scored_at, f"bootstrap {boot['version'] if boot else '?'} failed its checks")
+    expr = rules.sql_expr("f.size_class", "f.industry_risk_class")
+    with connect(settings) as con:
+        ensure_state_tables(con)
+        as_of = con.execute("SELECT max(as_of_date) FROM marts.client_features").fetchone()[0]
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(f"CREATE OR REPLACE TABLE ml._scoring AS SELECT f.client_key, ({expr})::BIGINT AS segment_id, "
+                        "NULL::DOUBLE AS confidence, false AS low_confidence, f.size_class, f.rating_grade, "
+                        "d.industry_code FROM marts.client_features f "
+                        "JOIN marts.dim_client d ON d.client_key = f.client_key")
+            if con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'raw' "
+                           "AND table_name = 'review_decisions'").fetchone()[0]:
+                con.execute(REVIEW_CONTEXT_SQL, [as_of, scored_at])
+            con.execute("CREATE OR REPLACE TABLE ml.segment_assignments AS SELECT client_key, segment_id, confidence, "
+                        "low_confidence, ?::VARCHAR AS model_version, ?::DATE AS as_of_date, ?::TIMESTAMP AS scored_at "
+                        "FROM ml._scoring ORDER BY client_key", [rules.RULES_VERSION, as_of, scored_at])
+            con.execute("DELETE FROM ml.segment_assignment_snapshots WHERE as_of_date = ?", [as_of])
+            con.execute("INSERT INTO ml.segment_assignment_snapshots SELECT ?::DATE, client_key, segment_id, confidence, ?, "
+                        "size_class, rating_grade, industry_code, ?::TIMESTAMP FROM ml._scoring ORDER BY client_key",
+                        [as_of, rules.RULES_VERSION, scored_at])
+            mix = dict(con.execute("SELECT segment_id, count(*) FROM ml._scoring GROUP BY 1 ORDER BY 1").fetchall())
+            con.execute("DROP TABLE ml._scoring")
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        _comment(con, "segment_assignments")
+        sync_model_tables(con, mdir)
+    drift = pd.DataFrame(columns=["kind", "feature", "psi", "status"])
+    return Scored(rules.RULES_VERSION, as_of, int(sum(mix.values())), 0, {int(k): int(v) for k, v in mix.items()},
+                  drift, boot)
+
+
+def check_figures(meta: dict, failed: list[str]) -> str:
+    """'name (figure=value, ...)' for each failed check: what the run output and the alert say."""
+    parts = []
+    for name in failed:
+        c = meta["checks"][name]
+        figs = ", ".join(f"{k}={v}" for k, v in c.items() if k != "passed" and not isinstance(v, (dict, list)))
+        parts.append(f"{name} ({figs})")
+    return "; ".join(parts)
+
+
+def run_notes(settings: Settings, run_id: str) -> list[str]:
+    """Model notes of one run (bootstrap fallback, rejected challenger), for the `lendseg run` output."""
+    path = model_dir(settings) / "run_notes.jsonl"
+    if not path.exists():
+        return []
+    return [e["note"] for e in map(json.loads, path.read_text().splitlines()) if e.get("run_id") == run_id]
+
+
+def report_model_failure(settings: Settings, run_id: str, job_name: str, note: str) -> None:
+    """A failed model check that did not stop the run: run note (CLI output) + pipeline alert (WARNING)."""
+    mdir = model_dir(settings)
+    mdir.mkdir(parents=True, exist_ok=True)
+    with open(mdir / "run_notes.jsonl", "a") as f:
+        f.write(json.dumps({"run_id": run_id, "at": _now().isoformat(), "note": note}) + "\n")
+    record = build_alert(job_name or "?", run_id, ["segmentation_model"], "", severity="WARNING")
+    record["error_summary"] = note if len(note) <= 300 else note[:297] + "..."  # model figures only, no client data
+    write_alert(record, alert_dir(settings.data_dir))
 
 
 def _record_checks(settings: Settings, run_id: str, meta: dict, suite: str) -> None:
@@ -620,7 +703,9 @@ CHECK_DESCRIPTIONS = {
     group_name="ml_training",
     kinds={"python", "scikitlearn"},
     deps=[K.FEATURES],
-    check_specs=[dg.AssetCheckSpec(n, asset="segmentation_model", blocking=True, description=d)
+    # Not blocking: a failing challenger is not promoted (champion_model decides), but the run still rescores
+    # with the champion and publishes; failures are WARN-severity results, in the audit store and an alert.
+    check_specs=[dg.AssetCheckSpec(n, asset="segmentation_model", blocking=False, description=d)
                  for n, d in CHECK_DESCRIPTIONS.items()],
     description="Trains a challenger segmentation model (ColumnTransformer + KMeans, k by silhouette in 4-10) on "
                 "every scorable client of marts.client_features, matches its segments to the champion's (Hungarian), "
@@ -634,7 +719,8 @@ def segmentation_model(context: dg.AssetExecutionContext, warehouse: Warehouse) 
     with connect(s) as con:
         sync_model_tables(con, mdir)
     _record_checks(s, context.run_id, meta, "segmentation_model")
-    checks = [dg.AssetCheckResult(check_name=n, passed=bool(c["passed"]), metadata=views.check_metadata(c))
+    checks = [dg.AssetCheckResult(check_name=n, passed=bool(c["passed"]), severity=dg.AssetCheckSeverity.WARN,
+                                  metadata=views.check_metadata(c))
               for n, c in meta["checks"].items()]
     return dg.MaterializeResult(metadata={
         **views.model_metadata(mdir / t.version, meta, t.version, f"run {context.run_id}"),
@@ -645,8 +731,9 @@ def segmentation_model(context: dg.AssetExecutionContext, warehouse: Warehouse) 
     group_name="ml_training",
     kinds={"python"},
     deps=[segmentation_model],
-    description="Promotes the challenger trained in this run to champion (the former champion is retired). Runs "
-                "only when every blocking check of segmentation_model passed.",
+    description="Promotes the challenger trained in this run to champion (the former champion is retired) when "
+                "every training check of segmentation_model passed; otherwise rejects it (the champion keeps "
+                "scoring, the failure goes to the audit store, an alert and the run output).",
 )
 def champion_model(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
     s = warehouse.settings
@@ -656,11 +743,23 @@ def champion_model(context: dg.AssetExecutionContext, warehouse: Warehouse) -> d
         raise dg.Failure("no challenger trained in this run to promote", allow_retries=False)
     version = max(mine)
     old = champion(mdir)
+    failed = [n for n, c in load_meta(mdir, version)["checks"].items() if not c["passed"]]
+    if failed:
+        cmeta = load_meta(mdir, version)
+        _append_event(mdir, version, "rejected", f"challenger: blocking checks failed {failed}", context.run_id)
+        note = (f"challenger {version} failed blocking checks {check_figures(cmeta, failed)}; not promoted, "
+                f"rescoring with {old or 'a bootstrap model'}")
+        report_model_failure(s, context.run_id, context.job_name, note)
+        context.log.warning(note)
+        with connect(s) as con:
+            sync_model_tables(con, mdir)
+        return dg.MaterializeResult(metadata={"champion": old or "none", "promoted": False, "rejected": version,
+                                              "failed_checks": dg.MetadataValue.json(failed)})
     meta = promote(s, version, context.run_id)
     with connect(s) as con:
         sync_model_tables(con, mdir)
     context.log.info(f"champion is now {version} (was {old or 'none'})")
-    return dg.MaterializeResult(metadata={"champion": version, "previous_champion": old or "none",
+    return dg.MaterializeResult(metadata={"champion": version, "previous_champion": old or "none", "promoted": True,
                                           "segments": dg.MetadataValue.md(_segments_md(meta))})
 
 
@@ -683,7 +782,11 @@ def champion_model(context: dg.AssetExecutionContext, warehouse: Warehouse) -> d
         dg.AssetCheckSpec("scoring_coverage", asset=K.ASSIGNMENTS, blocking=True,
                           description="Every scorable client (marts.client_features) is scored exactly once."),
         dg.AssetCheckSpec("champion_checks_passed", asset=K.ASSIGNMENTS, blocking=True,
-                          description="The scoring model passed every blocking training check."),
+                          description="The scoring model passed every blocking training check (or the clients were "
+                                      "scored by the documented rule-based fallback, which has no training checks)."),
+        dg.AssetCheckSpec("model_segments_published", asset=K.ASSIGNMENTS,
+                          description="Warning: the clients were scored by a checked model, not the rule-based "
+                                      "fallback (fails when the bootstrap model failed its checks; figures attached)."),
         dg.AssetCheckSpec("segment_mix_drift", asset=K.DRIFT,
                           description="Warning: PSI of the segment mix against the champion's training data > 0.25 "
                                       "- a retrain (monthly_retrain) is recommended."),
@@ -692,10 +795,11 @@ def champion_model(context: dg.AssetExecutionContext, warehouse: Warehouse) -> d
 def segment_scoring(context: dg.AssetExecutionContext, warehouse: Warehouse):
     """Scores every scorable client with the champion (bootstrapping one on the very first run)."""
     s = warehouse.settings
-    sc = score_all(s, context.run_id, context.log.info)
+    sc = score_all(s, context.run_id, context.log.info, context.job_name)
     mdir = model_dir(s)
-    meta = load_meta(mdir, sc.version)
-    if sc.bootstrap:  # the model trained here is segmentation_model's: show it there (ml_views.py)
+    fallback = sc.version == rules.RULES_VERSION
+    meta = {"checks": {}} if fallback else load_meta(mdir, sc.version)
+    if sc.bootstrap and not fallback:  # the model trained here is segmentation_model's: show it there (ml_views.py)
         for event in views.bootstrap_events(mdir / sc.version, meta, sc.version):
             context.log_event(event)
     with connect(s, read_only=True) as con:
@@ -704,7 +808,7 @@ def segment_scoring(context: dg.AssetExecutionContext, warehouse: Warehouse):
             "SELECT count(*), count(DISTINCT client_key), count(*) FILTER (WHERE segment_id IS NULL), "
             "(SELECT count(*) FROM marts.client_features f WHERE NOT EXISTS "
             "(SELECT 1 FROM ml.segment_assignments a WHERE a.client_key = f.client_key)) FROM ml.segment_assignments").fetchone()
-    mix_psi = float(sc.drift.loc[sc.drift.kind == "segment_mix", "psi"].iloc[0])
+    mix_psi = float(sc.drift.loc[sc.drift.kind == "segment_mix", "psi"].iloc[0]) if not fallback else 0.0
     mix_md = pd.DataFrame([{"segment_id": k, "clients": v, "share": v / max(sc.clients, 1)} for k, v in sorted(sc.mix.items())])
     yield dg.MaterializeResult(asset_key=K.ASSIGNMENTS, metadata={
         "model_version": sc.version, "as_of_date": str(sc.as_of_date), "dagster/row_count": sc.clients,
@@ -724,7 +828,15 @@ def segment_scoring(context: dg.AssetExecutionContext, warehouse: Warehouse):
                                         "null_segments": nulls, "unscored_clients": missing})
     failed = [n for n, c in meta["checks"].items() if not c["passed"]]
     yield dg.AssetCheckResult(asset_key=K.ASSIGNMENTS, check_name="champion_checks_passed", passed=not failed,
-                              metadata={"model_version": sc.version, "failed": dg.MetadataValue.json(failed)})
+                              metadata={"model_version": sc.version, "failed": dg.MetadataValue.json(failed),
+                                        "scoring": "rule_based fallback" if fallback else "model"})
+    boot_checks = (sc.bootstrap or {}).get("checks", {})
+    yield dg.AssetCheckResult(asset_key=K.ASSIGNMENTS, check_name="model_segments_published", passed=not fallback,
+                              severity=dg.AssetCheckSeverity.WARN,
+                              metadata={"scoring": "rule_based fallback" if fallback else "model",
+                                        "bootstrap_version": (sc.bootstrap or {}).get("version", "none"),
+                                        "failed_checks": dg.MetadataValue.json(
+                                            {n: c for n, c in boot_checks.items() if not c["passed"]})})
     yield dg.AssetCheckResult(asset_key=K.DRIFT, check_name="segment_mix_drift", passed=mix_psi <= seg.PSI_SIGNIFICANT,
                               severity=dg.AssetCheckSeverity.WARN,
                               metadata={"segment_mix_psi": round(mix_psi, 4), "threshold": seg.PSI_SIGNIFICANT,

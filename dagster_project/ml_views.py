@@ -57,6 +57,7 @@ def bootstrap_events(vdir: Path, meta: dict, version: str) -> list:
         vdir, meta, version, "bootstrap in segment_scoring (first run without a champion)"))]
     for name, c in meta["checks"].items():
         events.append(dg.AssetCheckEvaluation(asset_key=MODEL_KEY, check_name=name, passed=bool(c["passed"]),
+                                              severity=dg.AssetCheckSeverity.WARN,
                                               metadata=check_metadata(c)))
     return events
 

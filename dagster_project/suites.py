@@ -102,7 +102,7 @@ def client_features_rules() -> list[Rule]:
     out += [Rule(f"accepted:{c}", "ExpectColumnValuesToBeInSet", {"column": c, "value_set": v}) for c, v in {
         "size_class": ["large", "medium", "small", "micro", "unknown"],
         "firm_stage": ["startup", "growth", "established", "unknown"],
-        "industry_risk_class": ["standard", "elevated", "high"],
+        "industry_risk_class": ["standard", "elevated", "high", "unknown"],  # unknown: no industry_code (dim_client)
         "value_tier": ["platinum", "gold", "silver", "bronze", "unranked"],
     }.items()]
     return out

@@ -4,6 +4,9 @@
 -- the client's published snapshot when the decision was first processed); a confirm also needs the model
 -- segment to be unchanged. A valid override sets final_segment_id; an expired decision sends the client
 -- back to the queue.
+-- Rule-based fallback (docs/segmentation.md, "Fallback"): when the first model failed its checks, scoring wrote
+-- rule segments (negative ids, model_version 'rules-v1', null confidence); segment_source / assignment_source
+-- say 'rule_based' and such clients are never queued for review.
 with dim as (
     select * from {{ ref('dim_client') }}
 ),
@@ -95,11 +98,11 @@ select
     f.segment_id,
     c.segment_name,
     f.confidence,
-    f.segment_id is not null and not f.review_valid and (
+    f.segment_id is not null and f.model_version is distinct from 'rules-v1' and not f.review_valid and (
         f.low_confidence or (f.top_exposure and f.segment_changed) or f.review_expired)
                                                                            as needs_review,
     case
-        when f.segment_id is null or f.review_valid then null
+        when f.segment_id is null or f.review_valid or f.model_version = 'rules-v1' then null
         else nullif(concat_ws('; ',
             case when f.low_confidence then 'low_confidence' end,
             case when f.top_exposure and f.segment_changed then 'top_exposure_segment_changed' end,
@@ -110,8 +113,13 @@ select
     fc.segment_name                                                        as final_segment_name,
     case
         when f.review_valid then 'review'
+        when f.model_version = 'rules-v1' then 'rule_based'
         when f.segment_id is not null then 'model'
     end                                                                    as assignment_source,
+    case
+        when f.model_version = 'rules-v1' then 'rule_based'
+        when f.segment_id is not null then 'model'
+    end                                                                    as segment_source,
     f.previous_segment_id,
     f.segment_changed,
     f.top_exposure,

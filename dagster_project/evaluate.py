@@ -1,0 +1,264 @@
+"""``lendseg evaluate``: the segmentation judged on data it was not built on (docs/segmentation.md, "Evaluation").
+
+For every scenario x judging seed (scenarios.py; seeds 101-103, never used for tuning) the real CLI runs the
+first ``daily_refresh`` in a fresh temporary data dir, and the published warehouse is compared with the
+generator's truth file:
+
+* **published model segments**: every scored client of ``marts.client_segments`` has ``segment_source = model``;
+* **k**, **ARI** of the model's segments vs the planted archetypes, **min clusterboot Jaccard** (ml.model_stability);
+* **baseline ARI**: the fixed plain baseline on the same clients - one-hot ``industry_section`` + every numeric
+  column of ``marts.client_features`` median-imputed and standardised, ``KMeans(n_init=10)`` at the model's k.
+
+On the SBA sample (sba_import.py) the outcome is held out: segment charge-off rates are estimated on loans
+approved in the earlier fiscal years (``ApprovalFY`` up to the latest year with at most 70 % of the loans) and each later loan is scored with
+its segment's earlier rate; AUC with a bootstrap 95 % interval, for the model, the rule segmentation
+(rule_segments.py) and the plain baseline at the model's k.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from .config import DEMO_PII_KEY, PROJECT_ROOT
+
+DOC = PROJECT_ROOT / "docs" / "segmentation.md"
+START, END = "<!-- evaluate:start -->", "<!-- evaluate:end -->"
+BASELINE_SEED = 0
+N_BOOT = 1000
+
+
+def lendseg_bin() -> str:
+    return str(Path(sys.executable).parent / "lendseg")
+
+
+def _env(root: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LENDSEG_", "DAGSTER_HOME"))}
+    return env | {"LENDSEG_DATA_DIR": str(root / "data"), "DAGSTER_HOME": str(root / "dagster_home"),
+                  "LENDSEG_DEMO": "1", "LENDSEG_DUCKDB_MEMORY_LIMIT": "2GB", "GX_ANALYTICS_ENABLED": "false",
+                  "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+
+
+def run_pipeline(root: Path) -> tuple[bool, float, str]:
+    t = time.time()
+    p = subprocess.run([lendseg_bin(), "run", "--demo"], cwd=root, env=_env(root), capture_output=True, text=True)
+    return p.returncode == 0, time.time() - t, (p.stdout + p.stderr)[-2000:]
+
+
+# ------------------------------------------------------------------------------------------------ pure parts
+
+def plain_baseline(features: pd.DataFrame, k: int, seed: int = BASELINE_SEED) -> np.ndarray:
+    """The fixed baseline: one-hot industry_section + standardised median-imputed numeric columns, KMeans(k)."""
+    from sklearn.cluster import KMeans
+
+    num = features.drop(columns=["client_key"]).select_dtypes(include=["number"]).astype(float)
+    num = num.loc[:, num.notna().any()]
+    num = num.fillna(num.median())
+    sd = num.std(ddof=0).replace(0, 1.0)
+    z = (num - num.mean()) / sd
+    onehot = pd.get_dummies(features["industry_section"].fillna("missing"), prefix="sec", dtype=float)
+    x = np.hstack([z.to_numpy(), onehot.to_numpy()])
+    return KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(x)
+
+
+def auc(score: np.ndarray, y: np.ndarray) -> float:
+    """ROC AUC by ranks (ties count half)."""
+    from scipy.stats import rankdata
+
+    y = np.asarray(y, dtype=bool)
+    n1, n0 = y.sum(), (~y).sum()
+    if n1 == 0 or n0 == 0:
+        return float("nan")
+    r = rankdata(score)
+    return float((r[y].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+
+
+def split_year(fy: pd.Series, early_share: float = 0.70) -> int:
+    """The latest fiscal year whose loans up to it are at most ``early_share`` of all (at least the first year)."""
+    cum = fy.value_counts(normalize=True).sort_index().cumsum()
+    ok = cum[cum <= early_share]
+    return int(ok.index.max()) if len(ok) else int(cum.index.min())
+
+
+def out_of_time_auc(segment: pd.Series, y: pd.Series, fy: pd.Series, cut: int, n_boot: int = N_BOOT,
+                    seed: int = 0) -> dict:
+    """Segment charge-off rates from loans with fy <= cut; AUC (and bootstrap 95 % CI) on the later loans."""
+    early = fy <= cut
+    rates = y[early].groupby(segment[early]).mean()
+    prior = float(y[early].mean())
+    late_seg, late_y = segment[~early], y[~early].to_numpy(dtype=bool)
+    score = late_seg.map(rates).fillna(prior).to_numpy(dtype=float)
+    point = auc(score, late_y)
+    rng = np.random.default_rng(seed)
+    boots = [auc(score[i], late_y[i]) for i in (rng.integers(0, len(score), len(score)) for _ in range(n_boot))]
+    lo, hi = np.nanpercentile(boots, [2.5, 97.5])
+    return {"auc": point, "lo": float(lo), "hi": float(hi), "late_loans": int((~early).sum()),
+            "segments": int(segment.nunique())}
+
+
+# ------------------------------------------------------------------------------------------------ one case
+
+@dataclass
+class Row:
+    case: str
+    seed: int | None
+    clients: int
+    published_model: bool
+    k: int | None
+    ari: float | None
+    baseline_ari: float | None
+    min_jaccard: float | None
+    run_s: float
+    note: str = ""
+
+
+def _published(root: Path) -> duckdb.DuckDBPyConnection:
+    return duckdb.connect(str(root / "data" / "warehouse.duckdb"), read_only=True)
+
+
+def _model_facts(con) -> tuple[bool, int | None, float | None]:
+    src = con.execute("SELECT count(*) FILTER (WHERE segment_source = 'model'), count(segment_id) "
+                      "FROM marts.client_segments").fetchone()
+    published = bool(src[1] and src[0] == src[1])
+    champ = con.execute("SELECT version, k FROM ml.model_registry WHERE status = 'champion'").fetchall()
+    if not champ:
+        return published, None, None
+    mj = con.execute("SELECT min(mean_jaccard) FROM ml.model_stability WHERE model_version = ?", [champ[0][0]]).fetchone()
+    return published, int(champ[0][1]), float(mj[0]) if mj[0] is not None else None
+
+
+def evaluate_scenario(name: str, seed: int, workdir: Path, clients: int, months: int) -> Row:
+    from sklearn.metrics import adjusted_rand_score
+
+    from .generate import generate
+    from .pseudonymise import pseudonymise
+
+    root = workdir / f"{name}-{seed}"
+    shutil.rmtree(root, ignore_errors=True)
+    truth_path = root / "data" / "ground_truth" / "archetypes.csv"
+    generate(root / "data" / "landing", n_clients=clients, months=months, seed=seed, truth_path=truth_path,
+             end_month=date(2026, 10, 1), progress=False, scenario=name)
+    ok, secs, log = run_pipeline(root)
+    if not ok:
+        return Row(name, seed, clients, False, None, None, None, None, round(secs), "run failed: " + log[-200:])
+    truth = pd.read_csv(truth_path)
+    truth["client_key"] = [pseudonymise(DEMO_PII_KEY, c) for c in truth.client_id]
+    con = _published(root)
+    try:
+        published, k, min_j = _model_facts(con)
+        feats = con.execute("SELECT f.*, s.segment_id FROM marts.client_features f "
+                            "JOIN marts.client_segments s USING (client_key) ORDER BY client_key").df()
+    finally:
+        con.close()
+    df = feats.merge(truth[["client_key", "archetype"]], on="client_key", how="inner")
+    ari = adjusted_rand_score(df.archetype, df.segment_id)
+    base = adjusted_rand_score(df.archetype, plain_baseline(df.drop(columns=["segment_id", "archetype"]), k or 6))
+    return Row(name, seed, len(df), published, k, round(ari, 3), round(base, 3),
+               round(min_j, 3) if min_j is not None else None, round(secs))
+
+
+def evaluate_sba(csv: Path, workdir: Path) -> tuple[Row, dict]:
+    from . import rule_segments as rules
+    from .pseudonymise import pseudonymise
+    from .sba_import import import_sba
+
+    root = workdir / "sba"
+    shutil.rmtree(root, ignore_errors=True)
+    truth_path = root / "data" / "ground_truth" / "sba_outcomes.csv"
+    import_sba(csv, root / "data" / "landing", truth_path)
+    ok, secs, log = run_pipeline(root)
+    if not ok:
+        return Row("sba", None, 0, False, None, None, None, None, round(secs), "run failed: " + log[-200:]), {}
+    return measure_sba(root, secs)
+
+
+def measure_sba(root: Path, secs: float = 0.0) -> tuple[Row, dict]:
+    """SBA figures of a data dir where import-sba + the first run already happened (truth in ground_truth/)."""
+    from . import rule_segments as rules
+    from .pseudonymise import pseudonymise
+
+    truth_path = root / "data" / "ground_truth" / "sba_outcomes.csv"
+    con = _published(root)
+    try:
+        published, k, min_j = _model_facts(con)
+        feats = con.execute("SELECT f.*, s.segment_id FROM marts.client_features f "
+                            "JOIN marts.client_segments s USING (client_key) ORDER BY client_key").df()
+    finally:
+        con.close()
+    truth = pd.read_csv(truth_path)
+    keys = {c: pseudonymise(DEMO_PII_KEY, c) for c in truth.client_id.unique()}
+    truth["client_key"] = truth.client_id.map(keys)
+    feats["rule"] = rules.assign(feats)
+    feats["baseline"] = plain_baseline(feats.drop(columns=["segment_id", "rule"]), k or 6)
+    loans = truth.merge(feats[["client_key", "segment_id", "rule", "baseline"]], on="client_key", how="inner")
+    cut = split_year(loans.approval_fy)
+    y = loans.charged_off.astype(bool)
+    res = {m: out_of_time_auc(loans[col], y, loans.approval_fy, cut)
+           for m, col in (("model", "segment_id"), ("rule segmentation", "rule"), ("plain baseline", "baseline"))}
+    res["_split"] = {"cut_fy": cut, "loans": len(loans), "scored_clients": len(feats)}
+    return Row("sba", None, len(feats), published, k, None, None, round(min_j, 3) if min_j is not None else None,
+               round(secs)), res
+
+
+# ------------------------------------------------------------------------------------------------ report
+
+def render(rows: list[Row], sba: dict, meta: dict) -> str:
+    lines = [START, "", f"Measured by `lendseg evaluate` ({meta['when']}; {meta['clients']} generated clients, "
+             f"{meta['months']} months per scenario run; first `daily_refresh` in a fresh data dir).", "",
+             "| scenario | seed | clients | first run published model segments | k | ARI | baseline ARI | "
+             "min clusterboot Jaccard | run s |", "|---|---:|---:|---|---:|---:|---:|---:|---:|"]
+    f = lambda v: "-" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)  # noqa: E731
+    for r in rows:
+        lines.append(f"| {r.case} | {f(r.seed)} | {r.clients} | {'yes' if r.published_model else 'no'} | {f(r.k)} | "
+                     f"{f(r.ari)} | {f(r.baseline_ari)} | {f(r.min_jaccard)} | {r.run_s} |"
+                     + (f" {r.note}" if r.note else ""))
+    if sba:
+        sp = sba["_split"]
+        lines += ["", f"SBA out of time: charge-off rates per segment from loans approved in FY <= {sp['cut_fy']}, "
+                  f"AUC on the later loans ({sba['model']['late_loans']} of {sp['loans']}), bootstrap 95 % "
+                  f"interval ({N_BOOT} resamples).", "", "| method | segments | AUC | 95 % interval |",
+                  "|---|---:|---:|---|"]
+        for m in ("model", "rule segmentation", "plain baseline"):
+            a = sba[m]
+            lines.append(f"| {m} | {a['segments']} | {a['auc']:.3f} | {a['lo']:.3f} - {a['hi']:.3f} |")
+    lines += ["", END]
+    return "\n".join(lines)
+
+
+def write_doc(block: str, doc: Path = DOC) -> None:
+    text = doc.read_text()
+    if START in text and END in text:
+        text = text[: text.index(START)] + block + text[text.index(END) + len(END):]
+    else:
+        text = text.rstrip() + "\n\n## Evaluation (`lendseg evaluate`)\n\n" + block + "\n"
+    doc.write_text(text)
+
+
+def evaluate(scenarios: list[str], seeds: list[int], clients: int, months: int, workdir: Path,
+             sba_csv: Path | None, doc: Path | None, log=print) -> tuple[list[Row], dict]:
+    workdir.mkdir(parents=True, exist_ok=True)
+    rows: list[Row] = []
+    for name in scenarios:
+        for seed in seeds:
+            r = evaluate_scenario(name, seed, workdir, clients, months)
+            log(json.dumps(asdict(r)))
+            rows.append(r)
+    sba: dict = {}
+    if sba_csv is not None:
+        r, sba = evaluate_sba(sba_csv, workdir)
+        log(json.dumps(asdict(r)) + " " + json.dumps(sba))
+        rows.append(r)
+    if doc is not None:
+        write_doc(render(rows, sba, {"when": date.today().isoformat(), "clients": clients, "months": months}), doc)
+    return rows, sba
