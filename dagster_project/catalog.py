@@ -91,7 +91,6 @@ _MV = "Model version (mNNNN, ml.model_registry)."
 COLUMN_DOCS: dict[str, dict[str, str]] = {
     "ml.k_selection": {
         "k": "Number of segments tried.",
-        "k_eff": "Segments the fit kept at this k after clusters under the 2 % share were absorbed into their neighbours.",
         "silhouette": "Silhouette score at this k (seeded sample; higher is better).",
         "davies_bouldin": "Davies-Bouldin index at this k (lower is better).", "inertia": "KMeans inertia at this k.",
         "min_share": "Share of the smallest segment at this k.",

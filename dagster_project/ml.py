@@ -233,10 +233,10 @@ def train_version(settings: Settings, run_id: str, log=None, frame: pd.DataFrame
     k, curve = seg.select_k(x)
     if log:
         log(f"k curve: {curve.round(3).to_dict('records')}; chosen k = {k}")
-    pipe = seg.fit_model(x, k)  # small clusters absorbed: the model has k_eff <= k segments
+    pipe = seg.build_pipeline(k).fit(x)
     k_requested, k = k, int(pipe[-1].n_clusters)
     labels, conf = seg.confidence(pipe[-1].transform(pipe[:-1].transform(x)))
-    stab = seg.clusterboot(x, labels, k_requested, refits=refits or stability_refits(), n_init=seg.BOOT_N_INIT)
+    stab = seg.clusterboot(x, labels, k_requested, refits=refits or stability_refits())
     # stable ids: match to the champion's segments on the same clients
     champ = champion(mdir)
     cat = catalog(mdir)

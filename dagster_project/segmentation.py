@@ -61,24 +61,12 @@ FEATURE_GROUPS: tuple[FeatureGroup, ...] = (
     FeatureGroup("usage", ("avg_utilisation_12m",), "standard", 0.5),
     FeatureGroup("channel", ("online_share_12m", "branch_share_12m", "relationship_manager_share_12m"), "standard", 0.3),
 )
-# Industry from the reference data, not from the demo's archetypes (docs/segmentation.md, "Features"): the
-# GB/T 4754-2017 section (reference.industry_sections) and its credit-policy risk class, one-hot, plus the
-# bank's technology-firm rule (int_clients_industry_mapped). Weights: see CATEGORICAL_WEIGHTS.
-CATEGORICAL_WEIGHTS: dict[str, float] = {"industry_section": 1.0, "industry_risk_class": 1.0}
-CATEGORICAL: tuple[str, ...] = tuple(CATEGORICAL_WEIGHTS)
-CATEGORICAL_WEIGHT = CATEGORICAL_WEIGHTS  # recorded in the model metadata
+CATEGORICAL: tuple[str, ...] = ("industry_family",)
+CATEGORICAL_WEIGHT = 2.0
 INDICATOR = "bureau_missing"
-INDICATOR_WEIGHTS: dict[str, float] = {"bureau_missing": 0.5, "technology_firm": 1.0}
-INDICATORS: tuple[str, ...] = tuple(INDICATOR_WEIGHTS)
-INDICATOR_WEIGHT = INDICATOR_WEIGHTS
+INDICATOR_WEIGHT = 0.5
 NUMERIC: tuple[str, ...] = tuple(c for g in FEATURE_GROUPS for c in g.columns)
-FEATURES: tuple[str, ...] = (*NUMERIC, *CATEGORICAL, *INDICATORS)
-# Stability bands (Hennig 2007, clusterboot): mean Jaccard >= 0.75 stable, >= 0.85 highly stable.
-STABLE, HIGHLY_STABLE = 0.75, 0.85
-SELECTION_REFITS = 10       # clusterboot refits per candidate k during selection (the final check uses >= 20)
-SELECTION_BOOT_ROWS = 1500  # clients (seeded sample) in the selection clusterboot
-SELECTION_N_INIT = 4        # k-means restarts per candidate during selection (the chosen model: 10)
-BOOT_N_INIT = 4             # k-means restarts per clusterboot refit of the final check
+FEATURES: tuple[str, ...] = (*NUMERIC, *CATEGORICAL, INDICATOR)
 # Columns of marts.client_features the model reads (besides client_key).
 SOURCE_COLUMNS: tuple[str, ...] = tuple(dict.fromkeys(
     (*[c for c in NUMERIC], "has_bureau_report", "technology_firm", "industry_section", "industry_risk_class")))
@@ -107,13 +95,9 @@ def prepare(features: pd.DataFrame) -> pd.DataFrame:
         if c in LOG1P_BEFORE:
             v = np.log1p(v.clip(lower=0))
         out[c] = v
-    out["industry_section"] = features["industry_section"].fillna("unknown").astype(str)
-    out["industry_risk_class"] = features["industry_risk_class"].fillna("unknown").astype(str)
-    out[INDICATOR] = (~features["has_bureau_report"].fillna(False).astype(bool)).astype(float)
-    out["technology_firm"] = features["technology_firm"].fillna(False).astype(bool).astype(float)
-    # descriptive only (drift PSI and names), not a model input
     out["industry_family"] = industry_family(features["industry_section"], features["technology_firm"],
                                              features["industry_risk_class"])
+    out[INDICATOR] = (~features["has_bureau_report"].fillna(False).astype(bool)).astype(float)
     return out
 
 
@@ -128,43 +112,12 @@ def _numeric_pipeline(transform: str) -> Pipeline:
 def build_pipeline(k: int, seed: int = SEED) -> Pipeline:
     """Preprocessing (ColumnTransformer) + KMeans(k) with fixed seeds and group weights."""
     transformers: list = [(g.name, _numeric_pipeline(g.transform), list(g.columns)) for g in FEATURE_GROUPS]
-    for c, w in CATEGORICAL_WEIGHTS.items():
-        if w:
-            transformers.append((c, OneHotEncoder(handle_unknown="ignore", sparse_output=False), [c]))
-    for c, w in INDICATOR_WEIGHTS.items():
-        if w:
-            transformers.append((c, "passthrough", [c]))
-    weights = {g.name: g.weight for g in FEATURE_GROUPS} | CATEGORICAL_WEIGHTS | INDICATOR_WEIGHTS
-    pre = ColumnTransformer(transformers, transformer_weights={t[0]: weights[t[0]] for t in transformers},
-                            remainder="drop")
+    transformers.append(("industry", OneHotEncoder(handle_unknown="ignore", sparse_output=False), list(CATEGORICAL)))
+    transformers.append(("bureau_missing", "passthrough", [INDICATOR]))
+    weights = {g.name: g.weight for g in FEATURE_GROUPS} | {"industry": CATEGORICAL_WEIGHT,
+                                                            "bureau_missing": INDICATOR_WEIGHT}
+    pre = ColumnTransformer(transformers, transformer_weights=weights, remainder="drop")
     return Pipeline([("preprocess", pre), ("cluster", KMeans(n_clusters=k, n_init=10, random_state=seed))])
-
-
-def absorb_small(z: np.ndarray, km: KMeans, min_share: float = MIN_SEGMENT_SHARE, seed: int = SEED,
-                 rounds: int = 3) -> KMeans:
-    """Clusters under ``min_share`` are dissolved: k-means is refitted from the other centroids.
-
-    A small, distinct group (1-2 %) then joins its nearest segment instead of vetoing the k the rest of the
-    population supports (docs/segmentation.md, "k selection"), and no segment fails the share check later.
-    """
-    for _ in range(rounds):
-        share = np.bincount(km.labels_, minlength=km.n_clusters) / len(km.labels_)
-        keep = share >= min_share
-        if keep.all() or keep.sum() < 2:
-            return km
-        km = KMeans(n_clusters=int(keep.sum()), init=km.cluster_centers_[keep], n_init=1,
-                    random_state=seed).fit(z)
-    return km
-
-
-def fit_model(x: pd.DataFrame, k: int, seed: int = SEED, n_init: int = 10) -> Pipeline:
-    """The model for a requested k: preprocessing + KMeans(k), small clusters absorbed (see absorb_small)."""
-    pipe = build_pipeline(k, seed)
-    pipe.set_params(cluster__n_init=n_init)
-    z = pipe[:-1].fit_transform(x)
-    km = absorb_small(z, KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit(z), seed=seed)
-    pipe.steps[-1] = ("cluster", km)
-    return pipe
 
 
 def sample_index(n: int, size: int, seed: int = SEED) -> np.ndarray:
@@ -175,50 +128,35 @@ def sample_index(n: int, size: int, seed: int = SEED) -> np.ndarray:
 
 
 def select_k(x: pd.DataFrame, k_range: tuple[int, int] = K_RANGE, seed: int = SEED,
-             sample: int = SELECTION_SAMPLE, quick_refits: int = SELECTION_REFITS) -> tuple[int, pd.DataFrame]:
-    """Choose k: the best silhouette among the k whose segments are all stable, with a margin.
+             sample: int = SELECTION_SAMPLE, quick_refits: int = 5) -> tuple[int, pd.DataFrame]:
+    """Choose k: the best silhouette among the k that would pass the blocking checks.
 
-    Every k in ``k_range`` is fitted on ``x`` (prepared, sorted by client_key) with :func:`fit_model`
-    (clusters under MIN_SEGMENT_SHARE absorbed, so ``k_eff`` may be below k) and scored on a seeded sample
-    (silhouette, Davies-Bouldin). A clusterboot with ``quick_refits`` refits on a seeded sample of
-    SELECTION_BOOT_ROWS clients gives each candidate's lowest per-segment Jaccard. Candidates in the best
-    stability band reached - highly stable (>= 0.85) if any k_eff is, else stable (>= 0.75), else all - are
-    ranked by silhouette (ties to 3 decimals: smaller k_eff). Returns (requested k, curve).
+    Every k in ``k_range`` is fitted on ``x`` (prepared, sorted by client_key) and scored on a seeded
+    sample (silhouette, Davies-Bouldin). A quick clusterboot (``quick_refits`` refits on the sample) and the
+    smallest segment share tell which k are admissible (min Jaccard >= JACCARD_FLOOR, every segment >=
+    MIN_SEGMENT_SHARE). The admissible k with the highest silhouette (ties to 3 decimals: smaller k) wins;
+    when none is admissible, the best silhouette overall (the blocking checks will then say why).
+    Returns (k, curve with k, silhouette, davies_bouldin, inertia, min_share, quick_min_jaccard, admissible).
     """
     idx = sample_index(len(x), sample, seed)
-    rows, seen = [], set()
+    rows = []
     for k in range(k_range[0], k_range[1] + 1):
         if k >= len(x):
             break
-        pipe = fit_model(x, k, seed, n_init=SELECTION_N_INIT)
-        km = pipe[-1]
-        k_eff = int(km.n_clusters)
+        pipe = build_pipeline(k, seed).fit(x)
         z = pipe[:-1].transform(x.iloc[idx])
-        lab = km.predict(z)
+        lab = pipe[-1].predict(z)
         ok = len(set(lab)) > 1
-        min_share = float(pd.Series(km.labels_).value_counts(normalize=True).min())
-        if k_eff in seen:  # the same model as a smaller requested k after absorption
-            rows.append({"k": k, "k_eff": k_eff, "silhouette": float(silhouette_score(z, lab)) if ok else -1.0,
-                         "davies_bouldin": float(davies_bouldin_score(z, lab)) if ok else math.inf,
-                         "inertia": float(km.inertia_), "min_share": min_share, "quick_min_jaccard": math.nan,
-                         "admissible": False})
-            continue
-        seen.add(k_eff)
-        bidx = sample_index(len(x), SELECTION_BOOT_ROWS, seed)
-        quick = clusterboot(x.iloc[bidx], km.labels_[bidx], k, refits=quick_refits, seed=seed, n_init=3)
+        min_share = float(pd.Series(pipe[-1].labels_).value_counts(normalize=True).min())
+        quick = clusterboot(x.iloc[idx], pipe[-1].labels_[idx], k, refits=quick_refits, seed=seed)
         min_j = min(quick.jaccard.values())
-        rows.append({"k": k, "k_eff": k_eff, "silhouette": float(silhouette_score(z, lab)) if ok else -1.0,
+        rows.append({"k": k, "silhouette": float(silhouette_score(z, lab)) if ok else -1.0,
                      "davies_bouldin": float(davies_bouldin_score(z, lab)) if ok else math.inf,
-                     "inertia": float(km.inertia_), "min_share": min_share, "quick_min_jaccard": min_j,
-                     "admissible": bool(min_share >= MIN_SEGMENT_SHARE and min_j >= STABLE)})
+                     "inertia": float(pipe[-1].inertia_), "min_share": min_share, "quick_min_jaccard": min_j,
+                     "admissible": bool(min_share >= MIN_SEGMENT_SHARE and min_j >= JACCARD_FLOOR)})
     curve = pd.DataFrame(rows)
-    cand = curve[curve.quick_min_jaccard.notna() & (curve.min_share >= MIN_SEGMENT_SHARE)]
-    cand = cand if len(cand) else curve[curve.quick_min_jaccard.notna()]
-    for band in (HIGHLY_STABLE, STABLE):
-        if (cand.quick_min_jaccard >= band).any():
-            cand = cand[cand.quick_min_jaccard >= band]
-            break
-    best = cand.assign(s=cand.silhouette.round(3)).sort_values(["s", "k_eff"], ascending=[False, True]).iloc[0]
+    pool = curve[curve.admissible] if curve.admissible.any() else curve
+    best = pool.assign(s=pool.silhouette.round(3)).sort_values(["s", "k"], ascending=[False, True]).iloc[0]
     return int(best.k), curve
 
 
@@ -290,7 +228,7 @@ class Stability:
 
 
 def clusterboot(x: pd.DataFrame, labels: np.ndarray, k: int, refits: int = 20, fraction: float = BOOTSTRAP_FRACTION,
-                seed: int = SEED, max_rows: int = 20000, n_init: int = 10) -> Stability:
+                seed: int = SEED, max_rows: int = 20000) -> Stability:
     """Hennig's clusterboot with subsampling: refit on ``fraction`` of the clients ``refits`` times.
 
     For every original cluster, the Jaccard with its most similar cluster of each refit (on the
@@ -304,7 +242,7 @@ def clusterboot(x: pd.DataFrame, labels: np.ndarray, k: int, refits: int = 20, f
     aris = []
     for b in range(refits):
         idx = np.sort(rng.choice(len(xs), size=max(int(fraction * len(xs)), k + 1), replace=False))
-        sub = fit_model(xs.iloc[idx], k, seed + 1 + b, n_init=n_init)  # the same procedure as the model
+        sub = build_pipeline(k, seed + 1 + b).fit(xs.iloc[idx])
         new = sub[-1].labels_
         orig = ls[idx]
         aris.append(adjusted_rand_score(orig, new))
