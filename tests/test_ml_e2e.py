@@ -148,7 +148,7 @@ def test_override_round_trips_from_a_delivery_into_published_client_segments(ws:
 
 def test_monthly_retrain_promotes_a_challenger_with_the_same_ids(ws: Workspace) -> None:
     before = q(ws, "SELECT segment_id, segment_name FROM marts.dim_segment ORDER BY 1")
-    ws.lendseg("run", "--job", "monthly_retrain", "--demo")
+    ws.lendseg("run", "--job", "monthly_retrain", "--demo", timeout=1500)  # retrain + rescore: slow on a loaded 2-core machine
     reg = q(ws, "SELECT version, status FROM ml.model_registry ORDER BY version")
     assert reg.to_dict("records") == [{"version": "m0001", "status": "retired"}, {"version": "m0002", "status": "champion"}]
     after = q(ws, "SELECT segment_id, segment_name FROM marts.dim_segment WHERE status = 'active' ORDER BY 1")
