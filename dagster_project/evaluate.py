@@ -127,6 +127,18 @@ def _published(root: Path) -> duckdb.DuckDBPyConnection:
     return duckdb.connect(str(root / "data" / "warehouse.duckdb"), read_only=True)
 
 
+def _segmented_features(root: Path) -> tuple[bool, int | None, float | None, pd.DataFrame]:
+    """Model facts and ``marts.client_features`` with each client's published segment, from the published file."""
+    con = _published(root)
+    try:
+        published, k, min_j = _model_facts(con)
+        feats = con.execute("SELECT f.*, s.segment_id FROM marts.client_features f "
+                            "JOIN marts.client_segments s USING (client_key) ORDER BY client_key").df()
+    finally:
+        con.close()
+    return published, k, min_j, feats
+
+
 def _model_facts(con) -> tuple[bool, int | None, float | None]:
     src = con.execute("SELECT count(*) FILTER (WHERE segment_source = 'model'), count(segment_id) "
                       "FROM marts.client_segments").fetchone()
@@ -154,13 +166,7 @@ def evaluate_scenario(name: str, seed: int, workdir: Path, clients: int, months:
         return Row(name, seed, clients, False, None, None, None, None, round(secs), "run failed: " + log[-200:])
     truth = pd.read_csv(truth_path)
     truth["client_key"] = [pseudonymise(DEMO_PII_KEY, c) for c in truth.client_id]
-    con = _published(root)
-    try:
-        published, k, min_j = _model_facts(con)
-        feats = con.execute("SELECT f.*, s.segment_id FROM marts.client_features f "
-                            "JOIN marts.client_segments s USING (client_key) ORDER BY client_key").df()
-    finally:
-        con.close()
+    published, k, min_j, feats = _segmented_features(root)
     df = feats.merge(truth[["client_key", "archetype"]], on="client_key", how="inner")
     ari = adjusted_rand_score(df.archetype, df.segment_id)
     base = adjusted_rand_score(df.archetype, plain_baseline(df.drop(columns=["segment_id", "archetype"]), k or 6))
@@ -189,13 +195,7 @@ def measure_sba(root: Path, secs: float = 0.0) -> tuple[Row, dict]:
     from .pseudonymise import pseudonymise
 
     truth_path = root / "data" / "ground_truth" / "sba_outcomes.csv"
-    con = _published(root)
-    try:
-        published, k, min_j = _model_facts(con)
-        feats = con.execute("SELECT f.*, s.segment_id FROM marts.client_features f "
-                            "JOIN marts.client_segments s USING (client_key) ORDER BY client_key").df()
-    finally:
-        con.close()
+    published, k, min_j, feats = _segmented_features(root)
     truth = pd.read_csv(truth_path)
     keys = {c: pseudonymise(DEMO_PII_KEY, c) for c in truth.client_id.unique()}
     truth["client_key"] = truth.client_id.map(keys)
