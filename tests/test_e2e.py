@@ -135,3 +135,33 @@ def test_run_with_a_different_key_is_refused(demo_ws: Workspace) -> None:
     proc = demo_ws.lendseg("run", check=False, LENDSEG_PII_KEY="some-other-key")
     assert proc.returncode != 0 and "key id" in proc.stderr
     assert sha(demo_ws.warehouse) == before
+
+
+CATALOGUE_SNAPSHOT = Path(__file__).parent / "snapshots" / "published_catalogue.csv"
+
+
+def published_catalogue(path: Path) -> list[tuple[str, str, str, str]]:
+    """(schema, table, column, type) of every published column, in table and column order."""
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return con.execute("SELECT schema_name, table_name, column_name, data_type FROM duckdb_columns() "
+                           "WHERE database_name = current_database() AND NOT internal "
+                           "ORDER BY 1, 2, column_index").fetchall()
+    finally:
+        con.close()
+
+
+def test_published_catalogue_matches_the_committed_snapshot(demo_ws: Workspace) -> None:
+    """Readers see the same schema.table.column and type as the release the snapshot was taken from (2749259).
+
+    A deliberate change to the published catalogue updates tests/snapshots/published_catalogue.csv in the same
+    commit (regenerate it from a published demo warehouse with the query of published_catalogue).
+    """
+    import csv
+
+    with CATALOGUE_SNAPSHOT.open() as f:
+        expected = [tuple(r) for r in list(csv.reader(f))[1:]]
+    actual = published_catalogue(demo_ws.warehouse)
+    missing, extra = sorted(set(expected) - set(actual)), sorted(set(actual) - set(expected))
+    assert not missing and not extra, f"published catalogue changed: missing {missing[:20]}, new {extra[:20]}"
+    assert actual == expected, "same columns, but in another order"
