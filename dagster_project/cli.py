@@ -7,21 +7,21 @@ import os
 import sys
 from pathlib import Path
 
-from .config import load_settings
+from .lib.settings import load_settings
 
 
 def _dagster_home() -> Path:
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(Path.cwd() / ".dagster_home"))).resolve()
     home.mkdir(parents=True, exist_ok=True)
     os.environ["DAGSTER_HOME"] = str(home)
-    from .instance import ensure_instance
+    from .defs.operations.instance import ensure_instance
 
     ensure_instance(home)  # dagster.yaml (run queue: one writer; telemetry off) if absent + storages, race-free
     return home
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from .generate import generate
+    from .tools.demo.generate import generate
 
     s = load_settings()
     out = Path(args.out) if args.out else s.landing_dir
@@ -33,7 +33,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_import_sba(args: argparse.Namespace) -> int:
-    from .sba_import import USD_CNY, import_sba
+    from .tools.sba_import import USD_CNY, import_sba
 
     s = load_settings()
     out = Path(args.out) if args.out else s.landing_dir
@@ -51,7 +51,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     import tempfile
 
     from .evaluate import DOC, evaluate
-    from .scenarios import JUDGING_SEEDS, SCENARIOS
+    from .tools.demo.scenarios import JUDGING_SEEDS, SCENARIOS
 
     if args.smoke:
         scenarios, seeds, clients, months, sba = ["coastal_industry"], [101], 1500, 12, None
@@ -74,8 +74,8 @@ def preflight(job: str, demo: bool) -> str | None:
     """Why ``lendseg run`` must not start (one line), or None. Checked before anything is built."""
     import warnings
 
-    from .config import ConfigError, pii_key
-    from .jobs import WRITING_JOB_NAMES
+    from .lib.settings import ConfigError, pii_key
+    from .defs.operations.jobs import WRITING_JOB_NAMES
 
     if job not in WRITING_JOB_NAMES:
         return f"lendseg run: unknown job '{job}'; valid jobs: {', '.join(WRITING_JOB_NAMES)}"
@@ -128,7 +128,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     alerts = len(list(alerts_dir.glob("*.jsonl"))) if alerts_dir.exists() else 0
     summary = progress.format_summary(tracker, result.run_id, args.job, time.monotonic() - t0, result.success,
                                       s.warehouse_path, log_path, alerts)
-    from .ml import run_notes
+    from .defs.segmentation.assets import run_notes
 
     for note in run_notes(s, result.run_id):
         print(f"model check failed: {note}", file=out)
@@ -141,7 +141,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"step {event.step_key} failed:\n{error.message if error else ''}", file=err)
     print("\n".join(summary), file=err)
     print(f"run {result.run_id} FAILED; the published warehouse was left as it was.", file=err)
-    from .remedy import command, pending_remedies
+    from .defs.ingest.remedy import command, pending_remedies
 
     if pending_remedies(load_settings().remedies_dir, result.run_id):
         print(f"delivered rows caused it; to quarantine them and let the next run proceed: {command(result.run_id)}",
@@ -183,9 +183,9 @@ def format_table(df) -> str:
 
 def cmd_quarantine(args: argparse.Namespace) -> int:
     """Quarantine the raw rows a failed run traced its later-stage failure to (remedy.py)."""
-    from .landing import ensure_raw_schema
-    from .remedy import apply_remedies, pending_remedies
-    from .warehouse import connect, writer_lock
+    from .defs.ingest.landing import ensure_raw_schema
+    from .defs.ingest.remedy import apply_remedies, pending_remedies
+    from .lib.warehouse import connect, writer_lock
 
     s = load_settings()
     if not pending_remedies(s.remedies_dir, args.run):
@@ -233,7 +233,7 @@ def cmd_quality(args: argparse.Namespace) -> int:
     """Latest data-quality failures, read from the audit store (no warehouse is opened)."""
     import duckdb
 
-    from . import audit
+    from .lib import audit
 
     s = load_settings()
     con = duckdb.connect()
@@ -260,8 +260,8 @@ def cmd_quality(args: argparse.Namespace) -> int:
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
-    from .publish import current_version, rollback, versions
-    from .warehouse import writer_lock
+    from .defs.publish.files import current_version, rollback, versions
+    from .lib.warehouse import writer_lock
 
     s = load_settings()
     if args.rollback is not None:
@@ -287,7 +287,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import run_bench
+    from .tools.bench import run_bench
 
     out = Path(args.out) if args.out else load_settings().data_dir / "bench"
     report = run_bench(args.clients, args.months, args.format, out, seed=args.seed, keep=args.keep)
@@ -298,8 +298,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def cmd_reidentify(args: argparse.Namespace) -> int:
     """Map client_keys back to client_ids (needs LENDSEG_PII_KEY, or --demo on demo data); prints, never stores."""
-    from .config import ConfigError
-    from .review import QUEUE_SQL, check_key_available, keys_from_sql, reidentify
+    from .lib.settings import ConfigError
+    from .defs.segmentation.review import QUEUE_SQL, check_key_available, keys_from_sql, reidentify
 
     if args.demo:
         os.environ["LENDSEG_DEMO"] = "1"
@@ -334,7 +334,7 @@ def cmd_reidentify(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .jobs import WRITING_JOB_NAMES
+    from .defs.operations.jobs import WRITING_JOB_NAMES
 
     p = argparse.ArgumentParser(prog="lendseg", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)

@@ -3,20 +3,20 @@
 
 import dagster as dg
 
-from .alerts import sensors as alert_sensors
-from .alerts import with_freshness
-from .applications import application_assets
+from .defs.operations.alerts import sensors as alert_sensors
+from .defs.operations.alerts import with_freshness
+from .defs.applications.assets import application_assets
 from .ew_calibration_assets import calibration_assets
-from .ingest import ingest_assets
-from .jobs import daily_refresh, writing_jobs
-from .ml import ml_assets
-from .publishing import published_warehouse
-from .quality import quality_checks
-from .resources import Warehouse
-from .schedules import schedules
-from .stage_checks import stage_checks
-from .sensors import sensors as landing_sensors
-from .transform import dbt_models, dbt_resource
+from .defs.ingest.assets import ingest_assets
+from .defs.operations.jobs import daily_refresh, writing_jobs
+from .defs.segmentation.assets import ml_assets
+from .defs.publish.assets import published_warehouse
+from .defs.transform.checks import quality_checks
+from .lib.resources import Warehouse
+from .defs.operations.schedules import schedules
+from .defs.publish.checks import stage_checks
+from .defs.operations.sensors import sensors as landing_sensors
+from .defs.transform.assets import dbt_models, dbt_resource
 
 __all__ = ["daily_refresh", "defs"]
 

@@ -31,7 +31,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from .config import DEMO_PII_KEY, PROJECT_ROOT
+from .lib.settings import DEMO_PII_KEY, PROJECT_ROOT
 
 DOC = PROJECT_ROOT / "docs" / "segmentation.md"
 START, END = "<!-- evaluate:start -->", "<!-- evaluate:end -->"
@@ -153,8 +153,8 @@ def _model_facts(con) -> tuple[bool, int | None, float | None]:
 def evaluate_scenario(name: str, seed: int, workdir: Path, clients: int, months: int) -> Row:
     from sklearn.metrics import adjusted_rand_score
 
-    from .generate import generate
-    from .pseudonymise import pseudonymise
+    from .tools.demo.generate import generate
+    from .lib.pseudonymise import pseudonymise
 
     root = workdir / f"{name}-{seed}"
     shutil.rmtree(root, ignore_errors=True)
@@ -175,9 +175,9 @@ def evaluate_scenario(name: str, seed: int, workdir: Path, clients: int, months:
 
 
 def evaluate_sba(csv: Path, workdir: Path) -> tuple[Row, dict]:
-    from . import rule_segments as rules
-    from .pseudonymise import pseudonymise
-    from .sba_import import import_sba
+    from .defs.segmentation import rules
+    from .lib.pseudonymise import pseudonymise
+    from .tools.sba_import import import_sba
 
     root = workdir / "sba"
     shutil.rmtree(root, ignore_errors=True)
@@ -191,8 +191,8 @@ def evaluate_sba(csv: Path, workdir: Path) -> tuple[Row, dict]:
 
 def measure_sba(root: Path, secs: float = 0.0) -> tuple[Row, dict]:
     """SBA figures of a data dir where import-sba + the first run already happened (truth in ground_truth/)."""
-    from . import rule_segments as rules
-    from .pseudonymise import pseudonymise
+    from .defs.segmentation import rules
+    from .lib.pseudonymise import pseudonymise
 
     truth_path = root / "data" / "ground_truth" / "sba_outcomes.csv"
     published, k, min_j, feats = _segmented_features(root)

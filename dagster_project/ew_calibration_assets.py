@@ -27,11 +27,11 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from . import early_warning as ew
+from .defs.applications import early_warning as ew
 from . import ew_calibration as cal
-from .config import Settings
-from .resources import Warehouse
-from .warehouse import connect
+from .lib.settings import Settings
+from .lib.resources import Warehouse
+from .lib.warehouse import connect
 
 CALIBRATION = dg.AssetKey(["ml", "early_warning_calibration"])
 STORE = "ew_calibration"
@@ -119,7 +119,7 @@ CALIBRATION_COLUMNS = {
 
 def sync_table(con: duckdb.DuckDBPyConnection, sdir: Path) -> int:
     """(Re)write ml.early_warning_calibration from the version files."""
-    from .applications import publish_table
+    from .defs.applications.assets import publish_table
 
     rows = []
     for v in versions(sdir):
@@ -175,7 +175,7 @@ def sync_table(con: duckdb.DuckDBPyConnection, sdir: Path) -> int:
 def load_history(con: duckdb.DuckDBPyConnection, end: date | None = None
                  ) -> tuple[pd.DataFrame, dict[date, list[str]], dict[str, date], date | None, date | None]:
     """(signal frame with expert levels, clients with a facility per month, first 90+ dpd month, first, end month)."""
-    from .applications import as_of_month, first_default_sql, monthly_observations
+    from .defs.applications.assets import as_of_month, first_default_sql, monthly_observations
 
     end = end or as_of_month(con)
     first = con.execute("SELECT min(snapshot_month) FROM marts.fct_product_usage_monthly").fetchall()[0][0]
@@ -378,7 +378,7 @@ def evaluation_with_comparison(con: duckdb.DuckDBPyConnection, settings: Setting
     """For ``marts/early_warning_evaluation``: the evaluation rows of the calibration in force (levels replayed on
     data up to the cutoff E, outcome after it) and ``marts.early_warning_method_comparison`` (expert vs combined
     score on the same split, bootstrap 95 % CIs). Returns (evaluation rows, comparison as markdown)."""
-    from .applications import add_months, as_of_month, evaluate_warnings, md_table, publish_table
+    from .defs.applications.assets import add_months, as_of_month, evaluate_warnings, md_table, publish_table
 
     end = as_of_month(con)
     cutoff = add_months(end, -horizon)

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import duckdb
 
-from dagster_project.contract import SOURCES
-from dagster_project.generate import generate
-from dagster_project.landing import csv_header, stage_sql
-from dagster_project.suites import rules
-from dagster_project.validation import SqlSuite, landing_query
+from dagster_project.defs.ingest.contract import SOURCES
+from dagster_project.tools.demo.generate import generate
+from dagster_project.defs.ingest.landing import csv_header, stage_sql
+from dagster_project.defs.ingest.suites import rules
+from dagster_project.defs.ingest.validation import SqlSuite, landing_query
 
 
 def peak_rss_mb() -> float:

@@ -46,7 +46,7 @@ class Workspace:
 
 
 def make_workspace(root: Path, clients: int = 400, months: int = 12, seed: int = 11) -> Workspace:
-    from dagster_project.generate import generate
+    from dagster_project.tools.demo.generate import generate
 
     ws = Workspace(root)
     generate(out_dir=ws.landing, n_clients=clients, months=months, seed=seed, fmt="csv",

@@ -14,8 +14,8 @@ import random
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from dagster_project.contract import SOURCES, TODAY as TODAY_BOUND, Column
-from dagster_project.suites import PRODUCT_CODES, PROVINCE_CODES
+from dagster_project.defs.ingest.contract import SOURCES, TODAY as TODAY_BOUND, Column
+from dagster_project.defs.ingest.suites import PRODUCT_CODES, PROVINCE_CODES
 
 from scratch_warehouse import TODAY
 

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import duckdb
 
-from dagster_project import audit
-from dagster_project.config import DBT_PROJECT_DIR
-from dagster_project.landing import DeliveryRejected, ensure_raw_schema, pending_deliveries
-from dagster_project.loading import Context, LoadOutcome, ingest_delivery, release_held
-from dagster_project.transform import DBT_EXECUTABLE
+from dagster_project.lib import audit
+from dagster_project.lib.settings import DBT_PROJECT_DIR
+from dagster_project.defs.ingest.landing import DeliveryRejected, ensure_raw_schema, pending_deliveries
+from dagster_project.defs.ingest.loading import Context, LoadOutcome, ingest_delivery, release_held
+from dagster_project.defs.transform.assets import DBT_EXECUTABLE
 
 KEY = "property-test-key"
 TODAY = date(2026, 11, 26)
@@ -108,7 +108,7 @@ class Scratch:
 
 def base_warehouse(root: Path, clients: int = 120, months: int = 3) -> Scratch:
     """Generated demo deliveries, ingested: the good warehouse every bad delivery is dropped into."""
-    from dagster_project.generate import generate
+    from dagster_project.tools.demo.generate import generate
 
     sc = Scratch(root)
     generate(out_dir=sc.landing, n_clients=clients, months=months, seed=7, fmt="csv",

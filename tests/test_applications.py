@@ -5,9 +5,9 @@ from datetime import date
 import numpy as np
 import pytest
 
-from dagster_project import early_warning as ew
-from dagster_project import recommend as rc
-from dagster_project.applications import client_track, contact_intensity, segment_track
+from dagster_project.defs.applications import early_warning as ew
+from dagster_project.defs.applications import recommend as rc
+from dagster_project.defs.applications.assets import client_track, contact_intensity, segment_track
 
 CATALOGUE = {
     "term_loan": rc.Product("term_loan", False, "large", "R3", frozenset(), frozenset({"established"})),

@@ -6,10 +6,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from dagster_project import audit
-from dagster_project.landing import DeliveryRejected, ensure_raw_schema, pending_deliveries
-from dagster_project.loading import Context, ingest_delivery, release_held
-from dagster_project.pseudonymise import pseudonymise
+from dagster_project.lib import audit
+from dagster_project.defs.ingest.landing import DeliveryRejected, ensure_raw_schema, pending_deliveries
+from dagster_project.defs.ingest.loading import Context, ingest_delivery, release_held
+from dagster_project.lib.pseudonymise import pseudonymise
 
 KEY = "catalogue-key"
 
@@ -255,8 +255,8 @@ def test_held_rows_raise_a_warning_alert_with_count_and_share(tmp_path: Path) ->
     import json
     from types import SimpleNamespace
 
-    from dagster_project.config import load_settings
-    from dagster_project.ingest import _alert_held
+    from dagster_project.lib.settings import load_settings
+    from dagster_project.defs.ingest.assets import _alert_held
 
     logged: list[str] = []
     ctx = SimpleNamespace(run=SimpleNamespace(job_name="daily_refresh"), run_id="run-x",

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from dagster_project.bench import _step_group, to_markdown, tree_rss_mb
+from dagster_project.tools.bench import _step_group, to_markdown, tree_rss_mb
 
 
 def test_tree_rss_counts_this_process() -> None:
@@ -21,7 +21,7 @@ def test_step_groups() -> None:
 
 @pytest.mark.e2e
 def test_bench_smoke(tmp_path: Path) -> None:
-    from dagster_project.bench import run_bench
+    from dagster_project.tools.bench import run_bench
 
     report = run_bench(clients=400, months=6, fmt="parquet", out_dir=tmp_path)
     saved = json.loads((tmp_path / "bench-400-6m-parquet.json").read_text())

@@ -2,7 +2,7 @@
 
 import duckdb
 
-from dagster_project.catalog import AUDIT_TABLES, COLUMN_DOCS, column_comment, empty_table_sql
+from dagster_project.defs.publish.catalog import AUDIT_TABLES, COLUMN_DOCS, column_comment, empty_table_sql
 
 
 def test_column_comment_sources_in_order() -> None:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import duckdb
 
-from dagster_project.config import DEMO_PII_KEY, key_id_for
-from dagster_project.contract import (AMOUNT_CEILING_CNY, PII_COLUMNS, SOURCES, mask, missing_columns, ranged_columns,
+from dagster_project.lib.settings import DEMO_PII_KEY, key_id_for
+from dagster_project.defs.ingest.contract import (AMOUNT_CEILING_CNY, PII_COLUMNS, SOURCES, mask, missing_columns, ranged_columns,
                                       unexpected_columns)
 
 

@@ -3,7 +3,7 @@
 import re
 from pathlib import Path
 
-from dagster_project.config import VARIABLES
+from dagster_project.lib.settings import VARIABLES
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dagster_project import early_warning as ew
+from dagster_project.defs.applications import early_warning as ew
 from dagster_project import ew_calibration as cal
 from dagster_project import ew_calibration_assets as cala
 
@@ -233,7 +233,7 @@ def _build_db(path, n: int = 1200, months: int = 24, seed: int = 2) -> None:
 
 
 def test_calibration_asset_writes_a_version_a_table_and_a_chart(tmp_path, monkeypatch) -> None:
-    from dagster_project.resources import Warehouse
+    from dagster_project.lib.resources import Warehouse
 
     monkeypatch.delenv("LENDSEG_MODEL_DIR", raising=False)
     data = tmp_path / "data"

@@ -3,7 +3,7 @@
 import dagster as dg
 import pytest
 
-from dagster_project.gates import gate, run_gate
+from dagster_project.defs.publish.gates import gate, run_gate
 
 
 def test_gate_refuses_a_blocking_check_without_result_and_names_it() -> None:

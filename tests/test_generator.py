@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import dagster_project.generate as gen
-from dagster_project.generate import (
+import dagster_project.tools.demo.generate as gen
+from dagster_project.tools.demo.generate import (
     ARCHETYPES,
     BUREAU_COLUMNS,
     CHANNELS,

@@ -6,13 +6,13 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from dagster_project.config import ConfigError
+from dagster_project.lib.settings import ConfigError
 from datetime import date
 
-from dagster_project import audit
-from dagster_project.landing import DeliveryRejected, check_key_id, ensure_raw_schema, pending_deliveries
-from dagster_project.loading import Context, ingest_delivery
-from dagster_project.pseudonymise import pseudonymise
+from dagster_project.lib import audit
+from dagster_project.defs.ingest.landing import DeliveryRejected, check_key_id, ensure_raw_schema, pending_deliveries
+from dagster_project.defs.ingest.loading import Context, ingest_delivery
+from dagster_project.lib.pseudonymise import pseudonymise
 
 KEY = "unit-test-key"
 HEADER = ("client_id,legal_name,registration_no,contact_email,contact_phone,industry_code,province_code,"

@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 
 from conftest import Workspace, make_workspace
-from dagster_project.config import DEMO_PII_KEY
-from dagster_project.pseudonymise import pseudonymise
+from dagster_project.lib.settings import DEMO_PII_KEY
+from dagster_project.lib.pseudonymise import pseudonymise
 
 pytestmark = pytest.mark.e2e
 
@@ -88,8 +88,8 @@ def test_segments_recover_the_planted_archetypes(ws: Workspace) -> None:
 
 def test_retrain_on_a_90_percent_subsample_keeps_every_segment_id_and_name(ws: Workspace, tmp_path: Path,
                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    from dagster_project import ml
-    from dagster_project.config import load_settings
+    from dagster_project.defs.segmentation import assets as ml
+    from dagster_project.lib.settings import load_settings
 
     models = tmp_path / "models"
     shutil.copytree(ws.data / "models", models)

@@ -32,7 +32,7 @@ WRITING_STEPS_EVENTS = (dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP
 
 def test_jobs_select_stages_by_group_and_carry_the_writer_tag() -> None:
     from dagster_project.definitions import defs
-    from dagster_project.jobs import JOB_GROUPS, WRITER_TAG_KEY, WRITER_TAG_VALUE
+    from dagster_project.defs.operations.jobs import JOB_GROUPS, WRITER_TAG_KEY, WRITER_TAG_VALUE
 
     graph = defs.resolve_asset_graph()
     training = dg.AssetSelection.groups("ml_training")
@@ -51,7 +51,7 @@ def test_jobs_select_stages_by_group_and_carry_the_writer_tag() -> None:
 
 
 def test_schedules_timezone_cron_and_automation_switch(monkeypatch: pytest.MonkeyPatch) -> None:
-    from dagster_project import schedules as sched
+    from dagster_project.defs.operations import schedules as sched
 
     monkeypatch.delenv("LENDSEG_TIMEZONE", raising=False)
     monkeypatch.delenv("LENDSEG_DAILY_CRON", raising=False)
@@ -75,7 +75,7 @@ def test_schedules_timezone_cron_and_automation_switch(monkeypatch: pytest.Monke
 
 
 def test_published_warehouse_has_a_freshness_policy(monkeypatch: pytest.MonkeyPatch) -> None:
-    from dagster_project.alerts import published_freshness_policy
+    from dagster_project.defs.operations.alerts import published_freshness_policy
     from dagster_project.definitions import defs
 
     node = defs.resolve_asset_graph().get(dg.AssetKey("published_warehouse"))
@@ -85,7 +85,7 @@ def test_published_warehouse_has_a_freshness_policy(monkeypatch: pytest.MonkeyPa
 
 
 def test_instance_yaml_is_written_once_and_is_valid(tmp_path: Path) -> None:
-    from dagster_project.instance import ensure_dagster_yaml
+    from dagster_project.defs.operations.instance import ensure_dagster_yaml
 
     path = ensure_dagster_yaml(tmp_path / "home")
     text = path.read_text()
@@ -97,7 +97,7 @@ def test_instance_yaml_is_written_once_and_is_valid(tmp_path: Path) -> None:
         assert instance.run_coordinator.__class__.__name__ == "QueuedRunCoordinator"
     finally:
         instance.dispose()
-    from dagster_project.instance import STORAGE_FILES, ensure_instance
+    from dagster_project.defs.operations.instance import STORAGE_FILES, ensure_instance
 
     ensure_instance(tmp_path / "home2")
     assert all((tmp_path / "home2" / f).exists() for f in STORAGE_FILES)
@@ -115,7 +115,7 @@ def _touch(path: Path, mtime_ns: int, text: str = "a,b\n1,2\n") -> None:
 
 
 def test_landing_cursor_logic(tmp_path: Path) -> None:
-    from dagster_project.sensors import (advance_cursor, batch_run_key, new_files, parse_cursor, scan_landing)
+    from dagster_project.defs.operations.sensors import (advance_cursor, batch_run_key, new_files, parse_cursor, scan_landing)
 
     now = time.time_ns()
     old = now - 3600 * 10**9
@@ -156,7 +156,7 @@ def test_landing_cursor_logic(tmp_path: Path) -> None:
 
 
 def test_landing_sensor_requests_once_and_waits_while_a_writer_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from dagster_project.sensors import active_writing_runs, landing_sensor, writer_lock_is_held
+    from dagster_project.defs.operations.sensors import active_writing_runs, landing_sensor, writer_lock_is_held
 
     monkeypatch.setenv("LENDSEG_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.delenv("LENDSEG_LANDING_DIR", raising=False)
@@ -187,7 +187,7 @@ def test_landing_sensor_requests_once_and_waits_while_a_writer_runs(tmp_path: Pa
         lock = tmp_path / "data" / "build" / "writer.lock"
         active, orphaned = active_writing_runs(instance, lock, now=time.time() + 3600)
         assert started.run_id in orphaned and started.run_id not in active
-        from dagster_project.warehouse import writer_lock
+        from dagster_project.lib.warehouse import writer_lock
         with writer_lock(lock):
             assert writer_lock_is_held(lock)
             active, orphaned = active_writing_runs(instance, lock, now=time.time() + 3600)
@@ -204,7 +204,7 @@ def test_landing_sensor_requests_once_and_waits_while_a_writer_runs(tmp_path: Pa
 # ======================================================================== failure alerts
 
 def test_failure_alert_record_has_the_fields_and_no_clear_identifier(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from dagster_project.alerts import pipeline_failure_alert, redact
+    from dagster_project.defs.operations.alerts import pipeline_failure_alert, redact
 
     monkeypatch.setenv("LENDSEG_DATA_DIR", str(tmp_path / "data"))
 

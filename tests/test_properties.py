@@ -22,10 +22,10 @@ import duckdb
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from dagster_project import audit
-from dagster_project.contract import SOURCES, ranged_columns
-from dagster_project.landing import DeliveryRejected
-from dagster_project.loading import LoadOutcome
+from dagster_project.lib import audit
+from dagster_project.defs.ingest.contract import SOURCES, ranged_columns
+from dagster_project.defs.ingest.landing import DeliveryRejected
+from dagster_project.defs.ingest.loading import LoadOutcome
 
 from contract_deliveries import N_ROWS, Case, clear_ids, out_of_range, to_csv, valid_rows
 from scratch_warehouse import Scratch, base_warehouse

@@ -3,7 +3,7 @@
 import duckdb
 import pytest
 
-from dagster_project.pseudonymise import hmac_sql, pseudonymise
+from dagster_project.lib.pseudonymise import hmac_sql, pseudonymise
 
 # RFC 4231, HMAC-SHA-256 test cases 1, 2, 6 and 7 (keys and data as given there).
 RFC4231 = [

@@ -117,7 +117,7 @@ def test_bootstrapped_model_shows_on_segmentation_model(ws) -> None:
 
 def test_sensor_requests_no_run_for_files_the_run_loaded(ws, monkeypatch: pytest.MonkeyPatch) -> None:
     w, _ = ws
-    from dagster_project.sensors import landing_sensor
+    from dagster_project.defs.operations.sensors import landing_sensor
 
     monkeypatch.setenv("LENDSEG_DATA_DIR", str(w.data))
     for var in ("LENDSEG_LANDING_DIR", "LENDSEG_BUILD_PATH", "LENDSEG_WAREHOUSE_PATH"):

@@ -15,11 +15,11 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from dagster_project import audit
-from dagster_project.config import DBT_PROJECT_DIR
-from dagster_project.contract import SOURCES
-from dagster_project.pseudonymise import pseudonymise
-from dagster_project.remedy import command, dbt_failure_report, pending_remedies
+from dagster_project.lib import audit
+from dagster_project.lib.settings import DBT_PROJECT_DIR
+from dagster_project.defs.ingest.contract import SOURCES
+from dagster_project.lib.pseudonymise import pseudonymise
+from dagster_project.defs.ingest.remedy import command, dbt_failure_report, pending_remedies
 
 from contract_deliveries import to_csv
 from scratch_warehouse import KEY, Scratch, base_warehouse
@@ -80,8 +80,8 @@ def test_dbt_step_failure_message_is_the_report(failed) -> None:
     import json
     from types import SimpleNamespace
 
-    from dagster_project.config import load_settings
-    from dagster_project.transform import _failure_report
+    from dagster_project.lib.settings import load_settings
+    from dagster_project.defs.transform.assets import _failure_report
 
     sc, root, *_ = failed
     sc.close_ctx()
@@ -119,9 +119,9 @@ def test_quarantine_command_restores_previous_version_and_next_build_passes(fail
 
 def test_failing_feature_rule_is_traced_to_the_usage_rows_of_its_client(tmp_path: Path) -> None:
     """Blocking GX check client_features_valid: utilisation above 5 traced to the client's latest usage file."""
-    from dagster_project.landing import ensure_raw_schema
-    from dagster_project.remedy import feature_failures
-    from dagster_project.suites import client_features_rules
+    from dagster_project.defs.ingest.landing import ensure_raw_schema
+    from dagster_project.defs.ingest.remedy import feature_failures
+    from dagster_project.defs.ingest.suites import client_features_rules
 
     con = duckdb.connect(str(tmp_path / "b.duckdb"))
     ensure_raw_schema(con)

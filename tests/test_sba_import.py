@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from conftest import LENDSEG
-from dagster_project import contract
-from dagster_project.sba_import import map_naics, naics_mapping, parse_amount, parse_date
+from dagster_project.defs.ingest import contract
+from dagster_project.tools.sba_import import map_naics, naics_mapping, parse_amount, parse_date
 
 SAMPLE = Path("/work/shared/data/sba/sba_loans_sample.csv")
 HEADER = ("LoanNr_ChkDgt,Name,City,State,Zip,Bank,BankState,NAICS,ApprovalDate,ApprovalFY,Term,NoEmp,NewExist,"

@@ -7,9 +7,9 @@ import duckdb
 import pandas as pd
 import pytest
 
-from dagster_project import generate as g
-from dagster_project import scenarios as S
-from dagster_project.generate import generate
+from dagster_project.tools.demo import generate as g
+from dagster_project.tools.demo import scenarios as S
+from dagster_project.tools.demo.generate import generate
 
 CLIENTS = 3000
 

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dagster_project import segmentation as seg
+from dagster_project.defs.segmentation import model as seg
 
 
 def synthetic(n: int = 600, seed: int = 0) -> pd.DataFrame:

@@ -16,7 +16,7 @@ def _touch(path: Path, mtime_ns: int, text: str = "client_id\n1\n") -> None:
 
 
 def _ledger(build: Path, files: list[Path]) -> None:
-    from dagster_project.landing import ensure_raw_schema
+    from dagster_project.defs.ingest.landing import ensure_raw_schema
 
     build.parent.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(str(build))
@@ -29,8 +29,8 @@ def _ledger(build: Path, files: list[Path]) -> None:
 
 
 def test_sensor_requests_no_run_for_files_already_in_the_ledger(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from dagster_project.sensors import landing_sensor, parse_cursor
-    from dagster_project.warehouse import writer_lock
+    from dagster_project.defs.operations.sensors import landing_sensor, parse_cursor
+    from dagster_project.lib.warehouse import writer_lock
 
     data = tmp_path / "data"
     monkeypatch.setenv("LENDSEG_DATA_DIR", str(data))

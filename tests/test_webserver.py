@@ -137,7 +137,7 @@ class Server:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory):
-    from dagster_project.instance import ensure_instance
+    from dagster_project.defs.operations.instance import ensure_instance
 
     ws = make_workspace(tmp_path_factory.mktemp("web"), clients=300, months=6)
     ensure_instance(ws.root / "dagster_home")  # run queue: the daemon dequeues launched runs

@@ -1,0 +1,246 @@
+"""Publishing: copy the reader-facing schemas of a fully checked build to a new file, then swap it in.
+
+Readers only ever open ``$LENDSEG_WAREHOUSE_PATH``. A publish writes a complete new version file
+``published_versions/vNNNNNN.duckdb`` (DuckDB storage version v1.5.0, so DuckDB 1.5 clients such as the
+``duckdb-cli`` package read it) with a JSON manifest, flushes it to disk, and swaps it in by hard-linking
+it to a temporary name beside the warehouse and ``os.replace``-ing that over the old file. A reader that
+has the old file open keeps reading it undisturbed, new readers see the new one, and nobody ever sees a
+half-written file. The current version is simply the version file that shares the warehouse's inode.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+
+from dagster_project.lib import audit
+from dagster_project.defs.publish.catalog import AUDIT_TABLES, PUBLISH_INFO, PUBLISH_MANIFEST, TABLE_DOCS, column_comment, empty_table_sql
+
+PUBLISHED_SCHEMAS: tuple[str, ...] = ("marts", "ml")
+STORAGE_VERSION = "v1.5.0"
+
+
+def _q(ident: str) -> str:
+    return '"' + ident.replace('"', '""') + '"'
+
+
+def _s(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _build_comments(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, str]]:
+    """``{schema.table: {column: comment}}`` of every commented column of the build database."""
+    out: dict[str, dict[str, str]] = {}
+    for schema, table, col, comment in con.execute(
+            "SELECT schema_name, table_name, column_name, comment FROM duckdb_columns() WHERE database_name = 'build' "
+            "AND comment IS NOT NULL AND comment <> ''").fetchall():
+        out.setdefault(f"{schema}.{table}", {})[col] = comment
+    return out
+
+
+def _comment_columns(con: duckdb.DuckDBPyConnection, schema: str, name: str, own: dict[str, str],
+                     comments: dict[str, dict[str, str]]) -> None:
+    dst = f"pub.{_q(schema)}.{_q(name)}"
+    for (col,) in con.execute("SELECT column_name FROM duckdb_columns() WHERE database_name = 'pub' AND schema_name = ? "
+                              "AND table_name = ?", [schema, name]).fetchall():
+        if text := column_comment(f"{schema}.{name}", col, own.get(col), comments):
+            con.execute(f"COMMENT ON COLUMN {dst}.{_q(col)} IS {_s(text)}")
+
+
+def _copy_schema(con: duckdb.DuckDBPyConnection, schema: str, comments: dict[str, dict[str, str]]) -> dict[str, int]:
+    rels = con.execute(
+        "SELECT table_name, comment FROM duckdb_tables() WHERE database_name = 'build' AND schema_name = ? "
+        "UNION ALL SELECT view_name, comment FROM duckdb_views() WHERE database_name = 'build' AND schema_name = ? "
+        "ORDER BY 1", [schema, schema]).fetchall()
+    if not rels:
+        return {}
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS pub.{_q(schema)}")
+    counts: dict[str, int] = {}
+    for name, comment in rels:
+        src, dst = f"build.{_q(schema)}.{_q(name)}", f"pub.{_q(schema)}.{_q(name)}"
+        con.execute(f"CREATE TABLE {dst} AS SELECT * FROM {src}")
+        if comment:
+            con.execute(f"COMMENT ON TABLE {dst} IS {_s(comment)}")
+        _comment_columns(con, schema, name, comments.get(f"{schema}.{name}", {}), comments)
+        counts[f"{schema}.{name}"] = con.execute(f"SELECT count(*) FROM {dst}").fetchone()[0]
+    return counts
+
+
+def _copy_audit(con: duckdb.DuckDBPyConnection, audit_dir: Path) -> dict[str, int]:
+    """Every audit table of the store, and every documented one (empty when the store has no file yet)."""
+    con.execute("CREATE SCHEMA IF NOT EXISTS pub.audit")
+    counts = {}
+    readers = audit.tables(audit_dir)
+    for table in sorted(set(readers) | set(AUDIT_TABLES)):
+        dst = f"pub.audit.{_q(table)}"
+        if table in readers:
+            con.execute(f"CREATE TABLE {dst} AS SELECT * FROM {readers[table]}")
+        else:
+            con.execute(empty_table_sql(dst, AUDIT_TABLES[table][1]))
+        if f"audit.{table}" in TABLE_DOCS:
+            con.execute(f"COMMENT ON TABLE {dst} IS {_s(TABLE_DOCS[f'audit.{table}'])}")
+        _comment_columns(con, "audit", table, {}, {})
+        counts[f"audit.{table}"] = con.execute(f"SELECT count(*) FROM {dst}").fetchone()[0]
+    return counts
+
+
+def _publish_tables(con: duckdb.DuckDBPyConnection, history: list[dict], manifest: dict, counts: dict[str, int]) -> None:
+    """audit.publish_manifest (every kept version) and audit.publish_info (this file, one row)."""
+    con.execute(empty_table_sql("pub.audit.publish_manifest", PUBLISH_MANIFEST[1]))
+    con.executemany("INSERT INTO pub.audit.publish_manifest VALUES (?, ?, ?, ?, ?, ?)",
+                    [[h["version"], h["run_id"], h["published_at"], len(h["row_counts"]), json.dumps(h["row_counts"]),
+                      len(h.get("checks_passed", []))] for h in history])
+    con.execute(empty_table_sql("pub.audit.publish_info", PUBLISH_INFO[1]))
+    con.execute("INSERT INTO pub.audit.publish_info VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [manifest["version"], manifest["run_id"],
+                 datetime.fromisoformat(manifest["published_at"]).astimezone(timezone.utc).replace(tzinfo=None), manifest["storage_version"],
+                 len(counts) + 2, sum(counts.values()), len(manifest.get("checks_passed", [])),
+                 len(manifest.get("checks_warned", [])), json.dumps(counts)])
+    for table in ("publish_manifest", "publish_info"):
+        con.execute(f"COMMENT ON TABLE pub.audit.{table} IS {_s(TABLE_DOCS[f'audit.{table}'])}")
+        _comment_columns(con, "audit", table, {}, {})
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@dataclass(frozen=True)
+class Version:
+    number: int
+    path: Path
+    manifest: dict
+
+    @property
+    def name(self) -> str:
+        return f"v{self.number:06d}"
+
+
+def versions(versions_dir: Path) -> list[Version]:
+    """Published versions still kept, oldest first."""
+    out = []
+    for m in sorted(versions_dir.glob("v*.json")) if versions_dir.exists() else []:
+        db = m.with_suffix(".duckdb")
+        if db.exists():
+            out.append(Version(int(m.stem[1:]), db, json.loads(m.read_text())))
+    return out
+
+
+def current_version(warehouse_path: Path, versions_dir: Path) -> Version | None:
+    """The version whose file is the published warehouse (same inode), if any."""
+    if not warehouse_path.exists():
+        return None
+    ino = warehouse_path.stat().st_ino
+    return next((v for v in versions(versions_dir) if v.path.stat().st_ino == ino), None)
+
+
+def swap_in(version_file: Path, warehouse_path: Path) -> None:
+    """Atomically make ``warehouse_path`` the content of ``version_file`` (hard link, copy across devices)."""
+    tmp = warehouse_path.with_name(f".{warehouse_path.name}.swap")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(version_file, tmp)
+    except OSError:
+        shutil.copy2(version_file, tmp)
+        _fsync(tmp)
+    os.replace(tmp, warehouse_path)
+    _fsync(warehouse_path.parent)
+
+
+def _write_version(build_path: Path, audit_dir: Path, tmp: Path, manifest: dict, schemas: tuple[str, ...],
+                   memory_limit: str) -> dict[str, int]:
+    con = duckdb.connect(config={"memory_limit": memory_limit})
+    try:
+        con.execute(f"ATTACH {_s(str(build_path))} AS build (READ_ONLY)")
+        con.execute(f"ATTACH {_s(str(tmp))} AS pub (STORAGE_VERSION '{STORAGE_VERSION}')")
+        counts: dict[str, int] = {}
+        comments = _build_comments(con)
+        for schema in schemas:
+            counts |= _copy_schema(con, schema, comments)
+        counts |= _copy_audit(con, audit_dir)
+        history = [v.manifest for v in versions(tmp.parent)] + [manifest | {"row_counts": counts}]
+        _publish_tables(con, history, manifest, counts)
+        con.execute("DETACH pub")
+        return counts
+    finally:
+        con.close()
+
+
+def publish(build_path: Path, warehouse_path: Path, versions_dir: Path, audit_dir: Path, run_id: str,
+            checks_passed: list[str] | None = None, keep: int = 5, checks_warned: list[str] | None = None, schemas: tuple[str, ...] = PUBLISHED_SCHEMAS,
+            memory_limit: str = "4GB") -> Version:
+    """Write a new version from the build database and the audit store, swap it in, prune old versions.
+
+    On any error before the swap the published file is left exactly as it was.
+    """
+    versions_dir.mkdir(parents=True, exist_ok=True)
+    kept = versions(versions_dir)
+    number = (kept[-1].number + 1) if kept else 1
+    final = versions_dir / f"v{number:06d}.duckdb"
+    tmp = versions_dir / f".{final.name}.writing"
+    for stale in versions_dir.glob(".*.writing*"):
+        stale.unlink()
+    manifest = {"version": f"v{number:06d}", "run_id": run_id,
+                "published_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "storage_version": STORAGE_VERSION, "checks_passed": sorted(checks_passed or []),
+                "checks_warned": sorted(checks_warned or [])}
+    try:
+        manifest["row_counts"] = _write_version(build_path, audit_dir, tmp, manifest, schemas, memory_limit)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync(tmp)
+    os.replace(tmp, final)
+    mtmp = final.with_suffix(".json.tmp")
+    mtmp.write_text(json.dumps(manifest, indent=2))
+    os.replace(mtmp, final.with_suffix(".json"))
+    swap_in(final, warehouse_path)
+    for old in versions(versions_dir)[:-keep] if keep > 0 else []:
+        old.path.unlink(missing_ok=True)
+        old.path.with_suffix(".json").unlink(missing_ok=True)
+    return Version(number, final, manifest)
+
+
+def rollback(warehouse_path: Path, versions_dir: Path, version: str | None = None) -> Version:
+    """Make an earlier kept version the published file again (default: the one before the current)."""
+    kept = versions(versions_dir)
+    if not kept:
+        raise ValueError(f"no published versions in {versions_dir}")
+    if version is None:
+        cur = current_version(warehouse_path, versions_dir)
+        older = [v for v in kept if cur is None or v.number < cur.number]
+        if not older:
+            raise ValueError("there is no earlier version to roll back to")
+        target = older[-1]
+    else:
+        wanted = int(version.lstrip("v"))
+        target = next((v for v in kept if v.number == wanted), None)
+        if target is None:
+            raise ValueError(f"version {version} is not kept; kept: {', '.join(v.name for v in kept)}")
+    swap_in(target.path, warehouse_path)
+    return target
+
+
+def failed_blocking_checks(instance, run_id: str) -> tuple[list[str], list[str]]:
+    """(failed ERROR-severity checks, passed checks) evaluated in this run."""
+    import dagster as dg
+
+    failed, passed = [], []
+    for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION):
+        ev = entry.dagster_event.event_specific_data
+        name = f"{ev.asset_key.to_user_string()}:{ev.check_name}"
+        if ev.passed:
+            passed.append(name)
+        elif ev.severity == dg.AssetCheckSeverity.ERROR:
+            failed.append(name)
+    return failed, passed

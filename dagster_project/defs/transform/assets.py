@@ -1,0 +1,123 @@
+"""dbt models (dbt-duckdb) as Dagster assets; dbt tests appear as asset checks.
+
+The manifest is built here when missing or older than the dbt sources, so CLI runs, tests and CI work
+without ``dagster dev`` (whose ``prepare_if_dev`` only runs under ``dagster dev``).
+"""
+
+
+import fcntl
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
+
+from dagster_project.lib.settings import DBT_PROJECT_DIR, Settings
+from dagster_project.lib.resources import Warehouse
+
+DBT_EXECUTABLE = str(Path(sys.executable).parent / "dbt") if (Path(sys.executable).parent / "dbt").exists() else "dbt"
+DBT_TARGETS_KEPT = 20
+dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
+
+
+def dbt_env(settings: Settings) -> dict[str, str]:
+    """Environment the dbt profile reads (dbt/profiles.yml)."""
+    return {
+        "LENDSEG_BUILD_PATH": str(settings.build_path),
+        "LENDSEG_DUCKDB_MEMORY_LIMIT": settings.memory_limit,
+        "LENDSEG_DUCKDB_THREADS": str(settings.threads),
+    }
+
+
+def _newest_source_mtime(project_dir: Path) -> float:
+    paths = [project_dir / "dbt_project.yml", project_dir / "profiles.yml"]
+    for sub in ("models", "macros", "seeds", "tests", "snapshots"):
+        if (project_dir / sub).exists():
+            paths += [p for p in (project_dir / sub).rglob("*") if p.is_file()]
+    return max(p.stat().st_mtime for p in paths if p.exists())
+
+
+def ensure_manifest(project_dir: Path = DBT_PROJECT_DIR) -> Path:
+    """Run ``dbt parse`` when target/manifest.json is missing or stale; return its path."""
+    manifest = project_dir / "target" / "manifest.json"
+    if manifest.exists() and manifest.stat().st_mtime >= _newest_source_mtime(project_dir):
+        return manifest
+    (project_dir / "target").mkdir(exist_ok=True)
+    with open(project_dir / "target" / ".parse.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (manifest.exists() and manifest.stat().st_mtime >= _newest_source_mtime(project_dir)):
+            env = {**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+            env.setdefault("LENDSEG_BUILD_PATH", str(project_dir / "target" / "parse-only.duckdb"))
+            proc = subprocess.run(
+                [DBT_EXECUTABLE, "parse", "--project-dir", str(project_dir), "--profiles-dir", str(project_dir)],
+                capture_output=True, text=True, env=env)
+            if proc.returncode != 0:
+                raise RuntimeError(f"dbt parse failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-2000:]}")
+    return manifest
+
+
+class LendsegTranslator(DagsterDbtTranslator):
+    """Groups dbt nodes by layer (staging, intermediate, marts, reference) for the asset graph."""
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        if dbt_resource_props["resource_type"] == "seed":
+            return "reference"
+        fqn = dbt_resource_props.get("fqn", [])
+        return fqn[1] if len(fqn) > 2 else "dbt"
+
+
+translator = LendsegTranslator(settings=DagsterDbtTranslatorSettings(enable_source_metadata=False))
+
+
+@dbt_assets(manifest=ensure_manifest(), project=dbt_project, dagster_dbt_translator=translator, name="dbt_models")
+def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse):
+    """``dbt build`` of the selected models, seeds and tests against the build database."""
+    os.environ.update(dbt_env(warehouse.settings))
+    # A Python asset between dbt models (ml.segment_scoring) splits a run's dbt build into several steps; a
+    # test with parents in two steps (e.g. relationships to a seed) must run only once all its parents are
+    # built, so tests are selected "buildable" instead of dbt's default "eager".
+    os.environ.setdefault("DBT_INDIRECT_SELECTION", "buildable")
+    # full_rebuild (jobs.py) tags its runs so incremental models are rebuilt from the raw layer.
+    args = ["build", "--full-refresh"] if context.run.tags.get("lendseg/full_refresh") == "true" else ["build"]
+    target = dbt_target_dir(warehouse.settings) / f"{context.run_id[:8]}-{uuid.uuid4().hex[:6]}"
+    invocation = dbt.cli(args, context=context, target_path=target, raise_on_error=False)
+    yield from invocation.stream()
+    prune_targets(dbt_target_dir(warehouse.settings))
+    if not invocation.is_successful():
+        raise dg.Failure(description=_failure_report(warehouse.settings, context.run_id, invocation),
+                         allow_retries=False)
+
+
+def _failure_report(settings: Settings, run_id: str, invocation) -> str:
+    """The failing tests/models with the delivered rows behind them, and the command that quarantines them."""
+    from dagster_project.defs.ingest.remedy import dbt_failure_report
+    from dagster_project.lib.warehouse import connect
+
+    try:
+        run_results = invocation.get_artifact("run_results.json")
+    except Exception:  # noqa: BLE001 - dbt failed before writing results (e.g. a compile error)
+        return "dbt build failed before writing run_results.json; see the run's logs"
+    with connect(settings) as con:
+        return dbt_failure_report(con, settings.remedies_dir, run_id, run_results, dict(invocation.manifest))
+
+
+def dbt_target_dir(settings: Settings) -> Path:
+    """Per-invocation dbt artefacts (run_results.json, logs) live under the data dir, not in the repository."""
+    return settings.data_dir / "dbt_target"
+
+
+def prune_targets(folder: Path, keep: int = DBT_TARGETS_KEPT) -> None:
+    """Keep the newest ``keep`` invocation folders so weeks of unattended runs do not fill the disk."""
+    import shutil
+
+    dirs = sorted((d for d in folder.iterdir() if d.is_dir()), key=lambda d: d.stat().st_mtime)
+    for old in dirs[:-keep] if keep > 0 else []:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+dbt_resource = DbtCliResource(project_dir=dbt_project, profiles_dir=str(DBT_PROJECT_DIR), dbt_executable=DBT_EXECUTABLE)

@@ -1,0 +1,77 @@
+"""The private build database: connections and the one-writer-at-a-time lock.
+
+DuckDB allows one writing process per file. Every run that writes the build database holds an
+exclusive ``flock`` on ``$LENDSEG_DATA_DIR/build/writer.lock`` for the whole run (see
+``resources.WriterLock``), so the steps of two runs never interleave. The kernel releases a flock when
+its process dies, so a killed run needs no clean-up.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+
+from dagster_project.lib.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@contextmanager
+def connect(settings: Settings, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open the build database with the configured memory limit; always closed on exit."""
+    settings.build_path.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(
+        str(settings.build_path),
+        read_only=read_only,
+        config={"memory_limit": settings.memory_limit, "threads": settings.threads},
+    )
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+class LockTimeout(RuntimeError):
+    pass
+
+
+@contextmanager
+def writer_lock(
+    lock_path: Path,
+    timeout_s: float = 6 * 3600,
+    on_wait: Callable[[str], None] | None = None,
+    poll_s: float = 0.5,
+) -> Iterator[None]:
+    """Hold an exclusive, process-owned lock on ``lock_path``; wait (reporting every 10 s) until free."""
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    start = time.monotonic()
+    last_report = 0.0
+    try:
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                waited = time.monotonic() - start
+                if waited > timeout_s:
+                    raise LockTimeout(f"another run has held {lock_path} for over {timeout_s:.0f} s") from None
+                if on_wait and waited - last_report >= 10:
+                    last_report = waited
+                    on_wait(f"waiting for the build-database writer lock ({waited:.0f} s): another run is writing")
+                time.sleep(poll_s)
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid={os.getpid()}\n".encode())
+        yield
+    finally:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)

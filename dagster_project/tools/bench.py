@@ -1,0 +1,217 @@
+"""``lendseg bench``: generate a delivery set, run the whole pipeline through Dagster in a temp location,
+and report wall time per step, rows/s, peak memory of the whole process tree and file sizes, next to a
+bare-DuckDB floor (``bench_floor.py``) on the same files. Timings live here, never in tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+from dagster_project.lib.settings import DEMO_PII_KEY
+
+# Which floor step each pipeline step corresponds to (the rest is orchestration and checks: floor 0).
+FLOOR_OF = {"ingest": "ingest", "dbt": "dimensions+profiles_features", "ml": "model_fit_score", "publish": "publish"}
+
+
+def _children(pid: int) -> list[int]:
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid:
+                kids.append(int(stat.parent.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    return kids
+
+
+def tree_rss_mb(root: int) -> float:
+    """Resident memory of a process and all its descendants, from /proc (MB)."""
+    total, todo, seen = 0, [root], set()
+    while todo:
+        pid = todo.pop()
+        if pid in seen:
+            continue
+        seen.add(pid)
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+        todo += _children(pid)
+    return total / 1024
+
+
+class TreeSampler(threading.Thread):
+    def __init__(self, pid: int, every_s: float = 0.5):
+        super().__init__(daemon=True)
+        self.pid, self.every_s, self.peak_mb, self._halt = pid, every_s, 0.0, threading.Event()
+
+    def run(self) -> None:
+        while not self._halt.is_set():
+            self.peak_mb = max(self.peak_mb, tree_rss_mb(self.pid))
+            self._halt.wait(self.every_s)
+
+    def stop(self) -> float:
+        self._halt.set()
+        self.join()
+        return self.peak_mb
+
+
+def _step_group(step_key: str) -> str:
+    if step_key.startswith("raw_"):
+        return "ingest"
+    if step_key.startswith("dbt_models"):
+        return "dbt"
+    if step_key == "published_warehouse":
+        return "publish"
+    if "check" in step_key or "valid" in step_key or "anomal" in step_key:
+        return "checks"
+    if step_key.startswith(("segment", "ml", "score", "model")):
+        return "ml"
+    return "applications"
+
+
+def _dagster_steps(home: Path) -> tuple[dict, dict]:
+    """Per-step wall seconds and materialization metadata of the single run recorded in ``home``."""
+    import dagster as dg
+
+    instance = dg.DagsterInstance.from_config(str(home))
+    run = instance.get_runs()[0]
+    starts, steps, meta = {}, {}, {}
+    for e in instance.all_logs(run.run_id):
+        ev = e.dagster_event
+        if ev is None or ev.step_key is None:
+            continue
+        if ev.event_type == dg.DagsterEventType.STEP_START:
+            starts[ev.step_key] = e.timestamp
+        elif ev.event_type in (dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE):
+            steps[ev.step_key] = steps.get(ev.step_key, 0.0) + e.timestamp - starts.get(ev.step_key, e.timestamp)
+        elif ev.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION:
+            m = ev.event_specific_data.materialization
+            meta[m.asset_key.to_user_string()] = {k: getattr(v, "value", v) for k, v in m.metadata.items()}
+    return steps, meta | {"_run": {"status": run.status.value, "run_id": run.run_id}}
+
+
+def _dbt_groups(run_id: str, data: Path) -> dict[str, float]:
+    """dbt execution seconds by layer (staging, intermediate, marts, seeds, tests) from run_results.json."""
+    out: dict[str, float] = defaultdict(float)
+    for rr in (data / "dbt_target").glob(f"{run_id[:8]}-*/run_results.json"):
+        for r in json.loads(rr.read_text())["results"]:
+            uid = r["unique_id"]
+            kind = uid.split(".")[0]
+            layer = uid.split(".")[2] if kind == "model" else kind
+            if kind == "model":
+                layer = next((p for p in ("staging", "intermediate", "marts") if f".{p}" in uid or p in uid), "models")
+            out[f"dbt {kind if kind != 'model' else layer}"] += r.get("execution_time") or 0.0
+    return dict(out)
+
+
+def run_bench(clients: int, months: int, fmt: str, out_dir: Path, seed: int = 42, keep: bool = False) -> dict:
+    from dagster_project.tools.bench_floor import run_floor
+    from dagster_project.tools.demo.generate import generate
+
+    tmp = Path(tempfile.mkdtemp(prefix="lendseg-bench-"))
+    data, home = tmp / "data", tmp / "dagster_home"
+    try:
+        t = time.perf_counter()
+        generate(data / "landing", n_clients=clients, months=months, seed=seed, fmt=fmt, progress=True,
+                 truth_path=tmp / "truth.csv", end_month=date(2026, 10, 1))
+        gen_s = time.perf_counter() - t
+        env = {**os.environ, "LENDSEG_DATA_DIR": str(data), "DAGSTER_HOME": str(home), "LENDSEG_DEMO": "1",
+               "LENDSEG_AUTOMATION": "off"}
+        env.pop("LENDSEG_PII_KEY", None)
+        lendseg = str(Path(sys.executable).parent / "lendseg")
+        t = time.perf_counter()
+        proc = subprocess.Popen([lendseg, "run", "--demo"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        sampler = TreeSampler(proc.pid)
+        sampler.start()
+        log, _ = proc.communicate()
+        wall = time.perf_counter() - t
+        peak = sampler.stop()
+        if proc.returncode != 0:
+            raise RuntimeError(f"pipeline failed:\n{log[-4000:]}")
+        steps, meta = _dagster_steps(home)
+        t = time.perf_counter()
+        floor = run_floor(data / "landing", tmp / "floor", fmt, DEMO_PII_KEY)
+        floor_wall = time.perf_counter() - t
+        report = _report(clients, months, fmt, gen_s, wall, peak, steps, meta, floor, floor_wall, data)
+    finally:
+        if not keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = f"bench-{clients}-{months}m-{fmt}"
+    (out_dir / f"{stem}.json").write_text(json.dumps(report, indent=2))
+    (out_dir / f"{stem}.md").write_text(to_markdown(report))
+    return report
+
+
+def _report(clients, months, fmt, gen_s, wall, peak, steps, meta, floor, floor_wall, data: Path) -> dict:
+    groups: dict[str, float] = defaultdict(float)
+    for k, v in steps.items():
+        groups[_step_group(k)] += v
+    ingest = {k: v for k, v in meta.items() if k.startswith("raw_")}
+    rows_in = {k: int(v.get("rows_loaded", 0) or 0) for k, v in ingest.items()}
+    step_rows = []
+    for k, v in sorted(steps.items(), key=lambda kv: -kv[1]):
+        rows = rows_in.get(k, 0)
+        step_rows.append({"step": k, "group": _step_group(k), "seconds": round(v, 2),
+                          "rows": rows, "rows_per_s": round(rows / v) if rows and v else None,
+                          **{f"{p}_s": meta.get(k, {}).get(f"seconds_{p}") for p in ("stage", "validate", "load") if k in ingest}})
+    floor_groups = {"ingest": floor["ingest"]["seconds"],
+                    "dbt": floor["dimensions"]["seconds"] + floor["profiles_features"]["seconds"],
+                    "ml": floor["model_fit_score"]["seconds"], "publish": floor["publish"]["seconds"]}
+    diff = wall - floor_wall
+    shares = {g: round((groups.get(g, 0.0) - floor_groups.get(g, 0.0)) / diff, 3) if diff > 0 else None
+              for g in sorted(set(groups) | set(floor_groups))}
+    overhead = wall - sum(steps.values())
+    shares["process start + orchestration outside steps"] = round((overhead) / diff, 3) if diff > 0 else None
+    return {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {_mem_gb()} GB RAM, Python {platform.python_version()}",
+        "clients": clients, "months": months, "format": fmt,
+        "generation_s": round(gen_s, 1), "pipeline_wall_s": round(wall, 1), "peak_tree_rss_mb": round(peak),
+        "rows_ingested": sum(rows_in.values()), "steps": step_rows,
+        "groups_s": {k: round(v, 2) for k, v in groups.items()}, "dbt_layers_s": _dbt_groups(meta["_run"]["run_id"], data),
+        "floor": floor, "floor_wall_s": round(floor_wall, 1), "ratio_pipeline_to_floor": round(wall / floor_wall, 2),
+        "share_of_difference": shares,
+        "build_mb": _size_mb(data / "build" / "build.duckdb"), "published_mb": _size_mb(data / "warehouse.duckdb"),
+    }
+
+
+def _mem_gb() -> int:
+    return round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30)
+
+
+def _size_mb(p: Path) -> float:
+    return round(p.stat().st_size / 1e6, 1) if p.exists() else 0.0
+
+
+def to_markdown(r: dict) -> str:
+    lines = [f"## {r['clients']:,} clients, {r['months']} months, {r['format']} ({r['date']})", "",
+             f"Machine: {r['machine']}. Generation {r['generation_s']} s (not counted).", "",
+             f"**Pipeline {r['pipeline_wall_s']} s wall, peak process-tree RSS {r['peak_tree_rss_mb']:,} MB; "
+             f"floor {r['floor_wall_s']} s; ratio {r['ratio_pipeline_to_floor']}.** Build file {r['build_mb']} MB, "
+             f"published {r['published_mb']} MB, {r['rows_ingested']:,} rows ingested.", "",
+             "| step | group | seconds | rows | rows/s | stage s | validate s | load s |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for s in r["steps"]:
+        lines.append(f"| {s['step']} | {s['group']} | {s['seconds']} | {s['rows'] or ''} | {s['rows_per_s'] or ''} | "
+                     f"{s.get('stage_s') or ''} | {s.get('validate_s') or ''} | {s.get('load_s') or ''} |")
+    lines += ["", "| dbt layer | seconds (dbt's own timing) |", "|---|---:|"]
+    lines += [f"| {k} | {v:.1f} |" for k, v in sorted(r["dbt_layers_s"].items())]
+    lines += ["", "| floor step | seconds | rows |", "|---|---:|---:|"]
+    lines += [f"| {k} | {v['seconds']} | {v['rows']:,} |" for k, v in r["floor"].items()]
+    lines += ["", "| share of (pipeline - floor) | share |", "|---|---:|"]
+    lines += [f"| {k} | {v} |" for k, v in r["share_of_difference"].items()]
+    return "\n".join(lines) + "\n"
