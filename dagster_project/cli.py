@@ -128,7 +128,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     alerts = len(list(alerts_dir.glob("*.jsonl"))) if alerts_dir.exists() else 0
     summary = progress.format_summary(tracker, result.run_id, args.job, time.monotonic() - t0, result.success,
                                       s.warehouse_path, log_path, alerts)
-    from .defs.segmentation.assets import run_notes
+    from .defs.segmentation.registry import run_notes
 
     for note in run_notes(s, result.run_id):
         print(f"model check failed: {note}", file=out)

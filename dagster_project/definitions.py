@@ -3,20 +3,24 @@
 
 import dagster as dg
 
+from .defs.applications.checks import application_checks
+from .defs.applications.early_warning_assets import early_warning_evaluation, risk_early_warnings
+from .defs.applications.marketing_assets import segment_marketing
+from .defs.applications.policy_assets import credit_policy
+from .defs.applications.recommend_assets import client_product_recommendations, recommendation_evaluation
+from .defs.ingest.assets import ingest_assets
 from .defs.operations.alerts import sensors as alert_sensors
 from .defs.operations.alerts import with_freshness
-from .defs.applications.assets import application_assets
-from .ew_calibration_assets import calibration_assets
-from .defs.ingest.assets import ingest_assets
 from .defs.operations.jobs import daily_refresh, writing_jobs
-from .defs.segmentation.assets import ml_assets
-from .defs.publish.assets import published_warehouse
-from .defs.transform.checks import quality_checks
-from .lib.resources import Warehouse
 from .defs.operations.schedules import schedules
-from .defs.publish.checks import stage_checks
 from .defs.operations.sensors import sensors as landing_sensors
+from .defs.publish.assets import published_warehouse
+from .defs.publish.checks import published_checks
+from .defs.segmentation.assets import ml_assets
 from .defs.transform.assets import dbt_models, dbt_resource
+from .defs.transform.checks import quality_checks
+from .ew_calibration_assets import calibration_assets
+from .lib.resources import Warehouse
 
 __all__ = ["daily_refresh", "defs"]
 
@@ -30,11 +34,14 @@ def with_owner(assets: list[dg.AssetsDefinition], owner: str = OWNER) -> list[dg
             for a in assets]
 
 
+application_assets = [client_product_recommendations, recommendation_evaluation, risk_early_warnings,
+                      early_warning_evaluation, credit_policy, segment_marketing]
+
 defs = dg.Definitions(
-    # ml_assets (ml.py): segmentation model training, promotion, scoring; calibration_assets (ew_calibration_assets.py): early-warning calibration; application_assets (applications.py): recommendations, early warnings, credit policy, marketing
+    # stage by stage, in data-flow order (README "Architecture")
     assets=with_owner([*ingest_assets, dbt_models, *ml_assets, *calibration_assets, *application_assets,
                        with_freshness(published_warehouse)]),  # stale after LENDSEG_STALE_AFTER_HOURS
-    asset_checks=[*quality_checks, *stage_checks],  # GX suites (quality.py); applications and published file (stage_checks.py)
+    asset_checks=[*quality_checks, *application_checks, *published_checks],
     jobs=writing_jobs,  # daily_refresh, monthly_retrain, full_rebuild (jobs.py: stages as asset groups)
     schedules=schedules,
     sensors=[*landing_sensors, *alert_sensors],

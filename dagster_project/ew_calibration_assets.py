@@ -119,7 +119,7 @@ CALIBRATION_COLUMNS = {
 
 def sync_table(con: duckdb.DuckDBPyConnection, sdir: Path) -> int:
     """(Re)write ml.early_warning_calibration from the version files."""
-    from .defs.applications.assets import publish_table
+    from .lib.tables import replace_table as publish_table
 
     rows = []
     for v in versions(sdir):
@@ -175,7 +175,8 @@ def sync_table(con: duckdb.DuckDBPyConnection, sdir: Path) -> int:
 def load_history(con: duckdb.DuckDBPyConnection, end: date | None = None
                  ) -> tuple[pd.DataFrame, dict[date, list[str]], dict[str, date], date | None, date | None]:
     """(signal frame with expert levels, clients with a facility per month, first 90+ dpd month, first, end month)."""
-    from .defs.applications.assets import as_of_month, first_default_sql, monthly_observations
+    from .defs.applications.as_of import as_of_month, first_default_sql
+    from .defs.applications.early_warning_history import monthly_observations
 
     end = end or as_of_month(con)
     first = con.execute("SELECT min(snapshot_month) FROM marts.fct_product_usage_monthly").fetchall()[0][0]
@@ -378,7 +379,10 @@ def evaluation_with_comparison(con: duckdb.DuckDBPyConnection, settings: Setting
     """For ``marts/early_warning_evaluation``: the evaluation rows of the calibration in force (levels replayed on
     data up to the cutoff E, outcome after it) and ``marts.early_warning_method_comparison`` (expert vs combined
     score on the same split, bootstrap 95 % CIs). Returns (evaluation rows, comparison as markdown)."""
-    from .defs.applications.assets import add_months, as_of_month, evaluate_warnings, md_table, publish_table
+    from .defs.applications.as_of import add_months, as_of_month
+    from .defs.applications.early_warning_history import evaluate_warnings
+    from .lib.metadata import md_table
+    from .lib.tables import replace_table as publish_table
 
     end = as_of_month(con)
     cutoff = add_months(end, -horizon)

@@ -13,7 +13,7 @@ import duckdb
 import pandas as pd
 
 from dagster_project import ew_calibration_assets as A
-from dagster_project.defs.applications.assets import add_months
+from dagster_project.defs.applications.as_of import add_months
 
 
 def main(path: str) -> None:

@@ -7,7 +7,8 @@ import pytest
 
 from dagster_project.defs.applications import early_warning as ew
 from dagster_project.defs.applications import recommend as rc
-from dagster_project.defs.applications.assets import client_track, contact_intensity, segment_track
+from dagster_project.defs.applications.marketing import contact_intensity
+from dagster_project.defs.applications.policy import client_track, segment_track
 
 CATALOGUE = {
     "term_loan": rc.Product("term_loan", False, "large", "R3", frozenset(), frozenset({"established"})),

@@ -88,7 +88,7 @@ def test_segments_recover_the_planted_archetypes(ws: Workspace) -> None:
 
 def test_retrain_on_a_90_percent_subsample_keeps_every_segment_id_and_name(ws: Workspace, tmp_path: Path,
                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    from dagster_project.defs.segmentation import assets as ml
+    from dagster_project.defs.segmentation import registry, training
     from dagster_project.lib.settings import load_settings
 
     models = tmp_path / "models"
@@ -96,11 +96,11 @@ def test_retrain_on_a_90_percent_subsample_keeps_every_segment_id_and_name(ws: W
     monkeypatch.setenv("LENDSEG_DATA_DIR", str(ws.data))
     monkeypatch.setenv("LENDSEG_MODEL_DIR", str(models))
     con = duckdb.connect(str(ws.warehouse), read_only=True)
-    frame = ml.read_training_frame(con)
+    frame = training.read_training_frame(con)
     con.close()
     keep = np.sort(np.random.default_rng(7).choice(len(frame), size=int(0.9 * len(frame)), replace=False))
-    t = ml.train_version(load_settings(), "test-subsample", frame=frame.iloc[keep].reset_index(drop=True))
-    champ = ml.load_meta(models, "m0001")
+    t = training.train_version(load_settings(), "test-subsample", frame=frame.iloc[keep].reset_index(drop=True))
+    champ = registry.load_meta(models, "m0001")
     before = {s["segment_id"]: s["name"] for s in champ["segments"]}
     after = {s["segment_id"]: s["name"] for s in t.meta["segments"]}
     print(f"\nchampion {before}\nsubsample retrain {after}; match Jaccard "

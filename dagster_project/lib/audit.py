@@ -20,6 +20,22 @@ REJECTED = "rejected_deliveries"
 QUARANTINED = "quarantined_rows"
 
 
+def utc_now() -> datetime:
+    """Naive UTC now: the audit store's timestamps."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def dq_result(run_id: str, asset: str, suite: str, rule: str, success: bool, severity: str = "error", *,
+              column_name: str | None = None, source_file: str | None = None, checksum: str | None = None,
+              unexpected_count: int | None = None, element_count: int | None = None,
+              observed_value: str | None = None, checked_at: datetime | None = None) -> dict:
+    """One row of ``audit.data_quality_results``: every stage that records a check verdict builds it here."""
+    return {"run_id": run_id, "asset": asset, "suite": suite, "rule": rule, "column_name": column_name,
+            "source_file": source_file, "checksum": checksum, "success": success, "unexpected_count": unexpected_count,
+            "element_count": element_count, "observed_value": observed_value, "severity": severity,
+            "checked_at": checked_at or utc_now()}
+
+
 def _new_file(audit_dir: Path, table: str, suffix: str) -> tuple[Path, Path]:
     folder = audit_dir / table
     folder.mkdir(parents=True, exist_ok=True)

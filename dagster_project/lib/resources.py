@@ -30,6 +30,12 @@ class Warehouse(dg.ConfigurableResource):
     publish_keep: int = Field(default=5, description="LENDSEG_PUBLISH_KEEP: published versions kept for rollback.")
     orphan_max_share: float = Field(default=0.2, description="LENDSEG_ORPHAN_MAX_SHARE: above this share of rows of "
                                                              "unknown clients a bureau/usage delivery is rejected.")
+    model_dir: str = Field(default="", description="LENDSEG_MODEL_DIR: the segmentation model store "
+                                                   "(empty: $LENDSEG_DATA_DIR/models).")
+    seg_review_confidence: float = Field(default=0.1, description="LENDSEG_SEG_REVIEW_CONFIDENCE: below this segment "
+                                                                  "confidence a client goes to the review queue.")
+    seg_stability_refits: int = Field(default=20, description="LENDSEG_SEG_STABILITY_REFITS: clusterboot refits per training.")
+    seg_silhouette_floor: float = Field(default=0.2, description="LENDSEG_SEG_SILHOUETTE_FLOOR: blocking silhouette floor.")
     lock_timeout_s: float = Field(default=6 * 3600, description="Longest wait for another run's writer lock.")
 
     @classmethod
@@ -38,7 +44,9 @@ class Warehouse(dg.ConfigurableResource):
         return cls(data_dir=str(s.data_dir), landing_dir=str(s.landing_dir), warehouse_path=str(s.warehouse_path),
                    build_path=str(s.build_path), memory_limit=s.memory_limit, threads=s.threads,
                    quarantine_max_share=s.quarantine_max_share, publish_keep=s.publish_keep,
-                   orphan_max_share=s.orphan_max_share)
+                   orphan_max_share=s.orphan_max_share, model_dir=str(s.models_dir),
+                   seg_review_confidence=s.seg_review_confidence, seg_stability_refits=s.seg_stability_refits,
+                   seg_silhouette_floor=s.seg_silhouette_floor)
 
     @property
     def settings(self) -> Settings:
@@ -48,7 +56,9 @@ class Warehouse(dg.ConfigurableResource):
                         warehouse_path=Path(self.warehouse_path), build_path=Path(self.build_path),
                         memory_limit=self.memory_limit, threads=self.threads,
                         quarantine_max_share=self.quarantine_max_share, publish_keep=self.publish_keep,
-                        orphan_max_share=self.orphan_max_share)
+                        orphan_max_share=self.orphan_max_share, model_dir=Path(self.model_dir) if self.model_dir else None,
+                        seg_review_confidence=self.seg_review_confidence, seg_stability_refits=self.seg_stability_refits,
+                        seg_silhouette_floor=self.seg_silhouette_floor)
 
     @property
     def pii_key(self) -> str:

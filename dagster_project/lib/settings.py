@@ -50,6 +50,14 @@ class ConfigError(RuntimeError):
     """Raised when the environment does not allow the pipeline to run."""
 
 
+DEFAULTS: dict[str, str] = {var: default for var, default, _ in VARIABLES}
+
+
+def env_value(var: str) -> str:
+    """The value of a ``LENDSEG_*`` variable, else its documented default (VARIABLES): the one reader of them."""
+    return os.environ.get(var, "").strip() or DEFAULTS[var]
+
+
 def _path(var: str, default: Path) -> Path:
     value = os.environ.get(var)
     return Path(value).expanduser().resolve() if value else default.resolve()
@@ -71,6 +79,15 @@ class Settings:
     quarantine_max_share: float = 0.01
     publish_keep: int = 5
     orphan_max_share: float = 0.2
+    model_dir: Path | None = None  # None: $LENDSEG_DATA_DIR/models
+    seg_review_confidence: float = 0.1
+    seg_stability_refits: int = 20
+    seg_silhouette_floor: float = 0.2
+
+    @property
+    def models_dir(self) -> Path:
+        """The segmentation model store (LENDSEG_MODEL_DIR)."""
+        return self.model_dir or self.data_dir / "models"
 
     @property
     def audit_dir(self) -> Path:
@@ -105,16 +122,39 @@ def load_settings() -> Settings:
         landing_dir=_path("LENDSEG_LANDING_DIR", data_dir / "landing"),
         warehouse_path=_path("LENDSEG_WAREHOUSE_PATH", data_dir / "warehouse.duckdb"),
         build_path=_path("LENDSEG_BUILD_PATH", data_dir / "build" / "build.duckdb"),
-        memory_limit=os.environ.get("LENDSEG_DUCKDB_MEMORY_LIMIT", "4GB"),
-        threads=int(os.environ.get("LENDSEG_DUCKDB_THREADS", "2")),
-        quarantine_max_share=float(os.environ.get("LENDSEG_QUARANTINE_MAX_SHARE", "0.01")),
-        publish_keep=int(os.environ.get("LENDSEG_PUBLISH_KEEP", "5")),
-        orphan_max_share=float(os.environ.get("LENDSEG_ORPHAN_MAX_SHARE", "0.2")),
+        memory_limit=env_value("LENDSEG_DUCKDB_MEMORY_LIMIT"),
+        threads=int(env_value("LENDSEG_DUCKDB_THREADS")),
+        quarantine_max_share=float(env_value("LENDSEG_QUARANTINE_MAX_SHARE")),
+        publish_keep=int(env_value("LENDSEG_PUBLISH_KEEP")),
+        orphan_max_share=float(env_value("LENDSEG_ORPHAN_MAX_SHARE")),
+        model_dir=_path("LENDSEG_MODEL_DIR", data_dir / "models"),
+        seg_review_confidence=float(env_value("LENDSEG_SEG_REVIEW_CONFIDENCE")),
+        seg_stability_refits=max(20, int(env_value("LENDSEG_SEG_STABILITY_REFITS"))),
+        seg_silhouette_floor=float(env_value("LENDSEG_SEG_SILHOUETTE_FLOOR")),
     )
 
 
 def demo_mode() -> bool:
-    return os.environ.get("LENDSEG_DEMO", "0").strip().lower() in {"1", "true", "yes"}
+    return env_value("LENDSEG_DEMO").lower() in {"1", "true", "yes"}
+
+
+# Operations: read when the code location loads (schedules, sensors, freshness policy).
+
+def automation_enabled() -> bool:
+    """False when ``LENDSEG_AUTOMATION`` is off/0/false/no: nothing starts on its own."""
+    return env_value("LENDSEG_AUTOMATION").lower() not in {"off", "0", "false", "no"}
+
+
+def stale_after_hours() -> float:
+    return float(env_value("LENDSEG_STALE_AFTER_HOURS"))
+
+
+def landing_settle_s() -> float:
+    return float(env_value("LENDSEG_LANDING_SETTLE_S"))
+
+
+def landing_sensor_interval_s() -> int:
+    return int(env_value("LENDSEG_LANDING_SENSOR_INTERVAL_S"))
 
 
 def pii_key() -> str:

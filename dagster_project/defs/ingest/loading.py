@@ -72,11 +72,9 @@ def _key_col(src: Source) -> str:
 
 def _result(ctx: Context, d: Delivery, suite: str, rule: str, column: str | None, unexpected: int, elements: int,
             severity: str = "error", observed: str | None = None, success: bool | None = None) -> dict:
-    return {"run_id": ctx.run_id, "asset": ctx.asset, "suite": suite, "rule": rule, "column_name": column,
-            "source_file": d.path.name, "checksum": d.checksum,
-            "success": (unexpected == 0) if success is None else success, "unexpected_count": unexpected,
-            "element_count": elements, "observed_value": observed, "severity": severity,
-            "checked_at": datetime.now(timezone.utc).replace(tzinfo=None)}
+    return audit.dq_result(ctx.run_id, ctx.asset, suite, rule, (unexpected == 0) if success is None else success,
+                           severity, column_name=column, source_file=d.path.name, checksum=d.checksum,
+                           unexpected_count=unexpected, element_count=elements, observed_value=observed)
 
 
 def _flag(con: duckdb.DuckDBPyConnection, src: Source, flags: list[tuple[int, str]]) -> None:

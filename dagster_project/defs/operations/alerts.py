@@ -21,13 +21,12 @@ from pathlib import Path
 
 import dagster as dg
 
-from dagster_project.lib.settings import load_settings
+from dagster_project.lib.settings import load_settings, stale_after_hours
 from dagster_project.defs.operations.schedules import default_sensor_status
 
 ALERT_TABLE = "pipeline_alerts"
 _FRAMEWORK_ERRORS = {"DagsterExecutionStepExecutionError", "DagsterUserCodeExecutionError"}
 SUMMARY_MAX_CHARS = 300
-STALE_AFTER_HOURS_DEFAULT = 36.0
 
 # ---------------------------------------------------------------- redaction (pure, unit tested)
 
@@ -142,10 +141,6 @@ def pipeline_failure_alert(context: dg.RunFailureSensorContext) -> None:
 
 
 # ---------------------------------------------------------------- freshness of the published warehouse
-
-def stale_after_hours() -> float:
-    return float(os.environ.get("LENDSEG_STALE_AFTER_HOURS", STALE_AFTER_HOURS_DEFAULT))
-
 
 def published_freshness_policy() -> dg.FreshnessPolicy:
     """Fail when ``published_warehouse`` was last materialised over ``LENDSEG_STALE_AFTER_HOURS`` ago."""

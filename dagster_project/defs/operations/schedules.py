@@ -13,21 +13,12 @@ reload the code location after changing them):
 
 from __future__ import annotations
 
-import os
 from zoneinfo import ZoneInfo
 
 import dagster as dg
 
 from dagster_project.defs.operations.jobs import daily_refresh, monthly_retrain
-
-DEFAULT_TIMEZONE = "Asia/Shanghai"
-DEFAULT_DAILY_CRON = "0 6 * * *"
-DEFAULT_MONTHLY_CRON = "0 8 1 * *"
-
-
-def automation_enabled() -> bool:
-    """False when ``LENDSEG_AUTOMATION`` is off/0/false/no: nothing starts on its own."""
-    return os.environ.get("LENDSEG_AUTOMATION", "on").strip().lower() not in {"off", "0", "false", "no"}
+from dagster_project.lib.settings import automation_enabled, env_value
 
 
 def default_schedule_status() -> dg.DefaultScheduleStatus:
@@ -39,7 +30,7 @@ def default_sensor_status() -> dg.DefaultSensorStatus:
 
 
 def schedule_timezone() -> str:
-    tz = os.environ.get("LENDSEG_TIMEZONE", "").strip() or DEFAULT_TIMEZONE
+    tz = env_value("LENDSEG_TIMEZONE")
     try:
         ZoneInfo(tz)
     except Exception as e:  # noqa: BLE001 - any lookup error means the same thing
@@ -47,8 +38,8 @@ def schedule_timezone() -> str:
     return tz
 
 
-def _cron(var: str, default: str) -> str:
-    cron = os.environ.get(var, "").strip() or default
+def _cron(var: str) -> str:
+    cron = env_value(var)
     if len(cron.split()) != 5:  # ScheduleDefinition validates the fields themselves
         raise ValueError(f"{var}={cron!r} is not a five-field cron string (minute hour day month weekday)")
     return cron
@@ -61,7 +52,7 @@ def build_schedules() -> list[dg.ScheduleDefinition]:
         dg.ScheduleDefinition(
             name="daily_refresh_schedule",
             job=daily_refresh,
-            cron_schedule=_cron("LENDSEG_DAILY_CRON", DEFAULT_DAILY_CRON),
+            cron_schedule=_cron("LENDSEG_DAILY_CRON"),
             execution_timezone=tz,
             default_status=status,
             description="Every morning: ingest whatever was delivered, rebuild and publish (LENDSEG_DAILY_CRON).",
@@ -69,7 +60,7 @@ def build_schedules() -> list[dg.ScheduleDefinition]:
         dg.ScheduleDefinition(
             name="monthly_retrain_schedule",
             job=monthly_retrain,
-            cron_schedule=_cron("LENDSEG_MONTHLY_CRON", DEFAULT_MONTHLY_CRON),
+            cron_schedule=_cron("LENDSEG_MONTHLY_CRON"),
             execution_timezone=tz,
             default_status=status,
             description="First of each month: retrain, challenge, promote, rescore and publish (LENDSEG_MONTHLY_CRON).",

@@ -30,14 +30,13 @@ from pathlib import Path
 
 import dagster as dg
 
-from dagster_project.lib.settings import load_settings
+from dagster_project.lib.settings import landing_sensor_interval_s, landing_settle_s, load_settings
 from dagster_project.defs.ingest.contract import SOURCES
 from dagster_project.defs.operations.jobs import WRITING_JOB_NAMES, daily_refresh
 from dagster_project.defs.ingest.landing import SUFFIXES
 from dagster_project.defs.operations.schedules import default_sensor_status
 
-SETTLE_S_DEFAULT = 30.0
-INTERVAL_S_DEFAULT = 60
+SETTLE_S_DEFAULT = 30.0  # default of LENDSEG_LANDING_SETTLE_S
 # A run recorded as in progress but older than this while nobody holds the writer lock is an orphan
 # (e.g. a `lendseg run` killed with SIGKILL never records its end) and no longer blocks the sensor.
 ORPHAN_GRACE_S = 600.0
@@ -218,13 +217,13 @@ def active_writing_runs(instance: dg.DagsterInstance, lock_path: Path, now: floa
 # ---------------------------------------------------------------- the sensor
 
 def _settle_s() -> float:
-    return float(os.environ.get("LENDSEG_LANDING_SETTLE_S", SETTLE_S_DEFAULT))
+    return landing_settle_s()
 
 
 @dg.sensor(
     name="landing_sensor",
     job=daily_refresh,
-    minimum_interval_seconds=int(os.environ.get("LENDSEG_LANDING_SENSOR_INTERVAL_S", INTERVAL_S_DEFAULT)),
+    minimum_interval_seconds=landing_sensor_interval_s(),
     default_status=default_sensor_status(),
     description="Requests daily_refresh once per batch of new delivery files under $LENDSEG_LANDING_DIR/<source>/; "
                 "waits while a writing run is queued or in progress.",

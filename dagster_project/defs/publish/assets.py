@@ -8,7 +8,7 @@ from dagster_project.lib import audit
 from dagster_project.defs.publish.gates import run_gate
 from dagster_project.defs.publish.files import PUBLISHED_SCHEMAS, publish
 from dagster_project.lib.resources import Warehouse
-from dagster_project.defs.applications.assets import APPLICATION_KEYS
+from dagster_project.defs.applications.keys import APPLICATION_KEYS
 from dagster_project.defs.transform.assets import dbt_models
 
 
@@ -17,18 +17,16 @@ def _record_checks(context: dg.AssetExecutionContext, audit_dir) -> None:
     rows = []
     for entry in context.instance.all_logs(context.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION):
         ev = entry.dagster_event.event_specific_data
-        rows.append({"run_id": context.run_id, "asset": ev.asset_key.to_user_string(), "suite": "dagster_asset_check",
-                     "rule": ev.check_name, "column_name": None, "source_file": None, "checksum": None,
-                     "success": bool(ev.passed), "unexpected_count": None, "element_count": None,
-                     "observed_value": None, "severity": ev.severity.value.lower(),
-                     "checked_at": datetime.fromtimestamp(entry.timestamp, timezone.utc).replace(tzinfo=None)})
+        rows.append(audit.dq_result(context.run_id, ev.asset_key.to_user_string(), "dagster_asset_check", ev.check_name,
+                                    bool(ev.passed), ev.severity.value.lower(),
+                                    checked_at=datetime.fromtimestamp(entry.timestamp, timezone.utc).replace(tzinfo=None)))
     audit.append_rows(audit_dir, audit.DQ_RESULTS, rows)
 
 
 @dg.asset(
     group_name="publish",
     kinds={"duckdb"},
-    deps=[*dbt_models.keys, *APPLICATION_KEYS],  # applications.py: published after the application tables
+    deps=[*dbt_models.keys, *APPLICATION_KEYS],  # published after the application tables
     retry_policy=dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL),
 )
 def published_warehouse(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:

@@ -20,18 +20,11 @@ from pathlib import Path
 import duckdb
 
 from dagster_project.lib import audit
+from dagster_project.lib.tables import sql_identifier, sql_literal
 from dagster_project.defs.publish.catalog import AUDIT_TABLES, PUBLISH_INFO, PUBLISH_MANIFEST, TABLE_DOCS, column_comment, empty_table_sql
 
 PUBLISHED_SCHEMAS: tuple[str, ...] = ("marts", "ml")
 STORAGE_VERSION = "v1.5.0"
-
-
-def _q(ident: str) -> str:
-    return '"' + ident.replace('"', '""') + '"'
-
-
-def _s(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _build_comments(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, str]]:
@@ -46,11 +39,11 @@ def _build_comments(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, str]]
 
 def _comment_columns(con: duckdb.DuckDBPyConnection, schema: str, name: str, own: dict[str, str],
                      comments: dict[str, dict[str, str]]) -> None:
-    dst = f"pub.{_q(schema)}.{_q(name)}"
+    dst = f"pub.{sql_identifier(schema)}.{sql_identifier(name)}"
     for (col,) in con.execute("SELECT column_name FROM duckdb_columns() WHERE database_name = 'pub' AND schema_name = ? "
                               "AND table_name = ?", [schema, name]).fetchall():
         if text := column_comment(f"{schema}.{name}", col, own.get(col), comments):
-            con.execute(f"COMMENT ON COLUMN {dst}.{_q(col)} IS {_s(text)}")
+            con.execute(f"COMMENT ON COLUMN {dst}.{sql_identifier(col)} IS {sql_literal(text)}")
 
 
 def _copy_schema(con: duckdb.DuckDBPyConnection, schema: str, comments: dict[str, dict[str, str]]) -> dict[str, int]:
@@ -60,13 +53,13 @@ def _copy_schema(con: duckdb.DuckDBPyConnection, schema: str, comments: dict[str
         "ORDER BY 1", [schema, schema]).fetchall()
     if not rels:
         return {}
-    con.execute(f"CREATE SCHEMA IF NOT EXISTS pub.{_q(schema)}")
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS pub.{sql_identifier(schema)}")
     counts: dict[str, int] = {}
     for name, comment in rels:
-        src, dst = f"build.{_q(schema)}.{_q(name)}", f"pub.{_q(schema)}.{_q(name)}"
+        src, dst = f"build.{sql_identifier(schema)}.{sql_identifier(name)}", f"pub.{sql_identifier(schema)}.{sql_identifier(name)}"
         con.execute(f"CREATE TABLE {dst} AS SELECT * FROM {src}")
         if comment:
-            con.execute(f"COMMENT ON TABLE {dst} IS {_s(comment)}")
+            con.execute(f"COMMENT ON TABLE {dst} IS {sql_literal(comment)}")
         _comment_columns(con, schema, name, comments.get(f"{schema}.{name}", {}), comments)
         counts[f"{schema}.{name}"] = con.execute(f"SELECT count(*) FROM {dst}").fetchone()[0]
     return counts
@@ -78,13 +71,13 @@ def _copy_audit(con: duckdb.DuckDBPyConnection, audit_dir: Path) -> dict[str, in
     counts = {}
     readers = audit.tables(audit_dir)
     for table in sorted(set(readers) | set(AUDIT_TABLES)):
-        dst = f"pub.audit.{_q(table)}"
+        dst = f"pub.audit.{sql_identifier(table)}"
         if table in readers:
             con.execute(f"CREATE TABLE {dst} AS SELECT * FROM {readers[table]}")
         else:
             con.execute(empty_table_sql(dst, AUDIT_TABLES[table][1]))
         if f"audit.{table}" in TABLE_DOCS:
-            con.execute(f"COMMENT ON TABLE {dst} IS {_s(TABLE_DOCS[f'audit.{table}'])}")
+            con.execute(f"COMMENT ON TABLE {dst} IS {sql_literal(TABLE_DOCS[f'audit.{table}'])}")
         _comment_columns(con, "audit", table, {}, {})
         counts[f"audit.{table}"] = con.execute(f"SELECT count(*) FROM {dst}").fetchone()[0]
     return counts
@@ -103,7 +96,7 @@ def _publish_tables(con: duckdb.DuckDBPyConnection, history: list[dict], manifes
                  len(counts) + 2, sum(counts.values()), len(manifest.get("checks_passed", [])),
                  len(manifest.get("checks_warned", [])), json.dumps(counts)])
     for table in ("publish_manifest", "publish_info"):
-        con.execute(f"COMMENT ON TABLE pub.audit.{table} IS {_s(TABLE_DOCS[f'audit.{table}'])}")
+        con.execute(f"COMMENT ON TABLE pub.audit.{table} IS {sql_literal(TABLE_DOCS[f'audit.{table}'])}")
         _comment_columns(con, "audit", table, {}, {})
 
 
@@ -161,8 +154,8 @@ def _write_version(build_path: Path, audit_dir: Path, tmp: Path, manifest: dict,
                    memory_limit: str) -> dict[str, int]:
     con = duckdb.connect(config={"memory_limit": memory_limit})
     try:
-        con.execute(f"ATTACH {_s(str(build_path))} AS build (READ_ONLY)")
-        con.execute(f"ATTACH {_s(str(tmp))} AS pub (STORAGE_VERSION '{STORAGE_VERSION}')")
+        con.execute(f"ATTACH {sql_literal(str(build_path))} AS build (READ_ONLY)")
+        con.execute(f"ATTACH {sql_literal(str(tmp))} AS pub (STORAGE_VERSION '{STORAGE_VERSION}')")
         counts: dict[str, int] = {}
         comments = _build_comments(con)
         for schema in schemas:
@@ -229,18 +222,3 @@ def rollback(warehouse_path: Path, versions_dir: Path, version: str | None = Non
             raise ValueError(f"version {version} is not kept; kept: {', '.join(v.name for v in kept)}")
     swap_in(target.path, warehouse_path)
     return target
-
-
-def failed_blocking_checks(instance, run_id: str) -> tuple[list[str], list[str]]:
-    """(failed ERROR-severity checks, passed checks) evaluated in this run."""
-    import dagster as dg
-
-    failed, passed = [], []
-    for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION):
-        ev = entry.dagster_event.event_specific_data
-        name = f"{ev.asset_key.to_user_string()}:{ev.check_name}"
-        if ev.passed:
-            passed.append(name)
-        elif ev.severity == dg.AssetCheckSeverity.ERROR:
-            failed.append(name)
-    return failed, passed

@@ -8,23 +8,17 @@ of the metadata (Dagster lists metadata in insertion order).
 
 from __future__ import annotations
 
-import base64
-import io
 from pathlib import Path
 
 import dagster as dg
 import pandas as pd
 
-from dagster_project.defs.segmentation import model as seg
+from dagster_project.lib.metadata import md_png
 
 MODEL_KEY = dg.AssetKey("segmentation_model")
 
 
-def md_png(png: bytes, alt: str) -> str:
-    return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})"
-
-
-def _segments_md(meta: dict) -> str:
+def segments_md(meta: dict) -> str:
     df = pd.DataFrame(meta["segments"])[["segment_id", "name", "clients", "share", "jaccard", "inherited"]]
     return df.to_markdown(index=False, floatfmt=".3f")
 
@@ -42,7 +36,7 @@ def model_metadata(vdir: Path, meta: dict, version: str, trained_by: str) -> dic
         "matched_to": meta["matched_to"] or "none (first model)",
         "new_segments": dg.MetadataValue.json(meta["new_segments"]),
         "retired_segments": dg.MetadataValue.json(meta["retired_segments"]),
-        "segments": dg.MetadataValue.md(_segments_md(meta)),
+        "segments": dg.MetadataValue.md(segments_md(meta)),
         "model_path": dg.MetadataValue.path(str(vdir)),
     }
 
@@ -60,30 +54,3 @@ def bootstrap_events(vdir: Path, meta: dict, version: str) -> list:
                                               severity=dg.AssetCheckSeverity.WARN,
                                               metadata=check_metadata(c)))
     return events
-
-
-def drift_png(drift: pd.DataFrame) -> bytes:
-    """Horizontal bars of PSI per feature and for the segment mix, with the moderate/significant thresholds."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    d = drift.sort_values("psi")
-    colours = ["tab:red" if s == "significant" else "tab:orange" if s == "moderate" else "tab:green" for s in d.status]
-    fig, ax = plt.subplots(figsize=(7, 0.28 * len(d) + 1.4))
-    labels = [f"{f} (mix)" if k == "segment_mix" else f for k, f in zip(d.kind, d.feature)]
-    ax.barh(labels, d.psi, color=colours)
-    for i, v in enumerate(d.psi):
-        ax.text(float(v), i, f" {v:.3f}", va="center", fontsize=6)
-    ax.axvline(seg.PSI_MODERATE, color="tab:orange", lw=0.8, ls="--", label=f"moderate {seg.PSI_MODERATE}")
-    ax.axvline(seg.PSI_SIGNIFICANT, color="tab:red", lw=0.8, ls="--", label=f"significant {seg.PSI_SIGNIFICANT}")
-    ax.set_xlabel("PSI against the champion's training data")
-    ax.tick_params(axis="y", labelsize=7)
-    ax.set_xlim(0, max(seg.PSI_SIGNIFICANT * 1.3, float(d.psi.max()) * 1.1))
-    ax.legend(loc="lower right", fontsize=7)
-    ax.set_title("Drift (PSI) by feature")
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
-    plt.close(fig)
-    return buf.getvalue()

@@ -3,7 +3,6 @@
 Results join the audit store's ``data_quality_results`` like the landing suites' results.
 """
 
-from datetime import datetime, timezone
 
 import dagster as dg
 
@@ -18,11 +17,10 @@ FEATURES = dg.AssetKey(["marts", "client_features"])
 
 
 def _record(s, run_id: str, suite: str, rows: list[tuple[str, str | None, bool, int, int, str | None, str]]) -> None:
-    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    now = audit.utc_now()
     audit.append_rows(s.audit_dir, audit.DQ_RESULTS, [
-        {"run_id": run_id, "asset": "marts/client_features", "suite": suite, "rule": rule, "column_name": col,
-         "source_file": None, "checksum": None, "success": ok, "unexpected_count": bad, "element_count": n,
-         "observed_value": obs, "severity": sev, "checked_at": now} for rule, col, ok, bad, n, obs, sev in rows])
+        audit.dq_result(run_id, "marts/client_features", suite, rule, ok, sev, column_name=col, unexpected_count=bad,
+                        element_count=n, observed_value=obs, checked_at=now) for rule, col, ok, bad, n, obs, sev in rows])
 
 
 def _trace(s, run_id: str, failed_rules: list) -> str:

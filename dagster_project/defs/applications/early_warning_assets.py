@@ -1,0 +1,183 @@
+"""Risk early warnings and their time-split evaluation, as Dagster assets (group ``applications``).
+
+The timeline and replays are in ``early_warning_history.py``, the per-signal rules in ``early_warning.py``,
+the calibrated levels in ``ew_calibration_assets.py``.
+"""
+
+import dagster as dg
+import duckdb
+import numpy as np
+import pandas as pd
+
+from dagster_project.defs.applications import early_warning as ew
+from dagster_project.defs.applications.as_of import EVAL_HORIZON_MONTHS
+from dagster_project.defs.applications.early_warning_history import EPISODES, advance_warning_state
+from dagster_project.defs.applications.keys import (AS_OF, DIM_CLIENT, EW_CALIBRATION, EW_EVAL, GROUP, SEGMENT_DEPS,
+                                                    STG_BUREAU, USAGE_MONTHLY, WARNINGS)
+from dagster_project.defs.applications.segments import segment_sql
+from dagster_project.lib.metadata import chart_first, figure, md_table, png_markdown
+from dagster_project.lib.resources import Warehouse
+from dagster_project.lib.tables import replace_table, sql_literal
+from dagster_project.lib.warehouse import connect
+
+
+WARNING_COLUMNS = {
+    "warning_id": "Stable id of the warning: client_key|signal|opened_at.",
+    "client_key": "Pseudonymous client key.",
+    "segment_id": "Segment of the client (see client_product_recommendations.segment_id).",
+    "segment_name": "Readable segment name.",
+    "signal": "score_drop, arrears, high_utilisation, negative_cash_flow, legal_judgments, inquiries, collateral or multiple_signals.",
+    "signal_description": "What the observed value measures.",
+    "status": "open (signal still seen in the latest evaluated month) or cleared.",
+    "severity": "Severity in the latest month the signal was seen: watch, warning or critical (rules in docs/applications.md; with a calibrated combined score, ml.early_warning_calibration, the client's score level).",
+    "max_severity": "Highest severity while the warning was open.",
+    "observed_value": "Latest observed value of the signal.",
+    "threshold": "Watch threshold of the signal (observed at or beyond it raises the warning).",
+    "warning_threshold": "Expert rule: observed value from which the severity is `warning` (null: never; not used while a calibrated combined score drives the levels).",
+    "critical_threshold": "Expert rule: observed value from which the severity is `critical` (null: never; see warning_threshold).",
+    "signal_date": "Date of the observation behind the latest value (bureau report date or snapshot month).",
+    "opened_at": "Month end in which the signal was first seen (kept across runs in state.early_warning_episodes).",
+    "first_warning_at": "First month end with severity warning or critical (null: watch only).",
+    "last_seen_at": "Latest month end in which the signal was seen.",
+    "cleared_at": "First month end in which the signal was no longer seen; null while open.",
+    "months_open": "Months from opened_at to cleared_at (or to the as-of month while open).",
+    "as_of_date": "The build's as-of date.",
+}
+
+
+def _signal_catalogue_sql() -> str:
+    vals = ", ".join(f"({sql_literal(s.name)}, {sql_literal(s.description)}, {s.warning if s.warning is not None else 'NULL'}, "
+                     f"{s.critical if s.critical is not None else 'NULL'})" for s in ew.SIGNALS.values())
+    return f"SELECT * FROM (VALUES {vals}) AS t(signal, signal_description, warning_threshold, critical_threshold)"
+
+
+def _warning_chart(con: duckdb.DuckDBPyConnection):
+    df = con.execute(f"""
+        WITH months AS (SELECT DISTINCT last_day(snapshot_month) AS m FROM marts.fct_product_usage_monthly)
+        SELECT m, e.max_severity AS severity, count(*) AS n FROM months
+        JOIN {EPISODES} AS e ON e.opened_at <= m AND (e.cleared_at IS NULL OR e.cleared_at > m)
+        WHERE e.signal <> 'collateral' GROUP BY ALL ORDER BY 1""").df()
+    fig, ax = figure(9, 4)
+    if df.empty:
+        ax.text(0.5, 0.5, "no warnings", ha="center")
+        return fig
+    piv = df.pivot_table(index="m", columns="severity", values="n", fill_value=0)
+    piv = piv[[s for s in ew.SEVERITIES if s in piv.columns]]
+    piv.plot.area(ax=ax, color={"watch": "#f2c14e", "warning": "#f78154", "critical": "#b3001b"}, alpha=0.85)
+    ax.set_title("Open warnings by (highest) severity, month by month (collateral coverage excluded)")
+    ax.set_xlabel("")
+    ax.set_ylabel("open warnings")
+    return fig
+
+
+@dg.asset(key=WARNINGS, group_name=GROUP, kinds={"duckdb", "python"},
+          deps=[USAGE_MONTHLY, STG_BUREAU, DIM_CLIENT, AS_OF, EW_CALIBRATION, *SEGMENT_DEPS])
+def risk_early_warnings(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
+    """Risk early warnings per client and signal (bureau and usage history), one open warning per client and signal.
+
+    Signals: bureau score drop since the previous report, new or rising arrears, utilisation > 90 % in
+    consecutive months, negative operating cash flow in consecutive reports, new legal judgments, rising
+    inquiries, collateral coverage below 1, several signals at once. Severity watch / warning / critical by the
+    rules in docs/applications.md. The timeline (opened_at, cleared_at) is kept across runs in
+    state.early_warning_episodes, which dbt and full_rebuild never drop; each run replays only new months.
+    """
+    from dagster_project.ew_calibration_assets import current_calibration
+
+    calibration = current_calibration(warehouse.settings)  # ml/early_warning_calibration (expert when none)
+    with connect(warehouse.settings) as con:
+        stats = advance_warning_state(con, context.run_id, calibration)
+        seg_sql, seg_source = segment_sql(con)
+        con.execute("BEGIN")
+        n = replace_table(con, "marts.risk_early_warnings", f"""
+            SELECT e.client_key || '|' || e.signal || '|' || strftime(e.opened_at, '%Y-%m-%d') AS warning_id,
+                e.client_key, s.segment_id, s.segment_name, e.signal, sc.signal_description,
+                CASE WHEN e.cleared_at IS NULL THEN 'open' ELSE 'cleared' END AS status,
+                e.severity, e.max_severity, e.observed_value, e.threshold, sc.warning_threshold::DOUBLE AS warning_threshold,
+                sc.critical_threshold::DOUBLE AS critical_threshold, e.signal_date, e.opened_at, e.first_warning_at,
+                e.last_seen_at, e.cleared_at,
+                date_diff('month', e.opened_at, coalesce(e.cleared_at, d.as_of_date)) AS months_open, d.as_of_date
+            FROM {EPISODES} AS e
+            JOIN marts.dim_client AS d USING (client_key)
+            JOIN ({seg_sql}) AS s USING (client_key)
+            LEFT JOIN ({_signal_catalogue_sql()}) AS sc USING (signal)
+            ORDER BY e.client_key, e.signal, e.opened_at""",
+            "Risk early warnings: one row per warning (client x signal x opening), open or cleared (docs/applications.md).",
+            WARNING_COLUMNS)
+        con.execute("COMMIT")
+        summary = con.execute("""
+            SELECT signal, count(*) FILTER (WHERE status = 'open') AS open,
+                count(*) FILTER (WHERE status = 'open' AND severity = 'watch') AS watch,
+                count(*) FILTER (WHERE status = 'open' AND severity = 'warning') AS warning,
+                count(*) FILTER (WHERE status = 'open' AND severity = 'critical') AS critical,
+                count(*) FILTER (WHERE status = 'cleared') AS cleared
+            FROM marts.risk_early_warnings GROUP BY signal ORDER BY open DESC""").df()
+        clients_flagged = con.execute("SELECT count(DISTINCT client_key) FROM marts.risk_early_warnings WHERE status = 'open' "
+                                      "AND severity IN ('warning', 'critical')").fetchall()[0][0]
+        chart = png_markdown(_warning_chart(con), "warnings by severity over time")
+    return dg.MaterializeResult(metadata=chart_first({
+        "rows": n, **stats, "clients_with_open_warning_or_critical": clients_flagged, "segment_source": seg_source,
+        "calibration_version": calibration.version or "expert", "level_driver": calibration.method,
+        "summary": md_table(summary), "chart": chart}))
+
+
+EW_EVAL_COLUMNS = {
+    "flag_level": "A client counts as flagged at the cutoff when it has an open warning of at least this severity (`warning` is the operating rule).",
+    "cutoff_month": "Warnings are replayed on data up to the end of this month only.",
+    "outcome_end_month": "Outcome window end (months after the cutoff up to here).",
+    "clients": "Clients with a facility snapshot in the cutoff month that had not reached 90+ dpd by then.",
+    "flagged": "Of those, clients flagged at the cutoff.",
+    "positives": "Clients that FIRST reached 90+ days past due in the outcome window.",
+    "true_positives": "Flagged clients among the positives.",
+    "precision": "true_positives / flagged.",
+    "recall": "true_positives / positives.",
+    "median_lead_months": "Median months from the client's first warning/critical (12 months up to the cutoff) to its first 90+ dpd month.",
+    "meets_bar": "recall >= 0.70, precision >= 0.30 and median lead >= 2 months.",
+    "share_flagged": "flagged / clients.",
+    "level_driver": "What set the levels: score (calibrated combined score) or expert (fixed thresholds).",
+    "calibration_version": "ml.early_warning_calibration version evaluated (expert: fallback thresholds); it read no data after cutoff_month.",
+}
+
+
+def _ew_eval_chart(ev: pd.DataFrame):
+    fig, ax = figure(8, 4)
+    x = np.arange(len(ev))
+    ax.bar(x - 0.2, ev.precision, 0.4, label="precision")
+    ax.bar(x + 0.2, ev.recall, 0.4, label="recall")
+    ax.axhline(0.7, ls="--", c="tab:orange", lw=1)
+    ax.axhline(0.3, ls=":", c="tab:blue", lw=1)
+    ax.set_xticks(x, [f"{lvl}+\nlead {ld if ld == ld else '-'} m" for lvl, ld in zip(ev.flag_level, ev.median_lead_months)])
+    ax.set_ylim(0, 1)
+    ax.legend()
+    ax.set_title(f"Early warnings at {ev.cutoff_month.iat[0]} vs first 90+ dpd up to {ev.outcome_end_month.iat[0]}")
+    return fig
+
+
+@dg.asset(key=EW_EVAL, group_name=GROUP, kinds={"duckdb", "python"}, deps=[USAGE_MONTHLY, STG_BUREAU, AS_OF, EW_CALIBRATION])
+def early_warning_evaluation(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
+    """Time-split evaluation of the early warnings: precision, recall and median lead time.
+
+    The warning rules are replayed from scratch on data up to 6 months before the last snapshot; the outcome
+    is a client first reaching 90+ days past due in those last 6 months.
+    """
+    from dagster_project.ew_calibration_assets import evaluation_with_comparison
+
+    with connect(warehouse.settings) as con:
+        ev, comparison_md = evaluation_with_comparison(con, warehouse.settings, EVAL_HORIZON_MONTHS)
+        con.register("ev_df", ev)
+        try:
+            con.execute("BEGIN")
+            replace_table(con, "marts.early_warning_evaluation", "SELECT * FROM ev_df",
+                          "Time-split evaluation of the risk early warnings (precision, recall, lead time).", EW_EVAL_COLUMNS)
+            con.execute("COMMIT")
+        finally:
+            con.unregister("ev_df")
+    op = ev[ev.flag_level == "warning"].iloc[0]
+    if not op.meets_bar:
+        context.log.warning("early warnings miss the evaluation bar on this data")
+    return dg.MaterializeResult(metadata=chart_first({
+        "cutoff_month": str(op.cutoff_month), "precision": float(op.precision), "recall": float(op.recall),
+        "median_lead_months": float(op.median_lead_months) if op.median_lead_months == op.median_lead_months and op.median_lead_months is not None else None,
+        "meets_bar": bool(op.meets_bar), "summary": md_table(ev.drop(columns=["cutoff_month", "outcome_end_month"])),
+        "level_driver": str(op.level_driver), "calibration_version": str(op.calibration_version),
+        "share_flagged": float(op.share_flagged), "method_comparison": comparison_md,
+        "chart": png_markdown(_ew_eval_chart(ev), "precision and recall")}))
