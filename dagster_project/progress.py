@@ -142,7 +142,8 @@ def label(st: Step) -> str:
         return MODEL_LABELS[key]
     if key == "published_warehouse":
         return "publish"
-    return f"applications {key.removeprefix('marts__')}" if st.assets else f"check {key.removeprefix('marts__')}"
+    name = key.removeprefix("app__").removeprefix("marts__")
+    return f"applications {name}" if st.assets else f"check {name}"
 
 
 def _n(x: int) -> str:

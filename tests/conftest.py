@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+import duckdb
 import pytest
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
@@ -52,6 +53,20 @@ def make_workspace(root: Path, clients: int = 400, months: int = 12, seed: int =
     generate(out_dir=ws.landing, n_clients=clients, months=months, seed=seed, fmt="csv",
              truth_path=ws.data / "ground_truth" / "archetypes.csv", end_month=date(2026, 10, 1), progress=False)
     return ws
+
+
+CATALOGUE_SNAPSHOT = Path(__file__).parent / "snapshots" / "published_catalogue.csv"
+
+
+def published_catalogue(path: Path) -> list[tuple[str, str, str, str]]:
+    """(schema, table, column, type) of every published column, in table and column order."""
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return con.execute("SELECT schema_name, table_name, column_name, data_type FROM duckdb_columns() "
+                           "WHERE database_name = current_database() AND NOT internal "
+                           "ORDER BY 1, 2, column_index").fetchall()
+    finally:
+        con.close()
 
 
 @pytest.fixture(scope="module")

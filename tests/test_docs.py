@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_every_variable_read_by_the_code_is_documented() -> None:
     used = set()
-    for path in [*(ROOT / "dagster_project").glob("*.py"), ROOT / "dbt" / "profiles.yml"]:
+    for path in [*(ROOT / "dagster_project").rglob("*.py"), ROOT / "dbt" / "profiles.yml"]:
         used |= set(re.findall(r"LENDSEG_[A-Z_]+", path.read_text(encoding="utf-8")))
     documented = {v for v, _, _ in VARIABLES}
     assert used <= documented, f"undocumented: {sorted(used - documented)}"

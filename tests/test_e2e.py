@@ -7,7 +7,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from conftest import Workspace
+from conftest import CATALOGUE_SNAPSHOT, Workspace, published_catalogue
 
 pytestmark = pytest.mark.e2e
 
@@ -135,20 +135,6 @@ def test_run_with_a_different_key_is_refused(demo_ws: Workspace) -> None:
     proc = demo_ws.lendseg("run", check=False, LENDSEG_PII_KEY="some-other-key")
     assert proc.returncode != 0 and "key id" in proc.stderr
     assert sha(demo_ws.warehouse) == before
-
-
-CATALOGUE_SNAPSHOT = Path(__file__).parent / "snapshots" / "published_catalogue.csv"
-
-
-def published_catalogue(path: Path) -> list[tuple[str, str, str, str]]:
-    """(schema, table, column, type) of every published column, in table and column order."""
-    con = duckdb.connect(str(path), read_only=True)
-    try:
-        return con.execute("SELECT schema_name, table_name, column_name, data_type FROM duckdb_columns() "
-                           "WHERE database_name = current_database() AND NOT internal "
-                           "ORDER BY 1, 2, column_index").fetchall()
-    finally:
-        con.close()
 
 
 def test_published_catalogue_matches_the_committed_snapshot(demo_ws: Workspace) -> None:

@@ -66,9 +66,9 @@ def test_dbt_singular_tests_are_blocking_checks(graph, asset: str, test: str) ->
 
 def test_application_and_published_checks_exist(graph) -> None:
     names = {(ck.asset_key.to_user_string(), ck.name) for ck in graph.asset_check_keys}
-    for expected in [("marts/client_product_recommendations", "recommendations_only_eligible"),
-                     ("marts/risk_early_warnings", "warnings_of_known_clients"),
-                     ("marts/segment_policy", "policy_covers_every_segment"),
+    for expected in [("app/client_product_recommendations", "recommendations_only_eligible"),
+                     ("app/risk_early_warnings", "warnings_of_known_clients"),
+                     ("app/segment_policy", "policy_covers_every_segment"),
                      ("published_warehouse", "opens_read_only"), ("published_warehouse", "holds_manifest_tables"),
                      ("published_warehouse", "every_column_commented")]:
         assert expected in names

@@ -95,8 +95,8 @@ def test_every_planned_check_ran_and_passed(ws) -> None:
                  e.event_specific_data.passed for e in _events(w, dg.DagsterEventType.ASSET_CHECK_EVALUATION)}
     assert planned <= set(evaluated), sorted(planned - set(evaluated))
     for name in ("marts/dim_client:assert_dim_client_covers_every_client", "reference/size_class_cases:assert_size_class_cases",
-                 "marts/client_product_recommendations:recommendations_only_eligible",
-                 "marts/segment_policy:policy_covers_every_segment", "published_warehouse:holds_manifest_tables",
+                 "app/client_product_recommendations:recommendations_only_eligible",
+                 "app/segment_policy:policy_covers_every_segment", "published_warehouse:holds_manifest_tables",
                  "published_warehouse:opens_read_only", "published_warehouse:every_column_commented"):
         assert evaluated.get(name) is True, name
     assert any(n.startswith("intermediate/int_client_products_summarised:relationships_") for n in evaluated)

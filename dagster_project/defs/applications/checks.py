@@ -24,7 +24,7 @@ from dagster_project.lib.warehouse import connect
 
 def ineligible_recommendations(con: duckdb.DuckDBPyConnection) -> list[dict]:
     """Recommendations the client is not eligible for or already holds (empty list = check passes)."""
-    recs = con.execute("SELECT client_key, product_code FROM marts.client_product_recommendations "
+    recs = con.execute("SELECT client_key, product_code FROM app.client_product_recommendations "
                        "WHERE product_code IS NOT NULL").df()  # null: NO_ELIGIBLE_PRODUCT rows
     if recs.empty:
         return []
@@ -45,20 +45,20 @@ def ineligible_recommendations(con: duckdb.DuckDBPyConnection) -> list[dict]:
 
 
 def orphan_warnings(con: duckdb.DuckDBPyConnection) -> int:
-    return con.execute("SELECT count(*) FROM marts.risk_early_warnings w WHERE NOT EXISTS "
+    return con.execute("SELECT count(*) FROM app.risk_early_warnings w WHERE NOT EXISTS "
                        "(SELECT 1 FROM marts.dim_client d WHERE d.client_key = w.client_key)").fetchone()[0]
 
 
 def policy_gaps(con: duckdb.DuckDBPyConnection) -> dict[str, list]:
     """Segments without a segment_policy row and clients without exactly one client_policy row."""
-    pol = {str(r[0]) for r in con.execute("SELECT DISTINCT segment_id FROM marts.segment_policy").fetchall()}
-    used = {str(r[0]) for r in con.execute("SELECT DISTINCT segment_id FROM marts.client_policy "
+    pol = {str(r[0]) for r in con.execute("SELECT DISTINCT segment_id FROM app.segment_policy").fetchall()}
+    used = {str(r[0]) for r in con.execute("SELECT DISTINCT segment_id FROM app.client_policy "
                                            "WHERE segment_id IS NOT NULL").fetchall()}
-    sources = {r[0] for r in con.execute("SELECT DISTINCT segment_source FROM marts.segment_policy").fetchall()}
+    sources = {r[0] for r in con.execute("SELECT DISTINCT segment_source FROM app.segment_policy").fetchall()}
     active: set[str] = set()
     if "model" in sources and exists(con, "marts", "dim_segment"):
         active = {str(r[0]) for r in con.execute("SELECT segment_id FROM marts.dim_segment WHERE status = 'active'").fetchall()}
-    clients = con.execute("SELECT count(*) FROM marts.dim_client d WHERE (SELECT count(*) FROM marts.client_policy p "
+    clients = con.execute("SELECT count(*) FROM marts.dim_client d WHERE (SELECT count(*) FROM app.client_policy p "
                           "WHERE p.client_key = d.client_key) <> 1").fetchone()[0]
     return {"segments_without_policy": sorted((used | active) - pol), "clients_without_one_policy_row": [clients] if clients else []}
 
@@ -68,7 +68,7 @@ def policy_gaps(con: duckdb.DuckDBPyConnection) -> dict[str, list]:
 def recommendations_only_eligible(warehouse: Warehouse) -> dg.AssetCheckResult:
     with connect(warehouse.settings, read_only=True) as con:
         bad = ineligible_recommendations(con)
-        n = con.execute("SELECT count(*) FROM marts.client_product_recommendations").fetchone()[0]
+        n = con.execute("SELECT count(*) FROM app.client_product_recommendations").fetchone()[0]
     return dg.AssetCheckResult(passed=not bad, metadata={"recommendations": n, "ineligible": len(bad),
                                                          "sample": dg.MetadataValue.json(bad[:10])})
 
@@ -78,7 +78,7 @@ def recommendations_only_eligible(warehouse: Warehouse) -> dg.AssetCheckResult:
 def warnings_of_known_clients(warehouse: Warehouse) -> dg.AssetCheckResult:
     with connect(warehouse.settings, read_only=True) as con:
         orphans = orphan_warnings(con)
-        n = con.execute("SELECT count(*) FROM marts.risk_early_warnings").fetchone()[0]
+        n = con.execute("SELECT count(*) FROM app.risk_early_warnings").fetchone()[0]
     return dg.AssetCheckResult(passed=orphans == 0, metadata={"warnings": n, "warnings_of_unknown_clients": orphans})
 
 

@@ -17,7 +17,8 @@ from dagster_project.defs.applications.keys import (AS_OF, DIM_CLIENT, EW_CALIBR
 from dagster_project.defs.applications.segments import segment_sql
 from dagster_project.lib.metadata import chart_first, figure, md_table, png_markdown
 from dagster_project.lib.resources import Warehouse
-from dagster_project.lib.tables import replace_table, sql_literal
+from dagster_project.defs.applications.store import write_app_table
+from dagster_project.lib.tables import sql_literal
 from dagster_project.lib.warehouse import connect
 
 
@@ -88,7 +89,7 @@ def risk_early_warnings(context: dg.AssetExecutionContext, warehouse: Warehouse)
         stats = advance_warning_state(con, context.run_id, calibration)
         seg_sql, seg_source = segment_sql(con)
         con.execute("BEGIN")
-        n = replace_table(con, "marts.risk_early_warnings", f"""
+        n = write_app_table(con, "risk_early_warnings", f"""
             SELECT e.client_key || '|' || e.signal || '|' || strftime(e.opened_at, '%Y-%m-%d') AS warning_id,
                 e.client_key, s.segment_id, s.segment_name, e.signal, sc.signal_description,
                 CASE WHEN e.cleared_at IS NULL THEN 'open' ELSE 'cleared' END AS status,
@@ -110,8 +111,8 @@ def risk_early_warnings(context: dg.AssetExecutionContext, warehouse: Warehouse)
                 count(*) FILTER (WHERE status = 'open' AND severity = 'warning') AS warning,
                 count(*) FILTER (WHERE status = 'open' AND severity = 'critical') AS critical,
                 count(*) FILTER (WHERE status = 'cleared') AS cleared
-            FROM marts.risk_early_warnings GROUP BY signal ORDER BY open DESC""").df()
-        clients_flagged = con.execute("SELECT count(DISTINCT client_key) FROM marts.risk_early_warnings WHERE status = 'open' "
+            FROM app.risk_early_warnings GROUP BY signal ORDER BY open DESC""").df()
+        clients_flagged = con.execute("SELECT count(DISTINCT client_key) FROM app.risk_early_warnings WHERE status = 'open' "
                                       "AND severity IN ('warning', 'critical')").fetchall()[0][0]
         chart = png_markdown(_warning_chart(con), "warnings by severity over time")
     return dg.MaterializeResult(metadata=chart_first({
@@ -166,7 +167,7 @@ def early_warning_evaluation(context: dg.AssetExecutionContext, warehouse: Wareh
         con.register("ev_df", ev)
         try:
             con.execute("BEGIN")
-            replace_table(con, "marts.early_warning_evaluation", "SELECT * FROM ev_df",
+            write_app_table(con, "early_warning_evaluation", "SELECT * FROM ev_df",
                           "Time-split evaluation of the risk early warnings (precision, recall, lead time).", EW_EVAL_COLUMNS)
             con.execute("COMMIT")
         finally:

@@ -13,9 +13,9 @@ AS_OF, MASTER_SCALE = K(["intermediate", "int_as_of_date_derived"]), K(["referen
 SEGMENT_DEPS = [K(["marts", "client_segments"]), K(["ml", "segment_assignments"])]
 EW_CALIBRATION = K(["ml", "early_warning_calibration"])  # ew_calibration_assets.py
 
-# What this stage writes.
-RECS, REC_EVAL = K(["marts", "client_product_recommendations"]), K(["marts", "recommendation_evaluation"])
-WARNINGS, EW_EVAL = K(["marts", "risk_early_warnings"]), K(["marts", "early_warning_evaluation"])
-SEG_POLICY, CLIENT_POLICY = K(["marts", "segment_policy"]), K(["marts", "client_policy"])
-SEG_MARKETING = K(["marts", "segment_marketing"])
+# What this stage writes: schema app of the build database (store.py), published as marts.
+RECS, REC_EVAL = K(["app", "client_product_recommendations"]), K(["app", "recommendation_evaluation"])
+WARNINGS, EW_EVAL = K(["app", "risk_early_warnings"]), K(["app", "early_warning_evaluation"])
+SEG_POLICY, CLIENT_POLICY = K(["app", "segment_policy"]), K(["app", "client_policy"])
+SEG_MARKETING = K(["app", "segment_marketing"])
 APPLICATION_KEYS = (RECS, REC_EVAL, WARNINGS, EW_EVAL, SEG_POLICY, CLIENT_POLICY, SEG_MARKETING)

@@ -7,7 +7,7 @@ from dagster_project.defs.applications.keys import (DIM_CLIENT, GROUP, RECS, SEG
 from dagster_project.defs.applications.marketing import contact_intensity
 from dagster_project.lib.metadata import chart_first, figure, md_table, png_markdown
 from dagster_project.lib.resources import Warehouse
-from dagster_project.lib.tables import replace_table
+from dagster_project.defs.applications.store import write_app_table
 from dagster_project.lib.warehouse import connect
 
 
@@ -36,15 +36,15 @@ def segment_marketing(context: dg.AssetExecutionContext, warehouse: Warehouse) -
         df = con.execute("""
             WITH ch AS (
                 SELECT r.segment_id, u.primary_channel_12m AS channel, count(*) AS n
-                FROM marts.client_product_recommendations AS r JOIN marts.fct_client_usage_profile AS u USING (client_key)
+                FROM app.client_product_recommendations AS r JOIN marts.fct_client_usage_profile AS u USING (client_key)
                 WHERE u.primary_channel_12m IS NOT NULL AND r.recommendation_rank IS DISTINCT FROM 2
                     AND r.recommendation_rank IS DISTINCT FROM 3 GROUP BY ALL
             ), best AS (SELECT segment_id, arg_max(channel, n * 10 + (channel = 'relationship_manager')::INT) AS channel FROM ch GROUP BY 1),
             seg AS (
                 SELECT p.segment_id, p.segment_name, p.segment_source, p.clients, p.approval_track, p.recommended_products,
-                    p.as_of_date FROM marts.segment_policy AS p
+                    p.as_of_date FROM app.segment_policy AS p
             ), members AS (
-                SELECT DISTINCT r.segment_id, r.client_key FROM marts.client_product_recommendations AS r
+                SELECT DISTINCT r.segment_id, r.client_key FROM app.client_product_recommendations AS r
             ), stats AS (
                 SELECT m.segment_id, count(*) FILTER (WHERE d.lifecycle_stage = 'prospect') AS prospects,
                     avg((d.value_tier IN ('platinum', 'gold'))::INT) AS platinum_gold_share,
@@ -53,7 +53,7 @@ def segment_marketing(context: dg.AssetExecutionContext, warehouse: Warehouse) -
             ), adv AS (
                 SELECT segment_id, count(DISTINCT client_key) FILTER (WHERE advisory_recommended) AS advisory_clients,
                     count(DISTINCT client_key) AS rec_clients
-                FROM marts.client_product_recommendations GROUP BY 1
+                FROM app.client_product_recommendations GROUP BY 1
             )
             SELECT s.*, coalesce(st.prospects, 0) AS prospects, coalesce(st.platinum_gold_share, 0) AS platinum_gold_share,
                 coalesce(b.channel, CASE WHEN coalesce(st.small_share, 0) >= 0.5 THEN 'online' ELSE 'relationship_manager' END)
@@ -65,7 +65,7 @@ def segment_marketing(context: dg.AssetExecutionContext, warehouse: Warehouse) -
         con.register("mk_df", df)
         elig = dict(con.execute("""
             SELECT m.segment_id, count(DISTINCT r.client_key) FROM mk_df AS m
-            JOIN marts.client_product_recommendations AS r USING (segment_id)
+            JOIN app.client_product_recommendations AS r USING (segment_id)
             WHERE m.products_to_push <> '' AND list_contains(string_split(m.products_to_push, '|'), r.product_code)
             GROUP BY 1""").fetchall())
         df["eligible_clients"] = df.segment_id.map(elig).fillna(0).astype(int)
@@ -75,7 +75,7 @@ def segment_marketing(context: dg.AssetExecutionContext, warehouse: Warehouse) -
         con.register("mk_df", df)
         try:
             con.execute("BEGIN")
-            n = replace_table(con, "marts.segment_marketing", """
+            n = write_app_table(con, "segment_marketing", """
                 SELECT segment_id, segment_name, segment_source, clients::INTEGER AS clients, prospects::INTEGER AS prospects,
                     approval_track, preferred_channel, contact_intensity, products_to_push,
                     eligible_clients::INTEGER AS eligible_clients, advisory_clients::INTEGER AS advisory_clients,

@@ -12,7 +12,8 @@ from dagster_project.defs.applications.policy import TRACK_TEXT, client_track, s
 from dagster_project.defs.applications.segments import segment_sql
 from dagster_project.lib.metadata import chart_first, figure, md_table, png_markdown
 from dagster_project.lib.resources import Warehouse
-from dagster_project.lib.tables import replace_table, sql_literal
+from dagster_project.defs.applications.store import write_app_table
+from dagster_project.lib.tables import sql_literal
 from dagster_project.lib.warehouse import connect
 
 
@@ -87,9 +88,9 @@ def credit_policy(context: dg.AssetExecutionContext, warehouse: Warehouse):
         figures = con.execute("""
             WITH w AS (
                 SELECT client_key, bool_or(severity = 'critical') AS crit, bool_or(severity IN ('warning', 'critical')) AS warn
-                FROM marts.risk_early_warnings WHERE status = 'open' GROUP BY client_key
+                FROM app.risk_early_warnings WHERE status = 'open' GROUP BY client_key
             ), recs AS (
-                SELECT segment_id, product_code, count(*) AS n FROM marts.client_product_recommendations
+                SELECT segment_id, product_code, count(*) AS n FROM app.client_product_recommendations
                 WHERE product_code IS NOT NULL GROUP BY ALL
             ), top_recs AS (
                 SELECT segment_id, string_agg(product_code, '|' ORDER BY n DESC, product_code) AS recommended_products
@@ -121,7 +122,7 @@ def credit_policy(context: dg.AssetExecutionContext, warehouse: Warehouse):
                 coalesce(bool_or(w.severity IN ('warning', 'critical')), false) AS open_warning,
                 coalesce(bool_or(w.severity = 'critical'), false) AS open_critical
             FROM seg AS s JOIN marts.dim_client AS d USING (client_key)
-            LEFT JOIN marts.risk_early_warnings AS w ON w.client_key = s.client_key AND w.status = 'open'
+            LEFT JOIN app.risk_early_warnings AS w ON w.client_key = s.client_key AND w.status = 'open'
             GROUP BY ALL ORDER BY s.client_key""").df()
         seg_track = dict(con.execute("SELECT s.client_key, f.approval_track FROM seg AS s JOIN fig_df AS f USING (segment_id)").fetchall())
         ct = [client_track(seg_track[r.client_key], r.rating_grade, r.industry_risk_class, bool(r.open_critical),
@@ -131,7 +132,7 @@ def credit_policy(context: dg.AssetExecutionContext, warehouse: Warehouse):
         con.register("cli_df", clients)
         try:
             con.execute("BEGIN")
-            n_seg = replace_table(con, "marts.segment_policy", """
+            n_seg = write_app_table(con, "segment_policy", """
                 SELECT f.segment_id, f.segment_name, f.segment_source, f.clients::INTEGER AS clients,
                     f.customers::INTEGER AS customers, f.exposure::DOUBLE AS exposure, f.outstanding::DOUBLE AS outstanding,
                     f.rated_clients::INTEGER AS rated_clients, round(f.mean_grade_order, 3) AS mean_grade_order,
@@ -144,7 +145,7 @@ def credit_policy(context: dg.AssetExecutionContext, warehouse: Warehouse):
                 LEFT JOIN (SELECT DISTINCT rating_grade, pd_band FROM marts.dim_client) AS dc ON dc.rating_grade = ms.rating_grade
                 ORDER BY f.segment_id""",
                 "Credit policy per segment: risk figures and approval track (docs/applications.md).", SEG_POLICY_COLUMNS)
-            n_cli = replace_table(con, "marts.client_policy", f"""
+            n_cli = write_app_table(con, "client_policy", f"""
                 SELECT c.client_key, s.segment_id, s.segment_name, f.approval_track AS segment_track, c.rating_grade,
                     c.industry_risk_class, c.open_warning, c.open_critical AS open_critical_warning, c.approval_track,
                     c.track_reason,
@@ -158,8 +159,8 @@ def credit_policy(context: dg.AssetExecutionContext, warehouse: Warehouse):
         finally:
             con.unregister("fig_df")
             con.unregister("cli_df")
-        pol = con.execute("SELECT * FROM marts.segment_policy").df()
-        mix = con.execute("SELECT approval_track, count(*) AS clients FROM marts.client_policy GROUP BY 1 ORDER BY 1").df()
+        pol = con.execute("SELECT * FROM app.segment_policy").df()
+        mix = con.execute("SELECT approval_track, count(*) AS clients FROM app.client_policy GROUP BY 1 ORDER BY 1").df()
     show = pol[["segment_name", "clients", "exposure", "average_rating_grade", "pd_band", "arrears_rate",
                 "high_risk_share", "approval_track", "recommended_products"]].sort_values("exposure", ascending=False).head(20)
     show = show.assign(exposure=(show.exposure / 1e6).round(1).astype(str) + " m")

@@ -20,7 +20,8 @@ from dagster_project.defs.applications.keys import (AS_OF, CATALOGUE, DIM_CLIENT
 from dagster_project.defs.applications.segments import segment_sql
 from dagster_project.lib.metadata import chart_first, figure, md_table, png_markdown
 from dagster_project.lib.resources import Warehouse
-from dagster_project.lib.tables import replace_table, sql_literal
+from dagster_project.defs.applications.store import write_app_table
+from dagster_project.lib.tables import sql_literal
 from dagster_project.lib.warehouse import connect
 
 
@@ -181,7 +182,7 @@ def client_product_recommendations(context: dg.AssetExecutionContext, warehouse:
         con.register("recs_df", df)
         try:
             con.execute("BEGIN")
-            n = replace_table(con, "marts.client_product_recommendations", f"""
+            n = write_app_table(con, "client_product_recommendations", f"""
                 SELECT r.client_key, s.segment_id, s.segment_name, s.segment_source, d.lifecycle_stage,
                     r.recommendation_rank::INTEGER AS recommendation_rank, r.product_code, c.product_name_en,
                     r.score::DOUBLE AS score, r.peer_share::DOUBLE AS peer_share, r.playbook_fit::BOOLEAN AS playbook_fit,
@@ -196,7 +197,7 @@ def client_product_recommendations(context: dg.AssetExecutionContext, warehouse:
             con.execute("COMMIT")
         finally:
             con.unregister("recs_df")
-        pub = con.execute("SELECT * FROM marts.client_product_recommendations").df()
+        pub = con.execute("SELECT * FROM app.client_product_recommendations").df()
     clients = pub.client_key.nunique()
     mix = (pub.dropna(subset=["product_code"]).groupby("product_code")
            .agg(recommended=("client_key", "count"), first_choice=("recommendation_rank", lambda s: int((s == 1).sum())))
@@ -271,7 +272,7 @@ def recommendation_evaluation(context: dg.AssetExecutionContext, warehouse: Ware
         con.register("ev_df", ev)
         try:
             con.execute("BEGIN")
-            replace_table(con, "marts.recommendation_evaluation", "SELECT * FROM ev_df",
+            write_app_table(con, "recommendation_evaluation", "SELECT * FROM ev_df",
                           "Time-split evaluation of product recommendations (hit rate at 3, bootstrap 95 % CI).",
                           REC_EVAL_COLUMNS)
             con.execute("COMMIT")

@@ -1,8 +1,7 @@
 """The three writing jobs, each defined as an ordered list of asset groups.
 
-Add a new stage (e.g. the ``ml`` and ``applications`` groups) by adding its group name to the job(s) in
-``JOB_GROUPS`` below: nothing else changes. A group that does not exist yet selects nothing, so naming a
-future group early is harmless. Asset checks (dbt tests included) travel with their assets.
+Add a new stage by adding its group name to the job(s) in ``JOB_GROUPS`` below, in data-flow order:
+nothing else changes. A group that does not exist yet selects nothing. Asset checks (dbt tests included) travel with their assets.
 
 Every job is tagged ``lendseg/writer=build``: the instance's run queue (see ``instance.py``) lets only one
 run with that tag be in progress at a time, and the run-long writer lock (``resources.Warehouse``) is the
@@ -16,7 +15,7 @@ import dagster as dg
 # dbt layers: seeds (reference) and models by folder; "dbt" catches a model outside the layer folders.
 TRANSFORM_GROUPS: tuple[str, ...] = ("reference", "staging", "intermediate", "marts", "dbt")
 
-# Stage -> asset groups, in pipeline order. Today every job runs ingest -> dbt -> publish.
+# Job -> asset groups, in pipeline order: ingest -> dbt -> (training) -> scoring -> applications -> publish.
 JOB_GROUPS: dict[str, tuple[str, ...]] = {
     # ingest new deliveries -> dbt -> score with the current model -> applications -> publish
     "daily_refresh": ("ingest", *TRANSFORM_GROUPS, "ml", "applications", "publish"),

@@ -18,7 +18,7 @@ import dagster as dg
 import duckdb
 
 from dagster_project.defs.publish.catalog import AUDIT_TABLES
-from dagster_project.defs.publish.files import PUBLISHED_SCHEMAS, current_version
+from dagster_project.defs.publish.files import PUBLISHED_SCHEMAS, current_version, published_name
 from dagster_project.lib.resources import Warehouse
 from dagster_project.lib.warehouse import connect
 
@@ -37,11 +37,12 @@ def published_table_counts(path: Path) -> dict[str, int]:
 
 def expected_tables(build_con: duckdb.DuckDBPyConnection) -> set[str]:
     """The allow-list: every table/view of the published schemas in the build, and the documented audit tables."""
+    build = [b for builds in PUBLISHED_SCHEMAS.values() for b in builds]
     rows = build_con.execute(
-        "SELECT schema_name || '.' || table_name FROM duckdb_tables() WHERE schema_name IN ? UNION "
-        "SELECT schema_name || '.' || view_name FROM duckdb_views() WHERE schema_name IN ?",
-        [list(PUBLISHED_SCHEMAS), list(PUBLISHED_SCHEMAS)]).fetchall()
-    return {r[0] for r in rows} | {f"audit.{t}" for t in AUDIT_TABLES} | {"audit.publish_info", "audit.publish_manifest"}
+        "SELECT schema_name, table_name FROM duckdb_tables() WHERE schema_name IN ? UNION "
+        "SELECT schema_name, view_name FROM duckdb_views() WHERE schema_name IN ?", [build, build]).fetchall()
+    return ({f"{published_name(schema)}.{name}" for schema, name in rows} | {f"audit.{t}" for t in AUDIT_TABLES}
+            | {"audit.publish_info", "audit.publish_manifest"})
 
 
 def manifest_mismatches(counts: dict[str, int], manifest_counts: dict[str, int], expected: set[str]) -> dict[str, list]:

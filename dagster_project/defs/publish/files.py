@@ -23,17 +23,24 @@ from dagster_project.lib import audit
 from dagster_project.lib.tables import sql_identifier, sql_literal
 from dagster_project.defs.publish.catalog import AUDIT_TABLES, PUBLISH_INFO, PUBLISH_MANIFEST, TABLE_DOCS, column_comment, empty_table_sql
 
-PUBLISHED_SCHEMAS: tuple[str, ...] = ("marts", "ml")
+# published schema -> the build schemas copied into it. One writer per build schema: dbt writes marts, the
+# applications write app (defs/applications/store.py), the segmentation model writes ml.
+PUBLISHED_SCHEMAS: dict[str, tuple[str, ...]] = {"marts": ("marts", "app"), "ml": ("ml",)}
+
+
+def published_name(build_schema: str) -> str:
+    """The published schema a build schema is copied into (itself when it is not mapped)."""
+    return next((pub for pub, builds in PUBLISHED_SCHEMAS.items() if build_schema in builds), build_schema)
 STORAGE_VERSION = "v1.5.0"
 
 
 def _build_comments(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, str]]:
-    """``{schema.table: {column: comment}}`` of every commented column of the build database."""
+    """``{schema.table: {column: comment}}`` of every commented column of the build, by published name."""
     out: dict[str, dict[str, str]] = {}
     for schema, table, col, comment in con.execute(
             "SELECT schema_name, table_name, column_name, comment FROM duckdb_columns() WHERE database_name = 'build' "
             "AND comment IS NOT NULL AND comment <> ''").fetchall():
-        out.setdefault(f"{schema}.{table}", {})[col] = comment
+        out.setdefault(f"{published_name(schema)}.{table}", {})[col] = comment
     return out
 
 
@@ -46,17 +53,24 @@ def _comment_columns(con: duckdb.DuckDBPyConnection, schema: str, name: str, own
             con.execute(f"COMMENT ON COLUMN {dst}.{sql_identifier(col)} IS {sql_literal(text)}")
 
 
-def _copy_schema(con: duckdb.DuckDBPyConnection, schema: str, comments: dict[str, dict[str, str]]) -> dict[str, int]:
+def _copy_schema(con: duckdb.DuckDBPyConnection, schema: str, build_schemas: tuple[str, ...],
+                 comments: dict[str, dict[str, str]]) -> dict[str, int]:
+    """Copy every table and view of ``build_schemas`` into the published ``schema``; a name in two of them is refused."""
     rels = con.execute(
-        "SELECT table_name, comment FROM duckdb_tables() WHERE database_name = 'build' AND schema_name = ? "
-        "UNION ALL SELECT view_name, comment FROM duckdb_views() WHERE database_name = 'build' AND schema_name = ? "
-        "ORDER BY 1", [schema, schema]).fetchall()
+        "SELECT schema_name, table_name, comment FROM duckdb_tables() WHERE database_name = 'build' AND schema_name IN ? "
+        "UNION ALL SELECT schema_name, view_name, comment FROM duckdb_views() WHERE database_name = 'build' "
+        "AND schema_name IN ? ORDER BY 2", [list(build_schemas), list(build_schemas)]).fetchall()
     if not rels:
         return {}
+    names = [name for _, name, _ in rels]
+    if twice := sorted({n for n in names if names.count(n) > 1}):
+        raise RuntimeError(f"not publishing: {', '.join(twice)} in more than one of the build schemas "
+                           f"{', '.join(build_schemas)} published as {schema}")
     con.execute(f"CREATE SCHEMA IF NOT EXISTS pub.{sql_identifier(schema)}")
     counts: dict[str, int] = {}
-    for name, comment in rels:
-        src, dst = f"build.{sql_identifier(schema)}.{sql_identifier(name)}", f"pub.{sql_identifier(schema)}.{sql_identifier(name)}"
+    for build_schema, name, comment in rels:
+        src = f"build.{sql_identifier(build_schema)}.{sql_identifier(name)}"
+        dst = f"pub.{sql_identifier(schema)}.{sql_identifier(name)}"
         con.execute(f"CREATE TABLE {dst} AS SELECT * FROM {src}")
         if comment:
             con.execute(f"COMMENT ON TABLE {dst} IS {sql_literal(comment)}")
@@ -150,16 +164,16 @@ def swap_in(version_file: Path, warehouse_path: Path) -> None:
     _fsync(warehouse_path.parent)
 
 
-def _write_version(build_path: Path, audit_dir: Path, tmp: Path, manifest: dict, schemas: tuple[str, ...],
-                   memory_limit: str) -> dict[str, int]:
+def _write_version(build_path: Path, audit_dir: Path, tmp: Path, manifest: dict,
+                   schemas: dict[str, tuple[str, ...]], memory_limit: str) -> dict[str, int]:
     con = duckdb.connect(config={"memory_limit": memory_limit})
     try:
         con.execute(f"ATTACH {sql_literal(str(build_path))} AS build (READ_ONLY)")
         con.execute(f"ATTACH {sql_literal(str(tmp))} AS pub (STORAGE_VERSION '{STORAGE_VERSION}')")
         counts: dict[str, int] = {}
         comments = _build_comments(con)
-        for schema in schemas:
-            counts |= _copy_schema(con, schema, comments)
+        for schema, build_schemas in schemas.items():
+            counts |= _copy_schema(con, schema, build_schemas, comments)
         counts |= _copy_audit(con, audit_dir)
         history = [v.manifest for v in versions(tmp.parent)] + [manifest | {"row_counts": counts}]
         _publish_tables(con, history, manifest, counts)
@@ -170,7 +184,8 @@ def _write_version(build_path: Path, audit_dir: Path, tmp: Path, manifest: dict,
 
 
 def publish(build_path: Path, warehouse_path: Path, versions_dir: Path, audit_dir: Path, run_id: str,
-            checks_passed: list[str] | None = None, keep: int = 5, checks_warned: list[str] | None = None, schemas: tuple[str, ...] = PUBLISHED_SCHEMAS,
+            checks_passed: list[str] | None = None, keep: int = 5, checks_warned: list[str] | None = None,
+            schemas: dict[str, tuple[str, ...]] = PUBLISHED_SCHEMAS,
             memory_limit: str = "4GB") -> Version:
     """Write a new version from the build database and the audit store, swap it in, prune old versions.
 
