@@ -1,4 +1,4 @@
-"""Tests for the demo-data generator (dagster_project/generate.py)."""
+"""Tests for the demo-data generator (dagster_project/tools/demo/)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import dagster_project.tools.demo.generate as gen
+import dagster_project.tools.demo.accounts as gen
 from dagster_project.tools.demo.generate import (
     ARCHETYPES,
     BUREAU_COLUMNS,

@@ -1,4 +1,4 @@
-"""Generator scenarios (dagster_project/scenarios.py) keep their structural promises (issue 11, item 3)."""
+"""Generator scenarios (dagster_project/tools/demo/scenarios.py) keep their structural promises (issue 11, item 3)."""
 
 from datetime import date
 from pathlib import Path
@@ -7,7 +7,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from dagster_project.tools.demo import generate as g
+from dagster_project.tools.demo import profiles as g
 from dagster_project.tools.demo import scenarios as S
 from dagster_project.tools.demo.generate import generate
 

@@ -20,8 +20,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from dagster_project.tools.demo import generate as g
-from dagster_project.tools.demo.generate import Profile, _divisions
+from dagster_project.tools.demo import profiles as g
+from dagster_project.tools.demo.profiles import Profile, _divisions
 
 JUDGING_SEEDS: tuple[int, ...] = (101, 102, 103)
 TUNING_SEEDS: tuple[int, ...] = (201, 202)  # the only scenario seeds ever used while developing the model
@@ -168,7 +168,7 @@ _PATCHED = ("PROFILES", "ARCHETYPES", "_A_STARTUP", "_A_DETERIORATING", "_A_PROS
 
 @contextmanager
 def applied(name: str) -> Iterator[Scenario | None]:
-    """Swap the generator's archetype tables for scenario ``name`` while the block runs (``demo``: no-op)."""
+    """Swap the generator's archetype tables (``profiles``) for scenario ``name`` while the block runs (``demo``: no-op)."""
     if name == "demo":
         yield None
         return
