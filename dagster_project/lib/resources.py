@@ -36,6 +36,8 @@ class Warehouse(dg.ConfigurableResource):
                                                                   "confidence a client goes to the review queue.")
     seg_stability_refits: int = Field(default=20, description="LENDSEG_SEG_STABILITY_REFITS: clusterboot refits per training.")
     seg_silhouette_floor: float = Field(default=0.2, description="LENDSEG_SEG_SILHOUETTE_FLOOR: blocking silhouette floor.")
+    seg_min_refits: int = Field(default=20, description="LENDSEG_SEG_MIN_REFITS: blocking minimum of clusterboot refits.")
+    eval_bootstrap: int = Field(default=2000, description="LENDSEG_EVAL_BOOTSTRAP: bootstrap resamples of the evaluations.")
     lock_timeout_s: float = Field(default=6 * 3600, description="Longest wait for another run's writer lock.")
 
     @classmethod
@@ -46,7 +48,8 @@ class Warehouse(dg.ConfigurableResource):
                    quarantine_max_share=s.quarantine_max_share, publish_keep=s.publish_keep,
                    orphan_max_share=s.orphan_max_share, model_dir=str(s.models_dir),
                    seg_review_confidence=s.seg_review_confidence, seg_stability_refits=s.seg_stability_refits,
-                   seg_silhouette_floor=s.seg_silhouette_floor)
+                   seg_silhouette_floor=s.seg_silhouette_floor, seg_min_refits=s.seg_min_refits,
+                   eval_bootstrap=s.eval_bootstrap)
 
     @property
     def settings(self) -> Settings:
@@ -58,7 +61,8 @@ class Warehouse(dg.ConfigurableResource):
                         quarantine_max_share=self.quarantine_max_share, publish_keep=self.publish_keep,
                         orphan_max_share=self.orphan_max_share, model_dir=Path(self.model_dir) if self.model_dir else None,
                         seg_review_confidence=self.seg_review_confidence, seg_stability_refits=self.seg_stability_refits,
-                        seg_silhouette_floor=self.seg_silhouette_floor)
+                        seg_silhouette_floor=self.seg_silhouette_floor, seg_min_refits=self.seg_min_refits,
+                        eval_bootstrap=self.eval_bootstrap)
 
     @property
     def pii_key(self) -> str:

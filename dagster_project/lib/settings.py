@@ -40,8 +40,10 @@ VARIABLES: list[tuple[str, str, str]] = [
     ("LENDSEG_LANDING_SENSOR_INTERVAL_S", "60", "How often the landing sensor looks for new files."),
     ("LENDSEG_MODEL_DIR", "$LENDSEG_DATA_DIR/models", "Segmentation model store: every model version, the registry and the segment catalog."),
     ("LENDSEG_SEG_REVIEW_CONFIDENCE", "0.1", "Clients scored with a segment confidence below this go to the review queue."),
-    ("LENDSEG_SEG_STABILITY_REFITS", "20", "clusterboot subsample refits per training (at least 20)."),
+    ("LENDSEG_SEG_STABILITY_REFITS", "20", "clusterboot subsample refits per training (at least LENDSEG_SEG_MIN_REFITS)."),
+    ("LENDSEG_SEG_MIN_REFITS", "20", "Blocking: a trained model's clusterboot needs at least this many refits. Keep 20; tests lower it to train fast."),
     ("LENDSEG_SEG_SILHOUETTE_FLOOR", "0.2", "Blocking silhouette floor of a trained segmentation model (a failing first model publishes rule-based segments)."),
+    ("LENDSEG_EVAL_BOOTSTRAP", "2000", "Bootstrap resamples behind the recommendation evaluation's 95 % intervals. Keep 2000; tests lower it."),
     ("DAGSTER_HOME", "$PWD/.dagster_home", "Dagster instance folder (run history); the README's commands create it."),
 ]
 
@@ -83,6 +85,8 @@ class Settings:
     seg_review_confidence: float = 0.1
     seg_stability_refits: int = 20
     seg_silhouette_floor: float = 0.2
+    seg_min_refits: int = 20
+    eval_bootstrap: int = 2000
 
     @property
     def models_dir(self) -> Path:
@@ -129,8 +133,10 @@ def load_settings() -> Settings:
         orphan_max_share=float(env_value("LENDSEG_ORPHAN_MAX_SHARE")),
         model_dir=_path("LENDSEG_MODEL_DIR", data_dir / "models"),
         seg_review_confidence=float(env_value("LENDSEG_SEG_REVIEW_CONFIDENCE")),
-        seg_stability_refits=max(20, int(env_value("LENDSEG_SEG_STABILITY_REFITS"))),
+        seg_stability_refits=max(int(env_value("LENDSEG_SEG_MIN_REFITS")), int(env_value("LENDSEG_SEG_STABILITY_REFITS"))),
         seg_silhouette_floor=float(env_value("LENDSEG_SEG_SILHOUETTE_FLOOR")),
+        seg_min_refits=int(env_value("LENDSEG_SEG_MIN_REFITS")),
+        eval_bootstrap=int(env_value("LENDSEG_EVAL_BOOTSTRAP")),
     )
 
 

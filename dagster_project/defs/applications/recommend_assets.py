@@ -25,7 +25,7 @@ from dagster_project.lib.tables import sql_literal
 from dagster_project.lib.warehouse import connect
 
 
-N_BOOTSTRAP = 2000
+N_BOOTSTRAP = 2000  # default of LENDSEG_EVAL_BOOTSTRAP (the asset reads the setting)
 HOLDINGS_WEIGHT = 0.5  # weight of the product-holding columns in the neighbour distance
 MODEL_VERSION = f"knn{rc.K_NEIGHBOURS}-playbook-v1"
 NUMERIC_FEATURES = ("log_revenue", "log_employees", "log_assets", "firm_age_years", "bureau_score",
@@ -268,7 +268,7 @@ def recommendation_evaluation(context: dg.AssetExecutionContext, warehouse: Ware
     6 months before the last snapshot; the outcome is the products first opened in those last 6 months.
     """
     with connect(warehouse.settings) as con:
-        ev = evaluate_recommendations(con)
+        ev = evaluate_recommendations(con, n_boot=warehouse.settings.eval_bootstrap)
         con.register("ev_df", ev)
         try:
             con.execute("BEGIN")

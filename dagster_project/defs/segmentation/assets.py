@@ -41,7 +41,7 @@ class K:
 CHECK_DESCRIPTIONS = {
     "segment_min_share": f"Every segment holds at least {seg.MIN_SEGMENT_SHARE:.0%} of the clients.",
     "silhouette_floor": f"Silhouette of the chosen k (seeded sample) is at least {seg.SILHOUETTE_FLOOR}.",
-    "stability_clusterboot": f"clusterboot: >= 20 refits on {seg.BOOTSTRAP_FRACTION:.0%} subsamples; every segment's "
+    "stability_clusterboot": f"clusterboot: >= 20 refits (LENDSEG_SEG_MIN_REFITS) on {seg.BOOTSTRAP_FRACTION:.0%} subsamples; every segment's "
                              f"mean best-match Jaccard >= {seg.JACCARD_FLOOR}; mean ARI reported.",
 }
 
