@@ -1,7 +1,7 @@
 """Product recommendations: eligibility rules, playbook, learned propensity, reason codes, evaluation maths.
 
 Pure functions only (no database, no Dagster): ``applications.py`` feeds them client rows computed in
-DuckDB. The rules are documented in ``docs/applications.md``; unit tests are in ``tests/test_applications.py``.
+DuckDB. The rules are documented in ``docs/applications.md``; unit tests are in ``tests/unit/applications/test_applications.py``.
 
 Score of a product for a client (only for products the client does not hold and is ELIGIBLE for)::
 

@@ -53,7 +53,7 @@ class Column:
     type: str  # DuckDB type the text must cast to: VARCHAR, BIGINT, DOUBLE, DATE, TIMESTAMP
     required: bool = False
     pii: Pii = None  # "drop": never read into DuckDB; "hmac": replaced by a keyed pseudonym
-    range: Range | None = None  # every numeric and date column has one (tests/test_contract.py)
+    range: Range | None = None  # every numeric and date column has one (tests/unit/ingest/test_contract.py)
 
     @property
     def stored_name(self) -> str:

@@ -4,7 +4,7 @@ dbt models carry their column descriptions (``persist_docs``); Python-written ta
 audit store get theirs here. At publish time a column without a comment in the build database takes, in
 order: its entry in :data:`COLUMN_DOCS`, the comment of the same column in the table it is inherited
 from (:data:`INHERITS`), or - for ``<feature>_population`` columns - a sentence built from ``<feature>``.
-``tests/test_catalog.py`` fails on any published column left without a comment.
+``tests/unit/publish/test_catalog.py`` fails on any published column left without a comment.
 """
 
 from __future__ import annotations

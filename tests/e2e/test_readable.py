@@ -9,8 +9,9 @@ import duckdb
 import pytest
 
 from conftest import Workspace, make_workspace
+from dagster_project.lib.settings import PROJECT_ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = PROJECT_ROOT
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 

@@ -6,7 +6,6 @@ Data: generator seed 2029, which the model was never tuned on (tuning used seeds
 """
 
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -179,4 +178,6 @@ def test_override_expires_when_the_size_class_changes(ws: Workspace) -> None:
     assert "review_expired_attributes_changed" in got.review_reason
     decisions = q(ws, "SELECT count(*) AS n FROM marts.segment_review_queue WHERE client_key = ?", [key])
     assert decisions.n[0] == 1
-    assert os.environ.get("LENDSEG_PII_KEY") is None or True
+    # the expired decision stays on record, with what its reviewer saw (one row: one decision for this client)
+    seen = q(ws, "SELECT seen_segment_id FROM ml.review_decision_context WHERE client_key = ?", [key])
+    assert len(seen) == 1 and seen.seen_segment_id.notna().all()

@@ -24,10 +24,11 @@ import duckdb
 import pytest
 
 from conftest import Workspace, make_workspace
+from dagster_project.lib.settings import PROJECT_ROOT
 
 pytestmark = pytest.mark.e2e
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = PROJECT_ROOT
 BIN = Path(sys.executable).parent
 LOCATION, REPOSITORY = "lendseg", "__repository__"
 SERVER_START_TIMEOUT_S = 180

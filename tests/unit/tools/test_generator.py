@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 import dagster_project.tools.demo.accounts as gen
+from dagster_project.lib.settings import PROJECT_ROOT
 from dagster_project.tools.demo.generate import (
     ARCHETYPES,
     BUREAU_COLUMNS,
@@ -25,7 +26,7 @@ from dagster_project.tools.demo.generate import (
     generate,
 )
 
-SEEDS = Path(__file__).resolve().parents[1] / "dbt" / "seeds"
+SEEDS = PROJECT_ROOT / "dbt" / "seeds"
 END_MONTH = date(2026, 10, 1)
 MONTHS = 18
 N_CLIENTS = 2000

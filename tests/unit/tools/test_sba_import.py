@@ -9,6 +9,7 @@ import pytest
 from conftest import LENDSEG
 from dagster_project.defs.ingest import contract
 from dagster_project.tools.sba_import import map_naics, naics_mapping, parse_amount, parse_date
+from dagster_project.lib.settings import PROJECT_ROOT
 
 SAMPLE = Path("/work/shared/data/sba/sba_loans_sample.csv")
 HEADER = ("LoanNr_ChkDgt,Name,City,State,Zip,Bank,BankState,NAICS,ApprovalDate,ApprovalFY,Term,NoEmp,NewExist,"
@@ -32,8 +33,8 @@ def test_parsers_and_naics_mapping() -> None:
     assert [x.strftime("%Y-%m-%d") for x in d] == ["1997-02-28", "1997-02-28", "2014-01-01"]
     m = map_naics(pd.Series(["451120", "722410", "541511", "0", "", "311811", "999999"]), naics_mapping())
     assert m.tolist() == ["F52", "H62", "I65", None, None, "C", None]
-    seed = pd.read_csv(Path(__file__).parent.parent / "dbt" / "seeds" / "naics_gbt4754.csv", dtype=str)
-    sections = set(pd.read_csv(Path(__file__).parent.parent / "dbt" / "seeds" / "industry_sections.csv").section_code)
+    seed = pd.read_csv(PROJECT_ROOT / "dbt" / "seeds" / "naics_gbt4754.csv", dtype=str)
+    sections = set(pd.read_csv(PROJECT_ROOT / "dbt" / "seeds" / "industry_sections.csv").section_code)
     assert seed.naics_prefix.is_unique and set(seed.gbt4754_code.str[0]) <= sections
 
 

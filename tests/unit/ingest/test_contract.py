@@ -6,7 +6,7 @@ from pathlib import Path
 
 import duckdb
 
-from dagster_project.lib.settings import DEMO_PII_KEY, key_id_for
+from dagster_project.lib.settings import PROJECT_ROOT, DEMO_PII_KEY, key_id_for
 from dagster_project.defs.ingest.contract import (AMOUNT_CEILING_CNY, PII_COLUMNS, SOURCES, mask, missing_columns, ranged_columns,
                                       unexpected_columns)
 
@@ -54,7 +54,7 @@ def test_key_id_is_stable_and_does_not_reveal_key() -> None:
 
 # --- ranges (issue 12): every value the contract accepts fits every type a later stage casts it to --------------
 
-DBT = Path(__file__).resolve().parent.parent / "dbt"
+DBT = PROJECT_ROOT / "dbt"
 
 
 def test_every_numeric_and_date_column_has_a_range_with_a_basis() -> None:
@@ -114,7 +114,7 @@ def test_dbt_decimal_casts_hold_every_value_the_contract_accepts() -> None:
 
 
 def test_ranges_table_in_the_docs_matches_the_contract() -> None:
-    doc = (Path(__file__).resolve().parent.parent / "docs" / "landing_contract.md").read_text(encoding="utf-8")
+    doc = (PROJECT_ROOT / "docs" / "landing_contract.md").read_text(encoding="utf-8")
     table = doc.split("## Ranges", 1)[1].split("\n## ", 1)[0]
     for src in SOURCES.values():
         for c in ranged_columns(src):

@@ -1,0 +1,132 @@
+"""Upgrade in place: an installation made by the previous release keeps working with this code.
+
+The previous release (PREVIOUS, the commit before the stage-folder layout) is taken from this repository's
+own history with ``git archive`` and run with the same virtualenv (its imports resolve to the archive via
+PYTHONPATH). It builds a complete installation - data dir, build database, model store, delivery ledger,
+audit store, published versions - including a review override. Then the current code runs on it, and the
+test checks that segment ids, the override, the ledger and the audit history are kept, and that readers
+see the same catalogue.
+"""
+
+import subprocess
+import sys
+import tarfile
+from collections import Counter
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+
+from conftest import CATALOGUE_SNAPSHOT, Workspace, make_workspace, published_catalogue
+from dagster_project.lib.pseudonymise import pseudonymise
+from dagster_project.lib.settings import PROJECT_ROOT, DEMO_PII_KEY
+
+pytestmark = pytest.mark.e2e
+
+PREVIOUS = "2749259"  # main before issue 14 (flat dagster_project/, application tables written into marts)
+REPO = PROJECT_ROOT
+
+
+def q(path: Path, sql: str, params: list | None = None) -> pd.DataFrame:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return con.execute(sql, params or []).df()
+    finally:
+        con.close()
+
+
+def previous_release(dest: Path) -> Path:
+    """The previous release's source tree, from git history (a fresh clone has it)."""
+    archive = dest.with_suffix(".tar")
+    proc = subprocess.run(["git", "-C", str(REPO), "archive", "--format=tar", "-o", str(archive), PREVIOUS],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, f"git archive {PREVIOUS} failed (is this a full clone?): {proc.stderr}"
+    with tarfile.open(archive) as tar:
+        tar.extractall(dest, filter="data")
+    return dest
+
+
+def run_previous(ws: Workspace, source: Path, *args: str) -> subprocess.CompletedProcess:
+    env = ws.env(PYTHONPATH=str(source))
+    proc = subprocess.run([sys.executable, "-c", "import sys; from dagster_project.cli import main; sys.exit(main())",
+                           *args], cwd=ws.root, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, f"previous release: lendseg {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-4000:]}"
+    return proc
+
+
+@pytest.fixture(scope="module")
+def upgraded(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    root = tmp_path_factory.mktemp("upgrade")
+    source = previous_release(root / "previous")
+    ws = make_workspace(root / "install")
+    # A review override delivered with the first deliveries: the reviewer moves one client to segment 1.
+    clients = pd.read_csv(next((ws.landing / "clients").glob("*.csv")), dtype=str, keep_default_na=False)
+    client_id = clients.client_id.iloc[7]
+    folder = ws.landing / "review_decisions"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "review_decisions_001.csv").write_text(
+        "client_id,decision,segment_id,reviewer,decided_at,comment\n"
+        f"{client_id},override,1,RM0042,2026-10-20 10:00:00,belongs with its parent group\n", encoding="utf-8")
+    run_previous(ws, source, "run", "--demo")
+    before = {
+        "segments": q(ws.warehouse, "SELECT client_key, segment_id, final_segment_id, assignment_source "
+                                    "FROM marts.client_segments ORDER BY client_key"),
+        "dim_segment": q(ws.warehouse, "SELECT segment_id, segment_name FROM marts.dim_segment ORDER BY 1"),
+        "ledger": q(ws.data / "build" / "build.duckdb", "SELECT source, file_name, checksum, status, ingested_at "
+                                                        "FROM raw._deliveries ORDER BY ALL"),
+        "audit": q(ws.warehouse, "SELECT * FROM audit.data_quality_results ORDER BY ALL"),
+        "registry": (ws.data / "models" / "registry.jsonl").read_text(),
+        "warnings": q(ws.warehouse, "SELECT warning_id, opened_at, cleared_at FROM marts.risk_early_warnings ORDER BY ALL"),
+    }
+    proc = ws.lendseg("run", "--demo")
+    return {"ws": ws, "before": before, "client_key": pseudonymise(DEMO_PII_KEY, client_id), "run": proc}
+
+
+def test_the_upgraded_run_ingests_nothing_again_and_publishes_a_new_version(upgraded: dict) -> None:
+    ws: Workspace = upgraded["ws"]
+    ledger = q(ws.data / "build" / "build.duckdb", "SELECT source, file_name, checksum, status, ingested_at "
+                                                  "FROM raw._deliveries ORDER BY ALL")
+    pd.testing.assert_frame_equal(ledger, upgraded["before"]["ledger"])  # every delivery known: nothing re-ingested
+    info = q(ws.warehouse, "SELECT version FROM audit.publish_info")
+    assert info.version[0] == "v000002"
+
+
+def test_segment_ids_names_and_the_review_override_are_kept(upgraded: dict) -> None:
+    ws: Workspace = upgraded["ws"]
+    before = upgraded["before"]
+    after = q(ws.warehouse, "SELECT client_key, segment_id, final_segment_id, assignment_source "
+                            "FROM marts.client_segments ORDER BY client_key")
+    pd.testing.assert_frame_equal(after, before["segments"])
+    pd.testing.assert_frame_equal(q(ws.warehouse, "SELECT segment_id, segment_name FROM marts.dim_segment ORDER BY 1"),
+                                  before["dim_segment"])
+    mine = after[after.client_key == upgraded["client_key"]].iloc[0]
+    assert mine.assignment_source == "review" and int(mine.final_segment_id) == 1
+    registry = (ws.data / "models" / "registry.jsonl").read_text()
+    assert registry == before["registry"]  # same champion, no retrain, no new version
+
+
+def test_audit_and_warning_history_are_kept(upgraded: dict) -> None:
+    ws: Workspace = upgraded["ws"]
+    before = upgraded["before"]
+    audit = q(ws.warehouse, "SELECT * FROM audit.data_quality_results ORDER BY ALL")
+    old = before["audit"]
+    assert len(audit) > len(old)
+    rows = Counter(map(repr, audit[list(old.columns)].itertuples(index=False)))
+    assert not Counter(map(repr, old.itertuples(index=False))) - rows  # every previous result is still there, unchanged
+    pd.testing.assert_frame_equal(
+        q(ws.warehouse, "SELECT warning_id, opened_at, cleared_at FROM marts.risk_early_warnings ORDER BY ALL"),
+        before["warnings"])
+
+
+def test_readers_see_the_same_catalogue_and_python_no_longer_writes_into_marts(upgraded: dict) -> None:
+    import csv
+
+    ws: Workspace = upgraded["ws"]
+    with CATALOGUE_SNAPSHOT.open() as f:
+        expected = [tuple(r) for r in list(csv.reader(f))[1:]]
+    assert published_catalogue(ws.warehouse) == expected
+    build = ws.data / "build" / "build.duckdb"
+    app = set(q(build, "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'app'").table_name)
+    marts = set(q(build, "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'marts'").table_name)
+    assert "client_product_recommendations" in app and not app & marts
