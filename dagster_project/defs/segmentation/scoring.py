@@ -33,6 +33,23 @@ REVIEW_CONTEXT_SQL = """
                       WHERE c.client_key = r.client_key AND c.decided_at = r.decided_at)"""
 
 
+def write_assignments(con, version: str, as_of, scored_at) -> None:
+    """From ``ml._scoring`` (inside the caller's transaction): each new review decision's context, the current
+    assignments and this as-of date's snapshot (a rescoring of the same date replaces it)."""
+    # What each new review decision's reviewer saw: the client's latest snapshot BEFORE this scoring
+    # (what was published when they decided), else this scoring's values. Recorded once per decision.
+    if con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'raw' "
+                   "AND table_name = 'review_decisions'").fetchone()[0]:
+        con.execute(REVIEW_CONTEXT_SQL, [as_of, scored_at])
+    con.execute("CREATE OR REPLACE TABLE ml.segment_assignments AS SELECT client_key, segment_id, confidence, "
+                "low_confidence, ?::VARCHAR AS model_version, ?::DATE AS as_of_date, ?::TIMESTAMP AS scored_at "
+                "FROM ml._scoring ORDER BY client_key", [version, as_of, scored_at])
+    con.execute("DELETE FROM ml.segment_assignment_snapshots WHERE as_of_date = ?", [as_of])
+    con.execute("INSERT INTO ml.segment_assignment_snapshots SELECT ?::DATE, client_key, segment_id, confidence, ?, "
+                "size_class, rating_grade, industry_code, ?::TIMESTAMP FROM ml._scoring ORDER BY client_key",
+                [as_of, version, scored_at])
+
+
 @dataclass
 class Scored:
     version: str
@@ -115,18 +132,7 @@ def score_all(settings: Settings, run_id: str, log=None, job_name: str = "") -> 
         drift["status"] = drift.psi.map(seg.psi_status)
         con.execute("BEGIN TRANSACTION")
         try:
-            # What each new review decision's reviewer saw: the client's latest snapshot BEFORE this scoring
-            # (what was published when they decided), else this scoring's values. Recorded once per decision.
-            if con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'raw' "
-                           "AND table_name = 'review_decisions'").fetchone()[0]:
-                con.execute(REVIEW_CONTEXT_SQL, [as_of, scored_at])
-            con.execute("CREATE OR REPLACE TABLE ml.segment_assignments AS SELECT client_key, segment_id, confidence, "
-                        "low_confidence, ?::VARCHAR AS model_version, ?::DATE AS as_of_date, ?::TIMESTAMP AS scored_at "
-                        "FROM ml._scoring ORDER BY client_key", [version, as_of, scored_at])
-            con.execute("DELETE FROM ml.segment_assignment_snapshots WHERE as_of_date = ?", [as_of])
-            con.execute("INSERT INTO ml.segment_assignment_snapshots SELECT ?::DATE, client_key, segment_id, confidence, ?, "
-                        "size_class, rating_grade, industry_code, ?::TIMESTAMP FROM ml._scoring ORDER BY client_key",
-                        [as_of, version, scored_at])
+            write_assignments(con, version, as_of, scored_at)
             con.execute("DELETE FROM ml.model_drift WHERE as_of_date = ? AND model_version = ?", [as_of, version])
             con.register("_drift", drift)
             con.execute("INSERT INTO ml.model_drift SELECT ?::DATE, ?, kind, feature, psi, status, ?::TIMESTAMP FROM _drift",
@@ -157,16 +163,7 @@ def score_rules(settings: Settings, run_id: str, boot: dict | None) -> Scored:
                         "NULL::DOUBLE AS confidence, false AS low_confidence, f.size_class, f.rating_grade, "
                         "d.industry_code FROM marts.client_features f "
                         "JOIN marts.dim_client d ON d.client_key = f.client_key")
-            if con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'raw' "
-                           "AND table_name = 'review_decisions'").fetchone()[0]:
-                con.execute(REVIEW_CONTEXT_SQL, [as_of, scored_at])
-            con.execute("CREATE OR REPLACE TABLE ml.segment_assignments AS SELECT client_key, segment_id, confidence, "
-                        "low_confidence, ?::VARCHAR AS model_version, ?::DATE AS as_of_date, ?::TIMESTAMP AS scored_at "
-                        "FROM ml._scoring ORDER BY client_key", [rules.RULES_VERSION, as_of, scored_at])
-            con.execute("DELETE FROM ml.segment_assignment_snapshots WHERE as_of_date = ?", [as_of])
-            con.execute("INSERT INTO ml.segment_assignment_snapshots SELECT ?::DATE, client_key, segment_id, confidence, ?, "
-                        "size_class, rating_grade, industry_code, ?::TIMESTAMP FROM ml._scoring ORDER BY client_key",
-                        [as_of, rules.RULES_VERSION, scored_at])
+            write_assignments(con, rules.RULES_VERSION, as_of, scored_at)
             mix = dict(con.execute("SELECT segment_id, count(*) FROM ml._scoring GROUP BY 1 ORDER BY 1").fetchall())
             con.execute("DROP TABLE ml._scoring")
             con.execute("COMMIT")
