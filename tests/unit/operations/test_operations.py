@@ -1,32 +1,18 @@
-"""Operations: jobs, schedules, sensors, alerts, the run queue and one writer at a time - incl. SIGKILL recovery.
-
-The slow tests share one generated workspace (300 clients, 6 months): the fixture launches two
-`lendseg run --demo` at the same moment; later tests kill runs with SIGKILL during dbt and during publish.
-"""
+"""Operations: jobs, schedules, sensors, alerts and the run queue (the runs themselves: tests/e2e/test_operations_e2e.py)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import signal
-import subprocess
 import time
 import uuid
 from datetime import datetime
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 import pytest
 
-from conftest import LENDSEG, Workspace, make_workspace
-
 os.environ.setdefault("LENDSEG_AUTOMATION", "off")
-
-WRITING_STEPS_EVENTS = (dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS,
-                        dg.DagsterEventType.STEP_FAILURE)
-
 
 # ======================================================================== definitions (fast)
 
@@ -242,161 +228,3 @@ def test_failure_alert_record_has_the_fields_and_no_clear_identifier(tmp_path: P
     # keys, run ids, dates and versions stay readable
     kept = "key 3f2a9c" + "0" * 58 + f" run {result.run_id} on 2026-10-01 v1.5.0"
     assert redact(kept) == kept
-
-
-# ======================================================================== one writer at a time, SIGKILL (slow)
-
-def _instance(ws: Workspace) -> dg.DagsterInstance:
-    return dg.DagsterInstance.from_config(str(ws.root / "dagster_home"))
-
-
-def _step_times(instance: dg.DagsterInstance, run_id: str) -> list[tuple[str, str, float]]:
-    out = []
-    for entry in instance.all_logs(run_id):
-        ev = entry.dagster_event
-        if ev is not None and ev.event_type in WRITING_STEPS_EVENTS:
-            out.append((ev.event_type.value, ev.step_key, entry.timestamp))
-    return out
-
-
-def _sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _dim_client_rows(path: Path) -> int:
-    con = duckdb.connect(str(path), read_only=True)
-    try:
-        return con.execute("SELECT count(*) FROM marts.dim_client").fetchone()[0]
-    finally:
-        con.close()
-
-
-def _popen_run(ws: Workspace, **env: str) -> subprocess.Popen:
-    return subprocess.Popen([LENDSEG, "run", "--demo"], cwd=ws.root, env=ws.env(LENDSEG_AUTOMATION="off", **env),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-
-
-def _new_run_id(instance: dg.DagsterInstance, known: set[str], proc: subprocess.Popen, timeout: float = 120) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        fresh = [r.run_id for r in instance.get_runs() if r.run_id not in known]
-        if fresh:
-            return fresh[0]
-        assert proc.poll() is None, f"lendseg run exited early:\n{proc.stdout.read()[-3000:]}"
-        time.sleep(0.2)
-    raise AssertionError("the run never appeared in the instance")
-
-
-def _wait_for_step_start(instance: dg.DagsterInstance, run_id: str, step: str, proc: subprocess.Popen,
-                         timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if any(t == "STEP_START" and s == step for t, s, _ in _step_times(instance, run_id)):
-            return
-        assert proc.poll() is None, f"lendseg run exited before step {step}:\n{proc.stdout.read()[-3000:]}"
-        time.sleep(0.2)
-    raise AssertionError(f"step {step} never started")
-
-
-def _publish_temp_files(ws: Workspace) -> set[str]:
-    """Hidden temp files a publish writes before its atomic swap (version file being written)."""
-    out = set()
-    for folder in (ws.warehouse.parent / "published_versions", ws.warehouse.parent):
-        try:
-            with os.scandir(folder) as it:
-                out |= {f"{folder}/{e.name}" for e in it
-                        if e.name.startswith(".") and e.name.endswith((".writing", ".publishing"))}
-        except FileNotFoundError:
-            pass
-    return out
-
-
-def _kill_group(proc: subprocess.Popen) -> None:
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=30)
-    proc.stdout.close()
-
-
-@pytest.fixture(scope="module")
-def ops_ws(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """A workspace whose first two runs were launched at the same moment."""
-    ws = make_workspace(tmp_path_factory.mktemp("ops"), clients=300, months=6)
-    t0 = time.monotonic()
-    procs = [_popen_run(ws) for _ in range(2)]
-    try:
-        outs = [p.communicate(timeout=900)[0] for p in procs]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                os.killpg(p.pid, signal.SIGKILL)
-    return {"ws": ws, "codes": [p.returncode for p in procs], "outs": outs, "seconds": time.monotonic() - t0}
-
-
-@pytest.mark.e2e
-def test_two_runs_at_the_same_moment_both_succeed_and_never_overlap(ops_ws: dict) -> None:
-    ws = ops_ws["ws"]
-    assert ops_ws["codes"] == [0, 0], "\n\n".join(o[-3000:] for o in ops_ws["outs"])
-    instance = _instance(ws)
-    try:
-        runs = instance.get_runs()
-        assert len(runs) == 2 and all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
-        spans = []
-        for run in runs:
-            times = _step_times(instance, run.run_id)
-            steps = {s for _, s, _ in times}
-            assert {"dbt_models", "published_warehouse"} <= steps
-            start = instance.get_run_record_by_id(run.run_id).start_time
-            spans.append((min(t for _, _, t in times), max(t for _, _, t in times), start))
-        (a0, a1, a_start), (b0, b1, b_start) = sorted(spans)
-        assert a1 <= b0, f"writing steps overlap: first run {a0:.1f}-{a1:.1f}, second {b0:.1f}-{b1:.1f}"
-        assert b_start < a1, "the second run did not start while the first was writing (no contention tested)"
-    finally:
-        instance.dispose()
-    assert _dim_client_rows(ws.warehouse) > 0
-
-
-@pytest.mark.e2e
-def test_sigkill_during_dbt_and_during_publish_needs_no_cleanup(ops_ws: dict) -> None:
-    ws = ops_ws["ws"]
-    before, rows = _sha(ws.warehouse), _dim_client_rows(ws.warehouse)
-    instance = _instance(ws)
-    try:
-        # 1. killed during dbt (a few seconds into `dbt build`)
-        known = {r.run_id for r in instance.get_runs()}
-        proc = _popen_run(ws)
-        try:
-            run_id = _new_run_id(instance, known, proc)
-            _wait_for_step_start(instance, run_id, "dbt_models", proc)
-            time.sleep(3)
-        finally:
-            _kill_group(proc)
-        assert proc.returncode == -signal.SIGKILL
-        assert not any(s == "published_warehouse" for _, s, _ in _step_times(instance, run_id))
-        assert _sha(ws.warehouse) == before and _dim_client_rows(ws.warehouse) == rows
-
-        # 2. the next run gets through dbt on the killed build database, and is killed while publishing
-        known.add(run_id)
-        pending = _publish_temp_files(ws)
-        proc = _popen_run(ws)
-        try:
-            run_id2 = _new_run_id(instance, known, proc)
-            _wait_for_step_start(instance, run_id2, "dbt_models", proc)
-            # kill the moment the new version file is being written (a hidden *.writing file appears)
-            deadline = time.monotonic() + 300
-            while not _publish_temp_files(ws) - pending:
-                assert time.monotonic() < deadline, "publish never started writing"
-                assert proc.poll() is None, f"run exited before publishing:\n{proc.stdout.read()[-3000:]}"
-                time.sleep(0.002)
-        finally:
-            _kill_group(proc)
-        events = _step_times(instance, run_id2)
-        assert ("STEP_SUCCESS", "dbt_models") in [(t, s) for t, s, _ in events]
-        assert ("STEP_SUCCESS", "published_warehouse") not in [(t, s) for t, s, _ in events]
-        assert _sha(ws.warehouse) == before and _dim_client_rows(ws.warehouse) == rows
-    finally:
-        instance.dispose()
-
-    # 3. no clean-up: the next run takes the writer lock and succeeds
-    proc = ws.lendseg("run", "--demo", LENDSEG_AUTOMATION="off")
-    assert "succeeded" in proc.stdout
-    assert _dim_client_rows(ws.warehouse) == rows
