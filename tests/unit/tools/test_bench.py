@@ -1,12 +1,8 @@
-"""Smoke test of the benchmark script at the smallest size (timings are reported, never asserted)."""
+"""The benchmark script's helpers (the smoke run: tests/e2e/test_bench_e2e.py)."""
 
-import json
 import os
-from pathlib import Path
 
-import pytest
-
-from dagster_project.tools.bench import _step_group, to_markdown, tree_rss_mb
+from dagster_project.tools.bench import _step_group, tree_rss_mb
 
 
 def test_tree_rss_counts_this_process() -> None:
@@ -17,18 +13,3 @@ def test_step_groups() -> None:
     assert _step_group("raw_clients") == "ingest"
     assert _step_group("dbt_models") == "dbt"
     assert _step_group("published_warehouse") == "publish"
-
-
-@pytest.mark.e2e
-def test_bench_smoke(tmp_path: Path) -> None:
-    from dagster_project.tools.bench import run_bench
-
-    report = run_bench(clients=400, months=6, fmt="parquet", out_dir=tmp_path)
-    saved = json.loads((tmp_path / "bench-400-6m-parquet.json").read_text())
-    assert saved["pipeline_wall_s"] == report["pipeline_wall_s"] > 0
-    assert report["peak_tree_rss_mb"] > 100 and report["floor_wall_s"] > 0
-    assert {s["step"] for s in report["steps"]} >= {"raw_clients", "raw_credit_bureau", "raw_product_usage",
-                                                    "dbt_models", "published_warehouse"}
-    assert report["rows_ingested"] > 400 and set(report["floor"]) >= {"ingest", "model_fit_score", "publish"}
-    md = (tmp_path / "bench-400-6m-parquet.md").read_text()
-    assert md == to_markdown(report) and "| raw_product_usage | ingest |" in md
