@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from dagster_project.defs.segmentation import model as seg
+from dagster_project.defs.segmentation import naming
 from dagster_project.defs.segmentation.charts import k_curve_png, profile_png
 from dagster_project.defs.segmentation.registry import (append_event, next_version, utc_now, write_json, catalog,
                                                         champion, load_meta, load_pipeline, model_dir)
@@ -21,7 +22,7 @@ TRAINING_CHECKS = ("segment_min_share", "silhouette_floor", "stability_clusterbo
 
 
 def feature_sql(extra: str = "") -> str:
-    cols = ", ".join(f"f.{c}" for c in dict.fromkeys((*seg.SOURCE_COLUMNS, *seg.PROFILE_COLUMNS)))
+    cols = ", ".join(f"f.{c}" for c in dict.fromkeys((*seg.SOURCE_COLUMNS, *naming.PROFILE_COLUMNS)))
     return f"SELECT f.client_key, {cols}{extra} FROM marts.client_features f"
 
 
@@ -74,11 +75,11 @@ def train_version(settings: Settings, run_id: str, log=None, frame: pd.DataFrame
         m = seg.Matching({int(c): next_id + i for i, c in enumerate(sorted(set(labels)))}, {},
                          [next_id + i for i in range(len(set(labels)))], [], {int(c): 0.0 for c in set(labels)})
     ids = np.array([m.mapping[int(v)] for v in labels])
-    profile = seg.profile_segments(frame, ids)
-    generated = {sid: seg.name_segment(profile[profile.segment == sid]) for sid in sorted(set(ids))}
+    profile = naming.profile_segments(frame, ids)
+    generated = {sid: naming.name_segment(profile[profile.segment == sid]) for sid in sorted(set(ids))}
     names = {sid: cat[sid]["name"] for sid in m.kept.values() if sid in cat}
     taken = set(names.values())
-    new_names = seg.unique_names({sid: generated[sid][0] for sid in generated if sid not in names}, taken)
+    new_names = naming.unique_names({sid: generated[sid][0] for sid in generated if sid not in names}, taken)
     names |= new_names
     shares = pd.Series(ids).value_counts(normalize=True).sort_index()
     sil = float(curve.loc[curve.k == k_requested, "silhouette"].iloc[0])

@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from dagster_project.defs.segmentation import model as seg
+from dagster_project.defs.segmentation import naming
 
 
 def synthetic(n: int = 600, seed: int = 0) -> pd.DataFrame:
@@ -124,15 +125,15 @@ def test_psi_conventions() -> None:
 
 def test_names_from_profiles() -> None:
     df = synthetic(800, seed=3)
-    prof = seg.profile_segments(df, df.truth.to_numpy())
-    names = {s: seg.name_segment(prof[prof.segment == s])[0] for s in range(4)}
+    prof = naming.profile_segments(df, df.truth.to_numpy())
+    names = {s: naming.name_segment(prof[prof.segment == s])[0] for s in range(4)}
     assert names[0] == "prime large manufacturers"
     assert names[1] == "near-prime small tech firms"
     assert names[2] == "high-risk micro service start-ups"
     assert names[3] == "stressed mid-sized contractors"
-    desc = seg.name_segment(prof[prof.segment == 0])[1]
+    desc = naming.name_segment(prof[prof.segment == 0])[1]
     assert "clients" in desc and "median bureau score" in desc
-    assert seg.unique_names({1: "a", 2: "a", 3: "b"}, {"b"}) == {1: "a", 2: "a (segment 2)", 3: "b (segment 3)"}
+    assert naming.unique_names({1: "a", 2: "a", 3: "b"}, {"b"}) == {1: "a", 2: "a (segment 2)", 3: "b (segment 3)"}
 
 
 def test_fingerprint_changes_with_data() -> None:
