@@ -19,6 +19,7 @@ LENDSEG = str(Path(sys.executable).parent / "lendseg")
 @dataclass
 class Workspace:
     root: Path
+    first_run: subprocess.CompletedProcess | None = None  # published_ws: the run that built it
 
     @property
     def data(self) -> Path:
@@ -69,9 +70,25 @@ def published_catalogue(path: Path) -> list[tuple[str, str, str, str]]:
         con.close()
 
 
-@pytest.fixture(scope="module")
-def demo_ws(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
-    """A small generated delivery set, run once through the whole pipeline with the demo key."""
-    ws = make_workspace(tmp_path_factory.mktemp("e2e"))
-    ws.lendseg("run", "--demo")
+@pytest.fixture(scope="session")
+def published_ws(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
+    """READ ONLY: a small generated delivery set, run once through daily_refresh with the demo key.
+
+    Shared by every test that only reads the result (published file, run output, event log). A test that
+    runs the pipeline again, adds deliveries or otherwise writes takes a copy (``demo_ws``, ``copy_workspace``).
+    """
+    ws = make_workspace(tmp_path_factory.mktemp("published"))
+    ws.first_run = ws.lendseg("run", "--demo", timeout=900)
     return ws
+
+
+def copy_workspace(ws: Workspace, dest: Path) -> Workspace:
+    """A private copy of ``ws`` at ``dest`` (cp -a keeps hard links: the published file stays its version file)."""
+    subprocess.run(["cp", "-a", str(ws.root), str(dest)], check=True)
+    return Workspace(dest)
+
+
+@pytest.fixture(scope="module")
+def demo_ws(published_ws: Workspace, tmp_path_factory: pytest.TempPathFactory) -> Workspace:
+    """A module's own copy of the published workspace, for tests that run the pipeline again or change files."""
+    return copy_workspace(published_ws, tmp_path_factory.mktemp("e2e") / "ws")

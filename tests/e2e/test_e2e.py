@@ -1,7 +1,6 @@
 """End to end through Dagster: generated deliveries -> ingest -> dbt -> published file, via the real CLI."""
 
 import hashlib
-import shutil
 from pathlib import Path
 
 import duckdb
@@ -49,19 +48,19 @@ def sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_dim_client_has_one_row_per_delivered_client(demo_ws: Workspace) -> None:
+def test_dim_client_has_one_row_per_delivered_client(published_ws: Workspace) -> None:
     con = duckdb.connect()
     delivered = con.execute(
-        f"SELECT count(DISTINCT client_id) FROM read_csv('{demo_ws.landing}/clients/*.csv', all_varchar=true)").fetchone()[0]
-    pub = duckdb.connect(str(demo_ws.warehouse), read_only=True)
+        f"SELECT count(DISTINCT client_id) FROM read_csv('{published_ws.landing}/clients/*.csv', all_varchar=true)").fetchone()[0]
+    pub = duckdb.connect(str(published_ws.warehouse), read_only=True)
     n, distinct = pub.execute("SELECT count(*), count(DISTINCT client_key) FROM marts.dim_client").fetchone()
     assert n == distinct == delivered > 0
 
 
-def test_no_clear_identifier_in_any_published_text_column(demo_ws: Workspace) -> None:
+def test_no_clear_identifier_in_any_published_text_column(published_ws: Workspace) -> None:
     con = duckdb.connect()
-    con.execute(f"ATTACH '{demo_ws.warehouse}' AS pub (READ_ONLY)")
-    lit = lambda src: f"read_csv('{demo_ws.landing}/{src}/*.csv', all_varchar=true)"  # noqa: E731
+    con.execute(f"ATTACH '{published_ws.warehouse}' AS pub (READ_ONLY)")
+    lit = lambda src: f"read_csv('{published_ws.landing}/{src}/*.csv', all_varchar=true)"  # noqa: E731
     con.execute(f"""CREATE TEMP TABLE ids AS SELECT DISTINCT v FROM (
         SELECT unnest([legal_name, registration_no, contact_email, contact_phone, client_id]) AS v FROM {lit('clients')}
         UNION ALL SELECT unnest([account_id, client_id]) FROM {lit('product_usage')}
@@ -76,25 +75,25 @@ def test_no_clear_identifier_in_any_published_text_column(demo_ws: Workspace) ->
         assert hits == 0, f"{schema}.{table}.{col} contains clear identifiers"
 
 
-def test_published_file_opens_in_duckdb_cli_named_in_readme(demo_ws: Workspace) -> None:
+def test_published_file_opens_in_duckdb_cli_named_in_readme(published_ws: Workspace) -> None:
     import subprocess
     import sys
 
     cli = Path(sys.executable).parent / "duckdb"
-    out = subprocess.run([str(cli), "-readonly", str(demo_ws.warehouse), "-csv", "-c",
+    out = subprocess.run([str(cli), "-readonly", str(published_ws.warehouse), "-csv", "-c",
                           "SELECT count(*) FROM marts.dim_client"], capture_output=True, text=True, check=True)
     assert int(out.stdout.strip().splitlines()[-1]) > 0
 
 
-def test_lendseg_sql_answers(demo_ws: Workspace) -> None:
-    out = demo_ws.lendseg("sql", "SELECT count(*) AS n FROM marts.dim_client", "--format", "csv").stdout
+def test_lendseg_sql_answers(published_ws: Workspace) -> None:
+    out = published_ws.lendseg("sql", "SELECT count(*) AS n FROM marts.dim_client", "--format", "csv").stdout
     assert out.splitlines()[0] == "n" and int(out.splitlines()[1]) > 0
 
 
-def test_run_is_recorded_in_dagster_home(demo_ws: Workspace) -> None:
+def test_run_is_recorded_in_dagster_home(published_ws: Workspace) -> None:
     import dagster as dg
 
-    instance = dg.DagsterInstance.from_config(str(demo_ws.root / "dagster_home"))
+    instance = dg.DagsterInstance.from_config(str(published_ws.root / "dagster_home"))
     runs = instance.get_runs()
     assert runs and runs[-1].job_name == "daily_refresh" and runs[-1].status == dg.DagsterRunStatus.SUCCESS
 
@@ -137,7 +136,7 @@ def test_run_with_a_different_key_is_refused(demo_ws: Workspace) -> None:
     assert sha(demo_ws.warehouse) == before
 
 
-def test_published_catalogue_matches_the_committed_snapshot(demo_ws: Workspace) -> None:
+def test_published_catalogue_matches_the_committed_snapshot(published_ws: Workspace) -> None:
     """Readers see the same schema.table.column and type as the release the snapshot was taken from (2749259).
 
     A deliberate change to the published catalogue updates tests/snapshots/published_catalogue.csv in the same
@@ -147,7 +146,7 @@ def test_published_catalogue_matches_the_committed_snapshot(demo_ws: Workspace) 
 
     with CATALOGUE_SNAPSHOT.open() as f:
         expected = [tuple(r) for r in list(csv.reader(f))[1:]]
-    actual = published_catalogue(demo_ws.warehouse)
+    actual = published_catalogue(published_ws.warehouse)
     missing, extra = sorted(set(expected) - set(actual)), sorted(set(actual) - set(expected))
     assert not missing and not extra, f"published catalogue changed: missing {missing[:20]}, new {extra[:20]}"
     assert actual == expected, "same columns, but in another order"

@@ -8,7 +8,7 @@ import dagster as dg
 import duckdb
 import pytest
 
-from conftest import Workspace, make_workspace
+from conftest import Workspace
 from dagster_project.lib.settings import PROJECT_ROOT
 
 ROOT = PROJECT_ROOT
@@ -34,10 +34,9 @@ def test_docs_have_sql_to_check() -> None:
 
 
 @pytest.fixture(scope="module")
-def ws(tmp_path_factory: pytest.TempPathFactory) -> tuple[Workspace, object]:
-    w = make_workspace(tmp_path_factory.mktemp("readable"))
-    proc = w.lendseg("run", "--demo", timeout=900)
-    return w, proc
+def ws(published_ws: Workspace) -> tuple[Workspace, object]:
+    """The shared published workspace (read only) and the output of the run that built it."""
+    return published_ws, published_ws.first_run
 
 
 def test_run_output_is_a_short_progress_view_with_a_summary(ws) -> None:
