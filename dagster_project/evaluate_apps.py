@@ -150,6 +150,17 @@ def _ci(v, lo, hi, fmt: str = "{:.3f}") -> str:
     return s + (f" [{fmt.format(lo)}, {fmt.format(hi)}]" if lo is not None and hi is not None else "")
 
 
+def _other(r: AppResult) -> str:
+    """The method not in force at warning on the same split, e.g. ' (expert: precision 0.381, recall 0.824, ...)'."""
+    x = next((x for x in r.ew if x.get("method") != r.method and x.get("flag_level") == "warning"), None)
+    if x is None:
+        return ""
+    if not x.get("positives"):
+        return f" ({x['method']}: share flagged {x['share_flagged']:.3f})"
+    return (f" ({x['method']}: precision {x['precision']:.3f}, recall {x['recall']:.3f}, share flagged "
+            f"{x['share_flagged']:.3f})")
+
+
 def _label(r: AppResult) -> str:
     return f"{r.case} {r.seed}" if r.seed is not None else r.case
 
@@ -188,8 +199,9 @@ def render(results: list[AppResult], meta: dict) -> str:
             out.append("| " + " | ".join(cells) + " |")
     reasons = [(r, r.reason) for r in results if r.ok and r.reason]
     if reasons:
-        out += ["", "Calibration in force per case (`ml.early_warning_calibration.reason`):", ""]
-        out += [f"* {_label(r)}: {r.calibration_version} `{r.method}` - {why}" for r, why in reasons]
+        out += ["", "Calibration in force per case (`ml.early_warning_calibration.reason`; in brackets the other "
+                "method at `warning` on the same split):", ""]
+        out += [f"* {_label(r)}: {r.calibration_version} `{r.method}` - {why}{_other(r)}" for r, why in reasons]
     out += ["", "**Recommendations** (time split: features 6 months before the last snapshot, outcome = products "
             "opened since; hit rate at 3 on all products not held; bar: the model's lower bound above popularity's "
             "estimate).", "",

@@ -81,6 +81,7 @@ def test_render_and_write_between_markers(tmp_path: Path) -> None:
     assert "| thin_file 101 | c0001 score | watch | 1000 | 0 | 500 | 0.500 [0.490, 0.510] | n/a | n/a | n/a |  |" in block
     assert "| warning | 1000 | 0 | 100 | 0.100 [0.090, 0.110] | n/a | n/a | n/a | n/a: no defaults planted" in block
     assert "| diversified 101 | run failed |" in block
+    assert "* demo 7: c0001 `score` - combined score wins (expert: precision 0.500, recall 0.800, share flagged 0.100)" in block
     assert "| demo 7 | 400 | 0.800 [0.760, 0.840] | 0.650 [0.600, 0.700] | +0.150 [+0.110, +0.190] | 0.60 | met |" in block
     doc = tmp_path / "applications.md"
     doc.write_text("# Applications\n\ntext\n")
