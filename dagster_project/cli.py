@@ -50,23 +50,30 @@ def cmd_import_sba(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     import tempfile
 
-    from .evaluate import DOC, evaluate
+    from .evaluate import APP_DOC, DOC, evaluate
     from .tools.demo.scenarios import JUDGING_SEEDS, SCENARIOS
 
+    demo_seeds: list[int] = []
     if args.smoke:
         scenarios, seeds, clients, months, sba = ["coastal_industry"], [101], 1500, 12, None
     else:
-        scenarios = args.scenarios or list(SCENARIOS)
+        scenarios = list(SCENARIOS) if args.scenarios is None else [s for s in args.scenarios if s != "demo"]
         seeds, clients, months = args.seeds or list(JUDGING_SEEDS), args.clients, args.months
         sba = None if args.no_sba else Path(args.sba)
+        demo_seeds = [] if args.no_demo else list(args.demo_seeds)
     work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="lendseg-evaluate-"))
-    doc = None if (args.smoke or args.no_doc) else DOC
-    rows, _ = evaluate(scenarios, seeds, clients, months, work, sba, doc, log=lambda m: print(m, file=sys.stderr))
+    docs = "none" if (args.smoke or args.no_doc) else args.docs
+    doc = DOC if docs in ("all", "segmentation") else None
+    app_doc = APP_DOC if docs in ("all", "applications") else None
+    rows, _ = evaluate(scenarios, seeds, clients, months, work, sba, doc, log=lambda m: print(m, file=sys.stderr),
+                       demo_seeds=demo_seeds, demo_clients=args.demo_clients, demo_months=args.demo_months,
+                       app_doc=app_doc, reuse=args.reuse)
     for r in rows:
         print(f"{r.case} seed={r.seed} published_model={'yes' if r.published_model else 'no'} k={r.k} ari={r.ari} "
               f"baseline_ari={r.baseline_ari} min_jaccard={r.min_jaccard} {r.note}")
-    if doc:
-        print(f"table written to {doc}")
+    for d in (doc, app_doc):
+        if d:
+            print(f"table written to {d}")
     return 0 if all(r.published_model for r in rows) else 1
 
 
@@ -359,15 +366,23 @@ def build_parser() -> argparse.ArgumentParser:
     si.add_argument("--rate", type=float, help="CNY per USD (default sba_import.USD_CNY = 7.10)")
     si.set_defaults(func=cmd_import_sba)
 
-    ev = sub.add_parser("evaluate", help="run the pipeline on every scenario x judging seed and the SBA sample; "
-                                         "write the table into docs/segmentation.md")
+    ev = sub.add_parser("evaluate", help="run the pipeline on every scenario x judging seed, the demo and the SBA "
+                                         "sample; write the tables into docs/segmentation.md and docs/applications.md")
     ev.add_argument("--scenarios", nargs="+", help="default: every scenario of dagster_project/scenarios.py")
     ev.add_argument("--seeds", nargs="+", type=int, help="default: the judging seeds 101 102 103")
     ev.add_argument("--clients", type=int, default=2000, help="clients generated per scenario run (default 2000)")
     ev.add_argument("--months", type=int, default=12, help="months of usage per scenario run (default 12)")
     ev.add_argument("--sba", default="../shared/data/sba/sba_loans_sample.csv", help="SBA loan sample (CSV)")
     ev.add_argument("--no-sba", action="store_true", help="skip the SBA sample")
-    ev.add_argument("--no-doc", action="store_true", help="print only, leave docs/segmentation.md alone")
+    ev.add_argument("--no-doc", action="store_true", help="print only, leave the docs alone (= --docs none)")
+    ev.add_argument("--docs", choices=["all", "segmentation", "applications", "none"], default="all",
+                    help="which tables to rewrite: docs/segmentation.md, docs/applications.md (default both)")
+    ev.add_argument("--demo-seeds", nargs="+", type=int, default=[7], help="demo-generator runs (default seed 7)")
+    ev.add_argument("--demo-clients", type=int, default=3000, help="clients per demo run (default 3000)")
+    ev.add_argument("--demo-months", type=int, default=18, help="months per demo run (default 18)")
+    ev.add_argument("--no-demo", action="store_true", help="skip the demo-generator runs")
+    ev.add_argument("--reuse", action="store_true",
+                    help="measure a case from its finished run in --workdir instead of running it again")
     ev.add_argument("--workdir", help="where the runs' data dirs go (default: a new temp dir)")
     ev.add_argument("--smoke", action="store_true", help="CI smoke test: one small scenario run, no doc, no SBA")
     ev.set_defaults(func=cmd_evaluate)

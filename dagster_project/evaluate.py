@@ -31,9 +31,11 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from . import evaluate_apps as apps
 from .lib.settings import DEMO_PII_KEY, PROJECT_ROOT
 
 DOC = PROJECT_ROOT / "docs" / "segmentation.md"
+APP_DOC = PROJECT_ROOT / "docs" / apps.DOC_NAME
 START, END = "<!-- evaluate:start -->", "<!-- evaluate:end -->"
 BASELINE_SEED = 0
 N_BOOT = 1000
@@ -236,24 +238,74 @@ def render(rows: list[Row], sba: dict, meta: dict) -> str:
     return "\n".join(lines)
 
 
-def write_doc(block: str, doc: Path = DOC) -> None:
+def write_doc(block: str, doc: Path = DOC, start: str = START, end: str = END,
+              heading: str = "## Evaluation (`lendseg evaluate`)") -> None:
+    """Replace the block between ``start`` and ``end`` in ``doc`` (append it under ``heading`` if missing)."""
     text = doc.read_text()
-    if START in text and END in text:
-        text = text[: text.index(START)] + block + text[text.index(END) + len(END):]
+    if start in text and end in text:
+        text = text[: text.index(start)] + block + text[text.index(end) + len(end):]
     else:
-        text = text.rstrip() + "\n\n## Evaluation (`lendseg evaluate`)\n\n" + block + "\n"
+        text = text.rstrip() + f"\n\n{heading}\n\n" + block + "\n"
     doc.write_text(text)
 
 
+@dataclass(frozen=True)
+class Case:
+    name: str  # scenario name or "demo"
+    seed: int
+    clients: int
+    months: int
+
+
+def plan_cases(scenarios: list[str], seeds: list[int], clients: int, months: int, demo_seeds: list[int],
+               demo_clients: int, demo_months: int) -> list[Case]:
+    """The demo generator per demo seed (its own size: 18 months give the early-warning calibration the 12 months of
+    history up to E it needs; the only generator that plants defaults), then every scenario x seed, seed by seed."""
+    return ([Case("demo", s, demo_clients, demo_months) for s in demo_seeds]
+            + [Case(n, s, clients, months) for s in seeds for n in scenarios if n != "demo"])
+
+
+def _case_root(workdir: Path, c: Case) -> Path:
+    return workdir / f"{c.name}-{c.seed}"
+
+
+def _reused(root: Path) -> tuple[Row, "apps.AppResult"] | None:
+    p = root / "segmentation_row.json"
+    a = apps.load(root)
+    return (Row(**json.loads(p.read_text())), a) if p.exists() and a is not None else None
+
+
 def evaluate(scenarios: list[str], seeds: list[int], clients: int, months: int, workdir: Path,
-             sba_csv: Path | None, doc: Path | None, log=print) -> tuple[list[Row], dict]:
+             sba_csv: Path | None, doc: Path | None, log=print, demo_seeds: list[int] | None = None,
+             demo_clients: int = 3000, demo_months: int = 18, app_doc: Path | None = None,
+             reuse: bool = False) -> tuple[list[Row], dict]:
+    """Run every case once; segmentation figures -> ``doc``, applications figures (early warnings, recommendations,
+    evaluate_apps.py) from the same runs -> ``app_doc`` (rewritten after every case, so a long evaluation shows its
+    progress). ``reuse``: a case whose data dir already holds results is measured from them, not run again."""
     workdir.mkdir(parents=True, exist_ok=True)
     rows: list[Row] = []
-    for name in scenarios:
-        for seed in seeds:
-            r = evaluate_scenario(name, seed, workdir, clients, months)
-            log(json.dumps(asdict(r)))
-            rows.append(r)
+    results: list[apps.AppResult] = []
+    cases = plan_cases(scenarios, seeds, clients, months, list(demo_seeds or []), demo_clients, demo_months)
+    sizes = "; ".join(sorted({f"{'demo' if c.name == 'demo' else 'scenarios'}: {c.clients} clients x {c.months} "
+                              f"months" for c in cases}))
+    for c in cases:
+        root = _case_root(workdir, c)
+        got = _reused(root) if reuse else None
+        if got is None:
+            r = evaluate_scenario(c.name, c.seed, workdir, c.clients, c.months)
+            a = apps.measure(root, c.name, c.seed) if not r.note.startswith("run failed") else \
+                apps.AppResult(c.name, c.seed, ok=False, note=r.note)
+            (root / "segmentation_row.json").write_text(json.dumps(asdict(r)))
+            apps.save(a, root)
+        else:
+            r, a = got
+        log(json.dumps(asdict(r)))
+        log(a.to_json())
+        rows.append(r)
+        results.append(a)
+        if app_doc is not None:
+            write_doc(apps.render(results, {"when": date.today().isoformat(), "sizes": sizes}), app_doc,
+                      apps.START, apps.END, apps.HEADING)
     sba: dict = {}
     if sba_csv is not None:
         r, sba = evaluate_sba(sba_csv, workdir)
