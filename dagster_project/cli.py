@@ -50,7 +50,7 @@ def cmd_import_sba(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     import tempfile
 
-    from .evaluate import APP_DOC, DOC, evaluate
+    from .tools.evaluate import APP_DOC, DOC, evaluate
     from .tools.demo.scenarios import JUDGING_SEEDS, SCENARIOS
 
     demo_seeds: list[int] = []
@@ -355,7 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--truth", help="ground-truth CSV (default $LENDSEG_DATA_DIR/ground_truth/archetypes.csv)")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     g.add_argument("--scenario", default="demo", choices=["demo", "coastal_industry", "thin_file", "diversified"],
-                   help="portfolio structure (dagster_project/scenarios.py); demo = the one the model was built on")
+                   help="portfolio structure (dagster_project/tools/demo/scenarios.py); demo = the one the model was built on")
     g.set_defaults(func=cmd_generate)
 
     si = sub.add_parser("import-sba", help="map real U.S. SBA loans (CSV) onto landing contract v1 "
@@ -368,7 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("evaluate", help="run the pipeline on every scenario x judging seed, the demo and the SBA "
                                          "sample; write the tables into docs/segmentation.md and docs/applications.md")
-    ev.add_argument("--scenarios", nargs="+", help="default: every scenario of dagster_project/scenarios.py")
+    ev.add_argument("--scenarios", nargs="+", help="default: every scenario of dagster_project/tools/demo/scenarios.py")
     ev.add_argument("--seeds", nargs="+", type=int, help="default: the judging seeds 101 102 103")
     ev.add_argument("--clients", type=int, default=2000, help="clients generated per scenario run (default 2000)")
     ev.add_argument("--months", type=int, default=12, help="months of usage per scenario run (default 12)")

@@ -19,7 +19,7 @@ from .defs.publish.checks import published_checks
 from .defs.segmentation.assets import ml_assets
 from .defs.transform.assets import dbt_models, dbt_resource
 from .defs.transform.checks import quality_checks
-from .ew_calibration_assets import calibration_assets
+from .defs.applications.ew_calibration_assets import calibration_assets
 from .lib.resources import Warehouse
 
 __all__ = ["daily_refresh", "defs"]

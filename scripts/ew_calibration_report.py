@@ -12,7 +12,7 @@ import sys
 import duckdb
 import pandas as pd
 
-from dagster_project import ew_calibration_assets as A
+from dagster_project.defs.applications import ew_calibration_assets as A
 from dagster_project.defs.applications.as_of import add_months
 
 

@@ -82,7 +82,7 @@ def risk_early_warnings(context: dg.AssetExecutionContext, warehouse: Warehouse)
     rules in docs/applications.md. The timeline (opened_at, cleared_at) is kept across runs in
     state.early_warning_episodes, which dbt and full_rebuild never drop; each run replays only new months.
     """
-    from dagster_project.ew_calibration_assets import current_calibration
+    from dagster_project.defs.applications.ew_calibration_assets import current_calibration
 
     calibration = current_calibration(warehouse.settings)  # ml/early_warning_calibration (expert when none)
     with connect(warehouse.settings) as con:
@@ -160,7 +160,7 @@ def early_warning_evaluation(context: dg.AssetExecutionContext, warehouse: Wareh
     The warning rules are replayed from scratch on data up to 6 months before the last snapshot; the outcome
     is a client first reaching 90+ days past due in those last 6 months.
     """
-    from dagster_project.ew_calibration_assets import evaluation_with_comparison
+    from dagster_project.defs.applications.ew_calibration_assets import evaluation_with_comparison
 
     with connect(warehouse.settings) as con:
         ev, comparison_md = evaluation_with_comparison(con, warehouse.settings, EVAL_HORIZON_MONTHS)

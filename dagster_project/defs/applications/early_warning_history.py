@@ -50,7 +50,7 @@ def monthly_observations(con: duckdb.DuckDBPyConnection, from_month: date, to_mo
             by_month[month_end][(ck, sig)] = ew.Observation(value, thr, sdate, sev)
     out = [(m, ew.add_multiple_signals(by_month.get(m, {}), m)) for m in months]
     if calibration is not None:
-        from dagster_project import ew_calibration
+        from dagster_project.defs.applications import ew_calibration
 
         out = [(m, ew_calibration.apply_levels(calibration, active)) for m, active in out]
     return out

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from dagster_project.defs.applications import early_warning as ew
-from dagster_project import ew_calibration as cal
-from dagster_project import ew_calibration_assets as cala
+from dagster_project.defs.applications import ew_calibration as cal
+from dagster_project.defs.applications import ew_calibration_assets as cala
 
 
 # ---- operating points -------------------------------------------------------------------------------------

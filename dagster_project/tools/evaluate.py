@@ -31,8 +31,8 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from . import evaluate_apps as apps
-from .lib.settings import DEMO_PII_KEY, PROJECT_ROOT
+from dagster_project.tools import evaluate_apps as apps
+from dagster_project.lib.settings import DEMO_PII_KEY, PROJECT_ROOT
 
 DOC = PROJECT_ROOT / "docs" / "segmentation.md"
 APP_DOC = PROJECT_ROOT / "docs" / apps.DOC_NAME
@@ -155,8 +155,8 @@ def _model_facts(con) -> tuple[bool, int | None, float | None]:
 def evaluate_scenario(name: str, seed: int, workdir: Path, clients: int, months: int) -> Row:
     from sklearn.metrics import adjusted_rand_score
 
-    from .tools.demo.generate import generate
-    from .lib.pseudonymise import pseudonymise
+    from dagster_project.tools.demo.generate import generate
+    from dagster_project.lib.pseudonymise import pseudonymise
 
     root = workdir / f"{name}-{seed}"
     shutil.rmtree(root, ignore_errors=True)
@@ -177,9 +177,9 @@ def evaluate_scenario(name: str, seed: int, workdir: Path, clients: int, months:
 
 
 def evaluate_sba(csv: Path, workdir: Path) -> tuple[Row, dict]:
-    from .defs.segmentation import rules
-    from .lib.pseudonymise import pseudonymise
-    from .tools.sba_import import import_sba
+    from dagster_project.defs.segmentation import rules
+    from dagster_project.lib.pseudonymise import pseudonymise
+    from dagster_project.tools.sba_import import import_sba
 
     root = workdir / "sba"
     shutil.rmtree(root, ignore_errors=True)
@@ -193,8 +193,8 @@ def evaluate_sba(csv: Path, workdir: Path) -> tuple[Row, dict]:
 
 def measure_sba(root: Path, secs: float = 0.0) -> tuple[Row, dict]:
     """SBA figures of a data dir where import-sba + the first run already happened (truth in ground_truth/)."""
-    from .defs.segmentation import rules
-    from .lib.pseudonymise import pseudonymise
+    from dagster_project.defs.segmentation import rules
+    from dagster_project.lib.pseudonymise import pseudonymise
 
     truth_path = root / "data" / "ground_truth" / "sba_outcomes.csv"
     published, k, min_j, feats = _segmented_features(root)

@@ -9,8 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from dagster_project.lib.settings import PROJECT_ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = PROJECT_ROOT
 
 
 @pytest.mark.e2e

@@ -27,11 +27,11 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from .defs.applications import early_warning as ew
-from . import ew_calibration as cal
-from .lib.settings import Settings
-from .lib.resources import Warehouse
-from .lib.warehouse import connect
+from dagster_project.defs.applications import early_warning as ew
+from dagster_project.defs.applications import ew_calibration as cal
+from dagster_project.lib.settings import Settings
+from dagster_project.lib.resources import Warehouse
+from dagster_project.lib.warehouse import connect
 
 CALIBRATION = dg.AssetKey(["ml", "early_warning_calibration"])
 STORE = "ew_calibration"
@@ -46,9 +46,7 @@ N_BOOTSTRAP = 1000
 
 def store_dir(settings: Settings) -> Path:
     """$LENDSEG_MODEL_DIR/ew_calibration (same model store as the segmentation model)."""
-    value = os.environ.get("LENDSEG_MODEL_DIR")
-    root = Path(value).expanduser().resolve() if value else settings.data_dir / "models"
-    return root / STORE
+    return settings.models_dir / STORE
 
 
 def versions(sdir: Path) -> list[str]:
@@ -119,7 +117,7 @@ CALIBRATION_COLUMNS = {
 
 def sync_table(con: duckdb.DuckDBPyConnection, sdir: Path) -> int:
     """(Re)write ml.early_warning_calibration from the version files."""
-    from .lib.tables import replace_table as publish_table
+    from dagster_project.lib.tables import replace_table as publish_table
 
     rows = []
     for v in versions(sdir):
@@ -175,8 +173,8 @@ def sync_table(con: duckdb.DuckDBPyConnection, sdir: Path) -> int:
 def load_history(con: duckdb.DuckDBPyConnection, end: date | None = None
                  ) -> tuple[pd.DataFrame, dict[date, list[str]], dict[str, date], date | None, date | None]:
     """(signal frame with expert levels, clients with a facility per month, first 90+ dpd month, first, end month)."""
-    from .defs.applications.as_of import as_of_month, first_default_sql
-    from .defs.applications.early_warning_history import monthly_observations
+    from dagster_project.defs.applications.as_of import as_of_month, first_default_sql
+    from dagster_project.defs.applications.early_warning_history import monthly_observations
 
     end = end or as_of_month(con)
     first = con.execute("SELECT min(snapshot_month) FROM marts.fct_product_usage_monthly").fetchall()[0][0]
@@ -379,10 +377,10 @@ def evaluation_with_comparison(con: duckdb.DuckDBPyConnection, settings: Setting
     """For ``marts/early_warning_evaluation``: the evaluation rows of the calibration in force (levels replayed on
     data up to the cutoff E, outcome after it) and ``marts.early_warning_method_comparison`` (expert vs combined
     score on the same split, bootstrap 95 % CIs). Returns (evaluation rows, comparison as markdown)."""
-    from .defs.applications.as_of import add_months, as_of_month
-    from .defs.applications.early_warning_history import evaluate_warnings
-    from .lib.metadata import md_table
-    from .lib.tables import replace_table as publish_table
+    from dagster_project.defs.applications.as_of import add_months, as_of_month
+    from dagster_project.defs.applications.early_warning_history import evaluate_warnings
+    from dagster_project.lib.metadata import md_table
+    from dagster_project.lib.tables import replace_table as publish_table
 
     end = as_of_month(con)
     cutoff = add_months(end, -horizon)

@@ -1,11 +1,11 @@
-"""Pure parts of lendseg evaluate (dagster_project/evaluate.py); the runs themselves: `lendseg evaluate --smoke` in CI."""
+"""Pure parts of lendseg evaluate (dagster_project/tools/evaluate.py); the runs themselves: `lendseg evaluate --smoke` in CI."""
 
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from dagster_project import evaluate as ev
+from dagster_project.tools import evaluate as ev
 
 
 def test_auc_by_ranks() -> None:

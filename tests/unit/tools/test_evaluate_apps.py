@@ -1,4 +1,4 @@
-"""Pure parts of the applications part of lendseg evaluate (dagster_project/evaluate_apps.py): reading the published
+"""Pure parts of the applications part of lendseg evaluate (dagster_project/tools/evaluate_apps.py): reading the published
 tables, the bar, the rendered table. No pipeline run (the runs themselves: `lendseg evaluate`)."""
 
 from pathlib import Path
@@ -6,8 +6,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from dagster_project import evaluate as ev
-from dagster_project import evaluate_apps as apps
+from dagster_project.tools import evaluate as ev
+from dagster_project.tools import evaluate_apps as apps
 
 CMP_COLS = ("method VARCHAR, in_force BOOLEAN, calibration_version VARCHAR, flag_level VARCHAR, cutoff_month DATE, "
             "outcome_end_month DATE, clients INTEGER, flagged INTEGER, positives INTEGER, true_positives INTEGER, "

@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .defs.applications import early_warning as ew
+from dagster_project.defs.applications import early_warning as ew
 
 HORIZON_MONTHS = 6
 FIT_WARMUP_MONTHS = 2  # the first fit cutoff is this many months after the first month (previous reports exist)
