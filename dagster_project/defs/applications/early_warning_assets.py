@@ -1,7 +1,7 @@
 """Risk early warnings and their time-split evaluation, as Dagster assets (group ``applications``).
 
 The timeline and replays are in ``early_warning_history.py``, the per-signal rules in ``early_warning.py``,
-the calibrated levels in ``ew_calibration_assets.py``.
+the calibrated levels in ``ew_calibration_store.py`` / ``ew_calibration_assets.py``.
 """
 
 import dagster as dg
@@ -12,6 +12,8 @@ import pandas as pd
 from dagster_project.defs.applications import early_warning as ew
 from dagster_project.defs.applications.as_of import EVAL_HORIZON_MONTHS
 from dagster_project.defs.applications.early_warning_history import EPISODES, advance_warning_state
+from dagster_project.defs.applications.ew_calibration_assets import evaluation_with_comparison
+from dagster_project.defs.applications.ew_calibration_store import current_calibration
 from dagster_project.defs.applications.keys import (AS_OF, DIM_CLIENT, EW_CALIBRATION, EW_EVAL, GROUP, SEGMENT_DEPS,
                                                     STG_BUREAU, USAGE_MONTHLY, WARNINGS)
 from dagster_project.defs.applications.segments import segment_sql
@@ -82,8 +84,6 @@ def risk_early_warnings(context: dg.AssetExecutionContext, warehouse: Warehouse)
     rules in docs/applications.md. The timeline (opened_at, cleared_at) is kept across runs in
     state.early_warning_episodes, which dbt and full_rebuild never drop; each run replays only new months.
     """
-    from dagster_project.defs.applications.ew_calibration_assets import current_calibration
-
     calibration = current_calibration(warehouse.settings)  # ml/early_warning_calibration (expert when none)
     with connect(warehouse.settings) as con:
         stats = advance_warning_state(con, context.run_id, calibration)
@@ -160,8 +160,6 @@ def early_warning_evaluation(context: dg.AssetExecutionContext, warehouse: Wareh
     The warning rules are replayed from scratch on data up to 6 months before the last snapshot; the outcome
     is a client first reaching 90+ days past due in those last 6 months.
     """
-    from dagster_project.defs.applications.ew_calibration_assets import evaluation_with_comparison
-
     with connect(warehouse.settings) as con:
         ev, comparison_md = evaluation_with_comparison(con, warehouse.settings, EVAL_HORIZON_MONTHS)
         con.register("ev_df", ev)

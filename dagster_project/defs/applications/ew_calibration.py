@@ -29,9 +29,8 @@ calibration window; otherwise, or when the score has no warning point, or when t
 
 from __future__ import annotations
 
-import math
 import statistics
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import date
 from pathlib import Path
@@ -41,73 +40,23 @@ import pandas as pd
 
 from dagster_project.defs.applications import early_warning as ew
 
+from dagster_project.defs.applications.ew_features import FEATURES, client_values, feature_row
+from dagster_project.defs.applications.ew_score import (SCORE_KINDS, Score, choose_operating_point, fit_hgb,
+                                                        fit_score, out_of_fold_scores, pr_curve,
+                                                        warning_point)
+
+
 HORIZON_MONTHS = 6
+
+
 FIT_WARMUP_MONTHS = 2  # the first fit cutoff is this many months after the first month (previous reports exist)
+
+
 MIN_FIT_LABEL_MONTHS = 2  # a fit cutoff sees at least this many outcome months before C
+
+
 LOOKBACK_MONTHS = 12  # lead time: first warning in the 12 months up to the cutoff (as early_warning_evaluation)
-BASE_SIGNALS: tuple[str, ...] = tuple(s for s in ew.SIGNALS if s != "multiple_signals")
 
-# Feature -> (signal, transform). Every feature grows with risk: expected coefficient sign >= 0.
-FEATURES: tuple[str, ...] = (
-    "arrears_30", "arrears_dpd", "score_drop", "high_utilisation", "negative_cash_flow", "legal_judgments",
-    "inquiries", "collateral_gap", "n_signals")
-
-
-def _feature(name: str, values: Mapping[str, float]) -> float:
-    v = values.get
-    if name == "arrears_30":
-        return 1.0 if (v("arrears") or 0) >= 30 else 0.0
-    if name == "arrears_dpd":
-        return min(v("arrears") or 0.0, 89.0) / 30.0
-    if name == "score_drop":
-        return min(v("score_drop") or 0.0, 150.0) / 30.0
-    if name == "high_utilisation":
-        return min(v("high_utilisation") or 0.0, 12.0) / 6.0
-    if name == "negative_cash_flow":
-        return min(v("negative_cash_flow") or 0.0, 8.0) / 4.0
-    if name == "legal_judgments":
-        return min(v("legal_judgments") or 0.0, 6.0) / 3.0
-    if name == "inquiries":
-        return min(v("inquiries") or 0.0, 12.0) / 6.0
-    if name == "collateral_gap":
-        c = v("collateral")
-        return 0.0 if c is None else float(min(max(1.0 - c, 0.0), 1.0))
-    if name == "n_signals":
-        return float(sum(1 for s in BASE_SIGNALS if s in values))
-    raise KeyError(name)
-
-
-def feature_row(values: Mapping[str, float]) -> dict[str, float]:
-    """Features of one client in one month from its observed signal values ({signal: observed_value})."""
-    return {f: _feature(f, values) for f in FEATURES}
-
-
-def client_values(active: Mapping[ew.Key, ew.Observation]) -> dict[str, dict[str, float]]:
-    """{client: {signal: observed value}} of the base signals seen in one month."""
-    out: dict[str, dict[str, float]] = {}
-    for (client, sig), o in active.items():
-        if sig in BASE_SIGNALS:
-            out.setdefault(client, {})[sig] = float(o.observed_value)
-    return out
-
-
-def frame_from_months(months: Iterable[tuple[date, Mapping[ew.Key, ew.Observation]]]) -> pd.DataFrame:
-    """One row per client and month end with a signal: features and the expert level (rank 1..3 = watch..critical)."""
-    rows = []
-    for month_end, active in months:
-        ranks: dict[str, int] = {}
-        for (client, _sig), o in active.items():
-            ranks[client] = max(ranks.get(client, 0), ew.SEVERITY_RANK[o.severity])
-        for client, vals in client_values(active).items():
-            rows.append({"client_key": client, "month_end": month_end, "expert_rank": ranks.get(client, 1),
-                         **feature_row(vals)})
-    cols = ["client_key", "month_end", "expert_rank", *FEATURES]
-    return pd.DataFrame(rows, columns=cols)
-
-
-# ------------------------------------------------------------------------------------------------------------
-# windows and minimum history
-# ------------------------------------------------------------------------------------------------------------
 
 def add_months(d: date, k: int) -> date:
     m = d.year * 12 + d.month - 1 + k
@@ -177,10 +126,6 @@ def history_check(w: Windows, fit_positives: int, calibration_positives: int, ta
     return (not problems, "; ".join(problems) if problems else "enough history")
 
 
-# ------------------------------------------------------------------------------------------------------------
-# labelled slices
-# ------------------------------------------------------------------------------------------------------------
-
 def slice_at(frame: pd.DataFrame, population: Sequence[str], cutoff: date, first_default: Mapping[str, date],
              outcome_end: date) -> pd.DataFrame:
     """Population at ``cutoff`` (clients not defaulted by then) with features at the cutoff month end (0 without a
@@ -196,156 +141,6 @@ def slice_at(frame: pd.DataFrame, population: Sequence[str], cutoff: date, first
     out["cutoff"] = cutoff
     return out.reset_index()
 
-
-# ------------------------------------------------------------------------------------------------------------
-# combined score with sign constraints
-# ------------------------------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Score:
-    intercept: float
-    coefficients: dict[str, float]  # only the kept features (logreg)
-    dropped: tuple[str, ...] = ()  # features dropped for a wrong (negative) sign
-    kind: str = "logreg"  # "logreg" (coefficients) or "hgb" (monotonic gradient boosting in ``model``)
-    model: object | None = field(default=None, compare=False, repr=False)
-    model_file: str | None = None  # hgb: file name of the pickled model next to the version's JSON
-
-    def decision(self, x: pd.DataFrame | Mapping[str, float]) -> np.ndarray | float:
-        if self.kind == "hgb":
-            if isinstance(x, pd.DataFrame):
-                return self.model.predict_proba(x[list(FEATURES)].to_numpy(dtype=float))[:, 1]
-            return float(self.model.predict_proba(np.array([[x.get(f, 0.0) for f in FEATURES]]))[0, 1])
-        if isinstance(x, pd.DataFrame):
-            z = np.full(len(x), self.intercept)
-            for f, c in self.coefficients.items():
-                z = z + c * x[f].to_numpy(dtype=float)
-            return 1.0 / (1.0 + np.exp(-z))
-        z = self.intercept + sum(c * x.get(f, 0.0) for f, c in self.coefficients.items())
-        return 1.0 / (1.0 + math.exp(-z))
-
-
-def client_fold(client_key: str, folds: int = 5) -> int:
-    """Stable fold of a client (cross-fitting: the operating points are chosen on clients the score was not fitted on)."""
-    import hashlib
-
-    return int(hashlib.sha256(client_key.encode("utf-8")).hexdigest()[:8], 16) % folds
-
-
-def fit_hgb(X: pd.DataFrame, y: Sequence[bool], features: Sequence[str] = FEATURES) -> Score:
-    """Gradient boosting (scikit-learn HistGradientBoostingClassifier, class_weight balanced) with an increasing
-    monotonic constraint on every feature: more of any signal never lowers the score (the business sign)."""
-    from sklearn.ensemble import HistGradientBoostingClassifier
-
-    y = np.asarray(y, dtype=bool)
-    if y.all() or not y.any():
-        raise ValueError("need both outcomes to fit a score")
-    m = HistGradientBoostingClassifier(monotonic_cst=[1] * len(features), max_iter=200, learning_rate=0.05,
-                                       max_leaf_nodes=15, min_samples_leaf=40, l2_regularization=1.0,
-                                       class_weight="balanced", early_stopping=False, random_state=0)
-    m.fit(X[list(features)].to_numpy(dtype=float), y)
-    return Score(intercept=0.0, coefficients={}, kind="hgb", model=m)
-
-
-SCORE_KINDS = ("logreg",)  # add "hgb" to compare the gradient boosting too (5x the fit time; lost on seeds 5 and 77)
-
-
-def out_of_fold_scores(fit_df: pd.DataFrame, target: pd.DataFrame, folds: int = 5, kind: str = "logreg") -> np.ndarray:
-    """Scores of ``target`` rows, each from a score fitted on the fit rows of the OTHER client folds."""
-    fitter = fit_hgb if kind == "hgb" else fit_score
-    ff = np.array([client_fold(c, folds) for c in fit_df.client_key])
-    tf = np.array([client_fold(c, folds) for c in target.client_key])
-    out = np.zeros(len(target))
-    for k in range(folds):
-        tr = ff != k
-        sc = fitter(fit_df[tr], fit_df.label.to_numpy(bool)[tr])
-        if (tf == k).any():
-            out[tf == k] = np.asarray(sc.decision(target[tf == k]), dtype=float)
-    return out
-
-
-def fit_score(X: pd.DataFrame, y: Sequence[bool], features: Sequence[str] = FEATURES, c: float = 1.0,
-              signs: Mapping[str, int] | None = None) -> Score:
-    """L2 logistic regression (class_weight balanced); a feature with the wrong sign is dropped and the rest refitted.
-
-    ``signs``: expected sign per feature (+1: coefficient >= 0, -1: <= 0); default +1 for every feature.
-    """
-    from sklearn.linear_model import LogisticRegression
-
-    y = np.asarray(y, dtype=bool)
-    if y.all() or not y.any():
-        raise ValueError("need both outcomes to fit a score")
-    signs = dict(signs or {})
-    keep = [f for f in features if X[f].to_numpy(dtype=float).std() > 0]
-    dropped = [f for f in features if f not in keep]
-    while True:
-        if not keep:
-            return Score(intercept=0.0, coefficients={}, dropped=tuple(dropped))
-        lr = LogisticRegression(C=c, class_weight="balanced", max_iter=2000)
-        lr.fit(X[keep].to_numpy(dtype=float), y)
-        coef = dict(zip(keep, lr.coef_[0].tolist()))
-        wrong = [f for f in keep if coef[f] * signs.get(f, 1) < 0]
-        if not wrong:
-            return Score(intercept=float(lr.intercept_[0]), coefficients=coef, dropped=tuple(dropped))
-        worst = min(wrong, key=lambda f: coef[f] * signs.get(f, 1))
-        keep.remove(worst)
-        dropped.append(worst)
-
-
-# ------------------------------------------------------------------------------------------------------------
-# precision / recall curve and operating points
-# ------------------------------------------------------------------------------------------------------------
-
-def pr_curve(scores: Sequence[float], labels: Sequence[bool], flaggable: Sequence[bool] | None = None) -> pd.DataFrame:
-    """Flag rule ``score >= threshold`` (only ``flaggable`` rows): precision, recall, share flagged per threshold."""
-    s = np.asarray(scores, dtype=float)
-    y = np.asarray(labels, dtype=bool)
-    ok = np.ones(len(s), bool) if flaggable is None else np.asarray(flaggable, dtype=bool)
-    pos = int(y.sum())
-    cand = np.unique(s[ok])[::-1]
-    rows = []
-    for t in cand:
-        f = ok & (s >= t)
-        n, tp = int(f.sum()), int((f & y).sum())
-        rows.append({"threshold": float(t), "flagged": n, "true_positives": tp, "precision": tp / n if n else 0.0,
-                     "recall": tp / pos if pos else 0.0, "share_flagged": n / len(s) if len(s) else 0.0})
-    return pd.DataFrame(rows, columns=["threshold", "flagged", "true_positives", "precision", "recall", "share_flagged"])
-
-
-def point_at_recall(curve: pd.DataFrame, min_recall: float) -> dict | None:
-    """The point with the highest threshold (fewest flags) whose recall is at least ``min_recall``."""
-    ok = curve[curve.recall >= min_recall - 1e-12]
-    if ok.empty:
-        return None
-    best = ok.sort_values(["threshold"], ascending=False).iloc[0]
-    return {k: (float(v) if k in ("threshold", "precision", "recall", "share_flagged") else int(v)) for k, v in best.items()}
-
-
-def warning_point(curve: pd.DataFrame, expert: Mapping, targets: "Targets") -> dict | None:
-    """Warning operating point: the highest recall with precision >= target + margin; when that catches fewer
-    defaulters than the expert rules on the same window, the point at the rules' recall instead if it is more precise
-    than the rules there (the score never catches fewer defaulters than the rules it replaces)."""
-    at_target = choose_operating_point(curve, targets.warning_precision + targets.margin)
-    if at_target is not None and at_target["recall"] >= expert["recall"]:
-        return at_target
-    matched = point_at_recall(curve, expert["recall"]) if expert.get("recall") else None
-    if matched is not None and matched["precision"] > expert["precision"]:
-        return matched
-    return at_target
-
-
-def choose_operating_point(curve: pd.DataFrame, min_precision: float, min_flagged: int = 5) -> dict | None:
-    """The point with the highest recall among those with precision >= ``min_precision`` (ties: higher precision,
-    then higher threshold); None when no point reaches it."""
-    ok = curve[(curve.precision >= min_precision) & (curve.flagged >= min_flagged)]
-    if ok.empty:
-        return None
-    best = ok.sort_values(["recall", "precision", "threshold"], ascending=[False, False, False]).iloc[0]
-    return {k: (float(v) if k in ("threshold", "precision", "recall", "share_flagged") else int(v)) for k, v in best.items()}
-
-
-# ------------------------------------------------------------------------------------------------------------
-# calibration result and how it sets the levels
-# ------------------------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class Calibration:
@@ -430,10 +225,6 @@ def _levels(cal: Calibration, x: pd.DataFrame, expert: np.ndarray) -> np.ndarray
     return out
 
 
-# ------------------------------------------------------------------------------------------------------------
-# evaluation with bootstrap intervals
-# ------------------------------------------------------------------------------------------------------------
-
 @dataclass(frozen=True)
 class LevelEvaluation:
     level: str
@@ -509,10 +300,6 @@ def _rates(flagged: np.ndarray, y: np.ndarray, lead: np.ndarray) -> tuple[float,
 def meets_bar(e: LevelEvaluation) -> bool:
     return bool(e.recall >= 0.70 and e.precision >= 0.30 and (e.median_lead_months or 0) >= 2)
 
-
-# ------------------------------------------------------------------------------------------------------------
-# the calibration itself
-# ------------------------------------------------------------------------------------------------------------
 
 def calibrate(frame: pd.DataFrame, population_by_month: Mapping[date, Sequence[str]], first_default: Mapping[str, date],
               windows: Windows, targets: Targets = Targets()) -> tuple[Calibration, dict[str, pd.DataFrame]]:

@@ -11,7 +11,10 @@ import pytest
 
 from dagster_project.defs.applications import early_warning as ew
 from dagster_project.defs.applications import ew_calibration as cal
+from dagster_project.defs.applications import ew_features as ewf
+from dagster_project.defs.applications import ew_score as ews
 from dagster_project.defs.applications import ew_calibration_assets as cala
+from dagster_project.defs.applications import ew_calibration_store as ew_store
 
 
 # ---- operating points -------------------------------------------------------------------------------------
@@ -25,30 +28,30 @@ def _scored(n: int = 4000, seed: int = 3) -> tuple[np.ndarray, np.ndarray]:
 
 def test_operating_point_meets_the_precision_target_at_the_highest_recall() -> None:
     s, y = _scored()
-    curve = cal.pr_curve(s, y)
+    curve = ews.pr_curve(s, y)
     for target in (0.3, 0.6):
-        pt = cal.choose_operating_point(curve, target)
+        pt = ews.choose_operating_point(curve, target)
         assert pt is not None and pt["precision"] >= target
         flag = s >= pt["threshold"]
         assert (flag & y).sum() / flag.sum() == pytest.approx(pt["precision"])
         feasible = curve[(curve.precision >= target) & (curve.flagged >= 5)]
         assert pt["recall"] == feasible.recall.max()
-    assert cal.choose_operating_point(curve, 1.01) is None
+    assert ews.choose_operating_point(curve, 1.01) is None
 
 
 def test_warning_point_never_catches_fewer_defaulters_than_the_rules_it_replaces() -> None:
     s, y = _scored()
-    curve = cal.pr_curve(s, y)
-    at_target = cal.choose_operating_point(curve, 0.35)
+    curve = ews.pr_curve(s, y)
+    at_target = ews.choose_operating_point(curve, 0.35)
     # rules that catch more defaulters than the target point, at a lower precision: the score matches their recall
     expert = {"precision": 0.12, "recall": min(1.0, at_target["recall"] + 0.1)}
-    pt = cal.warning_point(curve, expert, cal.Targets())
+    pt = ews.warning_point(curve, expert, cal.Targets())
     assert pt["recall"] >= expert["recall"] and pt["precision"] > expert["precision"]
-    assert cal.warning_point(curve, {"precision": 0.9, "recall": 0.1}, cal.Targets()) == at_target
+    assert ews.warning_point(curve, {"precision": 0.9, "recall": 0.1}, cal.Targets()) == at_target
 
 
 def test_pr_curve_never_flags_rows_without_a_signal() -> None:
-    curve = cal.pr_curve([0.9, 0.8, 0.1], [True, False, False], flaggable=[False, True, True])
+    curve = ews.pr_curve([0.9, 0.8, 0.1], [True, False, False], flaggable=[False, True, True])
     assert curve.flagged.max() == 2 and curve.true_positives.max() == 0
 
 
@@ -84,8 +87,8 @@ def _synthetic_history(n: int = 1500, months: int = 24, seed: int = 1):
             else:
                 continue
             rows.append({"client_key": ck, "month_end": cal.month_end(m), "expert_rank": ew.SEVERITY_RANK[ew.severity("arrears", dpd)],
-                         **cal.feature_row({"arrears": dpd})})
-    frame = pd.DataFrame(rows, columns=["client_key", "month_end", "expert_rank", *cal.FEATURES])
+                         **ewf.feature_row({"arrears": dpd})})
+    frame = pd.DataFrame(rows, columns=["client_key", "month_end", "expert_rank", *ewf.FEATURES])
     pop = {m: [f"c{i:05d}" for i in range(n)] for m in mlist}
     return frame, pop, first_default, start, mlist[-1]
 
@@ -128,15 +131,15 @@ def test_calibration_reads_nothing_after_the_evaluation_cutoff() -> None:
 def test_features_with_the_wrong_business_sign_are_dropped_and_refitted() -> None:
     rng = np.random.default_rng(0)
     n = 3000
-    X = pd.DataFrame({f: np.zeros(n) for f in cal.FEATURES})
+    X = pd.DataFrame({f: np.zeros(n) for f in ewf.FEATURES})
     X["arrears_dpd"] = rng.random(n) * 3
     X["inquiries"] = rng.random(n) * 2  # more inquiries = LESS default in this data: wrong sign
     z = 2.0 * X.arrears_dpd - 2.5 * X.inquiries - 1.5
     y = rng.random(n) < 1 / (1 + np.exp(-z))
-    sc = cal.fit_score(X, y)
+    sc = ews.fit_score(X, y)
     assert "inquiries" in sc.dropped and "inquiries" not in sc.coefficients
     assert all(v >= 0 for v in sc.coefficients.values()) and sc.coefficients["arrears_dpd"] > 0
-    assert set(sc.dropped) >= {f for f in cal.FEATURES if f not in ("arrears_dpd", "inquiries")}  # no variance
+    assert set(sc.dropped) >= {f for f in ewf.FEATURES if f not in ("arrears_dpd", "inquiries")}  # no variance
 
 
 def test_operating_points_are_chosen_on_clients_the_score_was_not_fitted_on() -> None:
@@ -144,18 +147,18 @@ def test_operating_points_are_chosen_on_clients_the_score_was_not_fitted_on() ->
     w = cal.plan_windows(start, end)
     fit = pd.concat([cal.slice_at(frame, pop[t], t, fd, cal.add_months(t, 6)) for t in w.fit_cutoffs()], ignore_index=True)
     target = cal.slice_at(frame, pop[w.calibration_cutoff], w.calibration_cutoff, fd, w.evaluation_cutoff)
-    oof = cal.out_of_fold_scores(fit, target)
+    oof = ews.out_of_fold_scores(fit, target)
     # flipping the labels of one fold's clients in the fit rows leaves that fold's out-of-fold scores unchanged
-    k = cal.client_fold(target.client_key.iat[0])
-    in_k = np.array([cal.client_fold(c) == k for c in fit.client_key])
+    k = ews.client_fold(target.client_key.iat[0])
+    in_k = np.array([ews.client_fold(c) == k for c in fit.client_key])
     flipped = fit.assign(label=np.where(in_k, ~fit.label.astype(bool), fit.label.astype(bool)))
-    again = cal.out_of_fold_scores(flipped, target)
-    mask = np.array([cal.client_fold(c) == k for c in target.client_key])
+    again = ews.out_of_fold_scores(flipped, target)
+    mask = np.array([ews.client_fold(c) == k for c in target.client_key])
     assert np.allclose(oof[mask], again[mask]) and not np.allclose(oof[~mask], again[~mask])
 
 
 def test_score_levels_agree_between_the_timeline_and_the_frame() -> None:
-    sc = cal.Score(intercept=-3.0, coefficients={"arrears_dpd": 2.0, "n_signals": 0.5})
+    sc = ews.Score(intercept=-3.0, coefficients={"arrears_dpd": 2.0, "n_signals": 0.5})
     c = cal.Calibration(method="score", reason="t", score=sc, warning_threshold=0.3, critical_threshold=0.8)
     m = date(2026, 1, 31)
     active = {("a", "arrears"): ew.Observation(35.0, 1.0, m, "warning"),
@@ -165,7 +168,7 @@ def test_score_levels_agree_between_the_timeline_and_the_frame() -> None:
     out = cal.apply_levels(c, active)
     assert {k: o.severity for k, o in out.items()} == {("a", "arrears"): "warning", ("a", "inquiries"): "warning",
                                                         ("b", "arrears"): "critical", ("c", "inquiries"): "watch"}
-    frame = cal.frame_from_months([(m, active)])
+    frame = ewf.frame_from_months([(m, active)])
     got = dict(zip(frame.client_key, cal.frame_levels(c, frame)))
     assert got == {"a": 2, "b": 3, "c": 1}
     # round trip through the JSON store format
@@ -254,7 +257,7 @@ def test_calibration_asset_writes_a_version_a_table_and_a_chart(tmp_path, monkey
     # not monthly_retrain and a version exists: reused, no new file
     res2 = dg.materialize([cala.early_warning_calibration], resources={"warehouse": wh})
     assert res2.asset_materializations_for_node("ml__early_warning_calibration")[0].metadata["new_version"].value is False
-    assert cala.versions(store) == ["c0001"]
+    assert ew_store.versions(store) == ["c0001"]
     con = duckdb.connect(str(build), read_only=True)
     try:
         rows = con.execute("SELECT version, method, evaluation_cutoff, fit_positives > 0, calibration_positives > 0 "
@@ -267,10 +270,10 @@ def test_calibration_asset_writes_a_version_a_table_and_a_chart(tmp_path, monkey
 def test_gradient_boosting_candidate_is_monotonic_in_every_signal() -> None:
     rng = np.random.default_rng(4)
     n = 3000
-    X = pd.DataFrame({f: rng.random(n) * 2 for f in cal.FEATURES})
+    X = pd.DataFrame({f: rng.random(n) * 2 for f in ewf.FEATURES})
     y = rng.random(n) < 1 / (1 + np.exp(-(1.5 * X.arrears_dpd - 1.0 * X.inquiries - 2)))  # inquiries: wrong sign
-    sc = cal.fit_hgb(X, y)
+    sc = ews.fit_hgb(X, y)
     base = X.iloc[:200].copy()
     p0 = sc.decision(base)
-    for f in cal.FEATURES:
+    for f in ewf.FEATURES:
         assert (sc.decision(base.assign(**{f: base[f] + 0.5})) >= p0 - 1e-12).all(), f
