@@ -15,6 +15,10 @@ os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
 
 LENDSEG = str(Path(sys.executable).parent / "lendseg")
 
+# Settings that only buy precision, lowered for test runs (production defaults and the blocking rule are
+# unchanged: tests/unit/lib/test_settings.py). A test that needs the production value passes it to lendseg().
+TEST_SETTINGS = {"LENDSEG_SEG_MIN_REFITS": "5", "LENDSEG_SEG_STABILITY_REFITS": "5", "LENDSEG_EVAL_BOOTSTRAP": "200"}
+
 
 @dataclass
 class Workspace:
@@ -36,7 +40,7 @@ class Workspace:
     def env(self, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("LENDSEG_", "DAGSTER_HOME"))}
         env |= {"LENDSEG_DATA_DIR": str(self.data), "DAGSTER_HOME": str(self.root / "dagster_home"),
-                "LENDSEG_DUCKDB_MEMORY_LIMIT": "2GB"}
+                "LENDSEG_DUCKDB_MEMORY_LIMIT": "2GB", **TEST_SETTINGS}
         return env | extra
 
     def lendseg(self, *args: str, check: bool = True, timeout: int = 600, **env: str) -> subprocess.CompletedProcess:
@@ -92,3 +96,18 @@ def copy_workspace(ws: Workspace, dest: Path) -> Workspace:
 def demo_ws(published_ws: Workspace, tmp_path_factory: pytest.TempPathFactory) -> Workspace:
     """A module's own copy of the published workspace, for tests that run the pipeline again or change files."""
     return copy_workspace(published_ws, tmp_path_factory.mktemp("e2e") / "ws")
+
+
+# Modules that share one session-scoped fixture must run on the same pytest-xdist worker.
+SHARED_GROUPS = {"test_e2e": "published_ws", "test_readable": "published_ws"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """One xdist group per test module (``--dist loadgroup``): a module's fixtures are built once, on one worker.
+
+    Whole pipeline runs (tests/e2e) are collected first so the two workers start on the longest groups.
+    """
+    for item in items:
+        module = item.path.stem
+        item.add_marker(pytest.mark.xdist_group(SHARED_GROUPS.get(module, str(item.path))))
+    items.sort(key=lambda item: "/e2e/" not in str(item.path))  # stable: keeps the order within each part

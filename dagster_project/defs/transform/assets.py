@@ -7,6 +7,7 @@ without ``dagster dev`` (whose ``prepare_if_dev`` only runs under ``dagster dev`
 
 import fcntl
 import os
+import shutil
 import subprocess
 import sys
 import uuid
@@ -85,8 +86,10 @@ def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse
     # full_rebuild (jobs.py) tags its runs so incremental models are rebuilt from the raw layer.
     args = ["build", "--full-refresh"] if context.run.tags.get("lendseg/full_refresh") == "true" else ["build"]
     target = dbt_target_dir(warehouse.settings) / f"{context.run_id[:8]}-{uuid.uuid4().hex[:6]}"
+    reuse_parse(dbt_target_dir(warehouse.settings), target)
     invocation = dbt.cli(args, context=context, target_path=target, raise_on_error=False)
     yield from invocation.stream()
+    keep_parse(target, dbt_target_dir(warehouse.settings))
     prune_targets(dbt_target_dir(warehouse.settings))
     if not invocation.is_successful():
         raise dg.Failure(description=_failure_report(warehouse.settings, context.run_id, invocation),
@@ -111,10 +114,34 @@ def dbt_target_dir(settings: Settings) -> Path:
     return settings.data_dir / "dbt_target"
 
 
+PARSE_CACHE = "partial_parse.msgpack"
+
+
+def reuse_parse(cache_dir: Path, target: Path) -> None:
+    """Seed a new invocation folder with this data dir's last parse, so dbt parses only what changed.
+
+    dbt reuses a parse only when the profile's connection values match; those include the build path, so
+    the project's own target/partial_parse.msgpack (parsed without a data dir) is never reusable here and
+    every invocation used to parse the whole project again (~6 s). dbt itself checks file hashes and its own
+    version, so a stale cache costs one full parse, never a wrong manifest.
+    """
+    cached = cache_dir / PARSE_CACHE
+    if cached.exists():
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.copy(cached, target / PARSE_CACHE)
+
+
+def keep_parse(target: Path, cache_dir: Path) -> None:
+    """Keep the invocation's parse as the data dir's cache (atomic replace; none if dbt wrote none)."""
+    fresh = target / PARSE_CACHE
+    if fresh.exists():
+        tmp = cache_dir / f".{PARSE_CACHE}.{uuid.uuid4().hex[:6]}"
+        shutil.copy(fresh, tmp)
+        os.replace(tmp, cache_dir / PARSE_CACHE)
+
+
 def prune_targets(folder: Path, keep: int = DBT_TARGETS_KEPT) -> None:
     """Keep the newest ``keep`` invocation folders so weeks of unattended runs do not fill the disk."""
-    import shutil
-
     dirs = sorted((d for d in folder.iterdir() if d.is_dir()), key=lambda d: d.stat().st_mtime)
     for old in dirs[:-keep] if keep > 0 else []:
         shutil.rmtree(old, ignore_errors=True)
