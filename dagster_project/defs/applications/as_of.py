@@ -20,24 +20,21 @@ def lit(d: date) -> str:
     return f"DATE '{d.isoformat()}'"
 
 
+EVALUATION_CUTOFF_MODEL = "intermediate.int_clients_at_evaluation_cutoff"
+
+
 def client_state_sql(cutoff_month: date, live: bool) -> str:
     """One row per client of marts.dim_client as of the month ``cutoff_month`` (first day of the month).
 
-    Holdings = products seen in any snapshot up to and including the cutoff month. Firm stage and rating are
-    recomputed from data up to the cutoff with the rules of int_clients_staged / int_clients_rated (when
-    ``live``, dim_client's own values are used instead: they are the same rules at the as-of date).
+    Holdings = products seen in any snapshot up to and including the cutoff month. Firm stage and rating
+    grade are dbt's, never re-coded here: dim_client's when ``live``, else those of
+    int_clients_at_evaluation_cutoff (the same rules at the evaluation cutoff; ``cutoff_month`` must be
+    that model's cutoff, see ``evaluation_cutoff``).
     """
     c = lit(cutoff_month)
     held = ",\n        ".join(f"bool_or(product_code = '{p}') AS held_{p}" for p in rc.PRODUCTS)
-    stage = ("d.firm_stage" if live else
-             f"""CASE WHEN d.founded_date IS NULL OR d.founded_date > last_day({c}) THEN 'unknown'
-             WHEN date_diff('month', d.founded_date, last_day({c})) - (day(d.founded_date) > day(last_day({c})))::INT < 36 THEN 'startup'
-             WHEN date_diff('month', d.founded_date, last_day({c})) - (day(d.founded_date) > day(last_day({c})))::INT < 120 THEN 'growth'
-             ELSE 'established' END""")
-    grade = ("d.rating_grade" if live else
-             """CASE WHEN coalesce(u.dpd_now, 0) >= 90 OR coalesce(l.max_days_past_due_12m, 0) >= 90
-                       OR coalesce(l.defaults_5y > b.base_defaults, false) THEN 'D'
-                     ELSE coalesce(ms.rating_grade, 'unrated') END""")
+    stage, grade = ("d.firm_stage", "d.rating_grade") if live else ("e.firm_stage", "e.rating_grade")
+    at_cutoff = "" if live else f"LEFT JOIN {EVALUATION_CUTOFF_MODEL} AS e USING (client_key)"
     return f"""
 WITH snaps AS (
     SELECT * FROM staging.stg_usage__product_snapshots WHERE snapshot_month <= {c}
@@ -53,19 +50,13 @@ WITH snaps AS (
         sum(credit_limit) FILTER (WHERE snapshot_month = {c}) AS limit_now,
         avg((channel = 'online')::INT) AS online_share,
         avg((channel = 'relationship_manager')::INT) AS rm_share,
-        sum(interaction_count) AS interactions_12m,
-        max(days_past_due) FILTER (WHERE snapshot_month = {c}) AS dpd_now
+        sum(interaction_count) AS interactions_12m
     FROM snaps WHERE snapshot_month > {c} - INTERVAL 12 MONTH GROUP BY client_key
 ), reps AS (
     SELECT *, row_number() OVER (PARTITION BY client_key ORDER BY report_date DESC, report_id DESC) AS rn
     FROM staging.stg_bureau__credit_reports WHERE report_date <= last_day({c})
 ), latest AS (
     SELECT * FROM reps WHERE rn = 1
-), base AS (  -- default baseline: latest report at least 12 months before the cutoff, else the earliest
-    SELECT client_key,
-        coalesce(arg_max(defaults_5y, report_date) FILTER (WHERE report_date <= last_day({c}) - INTERVAL 12 MONTH),
-                 arg_min(defaults_5y, report_date)) AS base_defaults
-    FROM reps GROUP BY client_key
 )
 SELECT d.client_key, d.size_class, d.technology_firm, d.industry_risk_class, d.industry_section,
     d.relationship_status, d.lifecycle_stage, d.onboarding_date,
@@ -84,10 +75,24 @@ FROM marts.dim_client AS d
 LEFT JOIN held AS h USING (client_key)
 LEFT JOIN usage12 AS u USING (client_key)
 LEFT JOIN latest AS l USING (client_key)
-LEFT JOIN base AS b USING (client_key)
-LEFT JOIN reference.rating_master_scale AS ms ON l.bureau_score BETWEEN ms.score_min AND ms.score_max
+{at_cutoff}
 ORDER BY d.client_key
 """
+
+
+def evaluation_cutoff(con: duckdb.DuckDBPyConnection, end_month: date, horizon: int) -> date:
+    """``horizon`` months before ``end_month``: the cutoff dbt built int_clients_at_evaluation_cutoff for.
+
+    dbt's var evaluation_horizon_months and EVAL_HORIZON_MONTHS must agree; a mismatch fails loudly rather than
+    evaluating with firm stages and grades taken at another date.
+    """
+    cutoff = add_months(end_month, -horizon)
+    built = {r[0] for r in con.execute(f"SELECT DISTINCT evaluation_cutoff_month FROM {EVALUATION_CUTOFF_MODEL}").fetchall()}
+    if built and built != {cutoff}:
+        raise RuntimeError(f"{EVALUATION_CUTOFF_MODEL} was built for cutoff {sorted(built)}, the evaluation needs "
+                           f"{cutoff} ({horizon} months before {end_month}): set dbt var evaluation_horizon_months "
+                           f"(dbt/dbt_project.yml) to {horizon}")
+    return cutoff
 
 
 def adoptions_sql(cutoff_month: date, end_month: date) -> str:

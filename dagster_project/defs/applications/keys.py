@@ -9,6 +9,7 @@ DIM_CLIENT, CATALOGUE = K(["marts", "dim_client"]), K(["reference", "product_cat
 USAGE_MONTHLY, USAGE_PROFILE = K(["marts", "fct_product_usage_monthly"]), K(["marts", "fct_client_usage_profile"])
 STG_USAGE, STG_BUREAU = K(["staging", "stg_usage__product_snapshots"]), K(["staging", "stg_bureau__credit_reports"])
 AS_OF, MASTER_SCALE = K(["intermediate", "int_as_of_date_derived"]), K(["reference", "rating_master_scale"])
+AT_CUTOFF = K(["intermediate", "int_clients_at_evaluation_cutoff"])  # firm stage and grade at the evaluation cutoff
 # The segmentation stage's outputs this stage reads: the dbt mart and the model's own assignments.
 SEGMENT_DEPS = [K(["marts", "client_segments"]), K(["ml", "segment_assignments"])]
 EW_CALIBRATION = K(["ml", "early_warning_calibration"])  # ew_calibration_assets.py

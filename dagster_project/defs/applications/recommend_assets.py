@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 
 from dagster_project.defs.applications import recommend as rc
-from dagster_project.defs.applications.as_of import (EVAL_HORIZON_MONTHS, add_months, adoptions_sql, as_of_month,
-                                                     client_state_sql)
-from dagster_project.defs.applications.keys import (AS_OF, CATALOGUE, DIM_CLIENT, GROUP, MASTER_SCALE, REC_EVAL, RECS,
+from dagster_project.defs.applications.as_of import (EVAL_HORIZON_MONTHS, adoptions_sql, as_of_month, client_state_sql,
+                                                     evaluation_cutoff)
+from dagster_project.defs.applications.keys import (AS_OF, AT_CUTOFF, CATALOGUE, DIM_CLIENT, GROUP, MASTER_SCALE, REC_EVAL, RECS,
                                                     SEGMENT_DEPS, STG_BUREAU, STG_USAGE)
 from dagster_project.defs.applications.segments import segment_sql
 from dagster_project.lib.metadata import chart_first, figure, md_table, png_markdown
@@ -216,7 +216,7 @@ def evaluate_recommendations(con: duckdb.DuckDBPyConnection, horizon: int = EVAL
                              n_boot: int = N_BOOTSTRAP) -> pd.DataFrame:
     """Time split: features as of ``horizon`` months before the last snapshot; outcome = products first opened after."""
     end = as_of_month(con)
-    cutoff = add_months(end, -horizon)
+    cutoff = evaluation_cutoff(con, end, horizon)
     products = catalogue(con)
     states = client_states(con, cutoff, live=False)
     adopted: dict[str, set[str]] = defaultdict(set)
@@ -260,12 +260,13 @@ def _eval_chart(ev: pd.DataFrame):
 
 
 @dg.asset(key=REC_EVAL, group_name=GROUP, kinds={"duckdb", "scikitlearn", "python"},
-          deps=[DIM_CLIENT, CATALOGUE, STG_USAGE, STG_BUREAU, AS_OF, MASTER_SCALE])
+          deps=[DIM_CLIENT, CATALOGUE, STG_USAGE, STG_BUREAU, AS_OF, AT_CUTOFF])
 def recommendation_evaluation(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
     """Time-split evaluation of the recommendations: hit rate at 3 vs a popularity baseline, bootstrap 95 % CIs.
 
-    Features (holdings, usage, rating, firm stage) are recomputed in SQL from snapshots and bureau reports up to
-    6 months before the last snapshot; the outcome is the products first opened in those last 6 months.
+    Features (holdings, usage) are recomputed in SQL from snapshots and bureau reports up to 6 months before the
+    last snapshot, firm stage and rating grade at that cutoff come from dbt (int_clients_at_evaluation_cutoff);
+    the outcome is the products first opened in those last 6 months.
     """
     with connect(warehouse.settings) as con:
         ev = evaluate_recommendations(con, n_boot=warehouse.settings.eval_bootstrap)

@@ -1,5 +1,5 @@
 -- One row per CRM client: internal rating grade on the master scale (seed rating_master_scale).
---   1. DEFAULT OVERRIDE -> 'D' whatever the score, and even without a bureau report: latest usage month
+--   1. DEFAULT OVERRIDE (macro default_trigger, macros/credit_rules.sql) -> 'D' whatever the score, and even without a bureau report: latest usage month
 --      90+ days past due on any facility, or latest bureau report with max_days_past_due_12m >= 90, or a
 --      default registered in the last 12 months (defaults_5y rose, see int_clients_credit_summarised).
 --   2. Otherwise the band of the latest bureau score (score_min <= score <= score_max, inclusive).
@@ -44,11 +44,8 @@ graded as (
         coalesce(cr.default_in_last_12m, false)                           as bureau_default_in_last_12m,
         u.snapshot_month                                                  as latest_usage_month,
         u.max_days_past_due                                               as latest_usage_days_past_due,
-        case
-            when u.max_days_past_due >= 90 then 'usage_90_plus_dpd'
-            when cr.max_days_past_due_12m >= 90 then 'bureau_90_plus_dpd_12m'
-            when cr.default_in_last_12m then 'bureau_default_last_12m'
-        end                                                               as default_trigger,
+        {{ default_trigger('u.max_days_past_due', 'cr.max_days_past_due_12m', 'cr.default_in_last_12m') }}
+                                                                          as default_trigger,
         s.rating_grade                                                    as score_grade
     from clients as c
     left join credit as cr

@@ -1,9 +1,9 @@
 -- One row per CRM client: firm age and firm stage (from founded_date), relationship tenure and
 -- relationship lifecycle stage, all measured at the as-of date of int_as_of_date_derived.
 --
--- firm_stage: startup = firm age < 36 completed months (< 3 years); growth = 36 to < 120 months
---   (3 to < 10 years); established = 120 months (10 years) or more; unknown = founded_date missing or
---   after the as-of date.
+-- firm_stage (macro firm_stage, macros/credit_rules.sql): startup = firm age < 36 completed months
+--   (< 3 years); growth = 36 to < 120 months (3 to < 10 years); established = 120 months (10 years) or
+--   more; unknown = founded_date missing or after the as-of date.
 -- lifecycle_stage, first matching rule wins:
 --   1 prospect  no onboarding_date, onboarding after the as-of date, or CRM status 'prospect';
 --   2 churned   CRM status 'closed';
@@ -79,12 +79,7 @@ measured as (
 select
     m.client_key,
     m.firm_age_months,
-    case
-        when m.firm_age_months is null then 'unknown'
-        when m.firm_age_months < 36 then 'startup'
-        when m.firm_age_months < 120 then 'growth'
-        else 'established'
-    end                                                                as firm_stage,
+    {{ firm_stage('m.firm_age_months') }}                           as firm_stage,
     m.tenure_months,
     m.last_active_month,
     m.months_since_last_activity,
