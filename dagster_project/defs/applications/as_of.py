@@ -7,10 +7,10 @@ evaluations never see the future.
 from datetime import date
 
 import duckdb
-import pandas as pd
 
 from dagster_project.defs.applications import early_warning as ew
 from dagster_project.defs.applications import recommend as rc
+from dagster_project.lib.months import add_months
 
 
 EVAL_HORIZON_MONTHS = 6  # time split: features/warnings as of 6 months before the last snapshot
@@ -192,14 +192,6 @@ FROM marts.fct_product_usage_monthly WHERE max_days_past_due >= 90 GROUP BY clie
 """
 
 
-def add_months(d: date, k: int) -> date:
-    m = d.year * 12 + d.month - 1 + k
-    return date(m // 12, m % 12 + 1, 1)
-
-
 def as_of_month(con: duckdb.DuckDBPyConnection) -> date:
     return con.execute("SELECT as_of_month FROM intermediate.int_as_of_date_derived").fetchall()[0][0]
 
-
-def last_day_of(month: date) -> date:
-    return add_months(month, 1).replace(day=1) - pd.Timedelta(days=1).to_pytimedelta()

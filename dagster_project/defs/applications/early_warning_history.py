@@ -13,8 +13,9 @@ import duckdb
 import pandas as pd
 
 from dagster_project.defs.applications import early_warning as ew
-from dagster_project.defs.applications.as_of import (EVAL_HORIZON_MONTHS, add_months, as_of_month, first_default_sql,
-                                                     last_day_of, lit, signal_observations_sql)
+from dagster_project.defs.applications.as_of import (EVAL_HORIZON_MONTHS, as_of_month, first_default_sql, lit,
+                                                     signal_observations_sql)
+from dagster_project.lib.months import add_months, month_end
 
 
 STATE_SCHEMA = "state"  # never dropped by dbt nor by full_rebuild; not published
@@ -90,7 +91,7 @@ def advance_warning_state(con: duckdb.DuckDBPyConnection, run_id: str, calibrati
         con.execute("COMMIT")
     finally:
         con.unregister("eps_df")
-    first_end = last_day_of(start)
+    first_end = month_end(start)
     opened = sum(1 for e in [*now_open.values(), *cleared] if e.opened_at >= first_end)
     return {"months_processed": len(months), "opened": opened, "cleared": len(cleared)}
 
@@ -111,7 +112,7 @@ def evaluate_warnings(con: duckdb.DuckDBPyConnection, horizon: int = EVAL_HORIZO
         f"SELECT DISTINCT client_key FROM marts.fct_product_usage_monthly WHERE snapshot_month = {lit(cutoff)}").fetchall()]
     population = [c for c in population if not (c in first_default and first_default[c] <= cutoff)]
     positives = {c: m for c, m in first_default.items() if cutoff < m <= end}
-    cutoff_end = last_day_of(cutoff)
+    cutoff_end = month_end(cutoff)
     rows = []
     for level in ew.SEVERITIES:
         need = ew.SEVERITY_RANK[level]

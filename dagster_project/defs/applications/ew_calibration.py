@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from dagster_project.defs.applications import early_warning as ew
+from dagster_project.lib.months import add_months, month_end
 
 from dagster_project.defs.applications.ew_features import FEATURES, client_values, feature_row
 from dagster_project.defs.applications.ew_score import (SCORE_KINDS, Score, choose_operating_point, fit_hgb,
@@ -56,16 +57,6 @@ MIN_FIT_LABEL_MONTHS = 2  # a fit cutoff sees at least this many outcome months 
 
 
 LOOKBACK_MONTHS = 12  # lead time: first warning in the 12 months up to the cutoff (as early_warning_evaluation)
-
-
-def add_months(d: date, k: int) -> date:
-    m = d.year * 12 + d.month - 1 + k
-    return date(m // 12, m % 12 + 1, 1)
-
-
-def month_end(d: date) -> date:
-    """Last day of the month of ``d``."""
-    return date.fromordinal(add_months(d, 1).toordinal() - 1)
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,8 @@ import pandas as pd
 
 from dagster_project.defs.applications import ew_calibration as cal
 from dagster_project.defs.applications import ew_features as ewf
-from dagster_project.defs.applications.as_of import add_months, as_of_month, first_default_sql
+from dagster_project.defs.applications.as_of import as_of_month, first_default_sql
+from dagster_project.lib.months import add_months
 from dagster_project.defs.applications.early_warning_history import evaluate_warnings, monthly_observations
 from dagster_project.defs.applications.store import write_app_table
 from dagster_project.lib.metadata import figure, md_table, png_bytes

@@ -11,11 +11,6 @@ def _first_of_month(d: date) -> date:
     return d.replace(day=1)
 
 
-def _add_months(d: date, k: int) -> date:
-    m = d.year * 12 + d.month - 1 + k
-    return date(m // 12, m % 12 + 1, 1)
-
-
 def _month64(d: date) -> np.datetime64:
     return np.datetime64(f"{d.year:04d}-{d.month:02d}", "M")
 

@@ -27,7 +27,8 @@ from dagster_project.tools.demo import profiles as pf
 from dagster_project.tools.demo.profiles import (ARCHETYPES, BUREAU_COLUMNS, CHANNELS, CLIENT_COLUMNS, PRODUCTS,
                                                 PROVINCE_CODES, STATUSES, USAGE_COLUMNS)
 from dagster_project.tools.demo.accounts import _eligible_products, _make_accounts
-from dagster_project.tools.demo.draws import _add_months, _first_of_month
+from dagster_project.lib.months import add_months as _add_months
+from dagster_project.tools.demo.draws import _first_of_month
 from dagster_project.tools.demo.population import Calendar, Population, _CLIENT_SQL, _client_frame, _make_population
 from dagster_project.tools.demo.simulate import _BUREAU_SQL, _Simulator, _USAGE_SQL
 
