@@ -305,7 +305,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--scenarios", nargs="+", help="default: every scenario of dagster_project/tools/demo/scenarios.py")
     ev.add_argument("--seeds", nargs="+", type=int, help="default: the judging seeds 101 102 103")
     ev.add_argument("--clients", type=int, default=2000, help="clients generated per scenario run (default 2000)")
-    ev.add_argument("--months", type=int, default=12, help="months of usage per scenario run (default 12)")
+    ev.add_argument("--months", type=int, default=18, help="months of usage per scenario run (default 18: the early-warning "
+                                                           "calibration needs 12 months of history before its evaluation cutoff)")
     ev.add_argument("--sba", default="../shared/data/sba/sba_loans_sample.csv", help="SBA loan sample (CSV)")
     ev.add_argument("--no-sba", action="store_true", help="skip the SBA sample")
     ev.add_argument("--no-doc", action="store_true", help="print only, leave the docs alone (= --docs none)")

@@ -259,8 +259,8 @@ class Case:
 
 def plan_cases(scenarios: list[str], seeds: list[int], clients: int, months: int, demo_seeds: list[int],
                demo_clients: int, demo_months: int) -> list[Case]:
-    """The demo generator per demo seed (its own size: 18 months give the early-warning calibration the 12 months of
-    history up to E it needs; the only generator that plants defaults), then every scenario x seed, seed by seed."""
+    """The demo generator per demo seed (its own size; 18 months give the early-warning calibration the 12 months of
+    history up to E it needs - the scenario runs default to 18 months too), then every scenario x seed, seed by seed."""
     return ([Case("demo", s, demo_clients, demo_months) for s in demo_seeds]
             + [Case(n, s, clients, months) for s in seeds for n in scenarios if n != "demo"])
 

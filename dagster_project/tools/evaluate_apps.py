@@ -11,9 +11,9 @@ read - no extra run, nothing refitted:
 * ``marts.recommendation_evaluation``: hit rate at 3 of the model vs the popularity baseline (time split, cutoff
   6 months before the last snapshot), bootstrap 95 % intervals, paired lift.
 
-Where a scenario plants no defaults (no client ever reaches 90+ dpd: only the demo's ``deteriorating`` archetype
-does) precision, recall and lead are undefined; only the share of clients flagged - the RM's workload - is
-reported. The results go into docs/applications.md between the markers below.
+Every generator plants defaults (the demo: its ``deteriorating`` archetype; the scenarios: ``scenarios.DefaultPlan``,
+customers of any archetype). Where a case has no defaults in its evaluation window precision, recall and lead are
+undefined; only the share of clients flagged - the RM's workload - is reported. The results go into docs/applications.md between the markers below.
 """
 
 from __future__ import annotations

@@ -20,8 +20,9 @@ i.e. >= 0): a feature whose coefficient comes out negative is dropped and the mo
 Optional second candidate: monotonic gradient boosting (``fit_hgb``, off by default, ``SCORE_KINDS``).
 
 Targets (``Targets``, ``warning_point``): warning = the highest recall with precision >= 0.30 + 0.05 margin on the
-calibration window, or the point at the expert rules' recall when that recalls less and the matched point is more
-precise than the rules; critical = the highest recall with precision >= 0.60 + 0.05. Minimum history
+calibration window if the Wilson lower 95 % bound of its recall is >= 0.70, else the fewest flags with that recall
+bound at precision >= 0.30, else (no such point) the first point or the point at the expert rules' recall when that
+recalls less and the matched point is more precise than the rules; critical = the highest recall with precision >= 0.60 + 0.05. Minimum history
 (``history_check``): >= 12 months of data up to E and >= 20 positive outcomes in the fit window and in the
 calibration window; otherwise, or when the score has no warning point, or when the expert rules win
 (``choose_method``), the calibration says ``method = expert``: the fixed thresholds of ``early_warning.SIGNALS`` stay.
@@ -42,9 +43,9 @@ from dagster_project.defs.applications import early_warning as ew
 from dagster_project.lib.months import add_months, month_end
 
 from dagster_project.defs.applications.ew_features import FEATURES, client_values, feature_row
-from dagster_project.defs.applications.ew_score import (SCORE_KINDS, Score, choose_operating_point, fit_hgb,
-                                                        fit_score, out_of_fold_scores, pr_curve,
-                                                        warning_point)
+from dagster_project.defs.applications.ew_score import (SCORE_KINDS, Score, Targets, choose_method,
+                                                        choose_operating_point, fit_hgb, fit_score,
+                                                        out_of_fold_scores, pr_curve, warning_point, wilson_lower)
 
 
 HORIZON_MONTHS = 6
@@ -91,15 +92,6 @@ def plan_windows(first_month: date, end_month: date, horizon: int = HORIZON_MONT
     c = add_months(e, -horizon)
     return Windows(first_month=first_month, fit_from=add_months(first_month, FIT_WARMUP_MONTHS),
                    fit_to=c, calibration_cutoff=c, evaluation_cutoff=e, end_month=end_month, horizon=horizon)
-
-
-@dataclass(frozen=True)
-class Targets:
-    warning_precision: float = 0.30
-    critical_precision: float = 0.60
-    margin: float = 0.05  # operating points are chosen at target + margin on the calibration window
-    min_history_months: int = 12
-    min_positives: int = 20
 
 
 def history_check(w: Windows, fit_positives: int, calibration_positives: int, targets: Targets = Targets()
@@ -323,14 +315,15 @@ def calibrate(frame: pd.DataFrame, population_by_month: Mapping[date, Sequence[s
         tp = int((flag & y).sum())
         nf, npos = int(flag.sum()), int(y.sum())
         chosen["expert"][level] = {"flagged": nf, "true_positives": tp, "precision": tp / nf if nf else 0.0,
-                                   "recall": tp / npos if npos else 0.0, "share_flagged": float(flag.mean())}
+                                   "recall": tp / npos if npos else 0.0, "share_flagged": float(flag.mean()),
+                                   "recall_lb": float(wilson_lower(tp, npos, targets.recall_z))}
     ex = chosen["expert"]["warning"]
     candidates: dict[str, dict] = {}
     for kind in SCORE_KINDS:  # both on out-of-fold scores of the same calibration window
         p = out_of_fold_scores(fit_df, cal, kind=kind)
         curve = pr_curve(p, cal.label, cal.has_signal)
         candidates[kind] = {"curve": curve,
-                            "warning": warning_point(curve, ex, targets),
+                            "warning": warning_point(curve, ex, targets, positives=cal_pos),
                             "critical": choose_operating_point(curve, targets.critical_precision + targets.margin)}
     # the candidate with the warning point of the highest recall (then precision); logreg on ties (simpler)
     best = max(SCORE_KINDS, key=lambda k: (candidates[k]["warning"] is not None,
@@ -356,26 +349,3 @@ def calibrate(frame: pd.DataFrame, population_by_month: Mapping[date, Sequence[s
                          critical_threshold=None if crit is None else crit["threshold"], chosen=chosen, **base)
     method, reason = choose_method(ex, warn, targets)
     return replace(result, method=method, reason=reason), extras
-
-
-def choose_method(expert_warning: Mapping, score_warning: Mapping | None, targets: Targets = Targets()) -> tuple[str, str]:
-    """Keep what wins on the calibration window: the score needs a warning point meeting the target; the expert rules
-    stay when they meet it too with at least the score's recall. Returns (method, reason)."""
-    need = targets.warning_precision + targets.margin
-    if score_warning is None:
-        return "expert", (f"fallback to expert thresholds: the combined score has no warning point with precision >= "
-                          f"{need:.2f} on the calibration window")
-    ep, er, sp, sr = (expert_warning["precision"], expert_warning["recall"], score_warning["precision"],
-                      score_warning["recall"])
-    if sr >= er and sp > ep:
-        return "score", (f"combined score wins on the calibration window: precision {sp:.2f} vs expert {ep:.2f} at "
-                         f"recall {sr:.2f} vs {er:.2f}")
-    expert_ok = ep >= need
-    if expert_ok and er >= sr:
-        return "expert", ("expert thresholds kept: they meet the warning target with at least the combined score's "
-                          "recall on the calibration window")
-    if not expert_ok and sp >= need:
-        return "score", f"combined score wins on the calibration window: expert precision {ep:.2f} below target"
-    if expert_ok:
-        return "score", f"combined score wins on the calibration window: recall {sr:.2f} vs expert {er:.2f}"
-    return "expert", "expert thresholds kept: neither meets the warning target and the score does not dominate"

@@ -1,11 +1,11 @@
-"""The combined early-warning score with sign constraints, its out-of-fold scores and operating points."""
+"""The combined early-warning score with sign constraints, its out-of-fold scores, the targets, the operating points
+(the warning point with its recall margin, ``wilson_lower``) and the choice score vs expert rules (``choose_method``)."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -13,8 +13,16 @@ import pandas as pd
 
 from dagster_project.defs.applications.ew_features import FEATURES
 
-if TYPE_CHECKING:
-    from dagster_project.defs.applications.ew_calibration import Targets
+
+@dataclass(frozen=True)
+class Targets:
+    warning_precision: float = 0.30
+    critical_precision: float = 0.60
+    margin: float = 0.05  # operating points are chosen at target + margin on the calibration window
+    min_history_months: int = 12
+    min_positives: int = 20
+    warning_recall: float = 0.70  # the warning point's recall must be >= this with confidence (recall_z)
+    recall_z: float = 1.96  # Wilson score interval: lower 95 % bound of recall on the calibration window
 
 
 @dataclass(frozen=True)
@@ -123,26 +131,68 @@ def pr_curve(scores: Sequence[float], labels: Sequence[bool], flaggable: Sequenc
     return pd.DataFrame(rows, columns=["threshold", "flagged", "true_positives", "precision", "recall", "share_flagged"])
 
 
+def wilson_lower(successes: "np.ndarray | float", n: int, z: float = 1.96) -> "np.ndarray | float":
+    """Lower bound of the Wilson score interval of a proportion ``successes / n`` (0 when n = 0)."""
+    if n <= 0:
+        return np.zeros_like(np.asarray(successes, dtype=float)) if np.ndim(successes) else 0.0
+    p = np.asarray(successes, dtype=float) / n
+    z2 = z * z
+    lb = (p + z2 / (2 * n) - z * np.sqrt(p * (1 - p) / n + z2 / (4 * n * n))) / (1 + z2 / n)
+    return np.maximum(lb, 0.0) if np.ndim(lb) else float(max(lb, 0.0))
+
+
 def point_at_recall(curve: pd.DataFrame, min_recall: float) -> dict | None:
     """The point with the highest threshold (fewest flags) whose recall is at least ``min_recall``."""
     ok = curve[curve.recall >= min_recall - 1e-12]
     if ok.empty:
         return None
-    best = ok.sort_values(["threshold"], ascending=False).iloc[0]
-    return {k: (float(v) if k in ("threshold", "precision", "recall", "share_flagged") else int(v)) for k, v in best.items()}
+    return _point(ok.sort_values(["threshold"], ascending=False).iloc[0])
 
 
-def warning_point(curve: pd.DataFrame, expert: Mapping, targets: "Targets") -> dict | None:
-    """Warning operating point: the highest recall with precision >= target + margin; when that catches fewer
-    defaulters than the expert rules on the same window, the point at the rules' recall instead if it is more precise
-    than the rules there (the score never catches fewer defaulters than the rules it replaces)."""
-    at_target = choose_operating_point(curve, targets.warning_precision + targets.margin)
+def _point(row: pd.Series, **extra) -> dict:
+    out = {k: (float(v) if k in ("threshold", "precision", "recall", "share_flagged", "recall_lb") else int(v))
+           for k, v in row.items()}
+    return out | extra
+
+
+def curve_positives(curve: pd.DataFrame) -> int:
+    """Positives behind a ``pr_curve`` (true positives / recall of any point with recall > 0; 0 without)."""
+    hit = curve[curve.recall > 0]
+    return int(round(hit.true_positives.iloc[0] / hit.recall.iloc[0])) if len(hit) else 0
+
+
+def with_recall_lb(curve: pd.DataFrame, positives: int, z: float = 1.96) -> pd.DataFrame:
+    """The curve with ``recall_lb``: the Wilson lower 95 % bound of each point's recall (``positives`` defaulters)."""
+    return curve.assign(recall_lb=wilson_lower(curve.true_positives.to_numpy(dtype=float), positives, z)
+                        if len(curve) else [])
+
+
+def warning_point(curve: pd.DataFrame, expert: Mapping, targets: Targets, positives: int | None = None) -> dict | None:
+    """Warning operating point on the calibration window (``positives`` defaulters there; default: from the curve).
+
+    1. ``precision_target``: the highest recall with precision >= 0.30 + 0.05 (the issue's target: precision >= 0.3
+       at the highest recall) - kept if its recall is >= 0.70 WITH CONFIDENCE: the Wilson lower 95 % bound of its
+       recall on the calibration window is >= 0.70 (point recall about 0.81 with 70 positives, 0.85 with 40).
+    2. ``recall_lower_bound``: otherwise the fewest flags (highest threshold) whose recall lower bound is >= 0.70,
+       if precision there is still >= 0.30 (the recall margin is bought with the precision margin).
+    3. Fallback when no point has both: point 1 (or, when that catches fewer defaulters than the expert rules, the
+       point at the rules' recall if it is more precise than the rules there: ``expert_recall``), with the recall
+       margin not assured (the calibration's reason says so).
+    Every point carries ``recall_lb`` and ``rule``."""
+    n = curve_positives(curve) if positives is None else int(positives)
+    c = with_recall_lb(curve, n, targets.recall_z)
+    at_target = choose_operating_point(c, targets.warning_precision + targets.margin)
+    if at_target is not None and at_target["recall_lb"] >= targets.warning_recall:
+        return at_target | {"rule": "precision_target"}
+    ok = c[(c.recall_lb >= targets.warning_recall) & (c.precision >= targets.warning_precision) & (c.flagged >= 5)]
+    if not ok.empty:
+        return _point(ok.sort_values("threshold", ascending=False).iloc[0], rule="recall_lower_bound")
     if at_target is not None and at_target["recall"] >= expert["recall"]:
-        return at_target
-    matched = point_at_recall(curve, expert["recall"]) if expert.get("recall") else None
+        return at_target | {"rule": "precision_target"}
+    matched = point_at_recall(c, expert["recall"]) if expert.get("recall") else None
     if matched is not None and matched["precision"] > expert["precision"]:
-        return matched
-    return at_target
+        return matched | {"rule": "expert_recall"}
+    return None if at_target is None else at_target | {"rule": "precision_target"}
 
 
 def choose_operating_point(curve: pd.DataFrame, min_precision: float, min_flagged: int = 5) -> dict | None:
@@ -151,5 +201,40 @@ def choose_operating_point(curve: pd.DataFrame, min_precision: float, min_flagge
     ok = curve[(curve.precision >= min_precision) & (curve.flagged >= min_flagged)]
     if ok.empty:
         return None
-    best = ok.sort_values(["recall", "precision", "threshold"], ascending=[False, False, False]).iloc[0]
-    return {k: (float(v) if k in ("threshold", "precision", "recall", "share_flagged") else int(v)) for k, v in best.items()}
+    return _point(ok.sort_values(["recall", "precision", "threshold"], ascending=[False, False, False]).iloc[0])
+
+
+def choose_method(expert_warning: Mapping, score_warning: Mapping | None, targets: Targets = Targets()) -> tuple[str, str]:
+    """Keep what wins on the calibration window. A score point with its recall margin (``recall_lb`` >= 0.70) wins
+    unless the expert rules have the recall margin too, meet precision >= target + margin and are at least as precise.
+    Without the margin (old rule): the score needs a warning point meeting the precision target; the expert rules stay
+    when they meet it too with at least the score's recall. Returns (method, reason)."""
+    need = targets.warning_precision + targets.margin
+    if score_warning is None:
+        return "expert", (f"fallback to expert thresholds: the combined score has no warning point with precision >= "
+                          f"{need:.2f} on the calibration window")
+    ep, er, sp, sr = (expert_warning["precision"], expert_warning["recall"], score_warning["precision"],
+                      score_warning["recall"])
+    slb = score_warning.get("recall_lb")
+    if slb is not None and slb >= targets.warning_recall:
+        # the score's point has its recall margin: the rules stay only if they have it too, meet the precision target
+        # with margin and are at least as precise
+        elb = expert_warning.get("recall_lb", 0.0)
+        if ep >= need and elb >= targets.warning_recall and ep >= sp:
+            return "expert", (f"expert thresholds kept: they meet both warning targets (recall lower bound {elb:.2f}, "
+                              f"precision {ep:.2f}) at least as precisely as the combined score ({sp:.2f})")
+        return "score", (f"combined score wins on the calibration window: recall {sr:.2f} (lower bound {slb:.2f} >= "
+                         f"{targets.warning_recall:.2f}) at precision {sp:.2f} vs expert {ep:.2f} at recall {er:.2f}")
+    lbnote = f"; recall lower bound {targets.warning_recall:.2f} not reachable at precision >= {need:.2f}"
+    if sr >= er and sp > ep:
+        return "score", (f"combined score wins on the calibration window: precision {sp:.2f} vs expert {ep:.2f} at "
+                         f"recall {sr:.2f} vs {er:.2f}" + lbnote)
+    expert_ok = ep >= need
+    if expert_ok and er >= sr:
+        return "expert", ("expert thresholds kept: they meet the warning target with at least the combined score's "
+                          "recall on the calibration window")
+    if not expert_ok and sp >= need:
+        return "score", f"combined score wins on the calibration window: expert precision {ep:.2f} below target" + lbnote
+    if expert_ok:
+        return "score", f"combined score wins on the calibration window: recall {sr:.2f} vs expert {er:.2f}" + lbnote
+    return "expert", "expert thresholds kept: neither meets the warning target and the score does not dominate"

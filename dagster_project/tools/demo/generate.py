@@ -134,13 +134,16 @@ def _generate(out_dir: Path, n_clients: int, months: int, seed: int, fmt: str, t
                                       clients["employee_count"].to_numpy(dtype=float),
                                       clients["annual_revenue"].to_numpy(dtype=float))
         accounts = _make_accounts(rng, pop, months, eligible)
+        plan = None if pf._DEFAULTS is None else pf._DEFAULTS(seed, pop, cal)
         if truth_path is not None:
             _write_truth(pop, Path(truth_path))
+            if plan is not None:
+                plan.write_truth(Path(truth_path).with_name("planted_defaults.csv"))
         path = out_dir / "clients" / f"clients_{end:%Y%m}.{fmt}"
         files["clients"].append(writer.write(clients, _CLIENT_SQL, path))
         bar.update()
         del clients
-        _simulate_and_write(_Simulator(rng, pop, accounts, cal), writer, out_dir, set(quarter_ends),
+        _simulate_and_write(_Simulator(rng, pop, accounts, cal, plan), writer, out_dir, set(quarter_ends),
                             files, bar)
     finally:
         bar.close()

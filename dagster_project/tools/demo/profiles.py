@@ -8,6 +8,7 @@ generator reads them as ``profiles.<NAME>`` at call time.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -77,6 +78,10 @@ _OFF_INDUSTRY_POOL: tuple[str, ...] | None = None
 
 
 _PROVINCE_WEIGHTS: dict[int, float] | None = None  # scenario override of the province weights
+# Scenario hook (scenarios.py, "planted defaults"): ``_DEFAULTS(seed, pop, cal)`` returns a plan with
+# ``arrears`` / ``utilisation`` / ``bureau`` / ``write_truth``; None for the demo (its defaulters are the
+# ``deteriorating`` archetype). The plan draws from its own random stream, never from the generator's.
+_DEFAULTS: Any = None
 
 
 # province code -> (weight, [(city name, 2-digit prefecture code), ...])

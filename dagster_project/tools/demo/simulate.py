@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -19,8 +20,9 @@ class _Simulator:
     DPD_MEMORY = 12
 
     def __init__(self, rng: np.random.Generator, pop: Population, acc: Accounts,
-                 cal: Calendar) -> None:
+                 cal: Calendar, plan: Any = None) -> None:
         self.rng, self.pop, self.acc, self.cal = rng, pop, acc, cal
+        self.plan = plan  # scenario planted defaults (see profiles._DEFAULTS); None for the demo
         self.dpd_buffer = np.zeros((pop.n, self.DPD_MEMORY), dtype=np.int16)
         self.client_dpd = np.zeros(pop.n, dtype=np.int64)
         self.ar = rng.normal(0, 0.08, acc.n)
@@ -43,6 +45,8 @@ class _Simulator:
         ramp = np.where(k == -3, rng.integers(0, 15, n),
                         np.minimum(90 + 30 * k, 720) + rng.integers(0, 10, n))
         self.client_dpd = np.where(pop.is_det, np.where(k < -3, 0, ramp), dpd)
+        if self.plan is not None:
+            self.client_dpd = self.plan.arrears(t, self.client_dpd)
         self.dpd_buffer[:, t % self.DPD_MEMORY] = self.client_dpd
 
     # -- product usage -----------------------------------------------------------------
@@ -55,6 +59,8 @@ class _Simulator:
         ramp = np.where(pop.is_det[c], np.clip((t - (pop.distress_hit[c] - 7)) / 4.0, 0, 1), 0.0)
         stressed = pop.util_top[c] + rng.normal(0, 0.012, acc.n)
         util = util * (1 - ramp) + np.clip(stressed, 0.0, 1.05) * ramp
+        if self.plan is not None:
+            util = self.plan.utilisation(t, c, util)
         status = pop.status[c]
         util = np.where((status == ST_DORMANT) & (t >= pop.dormant_from[c]), 0.0, util)
         util = np.where((status == ST_CLOSED) & (t >= acc.end_idx - 1), 0.0, util)
@@ -118,7 +124,7 @@ class _Simulator:
         defaults = pop.defaults[sel] + (pop.is_det[sel] & (t >= pop.distress_hit[sel]))
         self.report_counter += m
         first_no = self.report_counter - m + 1
-        return pd.DataFrame({
+        frame = pd.DataFrame({
             "report_no": np.arange(first_no, first_no + m, dtype=np.int64),
             "client_no": sel.astype(np.int64) + 1,
             "report_date": report_date[sel],
@@ -140,6 +146,7 @@ class _Simulator:
             "legal_judgments": rng.poisson(_profile_array("judgments")[arch] + 2.5 * prog).astype(
                 np.int32),
         })
+        return frame if self.plan is None else self.plan.bureau(t, sel, frame)
 
 
 _USAGE_SQL = """

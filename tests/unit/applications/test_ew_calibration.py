@@ -42,12 +42,54 @@ def test_operating_point_meets_the_precision_target_at_the_highest_recall() -> N
 def test_warning_point_never_catches_fewer_defaulters_than_the_rules_it_replaces() -> None:
     s, y = _scored()
     curve = ews.pr_curve(s, y)
+    strict = cal.Targets(warning_recall=1.01)  # no point can have the recall margin: the fallback rule decides
     at_target = ews.choose_operating_point(curve, 0.35)
     # rules that catch more defaulters than the target point, at a lower precision: the score matches their recall
     expert = {"precision": 0.12, "recall": min(1.0, at_target["recall"] + 0.1)}
-    pt = ews.warning_point(curve, expert, cal.Targets())
+    pt = ews.warning_point(curve, expert, strict)
+    assert pt["rule"] == "expert_recall"
     assert pt["recall"] >= expert["recall"] and pt["precision"] > expert["precision"]
-    assert ews.warning_point(curve, {"precision": 0.9, "recall": 0.1}, cal.Targets()) == at_target
+    pt = ews.warning_point(curve, {"precision": 0.9, "recall": 0.1}, strict)
+    assert pt["rule"] == "precision_target" and pt["threshold"] == at_target["threshold"]
+
+
+def test_wilson_lower_bound() -> None:
+    assert ews.wilson_lower(0, 0) == 0.0 and ews.wilson_lower(0, 50) == 0.0
+    assert ews.wilson_lower(56, 70) == pytest.approx(0.6924, abs=1e-3)  # recall 0.80 on 70 positives
+    assert ews.wilson_lower(35, 40) == pytest.approx(0.7388, abs=1e-3)
+    lbs = ews.wilson_lower(np.array([10, 20, 30]), 40)
+    assert np.all(np.diff(lbs) > 0) and np.all(lbs < np.array([10, 20, 30]) / 40)
+
+
+def _curve(tp: list[int], flagged: list[int], positives: int) -> pd.DataFrame:
+    """A curve from the highest threshold down (thresholds 0.99, 0.98, ...)."""
+    rows = [{"threshold": 0.99 - 0.01 * i, "flagged": f, "true_positives": t, "precision": t / f,
+             "recall": t / positives, "share_flagged": f / 1000} for i, (t, f) in enumerate(zip(tp, flagged))]
+    return pd.DataFrame(rows)
+
+
+def test_warning_point_has_a_recall_margin_from_the_lower_confidence_bound() -> None:
+    # 40 positives. Precision >= 0.35 holds up to recall 0.775 (31 tp): that point's recall lower bound is 0.62
+    curve = _curve(tp=[20, 28, 31, 34, 36, 38], flagged=[40, 70, 88, 105, 125, 190], positives=40)
+    t = cal.Targets()
+    old = ews.choose_operating_point(curve, 0.35)
+    assert old["true_positives"] == 31 and ews.wilson_lower(31, 40) < 0.70
+    pt = ews.warning_point(curve, {"precision": 0.2, "recall": 0.95}, t, positives=40)
+    # the fewest flags whose recall lower bound is >= 0.70 (34/40: 0.85, bound 0.71) while precision is >= 0.30
+    assert pt["rule"] == "recall_lower_bound" and pt["true_positives"] == 34
+    assert pt["recall_lb"] >= 0.70 and pt["precision"] >= 0.30
+    assert ews.wilson_lower(33, 40) < 0.70
+    # the positives of the window set the margin: with 400 positives recall 0.775 is already enough
+    big = _curve(tp=[200, 280, 310, 340], flagged=[400, 700, 880, 1050], positives=400)
+    pt = ews.warning_point(big, {"precision": 0.2, "recall": 0.95}, t, positives=400)
+    assert pt["rule"] == "precision_target" and pt["true_positives"] == 310
+    # no point with the margin at precision >= 0.30: fallback to the highest recall at precision >= 0.35
+    weak = _curve(tp=[10, 20, 25, 30], flagged=[20, 50, 70, 120], positives=40)
+    pt = ews.warning_point(weak, {"precision": 0.9, "recall": 0.1}, t, positives=40)
+    assert pt["rule"] == "precision_target" and pt["true_positives"] == 25 and pt["recall_lb"] < 0.70
+    # positives default to the curve's own
+    assert ews.curve_positives(curve) == 40 and ews.warning_point(curve, {"precision": 0.2, "recall": 0.95}, t) == \
+        ews.warning_point(curve, {"precision": 0.2, "recall": 0.95}, t, positives=40)
 
 
 def test_pr_curve_never_flags_rows_without_a_signal() -> None:
@@ -184,6 +226,13 @@ def test_keep_what_wins_on_the_calibration_window() -> None:
     assert cal.choose_method({"precision": 0.20, "recall": 0.90}, {"precision": 0.25, "recall": 0.80})[0] == "expert"
     method, why = cal.choose_method({"precision": 0.10, "recall": 0.99}, None)
     assert method == "expert" and "no warning point" in why
+    # a score point with its recall margin: the rules stay only with the margin too, precision >= 0.35, as precise
+    margin = {"precision": 0.32, "recall": 0.85, "recall_lb": 0.71}
+    assert cal.choose_method({"precision": 0.50, "recall": 0.90, "recall_lb": 0.80}, margin)[0] == "expert"
+    assert cal.choose_method({"precision": 0.50, "recall": 0.75, "recall_lb": 0.64}, margin)[0] == "score"
+    assert cal.choose_method({"precision": 0.25, "recall": 0.95, "recall_lb": 0.88}, margin)[0] == "score"
+    method, why = cal.choose_method({"precision": 0.2, "recall": 0.9}, {"precision": 0.4, "recall": 0.6, "recall_lb": 0.5})
+    assert method == "score" and "not reachable" in why
 
 
 def test_new_calibration_on_monthly_retrain_or_when_none_exists() -> None:
