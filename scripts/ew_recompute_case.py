@@ -12,7 +12,7 @@ import duckdb
 
 from dagster_project.tools import evaluate_apps as apps
 from dagster_project.defs.applications import ew_calibration_assets as A
-from dagster_project.defs.applications.as_of import add_months
+from dagster_project.lib.months import add_months
 
 src, out, case, seed = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], int(sys.argv[4])
 con = duckdb.connect(str(src / "data" / "build" / "build.duckdb"), read_only=True)
