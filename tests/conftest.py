@@ -1,6 +1,8 @@
 """Shared fixtures: a generated demo delivery set and a helper that runs the real CLI in a temp data dir."""
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -75,14 +77,27 @@ def published_catalogue(path: Path) -> list[tuple[str, str, str, str]]:
 
 
 @pytest.fixture(scope="session")
-def published_ws(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
+def published_ws(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Workspace:
     """READ ONLY: a small generated delivery set, run once through daily_refresh with the demo key.
 
-    Shared by every test that only reads the result (published file, run output, event log). A test that
-    runs the pipeline again, adds deliveries or otherwise writes takes a copy (``demo_ws``, ``copy_workspace``).
+    Shared by every test that only reads the result (published file, run output, event log), across pytest-xdist
+    workers too: the first worker to need it builds it under a file lock, the others wait and reuse it. A test
+    that runs the pipeline again, adds deliveries or otherwise writes takes a copy (``demo_ws``, ``copy_workspace``).
     """
-    ws = make_workspace(tmp_path_factory.mktemp("published"))
-    ws.first_run = ws.lendseg("run", "--demo", timeout=900)
+    from filelock import FileLock
+
+    base = tmp_path_factory.getbasetemp()
+    root = (base.parent if worker_id != "master" else base) / "published_ws"
+    record = root / "first_run.json"
+    with FileLock(f"{root}.lock"):
+        if not record.exists():
+            shutil.rmtree(root, ignore_errors=True)  # a worker that failed half-way leaves nothing to reuse
+            ws = make_workspace(root)
+            run = ws.lendseg("run", "--demo", timeout=900)
+            record.write_text(json.dumps({"args": run.args, "returncode": run.returncode,
+                                          "stdout": run.stdout, "stderr": run.stderr}))
+    ws = Workspace(root)
+    ws.first_run = subprocess.CompletedProcess(**json.loads(record.read_text()))
     return ws
 
 
@@ -98,16 +113,7 @@ def demo_ws(published_ws: Workspace, tmp_path_factory: pytest.TempPathFactory) -
     return copy_workspace(published_ws, tmp_path_factory.mktemp("e2e") / "ws")
 
 
-# Modules that share one session-scoped fixture must run on the same pytest-xdist worker.
-SHARED_GROUPS = {"test_e2e": "published_ws", "test_readable": "published_ws"}
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """One xdist group per test module (``--dist loadgroup``): a module's fixtures are built once, on one worker.
-
-    Whole pipeline runs (tests/e2e) are collected first so the two workers start on the longest groups.
-    """
-    for item in items:
-        module = item.path.stem
-        item.add_marker(pytest.mark.xdist_group(SHARED_GROUPS.get(module, str(item.path))))
+    """Whole pipeline runs (tests/e2e) first, so the two xdist workers (``--dist loadfile``) start on the longest
+    modules and the short ones fill in at the end."""
     items.sort(key=lambda item: "/e2e/" not in str(item.path))  # stable: keeps the order within each part
