@@ -6,7 +6,8 @@
 --   firm age = completed months from founded_date to the cutoff date;
 --   usage: the client's latest usage month on or before the cutoff month;
 --   bureau: the latest report dated on or before the cutoff date; the default baseline is the latest report
---   at least 12 months before the cutoff date, else the client's earliest report (as int_clients_credit_summarised).
+--   at least 12 months before the cutoff date, else the client's earliest report (macro default_baseline_order, as
+--   int_clients_credit_summarised).
 {%- set horizon = var('evaluation_horizon_months', 6) %}
 with cutoff as (
     select
@@ -52,8 +53,7 @@ default_baseline as (
             r.defaults_5y,
             row_number() over (
                 partition by r.client_key
-                order by case when r.is_12m_before_cutoff then 0 else 1 end,
-                         case when r.is_12m_before_cutoff then r.report_seq else r.report_seq_asc end
+                order by {{ default_baseline_order('r.is_12m_before_cutoff') }}
             ) as default_baseline_rank
         from reports as r
     ) as ranked

@@ -36,8 +36,7 @@ default_baseline as (
             r.*,
             row_number() over (
                 partition by r.client_key
-                order by case when r.is_12m_before_as_of then 0 else 1 end,
-                         case when r.is_12m_before_as_of then r.report_seq else r.report_seq_asc end
+                order by {{ default_baseline_order('r.is_12m_before_as_of') }}
             ) as default_baseline_rank
         from reports as r
     ) as ranked
