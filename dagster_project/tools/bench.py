@@ -17,7 +17,9 @@ from collections import defaultdict
 from datetime import date, datetime, timezone
 from pathlib import Path
 
-from dagster_project.lib.settings import DEMO_PII_KEY
+from collections.abc import Mapping
+
+from dagster_project.lib.settings import DEMO_PII_KEY, VARIABLES
 
 # Which floor step each pipeline step corresponds to (the rest is orchestration and checks: floor 0).
 FLOOR_OF = {"ingest": "ingest", "dbt": "dimensions+profiles_features", "ml": "model_fit_score", "publish": "publish"}
@@ -118,6 +120,26 @@ def _dbt_groups(run_id: str, data: Path) -> dict[str, float]:
     return dict(out)
 
 
+def path_variables() -> list[str]:
+    """Every ``LENDSEG_*`` variable that names a location (LENDSEG_DATA_DIR and those documented under it)."""
+    return [v for v, default, _ in VARIABLES
+            if v.startswith("LENDSEG_") and (v == "LENDSEG_DATA_DIR" or default.startswith("$LENDSEG_DATA_DIR"))]
+
+
+def bench_env(inherited: Mapping[str, str], data: Path, home: Path) -> dict[str, str]:
+    """The bench run's environment: every location inside the bench's temp folder, whatever ``inherited`` holds.
+
+    Inherited location variables (landing zone, published warehouse, build database, model store) and the PII key
+    are dropped, so a bench started from a shell configured for a real installation can neither read that
+    installation's deliveries nor publish onto its warehouse; settings that are not locations (memory limit,
+    threads) are kept.
+    """
+    drop = set(path_variables()) | {"LENDSEG_PII_KEY", "DAGSTER_HOME"}
+    env = {k: v for k, v in inherited.items() if k not in drop}
+    return env | {"LENDSEG_DATA_DIR": str(data), "DAGSTER_HOME": str(home), "LENDSEG_DEMO": "1",
+                  "LENDSEG_AUTOMATION": "off"}
+
+
 def run_bench(clients: int, months: int, fmt: str, out_dir: Path, seed: int = 42, keep: bool = False) -> dict:
     from dagster_project.tools.bench_floor import run_floor
     from dagster_project.tools.demo.generate import generate
@@ -129,9 +151,7 @@ def run_bench(clients: int, months: int, fmt: str, out_dir: Path, seed: int = 42
         generate(data / "landing", n_clients=clients, months=months, seed=seed, fmt=fmt, progress=True,
                  truth_path=tmp / "truth.csv", end_month=date(2026, 10, 1))
         gen_s = time.perf_counter() - t
-        env = {**os.environ, "LENDSEG_DATA_DIR": str(data), "DAGSTER_HOME": str(home), "LENDSEG_DEMO": "1",
-               "LENDSEG_AUTOMATION": "off"}
-        env.pop("LENDSEG_PII_KEY", None)
+        env = bench_env(os.environ, data, home)
         lendseg = str(Path(sys.executable).parent / "lendseg")
         t = time.perf_counter()
         proc = subprocess.Popen([lendseg, "run", "--demo"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

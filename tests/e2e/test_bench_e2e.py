@@ -8,11 +8,24 @@ import pytest
 from dagster_project.tools.bench import to_markdown
 
 
-@pytest.mark.e2e
-def test_bench_smoke(tmp_path: Path) -> None:
-    from dagster_project.tools.bench import run_bench
+def _tree(root: Path) -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*")}
 
+
+@pytest.mark.e2e
+def test_bench_smoke(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dagster_project.tools.bench import path_variables, run_bench
+
+    # The caller's shell is configured for another installation: the bench must neither read nor write it.
+    other = tmp_path / "other_installation"
+    for name in path_variables():
+        (other / name).mkdir(parents=True)
+        (other / name / "keep.txt").write_text(name)
+        monkeypatch.setenv(name, str(other / name))
+    monkeypatch.setenv("DAGSTER_HOME", str(other / "dagster_home"))
+    before = _tree(other)
     report = run_bench(clients=400, months=6, fmt="parquet", out_dir=tmp_path)
+    assert _tree(other) == before
     saved = json.loads((tmp_path / "bench-400-6m-parquet.json").read_text())
     assert saved["pipeline_wall_s"] == report["pipeline_wall_s"] > 0
     assert report["peak_tree_rss_mb"] > 100 and report["floor_wall_s"] > 0
