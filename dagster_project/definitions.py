@@ -17,7 +17,7 @@ from .defs.operations.sensors import sensors as landing_sensors
 from .defs.publish.assets import published_warehouse
 from .defs.publish.checks import published_checks
 from .defs.segmentation.assets import ml_assets
-from .defs.transform.assets import dbt_models, dbt_resource
+from .defs.transform.assets import dbt_resource, dbt_steps
 from .defs.transform.checks import quality_checks
 from .defs.applications.ew_calibration_assets import calibration_assets
 from .lib.resources import Warehouse
@@ -39,7 +39,7 @@ application_assets = [client_product_recommendations, recommendation_evaluation,
 
 defs = dg.Definitions(
     # stage by stage, in data-flow order (README "Architecture")
-    assets=with_owner([*ingest_assets, dbt_models, *ml_assets, *calibration_assets, *application_assets,
+    assets=with_owner([*ingest_assets, *dbt_steps, *ml_assets, *calibration_assets, *application_assets,
                        with_freshness(published_warehouse)]),  # stale after LENDSEG_STALE_AFTER_HOURS
     asset_checks=[*quality_checks, *application_checks, *published_checks],
     jobs=writing_jobs,  # daily_refresh, monthly_retrain, full_rebuild (jobs.py: stages as asset groups)

@@ -134,7 +134,7 @@ def label(st: Step) -> str:
     key = st.key
     if key.startswith("raw_"):
         return f"ingest {key[4:]}"
-    if key.startswith("dbt_models"):
+    if key.startswith("dbt_"):
         order = ["reference", "staging", "intermediate", "marts", "ml"]
         layers = sorted({a.split("/")[0] for a in st.assets}, key=lambda g: order.index(g) if g in order else len(order))
         return "dbt " + (" + ".join(layers) if layers else "models")
@@ -163,7 +163,7 @@ def detail(st: Step) -> str:
         m = st.metadata[-1]
         rows = sum(int(v) for k, v in m.items() if k.startswith("rows/"))
         parts.append(f"{m.get('version')}: {sum(1 for k in m if k.startswith('rows/'))} tables, {_n(rows)} rows")
-    elif st.key.startswith("dbt_models"):
+    elif st.key.startswith("dbt_"):
         parts.append(f"{len(st.assets)} models/seeds")
     else:
         rows = [int(m["dagster/row_count"] if "dagster/row_count" in m else m["rows"])

@@ -74,7 +74,7 @@ class TreeSampler(threading.Thread):
 def _step_group(step_key: str) -> str:
     if step_key.startswith("raw_"):
         return "ingest"
-    if step_key.startswith("dbt_models"):
+    if step_key.startswith("dbt_"):
         return "dbt"
     if step_key == "published_warehouse":
         return "publish"

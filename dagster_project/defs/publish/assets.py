@@ -9,7 +9,7 @@ from dagster_project.defs.publish.gates import run_gate
 from dagster_project.defs.publish.files import PUBLISHED_SCHEMAS, publish
 from dagster_project.lib.resources import Warehouse
 from dagster_project.defs.applications.keys import APPLICATION_KEYS
-from dagster_project.defs.transform.assets import dbt_models
+from dagster_project.defs.transform.assets import DBT_KEYS
 
 
 def _record_checks(context: dg.AssetExecutionContext, audit_dir) -> None:
@@ -26,7 +26,7 @@ def _record_checks(context: dg.AssetExecutionContext, audit_dir) -> None:
 @dg.asset(
     group_name="publish",
     kinds={"duckdb"},
-    deps=[*dbt_models.keys, *APPLICATION_KEYS],  # published after the application tables
+    deps=[*DBT_KEYS, *APPLICATION_KEYS],  # published after the application tables
     retry_policy=dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL),
 )
 def published_warehouse(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:

@@ -75,13 +75,16 @@ class LendsegTranslator(DagsterDbtTranslator):
 translator = LendsegTranslator(settings=DagsterDbtTranslatorSettings(enable_source_metadata=False))
 
 
-@dbt_assets(manifest=ensure_manifest(), project=dbt_project, dagster_dbt_translator=translator, name="dbt_models")
-def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse):
-    """``dbt build`` of the selected models, seeds and tests against the build database."""
+# A run invokes dbt twice: everything the model reads (seeds, staging, intermediate, dimensions, features), then
+# the segment marts built on the model's scores. One @dbt_assets over the whole project used to be split by
+# Dagster into four steps (seeds / CRM staging / bureau+usage / segments), each paying dbt's start-up.
+SEGMENT_MARTS = "path:models/marts/segments"
+
+
+def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse):
     os.environ.update(dbt_env(warehouse.settings))
-    # A Python asset between dbt models (ml.segment_scoring) splits a run's dbt build into several steps; a
-    # test with parents in two steps (e.g. relationships to a seed) must run only once all its parents are
-    # built, so tests are selected "buildable" instead of dbt's default "eager".
+    # A test with parents in both steps (e.g. a segment mart's relationship to dim_client) runs once all its
+    # parents are built, so tests are selected "buildable" instead of dbt's default "eager".
     os.environ.setdefault("DBT_INDIRECT_SELECTION", "buildable")
     # full_rebuild (jobs.py) tags its runs so incremental models are rebuilt from the raw layer.
     args = ["build", "--full-refresh"] if context.run.tags.get("lendseg/full_refresh") == "true" else ["build"]
@@ -94,6 +97,24 @@ def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse
     if not invocation.is_successful():
         raise dg.Failure(description=_failure_report(warehouse.settings, context.run_id, invocation),
                          allow_retries=False)
+
+
+@dbt_assets(manifest=ensure_manifest(), project=dbt_project, dagster_dbt_translator=translator,
+            name="dbt_client_dimensions", exclude=SEGMENT_MARTS)
+def dbt_client_dimensions(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse):
+    """``dbt build`` of seeds, staging, intermediate models, client dimensions and features, with their tests."""
+    yield from _build(context, dbt, warehouse)
+
+
+@dbt_assets(manifest=ensure_manifest(), project=dbt_project, dagster_dbt_translator=translator,
+            name="dbt_segment_marts", select=SEGMENT_MARTS)
+def dbt_segment_marts(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse):
+    """``dbt build`` of the segment marts (assignments, profiles, migration, review queue) on the model's output."""
+    yield from _build(context, dbt, warehouse)
+
+
+dbt_steps = [dbt_client_dimensions, dbt_segment_marts]
+DBT_KEYS = [k for d in dbt_steps for k in d.keys]
 
 
 def _failure_report(settings: Settings, run_id: str, invocation) -> str:
