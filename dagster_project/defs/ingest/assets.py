@@ -8,6 +8,7 @@ from dagster_project.lib import audit
 from dagster_project.lib.settings import ConfigError
 from dagster_project.defs.ingest.contract import SOURCES
 from dagster_project.defs.ingest.landing import DeliveryRejected, check_key_id, ensure_raw_schema, pending_deliveries
+from dagster_project.defs.ingest.batch import BATCH_FILES, clear_scratch, prepare
 from dagster_project.defs.ingest.loading import Context, ingest_delivery, release_held
 from dagster_project.lib.resources import Warehouse
 from dagster_project.lib.warehouse import connect
@@ -120,10 +121,16 @@ def build_ingest_asset(source: str) -> dg.AssetsDefinition:
             for line in skipped:
                 context.log.info(line)
             context.log.info(f"{len(todo)} new {source} deliveries in {s.landing_dir / source}")
+            prepared = {}
             for i, d in enumerate(todo, 1):
-                context.log.info(f"[{i}/{len(todo)}] validating and loading {d.path.name}")
+                if (i - 1) % BATCH_FILES == 0:  # stage and validate the next batch together (batch.py)
+                    chunk = todo[i - 1:i - 1 + BATCH_FILES]
+                    context.log.info(f"[{i}-{i - 1 + len(chunk)}/{len(todo)}] staging and validating "
+                                     f"{len(chunk)} {source} deliveries (GX suite landing_{source})")
+                    prepared = {i + j: p for j, p in prepare(con, chunk, ctx).items()}
+                context.log.info(f"[{i}/{len(todo)}] loading {d.path.name}")
                 try:
-                    out = ingest_delivery(con, d, ctx)
+                    out = ingest_delivery(con, d, ctx, prepared.get(i))
                 except DeliveryRejected as e:
                     context.log.error(str(e))
                     rejected.append(str(e))
@@ -142,6 +149,7 @@ def build_ingest_asset(source: str) -> dg.AssetsDefinition:
                 context.log.info(f"[{i}/{len(todo)}] {d.path.name}: {out.rows_loaded} loaded, "
                                  f"{out.rows_quarantined} quarantined, {out.rows_held} held for unknown clients")
             ctx.close()
+            clear_scratch(ctx.scratch_dir, source)
             total = con.execute(f"SELECT count(*) FROM raw.{source}").fetchone()[0]
             preview = _ledger_preview(con, source)
             checks = _checks(con, source, warnings, loaded)

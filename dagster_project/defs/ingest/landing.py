@@ -15,7 +15,7 @@ from pathlib import Path
 import duckdb
 
 from dagster_project.lib.settings import ConfigError
-from dagster_project.defs.ingest.contract import SOURCES, Source
+from dagster_project.defs.ingest.contract import SOURCES, Source, missing_columns
 from dagster_project.lib.pseudonymise import hmac_sql
 
 SUFFIXES = {".csv": "csv", ".parquet": "parquet"}
@@ -185,3 +185,23 @@ def pending_deliveries(con: duckdb.DuckDBPyConnection, source: str, landing_dir:
     return out, skipped
 
 
+def stage_to_scratch(con: duckdb.DuckDBPyConnection, src: Source, d: Delivery, key: str, scratch: Path) -> int:
+    """Structural checks, then the delivery as text (PII removed) in table ``stage`` of a scratch DuckDB file."""
+    if d.encoding_problem:
+        raise DeliveryRejected(d.path, src.name, [Breach("encoding", None, f"not valid UTF-8 at {d.encoding_problem}")])
+    scratch.parent.mkdir(parents=True, exist_ok=True)
+    scratch.unlink(missing_ok=True)
+    try:
+        header = delivered_columns(con, d.path)
+        if missing := missing_columns(src, header):
+            raise DeliveryRejected(d.path, src.name, [Breach("missing_column", m, "required by contract v1") for m in missing])
+        con.execute(f"ATTACH '{scratch}' AS stg")
+        try:
+            con.execute(f"CREATE TABLE stg.stage AS {stage_sql(src, d.path, key, header)}")
+            total = con.execute("SELECT count(*) FROM stg.stage").fetchall()[0][0]
+        finally:
+            con.execute("DETACH stg")
+    except duckdb.Error as e:
+        reason = "; ".join(ln for ln in str(e).splitlines()[:4] if ln.strip() and not ln.startswith("Original Line"))
+        raise DeliveryRejected(d.path, src.name, [Breach("readable", None, f"DuckDB cannot read it as contract CSV/Parquet: {reason[:300]}")]) from None
+    return total

@@ -21,8 +21,9 @@ from pathlib import Path
 import duckdb
 
 from dagster_project.lib import audit
-from dagster_project.defs.ingest.contract import SOURCES, Source, missing_columns
-from dagster_project.defs.ingest.landing import Breach, Delivery, DeliveryRejected, delivered_columns, stage_sql
+from dagster_project.defs.ingest.contract import SOURCES, Source
+from dagster_project.defs.ingest.landing import Breach, Delivery, DeliveryRejected, stage_to_scratch
+from dagster_project.defs.ingest.batch import Prepared, flag_budget
 from dagster_project.defs.ingest.suites import rules
 from dagster_project.defs.ingest.validation import SqlSuite, SuiteOutcome, landing_query
 
@@ -232,28 +233,6 @@ def _reject(d: Delivery, ctx: Context, rej: DeliveryRejected, results: list[dict
         "message": str(rej)[:4000]}])
 
 
-def _stage_to_scratch(con: duckdb.DuckDBPyConnection, src: Source, d: Delivery, ctx: Context, scratch: Path) -> int:
-    """Structural checks, then the delivery as text (PII removed) in table ``stage`` of a scratch DuckDB file."""
-    if d.encoding_problem:
-        raise DeliveryRejected(d.path, src.name, [Breach("encoding", None, f"not valid UTF-8 at {d.encoding_problem}")])
-    scratch.parent.mkdir(parents=True, exist_ok=True)
-    scratch.unlink(missing_ok=True)
-    try:
-        header = delivered_columns(con, d.path)
-        if missing := missing_columns(src, header):
-            raise DeliveryRejected(d.path, src.name, [Breach("missing_column", m, "required by contract v1") for m in missing])
-        con.execute(f"ATTACH '{scratch}' AS stg")
-        try:
-            con.execute(f"CREATE TABLE stg.stage AS {stage_sql(src, d.path, ctx.key, header)}")
-            total = con.execute("SELECT count(*) FROM stg.stage").fetchall()[0][0]
-        finally:
-            con.execute("DETACH stg")
-    except duckdb.Error as e:
-        reason = "; ".join(ln for ln in str(e).splitlines()[:4] if ln.strip() and not ln.startswith("Original Line"))
-        raise DeliveryRejected(d.path, src.name, [Breach("readable", None, f"DuckDB cannot read it as contract CSV/Parquet: {reason[:300]}")]) from None
-    return total
-
-
 def _validate(src: Source, ctx: Context, scratch: Path, total: int) -> SuiteOutcome:
     """The source's GX suite, run as SQL by DuckDB on the scratch file (one GX context per source and run)."""
     suite = ctx.suites.get(src.name)
@@ -261,7 +240,7 @@ def _validate(src: Source, ctx: Context, scratch: Path, total: int) -> SuiteOutc
         suite = ctx.suites[src.name] = SqlSuite(f"landing_{src.name}", rules(src.name, ctx.today), scratch,
                                                 landing_query(src.name))
     try:
-        return suite.validate(flag_budget=max(100, int(10 * ctx.max_share * total)))
+        return suite.validate(flag_budget=flag_budget(total, ctx.max_share))
     finally:
         suite.release()
 
@@ -288,22 +267,44 @@ def _accept_empty(con: duckdb.DuckDBPyConnection, d: Delivery, ctx: Context, out
     return out
 
 
-def ingest_delivery(con: duckdb.DuckDBPyConnection, d: Delivery, ctx: Context) -> LoadOutcome:
-    """Load one delivery whole, minus quarantined rows, or nothing of it (raising DeliveryRejected)."""
+def ingest_delivery(con: duckdb.DuckDBPyConnection, d: Delivery, ctx: Context,
+                    prepared: Prepared | None = None) -> LoadOutcome:
+    """Load one delivery whole, minus quarantined rows, or nothing of it (raising DeliveryRejected).
+
+    ``prepared``: the delivery already staged and, usually, validated with the run's other deliveries of its
+    source (``batch.prepare``); without it the delivery is staged and validated here.
+    """
     src = SOURCES[d.source]
     out = LoadOutcome(d.path.name)
     results: list[dict] = []
-    scratch = ctx.scratch_dir / f"{src.name}.duckdb"  # one per source: its GX context is reused across deliveries
+    # one scratch per source when staged here: its GX context is reused across deliveries
+    scratch = prepared.scratch if prepared and prepared.scratch else ctx.scratch_dir / f"{src.name}.duckdb"
     in_txn = False
     try:
         t0 = time.perf_counter()
-        total = out.rows_in_file = _stage_to_scratch(con, src, d, ctx, scratch)
+        if prepared and prepared.rejected:
+            raise prepared.rejected
+        if prepared:
+            total = out.rows_in_file = prepared.total
+        else:
+            total = out.rows_in_file = stage_to_scratch(con, src, d, ctx.key, scratch)
         if total == 0:
             return _accept_empty(con, d, ctx, out)
         t1 = time.perf_counter()
-        suite = _validate(src, ctx, scratch, total)
+        if prepared and prepared.suite is not None:
+            suite = prepared.suite
+        elif prepared:  # the batch was too dirty to list its rows: this delivery alone, on its own scratch
+            alone = SqlSuite(f"landing_{src.name}", rules(src.name, ctx.today), scratch, landing_query(src.name))
+            try:
+                suite = alone.validate(flag_budget=flag_budget(total, ctx.max_share))
+            finally:
+                alone.close()
+        else:
+            suite = _validate(src, ctx, scratch, total)
         t2 = time.perf_counter()
         out.seconds = {"stage": t1 - t0, "validate": t2 - t1}
+        if prepared:
+            out.seconds = {k: prepared.seconds.get(k, 0.0) + v for k, v in out.seconds.items()}
         results += [_result(ctx, d, suite.suite, r.rule, r.column, r.unexpected_count, r.element_count)
                     for r in suite.results.values()]
         con.execute(f"ATTACH '{scratch}' AS stg (READ_ONLY)")

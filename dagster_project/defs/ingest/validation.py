@@ -62,9 +62,13 @@ class SuiteOutcome:
         return sum(r.unexpected_count for r in self.results.values())
 
 
-def landing_query(source: str, table: str = "stage") -> str:
-    """What the landing suite validates: typed values, ``<col>__unparsed`` texts, derived checks, ``_row``."""
-    cols = ["rowid + 1 AS _row"]
+def landing_query(source: str, table: str = "stage", batch: bool = False) -> str:
+    """What the landing suite validates: typed values, ``<col>__unparsed`` texts, derived checks, ``_row``.
+
+    ``batch``: the table holds several deliveries, each row with its ``_delivery`` number and ``_row`` (its row
+    number in that delivery), so one validation covers every delivery of a source in a run.
+    """
+    cols = ["_delivery", "_row"] if batch else ["rowid + 1 AS _row"]
     for c in SOURCES[source].kept:
         name = c.stored_name
         if c.type == "VARCHAR":
@@ -86,13 +90,14 @@ def landing_query(source: str, table: str = "stage") -> str:
 class SqlSuite:
     """One GX suite bound to one DuckDB file and query, validated in-database."""
 
-    def __init__(self, name: str, suite_rules: list[Rule], db_path: Path, query: str, read_only: bool = True):
+    def __init__(self, name: str, suite_rules: list[Rule], db_path: Path, query: str, read_only: bool = True,
+                 index_columns: tuple[str, ...] = ("_row",)):
         os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
         import great_expectations as gx
         from great_expectations.data_context.types.base import ProgressBarsConfig
 
         _patch_gx_for_duckdb()
-        self.name, self.rules = name, {r.name: r for r in suite_rules}
+        self.name, self.rules, self.index_columns = name, {r.name: r for r in suite_rules}, list(index_columns)
         self.ctx = gx.get_context(mode="ephemeral")
         self.ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
         self.source = self.ctx.data_sources.add_sql(
@@ -104,7 +109,7 @@ class SqlSuite:
 
     def _run(self, fmt: str, limit: int = 5):
         # GX's SQL engine caps unexpected_index_list at partial_unexpected_count, even in COMPLETE mode.
-        result_format = {"result_format": fmt, "unexpected_index_column_names": ["_row"],
+        result_format = {"result_format": fmt, "unexpected_index_column_names": self.index_columns,
                          "return_unexpected_index_query": False, "partial_unexpected_count": limit}
         res = self.definition.run(result_format=result_format)
         for r in res.results:
@@ -128,6 +133,42 @@ class SqlSuite:
                 name = r.expectation_config.meta["rule"]
                 out.flags.extend((int(u["_row"]), name) for u in r.result.get("unexpected_index_list") or [])
             out.complete = True
+        return out
+
+    def validate_batch(self, budgets: dict[int, int]) -> dict[int, SuiteOutcome] | None:
+        """Per-delivery outcomes of one validation over a batch table (``landing_query(batch=True)``).
+
+        ``budgets``: each delivery's flag budget. A delivery whose unexpected rows exceed its budget gets an
+        incomplete outcome (counts and sample rows), as :meth:`validate` would give it alone. Returns None when
+        the batch as a whole has more unexpected rows than all budgets together: the caller then validates
+        each delivery on its own.
+        """
+        def outcomes() -> dict[int, SuiteOutcome]:
+            return {i: SuiteOutcome(self.name, {n: RuleResult(n, r.column) for n, r in self.rules.items()})
+                    for i in budgets}
+
+        summary = self._run("SUMMARY")
+        unexpected = sum(int(r.result.get("unexpected_count") or 0) for r in summary)
+        out = outcomes()
+        if unexpected > sum(budgets.values()):
+            return None
+        if unexpected:
+            flags: dict[int, list[tuple[int, str]]] = {i: [] for i in budgets}
+            for r in self._run("COMPLETE", limit=max(1, unexpected)):
+                name = r.expectation_config.meta["rule"]
+                for u in r.result.get("unexpected_index_list") or []:
+                    flags[int(u["_delivery"])].append((int(u["_row"]), name))
+            for i, fl in flags.items():
+                for row, name in sorted(fl):
+                    agg = out[i].results[name]
+                    agg.unexpected_count += 1
+                    if len(agg.sample_rows) < 5:
+                        agg.sample_rows.append(row)
+                if len(fl) <= budgets[i]:
+                    out[i].flags, out[i].complete = fl, True
+        else:
+            for o in out.values():
+                o.complete = True
         return out
 
     def release(self) -> None:
