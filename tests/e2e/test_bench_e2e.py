@@ -30,7 +30,7 @@ def test_bench_smoke(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert saved["pipeline_wall_s"] == report["pipeline_wall_s"] > 0
     assert report["peak_tree_rss_mb"] > 100 and report["floor_wall_s"] > 0
     assert {s["step"] for s in report["steps"]} >= {"raw_clients", "raw_credit_bureau", "raw_product_usage",
-                                                    "dbt_models", "published_warehouse"}
+                                                    "dbt_client_dimensions", "dbt_segment_marts", "published_warehouse"}
     assert report["rows_ingested"] > 400 and set(report["floor"]) >= {"ingest", "model_fit_score", "publish"}
     md = (tmp_path / "bench-400-6m-parquet.md").read_text()
     assert md == to_markdown(report) and "| raw_product_usage | ingest |" in md

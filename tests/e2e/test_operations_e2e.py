@@ -125,7 +125,7 @@ def test_two_runs_at_the_same_moment_both_succeed_and_never_overlap(ops_ws: dict
         for run in runs:
             times = _step_times(instance, run.run_id)
             steps = {s for _, s, _ in times}
-            assert {"dbt_models", "published_warehouse"} <= steps
+            assert {"dbt_client_dimensions", "dbt_segment_marts", "published_warehouse"} <= steps
             start = instance.get_run_record_by_id(run.run_id).start_time
             spans.append((min(t for _, _, t in times), max(t for _, _, t in times), start))
         (a0, a1, a_start), (b0, b1, b_start) = sorted(spans)
@@ -147,7 +147,7 @@ def test_sigkill_during_dbt_and_during_publish_needs_no_cleanup(ops_ws: dict) ->
         proc = _popen_run(ws)
         try:
             run_id = _new_run_id(instance, known, proc)
-            _wait_for_step_start(instance, run_id, "dbt_models", proc)
+            _wait_for_step_start(instance, run_id, "dbt_client_dimensions", proc)
             time.sleep(3)
         finally:
             _kill_group(proc)
@@ -161,7 +161,7 @@ def test_sigkill_during_dbt_and_during_publish_needs_no_cleanup(ops_ws: dict) ->
         proc = _popen_run(ws)
         try:
             run_id2 = _new_run_id(instance, known, proc)
-            _wait_for_step_start(instance, run_id2, "dbt_models", proc)
+            _wait_for_step_start(instance, run_id2, "dbt_client_dimensions", proc)
             # kill the moment the new version file is being written (a hidden *.writing file appears)
             deadline = time.monotonic() + 300
             while not _publish_temp_files(ws) - pending:
@@ -171,7 +171,7 @@ def test_sigkill_during_dbt_and_during_publish_needs_no_cleanup(ops_ws: dict) ->
         finally:
             _kill_group(proc)
         events = _step_times(instance, run_id2)
-        assert ("STEP_SUCCESS", "dbt_models") in [(t, s) for t, s, _ in events]
+        assert ("STEP_SUCCESS", "dbt_client_dimensions") in [(t, s) for t, s, _ in events]
         assert ("STEP_SUCCESS", "published_warehouse") not in [(t, s) for t, s, _ in events]
         assert _sha(ws.warehouse) == before and _dim_client_rows(ws.warehouse) == rows
     finally:

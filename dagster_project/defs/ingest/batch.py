@@ -22,7 +22,7 @@ from dagster_project.defs.ingest.landing import Delivery, DeliveryRejected, stag
 from dagster_project.defs.ingest.suites import rules
 from dagster_project.defs.ingest.validation import SqlSuite, SuiteOutcome, landing_query
 
-BATCH_FILES = 12  # deliveries staged at once: bounds the scratch disk a run needs
+BATCH_FILES = 36  # deliveries staged at once (3 years of months): bounds the scratch disk a run needs
 
 
 @dataclass

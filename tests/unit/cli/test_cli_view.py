@@ -69,7 +69,7 @@ def test_step_lines_and_live_bar() -> None:
     line = format_step(_step("raw_clients", assets=["raw_clients"], checks_passed=2,
                              metadata=[{"files_loaded": 1, "rows_loaded": 5000, "rows_quarantined": 3}]))
     assert "ingest clients" in line and "12.3 s" in line and "5,000 rows loaded" in line and "3 quarantined" in line
-    dbt = _step("dbt_models_2", assets=["staging/a", "intermediate/b"], checks_passed=19)
+    dbt = _step("dbt_client_dimensions", assets=["staging/a", "intermediate/b"], checks_passed=19)
     assert "dbt staging + intermediate" in format_step(dbt) and "19 checks" in format_step(dbt)
     dbt.status, dbt.ended, dbt.planned, dbt.done = "running", None, 40, 10
     assert "[######------------------] 10/40" in format_live(dbt)

@@ -23,7 +23,7 @@ def test_gate_failed_warned_passed() -> None:
 def test_a_skipped_blocking_check_stops_publishing() -> None:
     """A blocking check that emits no result lets Dagster run the downstream step; the gate refuses there."""
 
-    # like dbt_models: a subsettable multi-asset, whose check outputs are optional (a test dbt did not select)
+    # like the dbt steps: a subsettable multi-asset, whose check outputs are optional (a test dbt did not select)
     @dg.multi_asset(specs=[dg.AssetSpec("upstream", skippable=True)], can_subset=True,
                     check_specs=[dg.AssetCheckSpec("emitted", asset="upstream", blocking=True),
                                  dg.AssetCheckSpec("never_emitted", asset="upstream", blocking=True)])

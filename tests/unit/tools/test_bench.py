@@ -13,7 +13,7 @@ def test_tree_rss_counts_this_process() -> None:
 
 def test_step_groups() -> None:
     assert _step_group("raw_clients") == "ingest"
-    assert _step_group("dbt_models") == "dbt"
+    assert _step_group("dbt_client_dimensions") == "dbt" and _step_group("dbt_segment_marts") == "dbt"
     assert _step_group("published_warehouse") == "publish"
 
 
