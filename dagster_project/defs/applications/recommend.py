@@ -223,20 +223,60 @@ def paired_bootstrap_diff(a: Sequence[float], b: Sequence[float], n_boot: int = 
     return bootstrap_ci(np.asarray(a, dtype=float) - np.asarray(b, dtype=float), n_boot, alpha, seed)
 
 
+def nearest(pool_x: np.ndarray, query_x: np.ndarray, kk: int,
+            block_keys: Sequence[Sequence[int]] = (), min_block: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The ``kk`` nearest pool rows of every query row (distances, pool indices) among the rows of its block.
+
+    All-pairs distances over the whole population are quadratic (1 M clients: hours; a tree index is slower
+    still in these ~50 dimensions). ``block_keys`` are groups of columns, coarsest first (e.g. the one-hot
+    industry columns, then size, then firm stage): rows with equal values on all groups form a block and a
+    query's neighbours are searched among its block's pool rows. A block with fewer than
+    ``max(kk, min_block)`` pool rows is searched at the next coarser level, and the coarsest ones in the whole
+    pool. The time grows with the sum of squared block sizes instead of the square of the population.
+    """
+    from sklearn.neighbors import NearestNeighbors
+
+    dist = np.zeros((len(query_x), kk))
+    idx = np.zeros((len(query_x), kk), dtype=np.int64)
+    todo = np.ones(len(query_x), dtype=bool)
+    need = max(kk, min_block)
+    for level in range(len(block_keys), 0, -1):
+        cols = [c for group in block_keys[:level] for c in group]
+        if not cols or not todo.any():
+            continue
+        open_q = np.flatnonzero(todo)
+        keys, block = np.unique(np.vstack([pool_x[:, cols], query_x[open_q][:, cols]]), axis=0, return_inverse=True)
+        block = block.ravel()
+        pool_block, query_block = block[:len(pool_x)], np.full(len(query_x), -1)
+        query_block[open_q] = block[len(pool_x):]
+        order = np.argsort(pool_block, kind="stable")
+        starts = np.searchsorted(pool_block[order], np.arange(len(keys) + 1))
+        for b in np.unique(query_block[open_q]):
+            members = order[starts[b]:starts[b + 1]]
+            if len(members) < need:
+                continue
+            q = np.flatnonzero(query_block == b)
+            d, i = NearestNeighbors(n_neighbors=kk).fit(pool_x[members]).kneighbors(query_x[q])
+            dist[q], idx[q], todo[q] = d, members[i], False
+    if todo.any():
+        d, i = NearestNeighbors(n_neighbors=kk).fit(pool_x).kneighbors(query_x[todo])
+        dist[todo], idx[todo] = d, i
+    return dist, idx
+
+
 def peer_shares(pool_x: np.ndarray, pool_holdings: np.ndarray, query_x: np.ndarray,
-                query_in_pool: np.ndarray | None = None, k: int = K_NEIGHBOURS) -> np.ndarray:
+                query_in_pool: np.ndarray | None = None, k: int = K_NEIGHBOURS,
+                block_keys: Sequence[Sequence[int]] = (), min_block: int = 0) -> np.ndarray:
     """Learned propensity: distance-weighted share of each query row's k nearest pool rows holding each product.
 
     ``pool_x``/``query_x`` are standardised feature matrices, ``pool_holdings`` a 0/1 (pool x products)
     matrix. ``query_in_pool[i]`` is the pool row of query i (or -1): a client is never its own neighbour.
+    ``block_keys``: column groups the neighbour search blocks on, coarsest first (:func:`nearest`).
     """
-    from sklearn.neighbors import NearestNeighbors
-
     if len(pool_x) == 0 or len(query_x) == 0:
         return np.zeros((len(query_x), pool_holdings.shape[1] if pool_holdings.ndim == 2 else len(PRODUCTS)))
     kk = min(k + 1, len(pool_x))
-    nn = NearestNeighbors(n_neighbors=kk, algorithm="auto").fit(pool_x)
-    dist, idx = nn.kneighbors(query_x)
+    dist, idx = nearest(pool_x, query_x, kk, block_keys, min_block)
     if query_in_pool is None:
         query_in_pool = np.full(len(query_x), -1)
     self_mask = idx == query_in_pool[:, None]

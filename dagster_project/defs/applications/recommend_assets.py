@@ -33,6 +33,8 @@ NUMERIC_FEATURES = ("log_revenue", "log_employees", "log_assets", "firm_age_year
 
 
 CATEGORICAL_FEATURES = ("industry_section", "size_class", "industry_risk_class", "firm_stage")
+BLOCKED_ON = ("industry_section", "size_class", "firm_stage")  # the neighbour search's blocks, coarsest first
+MIN_BLOCK = 50  # a block with fewer customers is searched at the next coarser level
 
 
 def catalogue(con: duckdb.DuckDBPyConnection) -> dict[str, rc.Product]:
@@ -57,14 +59,18 @@ def propensities(states: pd.DataFrame, query: np.ndarray) -> tuple[np.ndarray, d
     held = states[[f"held_{p}" for p in rc.PRODUCTS]].to_numpy().astype(float)
     pool = np.flatnonzero(states["is_customer"].to_numpy())
     popularity = {p: float(held[pool, i].mean()) if len(pool) else 0.0 for i, p in enumerate(rc.PRODUCTS)}
-    cats = pd.get_dummies(states[list(CATEGORICAL_FEATURES)].astype(str)).astype(float).to_numpy()
+    dummies = pd.get_dummies(states[list(CATEGORICAL_FEATURES)].astype(str))
+    cats = dummies.astype(float).to_numpy()
+    # peers are searched within industry section, then size class, then firm stage (recommend.nearest)
+    blocks = [[len(NUMERIC_FEATURES) + j for j, c in enumerate(dummies.columns) if c.startswith(f"{key}_")]
+              for key in BLOCKED_ON]
     x = np.hstack([states[list(NUMERIC_FEATURES)].astype(float).to_numpy(), cats,
                    states[["technology_firm"]].astype(float).to_numpy(), held])
     xs = rc.standardise(x, x[pool] if len(pool) else x)
     xs[:, -len(rc.PRODUCTS):] *= HOLDINGS_WEIGHT
     pos = np.full(len(states), -1)
     pos[pool] = np.arange(len(pool))
-    shares = rc.peer_shares(xs[pool], held[pool], xs[query], pos[query])
+    shares = rc.peer_shares(xs[pool], held[pool], xs[query], pos[query], block_keys=blocks, min_block=MIN_BLOCK)
     return shares, popularity
 
 

@@ -120,6 +120,51 @@ def test_peer_shares_never_use_the_client_itself() -> None:
     assert lonely[0, 0] == 0.0  # its own holding does not count
 
 
+def _blocked_population(n: int, seed: int, spread: float) -> tuple[np.ndarray, list[int]]:
+    """Standardised-like rows: 4 numeric columns, then one-hot industry (6) and size (3) columns."""
+    rng = np.random.default_rng(seed)
+    industry, size = rng.integers(0, 6, n), rng.choice(3, n, p=[0.7, 0.25, 0.05])
+    x = np.hstack([rng.normal(0, spread, (n, 4)), np.eye(6)[industry] * 2.5, np.eye(3)[size] * 2.5])
+    x[rng.random(n) < 0.05, :4] = 0.0  # exact duplicates (missing values standardised to the mean): ties
+    return x, list(range(4, 13))
+
+
+def test_neighbours_come_from_the_clients_own_block() -> None:
+    from sklearn.neighbors import NearestNeighbors
+
+    x, _ = _blocked_population(3000, seed=5, spread=1.0)
+    industry, size = list(range(4, 10)), list(range(10, 13))
+    pool, query = x[:2400], x[1800:].copy()
+    query[-3:, 4:] = 0.0
+    query[-3:, [4, 12]] = 2.5  # industry 0 x the rare size 2: few or no pool rows -> the industry's block
+    d, i = rc.nearest(pool, query, 11, [industry, size], min_block=30)
+    key = lambda rows, cols: [tuple(r) for r in rows[:, cols]]  # noqa: E731
+    qi, qs = key(query, industry), key(query, size)
+    pi, ps = key(pool, industry), key(pool, size)
+    counts = {}
+    for a, b in zip(pi, ps):
+        counts[(a, b)] = counts.get((a, b), 0) + 1
+    for r in range(len(query)):
+        assert all(pi[j] == qi[r] for j in i[r]), "always within the industry block"
+        if counts.get((qi[r], qs[r]), 0) >= 30:
+            assert all(ps[j] == qs[r] for j in i[r]), "and within the size block when it has 30+ pool rows"
+        # the nearest rows of that block, in order
+        same = [j for j in range(len(pool)) if pi[j] == qi[r] and (counts.get((qi[r], qs[r]), 0) < 30 or ps[j] == qs[r])]
+        best = np.sort(np.linalg.norm(pool[same] - query[r], axis=1))[:11]
+        assert np.allclose(d[r], best)
+    # without blocks: one search of the whole pool
+    d0, _ = rc.nearest(pool, query, 11)
+    assert np.allclose(d0, NearestNeighbors(n_neighbors=11).fit(pool).kneighbors(query)[0])
+
+
+def test_blocked_search_with_tiny_blocks_falls_back_to_the_pool() -> None:
+    x, _ = _blocked_population(200, seed=3, spread=1.0)
+    d, i = rc.nearest(x[:5], x, 5, [list(range(4, 10)), list(range(10, 13))])  # no block holds 5 pool rows
+    assert d.shape == (200, 5) and set(i.ravel()) <= set(range(5))
+    shares = rc.peer_shares(x[:5], np.eye(5), x[:3], np.arange(3), k=4, block_keys=[list(range(4, 10))])
+    assert np.allclose(shares.sum(axis=1), 1.0) and np.all(shares[np.arange(3), np.arange(3)] == 0.0)
+
+
 # ---- bootstrap ---------------------------------------------------------------------------------------------
 
 def test_bootstrap_ci_is_reproducible_and_brackets_the_mean() -> None:
