@@ -8,6 +8,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -140,12 +141,19 @@ def bench_env(inherited: Mapping[str, str], data: Path, home: Path) -> dict[str,
                   "LENDSEG_AUTOMATION": "off"}
 
 
+def _raise_interrupt(signum, frame) -> None:  # noqa: ANN001
+    raise KeyboardInterrupt(f"stopped by signal {signum}")
+
+
 def run_bench(clients: int, months: int, fmt: str, out_dir: Path, seed: int = 42, keep: bool = False) -> dict:
     from dagster_project.tools.bench_floor import run_floor
     from dagster_project.tools.demo.generate import generate
 
     tmp = Path(tempfile.mkdtemp(prefix="lendseg-bench-"))
     data, home = tmp / "data", tmp / "dagster_home"
+    proc = None
+    # stopped (SIGTERM, Ctrl-C): the run is stopped and the temp folder, DuckDB spill files included, removed
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         t = time.perf_counter()
         generate(data / "landing", n_clients=clients, months=months, seed=seed, fmt=fmt, progress=True,
@@ -168,6 +176,14 @@ def run_bench(clients: int, months: int, fmt: str, out_dir: Path, seed: int = 42
         floor_wall = time.perf_counter() - t
         report = _report(clients, months, fmt, gen_s, wall, peak, steps, meta, floor, floor_wall, data)
     finally:
+        signal.signal(signal.SIGTERM, previous)
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)  # lendseg run stops cleanly (lib/stop.py)
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
         if not keep:
             shutil.rmtree(tmp, ignore_errors=True)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,5 @@
-"""Operations end to end: two runs at the same moment never overlap; SIGKILL during dbt and during publish.
+"""Operations end to end: two runs at the same moment never overlap; SIGKILL during dbt and during publish;
+SIGTERM during dbt stops the run cleanly.
 
 One generated workspace (300 clients, 6 months): the fixture launches two `lendseg run --demo` at the same
 moment; the second test kills runs with SIGKILL during dbt and during publish.
@@ -6,6 +7,7 @@ moment; the second test kills runs with SIGKILL during dbt and during publish.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import signal
@@ -77,6 +79,27 @@ def _wait_for_step_start(instance: dg.DagsterInstance, run_id: str, step: str, p
         assert proc.poll() is None, f"lendseg run exited before step {step}:\n{proc.stdout.read()[-3000:]}"
         time.sleep(0.2)
     raise AssertionError(f"step {step} never started")
+
+
+def _wait_for_children(proc: subprocess.Popen, timeout: float = 60) -> list[int]:
+    """The child processes of a run once it has one (dbt, during a dbt step)."""
+    from dagster_project.lib.stop import descendants
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if kids := descendants(proc.pid):
+            time.sleep(1.0)  # dbt under way
+            return descendants(proc.pid) or kids
+        assert proc.poll() is None, f"lendseg run exited early:\n{proc.stdout.read()[-3000:]}"
+        time.sleep(0.1)
+    raise AssertionError("the dbt step never started a dbt process")
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def _publish_temp_files(ws: Workspace) -> set[str]:
@@ -155,8 +178,36 @@ def test_sigkill_during_dbt_and_during_publish_needs_no_cleanup(ops_ws: dict) ->
         assert not any(s == "published_warehouse" for _, s, _ in _step_times(instance, run_id))
         assert _sha(ws.warehouse) == before and _dim_client_rows(ws.warehouse) == rows
 
-        # 2. the next run gets through dbt on the killed build database, and is killed while publishing
+        # 2. SIGTERM to `lendseg run` alone (as `kill PID` or a scheduler sends it) during the dbt build: the run
+        # stops within seconds, its dbt process ends too, it is recorded as canceled, nothing is published,
+        # no temp file is left and the writer lock is free
         known.add(run_id)
+        proc = _popen_run(ws)
+        try:
+            run_id_term = _new_run_id(instance, known, proc)
+            _wait_for_step_start(instance, run_id_term, "dbt_client_dimensions", proc)
+            children = _wait_for_children(proc)
+            sent = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            out, _ = proc.communicate(timeout=90)
+            stopped_after = time.monotonic() - sent
+        finally:
+            _kill_group(proc)
+        assert proc.returncode == 128 + signal.SIGTERM, out[-3000:]
+        assert f"run {run_id_term} STOPPED (SIGTERM)" in out and "nothing of it was published" in out, out[-3000:]
+        assert stopped_after < 30, f"stopping took {stopped_after:.1f} s"
+        assert not [p for p in children if _running(p)], "dbt was left running"
+        assert instance.get_run_by_id(run_id_term).status == dg.DagsterRunStatus.CANCELED
+        assert _sha(ws.warehouse) == before and not _publish_temp_files(ws)
+        assert not list((ws.data / "build" / "staging").glob("*.duckdb*"))
+        lock = os.open(ws.data / "build" / "writer.lock", os.O_RDWR)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # raises BlockingIOError while a run holds it
+        finally:
+            os.close(lock)
+        known.add(run_id_term)
+
+        # 3. the next run gets through dbt on the killed build database, and is killed while publishing
         pending = _publish_temp_files(ws)
         proc = _popen_run(ws)
         try:
@@ -177,7 +228,7 @@ def test_sigkill_during_dbt_and_during_publish_needs_no_cleanup(ops_ws: dict) ->
     finally:
         instance.dispose()
 
-    # 3. no clean-up: the next run takes the writer lock and succeeds
+    # 4. no clean-up: the next run takes the writer lock and succeeds
     proc = ws.lendseg("run", "--demo", LENDSEG_AUTOMATION="off")
     assert "succeeded" in proc.stdout
     assert _dim_client_rows(ws.warehouse) == rows
