@@ -99,9 +99,23 @@ def test_run_is_recorded_in_dagster_home(published_ws: Workspace) -> None:
 
 
 def test_rerun_on_same_files_changes_no_published_content(demo_ws: Workspace) -> None:
+    import dagster as dg
+
+    from dagster_project.defs.applications.keys import EW_EVAL, REC_EVAL
+
     before = table_digest(demo_ws.warehouse)
     demo_ws.lendseg("run", "--demo")
     assert table_digest(demo_ws.warehouse) == before
+    # nothing new delivered: the time-split evaluations were not replayed, the earlier result stands
+    instance = dg.DagsterInstance.from_config(str(demo_ws.root / "dagster_home"))
+    try:
+        latest = instance.get_runs(limit=1)[0].run_id
+        earlier = {r.run_id for r in instance.get_runs()} - {latest}
+        for key in (REC_EVAL, EW_EVAL):
+            meta = instance.get_latest_materialization_event(key).asset_materialization.metadata
+            assert meta["evaluated_in_run"].value in earlier, key
+    finally:
+        instance.dispose()
 
 
 def test_broken_delivery_fails_and_leaves_published_file_byte_identical(demo_ws: Workspace) -> None:

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from dagster_project.defs.applications import early_warning as ew
+from dagster_project.defs.applications import evaluation_inputs as inputs
 from dagster_project.defs.applications.as_of import EVAL_HORIZON_MONTHS
 from dagster_project.defs.applications.early_warning_history import EPISODES, advance_warning_state
 from dagster_project.defs.applications.ew_calibration_assets import evaluation_with_comparison
@@ -161,15 +162,28 @@ def early_warning_evaluation(context: dg.AssetExecutionContext, warehouse: Wareh
     is a client first reaching 90+ days past due in those last 6 months.
     """
     with connect(warehouse.settings) as con:
-        ev, comparison_md = evaluation_with_comparison(con, warehouse.settings, EVAL_HORIZON_MONTHS)
-        con.register("ev_df", ev)
-        try:
-            con.execute("BEGIN")
-            write_app_table(con, "early_warning_evaluation", "SELECT * FROM ev_df",
-                          "Time-split evaluation of the risk early warnings (precision, recall, lead time).", EW_EVAL_COLUMNS)
-            con.execute("COMMIT")
-        finally:
-            con.unregister("ev_df")
+        fp = inputs.fingerprint(con, {"n_bootstrap": warehouse.settings.eval_bootstrap, "horizon": EVAL_HORIZON_MONTHS,
+                                      "calibration": current_calibration(warehouse.settings).version})
+        last = inputs.last_run_if_unchanged(context, con, "early_warning_evaluation", fp, "app.early_warning_evaluation")
+        if last:
+            context.log.info(f"inputs unchanged since run {last}: its evaluation stands (evaluation_inputs.py)")
+            ev = con.execute("SELECT * FROM app.early_warning_evaluation").df()
+            comparison_md = md_table(con.execute(
+                "SELECT method, in_force, flag_level, flagged, precision, precision_ci_low, precision_ci_high, recall, "
+                "recall_ci_low, recall_ci_high, share_flagged, median_lead_months, meets_bar "
+                "FROM app.early_warning_method_comparison").df())
+        else:
+            ev, comparison_md = evaluation_with_comparison(con, warehouse.settings, EVAL_HORIZON_MONTHS)
+            con.register("ev_df", ev)
+            try:
+                con.execute("BEGIN")
+                write_app_table(con, "early_warning_evaluation", "SELECT * FROM ev_df",
+                                "Time-split evaluation of the risk early warnings (precision, recall, lead time).",
+                                EW_EVAL_COLUMNS)
+                inputs.record(con, "early_warning_evaluation", fp, context.run_id)
+                con.execute("COMMIT")
+            finally:
+                con.unregister("ev_df")
     op = ev[ev.flag_level == "warning"].iloc[0]
     if not op.meets_bar:
         context.log.warning("early warnings miss the evaluation bar on this data")
@@ -179,4 +193,5 @@ def early_warning_evaluation(context: dg.AssetExecutionContext, warehouse: Wareh
         "meets_bar": bool(op.meets_bar), "summary": md_table(ev.drop(columns=["cutoff_month", "outcome_end_month"])),
         "level_driver": str(op.level_driver), "calibration_version": str(op.calibration_version),
         "share_flagged": float(op.share_flagged), "method_comparison": comparison_md,
+        "evaluated_in_run": last or context.run_id,
         "chart": png_markdown(_ew_eval_chart(ev), "precision and recall")}))

@@ -12,6 +12,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from dagster_project.defs.applications import evaluation_inputs as inputs
 from dagster_project.defs.applications import recommend as rc
 from dagster_project.defs.applications.as_of import (EVAL_HORIZON_MONTHS, adoptions_sql, as_of_month, client_state_sql,
                                                      evaluation_cutoff)
@@ -275,16 +276,24 @@ def recommendation_evaluation(context: dg.AssetExecutionContext, warehouse: Ware
     the outcome is the products first opened in those last 6 months.
     """
     with connect(warehouse.settings) as con:
-        ev = evaluate_recommendations(con, n_boot=warehouse.settings.eval_bootstrap)
-        con.register("ev_df", ev)
-        try:
-            con.execute("BEGIN")
-            write_app_table(con, "recommendation_evaluation", "SELECT * FROM ev_df",
-                          "Time-split evaluation of product recommendations (hit rate at 3, bootstrap 95 % CI).",
-                          REC_EVAL_COLUMNS)
-            con.execute("COMMIT")
-        finally:
-            con.unregister("ev_df")
+        fp = inputs.fingerprint(con, {"n_bootstrap": warehouse.settings.eval_bootstrap, "model": MODEL_VERSION})
+        last = inputs.last_run_if_unchanged(context, con, "recommendation_evaluation", fp,
+                                            "app.recommendation_evaluation")
+        if last:
+            context.log.info(f"inputs unchanged since run {last}: its evaluation stands (evaluation_inputs.py)")
+            ev = con.execute("SELECT * FROM app.recommendation_evaluation").df()
+        else:
+            ev = evaluate_recommendations(con, n_boot=warehouse.settings.eval_bootstrap)
+            con.register("ev_df", ev)
+            try:
+                con.execute("BEGIN")
+                write_app_table(con, "recommendation_evaluation", "SELECT * FROM ev_df",
+                                "Time-split evaluation of product recommendations (hit rate at 3, bootstrap 95 % CI).",
+                                REC_EVAL_COLUMNS)
+                inputs.record(con, "recommendation_evaluation", fp, context.run_id)
+                con.execute("COMMIT")
+            finally:
+                con.unregister("ev_df")
     model = ev[(ev.method == "model") & (ev.candidate_set == "all_not_held")].iloc[0]
     if not model.meets_bar:
         context.log.warning("recommendation model's lower bound is not above the popularity baseline")
@@ -294,5 +303,5 @@ def recommendation_evaluation(context: dg.AssetExecutionContext, warehouse: Ware
         "cutoff_month": str(model.cutoff_month), "outcome_end_month": str(model.outcome_end_month),
         "clients_evaluated": int(model.clients_evaluated), "model_hit_rate_at_3": float(model.hit_rate_at_3),
         "model_ci_low": float(model.ci_low), "meets_bar": bool(model.meets_bar),
-        "summary": md_table(show), "chart": png_markdown(_eval_chart(ev), "hit rate at 3"),
+        "evaluated_in_run": last or context.run_id, "summary": md_table(show), "chart": png_markdown(_eval_chart(ev), "hit rate at 3"),
     }))

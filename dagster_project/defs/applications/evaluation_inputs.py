@@ -1,0 +1,72 @@
+"""Whether a time-split evaluation must run again, or its inputs are the ones it last ran on.
+
+The recommendation and early-warning evaluations replay months of history (at 1 M clients: minutes) and
+their result only changes when their inputs do. A daily run with no new delivery keeps the last evaluation
+table and says so in its metadata. The fingerprint covers everything they read or depend on: every raw
+table's row count and newest ``_ingested_at`` (a load, a correction, a released held row or a removal
+changes one of them), the code and dbt project they run with, and their own settings. ``monthly_retrain``
+and ``full_rebuild`` always evaluate again. Fingerprints live in ``state`` (never published).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from functools import lru_cache
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+
+from dagster_project.defs.applications.early_warning_history import STATE_SCHEMA
+from dagster_project.lib.settings import DBT_PROJECT_DIR
+
+TABLE = f"{STATE_SCHEMA}.evaluation_inputs"
+RAW_TABLES = ("clients", "credit_bureau", "product_usage", "review_decisions")
+ALWAYS_EVALUATE_JOBS = ("monthly_retrain", "full_rebuild")
+
+
+@lru_cache(maxsize=1)
+def code_hash() -> str:
+    """The applications' Python code and the dbt project (models, macros, seeds) they read through."""
+    h = hashlib.sha256()
+    roots = [Path(__file__).parent] + [DBT_PROJECT_DIR / d for d in ("models", "macros", "seeds")]
+    for root in roots:
+        for p in sorted(root.rglob("*")):
+            if p.is_file() and p.suffix in (".py", ".sql", ".csv", ".yml"):
+                h.update(str(p.relative_to(root.parent)).encode() + b"\0" + p.read_bytes())
+    return h.hexdigest()
+
+
+def fingerprint(con: duckdb.DuckDBPyConnection, settings: dict) -> str:
+    parts: dict = {"code": code_hash(), "settings": settings}
+    for t in RAW_TABLES:
+        exists = con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'raw' AND table_name = ?",
+                             [t]).fetchone()[0]
+        parts[t] = (con.execute(f"SELECT count(*), max(_ingested_at)::VARCHAR FROM raw.{t}").fetchone()
+                    if exists else None)
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _ensure(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {STATE_SCHEMA}")
+    con.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} (asset VARCHAR PRIMARY KEY, fingerprint VARCHAR, "
+                "run_id VARCHAR, evaluated_at TIMESTAMP)")
+
+
+def last_run_if_unchanged(context: dg.AssetExecutionContext, con: duckdb.DuckDBPyConnection, asset: str,
+                          fp: str, output_table: str) -> str | None:
+    """The run that evaluated these very inputs, when its output table is still there; else None."""
+    if context.run.job_name in ALWAYS_EVALUATE_JOBS or context.run.tags.get("lendseg/full_refresh") == "true":
+        return None
+    _ensure(con)
+    row = con.execute(f"SELECT fingerprint, run_id FROM {TABLE} WHERE asset = ?", [asset]).fetchone()
+    schema, name = output_table.split(".")
+    present = con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?",
+                          [schema, name]).fetchone()[0]
+    return row[1] if row and row[0] == fp and present else None
+
+
+def record(con: duckdb.DuckDBPyConnection, asset: str, fp: str, run_id: str) -> None:
+    _ensure(con)
+    con.execute(f"INSERT OR REPLACE INTO {TABLE} VALUES (?, ?, ?, now()::TIMESTAMP)", [asset, fp, run_id])
