@@ -71,7 +71,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         # in a worker thread, so that SIGINT/SIGTERM stop the run at once whatever step it is in (lib/stop.py)
         return stop.run_stoppable(
             lambda: job.execute_in_process(instance=instance, raise_on_error=False, run_id=run_id),
-            lambda signum: _stop_run(signum, instance, run_id, s))
+            lambda signum: stop.stop_run(signum, instance, run_id, s))
 
     if args.verbose:
         result, tracker = progress.follow(execute, instance, run_id, sys.stderr, live=False)
@@ -103,34 +103,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"delivered rows caused it; to quarantine them and let the next run proceed: {command(result.run_id)}",
               file=err)
     return 1
-
-
-def _stop_run(signum: int, instance, run_id: str, s) -> None:
-    """A stop signal during ``lendseg run``: end dbt, record the run canceled, remove its temp files, exit."""
-    import signal
-
-    import dagster as dg
-
-    from .lib import stop
-
-    name = signal.Signals(signum).name
-    err = sys.__stderr__
-    print(f"\nlendseg run: {name} received - stopping run {run_id}", file=err, flush=True)
-    stop.end_processes(stop.descendants(os.getpid()))
-    published = False
-    try:
-        published = any(e.step_key == "published_warehouse" for e in instance.all_logs(
-            run_id, of_type=dg.DagsterEventType.STEP_SUCCESS))
-        run = instance.get_run_by_id(run_id)
-        if run is not None and not run.is_finished:
-            instance.report_run_canceled(run, message=f"stopped by {name}")
-    except Exception as e:  # noqa: BLE001 - stopping must not fail on the run history
-        print(f"lendseg run: could not record the run as canceled: {e}", file=err, flush=True)
-    stop.remove(stop.leftovers(s))
-    what = ("it had published the warehouse before the stop" if published
-            else "nothing of it was published, the published warehouse is as it was")
-    print(f"run {run_id} STOPPED ({name}): {what}; the writer lock is released.", file=err, flush=True)
-    os._exit(128 + signum)
 
 
 def format_number(x) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -122,3 +123,27 @@ def run_stoppable(execute: Callable[[], Any], on_stop: Callable[[int], None]) ->
     if "error" in box:
         raise box["error"]
     return box["value"]
+
+
+def stop_run(signum: int, instance, run_id: str, s: Settings) -> None:
+    """A stop signal during ``lendseg run``: end dbt, record the run canceled, remove its temp files, exit."""
+    import dagster as dg
+
+    name = signal.Signals(signum).name
+    err = sys.__stderr__
+    print(f"\nlendseg run: {name} received - stopping run {run_id}", file=err, flush=True)
+    end_processes(descendants(os.getpid()))
+    published = False
+    try:
+        published = any(e.step_key == "published_warehouse" for e in instance.all_logs(
+            run_id, of_type=dg.DagsterEventType.STEP_SUCCESS))
+        run = instance.get_run_by_id(run_id)
+        if run is not None and not run.is_finished:
+            instance.report_run_canceled(run, message=f"stopped by {name}")
+    except Exception as e:  # noqa: BLE001 - stopping must not fail on the run history
+        print(f"lendseg run: could not record the run as canceled: {e}", file=err, flush=True)
+    remove(leftovers(s))
+    what = ("it had published the warehouse before the stop" if published
+            else "nothing of it was published, the published warehouse is as it was")
+    print(f"run {run_id} STOPPED ({name}): {what}; the writer lock is released.", file=err, flush=True)
+    os._exit(128 + signum)
