@@ -71,13 +71,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         # in a worker thread, so that SIGINT/SIGTERM stop the run at once whatever step it is in (lib/stop.py)
         return stop.run_stoppable(
             lambda: job.execute_in_process(instance=instance, raise_on_error=False, run_id=run_id),
-            lambda signum: stop.stop_run(signum, instance, run_id, s))
+            lambda signum: stop.stop_run(signum, instance, run_id, s, terminal["err"]))
+
+    terminal = {"err": sys.stderr}  # where the stop message goes: the terminal, not the run's log file
 
     if args.verbose:
         result, tracker = progress.follow(execute, instance, run_id, sys.stderr, live=False)
         out, err = sys.stdout, sys.stderr
     else:
         with progress.redirected_output(log_path) as (out, err):
+            terminal["err"] = err
             result, tracker = progress.follow(execute, instance, run_id, out, live=out.isatty())
         progress.prune_logs(log_path.parent)
     alerts_dir = s.audit_dir / "pipeline_alerts"

@@ -125,14 +125,13 @@ def run_stoppable(execute: Callable[[], Any], on_stop: Callable[[int], None]) ->
     return box["value"]
 
 
-def stop_run(signum: int, instance, run_id: str, s: Settings) -> None:
+def stop_run(signum: int, instance, run_id: str, s: Settings, err=None) -> None:  # noqa: ANN001
     """A stop signal during ``lendseg run``: end dbt, record the run canceled, remove its temp files, exit."""
     import dagster as dg
 
     name = signal.Signals(signum).name
-    err = sys.__stderr__
+    err = err or sys.__stderr__
     print(f"\nlendseg run: {name} received - stopping run {run_id}", file=err, flush=True)
-    end_processes(descendants(os.getpid()))
     published = False
     try:
         published = any(e.step_key == "published_warehouse" for e in instance.all_logs(
@@ -142,6 +141,9 @@ def stop_run(signum: int, instance, run_id: str, s: Settings) -> None:
             instance.report_run_canceled(run, message=f"stopped by {name}")
     except Exception as e:  # noqa: BLE001 - stopping must not fail on the run history
         print(f"lendseg run: could not record the run as canceled: {e}", file=err, flush=True)
+    # from here on the run's own thread records nothing (e.g. the failure of a dbt step it sees when dbt ends)
+    instance.handle_new_event = lambda *_args, **_kwargs: None
+    end_processes(descendants(os.getpid()))
     remove(leftovers(s))
     what = ("it had published the warehouse before the stop" if published
             else "nothing of it was published, the published warehouse is as it was")
