@@ -174,16 +174,9 @@ def early_warning_evaluation(context: dg.AssetExecutionContext, warehouse: Wareh
                 "FROM app.early_warning_method_comparison").df())
         else:
             ev, comparison_md = evaluation_with_comparison(con, warehouse.settings, EVAL_HORIZON_MONTHS)
-            con.register("ev_df", ev)
-            try:
-                con.execute("BEGIN")
-                write_app_table(con, "early_warning_evaluation", "SELECT * FROM ev_df",
-                                "Time-split evaluation of the risk early warnings (precision, recall, lead time).",
-                                EW_EVAL_COLUMNS)
-                inputs.record(con, "early_warning_evaluation", fp, context.run_id)
-                con.execute("COMMIT")
-            finally:
-                con.unregister("ev_df")
+            inputs.store(con, "early_warning_evaluation", ev,
+                         "Time-split evaluation of the risk early warnings (precision, recall, lead time).",
+                         EW_EVAL_COLUMNS, fp, context.run_id)
     op = ev[ev.flag_level == "warning"].iloc[0]
     if not op.meets_bar:
         context.log.warning("early warnings miss the evaluation bar on this data")

@@ -70,3 +70,18 @@ def last_run_if_unchanged(context: dg.AssetExecutionContext, con: duckdb.DuckDBP
 def record(con: duckdb.DuckDBPyConnection, asset: str, fp: str, run_id: str) -> None:
     _ensure(con)
     con.execute(f"INSERT OR REPLACE INTO {TABLE} VALUES (?, ?, ?, now()::TIMESTAMP)", [asset, fp, run_id])
+
+
+def store(con: duckdb.DuckDBPyConnection, name: str, ev, description: str, columns: dict[str, str], fp: str,
+          run_id: str) -> None:
+    """``app.<name>`` from the evaluation frame ``ev`` and its inputs' fingerprint, in one transaction."""
+    from dagster_project.defs.applications.store import write_app_table
+
+    con.register("ev_df", ev)
+    try:
+        con.execute("BEGIN")
+        write_app_table(con, name, "SELECT * FROM ev_df", description, columns)
+        record(con, name, fp, run_id)
+        con.execute("COMMIT")
+    finally:
+        con.unregister("ev_df")

@@ -284,16 +284,9 @@ def recommendation_evaluation(context: dg.AssetExecutionContext, warehouse: Ware
             ev = con.execute("SELECT * FROM app.recommendation_evaluation").df()
         else:
             ev = evaluate_recommendations(con, n_boot=warehouse.settings.eval_bootstrap)
-            con.register("ev_df", ev)
-            try:
-                con.execute("BEGIN")
-                write_app_table(con, "recommendation_evaluation", "SELECT * FROM ev_df",
-                                "Time-split evaluation of product recommendations (hit rate at 3, bootstrap 95 % CI).",
-                                REC_EVAL_COLUMNS)
-                inputs.record(con, "recommendation_evaluation", fp, context.run_id)
-                con.execute("COMMIT")
-            finally:
-                con.unregister("ev_df")
+            inputs.store(con, "recommendation_evaluation", ev,
+                         "Time-split evaluation of product recommendations (hit rate at 3, bootstrap 95 % CI).",
+                         REC_EVAL_COLUMNS, fp, context.run_id)
     model = ev[(ev.method == "model") & (ev.candidate_set == "all_not_held")].iloc[0]
     if not model.meets_bar:
         context.log.warning("recommendation model's lower bound is not above the popularity baseline")
