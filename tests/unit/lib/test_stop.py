@@ -47,9 +47,11 @@ def test_descendants_are_found_and_ended() -> None:
                                "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); time.sleep(60)"])
     try:
         deadline = time.monotonic() + 20
-        while len(kids := stop.descendants(os.getpid())) < 2 and time.monotonic() < deadline:
+        while not stop.descendants(parent.pid) and time.monotonic() < deadline:
             time.sleep(0.1)
+        kids = stop.descendants(os.getpid())  # this process may have other children (another test's)
         assert parent.pid in kids and len(stop.descendants(parent.pid)) == 1
+        assert set(stop.descendants(parent.pid)) <= set(kids)
         grandchild = stop.descendants(parent.pid)[0]
         stop.end_processes([parent.pid, grandchild], grace_s=5)
         parent.wait(10)
