@@ -8,7 +8,7 @@ from dagster_project.lib import audit
 from dagster_project.lib.settings import ConfigError
 from dagster_project.defs.ingest.contract import SOURCES
 from dagster_project.defs.ingest.landing import DeliveryRejected, check_key_id, ensure_raw_schema, pending_deliveries
-from dagster_project.defs.ingest.batch import BATCH_FILES, clear_scratch, prepare
+from dagster_project.defs.ingest.batch import clear_scratch, prepared_deliveries
 from dagster_project.defs.ingest.loading import Context, ingest_delivery, release_held
 from dagster_project.lib.resources import Warehouse
 from dagster_project.lib.warehouse import connect
@@ -121,16 +121,10 @@ def build_ingest_asset(source: str) -> dg.AssetsDefinition:
             for line in skipped:
                 context.log.info(line)
             context.log.info(f"{len(todo)} new {source} deliveries in {s.landing_dir / source}")
-            prepared = {}
-            for i, d in enumerate(todo, 1):
-                if (i - 1) % BATCH_FILES == 0:  # stage and validate the next batch together (batch.py)
-                    chunk = todo[i - 1:i - 1 + BATCH_FILES]
-                    context.log.info(f"[{i}-{i - 1 + len(chunk)}/{len(todo)}] staging and validating "
-                                     f"{len(chunk)} {source} deliveries (GX suite landing_{source})")
-                    prepared = {i + j: p for j, p in prepare(con, chunk, ctx).items()}
+            for i, (d, prepared) in enumerate(prepared_deliveries(con, todo, ctx, context.log.info), 1):
                 context.log.info(f"[{i}/{len(todo)}] loading {d.path.name}")
                 try:
-                    out = ingest_delivery(con, d, ctx, prepared.get(i))
+                    out = ingest_delivery(con, d, ctx, prepared)
                 except DeliveryRejected as e:
                     context.log.error(str(e))
                     rejected.append(str(e))

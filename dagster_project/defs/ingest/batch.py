@@ -12,6 +12,7 @@ alone (``ingest_delivery`` without a prepared outcome).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -107,3 +108,15 @@ def prepare(con: duckdb.DuckDBPyConnection, todo: list[Delivery], ctx) -> dict[i
                 r.element_count = out[i].total
             out[i].suite = outcomes[i]
     return out
+
+
+def prepared_deliveries(con: duckdb.DuckDBPyConnection, todo: list[Delivery], ctx,
+                        log: Callable[[str], None] = lambda _msg: None) -> Iterator[tuple[Delivery, Prepared]]:
+    """Each delivery of ``todo`` with its preparation, staged and validated ``BATCH_FILES`` at a time."""
+    for start in range(0, len(todo), BATCH_FILES):
+        chunk = todo[start:start + BATCH_FILES]
+        log(f"[{start + 1}-{start + len(chunk)}/{len(todo)}] staging and validating {len(chunk)} "
+            f"{chunk[0].source} deliveries (GX suite landing_{chunk[0].source})")
+        prepared = prepare(con, chunk, ctx)
+        for j, d in enumerate(chunk):
+            yield d, prepared[j]

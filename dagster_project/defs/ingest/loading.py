@@ -234,11 +234,12 @@ def _reject(d: Delivery, ctx: Context, rej: DeliveryRejected, results: list[dict
 
 
 def _validate(src: Source, ctx: Context, scratch: Path, total: int) -> SuiteOutcome:
-    """The source's GX suite, run as SQL by DuckDB on the scratch file (one GX context per source and run)."""
-    suite = ctx.suites.get(src.name)
+    """The source's GX suite, run as SQL by DuckDB on the scratch file (one GX context per scratch file and run:
+    deliveries staged here share their source's)."""
+    suite = ctx.suites.get(str(scratch))
     if suite is None:
-        suite = ctx.suites[src.name] = SqlSuite(f"landing_{src.name}", rules(src.name, ctx.today), scratch,
-                                                landing_query(src.name))
+        suite = ctx.suites[str(scratch)] = SqlSuite(f"landing_{src.name}", rules(src.name, ctx.today), scratch,
+                                                    landing_query(src.name))
     try:
         return suite.validate(flag_budget=flag_budget(total, ctx.max_share))
     finally:
@@ -291,16 +292,8 @@ def ingest_delivery(con: duckdb.DuckDBPyConnection, d: Delivery, ctx: Context,
         if total == 0:
             return _accept_empty(con, d, ctx, out)
         t1 = time.perf_counter()
-        if prepared and prepared.suite is not None:
-            suite = prepared.suite
-        elif prepared:  # the batch was too dirty to list its rows: this delivery alone, on its own scratch
-            alone = SqlSuite(f"landing_{src.name}", rules(src.name, ctx.today), scratch, landing_query(src.name))
-            try:
-                suite = alone.validate(flag_budget=flag_budget(total, ctx.max_share))
-            finally:
-                alone.close()
-        else:
-            suite = _validate(src, ctx, scratch, total)
+        # validated with its batch, or alone (staged here, or in a batch too dirty to list its rows)
+        suite = prepared.suite if prepared and prepared.suite is not None else _validate(src, ctx, scratch, total)
         t2 = time.perf_counter()
         out.seconds = {"stage": t1 - t0, "validate": t2 - t1}
         if prepared:

@@ -143,13 +143,9 @@ class SqlSuite:
         the batch as a whole has more unexpected rows than all budgets together: the caller then validates
         each delivery on its own.
         """
-        def outcomes() -> dict[int, SuiteOutcome]:
-            return {i: SuiteOutcome(self.name, {n: RuleResult(n, r.column) for n, r in self.rules.items()})
-                    for i in budgets}
-
-        summary = self._run("SUMMARY")
-        unexpected = sum(int(r.result.get("unexpected_count") or 0) for r in summary)
-        out = outcomes()
+        unexpected = sum(int(r.result.get("unexpected_count") or 0) for r in self._run("SUMMARY"))
+        out = {i: SuiteOutcome(self.name, {n: RuleResult(n, r.column) for n, r in self.rules.items()})
+               for i in budgets}
         if unexpected > sum(budgets.values()):
             return None
         if unexpected:

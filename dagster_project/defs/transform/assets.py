@@ -7,6 +7,7 @@ without ``dagster dev`` (whose ``prepare_if_dev`` only runs under ``dagster dev`
 
 import fcntl
 import importlib.metadata
+import json
 import os
 import shutil
 import subprocess
@@ -82,6 +83,7 @@ translator = LendsegTranslator(settings=DagsterDbtTranslatorSettings(enable_sour
 # the segment marts built on the model's scores. One @dbt_assets over the whole project used to be split by
 # Dagster into four steps (seeds / CRM staging / bureau+usage / segments), each paying dbt's start-up.
 SEGMENT_MARTS = "path:models/marts/segments"
+MANIFEST = json.loads(ensure_manifest().read_text())  # read once for both steps
 
 
 def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse):
@@ -102,14 +104,14 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Wa
                          allow_retries=False)
 
 
-@dbt_assets(manifest=ensure_manifest(), project=dbt_project, dagster_dbt_translator=translator,
+@dbt_assets(manifest=MANIFEST, project=dbt_project, dagster_dbt_translator=translator,
             name="dbt_client_dimensions", exclude=SEGMENT_MARTS)
 def dbt_client_dimensions(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse):
     """``dbt build`` of seeds, staging, intermediate models, client dimensions and features, with their tests."""
     yield from _build(context, dbt, warehouse)
 
 
-@dbt_assets(manifest=ensure_manifest(), project=dbt_project, dagster_dbt_translator=translator,
+@dbt_assets(manifest=MANIFEST, project=dbt_project, dagster_dbt_translator=translator,
             name="dbt_segment_marts", select=SEGMENT_MARTS)
 def dbt_segment_marts(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse):
     """``dbt build`` of the segment marts (assignments, profiles, migration, review queue) on the model's output."""
