@@ -38,6 +38,12 @@ class Warehouse(dg.ConfigurableResource):
     seg_silhouette_floor: float = Field(default=0.2, description="LENDSEG_SEG_SILHOUETTE_FLOOR: blocking silhouette floor.")
     seg_min_refits: int = Field(default=20, description="LENDSEG_SEG_MIN_REFITS: blocking minimum of clusterboot refits.")
     eval_bootstrap: int = Field(default=2000, description="LENDSEG_EVAL_BOOTSTRAP: bootstrap resamples of the evaluations.")
+    engine: str = Field(default="duckdb", description="LENDSEG_ENGINE: duckdb or spark (dbt project and scoring).")
+    lake_dir: str = Field(default="", description="LENDSEG_LAKE_DIR: the Parquet raw layer Spark reads "
+                                                  "(empty: $LENDSEG_DATA_DIR/lake).")
+    spark_dir: str = Field(default="", description="LENDSEG_SPARK_DIR: Spark's warehouse and metastore "
+                                                   "(empty: next to the build file).")
+    spark_memory: str = Field(default="4g", description="LENDSEG_SPARK_MEMORY: driver memory of the local Spark session.")
     lock_timeout_s: float = Field(default=6 * 3600, description="Longest wait for another run's writer lock.")
 
     @classmethod
@@ -49,7 +55,8 @@ class Warehouse(dg.ConfigurableResource):
                    orphan_max_share=s.orphan_max_share, model_dir=str(s.models_dir),
                    seg_review_confidence=s.seg_review_confidence, seg_stability_refits=s.seg_stability_refits,
                    seg_silhouette_floor=s.seg_silhouette_floor, seg_min_refits=s.seg_min_refits,
-                   eval_bootstrap=s.eval_bootstrap)
+                   eval_bootstrap=s.eval_bootstrap, engine=s.engine, lake_dir=str(s.lake_dir),
+                   spark_dir=str(s.spark_dir), spark_memory=s.spark_memory)
 
     @property
     def settings(self) -> Settings:
@@ -62,7 +69,9 @@ class Warehouse(dg.ConfigurableResource):
                         orphan_max_share=self.orphan_max_share, model_dir=Path(self.model_dir) if self.model_dir else None,
                         seg_review_confidence=self.seg_review_confidence, seg_stability_refits=self.seg_stability_refits,
                         seg_silhouette_floor=self.seg_silhouette_floor, seg_min_refits=self.seg_min_refits,
-                        eval_bootstrap=self.eval_bootstrap)
+                        eval_bootstrap=self.eval_bootstrap, engine=self.engine,
+                        lake_path=Path(self.lake_dir) if self.lake_dir else None,
+                        spark_path=Path(self.spark_dir) if self.spark_dir else None, spark_memory=self.spark_memory)
 
     @property
     def pii_key(self) -> str:

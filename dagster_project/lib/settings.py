@@ -43,6 +43,10 @@ VARIABLES: list[tuple[str, str, str]] = [
     ("LENDSEG_SEG_STABILITY_REFITS", "20", "clusterboot subsample refits per training (at least LENDSEG_SEG_MIN_REFITS)."),
     ("LENDSEG_SEG_MIN_REFITS", "20", "Blocking: a trained model's clusterboot needs at least this many refits. Keep 20; tests lower it to train fast."),
     ("LENDSEG_SEG_SILHOUETTE_FLOOR", "0.2", "Blocking silhouette floor of a trained segmentation model (a failing first model publishes rule-based segments)."),
+    ("LENDSEG_ENGINE", "duckdb", "Engine of the dbt project and of scoring: duckdb (one machine) or spark (dbt-spark and a Spark session; docs/scale_out.md)."),
+    ("LENDSEG_LAKE_DIR", "$LENDSEG_DATA_DIR/lake", "Spark engine: the Parquet raw layer (validated, pseudonymised) and model tables Spark reads."),
+    ("LENDSEG_SPARK_DIR", "$LENDSEG_DATA_DIR/build/spark", "Spark engine: the session's warehouse (tables as Parquet) and its metastore."),
+    ("LENDSEG_SPARK_MEMORY", "4g", "Spark engine: driver memory of the local Spark session (dbt and scoring; local mode runs in the driver)."),
     ("LENDSEG_EVAL_BOOTSTRAP", "2000", "Bootstrap resamples behind the recommendation evaluation's 95 % intervals. Keep 2000; tests lower it."),
     ("DAGSTER_HOME", "$PWD/.dagster_home", "Dagster instance folder (run history); the README's commands create it."),
 ]
@@ -87,6 +91,20 @@ class Settings:
     seg_silhouette_floor: float = 0.2
     seg_min_refits: int = 20
     eval_bootstrap: int = 2000
+    engine: str = "duckdb"
+    lake_path: Path | None = None  # None: $LENDSEG_DATA_DIR/lake
+    spark_path: Path | None = None  # None: next to the build file, build/spark
+    spark_memory: str = "4g"
+
+    @property
+    def lake_dir(self) -> Path:
+        """The Parquet raw layer both engines can read (LENDSEG_LAKE_DIR; written only by the Spark engine)."""
+        return self.lake_path or self.data_dir / "lake"
+
+    @property
+    def spark_dir(self) -> Path:
+        """The Spark session's warehouse and metastore (LENDSEG_SPARK_DIR)."""
+        return self.spark_path or self.build_path.parent / "spark"
 
     @property
     def models_dir(self) -> Path:
@@ -119,6 +137,17 @@ class Settings:
             d.mkdir(parents=True, exist_ok=True)
 
 
+ENGINES = ("duckdb", "spark")
+
+
+def engine(value: str) -> str:
+    """A valid LENDSEG_ENGINE value (lower-cased), else a ValueError naming the choices."""
+    v = value.strip().lower()
+    if v not in ENGINES:
+        raise ValueError(f"LENDSEG_ENGINE={value!r}: expected one of {', '.join(ENGINES)}")
+    return v
+
+
 def load_settings() -> Settings:
     data_dir = _path("LENDSEG_DATA_DIR", Path("data"))
     return Settings(
@@ -137,6 +166,10 @@ def load_settings() -> Settings:
         seg_silhouette_floor=float(env_value("LENDSEG_SEG_SILHOUETTE_FLOOR")),
         seg_min_refits=int(env_value("LENDSEG_SEG_MIN_REFITS")),
         eval_bootstrap=int(env_value("LENDSEG_EVAL_BOOTSTRAP")),
+        engine=engine(env_value("LENDSEG_ENGINE")),
+        lake_path=_path("LENDSEG_LAKE_DIR", data_dir / "lake"),
+        spark_memory=env_value("LENDSEG_SPARK_MEMORY"),
+        spark_path=_path("LENDSEG_SPARK_DIR", Path()) if os.environ.get("LENDSEG_SPARK_DIR") else None,
     )
 
 

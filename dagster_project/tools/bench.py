@@ -20,7 +20,7 @@ from pathlib import Path
 
 from collections.abc import Mapping
 
-from dagster_project.lib.settings import DEMO_PII_KEY, VARIABLES
+from dagster_project.lib.settings import load_settings, DEMO_PII_KEY, VARIABLES
 
 # Which floor step each pipeline step corresponds to (the rest is orchestration and checks: floor 0).
 FLOOR_OF = {"ingest": "ingest", "dbt": "dimensions+profiles_features", "ml": "model_fit_score", "publish": "publish"}
@@ -187,7 +187,8 @@ def run_bench(clients: int, months: int, fmt: str, out_dir: Path, seed: int = 42
         if not keep:
             shutil.rmtree(tmp, ignore_errors=True)
     out_dir.mkdir(parents=True, exist_ok=True)
-    stem = f"bench-{clients}-{months}m-{fmt}"
+    engine = report["engine"]
+    stem = f"bench-{clients}-{months}m-{fmt}" + ("" if engine == "duckdb" else f"-{engine}")
     (out_dir / f"{stem}.json").write_text(json.dumps(report, indent=2))
     (out_dir / f"{stem}.md").write_text(to_markdown(report))
     return report
@@ -216,7 +217,7 @@ def _report(clients, months, fmt, gen_s, wall, peak, steps, meta, floor, floor_w
     return {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {_mem_gb()} GB RAM, Python {platform.python_version()}",
-        "clients": clients, "months": months, "format": fmt,
+        "clients": clients, "months": months, "format": fmt, "engine": load_settings().engine,
         "generation_s": round(gen_s, 1), "pipeline_wall_s": round(wall, 1), "peak_tree_rss_mb": round(peak),
         "rows_ingested": sum(rows_in.values()), "steps": step_rows,
         "groups_s": {k: round(v, 2) for k, v in groups.items()}, "dbt_layers_s": _dbt_groups(meta["_run"]["run_id"], data),
@@ -235,7 +236,8 @@ def _size_mb(p: Path) -> float:
 
 
 def to_markdown(r: dict) -> str:
-    lines = [f"## {r['clients']:,} clients, {r['months']} months, {r['format']} ({r['date']})", "",
+    engine = r.get("engine", "duckdb")
+    lines = [f"## {r['clients']:,} clients, {r['months']} months, {r['format']}, engine {engine} ({r['date']})", "",
              f"Machine: {r['machine']}. Generation {r['generation_s']} s (not counted).", "",
              f"**Pipeline {r['pipeline_wall_s']} s wall, peak process-tree RSS {r['peak_tree_rss_mb']:,} MB; "
              f"floor {r['floor_wall_s']} s; ratio {r['ratio_pipeline_to_floor']}.** Build file {r['build_mb']} MB, "

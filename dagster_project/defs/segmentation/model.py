@@ -280,6 +280,20 @@ def bin_counts(values: pd.Series | np.ndarray, edges: list[float]) -> np.ndarray
     return np.concatenate([[miss.sum()], inner]).astype(np.int64)
 
 
+def bin_index(values: pd.Series | np.ndarray, edges: list[float]) -> np.ndarray:
+    """Each value's bin of :func:`bin_counts` (0 = missing, 1 = (-inf, e1], ...): bincount gives the counts."""
+    v = np.asarray(values, dtype=float)
+    idx = np.searchsorted(np.asarray(edges), np.nan_to_num(v, nan=0.0), side="left") + 1
+    return np.where(np.isnan(v), 0, idx).astype(np.int32)
+
+
+def category_index(values: pd.Series, categories: list[str]) -> np.ndarray:
+    """Each value's bin of :func:`category_counts` (its category's position; unseen = len(categories))."""
+    v = values.fillna("<missing>").astype(str).to_numpy()
+    pos = {c: i for i, c in enumerate(categories)}
+    return np.array([pos.get(x, len(categories)) for x in v], dtype=np.int32)
+
+
 def category_counts(values: pd.Series, categories: list[str]) -> np.ndarray:
     """Counts per category, plus a last bin for anything unseen in training."""
     v = values.fillna("<missing>").astype(str)

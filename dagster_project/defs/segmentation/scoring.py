@@ -50,6 +50,86 @@ def write_assignments(con, version: str, as_of, scored_at) -> None:
                 [as_of, version, scored_at])
 
 
+@dataclass(frozen=True)
+class ScoringTask:
+    """What scoring a batch needs besides the pipeline: label -> segment id, review threshold, drift bins."""
+    lut: list[int]
+    threshold: float
+    edges: dict[str, list[float]]
+    categories: list[str]
+
+
+def scoring_task(meta: dict, ref: dict, threshold: float) -> ScoringTask:
+    """The task of a model version from its metadata.json and reference.json (the training distribution)."""
+    lab_to_id = {int(k): int(v) for k, v in meta["label_to_segment"].items()}
+    return ScoringTask(lut=[lab_to_id[i] for i in range(len(lab_to_id))], threshold=threshold,
+                       edges={c: r["edges"] for c, r in ref["numeric"].items()},
+                       categories=ref["categorical"]["industry_family"]["categories"])
+
+
+def score_frame(chunk: pd.DataFrame, pipe, task: ScoringTask) -> pd.DataFrame:
+    """One batch of client_features rows (with ``industry_code``, ``_size_class``, ``_rating_grade``) scored.
+
+    The one scoring function of both engines (DuckDB chunks here, Spark's ``mapInPandas`` batches in
+    spark_scoring.py): segment id and confidence, the review flag, the attributes a reviewer sees, and each
+    model input's drift bin (``_bin_<feature>``, ``_family``) so that drift counts are a GROUP BY.
+    """
+    x = seg.prepare(chunk)
+    label, conf = seg.confidence(pipe[-1].transform(pipe[:-1].transform(x)))
+    out = pd.DataFrame({"client_key": chunk.client_key.to_numpy(), "segment_id": np.asarray(task.lut)[label],
+                        "confidence": conf, "low_confidence": conf < task.threshold,
+                        "size_class": chunk._size_class.to_numpy(), "rating_grade": chunk._rating_grade.to_numpy(),
+                        "industry_code": chunk.industry_code.to_numpy()})
+    for c, e in task.edges.items():
+        out[f"_bin_{c}"] = seg.bin_index(x[c], e)
+    out["_family"] = seg.category_index(x["industry_family"], task.categories)
+    return out
+
+
+def scoring_sql() -> str:
+    """The rows scoring reads: every scorable client with the attributes its review context records."""
+    return (feature_sql(", d.industry_code, f.size_class AS _size_class, f.rating_grade AS _rating_grade")
+            + " JOIN marts.dim_client d ON d.client_key = f.client_key")
+
+
+def scoring_table_sql(task: ScoringTask) -> str:
+    """DDL of ``ml._scoring``: the columns of :func:`score_frame`, typed."""
+    bins = "".join(f', "_bin_{c}" INTEGER' for c in task.edges)
+    return ("CREATE OR REPLACE TABLE ml._scoring (client_key VARCHAR, segment_id BIGINT, confidence DOUBLE, "
+            f"low_confidence BOOLEAN, size_class VARCHAR, rating_grade VARCHAR, industry_code VARCHAR{bins}, "
+            "_family INTEGER)")
+
+
+def score_in_duckdb(con, pipe, task: ScoringTask) -> None:
+    """Score every client into ``ml._scoring``, CHUNK_ROWS at a time (keyset pagination: bounded memory)."""
+    con.execute(scoring_table_sql(task))
+    sql = scoring_sql() + " WHERE f.client_key > ? ORDER BY f.client_key LIMIT ?"
+    last = ""
+    while True:
+        chunk = con.execute(sql, [last, CHUNK_ROWS]).df()
+        if len(chunk) == 0:
+            break
+        con.register("_chunk", score_frame(chunk, pipe, task))
+        con.execute("INSERT INTO ml._scoring SELECT * FROM _chunk")
+        con.unregister("_chunk")
+        last = str(chunk.client_key.iloc[-1])
+
+
+def scoring_summary(con, task: ScoringTask):
+    """Drift counts per model input, segment mix, clients scored and low-confidence clients of ``ml._scoring``."""
+    def bins(col: str, size: int) -> np.ndarray:
+        out = np.zeros(size, dtype=np.int64)
+        for b, cnt in con.execute(f'SELECT "{col}", count(*) FROM ml._scoring GROUP BY 1').fetchall():
+            out[int(b)] = cnt
+        return out
+
+    counts = {c: bins(f"_bin_{c}", len(e) + 2) for c, e in task.edges.items()}
+    cat_counts = bins("_family", len(task.categories) + 1)
+    mix = {int(s): int(c) for s, c in con.execute("SELECT segment_id, count(*) FROM ml._scoring GROUP BY 1").fetchall()}
+    n, low = con.execute("SELECT count(*), count(*) FILTER (WHERE low_confidence) FROM ml._scoring").fetchone()
+    return counts, cat_counts, mix, int(n), int(low)
+
+
 @dataclass
 class Scored:
     version: str
@@ -85,44 +165,20 @@ def score_all(settings: Settings, run_id: str, log=None, job_name: str = "") -> 
     meta = load_meta(mdir, version)
     pipe = load_pipeline(mdir, version)
     ref = json.loads((mdir / version / "reference.json").read_text())
-    lab_to_id = {int(k): int(v) for k, v in meta["label_to_segment"].items()}
-    lut = np.array([lab_to_id[i] for i in range(len(lab_to_id))])
-    thr = settings.seg_review_confidence
+    task = scoring_task(meta, ref, settings.seg_review_confidence)
     scored_at = utc_now()
-    counts = {c: np.zeros(len(r["counts"]), dtype=np.int64) for c, r in ref["numeric"].items()}
-    cat_counts = np.zeros(len(ref["categorical"]["industry_family"]["counts"]), dtype=np.int64)
-    mix: dict[int, int] = {}
-    n = low = 0
     with connect(settings) as con:
         ensure_state_tables(con)
-        con.execute("CREATE OR REPLACE TABLE ml._scoring (client_key VARCHAR, segment_id BIGINT, confidence DOUBLE, "
-                    "low_confidence BOOLEAN, size_class VARCHAR, rating_grade VARCHAR, industry_code VARCHAR)")
         as_of = con.execute("SELECT max(as_of_date) FROM marts.client_features").fetchone()[0]
-        sql = (feature_sql(", d.industry_code, f.size_class AS _size_class, f.rating_grade AS _rating_grade")
-               + " JOIN marts.dim_client d ON d.client_key = f.client_key WHERE f.client_key > ? "
-               "ORDER BY f.client_key LIMIT ?")
-        last = ""
-        while True:  # keyset pagination: at most CHUNK_ROWS clients in memory at a time
-            chunk = con.execute(sql, [last, CHUNK_ROWS]).df()
-            if len(chunk) == 0:
-                break
-            last = str(chunk.client_key.iloc[-1])
-            x = seg.prepare(chunk)
-            label, conf = seg.confidence(pipe[-1].transform(pipe[:-1].transform(x)))
-            sid = lut[label]
-            for c in counts:
-                counts[c] += seg.bin_counts(x[c], ref["numeric"][c]["edges"])
-            cat_counts += seg.category_counts(x["industry_family"], ref["categorical"]["industry_family"]["categories"])
-            for s, cnt in zip(*np.unique(sid, return_counts=True)):
-                mix[int(s)] = mix.get(int(s), 0) + int(cnt)
-            out = pd.DataFrame({"client_key": chunk.client_key, "segment_id": sid, "confidence": conf,
-                                "low_confidence": conf < thr, "size_class": chunk._size_class,
-                                "rating_grade": chunk._rating_grade, "industry_code": chunk.industry_code})
-            con.register("_chunk", out)
-            con.execute("INSERT INTO ml._scoring SELECT * FROM _chunk")
-            con.unregister("_chunk")
-            n += len(out)
-            low += int(out.low_confidence.sum())
+        if settings.engine == "spark":  # every client scored on Spark (spark_scoring.py), read back here
+            from dagster_project.defs.segmentation import spark_scoring
+
+            files = spark_scoring.score(settings, version, task, log)
+            con.execute(scoring_table_sql(task))
+            con.execute(f"INSERT INTO ml._scoring BY NAME SELECT * FROM read_parquet({files})")
+        else:
+            score_in_duckdb(con, pipe, task)
+        counts, cat_counts, mix, n, low = scoring_summary(con, task)
         rows = [("feature", c, seg.psi(ref["numeric"][c]["counts"], counts[c])) for c in counts]
         rows.append(("feature", "industry_family", seg.psi(ref["categorical"]["industry_family"]["counts"], cat_counts)))
         ids = sorted(set(mix) | {int(k) for k in ref["segment_mix"]})

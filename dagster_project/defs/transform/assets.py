@@ -23,7 +23,10 @@ from packaging import version
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
 
 from dagster_project.lib.settings import DBT_PROJECT_DIR, Settings
+from dagster_project.defs.transform.lake import (built_relations, export_sources, mirror_built, prepare_spark_dir,
+                                                 step_sources)
 from dagster_project.lib.resources import Warehouse
+from dagster_project.lib.warehouse import connect
 
 DBT_EXECUTABLE = str(Path(sys.executable).parent / "dbt") if (Path(sys.executable).parent / "dbt").exists() else "dbt"
 DBT_TARGETS_KEPT = 20
@@ -34,6 +37,9 @@ def dbt_env(settings: Settings) -> dict[str, str]:
     """Environment the dbt profile reads (dbt/profiles.yml)."""
     return {
         "LENDSEG_BUILD_PATH": str(settings.build_path),
+        "LENDSEG_LAKE_DIR": str(settings.lake_dir),
+        "LENDSEG_SPARK_DIR": str(settings.spark_dir),
+        "LENDSEG_SPARK_MEMORY": settings.spark_memory,
         "LENDSEG_DUCKDB_MEMORY_LIMIT": settings.memory_limit,
         "LENDSEG_DUCKDB_THREADS": str(settings.threads),
     }
@@ -86,13 +92,26 @@ SEGMENT_MARTS = "path:models/marts/segments"
 MANIFEST = json.loads(ensure_manifest().read_text())  # read once for both steps
 
 
-def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse):
-    os.environ.update(dbt_env(warehouse.settings))
+def step_node_ids(segments: bool) -> list[str]:
+    """The dbt nodes of one dbt step: the segment marts (``segments``) or everything else."""
+    return [uid for uid, n in MANIFEST["nodes"].items()
+            if n.get("original_file_path", "").startswith("models/marts/segments/") == segments]
+
+
+def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse, segments: bool):
+    settings = warehouse.settings
+    os.environ.update(dbt_env(settings))
+    if settings.engine == "spark":  # the sources this step reads, into the Parquet raw layer (lake.py)
+        prepare_spark_dir(settings.spark_dir)
+        with connect(settings) as con:
+            written = export_sources(con, settings.lake_dir, step_sources(MANIFEST, step_node_ids(segments)))
+        context.log.info(f"raw layer for Spark ({settings.lake_dir}): partitions written {written}")
     # A test with parents in both steps (e.g. a segment mart's relationship to dim_client) runs once all its
     # parents are built, so tests are selected "buildable" instead of dbt's default "eager".
     os.environ.setdefault("DBT_INDIRECT_SELECTION", "buildable")
     # full_rebuild (jobs.py) tags its runs so incremental models are rebuilt from the raw layer.
     args = ["build", "--full-refresh"] if context.run.tags.get("lendseg/full_refresh") == "true" else ["build"]
+    args += ["--target", settings.engine]
     target = dbt_target_dir(warehouse.settings) / f"{context.run_id[:8]}-{uuid.uuid4().hex[:6]}"
     reuse_parse(dbt_target_dir(warehouse.settings), target)
     invocation = dbt.cli(args, context=context, target_path=target, raise_on_error=False)
@@ -102,20 +121,25 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Wa
     if not invocation.is_successful():
         raise dg.Failure(description=_failure_report(warehouse.settings, context.run_id, invocation),
                          allow_retries=False)
+    if settings.engine == "spark":  # what dbt built on Spark, into the build database for the next stages
+        built = built_relations(invocation.get_artifact("run_results.json"), dict(invocation.manifest))
+        with connect(settings) as con:
+            n = mirror_built(con, settings.spark_dir / "warehouse", built)
+        context.log.info(f"copied {n} tables dbt built on Spark into the build database")
 
 
 @dbt_assets(manifest=MANIFEST, project=dbt_project, dagster_dbt_translator=translator,
             name="dbt_client_dimensions", exclude=SEGMENT_MARTS)
 def dbt_client_dimensions(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse):
     """``dbt build`` of seeds, staging, intermediate models, client dimensions and features, with their tests."""
-    yield from _build(context, dbt, warehouse)
+    yield from _build(context, dbt, warehouse, segments=False)
 
 
 @dbt_assets(manifest=MANIFEST, project=dbt_project, dagster_dbt_translator=translator,
             name="dbt_segment_marts", select=SEGMENT_MARTS)
 def dbt_segment_marts(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse):
     """``dbt build`` of the segment marts (assignments, profiles, migration, review queue) on the model's output."""
-    yield from _build(context, dbt, warehouse)
+    yield from _build(context, dbt, warehouse, segments=True)
 
 
 dbt_steps = [dbt_client_dimensions, dbt_segment_marts]
@@ -125,7 +149,6 @@ DBT_KEYS = [k for d in dbt_steps for k in d.keys]
 def _failure_report(settings: Settings, run_id: str, invocation) -> str:
     """The failing tests/models with the delivered rows behind them, and the command that quarantines them."""
     from dagster_project.defs.ingest.remedy import dbt_failure_report
-    from dagster_project.lib.warehouse import connect
 
     try:
         run_results = invocation.get_artifact("run_results.json")

@@ -50,7 +50,7 @@ select
     a.products_held,
     a.total_credit_limit,
     a.total_outstanding,
-    case when a.total_credit_limit > 0 then a.total_outstanding / a.total_credit_limit end as utilisation,
+    case when a.total_credit_limit > 0 then {{ ratio("a.total_outstanding", "a.total_credit_limit") }} end as utilisation,
     a.drawdown_amount,
     a.repayment_amount,
     a.max_days_past_due,

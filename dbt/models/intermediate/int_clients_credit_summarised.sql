@@ -50,7 +50,7 @@ cash_flow as (
         count(operating_cash_flow)                                        as cash_flow_reports,
         avg(operating_cash_flow)                                          as operating_cash_flow_mean,
         stddev_samp(operating_cash_flow)                                  as operating_cash_flow_stddev,
-        avg(case when operating_cash_flow < 0 then 1.0 when operating_cash_flow >= 0 then 0.0 end)
+        avg(case when operating_cash_flow < 0 then cast(1 as double) when operating_cash_flow >= 0 then cast(0 as double) end)
                                                                           as negative_cash_flow_share,
         min(report_date)                                                  as first_report_date,
         max(inquiries_6m)                                                 as max_inquiries_6m,

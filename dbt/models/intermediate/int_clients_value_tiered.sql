@@ -37,7 +37,7 @@ positioned as (
         (row_number() over (
             order by 0.7 * s.exposure_percentile + 0.3 * s.breadth_percentile desc,
                      s.current_credit_limit desc, s.client_key
-        ) - 1) * 1.0 / count(*) over ()                                as value_rank_position
+        ) - 1) * cast(1 as double) / count(*) over ()                                as value_rank_position
     from scored as s
 )
 

@@ -65,7 +65,7 @@ product_pivot as (
         client_key,
         count(*)                                                           as product_breadth_ever,
         sum(case when currently_held then 1 else 0 end)                    as products_held,
-        {{ dbt.listagg("case when currently_held then product_code end", "'|'", "order by product_code") }}
+        {{ sorted_listagg("case when currently_held then product_code end", "'|'") }}
                                                                            as products_held_list,
         {%- for p in lendseg_products() %}
         min(case when product_code = '{{ p }}' then first_opened_month end) as first_opened_{{ p }}
@@ -100,8 +100,8 @@ select
     coalesce(l.drawdown_12m, 0)                                            as drawdown_12m,
     coalesce(l.repayment_12m, 0)                                           as repayment_12m,
     coalesce(l.drawdown_months_12m, 0)                                     as drawdown_months_12m,
-    case when l.drawdown_12m > 0 then l.repayment_12m / l.drawdown_12m end as repayment_to_drawdown_12m,
-    case when l.avg_credit_limit_12m > 0 then l.drawdown_12m / l.avg_credit_limit_12m end
+    case when l.drawdown_12m > 0 then {{ ratio("l.repayment_12m", "l.drawdown_12m") }} end as repayment_to_drawdown_12m,
+    case when l.avg_credit_limit_12m > 0 then {{ ratio("l.drawdown_12m", "l.avg_credit_limit_12m") }} end
                                                                            as drawdown_to_limit_12m,
     coalesce(l.active_months_12m, 0)                                       as active_months_12m,
     -- arrears
@@ -113,11 +113,11 @@ select
     h.months_in_arrears_total,
     h.max_days_past_due_ever,
     -- channel mix (share of account-months in the last 12 months)
-    case when l.account_months_12m > 0 then l.branch_account_months_12m * 1.0 / l.account_months_12m end
+    case when l.account_months_12m > 0 then {{ ratio("l.branch_account_months_12m", "l.account_months_12m") }} end
                                                                            as branch_share_12m,
-    case when l.account_months_12m > 0 then l.online_account_months_12m * 1.0 / l.account_months_12m end
+    case when l.account_months_12m > 0 then {{ ratio("l.online_account_months_12m", "l.account_months_12m") }} end
                                                                            as online_share_12m,
-    case when l.account_months_12m > 0 then l.relationship_manager_account_months_12m * 1.0 / l.account_months_12m end
+    case when l.account_months_12m > 0 then {{ ratio("l.relationship_manager_account_months_12m", "l.account_months_12m") }} end
                                                                            as relationship_manager_share_12m,
     case
         when l.account_months_12m is null or l.account_months_12m = 0 then null
@@ -128,7 +128,7 @@ select
     end                                                                    as primary_channel_12m,
     -- CRM interactions
     coalesce(l.interactions_12m, 0)                                        as interactions_12m,
-    case when l.months_observed_12m > 0 then l.interactions_12m * 1.0 / l.months_observed_12m end
+    case when l.months_observed_12m > 0 then {{ ratio("l.interactions_12m", "l.months_observed_12m") }} end
                                                                            as interactions_per_month_12m,
     -- first month each product was seen (null = never held)
     {%- for p in lendseg_products() %}

@@ -25,8 +25,11 @@ catalog as (
 
 latest_decision as (
     select *
-    from {{ source('review', 'review_decisions') }}
-    qualify row_number() over (partition by client_key order by decided_at desc) = 1
+    from (
+        select *, row_number() over (partition by client_key order by decided_at desc) as decision_rank
+        from {{ source('review', 'review_decisions') }}
+    ) as ranked
+    where decision_rank = 1
 ),
 
 review as (
@@ -48,7 +51,7 @@ review as (
 
 previous_snapshot as (
     -- the client's segment in the latest snapshot before the current as-of date
-    select s.client_key, arg_max(s.segment_id, s.as_of_date) as previous_segment_id
+    select s.client_key, {{ arg_max("s.segment_id", "s.as_of_date") }} as previous_segment_id
     from snapshots as s
     where s.as_of_date < (select max(as_of_date) from assignments)
     group by 1
@@ -92,9 +95,10 @@ flagged as (
 )
 
 select
-    f.* exclude (low_confidence, top_exposure, previous_segment_id, decision, review_segment_id, reviewer,
-                 decided_at, review_valid, segment_changed, review_expired, segment_id, confidence, model_version,
-                 scored_at),
+    {#- every dim_client column, in its order (written out: DuckDB's `* exclude` is not Spark SQL) #}
+    {%- for col in adapter.get_columns_in_relation(ref('dim_client')) %}
+    f.{{ col.name }},
+    {%- endfor %}
     f.segment_id,
     c.segment_name,
     f.confidence,

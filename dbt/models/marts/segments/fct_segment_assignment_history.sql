@@ -33,9 +33,9 @@ select
     spell_no,
     any_value(segment_id)                                                  as segment_id,
     min(as_of_date)                                                        as valid_from,
-    arg_max(next_as_of_date, as_of_date)                                   as valid_to,
-    arg_max(next_as_of_date, as_of_date) is null                           as is_current,
-    arg_min(model_version, as_of_date)                                     as first_model_version,
-    arg_max(model_version, as_of_date)                                     as last_model_version
+    {{ arg_max("next_as_of_date", "as_of_date") }}                           as valid_to,
+    {{ arg_max("next_as_of_date", "as_of_date") }} is null                   as is_current,
+    {{ arg_min("model_version", "as_of_date") }}                             as first_model_version,
+    {{ arg_max("model_version", "as_of_date") }}                             as last_model_version
 from spells
 group by client_key, spell_no
