@@ -81,6 +81,8 @@ def _swap_in(new: Path, final: Path) -> None:
 
 
 def _copy(con: duckdb.DuckDBPyConnection, select_sql: str, folder: Path) -> None:
+    for left in folder.parent.glob(f".{folder.name}.*"):  # a stopped run's half-written or old copy
+        shutil.rmtree(left, ignore_errors=True)
     tmp = folder.with_name(f".{folder.name}.writing-{uuid.uuid4().hex[:6]}")
     tmp.mkdir(parents=True)
     con.execute(f"COPY ({select_sql}) TO {sql_literal(str(tmp / 'part-0.parquet'))} (FORMAT parquet)")
@@ -120,7 +122,8 @@ def export_sources(con: duckdb.DuckDBPyConnection, lake: Path, sources: Iterable
             rows = con.execute(
                 f"SELECT {month} AS m, count(*)::VARCHAR || '|' || coalesce(max(_ingested_at)::VARCHAR, '') "
                 f"FROM {table} GROUP BY m ORDER BY m").fetchall()
-            current = {m or "none": fp for m, fp in rows}
+            # an empty table is one empty partition, so that Spark still finds its schema
+            current = {m or "none": fp for m, fp in rows} or {"none": "empty"}
             folder.mkdir(parents=True, exist_ok=True)
             n = 0
             for m, fp in current.items():
@@ -132,8 +135,6 @@ def export_sources(con: duckdb.DuckDBPyConnection, lake: Path, sources: Iterable
             for gone in set(state) - set(current):  # a month no longer in the table (e.g. quarantined away)
                 shutil.rmtree(folder / f"{PARTITION_COLUMN}={gone}", ignore_errors=True)
                 n += 1
-            if not current:  # an empty table still needs its schema on Spark
-                _copy(con, f"SELECT * FROM {table}", folder / f"{PARTITION_COLUMN}=none")
             written[table] = n
             new_state = current
         state_path.parent.mkdir(parents=True, exist_ok=True)

@@ -62,7 +62,10 @@ def test_export_names_a_missing_source_and_keeps_an_empty_table_readable(tmp_pat
     with pytest.raises(RuntimeError, match=r"raw\.credit_bureau: a dbt source on Spark"):
         lake.export_sources(con, tmp_path / "lake", [("raw", "credit_bureau")])
     con.execute("CREATE TABLE raw.credit_bureau (report_id VARCHAR, report_date DATE, _ingested_at TIMESTAMP)")
+    leftover = tmp_path / "lake" / "raw" / "credit_bureau" / ".delivery_month=none.writing-dead"  # a stopped run's
+    leftover.mkdir(parents=True)
     lake.export_sources(con, tmp_path / "lake", [("raw", "credit_bureau")])
+    assert not leftover.exists()
     cols = duckdb.connect().execute(
         f"DESCRIBE SELECT * FROM read_parquet('{tmp_path}/lake/raw/credit_bureau/**/*.parquet')").fetchall()
     assert [c[0] for c in cols][:3] == ["report_id", "report_date", "_ingested_at"]
