@@ -25,7 +25,7 @@ def preflight(job: str, demo: bool) -> str | None:
     """Why ``lendseg run`` must not start (one line), or None. Checked before anything is built."""
     import warnings
 
-    from .lib.settings import ConfigError, pii_key
+    from .lib.settings import ConfigError, load_settings, pii_key
     from .defs.operations.jobs import WRITING_JOB_NAMES
 
     if job not in WRITING_JOB_NAMES:
@@ -38,6 +38,15 @@ def preflight(job: str, demo: bool) -> str | None:
             pii_key()
     except ConfigError as e:
         return f"lendseg run refused: {e}"
+    try:
+        engine = load_settings().engine
+    except ValueError as e:  # an unknown LENDSEG_ENGINE
+        return f"lendseg run refused: {e}"
+    if engine == "spark":
+        from .defs.transform.lake import spark_missing
+
+        if problem := spark_missing():
+            return f"lendseg run refused: {problem}"
     return None
 
 

@@ -50,6 +50,21 @@ logger.hms.level = off
 """
 
 
+def spark_missing() -> str | None:
+    """Why the Spark engine cannot run on this machine (one line), or None: the extra and Java are needed."""
+    import importlib.util
+
+    missing = [m for m in ("pyspark", "pyarrow") if importlib.util.find_spec(m) is None]
+    if importlib.util.find_spec("dbt.adapters.spark") is None:
+        missing.append("dbt-spark")
+    if missing:
+        return (f"LENDSEG_ENGINE=spark needs {', '.join(missing)}: install the spark extra "
+                "(pip install -c requirements.lock -e '.[spark]')")
+    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        return "LENDSEG_ENGINE=spark needs Java 17 (no java on PATH and no JAVA_HOME)"
+    return None
+
+
 def prepare_spark_dir(spark_dir: Path) -> Path:
     """Create the Spark engine's folder with its log configuration (read by dbt's and scoring's JVMs)."""
     spark_dir.mkdir(parents=True, exist_ok=True)

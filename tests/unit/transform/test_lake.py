@@ -133,3 +133,19 @@ def test_compare_finds_a_changed_value_a_missing_row_and_a_missing_relation(tmp_
     assert [d.problem for d in diffs] == ["rows", "rows"]
     assert diffs[0].detail.startswith("2 rows only in a") and diffs[1].detail.startswith("1 rows only in b")
     assert compare_relation(con, "a", "b", "marts", "nope")[0].problem == "missing"
+
+
+def test_the_spark_engine_is_refused_with_what_is_missing(monkeypatch):
+    import importlib.util
+
+    from dagster_project.cli import preflight
+
+    assert lake.spark_missing() is None  # the test install carries the spark extra, and Java is on the machine
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "pyspark" else real(name, *a))
+    assert "needs pyspark: install the spark extra" in lake.spark_missing()
+    monkeypatch.setenv("LENDSEG_DEMO", "1")
+    monkeypatch.setenv("LENDSEG_ENGINE", "spark")
+    assert preflight("daily_refresh", demo=True).startswith("lendseg run refused: LENDSEG_ENGINE=spark needs pyspark")
+    monkeypatch.setenv("LENDSEG_ENGINE", "sparkk")
+    assert "LENDSEG_ENGINE='sparkk': expected one of duckdb, spark" in preflight("daily_refresh", demo=True)
