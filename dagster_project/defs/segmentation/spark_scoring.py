@@ -21,9 +21,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 from dagster_project.defs.segmentation.scoring import CHUNK_ROWS, ScoringTask, score_frame, scoring_sql
-from dagster_project.defs.transform.lake import prepare_spark_dir, spark_table_dir
+from dagster_project.defs.transform.lake import parquet_list_sql, prepare_spark_dir, spark_table_dir
 from dagster_project.lib.settings import Settings
-from dagster_project.lib.tables import sql_literal
 
 READS = ("client_features", "dim_client")
 
@@ -57,7 +56,7 @@ def score(settings: Settings, version: str, task: ScoringTask, log=None) -> str:
     files = sorted(str(p) for p in out.glob("*.parquet"))
     if not files:
         raise RuntimeError(f"scoring on Spark wrote no Parquet file to {out}")
-    return "[" + ", ".join(sql_literal(f) for f in files) + "]"
+    return parquet_list_sql(files)
 
 
 def session(threads: int, scratch: Path, log_conf: Path, memory: str = "4g"):
@@ -76,7 +75,7 @@ def session(threads: int, scratch: Path, log_conf: Path, memory: str = "4g"):
             .getOrCreate())
 
 
-def run(request: dict) -> int:
+def run(request: dict) -> None:
     """The Spark job (this module's process): read the two marts, score in batches, write Parquet."""
     from pyspark.sql import functions as F
     from pyspark.sql.types import DecimalType
@@ -103,11 +102,10 @@ def run(request: dict) -> int:
                     yield score_frame(frame, pipe, task)
 
         rows.mapInPandas(batches, output_schema(task)).write.mode("overwrite").parquet(request["out"])
-        return spark.read.parquet(request["out"]).count()
     finally:
         spark.stop()
         shutil.rmtree(scratch, ignore_errors=True)
 
 
 if __name__ == "__main__":
-    print(run(json.loads(Path(sys.argv[1]).read_text())))
+    run(json.loads(Path(sys.argv[1]).read_text()))

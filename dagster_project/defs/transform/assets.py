@@ -112,12 +112,13 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Wa
     # full_rebuild (jobs.py) tags its runs so incremental models are rebuilt from the raw layer.
     args = ["build", "--full-refresh"] if context.run.tags.get("lendseg/full_refresh") == "true" else ["build"]
     args += ["--target", settings.engine]
-    target = dbt_target_dir(warehouse.settings) / f"{context.run_id[:8]}-{uuid.uuid4().hex[:6]}"
-    reuse_parse(dbt_target_dir(warehouse.settings), target)
+    targets = dbt_target_dir(settings)
+    target = targets / f"{context.run_id[:8]}-{uuid.uuid4().hex[:6]}"
+    reuse_parse(targets, target)
     invocation = dbt.cli(args, context=context, target_path=target, raise_on_error=False)
     yield from invocation.stream()
-    keep_parse(target, dbt_target_dir(warehouse.settings))
-    prune_targets(dbt_target_dir(warehouse.settings))
+    keep_parse(target, targets)
+    prune_targets(targets)
     if settings.engine == "spark" and (target / "run_results.json").exists():
         # What dbt built on Spark, into the build database for the next stages - also when a test failed, as
         # dbt-duckdb keeps the models it built, so the failure report below reads the rows that failed.
@@ -126,7 +127,7 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Wa
             n = mirror_built(con, settings.spark_dir / "warehouse", built)
         context.log.info(f"copied {n} tables dbt built on Spark into the build database")
     if not invocation.is_successful():
-        raise dg.Failure(description=_failure_report(warehouse.settings, context.run_id, invocation),
+        raise dg.Failure(description=_failure_report(settings, context.run_id, invocation),
                          allow_retries=False)
 
 

@@ -104,12 +104,17 @@ def _copy(con: duckdb.DuckDBPyConnection, select_sql: str, folder: Path) -> None
     _swap_in(tmp, folder)
 
 
-def _fingerprint_sql(table: str, cols: set[str], where: str = "") -> str:
+def parquet_list_sql(files: Iterable[str]) -> str:
+    """A DuckDB list literal of Parquet file paths, for ``read_parquet``."""
+    return "[" + ", ".join(sql_literal(f) for f in files) + "]"
+
+
+def _fingerprint_sql(table: str, cols: set[str]) -> str:
     ingested = "max(_ingested_at)::VARCHAR" if "_ingested_at" in cols else "NULL"
     # ml tables carry no load time: a cheap content hash instead (they are per-client, small)
     content = "NULL" if "_ingested_at" in cols else "sum(hash(t))::VARCHAR"
     return f"SELECT count(*)::VARCHAR || '|' || coalesce({ingested}, '') || '|' || coalesce({content}, '') " \
-           f"FROM {table} AS t {where}"
+           f"FROM {table} AS t"
 
 
 def export_sources(con: duckdb.DuckDBPyConnection, lake: Path, sources: Iterable[tuple[str, str]]) -> dict[str, int]:
@@ -184,8 +189,7 @@ def mirror_built(con: duckdb.DuckDBPyConnection, spark_warehouse: Path, nodes: I
         if not files:
             raise RuntimeError(f"{schema}.{name}: dbt built it on Spark but {folder} holds no Parquet file")
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-        listing = "[" + ", ".join(sql_literal(f) for f in files) + "]"
-        con.execute(f"CREATE OR REPLACE TABLE {schema}.{name} AS SELECT * FROM read_parquet({listing})")
+        con.execute(f"CREATE OR REPLACE TABLE {schema}.{name} AS SELECT * FROM read_parquet({parquet_list_sql(files)})")
         columns = {c: (v.get("description") or "") for c, v in node.get("columns", {}).items() if v.get("description")}
         write_comments(con, f"{schema}.{name}", node.get("description") or "", columns, every_column=False)
         n += 1
