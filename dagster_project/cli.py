@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from .lib.settings import load_settings
+from .sqlview import cmd_sql
 from .tools.commands import cmd_bench, cmd_evaluate, cmd_generate, cmd_import_sba
 
 
@@ -117,38 +118,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 1
 
 
-def format_number(x) -> str:
-    """How an analyst reads a number: 465, 344,800,000, 1,234.57, 0.2134, 3.1e-05; blank for null."""
-    import math
-
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return ""
-    if isinstance(x, bool):
-        return str(x).lower()
-    v = float(x)
-    if math.isinf(v):
-        return str(v)
-    if v == int(v) and abs(v) < 1e15:
-        return f"{int(v):,}"
-    if abs(v) >= 1:
-        return f"{v:,.2f}"
-    return f"{v:.4g}"
-
-
-def format_table(df) -> str:
-    """Markdown table with numbers formatted by format_number and right-aligned."""
-    import pandas as pd
-
-    out = df.copy()
-    align = []
-    for col in out.columns:
-        numeric = pd.api.types.is_numeric_dtype(out[col]) and not pd.api.types.is_bool_dtype(out[col])
-        if numeric:
-            out[col] = [format_number(v) for v in out[col].tolist()]
-        align.append("right" if numeric else "left")
-    return out.to_markdown(index=False, colalign=align, disable_numparse=True)
-
-
 def cmd_quarantine(args: argparse.Namespace) -> int:
     """Quarantine the raw rows a failed run traced its later-stage failure to (remedy.py)."""
     from .defs.ingest.landing import ensure_raw_schema
@@ -170,30 +139,6 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
     print(f"{out['removed']} raw rows quarantined (audit.quarantined_rows), {out['restored']} earlier versions "
           f"restored, {out['held']} bureau/usage rows held until their client arrives again; the next run "
           f"proceeds without them")
-    return 0
-
-
-def cmd_sql(args: argparse.Namespace) -> int:
-    import duckdb
-
-    path = load_settings().warehouse_path
-    if not path.exists():
-        print(f"no published warehouse at {path}: run `lendseg run` first", file=sys.stderr)
-        return 2
-    con = duckdb.connect(str(path), read_only=True)
-    try:
-        rel = con.sql(args.query)
-        if rel is None:
-            return 0
-        if args.format == "csv":
-            rel.df().to_csv(sys.stdout, index=False)
-        else:
-            print(format_table(rel.df()))
-    except duckdb.Error as e:
-        print(f"query failed: {e}", file=sys.stderr)
-        return 1
-    finally:
-        con.close()
     return 0
 
 
@@ -349,9 +294,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_run)
 
     q = sub.add_parser("sql", help="run read-only SQL on the published warehouse")
-    q.add_argument("query", help="SQL; the file is opened read-only")
-    q.add_argument("--format", choices=["table", "csv"], default="table",
-                   help="table: aligned, numbers with thousands separators (default); csv: raw values")
+    q.add_argument("query", help="SQL, one or more statements (run in order, each result under a header line); "
+                                 "the file is opened read-only")
+    q.add_argument("--format", choices=["table", "records", "csv"], default="table",
+                   help="table: aligned, numbers with thousands separators, NULL shown as NULL, long cells cut; one "
+                        "record per row when wider than the terminal (default); records: always one record per "
+                        "row, values in full; csv: raw values of one statement")
     q.set_defaults(func=cmd_sql)
 
     qa = sub.add_parser("quality", help="print the latest data-quality failures from the audit store")
@@ -391,7 +339,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        code = args.func(args)
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:  # the reader went away (`lendseg sql ... | head`): stop quietly, like any Unix filter
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so that the interpreter's last flush does not fail again
+        return 141  # 128 + SIGPIPE, what a shell reports for a filter stopped by a closed pipe
 
 
 if __name__ == "__main__":

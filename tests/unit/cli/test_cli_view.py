@@ -1,12 +1,11 @@
-"""What a user reads: preflight refusals (one line, exit 2), help texts, number formatting, the progress view."""
+"""What a user reads: preflight refusals (one line, exit 2), help texts, the progress view (`lendseg sql`:
+test_sqlview.py)."""
 
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from conftest import LENDSEG
-from dagster_project.cli import build_parser, format_number, format_table
+from dagster_project.cli import build_parser
 from dagster_project.progress import Step, Tracker, format_live, format_step, format_summary
 
 
@@ -42,20 +41,6 @@ def test_every_option_has_help_and_job_lists_the_valid_names() -> None:
     assert not missing, missing
     job = next(a for a in sub.choices["run"]._actions if "--job" in a.option_strings)
     assert all(n in job.help for n in ("daily_refresh", "monthly_retrain", "full_rebuild"))
-
-
-@pytest.mark.parametrize(("value", "text"), [(3.448e8, "344,800,000"), (465.0, "465"), (465, "465"),
-                                             (1234.5678, "1,234.57"), (12.3456, "12.35"), (0.21345, "0.2135"),
-                                             (None, ""), (float("nan"), ""), (-2.5, "-2.50"), (True, "true")])
-def test_numbers_read_like_an_analyst_writes_them(value, text) -> None:
-    assert format_number(value) == text
-
-
-def test_sql_table_formats_numeric_columns_only() -> None:
-    import pandas as pd
-
-    out = format_table(pd.DataFrame({"section": ["C", "G"], "clients": [1766.0, 605.0], "revenue": [3.448e8, 1.0e8 / 3]}))
-    assert "1,766" in out and "344,800,000" in out and "33,333,333.33" in out and "e+" not in out
 
 
 def _step(key: str, **kw) -> Step:
