@@ -1,7 +1,7 @@
 """Checks on the published file, run after the swap (a failure fails the run and shows on the asset's Checks tab).
 
-* ``opens_read_only`` - the file opens read-only in the DuckDB CLI of the registry package ``duckdb-cli``
-  (or, when that CLI is not installed, in Python's duckdb) and answers a query;
+* ``opens_read_only`` - the file opens read-only in the DuckDB CLI the README names (``.venv/bin/duckdb``, of
+  the ``duckdb-cli`` package, a main dependency) and answers a query; fails when that CLI is missing;
 * ``holds_manifest_tables`` - it holds every allow-listed table (marts, ml, the documented audit tables)
   with the row counts of the version manifest;
 * ``every_column_commented`` - no published column lacks a comment.
@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -60,29 +59,39 @@ def uncommented_columns(path: Path) -> list[str]:
         con.close()
 
 
-def duckdb_cli() -> str | None:
-    """The DuckDB CLI of the duckdb-cli package (beside this Python), or one on PATH."""
-    here = Path(sys.executable).parent / "duckdb"
-    return str(here) if here.exists() else shutil.which("duckdb")
+def duckdb_cli() -> Path:
+    """The DuckDB CLI of the ``duckdb-cli`` package, a main dependency: installed beside this Python (.venv/bin/duckdb)."""
+    return Path(sys.executable).parent / "duckdb"
 
 
-def open_read_only(path: Path) -> tuple[bool, dict]:
-    cli = duckdb_cli()
-    if cli is None:
-        n = len(published_table_counts(path))
-        return n > 0, {"client": "python duckdb (duckdb-cli not installed)", "tables": n}
-    proc = subprocess.run([cli, "-readonly", "-csv", "-noheader", str(path), "-c",
-                           "SELECT count(*) FROM duckdb_tables()"], capture_output=True, text=True, timeout=120)
-    out = proc.stdout.strip()
-    ok = proc.returncode == 0 and out.isdigit() and int(out) > 0
-    return ok, {"client": cli, "tables": int(out) if out.isdigit() else -1, "stderr": proc.stderr.strip()[-300:]}
+def open_read_only(path: Path, cli: Path | None = None, timeout_s: float = 120) -> tuple[bool, dict]:
+    """Does ``path`` open read-only in the DuckDB CLI and answer a query (``select 1``, then its table count)?
+
+    Fails - never falls back to Python's duckdb - when the CLI is missing: readers are told to use that CLI.
+    """
+    cli = cli or duckdb_cli()
+    if not cli.exists():
+        return False, {"problem": f"the DuckDB CLI is not installed at {cli}: install the project again "
+                                  f"(pip install -c requirements.lock -e .; it brings duckdb-cli==1.5.6)"}
+    cmd = [str(cli), "-readonly", str(path), "-csv", "-noheader", "-c", "select 1", "-c",
+           "SELECT count(*) FROM duckdb_tables()"]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return False, {"client": str(cli), "problem": f"the DuckDB CLI did not answer: {e}"}
+    out = proc.stdout.split()
+    ok = proc.returncode == 0 and len(out) == 2 and out[0] == "1" and out[1].isdigit() and int(out[1]) > 0
+    meta = {"client": str(cli), "tables": int(out[1]) if len(out) == 2 and out[1].isdigit() else -1}
+    if not ok:
+        meta["problem"] = (proc.stderr.strip() or proc.stdout.strip() or f"exit code {proc.returncode}")[-300:]
+    return ok, meta
 
 
-@dg.asset_check(asset=PUBLISHED, description="The published file opens read-only in the DuckDB CLI (duckdb-cli) "
-                "and answers a query.")
+@dg.asset_check(asset=PUBLISHED, description="The published file opens read-only in the DuckDB CLI (duckdb-cli, "
+                "beside the pipeline's Python) and answers a query; fails when that CLI is missing.")
 def opens_read_only(warehouse: Warehouse) -> dg.AssetCheckResult:
     ok, meta = open_read_only(warehouse.settings.warehouse_path)
-    return dg.AssetCheckResult(passed=ok, metadata=meta)
+    return dg.AssetCheckResult(passed=ok, metadata=meta, description=meta.get("problem"))
 
 
 @dg.asset_check(asset=PUBLISHED, description="The published file holds every allow-listed table (marts, ml, the "
