@@ -173,17 +173,18 @@ def cmd_quality(args: argparse.Namespace) -> int:
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
-    from .defs.publish.files import current_version, rollback, versions
+    from .defs.publish.files import current_version, rollback, rollback_target, tables_in, versions
     from .lib.warehouse import writer_lock
 
     s = load_settings()
     if args.rollback is not None:
-        with writer_lock(s.lock_path, on_wait=lambda m: print(m, file=sys.stderr)):
-            try:
-                v = rollback(s.warehouse_path, s.versions_dir, args.rollback or None)
-            except ValueError as e:
-                print(f"rollback refused: {e}", file=sys.stderr)
-                return 1
+        try:  # refused before the writer lock is taken: a refused rollback changes nothing on disk
+            rollback_target(s.warehouse_path, s.versions_dir, args.rollback or None)
+            with writer_lock(s.lock_path, on_wait=lambda m: print(m, file=sys.stderr)):
+                v = rollback(s.warehouse_path, s.versions_dir, args.rollback or None)  # checked again under the lock
+        except ValueError as e:
+            print(f"rollback refused: {e}", file=sys.stderr)
+            return 2
         print(f"published warehouse is now {v.name} (run {v.manifest['run_id']}, published {v.manifest['published_at']})")
         return 0
     cur = current_version(s.warehouse_path, s.versions_dir)
@@ -195,7 +196,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
         rows = sum(v.manifest["row_counts"].values())
         mark = "*" if cur and v.number == cur.number else " "
         print(f"{mark} {v.name}  {v.manifest['published_at']}  run {v.manifest['run_id'][:8]}  "
-              f"{len(v.manifest['row_counts'])} tables  {rows:,} rows  {len(v.manifest['checks_passed'])} checks passed")
+              f"{tables_in(v.manifest['row_counts'])} tables  {rows:,} rows  {len(v.manifest['checks_passed'])} checks passed")
     return 0
 
 

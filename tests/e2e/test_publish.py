@@ -70,7 +70,7 @@ def test_versions_are_listed_and_rollback_restores_one_atomically(ws: Workspace)
     ws.lendseg("publish", "--rollback", listing[-1].split()[1])   # and forward again, by name
     assert _count(ws.warehouse) == current
     proc = ws.lendseg("publish", "--rollback", "v999999", check=False)
-    assert proc.returncode == 1 and "not kept" in proc.stderr
+    assert proc.returncode == 2 and "not kept" in proc.stderr and proc.stderr.count("\n") == 1
 
 
 def test_only_the_last_n_versions_are_kept(ws: Workspace) -> None:

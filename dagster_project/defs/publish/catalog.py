@@ -70,7 +70,7 @@ PUBLISH_INFO = ("This published file: its version, the run that built it and wha
     ("published_at", "TIMESTAMP", "When the file was published (UTC)."),
     ("storage_version", "VARCHAR", "DuckDB storage version of the file (DuckDB clients of this version and newer read it)."),
     ("tables", "INTEGER", "Tables in this file (audit.publish_info and audit.publish_manifest included)."),
-    ("total_rows", "BIGINT", "Rows over all tables of row_counts."),
+    ("total_rows", "BIGINT", "Rows over all tables of row_counts (this table and audit.publish_manifest included)."),
     ("checks_passed", "INTEGER", "Asset checks that passed in the publishing run."),
     ("checks_warned", "INTEGER", "Warning-severity checks that did not pass in the publishing run."),
     ("row_counts", "JSON", "Rows per table, {\"schema.table\": rows}."),
@@ -80,7 +80,8 @@ PUBLISH_MANIFEST = ("Every kept published version (newest last), from the versio
     ("version", "VARCHAR", "Published version (vNNNNNN)."),
     ("run_id", "VARCHAR", "Dagster run that published the version."),
     ("published_at", "VARCHAR", "When the version was published (ISO 8601, UTC)."),
-    ("tables", "INTEGER", "Tables in the version (row_counts)."),
+    ("tables", "INTEGER", "Tables in the version's file (audit.publish_info and audit.publish_manifest included), "
+                          "as in audit.publish_info and `lendseg publish --list`."),
     ("row_counts", "JSON", "Rows per table of the version, {\"schema.table\": rows}."),
     ("checks_passed", "INTEGER", "Asset checks that passed in the publishing run."),
 ])

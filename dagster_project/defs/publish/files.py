@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -31,7 +32,17 @@ PUBLISHED_SCHEMAS: dict[str, tuple[str, ...]] = {"marts": ("marts", "app"), "ml"
 def published_name(build_schema: str) -> str:
     """The published schema a build schema is copied into (itself when it is not mapped)."""
     return next((pub for pub, builds in PUBLISHED_SCHEMAS.items() if build_schema in builds), build_schema)
+
+
 STORAGE_VERSION = "v1.5.0"
+# Written last, about the file itself; in the manifest's row counts like every other table (before issue 24
+# they were left out, so `publish --list` said 33 tables where audit.publish_info said 35).
+PUBLISH_TABLES = ("audit.publish_info", "audit.publish_manifest")
+
+
+def tables_in(row_counts: dict[str, int]) -> int:
+    """Tables in a published file, from its manifest's row counts (an older manifest lacks PUBLISH_TABLES)."""
+    return len(set(row_counts) | set(PUBLISH_TABLES))
 
 
 def _build_comments(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, str]]:
@@ -101,13 +112,13 @@ def _publish_tables(con: duckdb.DuckDBPyConnection, history: list[dict], manifes
     """audit.publish_manifest (every kept version) and audit.publish_info (this file, one row)."""
     con.execute(empty_table_sql("pub.audit.publish_manifest", PUBLISH_MANIFEST[1]))
     con.executemany("INSERT INTO pub.audit.publish_manifest VALUES (?, ?, ?, ?, ?, ?)",
-                    [[h["version"], h["run_id"], h["published_at"], len(h["row_counts"]), json.dumps(h["row_counts"]),
+                    [[h["version"], h["run_id"], h["published_at"], tables_in(h["row_counts"]), json.dumps(h["row_counts"]),
                       len(h.get("checks_passed", []))] for h in history])
     con.execute(empty_table_sql("pub.audit.publish_info", PUBLISH_INFO[1]))
     con.execute("INSERT INTO pub.audit.publish_info VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [manifest["version"], manifest["run_id"],
                  datetime.fromisoformat(manifest["published_at"]).astimezone(timezone.utc).replace(tzinfo=None), manifest["storage_version"],
-                 len(counts) + 2, sum(counts.values()), len(manifest.get("checks_passed", [])),
+                 tables_in(counts), sum(counts.values()), len(manifest.get("checks_passed", [])),
                  len(manifest.get("checks_warned", [])), json.dumps(counts)])
     for table in ("publish_manifest", "publish_info"):
         con.execute(f"COMMENT ON TABLE pub.audit.{table} IS {sql_literal(TABLE_DOCS[f'audit.{table}'])}")
@@ -175,7 +186,9 @@ def _write_version(build_path: Path, audit_dir: Path, tmp: Path, manifest: dict,
         for schema, build_schemas in schemas.items():
             counts |= _copy_schema(con, schema, build_schemas, comments)
         counts |= _copy_audit(con, audit_dir)
-        history = [v.manifest for v in versions(tmp.parent)] + [manifest | {"row_counts": counts}]
+        kept = [v.manifest for v in versions(tmp.parent)]
+        counts |= {"audit.publish_info": 1, "audit.publish_manifest": len(kept) + 1}  # PUBLISH_TABLES, written next
+        history = kept + [manifest | {"row_counts": counts}]
         _publish_tables(con, history, manifest, counts)
         con.execute("DETACH pub")
         return counts
@@ -219,8 +232,14 @@ def publish(build_path: Path, warehouse_path: Path, versions_dir: Path, audit_di
     return Version(number, final, manifest)
 
 
-def rollback(warehouse_path: Path, versions_dir: Path, version: str | None = None) -> Version:
-    """Make an earlier kept version the published file again (default: the one before the current)."""
+def rollback_target(warehouse_path: Path, versions_dir: Path, version: str | None = None) -> Version:
+    """The kept version a rollback would publish (default: the one before the current); ValueError if none.
+
+    Reads only: ``lendseg publish --rollback`` asks it before taking the writer lock, so a refused rollback
+    changes nothing on disk.
+    """
+    if version is not None and not re.fullmatch(r"v?\d{1,9}", version):
+        raise ValueError(f"'{version}' is not a version name (vNNNNNN, as `lendseg publish --list` shows)")
     kept = versions(versions_dir)
     if not kept:
         raise ValueError(f"no published versions in {versions_dir}")
@@ -229,11 +248,16 @@ def rollback(warehouse_path: Path, versions_dir: Path, version: str | None = Non
         older = [v for v in kept if cur is None or v.number < cur.number]
         if not older:
             raise ValueError("there is no earlier version to roll back to")
-        target = older[-1]
-    else:
-        wanted = int(version.lstrip("v"))
-        target = next((v for v in kept if v.number == wanted), None)
-        if target is None:
-            raise ValueError(f"version {version} is not kept; kept: {', '.join(v.name for v in kept)}")
+        return older[-1]
+    wanted = int(version.lstrip("v"))
+    target = next((v for v in kept if v.number == wanted), None)
+    if target is None:
+        raise ValueError(f"version {version} is not kept; kept: {', '.join(v.name for v in kept)}")
+    return target
+
+
+def rollback(warehouse_path: Path, versions_dir: Path, version: str | None = None) -> Version:
+    """Make an earlier kept version the published file again (default: the one before the current)."""
+    target = rollback_target(warehouse_path, versions_dir, version)
     swap_in(target.path, warehouse_path)
     return target
