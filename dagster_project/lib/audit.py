@@ -19,6 +19,28 @@ DQ_RESULTS = "data_quality_results"
 REJECTED = "rejected_deliveries"
 QUARANTINED = "quarantined_rows"
 
+# ``data_quality_results.severity``: error (blocks loading or publishing) or warning (reported only). Every
+# writer goes through append_rows, which refuses anything else. Before issue 24 published_warehouse wrote
+# Dagster's ``WARN`` as ``warn``; the store is append-only, so those rows stay on disk and every reader
+# (tables(): the publish copy, ``lendseg quality``) shows them as ``warning``.
+SEVERITIES = ("error", "warning")
+OLD_SPELLINGS = {"warn": "warning"}
+
+
+def severity_of(value: object) -> str:
+    """The audit severity of a Dagster ``AssetCheckSeverity`` (ERROR, WARN) or of a severity name."""
+    text = str(getattr(value, "value", value)).lower()
+    text = OLD_SPELLINGS.get(text, text)
+    if text not in SEVERITIES:
+        raise ValueError(f"unknown severity {value!r}; the audit store knows {', '.join(SEVERITIES)}")
+    return text
+
+
+def check_severities(rows: list[dict]) -> None:
+    """Refuse data-quality rows whose severity is not one of SEVERITIES (spelling included)."""
+    if bad := sorted({repr(r.get("severity")) for r in rows if r.get("severity") not in SEVERITIES}):
+        raise ValueError(f"data_quality_results severity must be one of {', '.join(SEVERITIES)}, got {', '.join(bad)}")
+
 
 def utc_now() -> datetime:
     """Naive UTC now: the audit store's timestamps."""
@@ -30,6 +52,7 @@ def dq_result(run_id: str, asset: str, suite: str, rule: str, success: bool, sev
               unexpected_count: int | None = None, element_count: int | None = None,
               observed_value: str | None = None, checked_at: datetime | None = None) -> dict:
     """One row of ``audit.data_quality_results``: every stage that records a check verdict builds it here."""
+    check_severities([{"severity": severity}])
     return {"run_id": run_id, "asset": asset, "suite": suite, "rule": rule, "column_name": column_name,
             "source_file": source_file, "checksum": checksum, "success": success, "unexpected_count": unexpected_count,
             "element_count": element_count, "observed_value": observed_value, "severity": severity,
@@ -60,6 +83,8 @@ def append_rows(audit_dir: Path, table: str, rows: list[dict]) -> Path | None:
     """Append Python records (one dict per row, same keys) as a new Parquet file."""
     if not rows:
         return None
+    if table == DQ_RESULTS:
+        check_severities(rows)
     import pandas as pd
 
     con = duckdb.connect()
@@ -75,6 +100,10 @@ def tables(audit_dir: Path) -> dict[str, str]:
     for folder in sorted(p for p in audit_dir.iterdir() if p.is_dir()):
         if any(folder.glob("*.parquet")):
             out[folder.name] = f"read_parquet('{folder}/*.parquet', union_by_name=true)"
+            if folder.name == DQ_RESULTS:  # rows of older releases: one vocabulary for every reader
+                cases = " ".join(f"WHEN '{old}' THEN '{new}'" for old, new in OLD_SPELLINGS.items())
+                out[folder.name] = (f"(SELECT * REPLACE (CASE severity {cases} ELSE severity END AS severity) "
+                                    f"FROM {out[folder.name]})")
         elif any(folder.glob("*.jsonl")):
             out[folder.name] = f"read_json_auto('{folder}/*.jsonl', format='newline_delimited', union_by_name=true)"
     return out

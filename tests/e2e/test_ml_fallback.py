@@ -55,7 +55,7 @@ def test_failing_bootstrap_publishes_rule_segments_and_records_the_failure(ws: W
     checks = q(ws, "SELECT rule, success, severity FROM audit.data_quality_results "
                    "WHERE asset = 'ml/segment_assignments'")
     row = checks[checks.rule == "model_segments_published"]
-    assert len(row) == 1 and not row.success.iloc[0] and row.severity.iloc[0] == "warn"
+    assert len(row) == 1 and not row.success.iloc[0] and row.severity.iloc[0] == "warning"
     assert checks[checks.rule.isin(["scoring_coverage", "champion_checks_passed"])].success.all()
     alerts = q(ws, "SELECT severity, error_summary, failed_steps FROM audit.pipeline_alerts")
     assert len(alerts) == 1 and alerts.severity[0] == "WARNING" and "silhouette_floor" in alerts.error_summary[0]

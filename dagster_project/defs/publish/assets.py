@@ -18,7 +18,7 @@ def _record_checks(context: dg.AssetExecutionContext, audit_dir) -> None:
     for entry in context.instance.all_logs(context.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION):
         ev = entry.dagster_event.event_specific_data
         rows.append(audit.dq_result(context.run_id, ev.asset_key.to_user_string(), "dagster_asset_check", ev.check_name,
-                                    bool(ev.passed), ev.severity.value.lower(),
+                                    bool(ev.passed), audit.severity_of(ev.severity),
                                     checked_at=datetime.fromtimestamp(entry.timestamp, timezone.utc).replace(tzinfo=None)))
     audit.append_rows(audit_dir, audit.DQ_RESULTS, rows)
 

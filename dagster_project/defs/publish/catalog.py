@@ -27,7 +27,7 @@ AUDIT_TABLES: dict[str, tuple[str, list[tuple[str, str, str]]]] = {
         ("unexpected_count", "BIGINT", "Rows breaking the rule."),
         ("element_count", "BIGINT", "Rows the rule was evaluated on."),
         ("observed_value", "VARCHAR", "Observed value or details as text/JSON."),
-        ("severity", "VARCHAR", "error (blocks loading or publishing) or warn (reported only)."),
+        ("severity", "VARCHAR", "error (blocks loading or publishing) or warning (reported only)."),
         ("checked_at", "TIMESTAMP", "When the rule was evaluated (UTC)."),
     ]),
     "quarantined_rows": ("Rows of accepted deliveries that broke a row rule and were not loaded (values "
