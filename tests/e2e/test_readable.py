@@ -1,14 +1,18 @@
-"""End to end, as a newcomer meets it: `lendseg run` output, its log file, every documented SQL query, column
-comments, every planned check evaluated, the model visible in the UI's event log, the sensor after a run."""
+"""End to end, as a newcomer meets it: `lendseg run` output, its log file, every documented SQL query (ordered),
+every published table read with `lendseg sql` and the DuckDB CLI, table counts, column comments, every planned
+check evaluated, the model visible in the UI's event log, the sensor after a run."""
 
+import csv
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import dagster as dg
 import duckdb
 import pytest
 
-from conftest import Workspace
+from conftest import CATALOGUE_SNAPSHOT, Workspace
 from dagster_project.lib.settings import PROJECT_ROOT
 
 ROOT = PROJECT_ROOT
@@ -31,6 +35,42 @@ def documented_sql() -> list[tuple[str, str]]:
 def test_docs_have_sql_to_check() -> None:
     found = documented_sql()
     assert len(found) >= 15 and any("audit.publish_info" in s for _, s in found)
+
+
+ONE_ROW_TABLES = ("audit.publish_info",)   # one row by definition: the file you have open
+# name column -> its code column: a grouped example groups by the code and shows the name beside it
+NAME_CODES = {"segment_name": "segment_id", "final_segment_name": "final_segment_id", "product_name_en": "product_code",
+              "industry_section_name_en": "industry_section", "province_name_en": "province_code"}
+
+
+def _flat(sql: str) -> str:
+    return " " + " ".join(sql.lower().split()) + " "
+
+
+def is_ordered_or_one_row(sql: str) -> bool:
+    """An ORDER BY, or a query that returns one row by construction (a one-row table, an ungrouped aggregate)."""
+    low = _flat(sql)
+    aggregate = re.search(r"\b(count|sum|avg|min|max|median)\s*\(", low) and " group by " not in low
+    return " order by " in low or any(t in low for t in ONE_ROW_TABLES) or bool(aggregate)
+
+
+def code_name_gaps(sql: str) -> list[str]:
+    """In a grouped query: a name shown without its code, or a code shown without its name."""
+    low = _flat(sql)
+    if " group by " not in low:
+        return []
+    selected = set(re.findall(r"[a-z_]+", low.split(" from ", 1)[0]))
+    return ([f"{name} without {code}" for name, code in NAME_CODES.items() if name in selected and code not in selected]
+            + [f"{code} without {name}" for name, code in NAME_CODES.items() if code in selected and name not in selected])
+
+
+def test_documented_queries_are_ordered_and_group_by_codes_with_their_names() -> None:
+    unordered = [f"{name}: {' '.join(sql.split())[:100]}" for name, sql in documented_sql() if not is_ordered_or_one_row(sql)]
+    assert not unordered, "documented queries without ORDER BY:\n" + "\n".join(unordered)
+    gaps = [f"{name}: {gap}: {' '.join(sql.split())[:80]}" for name, sql in documented_sql() for gap in code_name_gaps(sql)]
+    assert not gaps, "\n".join(gaps)
+    assert not is_ordered_or_one_row("SELECT a, count(*) FROM t GROUP BY ALL")        # the rules bite
+    assert code_name_gaps("SELECT industry_section, count(*) FROM t GROUP BY ALL ORDER BY 1")
 
 
 @pytest.fixture(scope="module")
@@ -64,9 +104,12 @@ def test_every_documented_sql_query_runs_on_the_demo_warehouse(ws) -> None:
     failed = []
     for name, sql in documented_sql():
         try:
-            con.execute(sql).fetchall()
+            rows = con.execute(sql).fetchall()
         except duckdb.Error as e:
             failed.append(f"{name}: {sql[:80]} -> {e}")
+            continue
+        if " order by " not in _flat(sql) and len(rows) > 1:   # exempted as one row, yet returned several
+            failed.append(f"{name}: {sql[:80]} -> {len(rows)} rows and no ORDER BY")
     assert not failed, "\n".join(failed)
     assert con.execute("SELECT version FROM audit.publish_info").fetchall() == [("v000001",)]
 
@@ -79,6 +122,62 @@ def test_every_published_column_has_a_comment(ws) -> None:
     assert not missing, missing
     tables = {r[0] for r in con.execute("SELECT schema_name || '.' || table_name FROM duckdb_tables()").fetchall()}
     assert {"audit.pipeline_alerts", "audit.quarantined_rows", "audit.rejected_deliveries", "audit.publish_info"} <= tables
+
+
+def _published_tables(path: Path) -> list[tuple[str, str]]:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return con.execute("SELECT schema_name, table_name FROM duckdb_tables() ORDER BY 1, 2").fetchall()
+    finally:
+        con.close()
+
+
+def _every_table(w: Workspace) -> list[tuple[str, str]]:
+    """Every table of the published file - the catalogue snapshot's tables, so no table is left out."""
+    tables = _published_tables(w.warehouse)
+    with CATALOGUE_SNAPSHOT.open() as f:
+        assert set(tables) == {(r[0], r[1]) for r in list(csv.reader(f))[1:]}
+    return tables
+
+
+def test_every_published_table_reads_with_lendseg_sql(ws) -> None:
+    """What a newcomer tries first: `lendseg sql "SELECT * FROM <table> LIMIT 5"` on every table prints a table."""
+    w, _ = ws
+    failed = []
+    for schema, table in _every_table(w):
+        proc = w.lendseg("sql", f"SELECT * FROM {schema}.{table} LIMIT 5", check=False)
+        lines = proc.stdout.splitlines()
+        printed = bool(lines) and (lines[0].startswith("| ") or lines[0].startswith("-[ row 1 ]"))
+        if proc.returncode != 0 or proc.stderr or "Traceback" in proc.stdout or not printed:
+            failed.append(f"{schema}.{table}: exit {proc.returncode}: {(proc.stderr or proc.stdout)[-300:]}")
+    assert not failed, "\n".join(failed)
+
+
+def test_every_published_table_reads_in_the_duckdb_cli(ws) -> None:
+    """The same with the DuckDB CLI the README names (installed by README command 1)."""
+    w, _ = ws
+    cli = Path(sys.executable).parent / "duckdb"
+    failed = []
+    for schema, table in _every_table(w):
+        proc = subprocess.run([str(cli), "-readonly", str(w.warehouse), "-c", f"SELECT * FROM {schema}.{table} LIMIT 5"],
+                              capture_output=True, text=True, timeout=120)
+        if proc.returncode != 0 or proc.stderr or not proc.stdout:
+            failed.append(f"{schema}.{table}: exit {proc.returncode}: {proc.stderr[-300:]}")
+    assert not failed, "\n".join(failed)
+
+
+def test_table_counts_agree_and_severities_are_one_vocabulary(ws) -> None:
+    w, proc = ws
+    n = len(_published_tables(w.warehouse))
+    con = duckdb.connect(str(w.warehouse), read_only=True)
+    info = con.execute("SELECT tables FROM audit.publish_info").fetchone()[0]
+    manifest = con.execute("SELECT tables FROM audit.publish_manifest").fetchall()
+    severities = {r[0] for r in con.execute("SELECT DISTINCT severity FROM audit.data_quality_results").fetchall()}
+    con.close()
+    listed = re.search(r"(\d+) tables", w.lendseg("publish", "--list").stdout).group(1)
+    summary = re.search(r"published v000001 -> \S+: (\d+) tables", proc.stdout).group(1)
+    assert int(listed) == int(summary) == info == n and manifest == [(n,)]
+    assert severities == {"error", "warning"}  # warning-severity asset checks ran too (e.g. deliveries_clean)
 
 
 def _events(w: Workspace, kind: dg.DagsterEventType):
