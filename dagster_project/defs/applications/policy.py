@@ -1,13 +1,14 @@
 """Credit-policy rules: the approval track of a segment and of a client (pure functions; docs/applications.md).
 
-**Expected default rate (EDR)**: the one-year probability of default of the rating master scale
-(``reference.rating_master_scale``, midpoint of the grade's PD band), averaged over a segment's *performing rated*
-clients (grades R1-R8: a client in default, grade D, has already defaulted and is the workout team's, and an
-unrated client has no PD). A segment with few such clients is pulled towards the book's rate
-(:func:`expected_default_rate`, ``CREDIBILITY_CLIENTS`` pseudo-clients at the book's rate). Why the master scale
-and not the segments' observed defaults: the segments are built from current features that include arrears,
-so the clients who defaulted sit in one segment and every other segment shows no observed default in the last
-12 months - an observed rate singles out that one segment and ranks none of the others.
+**Expected default rate (EDR)** of a segment: the share of its rated clients that default within a year - realised
+or expected. A client in default (grade D) counts as a default (1); a performing rated client (R1-R8) counts with the
+one-year probability of default of the rating master scale (``reference.rating_master_scale``, midpoint of the
+grade's PD band); unrated clients have no evidence. A segment with little evidence is pulled towards the book's rate
+(:func:`expected_default_rate`, ``CREDIBILITY_CLIENTS`` pseudo-clients at the book's rate). The **book's rate** is the
+mean PD of all performing rated clients: what lending to a client in good standing is expected to cost. Why not the
+segments' observed defaults alone: the segments are built from current features that include arrears, so the
+clients who defaulted sit in one segment and every other segment shows no observed default in the last 12 months -
+an observed rate singles out that one segment and ranks none of the others; the PDs rank them.
 
 **Segment track** (:func:`segment_tracks`): segments in descending EDR order are put on ``restricted`` while
 their EDR is at least ``RESTRICTED_MULTIPLE`` x the book's and together they hold at most
@@ -39,13 +40,13 @@ NON_STANDARD_SHARE = 0.30  # ... and restricted + enhanced-review segments hold 
 TRACKS: tuple[str, ...] = ("standard", "enhanced_review", "restricted")
 
 
-def expected_default_rate(pd_sum: float, rated_performing: int, book_rate: float | None,
+def expected_default_rate(pd_sum: float, rated_performing: int, in_default: int, book_rate: float | None,
                           credibility: int = CREDIBILITY_CLIENTS) -> float | None:
-    """EDR of a segment: (sum of its performing rated clients' PDs + ``credibility`` x book rate) / (their number +
-    ``credibility``); None when the book has no rated performing client (no evidence at all)."""
+    """EDR of a segment: (sum of its performing rated clients' PDs + its clients in default + ``credibility`` x book
+    rate) / (performing rated + in default + ``credibility``); None when the book has no rated performing client."""
     if book_rate is None or book_rate != book_rate:
         return None
-    return (pd_sum + credibility * book_rate) / (rated_performing + credibility)
+    return (pd_sum + in_default + credibility * book_rate) / (rated_performing + in_default + credibility)
 
 
 def _pct(share: float) -> str:

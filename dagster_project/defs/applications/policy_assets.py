@@ -20,8 +20,9 @@ from dagster_project.lib.tables import sql_literal
 from dagster_project.lib.warehouse import connect
 
 
-EDR_DOC = ("one-year PD of the rating master scale (midpoint of the grade's band) averaged over performing rated "
-           "clients (R1-R8), pulled towards the book's rate by 20 pseudo-clients")
+EDR_DOC = ("share of the segment's rated clients that default within a year: clients in default count 1, performing "
+           "rated clients (R1-R8) their master-scale PD (midpoint of the grade's band); pulled towards the book's rate "
+           "by 20 pseudo-clients")
 
 SEG_POLICY_COLUMNS = {
     **SEGMENT_DOCS,
@@ -45,8 +46,8 @@ SEG_POLICY_COLUMNS = {
     "relative_risk": "expected_default_rate / the book's expected default rate (mean PD of all performing rated clients).",
     "approval_track": "standard, enhanced_review or restricted, chosen from expected_default_rate (rules in docs/applications.md).",
     "track_reason": "Pipe-separated reason codes of the track (EDR multiple of the book, share cap).",
-    "track_expected_default_rate": "Expected default rate of the segment's track: mean PD of the performing rated "
-                                   "clients of every segment on the same approval_track.",
+    "track_expected_default_rate": "Expected default rate of the segment's track: the same rate over the rated clients "
+                                   "of every segment on the same approval_track (in default 1, performing their PD).",
     "recommended_products": "The 3 products most often in the segment's top-3 recommendations (pipe-separated).",
     "as_of_date": "The build's as-of date.",
 }
@@ -113,15 +114,16 @@ def segment_figures(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
 def with_tracks(figures: pd.DataFrame, book_rate: float | None, book_clients: int) -> pd.DataFrame:
     """The segment rows with expected_default_rate, relative_risk, approval_track, track_reason and the track's EDR."""
     f = figures.copy()
-    f["expected_default_rate"] = [pl.expected_default_rate(float(s), int(n), book_rate)
-                                  for s, n in zip(f.pd_sum, f.rated_performing_clients)]
+    f["expected_default_rate"] = [pl.expected_default_rate(float(s), int(n), int(d), book_rate)
+                                  for s, n, d in zip(f.pd_sum, f.rated_performing_clients, f.clients_in_default)]
     f["relative_risk"] = [(e / book_rate) if e is not None and book_rate else None for e in f.expected_default_rate]
     tracks = pl.segment_tracks([pl.SegmentRisk(int(r.segment_id), int(r.clients), r.expected_default_rate)
                                 for r in f.itertuples()], book_rate, book_clients)
     f["approval_track"] = [tracks[int(i)][0] for i in f.segment_id]
     f["track_reason"] = [tracks[int(i)][1] for i in f.segment_id]
-    pooled = f.groupby("approval_track")[["pd_sum", "rated_performing_clients"]].sum()
-    rate = {t: (r.pd_sum / r.rated_performing_clients) if r.rated_performing_clients else None
+    pooled = f.groupby("approval_track")[["pd_sum", "rated_performing_clients", "clients_in_default"]].sum()
+    rate = {t: ((r.pd_sum + r.clients_in_default) / (r.rated_performing_clients + r.clients_in_default))
+            if (r.rated_performing_clients + r.clients_in_default) and book_rate is not None else None
             for t, r in pooled.iterrows()}
     f["track_expected_default_rate"] = f.approval_track.map(rate)
     f["grade_round"] = f.mean_grade_order.round().astype("Int64")

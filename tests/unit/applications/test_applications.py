@@ -268,11 +268,13 @@ def test_evaluation_precision_recall_and_lead() -> None:
 
 # ---- credit policy and marketing rules -----------------------------------------------------------------
 
-def test_expected_default_rate_is_pulled_towards_the_book_by_credibility() -> None:
-    assert pl.expected_default_rate(0.0, 0, 0.03) == pytest.approx(0.03)  # no evidence: the book's rate
-    assert pl.expected_default_rate(2.0, 20, 0.03) == pytest.approx((2.0 + 20 * 0.03) / 40)  # 0.10 raw, halfway
-    assert pl.expected_default_rate(50.0, 1000, 0.03) == pytest.approx(50.6 / 1020)  # much evidence: near its own 0.05
-    assert pl.expected_default_rate(1.0, 10, None) is None  # no rated performing client in the book
+def test_expected_default_rate_counts_defaults_and_is_pulled_towards_the_book() -> None:
+    assert pl.expected_default_rate(0.0, 0, 0, 0.03) == pytest.approx(0.03)  # no evidence: the book's rate
+    assert pl.expected_default_rate(2.0, 20, 0, 0.03) == pytest.approx((2.0 + 20 * 0.03) / 40)  # 0.10 raw, halfway
+    assert pl.expected_default_rate(50.0, 1000, 0, 0.03) == pytest.approx(50.6 / 1020)  # much evidence: near its own
+    # a segment mostly in default is risky however few performing clients it has left
+    assert pl.expected_default_rate(0.03, 1, 25, 0.03) == pytest.approx((0.03 + 25 + 0.6) / 46)
+    assert pl.expected_default_rate(1.0, 10, 2, None) is None  # no rated performing client in the book
 
 
 def test_segment_tracks_follow_the_expected_default_rate_within_the_share_caps() -> None:
