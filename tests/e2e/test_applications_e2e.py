@@ -9,7 +9,7 @@ from conftest import Workspace, make_workspace
 pytestmark = pytest.mark.e2e
 
 TABLES = ("client_product_recommendations", "recommendation_evaluation", "risk_early_warnings",
-          "early_warning_evaluation", "segment_policy", "client_policy", "segment_marketing")
+          "early_warning_evaluation", "segment_policy", "client_policy", "segment_marketing", "workout_clients")
 
 
 @pytest.fixture(scope="module")
@@ -85,6 +85,31 @@ def test_policy_and_marketing_cover_every_segment(app_ws: Workspace) -> None:
     assert {r[0] for r in q(app_ws, "SELECT DISTINCT approval_track FROM marts.client_policy")} <= {
         "standard", "enhanced_review", "restricted"}
     assert q(app_ws, "SELECT count(*) FROM marts.segment_policy")[0][0] == q(app_ws, "SELECT count(*) FROM marts.segment_marketing")[0][0]
+
+
+def test_warnings_leave_defaulted_clients_to_workout_and_watch_is_a_minority(app_ws: Workspace) -> None:
+    assert q(app_ws, "SELECT count(*) FROM marts.workout_clients")[0][0] == q(
+        app_ws, "SELECT count(*) FROM marts.dim_client WHERE rating_grade = 'D'")[0][0] > 0
+    assert q(app_ws, "SELECT count(*) FROM marts.risk_early_warnings w JOIN marts.dim_client d USING (client_key) "
+                     "WHERE d.rating_grade = 'D'")[0][0] == 0
+    performing, watch_or_above = q(app_ws, """
+        WITH pop AS (SELECT DISTINCT client_key FROM marts.fct_product_usage_monthly
+                     WHERE snapshot_month = (SELECT max(snapshot_month) FROM marts.fct_product_usage_monthly)
+                       AND client_key NOT IN (SELECT client_key FROM marts.workout_clients))
+        SELECT count(*), count(*) FILTER (WHERE client_key IN (SELECT client_key FROM marts.risk_early_warnings
+                                                                WHERE status = 'open')) FROM pop""")[0]
+    assert 0 < watch_or_above / performing <= 0.25, (watch_or_above, performing)  # target 20 % (docs/applications.md)
+
+
+def test_policy_singles_out_a_minority_with_rising_expected_default_rates(app_ws: Workspace) -> None:
+    rows = q(app_ws, "SELECT approval_track, count(*) / sum(count(*)) OVER (), avg(expected_default_rate) "
+                     "FROM marts.client_policy GROUP BY 1")
+    by = {t: (share, edr) for t, share, edr in rows}
+    assert set(by) == {"standard", "enhanced_review", "restricted"}
+    assert by["enhanced_review"][0] + by["restricted"][0] <= 0.40, by
+    assert by["standard"][1] < by["enhanced_review"][1] < by["restricted"][1], by
+    seg = dict(q(app_ws, "SELECT approval_track, any_value(track_expected_default_rate) FROM marts.segment_policy GROUP BY 1"))
+    assert seg["standard"] < seg["enhanced_review"] < seg["restricted"], seg
 
 
 def test_warning_timeline_survives_full_rebuild(app_ws: Workspace) -> None:

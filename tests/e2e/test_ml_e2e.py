@@ -51,9 +51,9 @@ def test_first_daily_run_bootstraps_a_champion_and_scores_every_client(ws: Works
     assert 0 <= a.lo[0] <= a.hi[0] <= 1
     cs = q(ws, "SELECT count(*) AS n, count(segment_id) AS scored FROM marts.client_segments")
     assert cs.n[0] == q(ws, "SELECT count(*) AS n FROM marts.dim_client").n[0] and cs.scored[0] == n_feat
-    dim = q(ws, "SELECT * FROM marts.dim_segment ORDER BY segment_id")
+    dim = q(ws, "SELECT * FROM marts.dim_segment WHERE segment_source = 'model' ORDER BY segment_id")
     assert dim.segment_name.is_unique and (dim.status == "active").all() and dim.clients.sum() == n_feat
-    assert (dim.share_of_clients >= 0.02).all()
+    assert (dim.clients / n_feat >= 0.02).all()
     model = Path(ws.data / "models" / "m0001")
     meta = json.loads((model / "metadata.json").read_text())
     assert {"version", "trained_at", "training_fingerprint", "features", "k", "library_versions"} <= set(meta)
@@ -129,7 +129,7 @@ def test_reidentify_needs_the_key_and_maps_the_queue(ws: Workspace) -> None:
 def test_override_round_trips_from_a_delivery_into_published_client_segments(ws: Workspace) -> None:
     row = q(ws, "SELECT client_key, segment_id FROM marts.client_segments WHERE segment_id IS NOT NULL "
                 "AND size_class <> 'unknown' ORDER BY client_key LIMIT 1").iloc[0]
-    target = int(q(ws, "SELECT min(segment_id) AS s FROM marts.dim_segment WHERE segment_id <> ?",
+    target = int(q(ws, "SELECT min(segment_id) AS s FROM marts.dim_segment WHERE segment_source = 'model' AND segment_id <> ?",
                    [int(row.segment_id)]).s[0])
     client_id = _client_id(ws, row.client_key)
     folder = ws.landing / "review_decisions"

@@ -45,7 +45,10 @@ def test_failing_bootstrap_publishes_rule_segments_and_records_the_failure(ws: W
     assert q(ws, "SELECT typeof(segment_id) AS t FROM marts.client_segments WHERE segment_id IS NOT NULL "
                  "LIMIT 1").t[0] == "BIGINT"  # today's column type
     dim = q(ws, "SELECT * FROM marts.dim_segment WHERE status = 'active'")
-    assert (dim.segment_id < 0).all() and dim.clients.sum() == n_feat
+    n_dim = q(ws, "SELECT count(*) AS n FROM marts.dim_client").n[0]
+    assert (dim.segment_id < 0).all() and dim.clients.sum() == n_dim  # every client, prospects too, rule-segmented
+    every = q(ws, "SELECT count(*) AS n FROM marts.client_segments WHERE final_segment_id < 0 AND segment_source = 'rule_based'")
+    assert every.n[0] == n_dim
     reg = q(ws, "SELECT version, status FROM ml.model_registry")
     assert reg.to_dict("records") == [{"version": "m0001", "status": "rejected"}]
     dq = q(ws, "SELECT suite, rule, success, observed_value FROM audit.data_quality_results "
@@ -69,8 +72,11 @@ def test_next_run_tries_again_and_publishes_model_segments(ws: Workspace) -> Non
                                       {"version": "m0002", "status": "champion"}]
     cs = q(ws, "SELECT segment_id, segment_source, model_version FROM marts.client_segments WHERE segment_id IS NOT NULL")
     assert (cs.segment_source == "model").all() and (cs.segment_id > 0).all() and (cs.model_version == "m0002").all()
-    rules = q(ws, "SELECT status, retired_in_version FROM marts.dim_segment WHERE segment_id < 0")
-    assert (rules.status == "retired").all() and (rules.retired_in_version == "m0002").all()
+    # rule segments stay listed and active: they hold the clients the model does not score (prospects)
+    rules = q(ws, "SELECT status, retired_in_version, clients FROM marts.dim_segment WHERE segment_id < 0")
+    assert (rules.status == "active").all() and rules.retired_in_version.isna().all()
+    unscored = q(ws, "SELECT count(*) AS n FROM marts.client_segments WHERE segment_id IS NULL").n[0]
+    assert rules.clients.sum() == unscored > 0
 
 
 def test_failing_challenger_is_not_promoted_and_the_champion_rescoring_is_published(ws: Workspace) -> None:

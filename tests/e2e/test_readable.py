@@ -195,10 +195,14 @@ def test_every_planned_check_ran_and_passed(ws) -> None:
     assert planned <= set(evaluated), sorted(planned - set(evaluated))
     for name in ("marts/dim_client:assert_dim_client_covers_every_client", "reference/size_class_cases:assert_size_class_cases",
                  "app/client_product_recommendations:recommendations_only_eligible",
-                 "app/segment_policy:policy_covers_every_segment", "published_warehouse:holds_manifest_tables",
+                 "app/segment_policy:policy_covers_every_segment", "app/risk_early_warnings:warnings_of_known_clients",
+                 "marts/client_segments:assert_client_segments_one_per_client",
+                 "reference/rule_segments:assert_rule_segment_ids", "published_warehouse:holds_manifest_tables",
                  "published_warehouse:opens_read_only", "published_warehouse:every_column_commented"):
         assert evaluated.get(name) is True, name
     assert any(n.startswith("intermediate/int_client_products_summarised:relationships_") for n in evaluated)
+    assert any(n.startswith("marts/client_segments:relationships_client_segments_final_segment_id") and ok
+               for n, ok in evaluated.items())
     assert not _events(w, dg.DagsterEventType.ASSET_OBSERVATION) or all(
         "assert_" not in str(e.asset_key) for e in _events(w, dg.DagsterEventType.ASSET_OBSERVATION))
 

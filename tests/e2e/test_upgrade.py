@@ -97,9 +97,16 @@ def test_segment_ids_names_and_the_review_override_are_kept(upgraded: dict) -> N
     before = upgraded["before"]
     after = q(ws.warehouse, "SELECT client_key, segment_id, final_segment_id, assignment_source "
                             "FROM marts.client_segments ORDER BY client_key")
-    pd.testing.assert_frame_equal(after, before["segments"])
-    pd.testing.assert_frame_equal(q(ws.warehouse, "SELECT segment_id, segment_name FROM marts.dim_segment ORDER BY 1"),
-                                  before["dim_segment"])
+    # issue 24: clients the previous release left without a segment (prospects, unscored) now have their rule
+    # segment of record; every other client keeps its segment and assignment exactly
+    had = before["segments"].final_segment_id.notna().to_numpy()
+    pd.testing.assert_frame_equal(after[had].reset_index(drop=True), before["segments"][had].reset_index(drop=True),
+                                  check_dtype=False)
+    new = after[~had]
+    assert len(new) and (new.final_segment_id < 0).all() and (new.assignment_source == "rule_based").all()
+    dim = q(ws.warehouse, "SELECT segment_id, segment_name FROM marts.dim_segment ORDER BY 1")
+    pd.testing.assert_frame_equal(dim[dim.segment_id > 0].reset_index(drop=True), before["dim_segment"])
+    assert len(dim[dim.segment_id < 0]) == 20  # the rule segments, always listed
     mine = after[after.client_key == upgraded["client_key"]].iloc[0]
     assert mine.assignment_source == "review" and int(mine.final_segment_id) == 1
     registry = (ws.data / "models" / "registry.jsonl").read_text()
@@ -115,9 +122,11 @@ def test_audit_and_warning_history_are_kept(upgraded: dict) -> None:
     old = old.assign(severity=old.severity.replace({"warn": "warning"}))  # the old spelling reads as warning (lib/audit.py)
     rows = Counter(map(repr, audit[list(old.columns)].itertuples(index=False)))
     assert not Counter(map(repr, old.itertuples(index=False))) - rows  # every previous result is still there, unchanged
+    # issue 24: clients in default left the early-warning list for marts.workout_clients; every other warning is kept
+    workout = set(q(ws.warehouse, "SELECT client_key FROM marts.workout_clients").client_key)
+    kept = before["warnings"][~before["warnings"].warning_id.str.split("|").str[0].isin(workout)].reset_index(drop=True)
     pd.testing.assert_frame_equal(
-        q(ws.warehouse, "SELECT warning_id, opened_at, cleared_at FROM marts.risk_early_warnings ORDER BY ALL"),
-        before["warnings"])
+        q(ws.warehouse, "SELECT warning_id, opened_at, cleared_at FROM marts.risk_early_warnings ORDER BY ALL"), kept)
 
 
 def test_readers_see_the_same_catalogue_and_python_no_longer_writes_into_marts(upgraded: dict) -> None:

@@ -17,6 +17,11 @@ inquiries          rise of 6-month inquiries since previous report   >= 3     >=
 collateral         collateral coverage (collateral / total debt)     < 1      -          -
 multiple_signals   other signals open in the same month              >= 4 -> warning, >= 5 -> critical
 ================== ================================================= ======== ========== ==========
+
+A signal at its watch threshold alone is no warning: by these rules a client is on ``watch`` only with at least
+:data:`WATCH_MIN_SIGNALS` signals at once (``expert_ranks``); one signal at warning or critical is enough for those
+levels. With a calibrated combined score the levels come from the score instead (``ew_calibration.apply_levels``).
+Every observation carries the threshold of its own severity (``threshold_for``).
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ SIGNALS: dict[str, Signal] = {s.name: s for s in (
     Signal("collateral", "collateral coverage = collateral / total debt on the latest report", "<", 1.0),
     Signal("multiple_signals", "number of other signals open for the client in the same month", ">=", 4, 4, 5),
 )}
+WATCH_MIN_SIGNALS = 2  # expert rules: signals at watch needed at once for the watch level (docs/applications.md)
 UTILISATION_LIMIT = 0.90
 REPORT_VALID_MONTHS = 6  # a bureau report older than this no longer raises signals
 
@@ -70,6 +76,30 @@ def severity(signal: str, observed: float | None) -> str | None:
     return None
 
 
+def threshold_for(signal: str, level: str) -> float | None:
+    """The expert threshold of ``signal`` at ``level`` (watch / warning / critical); None when it has none."""
+    return getattr(SIGNALS[signal], level)
+
+
+def expert_ranks(active: Mapping[Key, Observation]) -> dict[str, int]:
+    """Client level by the expert rules (1..3 = watch..critical, 0 = none): the highest severity of its signals,
+    except that signals at watch alone make a watch only when at least WATCH_MIN_SIGNALS base signals are seen."""
+    top: dict[str, int] = {}
+    base: dict[str, int] = {}
+    for (client, sig), o in active.items():
+        top[client] = max(top.get(client, 0), SEVERITY_RANK[o.severity])
+        if sig != "multiple_signals":
+            base[client] = base.get(client, 0) + 1
+    return {c: (r if r >= 2 or base.get(c, 0) >= WATCH_MIN_SIGNALS else 0) for c, r in top.items()}
+
+
+def expert_levels(active: Mapping[Key, Observation]) -> dict[Key, Observation]:
+    """The month's observations by the expert rules: each keeps its own severity and threshold, and the watch-only
+    observations of clients below WATCH_MIN_SIGNALS are dropped (they raise no warning)."""
+    ranks = expert_ranks(active)
+    return {k: o for k, o in active.items() if ranks.get(k[0], 0) > 0}
+
+
 def max_severity(a: str | None, b: str | None) -> str | None:
     if a is None:
         return b
@@ -83,9 +113,11 @@ class Observation:
     """One signal seen for a client in an evaluation month."""
 
     observed_value: float
-    threshold: float
+    threshold: float | None  # the threshold of ``severity`` (expert: the signal's own; score: the score's point)
     signal_date: date  # date of the underlying report or snapshot month
     severity: str
+    level_driver: str = "expert"  # what set the severity: expert (the signal's thresholds) or score (combined score)
+    client_score: float | None = None  # the client's combined score that month (level_driver score)
 
 
 @dataclass(frozen=True)
@@ -99,10 +131,12 @@ class Episode:
     severity: str  # severity in the latest month seen
     max_severity: str
     observed_value: float
-    threshold: float
+    threshold: float | None
     signal_date: date
     first_warning_at: date | None = None  # first month with severity warning or critical
     cleared_at: date | None = None
+    level_driver: str | None = "expert"
+    client_score: float | None = None
 
     @property
     def is_open(self) -> bool:
@@ -119,11 +153,10 @@ def add_multiple_signals(active: Mapping[Key, Observation], month_end: date) -> 
     for (client, sig) in active:
         if sig != "multiple_signals":
             per_client[client] = per_client.get(client, 0) + 1
-    thr = SIGNALS["multiple_signals"].watch
     for client, n in per_client.items():
         sev = severity("multiple_signals", n)
         if sev is not None:
-            out[(client, "multiple_signals")] = Observation(float(n), thr, month_end, sev)
+            out[(client, "multiple_signals")] = Observation(float(n), threshold_for("multiple_signals", sev), month_end, sev)
     return out
 
 
@@ -146,14 +179,16 @@ def step(open_episodes: Mapping[Key, Episode], active: Mapping[Key, Observation]
         still_open[key] = replace(ep, last_seen_at=month_end, severity=obs.severity,
                                   max_severity=max_severity(ep.max_severity, obs.severity),
                                   observed_value=obs.observed_value, threshold=obs.threshold,
-                                  signal_date=obs.signal_date, first_warning_at=first_warning)
+                                  signal_date=obs.signal_date, first_warning_at=first_warning,
+                                  level_driver=obs.level_driver, client_score=obs.client_score)
     for key, obs in active.items():
         if key not in still_open and key not in open_episodes:
             still_open[key] = Episode(client_key=key[0], signal=key[1], opened_at=month_end, last_seen_at=month_end,
                                       severity=obs.severity, max_severity=obs.severity,
                                       observed_value=obs.observed_value, threshold=obs.threshold,
                                       signal_date=obs.signal_date,
-                                      first_warning_at=month_end if SEVERITY_RANK[obs.severity] >= 2 else None)
+                                      first_warning_at=month_end if SEVERITY_RANK[obs.severity] >= 2 else None,
+                                      level_driver=obs.level_driver, client_score=obs.client_score)
     return still_open, cleared
 
 

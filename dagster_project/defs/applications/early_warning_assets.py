@@ -16,8 +16,8 @@ from dagster_project.defs.applications.early_warning_history import EPISODES, ad
 from dagster_project.defs.applications.ew_calibration_assets import evaluation_with_comparison
 from dagster_project.defs.applications.ew_calibration_store import current_calibration
 from dagster_project.defs.applications.keys import (AS_OF, DIM_CLIENT, EW_CALIBRATION, EW_EVAL, GROUP, SEGMENT_DEPS,
-                                                    STG_BUREAU, USAGE_MONTHLY, WARNINGS)
-from dagster_project.defs.applications.segments import segment_sql
+                                                    SEGMENT_DOCS, SEGMENT_OF_RECORD, STG_BUREAU, USAGE_MONTHLY, WARNINGS,
+                                                    WORKOUT)
 from dagster_project.lib.metadata import chart_first, figure, md_table, png_markdown
 from dagster_project.lib.resources import Warehouse
 from dagster_project.defs.applications.store import write_app_table
@@ -28,15 +28,17 @@ from dagster_project.lib.warehouse import connect
 WARNING_COLUMNS = {
     "warning_id": "Stable id of the warning: client_key|signal|opened_at.",
     "client_key": "Pseudonymous client key.",
-    "segment_id": "Segment of the client (see client_product_recommendations.segment_id).",
-    "segment_name": "Readable segment name.",
+    **SEGMENT_DOCS,
     "signal": "score_drop, arrears, high_utilisation, negative_cash_flow, legal_judgments, inquiries, collateral or multiple_signals.",
     "signal_description": "What the observed value measures.",
     "status": "open (signal still seen in the latest evaluated month) or cleared.",
     "severity": "Severity in the latest month the signal was seen: watch, warning or critical (rules in docs/applications.md; with a calibrated combined score, ml.early_warning_calibration, the client's score level).",
     "max_severity": "Highest severity while the warning was open.",
     "observed_value": "Latest observed value of the signal.",
-    "threshold": "Watch threshold of the signal (observed at or beyond it raises the warning).",
+    "level_driver": "What set the severity: expert (the signal's own thresholds) or score (the client's calibrated combined score, client_score); null on warnings last seen before this was recorded.",
+    "threshold": "Threshold of the row's own severity: level_driver expert - the signal's threshold at that severity (compare with observed_value); score - the combined score's point of that severity (compare with client_score); null when not recorded.",
+    "client_score": "The client's combined early-warning score (0-1) in the latest month seen, when level_driver is score.",
+    "watch_threshold": "Expert rule: observed value from which the signal is seen (a reason code); alone it makes a watch only with another signal at once.",
     "warning_threshold": "Expert rule: observed value from which the severity is `warning` (null: never; not used while a calibrated combined score drives the levels).",
     "critical_threshold": "Expert rule: observed value from which the severity is `critical` (null: never; see warning_threshold).",
     "signal_date": "Date of the observation behind the latest value (bureau report date or snapshot month).",
@@ -49,10 +51,19 @@ WARNING_COLUMNS = {
 }
 
 
+def _num(v: float | None) -> str:
+    return "NULL" if v is None else repr(float(v))
+
+
 def _signal_catalogue_sql() -> str:
-    vals = ", ".join(f"({sql_literal(s.name)}, {sql_literal(s.description)}, {s.warning if s.warning is not None else 'NULL'}, "
-                     f"{s.critical if s.critical is not None else 'NULL'})" for s in ew.SIGNALS.values())
-    return f"SELECT * FROM (VALUES {vals}) AS t(signal, signal_description, warning_threshold, critical_threshold)"
+    vals = ", ".join(f"({sql_literal(s.name)}, {sql_literal(s.description)}, {_num(s.watch)}, {_num(s.warning)}, "
+                     f"{_num(s.critical)})" for s in ew.SIGNALS.values())
+    return (f"SELECT * FROM (VALUES {vals}) AS t(signal, signal_description, watch_threshold, warning_threshold, "
+            "critical_threshold)")
+
+
+def _rank_sql(col: str) -> str:
+    return f"CASE {col} WHEN 'watch' THEN 1 WHEN 'warning' THEN 2 WHEN 'critical' THEN 3 ELSE 0 END"
 
 
 def _warning_chart(con: duckdb.DuckDBPyConnection):
@@ -75,7 +86,7 @@ def _warning_chart(con: duckdb.DuckDBPyConnection):
 
 
 @dg.asset(key=WARNINGS, group_name=GROUP, kinds={"duckdb", "python"},
-          deps=[USAGE_MONTHLY, STG_BUREAU, DIM_CLIENT, AS_OF, EW_CALIBRATION, *SEGMENT_DEPS])
+          deps=[USAGE_MONTHLY, STG_BUREAU, DIM_CLIENT, AS_OF, EW_CALIBRATION, WORKOUT, *SEGMENT_DEPS])
 def risk_early_warnings(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
     """Risk early warnings per client and signal (bureau and usage history), one open warning per client and signal.
 
@@ -84,24 +95,27 @@ def risk_early_warnings(context: dg.AssetExecutionContext, warehouse: Warehouse)
     inquiries, collateral coverage below 1, several signals at once. Severity watch / warning / critical by the
     rules in docs/applications.md. The timeline (opened_at, cleared_at) is kept across runs in
     state.early_warning_episodes, which dbt and full_rebuild never drop; each run replays only new months.
+    Clients already in default (marts.workout_clients) are left out: they are the workout team's, not a warning.
     """
     calibration = current_calibration(warehouse.settings)  # ml/early_warning_calibration (expert when none)
     with connect(warehouse.settings) as con:
         stats = advance_warning_state(con, context.run_id, calibration)
-        seg_sql, seg_source = segment_sql(con)
         con.execute("BEGIN")
         n = write_app_table(con, "risk_early_warnings", f"""
             SELECT e.client_key || '|' || e.signal || '|' || strftime(e.opened_at, '%Y-%m-%d') AS warning_id,
-                e.client_key, s.segment_id, s.segment_name, e.signal, sc.signal_description,
+                e.client_key, s.segment_id, s.segment_name, s.segment_source, e.signal, sc.signal_description,
                 CASE WHEN e.cleared_at IS NULL THEN 'open' ELSE 'cleared' END AS status,
-                e.severity, e.max_severity, e.observed_value, e.threshold, sc.warning_threshold::DOUBLE AS warning_threshold,
+                e.severity, e.max_severity, e.observed_value, e.level_driver,
+                CASE WHEN e.level_driver IS NULL THEN NULL ELSE e.threshold END AS threshold, e.client_score,
+                sc.watch_threshold::DOUBLE AS watch_threshold, sc.warning_threshold::DOUBLE AS warning_threshold,
                 sc.critical_threshold::DOUBLE AS critical_threshold, e.signal_date, e.opened_at, e.first_warning_at,
                 e.last_seen_at, e.cleared_at,
                 date_diff('month', e.opened_at, coalesce(e.cleared_at, d.as_of_date)) AS months_open, d.as_of_date
             FROM {EPISODES} AS e
             JOIN marts.dim_client AS d USING (client_key)
-            JOIN ({seg_sql}) AS s USING (client_key)
+            JOIN ({SEGMENT_OF_RECORD}) AS s USING (client_key)
             LEFT JOIN ({_signal_catalogue_sql()}) AS sc USING (signal)
+            WHERE e.client_key NOT IN (SELECT client_key FROM marts.workout_clients)
             ORDER BY e.client_key, e.signal, e.opened_at""",
             "Risk early warnings: one row per warning (client x signal x opening), open or cleared (docs/applications.md).",
             WARNING_COLUMNS)
@@ -115,9 +129,21 @@ def risk_early_warnings(context: dg.AssetExecutionContext, warehouse: Warehouse)
             FROM app.risk_early_warnings GROUP BY signal ORDER BY open DESC""").df()
         clients_flagged = con.execute("SELECT count(DISTINCT client_key) FROM app.risk_early_warnings WHERE status = 'open' "
                                       "AND severity IN ('warning', 'critical')").fetchall()[0][0]
+        shares = con.execute(f"""
+            WITH pop AS (SELECT DISTINCT client_key FROM marts.fct_product_usage_monthly
+                         WHERE snapshot_month = (SELECT as_of_month FROM intermediate.int_as_of_date_derived)
+                           AND client_key NOT IN (SELECT client_key FROM marts.workout_clients)),
+                 lvl AS (SELECT client_key, max({_rank_sql('severity')}) AS r FROM app.risk_early_warnings
+                         WHERE status = 'open' GROUP BY 1)
+            SELECT count(*), count(*) FILTER (WHERE l.r >= 1), count(*) FILTER (WHERE l.r >= 2),
+                (SELECT count(*) FROM marts.dim_client), (SELECT count(*) FROM marts.workout_clients)
+            FROM pop LEFT JOIN lvl AS l USING (client_key)""").fetchone()
         chart = png_markdown(_warning_chart(con), "warnings by severity over time")
     return dg.MaterializeResult(metadata=chart_first({
-        "rows": n, **stats, "clients_with_open_warning_or_critical": clients_flagged, "segment_source": seg_source,
+        "rows": n, **stats, "clients_with_open_warning_or_critical": clients_flagged,
+        "performing_customers": shares[0], "share_watch_or_above": round(shares[1] / shares[0], 4) if shares[0] else 0.0,
+        "share_warning_or_above": round(shares[2] / shares[0], 4) if shares[0] else 0.0,
+        "clients_in_default_left_out": shares[4], "book_clients": shares[3],
         "calibration_version": calibration.version or "expert", "level_driver": calibration.method,
         "summary": md_table(summary), "chart": chart}))
 

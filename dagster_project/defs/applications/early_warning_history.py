@@ -30,16 +30,21 @@ def ensure_state(con: duckdb.DuckDBPyConnection) -> None:
         client_key VARCHAR NOT NULL, signal VARCHAR NOT NULL, opened_at DATE NOT NULL, last_seen_at DATE NOT NULL,
         cleared_at DATE, severity VARCHAR NOT NULL, max_severity VARCHAR NOT NULL, observed_value DOUBLE,
         threshold DOUBLE, signal_date DATE, first_warning_at DATE, PRIMARY KEY (client_key, signal, opened_at))""")
+    # what set each episode's latest severity (and so its threshold); added in issue 24, null on older episodes
+    con.execute(f"ALTER TABLE {EPISODES} ADD COLUMN IF NOT EXISTS level_driver VARCHAR")
+    con.execute(f"ALTER TABLE {EPISODES} ADD COLUMN IF NOT EXISTS client_score DOUBLE")
     con.execute(f"CREATE TABLE IF NOT EXISTS {PROGRESS} (last_processed_month DATE NOT NULL, run_id VARCHAR, "
                 "processed_at TIMESTAMP)")
 
 
 def monthly_observations(con: duckdb.DuckDBPyConnection, from_month: date, to_month: date, calibration=None
                          ) -> list[tuple[date, dict[ew.Key, ew.Observation]]]:
-    """Observations per month end (ascending), severities applied, composite signal added.
+    """Observations per month end (ascending), composite signal added.
 
-    ``calibration`` (an ``ew_calibration.Calibration``, None = expert thresholds): with a calibrated combined score
-    the severities are the client's calibrated level (``ew_calibration.apply_levels``).
+    ``calibration`` None: every signal at its own expert severity, none dropped (the calibration's features).
+    Otherwise (an ``ew_calibration.Calibration``, ``EXPERT`` included) the levels in force
+    (``ew_calibration.apply_levels``): each observation at its level with the threshold of that level, and
+    observations below the watch level dropped.
     """
     by_month: dict[date, dict[ew.Key, ew.Observation]] = defaultdict(dict)
     months = [r[0] for r in con.execute(
@@ -48,7 +53,7 @@ def monthly_observations(con: duckdb.DuckDBPyConnection, from_month: date, to_mo
     for ck, month_end, sig, value, thr, sdate in con.execute(signal_observations_sql(from_month, to_month)).fetchall():
         sev = ew.severity(sig, value)
         if sev:
-            by_month[month_end][(ck, sig)] = ew.Observation(value, thr, sdate, sev)
+            by_month[month_end][(ck, sig)] = ew.Observation(value, ew.threshold_for(sig, sev), sdate, sev)
     out = [(m, ew.add_multiple_signals(by_month.get(m, {}), m)) for m in months]
     if calibration is not None:
         from dagster_project.defs.applications import ew_calibration
@@ -59,7 +64,7 @@ def monthly_observations(con: duckdb.DuckDBPyConnection, from_month: date, to_mo
 
 def _episode_rows(episodes: Sequence[ew.Episode]) -> pd.DataFrame:
     cols = ["client_key", "signal", "opened_at", "last_seen_at", "cleared_at", "severity", "max_severity",
-            "observed_value", "threshold", "signal_date", "first_warning_at"]
+            "observed_value", "threshold", "signal_date", "first_warning_at", "level_driver", "client_score"]
     return pd.DataFrame([{c: getattr(e, c) for c in cols} for e in episodes], columns=cols)
 
 
@@ -74,10 +79,11 @@ def advance_warning_state(con: duckdb.DuckDBPyConnection, run_id: str, calibrati
         return {"months_processed": 0, "opened": 0, "cleared": 0}
     open_eps = {}
     for r in con.execute(f"SELECT client_key, signal, opened_at, last_seen_at, severity, max_severity, observed_value, "
-                         f"threshold, signal_date, first_warning_at FROM {EPISODES} WHERE cleared_at IS NULL").fetchall():
+                         f"threshold, signal_date, first_warning_at, level_driver, client_score FROM {EPISODES} "
+                         "WHERE cleared_at IS NULL").fetchall():
         open_eps[(r[0], r[1])] = ew.Episode(client_key=r[0], signal=r[1], opened_at=r[2], last_seen_at=r[3], severity=r[4],
                                             max_severity=r[5], observed_value=r[6], threshold=r[7], signal_date=r[8],
-                                            first_warning_at=r[9])
+                                            first_warning_at=r[9], level_driver=r[10], client_score=r[11])
     months = monthly_observations(con, start, end, calibration)
     now_open, cleared = ew.replay(open_eps, months)
     df = _episode_rows([*now_open.values(), *cleared])
@@ -85,8 +91,11 @@ def advance_warning_state(con: duckdb.DuckDBPyConnection, run_id: str, calibrati
     try:
         con.execute("BEGIN")
         con.execute(f"DELETE FROM {EPISODES} WHERE cleared_at IS NULL")
-        con.execute(f"INSERT INTO {EPISODES} SELECT client_key, signal, opened_at::DATE, last_seen_at::DATE, cleared_at::DATE, "
-                    "severity, max_severity, observed_value, threshold, signal_date::DATE, first_warning_at::DATE FROM eps_df")
+        con.execute(f"INSERT INTO {EPISODES} BY NAME SELECT client_key, signal, opened_at::DATE AS opened_at, "
+                    "last_seen_at::DATE AS last_seen_at, cleared_at::DATE AS cleared_at, severity, max_severity, "
+                    "observed_value::DOUBLE AS observed_value, threshold::DOUBLE AS threshold, "
+                    "signal_date::DATE AS signal_date, first_warning_at::DATE AS first_warning_at, "
+                    "level_driver::VARCHAR AS level_driver, client_score::DOUBLE AS client_score FROM eps_df")
         con.execute(f"INSERT INTO {PROGRESS} VALUES ({lit(end)}, ?, now()::TIMESTAMP)", [run_id])
         con.execute("COMMIT")
     finally:

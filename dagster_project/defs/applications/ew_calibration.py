@@ -19,7 +19,8 @@ in the month (``feature_row``); every coefficient must have the business sign (m
 i.e. >= 0): a feature whose coefficient comes out negative is dropped and the model refitted (``fit_score``).
 Optional second candidate: monotonic gradient boosting (``fit_hgb``, off by default, ``SCORE_KINDS``).
 
-Targets (``Targets``, ``warning_point``): warning = the highest recall with precision >= 0.30 + 0.05 margin on the
+Targets (``Targets``, ``watch_point``, ``warning_point``): watch = the lowest score at which watch-or-above flags at
+most 20 % of the performing customers (``Targets.watch_share``; never above the warning point); warning = the highest recall with precision >= 0.30 + 0.05 margin on the
 calibration window if the Wilson lower 95 % bound of its recall is >= 0.70, else the fewest flags with that recall
 bound at precision >= 0.30, else (no such point) the first point or the point at the expert rules' recall when that
 recalls less and the matched point is more precise than the rules; critical = the highest recall with precision >= 0.60 + 0.05. Minimum history
@@ -45,7 +46,8 @@ from dagster_project.lib.months import add_months, month_end
 from dagster_project.defs.applications.ew_features import FEATURES, client_values, feature_row
 from dagster_project.defs.applications.ew_score import (SCORE_KINDS, Score, Targets, choose_method,
                                                         choose_operating_point, fit_hgb, fit_score,
-                                                        out_of_fold_scores, pr_curve, warning_point, wilson_lower)
+                                                        out_of_fold_scores, pr_curve, warning_point, watch_point,
+                                                        wilson_lower)
 
 
 HORIZON_MONTHS = 6
@@ -133,6 +135,7 @@ class Calibration:
     score: Score | None = None
     warning_threshold: float | None = None
     critical_threshold: float | None = None  # None with method score: critical by the expert rules
+    watch_threshold: float | None = None  # None with method score: watch by the expert rules (early_warning.expert_ranks)
     windows: Windows | None = None
     targets: Targets = field(default_factory=Targets)
     chosen: dict = field(default_factory=dict)  # method -> level -> metrics on the calibration window
@@ -140,6 +143,7 @@ class Calibration:
     def to_dict(self) -> dict:
         d = {"version": self.version, "method": self.method, "reason": self.reason,
              "warning_threshold": self.warning_threshold, "critical_threshold": self.critical_threshold,
+             "watch_threshold": self.watch_threshold,
              "score": None if self.score is None else {"kind": self.score.kind, "intercept": self.score.intercept,
                                                        "coefficients": self.score.coefficients,
                                                        "dropped": list(self.score.dropped), "features": list(FEATURES),
@@ -164,6 +168,7 @@ class Calibration:
                                             tuple(sc.get("dropped", ())), kind=sc.get("kind", "logreg"), model=model,
                                             model_file=sc.get("model_file")),
             warning_threshold=d.get("warning_threshold"), critical_threshold=d.get("critical_threshold"),
+            watch_threshold=d.get("watch_threshold"),
             windows=None if not w else Windows(**{k: (date.fromisoformat(v) if isinstance(v, str) else v)
                                                   for k, v in w.items()}),
             targets=Targets(**d.get("targets", {})), chosen=dict(d.get("chosen", {})))
@@ -173,21 +178,38 @@ EXPERT = Calibration(method="expert", reason="no calibration yet: expert thresho
 
 
 def apply_levels(cal: Calibration, active: Mapping[ew.Key, ew.Observation]) -> dict[ew.Key, ew.Observation]:
-    """The month's observations with severities set by the calibration: with the combined score every signal of a
-    client carries the client's level (the signals stay the reason codes); with ``expert`` unchanged."""
-    if cal.method != "score":
-        return dict(active)
+    """The month's observations at their levels, each with the threshold of its own severity; observations below the
+    watch level are dropped (they raise no warning).
+
+    ``expert``: the signal's own severity and threshold (``early_warning.expert_levels``). ``score``: every signal of a
+    client carries the client's level from its combined score (the signals stay the reason codes; ``threshold`` = the
+    score's point of that level, ``client_score`` = the score), except that without a critical point a signal critical
+    by its own expert threshold is critical (``level_driver`` expert), and without a watch point (calibrations made
+    before it existed) the watch level is the expert rules'."""
+    if cal.method != "score" or cal.score is None or cal.warning_threshold is None:
+        return ew.expert_levels(active)
     vals = client_values(active)
-    expert: dict[str, int] = {}
-    for (client, _s), o in active.items():
-        expert[client] = max(expert.get(client, 0), ew.SEVERITY_RANK[o.severity])
+    expert = ew.expert_ranks(active)
     if not expert:
-        return dict(active)
+        return {}
     clients = list(expert)
     x = pd.DataFrame([feature_row(vals.get(c, {})) for c in clients], columns=list(FEATURES))
-    ranks = _levels(cal, x, np.array([expert[c] for c in clients]))
-    level = {c: ew.SEVERITIES[int(r) - 1] for c, r in zip(clients, ranks)}
-    return {k: replace(o, severity=level[k[0]]) for k, o in active.items()}
+    p = np.asarray(cal.score.decision(x), dtype=float)
+    ranks = _score_ranks(cal, p, np.array([expert[c] for c in clients]))
+    level = {c: (int(r), float(pc)) for c, r, pc in zip(clients, ranks, p)}
+    points = {1: cal.watch_threshold, 2: cal.warning_threshold, 3: cal.critical_threshold}
+    out: dict[ew.Key, ew.Observation] = {}
+    for key, o in active.items():
+        rank, pc = level[key[0]]
+        if cal.critical_threshold is None and o.severity == "critical":
+            out[key] = replace(o, level_driver="expert")  # critical by the signal's own expert threshold
+        elif rank == 1 and cal.watch_threshold is None:
+            out[key] = replace(o, severity="watch", threshold=ew.threshold_for(key[1], "watch"), level_driver="expert",
+                               client_score=pc)
+        elif rank > 0:
+            out[key] = replace(o, severity=ew.SEVERITIES[rank - 1], threshold=points[rank], level_driver="score",
+                               client_score=pc)
+    return out
 
 
 def frame_levels(cal: Calibration, frame: pd.DataFrame) -> np.ndarray:
@@ -196,11 +218,17 @@ def frame_levels(cal: Calibration, frame: pd.DataFrame) -> np.ndarray:
 
 
 def _levels(cal: Calibration, x: pd.DataFrame, expert: np.ndarray) -> np.ndarray:
-    """Score levels of feature rows ``x`` (critical by the expert rules when there is no critical point)."""
+    """Client levels (0 = none, 1..3 = watch..critical) of feature rows ``x`` with expert levels ``expert``."""
     if cal.method != "score" or cal.score is None or cal.warning_threshold is None or len(x) == 0:
         return expert
-    p = np.asarray(cal.score.decision(x), dtype=float)
-    out = np.where(p >= cal.warning_threshold, 2, 1)
+    return _score_ranks(cal, np.asarray(cal.score.decision(x), dtype=float), expert)
+
+
+def _score_ranks(cal: Calibration, p: np.ndarray, expert: np.ndarray) -> np.ndarray:
+    """Levels from scores ``p``: the score's points; critical by the expert rules without a critical point, watch by
+    the expert rules without a watch point."""
+    watch = (p >= cal.watch_threshold) if cal.watch_threshold is not None else (expert >= 1)
+    out = np.where(p >= cal.warning_threshold, 2, np.where(watch, 1, 0))
     if cal.critical_threshold is not None:
         out = np.where(p >= cal.critical_threshold, 3, out)
     else:
@@ -345,7 +373,10 @@ def calibrate(frame: pd.DataFrame, population_by_month: Mapping[date, Sequence[s
         crit = None  # the expert critical rules meet the target with at least the score's recall: they stay
         chosen["score"]["critical"] = None
         chosen["critical_by"] = "expert rules (they win on the calibration window)"
+    watch = watch_point(curve, targets.watch_share, warn)
+    chosen["score"]["watch"] = watch
     result = Calibration(method="score", reason="", score=score, warning_threshold=None if warn is None else warn["threshold"],
-                         critical_threshold=None if crit is None else crit["threshold"], chosen=chosen, **base)
+                         critical_threshold=None if crit is None else crit["threshold"],
+                         watch_threshold=None if watch is None else watch["threshold"], chosen=chosen, **base)
     method, reason = choose_method(ex, warn, targets)
     return replace(result, method=method, reason=reason), extras

@@ -92,7 +92,7 @@ def pr_chart(curve: pd.DataFrame | None, c: cal.Calibration) -> bytes:
 def points_markdown(c: cal.Calibration) -> str:
     lines = ["| method | level | threshold | flagged | precision | recall | share flagged |", "|---|---|---:|---:|---:|---:|---:|"]
     for method in ("score", "expert"):
-        for level in ("warning", "critical"):
+        for level in (("watch", "warning", "critical") if method == "score" else ("warning", "critical")):
             p = (c.chosen.get(method) or {}).get(level)
             if not p:
                 lines.append(f"| {method} | {level} | none meets the target | | | | |")
@@ -209,6 +209,7 @@ def early_warning_calibration(context: dg.AssetExecutionContext, warehouse: Ware
     return dg.MaterializeResult(metadata={
         "version": c.version, "method": c.method, "reason": c.reason, "new_version": calibrated, "versions": n,
         "warning_threshold": c.warning_threshold, "critical_threshold": c.critical_threshold,
+        "watch_threshold": c.watch_threshold,
         "windows": dg.MetadataValue.json(w.to_dict() if w else {}),
         "score_model": (c.score.kind if c.score else "none"),
         "coefficients": dg.MetadataValue.json(c.score.coefficients if c.score else {}),

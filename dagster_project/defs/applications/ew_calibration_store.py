@@ -71,6 +71,8 @@ CALIBRATION_COLUMNS = {
     "reason": "Why this method: the comparison on the calibration window, or the fallback reason.",
     "warning_threshold": "Combined-score probability from which a client with a signal is at warning (null: expert rules).",
     "critical_threshold": "Combined-score probability from which the level is critical (null: critical by the expert rules).",
+    "watch_threshold": "Combined-score probability from which a client with a signal is on watch: watch or above flags at most 20 % of the performing customers on the calibration window (null: watch by the expert rules, two signals at once).",
+    "watch_share_flagged": "Share of the calibration-window population flagged at watch or above.",
     "warning_precision": "Precision of the chosen warning point on the calibration window.",
     "warning_recall": "Recall of the chosen warning point on the calibration window.",
     "warning_share_flagged": "Share of the calibration-window population flagged at warning or above.",
@@ -105,7 +107,8 @@ def sync_table(con: duckdb.DuckDBPyConnection, sdir: Path) -> int:
         rows.append({
             "version": v, "created_at": d.get("created_at"), "run_id": d.get("run_id"), "method": d["method"],
             "reason": d.get("reason"), "warning_threshold": d.get("warning_threshold"),
-            "critical_threshold": d.get("critical_threshold"),
+            "critical_threshold": d.get("critical_threshold"), "watch_threshold": d.get("watch_threshold"),
+            "watch_share_flagged": ((ch.get("score") or {}).get("watch") or {}).get("share_flagged"),
             "warning_precision": sw.get("precision"), "warning_recall": sw.get("recall"),
             "warning_share_flagged": sw.get("share_flagged"), "critical_precision": sc.get("precision"),
             "critical_recall": sc.get("recall"), "expert_warning_precision": ex.get("precision"),
@@ -125,6 +128,7 @@ def sync_table(con: duckdb.DuckDBPyConnection, sdir: Path) -> int:
         return replace_table(con, TABLE, """
             SELECT version, created_at::TIMESTAMP AS created_at, run_id::VARCHAR AS run_id, method, reason::VARCHAR AS reason,
                 warning_threshold::DOUBLE AS warning_threshold, critical_threshold::DOUBLE AS critical_threshold,
+                watch_threshold::DOUBLE AS watch_threshold, watch_share_flagged::DOUBLE AS watch_share_flagged,
                 warning_precision::DOUBLE AS warning_precision, warning_recall::DOUBLE AS warning_recall,
                 warning_share_flagged::DOUBLE AS warning_share_flagged, critical_precision::DOUBLE AS critical_precision,
                 critical_recall::DOUBLE AS critical_recall, expert_warning_precision::DOUBLE AS expert_warning_precision,

@@ -62,14 +62,13 @@ def client_values(active: Mapping[ew.Key, ew.Observation]) -> dict[str, dict[str
 
 
 def frame_from_months(months: Iterable[tuple[date, Mapping[ew.Key, ew.Observation]]]) -> pd.DataFrame:
-    """One row per client and month end with a signal: features and the expert level (rank 1..3 = watch..critical)."""
+    """One row per client and month end with a signal: features and the expert level (rank 1..3 = watch..critical,
+    0 = signals too weak for a level by the expert rules, ``early_warning.expert_ranks``)."""
     rows = []
     for month_end, active in months:
-        ranks: dict[str, int] = {}
-        for (client, _sig), o in active.items():
-            ranks[client] = max(ranks.get(client, 0), ew.SEVERITY_RANK[o.severity])
+        ranks = ew.expert_ranks(active)
         for client, vals in client_values(active).items():
-            rows.append({"client_key": client, "month_end": month_end, "expert_rank": ranks.get(client, 1),
+            rows.append({"client_key": client, "month_end": month_end, "expert_rank": ranks.get(client, 0),
                          **feature_row(vals)})
     cols = ["client_key", "month_end", "expert_rank", *FEATURES]
     return pd.DataFrame(rows, columns=cols)

@@ -23,6 +23,7 @@ class Targets:
     min_positives: int = 20
     warning_recall: float = 0.70  # the warning point's recall must be >= this with confidence (recall_z)
     recall_z: float = 1.96  # Wilson score interval: lower 95 % bound of recall on the calibration window
+    watch_share: float = 0.20  # watch or above: at most this share of the performing customers (docs/applications.md)
 
 
 @dataclass(frozen=True)
@@ -193,6 +194,18 @@ def warning_point(curve: pd.DataFrame, expert: Mapping, targets: Targets, positi
     if matched is not None and matched["precision"] > expert["precision"]:
         return matched | {"rule": "expert_recall"}
     return None if at_target is None else at_target | {"rule": "precision_target"}
+
+
+def watch_point(curve: pd.DataFrame, share: float, warning: Mapping | None) -> dict | None:
+    """The watch point: the lowest threshold at which watch-or-above (score >= threshold) flags at most ``share`` of
+    the population, never above the warning point (then the watch band is empty: watch = warning threshold)."""
+    if warning is None or curve.empty:
+        return None
+    ok = curve[(curve.share_flagged <= share + 1e-12) & (curve.threshold <= warning["threshold"])]
+    if ok.empty:
+        w = curve[curve.threshold == warning["threshold"]]
+        return _point(w.iloc[0], rule="warning_point") if len(w) else None
+    return _point(ok.sort_values("threshold").iloc[0], rule="watch_share")
 
 
 def choose_operating_point(curve: pd.DataFrame, min_precision: float, min_flagged: int = 5) -> dict | None:

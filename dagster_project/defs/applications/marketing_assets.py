@@ -3,7 +3,7 @@
 import dagster as dg
 
 from dagster_project.defs.applications.keys import (DIM_CLIENT, GROUP, RECS, SEG_MARKETING, SEG_POLICY, SEGMENT_DEPS,
-                                                    USAGE_PROFILE)
+                                                    SEGMENT_DOCS, USAGE_PROFILE)
 from dagster_project.defs.applications.marketing import contact_intensity
 from dagster_project.lib.metadata import chart_first, figure, md_table, png_markdown
 from dagster_project.lib.resources import Warehouse
@@ -12,9 +12,7 @@ from dagster_project.lib.warehouse import connect
 
 
 MARKETING_COLUMNS = {
-    "segment_id": "Segment.",
-    "segment_name": "Readable segment name.",
-    "segment_source": "marts.client_segments, ml.segment_assignments or rule_based.",
+    **SEGMENT_DOCS,
     "clients": "Clients in the segment.",
     "prospects": "Prospects in the segment.",
     "approval_track": "Segment approval track (marts.segment_policy).",
@@ -76,7 +74,7 @@ def segment_marketing(context: dg.AssetExecutionContext, warehouse: Warehouse) -
         try:
             con.execute("BEGIN")
             n = write_app_table(con, "segment_marketing", """
-                SELECT segment_id, segment_name, segment_source, clients::INTEGER AS clients, prospects::INTEGER AS prospects,
+                SELECT segment_id::BIGINT AS segment_id, segment_name, segment_source, clients::INTEGER AS clients, prospects::INTEGER AS prospects,
                     approval_track, preferred_channel, contact_intensity, products_to_push,
                     eligible_clients::INTEGER AS eligible_clients, advisory_clients::INTEGER AS advisory_clients,
                     platinum_gold_share::DOUBLE AS platinum_gold_share, as_of_date

@@ -1,59 +1,122 @@
-"""Credit-policy rules: the approval track of a segment and of a client (pure functions; docs/applications.md)."""
+"""Credit-policy rules: the approval track of a segment and of a client (pure functions; docs/applications.md).
 
-from dagster_project.defs.applications import recommend as rc
+**Expected default rate (EDR)** of a segment: the share of its rated clients that default within a year - realised
+or expected. A client in default (grade D) counts as a default (1); a performing rated client (R1-R8) counts with the
+one-year probability of default of the rating master scale (``reference.rating_master_scale``, midpoint of the
+grade's PD band); unrated clients have no evidence. A segment with little evidence is pulled towards the book's rate
+(:func:`expected_default_rate`, ``CREDIBILITY_CLIENTS`` pseudo-clients at the book's rate). The **book's rate** is the
+mean PD of all performing rated clients: what lending to a client in good standing is expected to cost. Why not the
+segments' observed defaults alone: the segments are built from current features that include arrears, so the
+clients who defaulted sit in one segment and every other segment shows no observed default in the last 12 months -
+an observed rate singles out that one segment and ranks none of the others; the PDs rank them.
+
+**Segment track** (:func:`segment_tracks`): segments in descending EDR order are put on ``restricted`` while
+their EDR is at least ``RESTRICTED_MULTIPLE`` x the book's and together they hold at most
+``RESTRICTED_SHARE`` of the clients; the next ones on ``enhanced_review`` while their EDR is at least
+``ENHANCED_MULTIPLE`` x the book's and restricted + enhanced segments hold at most ``NON_STANDARD_SHARE``; the
+first segment that fails stops the step, so every restricted segment is riskier than every enhanced one, and
+every enhanced one riskier than every standard one. No rated performing client in the book: every segment
+``standard`` (no evidence singles any out).
+
+**Client track** (:func:`client_track_sql`, first rule that applies): ``restricted`` - in default (grade D,
+marts.workout_clients), grade R8 (PD 15-100 %), an open critical early warning, or a restricted segment unless
+the client is rated R1-R3 outside ``high`` industries (then enhanced_review); ``enhanced_review`` - an
+enhanced-review segment, grade R7 (PD 6-15 %) or an open warning-level early warning; else ``standard``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from dagster_project.lib.tables import sql_literal
 
 
-# Segment approval track (first matching rule wins; documented in docs/applications.md):
-#   restricted       default share (grade D) >= 15 %, or mean grade R7 or worse (>= 6.5), or 30+ dpd rate >= 30 %
-#   enhanced_review  high-risk industry share >= 50 %, or mean grade R5 or worse (>= 4.5), or 30+ dpd rate >= 15 %,
-#                    or default share >= 5 %
-#   standard         otherwise
-TRACK_RULES = {"restricted": {"default_share": 0.15, "mean_grade": 6.5, "arrears_rate": 0.30},
-               "enhanced_review": {"high_risk_share": 0.50, "mean_grade": 4.5, "arrears_rate": 0.15, "default_share": 0.05}}
+CREDIBILITY_CLIENTS = 20  # pseudo-clients at the book's rate added to every segment's rated performing clients
+RESTRICTED_MULTIPLE = 2.0  # a restricted segment's EDR is at least twice the book's ...
+RESTRICTED_SHARE = 0.10  # ... and restricted segments hold at most 10 % of the clients
+ENHANCED_MULTIPLE = 1.25  # an enhanced-review segment's EDR is at least 1.25 x the book's ...
+NON_STANDARD_SHARE = 0.30  # ... and restricted + enhanced-review segments hold at most 30 % of the clients
+TRACKS: tuple[str, ...] = ("standard", "enhanced_review", "restricted")
 
 
-def segment_track(default_share: float, mean_grade: float | None, arrears_rate: float, high_risk_share: float
-                  ) -> tuple[str, str]:
-    """(approval track, reason codes) of a segment from its risk figures."""
-    r, e = TRACK_RULES["restricted"], TRACK_RULES["enhanced_review"]
-    g = mean_grade if mean_grade is not None and mean_grade == mean_grade else 0.0
-    reasons = [c for c, hit in (("DEFAULT_SHARE_GE_15PCT", default_share >= r["default_share"]),
-                                ("MEAN_GRADE_R7_OR_WORSE", g >= r["mean_grade"]),
-                                ("ARREARS_RATE_GE_30PCT", arrears_rate >= r["arrears_rate"])) if hit]
-    if reasons:
-        return "restricted", "|".join(reasons)
-    reasons = [c for c, hit in (("HIGH_RISK_SHARE_GE_50PCT", high_risk_share >= e["high_risk_share"]),
-                                ("MEAN_GRADE_R5_OR_WORSE", g >= e["mean_grade"]),
-                                ("ARREARS_RATE_GE_15PCT", arrears_rate >= e["arrears_rate"]),
-                                ("DEFAULT_SHARE_GE_5PCT", default_share >= e["default_share"])) if hit]
-    if reasons:
-        return "enhanced_review", "|".join(reasons)
-    return "standard", "SEGMENT_RISK_WITHIN_APPETITE"
+def expected_default_rate(pd_sum: float, rated_performing: int, in_default: int, book_rate: float | None,
+                          credibility: int = CREDIBILITY_CLIENTS) -> float | None:
+    """EDR of a segment: (sum of its performing rated clients' PDs + its clients in default + ``credibility`` x book
+    rate) / (performing rated + in default + ``credibility``); None when the book has no rated performing client."""
+    if book_rate is None or book_rate != book_rate:
+        return None
+    return (pd_sum + in_default + credibility * book_rate) / (rated_performing + in_default + credibility)
 
 
-def client_track(segment_track_: str, rating_grade: str, industry_risk_class: str, open_critical: bool,
-                 open_warning: bool) -> tuple[str, str]:
-    """(approval track, reason codes) of one client from its segment's track, own rating, risk class and warnings.
+def _pct(share: float) -> str:
+    return f"{round(share * 100)}PCT"
 
-    restricted: grade D or R8, an open critical early warning, or a restricted segment unless the client is
-    rated R1-R3 outside `high` industries (then enhanced_review). enhanced_review: segment enhanced_review,
-    `high` industry risk class, grade R6-R7, unrated, or an open warning-level early warning. standard otherwise.
-    """
-    strong = rating_grade in ("R1", "R2", "R3") and industry_risk_class != "high"
-    if rating_grade in ("D", "R8"):
-        return "restricted", f"OWN_GRADE_{rating_grade}"
-    if open_critical:
-        return "restricted", "OPEN_CRITICAL_EARLY_WARNING"
-    if segment_track_ == "restricted":
-        return ("enhanced_review", "SEGMENT_RESTRICTED|OWN_GRADE_STRONG") if strong else ("restricted", "SEGMENT_RESTRICTED")
-    reasons = [c for c, hit in (("SEGMENT_ENHANCED_REVIEW", segment_track_ == "enhanced_review"),
-                                ("HIGH_RISK_INDUSTRY", industry_risk_class == "high"),
-                                ("OWN_GRADE_R6_R7", rating_grade in ("R6", "R7")),
-                                ("UNRATED", rating_grade not in rc.GRADE_ORDER),
-                                ("OPEN_EARLY_WARNING", open_warning)) if hit]
-    if reasons:
-        return "enhanced_review", "|".join(reasons)
-    return "standard", "SEGMENT_STANDARD|OWN_RISK_WITHIN_APPETITE"
+
+@dataclass(frozen=True)
+class SegmentRisk:
+    segment_id: int
+    clients: int
+    expected_default_rate: float | None
+
+
+def segment_tracks(segments: Sequence[SegmentRisk], book_rate: float | None, book_clients: int
+                   ) -> dict[int, tuple[str, str]]:
+    """{segment_id: (approval track, reason codes)} by the EDR steps of the module docstring."""
+    if book_rate is None or book_rate != book_rate or book_rate <= 0 or book_clients <= 0:
+        return {s.segment_id: ("standard", "NO_RATED_EVIDENCE") for s in segments}
+    order = sorted(segments, key=lambda s: (-(s.expected_default_rate or 0.0), s.segment_id))
+    out: dict[int, tuple[str, str]] = {}
+    step, placed = "restricted", 0
+    for s in order:
+        edr = s.expected_default_rate or 0.0
+        multiple = f"EDR_{edr / book_rate:.2f}X_BOOK"
+        if step == "restricted":
+            if edr >= RESTRICTED_MULTIPLE * book_rate and placed + s.clients <= RESTRICTED_SHARE * book_clients:
+                out[s.segment_id] = ("restricted", f"{multiple}|RISKIEST_SEGMENTS_WITHIN_{_pct(RESTRICTED_SHARE)}_OF_BOOK")
+                placed += s.clients
+                continue
+            step = "enhanced_review"
+        if step == "enhanced_review":
+            if edr >= ENHANCED_MULTIPLE * book_rate and placed + s.clients <= NON_STANDARD_SHARE * book_clients:
+                out[s.segment_id] = ("enhanced_review",
+                                     f"{multiple}|RISKIEST_SEGMENTS_WITHIN_{_pct(NON_STANDARD_SHARE)}_OF_BOOK")
+                placed += s.clients
+                continue
+            step = "standard"
+        why = "BELOW_ENHANCED_MULTIPLE" if edr < ENHANCED_MULTIPLE * book_rate else "NON_STANDARD_SHARE_REACHED"
+        out[s.segment_id] = ("standard", f"{multiple}|{why}")
+    return out
+
+
+# Client rules, in order: (track, reason code, SQL condition on the columns of client_track_sql's input).
+CLIENT_RULES: tuple[tuple[str, str, str], ...] = (
+    ("restricted", "IN_DEFAULT_WORKOUT", "rating_grade = 'D'"),
+    ("restricted", "OWN_GRADE_R8", "rating_grade = 'R8'"),
+    ("restricted", "OPEN_CRITICAL_EARLY_WARNING", "open_critical_warning"),
+    ("enhanced_review", "SEGMENT_RESTRICTED|OWN_GRADE_STRONG",
+     "segment_track = 'restricted' AND rating_grade IN ('R1', 'R2', 'R3') AND industry_risk_class IS DISTINCT FROM 'high'"),
+    ("restricted", "SEGMENT_RESTRICTED", "segment_track = 'restricted'"),
+    ("enhanced_review", "SEGMENT_ENHANCED_REVIEW", "segment_track = 'enhanced_review'"),
+    ("enhanced_review", "OWN_GRADE_R7", "rating_grade = 'R7'"),
+    ("enhanced_review", "OPEN_EARLY_WARNING", "open_warning"),
+)
+STANDARD_REASON = "SEGMENT_STANDARD|OWN_RISK_WITHIN_APPETITE"
+
+
+def client_track_sql() -> str:
+    """SQL expression of the client's track: the first client rule that applies, over columns rating_grade,
+    industry_risk_class, segment_track (text) and open_warning / open_critical_warning (booleans, not null)."""
+    return "CASE " + " ".join(f"WHEN {cond} THEN {sql_literal(t)}" for t, _, cond in CLIENT_RULES) + " ELSE 'standard' END"
+
+
+def client_reason_sql(track_col: str = "approval_track") -> str:
+    """SQL expression of the reason codes: every rule that applies and gives the client's track (``track_col``),
+    pipe-separated in rule order; STANDARD_REASON for standard clients."""
+    parts = ", ".join(f"CASE WHEN {track_col} = {sql_literal(t)} AND ({cond}) THEN {sql_literal(r)} END"
+                      for t, r, cond in CLIENT_RULES)
+    return (f"CASE WHEN {track_col} = 'standard' THEN {sql_literal(STANDARD_REASON)} "
+            f"ELSE concat_ws('|', {parts}) END")
 
 
 TRACK_TEXT = {"standard": "standard approval", "enhanced_review": "enhanced credit review",

@@ -17,8 +17,7 @@ from dagster_project.defs.applications import recommend as rc
 from dagster_project.defs.applications.as_of import (EVAL_HORIZON_MONTHS, adoptions_sql, as_of_month, client_state_sql,
                                                      evaluation_cutoff)
 from dagster_project.defs.applications.keys import (AS_OF, AT_CUTOFF, CATALOGUE, DIM_CLIENT, GROUP, MASTER_SCALE, REC_EVAL, RECS,
-                                                    SEGMENT_DEPS, STG_BUREAU, STG_USAGE)
-from dagster_project.defs.applications.segments import segment_sql
+                                                    SEGMENT_DEPS, SEGMENT_DOCS, SEGMENT_OF_RECORD, STG_BUREAU, STG_USAGE)
 from dagster_project.lib.metadata import chart_first, figure, md_table, png_markdown
 from dagster_project.lib.resources import Warehouse
 from dagster_project.defs.applications.store import write_app_table
@@ -108,9 +107,7 @@ def recommend_rows(states: pd.DataFrame, query: np.ndarray, products: dict[str, 
 
 RECS_COLUMNS = {
     "client_key": "Pseudonymous client key (marts.dim_client).",
-    "segment_id": "Segment of the client (marts.client_segments final segment when available, else rule-based size_class x industry_risk_class).",
-    "segment_name": "Readable segment name.",
-    "segment_source": "Where the segment comes from: marts.client_segments, ml.segment_assignments or rule_based.",
+    **SEGMENT_DOCS,
     "lifecycle_stage": "dim_client.lifecycle_stage: recommendations cover active clients (new, growing, mature) and prospects.",
     "recommendation_rank": "1 = best of the client's top 3; null when no eligible product is left (reason_codes NO_ELIGIBLE_PRODUCT).",
     "product_code": "Recommended catalogue product (reference.product_catalogue), never one the client holds, always eligible.",
@@ -185,7 +182,6 @@ def client_product_recommendations(context: dg.AssetExecutionContext, warehouse:
         query = np.flatnonzero(states["lifecycle_stage"].isin(["new", "growing", "mature", "prospect"]).to_numpy())
         rows, popularity, _ = recommend_rows(states, query, products)
         df = pd.DataFrame(rows)
-        seg_sql, seg_source = segment_sql(con)
         con.register("recs_df", df)
         try:
             con.execute("BEGIN")
@@ -197,7 +193,7 @@ def client_product_recommendations(context: dg.AssetExecutionContext, warehouse:
                     r.rating_grade, {sql_literal(MODEL_VERSION)} AS model_version, d.as_of_date
                 FROM recs_df AS r
                 JOIN marts.dim_client AS d USING (client_key)
-                JOIN ({seg_sql}) AS s USING (client_key)
+                JOIN ({SEGMENT_OF_RECORD}) AS s USING (client_key)
                 LEFT JOIN reference.product_catalogue AS c USING (product_code)
                 ORDER BY r.client_key, r.recommendation_rank""",
                 "Top 3 eligible catalogue products per active client and prospect (docs/applications.md).", RECS_COLUMNS)
@@ -211,7 +207,7 @@ def client_product_recommendations(context: dg.AssetExecutionContext, warehouse:
            .reset_index().sort_values("recommended", ascending=False))
     mix["popularity"] = mix.product_code.map(popularity).round(3)
     return dg.MaterializeResult(metadata=chart_first({
-        "rows": n, "clients": clients, "segment_source": seg_source, "model_version": MODEL_VERSION,
+        "rows": n, "clients": clients, "model_version": MODEL_VERSION,
         "advisory_recommended": int(pub.groupby("client_key").advisory_recommended.first().sum()),
         "clients_without_eligible_product": int((pub.reason_codes == "NO_ELIGIBLE_PRODUCT").sum()),
         "summary": md_table(mix),

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from dagster_project.defs.segmentation import rules
-from dagster_project.defs.segmentation.registry import catalog, champion, load_meta, statuses
+from dagster_project.defs.segmentation.registry import catalog, load_meta, statuses
 from dagster_project.lib.tables import write_comments
 
 
@@ -24,10 +24,13 @@ COMMENTS = {
         "stability_mean_ari": "clusterboot: mean adjusted Rand index of the subsample refits vs the model.",
         "stability_min_jaccard": "clusterboot: lowest per-segment mean Jaccard.",
         "checks_passed": "All blocking training checks passed."}),
-    "segment_catalog": ("Every segment id ever issued, with its name (kept across retrains) and status.", {
-        "segment_id": "Stable segment id.", "segment_name": "Readable name generated from the profile when the id was created.",
-        "description": "Profile summary from the latest model version containing the segment.",
-        "status": "active (in the champion) or retired."}),
+    "segment_catalog": ("Every segment id ever issued, with its name (kept across retrains) and status, and every "
+                        "rule-based segment (negative ids, reference.rule_segments).", {
+        "segment_id": "Stable segment id: positive for model segments, negative for rule segments (-(10 * size_rank + risk_rank)).",
+        "segment_name": "Readable name generated from the profile when the id was created (rule segments: reference.rule_segments).",
+        "description": "Profile summary from the latest model version containing the segment (rule segments: the rule).",
+        "status": "active (a segment of the champion, or a rule segment: those are always active) or retired.",
+        "retired_in_version": "Model version whose promotion retired the segment; null while active (VARCHAR)."}),
     "segment_profiles": ("Per model version, segment and feature: segment value vs population (medians or shares).", {
         "difference": "Numeric: (segment median - population median) / population IQR; shares: segment - population share."}),
     "segment_assignments": ("Current segment of every scorable client under the champion model.", {
@@ -63,6 +66,23 @@ def replace_ml_table(con, table: str, df: pd.DataFrame, empty_sql: str) -> None:
     comment_table(con, table)
 
 
+CATALOG_TYPES = {"segment_id": "BIGINT", "segment_name": "VARCHAR", "description": "VARCHAR", "status": "VARCHAR",
+                 "created_in_version": "VARCHAR", "last_model_version": "VARCHAR", "retired_in_version": "VARCHAR"}
+
+
+def write_catalog(con, rows: list[dict]) -> None:
+    """ml.segment_catalog with its declared column types whatever the values (an all-null column stays VARCHAR)."""
+    df = pd.DataFrame(rows, columns=list(CATALOG_TYPES)).astype(object)
+    df = df.where(df.notna(), None)
+    con.execute("CREATE OR REPLACE TABLE ml.segment_catalog (" + ", ".join(f"{c} {t}" for c, t in CATALOG_TYPES.items()) + ")")
+    if len(df):
+        con.register("_cat", df)
+        con.execute("INSERT INTO ml.segment_catalog SELECT " + ", ".join(f"CAST({c} AS {t})" for c, t in CATALOG_TYPES.items())
+                    + " FROM _cat")
+        con.unregister("_cat")
+    comment_table(con, "segment_catalog")
+
+
 def sync_model_tables(con, mdir: Path) -> dict[str, int]:
     """(Re)write ml.model_registry, ml.segment_catalog, ml.segment_profiles, ml.k_selection, ml.model_stability."""
     con.execute("CREATE SCHEMA IF NOT EXISTS ml")
@@ -93,13 +113,10 @@ def sync_model_tables(con, mdir: Path) -> dict[str, int]:
     replace_ml_table(con, "model_registry", pd.DataFrame(reg), "version VARCHAR, status VARCHAR, status_changed_at TIMESTAMP, "
              "trained_at TIMESTAMP, k INTEGER, silhouette DOUBLE, checks_passed BOOLEAN")
     cat = catalog(mdir)
-    rule_rows = rules.catalog_rows(champion(mdir)) if rules.ever_used(mdir) else []
-    replace_ml_table(con, "segment_catalog", pd.DataFrame(rule_rows + [{
+    write_catalog(con, rules.catalog_rows() + [{
         "segment_id": sid, "segment_name": e["name"], "description": e["description"], "status": e["status"],
         "created_in_version": e["created_in_version"], "last_model_version": e["last_model_version"],
-        "retired_in_version": e["retired_in_version"]} for sid, e in sorted(cat.items())]),
-        "segment_id BIGINT, segment_name VARCHAR, description VARCHAR, status VARCHAR, created_in_version VARCHAR, "
-        "last_model_version VARCHAR, retired_in_version VARCHAR")
+        "retired_in_version": e["retired_in_version"]} for sid, e in sorted(cat.items())])
     replace_ml_table(con, "segment_profiles", pd.concat(prof) if prof else pd.DataFrame(),
              "segment_id BIGINT, feature VARCHAR, stat VARCHAR, segment_value DOUBLE, population_value DOUBLE, "
              "difference DOUBLE, model_version VARCHAR")

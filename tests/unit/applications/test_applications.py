@@ -8,7 +8,7 @@ import pytest
 from dagster_project.defs.applications import early_warning as ew
 from dagster_project.defs.applications import recommend as rc
 from dagster_project.defs.applications.marketing import contact_intensity
-from dagster_project.defs.applications.policy import client_track, segment_track
+from dagster_project.defs.applications import policy as pl
 
 CATALOGUE = {
     "term_loan": rc.Product("term_loan", False, "large", "R3", frozenset(), frozenset({"established"})),
@@ -200,6 +200,24 @@ def test_multiple_signals_counts_other_signals() -> None:
     obs[("c2", "arrears")] = ew.Observation(1, 1, m, "watch")
     out = ew.add_multiple_signals(obs, m)
     assert out[("c1", "multiple_signals")].severity == "warning" and ("c2", "multiple_signals") not in out
+    assert out[("c1", "multiple_signals")].threshold == 4  # the threshold of its own severity (warning)
+
+
+def test_every_observation_carries_the_threshold_of_its_own_severity() -> None:
+    assert [ew.threshold_for("arrears", lv) for lv in ew.SEVERITIES] == [1, 30, 60]
+    assert ew.threshold_for("collateral", "critical") is None
+    assert ew.threshold_for("multiple_signals", "critical") == 5
+
+
+def test_one_weak_signal_alone_is_no_watch() -> None:
+    m = date(2026, 1, 31)
+    active = {("a", "collateral"): ew.Observation(0.8, 1.0, m, "watch"),          # one watch signal: nothing
+              ("b", "collateral"): ew.Observation(0.8, 1.0, m, "watch"),          # two at once: watch
+              ("b", "inquiries"): ew.Observation(3, 3, m, "watch"),
+              ("c", "arrears"): ew.Observation(35, 30, m, "warning")}             # one at warning: warning
+    assert ew.expert_ranks(active) == {"a": 0, "b": 1, "c": 2}
+    assert set(ew.expert_levels(active)) == {("b", "collateral"), ("b", "inquiries"), ("c", "arrears")}
+    assert ew.WATCH_MIN_SIGNALS == 2
 
 
 # ---- open / clear timeline ---------------------------------------------------------------------------------
@@ -250,21 +268,60 @@ def test_evaluation_precision_recall_and_lead() -> None:
 
 # ---- credit policy and marketing rules -----------------------------------------------------------------
 
-def test_segment_tracks() -> None:
-    assert segment_track(0.20, 4.0, 0.05, 0.0)[0] == "restricted"
-    assert segment_track(0.0, 6.6, 0.05, 0.0) == ("restricted", "MEAN_GRADE_R7_OR_WORSE")
-    assert segment_track(0.0, 3.0, 0.05, 0.8) == ("enhanced_review", "HIGH_RISK_SHARE_GE_50PCT")
-    assert segment_track(0.0, 3.0, 0.05, 0.1) == ("standard", "SEGMENT_RISK_WITHIN_APPETITE")
+def test_expected_default_rate_counts_defaults_and_is_pulled_towards_the_book() -> None:
+    assert pl.expected_default_rate(0.0, 0, 0, 0.03) == pytest.approx(0.03)  # no evidence: the book's rate
+    assert pl.expected_default_rate(2.0, 20, 0, 0.03) == pytest.approx((2.0 + 20 * 0.03) / 40)  # 0.10 raw, halfway
+    assert pl.expected_default_rate(50.0, 1000, 0, 0.03) == pytest.approx(50.6 / 1020)  # much evidence: near its own
+    # a segment mostly in default is risky however few performing clients it has left
+    assert pl.expected_default_rate(0.03, 1, 25, 0.03) == pytest.approx((0.03 + 25 + 0.6) / 46)
+    assert pl.expected_default_rate(1.0, 10, 2, None) is None  # no rated performing client in the book
 
 
-def test_client_tracks_with_reasons() -> None:
-    assert client_track("standard", "R2", "standard", False, False)[0] == "standard"
-    assert client_track("standard", "D", "standard", False, False) == ("restricted", "OWN_GRADE_D")
-    assert client_track("standard", "R2", "standard", True, True) == ("restricted", "OPEN_CRITICAL_EARLY_WARNING")
-    assert client_track("restricted", "R2", "standard", False, False)[0] == "enhanced_review"
-    assert client_track("restricted", "R2", "high", False, False)[0] == "restricted"
-    track, why = client_track("standard", "unrated", "high", False, True)
-    assert track == "enhanced_review" and why == "HIGH_RISK_INDUSTRY|UNRATED|OPEN_EARLY_WARNING"
+def test_segment_tracks_follow_the_expected_default_rate_within_the_share_caps() -> None:
+    book, n = 0.02, 1000
+    segs = [pl.SegmentRisk(1, 80, 0.10), pl.SegmentRisk(2, 60, 0.045), pl.SegmentRisk(3, 100, 0.03),
+            pl.SegmentRisk(4, 150, 0.028), pl.SegmentRisk(5, 400, 0.01), pl.SegmentRisk(-13, 210, 0.02)]
+    t = {k: v[0] for k, v in pl.segment_tracks(segs, book, n).items()}
+    # 1: 5x the book, 8 % of the clients -> restricted; 2 (2.25x) would take restricted to 14 % > 10 % -> enhanced;
+    # 3 (1.5x) fits in 30 %; 4 (1.4x) would take restricted + enhanced to 39 % -> standard, and so does everything after
+    assert t == {1: "restricted", 2: "enhanced_review", 3: "enhanced_review", 4: "standard", 5: "standard",
+                 -13: "standard"}
+    reasons = pl.segment_tracks(segs, book, n)
+    assert reasons[1][1] == "EDR_5.00X_BOOK|RISKIEST_SEGMENTS_WITHIN_10PCT_OF_BOOK"
+    assert reasons[4][1].endswith("NON_STANDARD_SHARE_REACHED") and reasons[5][1].endswith("BELOW_ENHANCED_MULTIPLE")
+    # monotone: every restricted segment riskier than every enhanced one, every enhanced one than every standard one
+    edr = {s.segment_id: s.expected_default_rate for s in segs}
+    lo = {tr: min(edr[i] for i in t if t[i] == tr) for tr in set(t.values())}
+    hi = {tr: max(edr[i] for i in t if t[i] == tr) for tr in set(t.values())}
+    assert lo["restricted"] >= hi["enhanced_review"] and lo["enhanced_review"] >= hi["standard"]
+    # below the multiple: nothing is singled out however small the segment
+    assert {v[0] for v in pl.segment_tracks([pl.SegmentRisk(1, 10, 0.024), pl.SegmentRisk(2, 990, 0.02)], 0.02,
+                                            1000).values()} == {"standard"}
+    # no rated performing client in the book (e.g. the SBA loans): no evidence, every segment standard
+    assert pl.segment_tracks(segs, None, n)[1] == ("standard", "NO_RATED_EVIDENCE")
+
+
+@pytest.mark.parametrize("grade, risk, seg_track, warn, crit, track, reason", [
+    ("R2", "standard", "standard", False, False, "standard", pl.STANDARD_REASON),
+    ("D", "standard", "standard", True, True, "restricted", "IN_DEFAULT_WORKOUT|OPEN_CRITICAL_EARLY_WARNING"),
+    ("R8", "standard", "standard", False, False, "restricted", "OWN_GRADE_R8"),
+    ("R2", "standard", "standard", True, True, "restricted", "OPEN_CRITICAL_EARLY_WARNING"),
+    ("R2", "standard", "restricted", False, False, "enhanced_review", "SEGMENT_RESTRICTED|OWN_GRADE_STRONG"),
+    ("R2", "high", "restricted", False, False, "restricted", "SEGMENT_RESTRICTED"),
+    ("unrated", "high", "restricted", False, False, "restricted", "SEGMENT_RESTRICTED"),
+    ("R7", "standard", "enhanced_review", True, False, "enhanced_review",
+     "SEGMENT_ENHANCED_REVIEW|OWN_GRADE_R7|OPEN_EARLY_WARNING"),
+    ("unrated", "high", "standard", False, False, "standard", pl.STANDARD_REASON),  # unrated / high industry alone: no
+    ("R6", "standard", "standard", True, False, "enhanced_review", "OPEN_EARLY_WARNING"),
+])
+def test_client_tracks_in_sql(grade, risk, seg_track, warn, crit, track, reason) -> None:
+    import duckdb
+
+    row = duckdb.connect().execute(f"SELECT {pl.client_reason_sql()} AS reason, approval_track FROM (SELECT *, {pl.client_track_sql()} "
+                     "AS approval_track FROM (SELECT ? AS rating_grade, ? AS industry_risk_class, ? AS segment_track, "
+                     "? AS open_warning, ? AS open_critical_warning))",
+                     [grade, risk, seg_track, warn, crit]).fetchone()
+    assert row == (reason, track)
 
 
 def test_contact_intensity() -> None:

@@ -1,6 +1,7 @@
 """Early-warning calibration: operating points, fallback, time windows, sign constraints, and the asset."""
 
 import json
+from dataclasses import replace
 from datetime import date
 
 import dagster as dg
@@ -208,13 +209,38 @@ def test_score_levels_agree_between_the_timeline_and_the_frame() -> None:
               ("b", "arrears"): ew.Observation(80.0, 1.0, m, "critical"),
               ("c", "inquiries"): ew.Observation(4.0, 3.0, m, "watch")}
     out = cal.apply_levels(c, active)
+    # no watch point (a calibration made before it existed): watch by the expert rules - c's one weak signal is none
     assert {k: o.severity for k, o in out.items()} == {("a", "arrears"): "warning", ("a", "inquiries"): "warning",
-                                                        ("b", "arrears"): "critical", ("c", "inquiries"): "watch"}
+                                                        ("b", "arrears"): "critical"}
+    assert {k: (o.level_driver, o.threshold) for k, o in out.items()} == {
+        ("a", "arrears"): ("score", 0.3), ("a", "inquiries"): ("score", 0.3), ("b", "arrears"): ("score", 0.8)}
     frame = ewf.frame_from_months([(m, active)])
     got = dict(zip(frame.client_key, cal.frame_levels(c, frame)))
-    assert got == {"a": 2, "b": 3, "c": 1}
+    assert got == {"a": 2, "b": 3, "c": 0}
+    # with a watch point the score sets watch too: c (score ~0.07) is on watch from 0.05, a's inquiries keep a's level
+    w = replace(c, watch_threshold=0.05)
+    out = cal.apply_levels(w, active)
+    assert (out[("c", "inquiries")].severity, out[("c", "inquiries")].threshold) == ("watch", 0.05)
+    assert dict(zip(frame.client_key, cal.frame_levels(w, frame))) == {"a": 2, "b": 3, "c": 1}
+    assert cal.apply_levels(replace(c, watch_threshold=0.5), active).keys() == {("a", "arrears"), ("a", "inquiries"),
+                                                                                 ("b", "arrears")}
+    # without a critical point a signal critical by its own threshold stays critical (expert), the others the score's
+    nc = replace(c, critical_threshold=None)
+    out = cal.apply_levels(nc, active)
+    assert (out[("b", "arrears")].severity, out[("b", "arrears")].level_driver, out[("b", "arrears")].threshold) == (
+        "critical", "expert", 1.0)
     # round trip through the JSON store format
-    assert cal.Calibration.from_dict(json.loads(json.dumps(c.to_dict()))).to_dict() == c.to_dict()
+    assert cal.Calibration.from_dict(json.loads(json.dumps(w.to_dict()))).to_dict() == w.to_dict()
+
+
+def test_watch_point_flags_at_most_the_target_share_and_never_above_the_warning_point() -> None:
+    curve = ews.pr_curve([0.9, 0.8, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05, 0.01], [1, 1, 0, 1, 0, 0, 0, 0, 0, 0])
+    warn = {"threshold": 0.8}
+    pt = ews.watch_point(curve, 0.30, warn)
+    assert pt["threshold"] == 0.6 and pt["share_flagged"] == pytest.approx(0.3) and pt["rule"] == "watch_share"
+    # the warning point alone flags more than the share: watch = warning (an empty watch band)
+    assert ews.watch_point(curve, 0.10, warn)["threshold"] == 0.8
+    assert ews.watch_point(curve, 0.30, None) is None
 
 
 def test_keep_what_wins_on_the_calibration_window() -> None:

@@ -1,4 +1,5 @@
--- Every dim_client column plus the client's model segment, the review outcome and the final segment.
+-- One row per dim_client row: every dim_client column plus the client's scored segment, the review outcome and
+-- the segment of record (final_segment_id, never null).
 -- Review rules (docs/segmentation.md): the latest decision per client counts. It is VALID while the
 -- client's size_class, rating_grade and industry_code equal those the reviewer saw (ml.review_decision_context:
 -- the client's published snapshot when the decision was first processed); a confirm also needs the model
@@ -7,6 +8,11 @@
 -- Rule-based fallback (docs/segmentation.md, "Fallback"): when the first model failed its checks, scoring wrote
 -- rule segments (negative ids, model_version 'rules-v1', null confidence); segment_source / assignment_source
 -- say 'rule_based' and such clients are never queued for review.
+-- Segment of record: a valid override, else the scored segment, else - clients the model does not score (prospects,
+-- clients without bureau report or usage) - the rule segment size_class x industry_risk_class from the seed
+-- rule_segments (the one definition of rule ids, also read by defs/segmentation/rules.py; a class the seed does not
+-- list maps to its `unknown` row). An override to a segment id the catalog does not know is not applied (the
+-- client is queued with reason override_segment_unknown): every final_segment_id has a dim_segment row.
 with dim as (
     select * from {{ ref('dim_client') }}
 ),
@@ -21,6 +27,34 @@ snapshots as (
 
 catalog as (
     select * from {{ source('ml', 'segment_catalog') }}
+),
+
+rule_segments as (
+    select * from {{ ref('rule_segments') }}
+),
+
+rule_sizes as (
+    select distinct size_class from rule_segments
+),
+
+rule_risks as (
+    select distinct industry_risk_class from rule_segments
+),
+
+rule_segment as (
+    -- every client's rule segment; a class the seed does not list (or null) maps to `unknown`
+    select k.client_key, rs.segment_id as rule_segment_id
+    from (
+        select
+            d.client_key,
+            coalesce(s.size_class, 'unknown')                              as rule_size_class,
+            coalesce(r.industry_risk_class, 'unknown')                     as rule_risk_class
+        from dim as d
+        left join rule_sizes as s on d.size_class = s.size_class
+        left join rule_risks as r on d.industry_risk_class = r.industry_risk_class
+    ) as k
+    inner join rule_segments as rs
+        on k.rule_size_class = rs.size_class and k.rule_risk_class = rs.industry_risk_class
 ),
 
 latest_decision as (
@@ -43,10 +77,13 @@ review as (
         c.seen_size_class,
         c.seen_rating_grade,
         c.seen_industry_code,
-        c.client_key is not null                                           as seen_known
+        c.client_key is not null                                           as seen_known,
+        l.decision = 'override' and k.segment_id is null                   as override_unknown
     from latest_decision as l
     left join {{ source('ml', 'review_decision_context') }} as c
         on l.client_key = c.client_key and l.decided_at = c.decided_at
+    left join catalog as k
+        on l.segment_id = k.segment_id
 ),
 
 previous_snapshot as (
@@ -65,6 +102,7 @@ scored as (
         a.low_confidence,
         a.model_version,
         a.scored_at,
+        rs.rule_segment_id,
         p.previous_segment_id,
         a.client_key is not null
             and percent_rank() over (partition by a.client_key is not null
@@ -73,7 +111,9 @@ scored as (
         r.review_segment_id,
         r.reviewer,
         r.decided_at,
+        coalesce(r.override_unknown, false)                                as override_unknown,
         r.decision is not null
+            and not r.override_unknown
             and (not r.seen_known or (
                 d.size_class is not distinct from r.seen_size_class
                 and d.rating_grade is not distinct from r.seen_rating_grade
@@ -84,13 +124,16 @@ scored as (
     left join assignments as a on d.client_key = a.client_key
     left join previous_snapshot as p on d.client_key = p.client_key
     left join review as r on d.client_key = r.client_key
+    left join rule_segment as rs on d.client_key = rs.client_key
 ),
 
 flagged as (
     select
         *,
         coalesce(previous_segment_id <> segment_id, false)                 as segment_changed,
-        decision is not null and not review_valid                          as review_expired
+        decision is not null and not review_valid and not override_unknown as review_expired,
+        case when review_valid and decision = 'override' then review_segment_id
+             else coalesce(segment_id, rule_segment_id) end                as record_segment_id
     from scored
 )
 
@@ -103,27 +146,24 @@ select
     c.segment_name,
     f.confidence,
     f.segment_id is not null and f.model_version is distinct from 'rules-v1' and not f.review_valid and (
-        f.low_confidence or (f.top_exposure and f.segment_changed) or f.review_expired)
+        f.low_confidence or (f.top_exposure and f.segment_changed) or f.review_expired or f.override_unknown)
                                                                            as needs_review,
     case
         when f.segment_id is null or f.review_valid or f.model_version = 'rules-v1' then null
         else nullif(concat_ws('; ',
             case when f.low_confidence then 'low_confidence' end,
             case when f.top_exposure and f.segment_changed then 'top_exposure_segment_changed' end,
-            case when f.review_expired then 'review_expired_attributes_changed' end), '')
+            case when f.review_expired then 'review_expired_attributes_changed' end,
+            case when f.override_unknown then 'override_segment_unknown' end), '')
     end                                                                    as review_reason,
-    case when f.review_valid and f.decision = 'override' then f.review_segment_id else f.segment_id end
-                                                                           as final_segment_id,
+    f.record_segment_id                                                    as final_segment_id,
     fc.segment_name                                                        as final_segment_name,
     case
         when f.review_valid then 'review'
-        when f.model_version = 'rules-v1' then 'rule_based'
-        when f.segment_id is not null then 'model'
+        when f.segment_id is null or f.model_version = 'rules-v1' then 'rule_based'
+        else 'model'
     end                                                                    as assignment_source,
-    case
-        when f.model_version = 'rules-v1' then 'rule_based'
-        when f.segment_id is not null then 'model'
-    end                                                                    as segment_source,
+    case when f.record_segment_id < 0 then 'rule_based' else 'model' end   as segment_source,
     f.previous_segment_id,
     f.segment_changed,
     f.top_exposure,
@@ -134,5 +174,4 @@ select
     f.scored_at
 from flagged as f
 left join catalog as c on f.segment_id = c.segment_id
-left join catalog as fc
-    on (case when f.review_valid and f.decision = 'override' then f.review_segment_id else f.segment_id end) = fc.segment_id
+left join catalog as fc on f.record_segment_id = fc.segment_id

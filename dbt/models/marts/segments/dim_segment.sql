@@ -1,5 +1,7 @@
--- One row per segment id ever issued: stable name, generated description, status, current size and the
--- champion model's profile of the segment against the population (medians / shares; see segment_profile).
+-- One row per segment id ever issued - model segments (positive ids) and the rule segments (negative ids,
+-- seed rule_segments, always listed): stable name, generated description, status, current size (clients whose
+-- segment of record is the segment, marts.client_segments.final_segment_id) and the champion model's profile of
+-- the segment against the population (medians / shares; see segment_profile; null for rule segments).
 {% set features = [
     'annual_revenue', 'employee_count', 'total_credit_limit', 'firm_age_months', 'bureau_score',
     'months_in_arrears_12m', 'avg_utilisation_12m', 'share_technology', 'share_manufacturing',
@@ -13,11 +15,19 @@ assignments as (
 ),
 
 champion as (
-    select any_value(model_version) as model_version, count(*) as scored_clients from assignments
+    select max(model_version) as model_version from assignments
+),
+
+members as (
+    select final_segment_id as segment_id from {{ ref('client_segments') }}
 ),
 
 sizes as (
-    select segment_id, count(*) as clients from assignments group by 1
+    select segment_id, count(*) as clients from members group by segment_id
+),
+
+book as (
+    select count(*) as all_clients from members
 ),
 
 profile as (
@@ -28,13 +38,14 @@ profile as (
 select
     c.segment_id,
     c.segment_name,
+    case when c.segment_id < 0 then 'rule_based' else 'model' end            as segment_source,
     c.description,
     c.status,
-    c.created_in_version,
-    c.last_model_version,
-    c.retired_in_version,
+    cast(c.created_in_version as {{ dbt.type_string() }})                    as created_in_version,
+    cast(c.last_model_version as {{ dbt.type_string() }})                    as last_model_version,
+    cast(c.retired_in_version as {{ dbt.type_string() }})                    as retired_in_version,
     coalesce(s.clients, 0)                                                   as clients,
-    coalesce(s.clients, 0) / nullif(ch.scored_clients, 0)                    as share_of_clients,
+    {{ ratio('coalesce(s.clients, 0)', 'nullif(b.all_clients, 0)') }}       as share_of_clients,
     {%- for f in features %}
     max(case when p.feature = '{{ f }}' then p.segment_value end)            as {{ f | lower }},
     max(case when p.feature = '{{ f }}' then p.population_value end)         as {{ f | lower }}_population,
@@ -42,6 +53,7 @@ select
     ch.model_version                                                         as champion_model_version
 from catalog as c
 cross join champion as ch
+cross join book as b
 left join sizes as s on c.segment_id = s.segment_id
 left join profile as p on c.segment_id = p.segment_id
 group by all
