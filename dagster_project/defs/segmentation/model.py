@@ -11,8 +11,8 @@
 * :func:`clusterboot` - Hennig's clusterboot: the same fit on ``BOOTSTRAP_FRACTION`` subsamples, per segment the
   mean best-match Jaccard.
 * :func:`select_k` - every k in ``K_RANGE`` fitted and bootstrapped exactly as the blocking check measures it; among
-  the k whose every segment is stable (>= ``JACCARD_FLOOR``) and holds its share, the most segments in Hennig's
-  highly stable band. The model is that fit, so the chosen model cannot fail stability afterwards.
+  the k whose every segment is stable (>= ``JACCARD_FLOOR``, Hennig's stable band) and holds its share, the one
+  with the most segments. The model is that fit, so the chosen model cannot fail stability afterwards.
 * :func:`confidence`, :func:`match_segments` (stable ids across retrains), :func:`psi` and drift bins.
 """
 
@@ -38,7 +38,7 @@ TRAINING_SAMPLE = 5000                      # clients a model is trained, select
 MIN_SEGMENT_SHARE = 0.02                    # blocking: every segment holds >= 2 % of the clients
 SILHOUETTE_FLOOR = 0.10                     # blocking: silhouette of the chosen k on the training sample
 JACCARD_FLOOR = 0.75                        # blocking: clusterboot mean Jaccard of every segment (Hennig: stable)
-HIGHLY_STABLE = 0.85                        # Hennig's "highly stable" band: preferred when selecting k
+HIGHLY_STABLE = 0.85                        # Hennig's "highly stable" band (shown on the k chart)
 SCREEN_REFITS, SCREEN_JACCARD = 5, 0.60     # selection: a k below 0.60 after 5 refits is not refitted further
 BOOTSTRAP_FRACTION = 0.80                   # clusterboot subsample share (without replacement)
 RESTARTS = 4                                # k-means++ restarts of every fit (model and refits alike)
@@ -154,11 +154,10 @@ def select_k(z: np.ndarray, k_range: tuple[int, int] = K_RANGE, refits: int = 20
 
     Every k is fitted and given SCREEN_REFITS clusterboot refits; a k with a segment under SCREEN_JACCARD by then is
     not pursued. The others get all ``refits`` - the blocking check's own measure, continued from the same draws.
-    Admissible: every segment's Jaccard >= JACCARD_FLOOR and share >= MIN_SEGMENT_SHARE. The chosen k gives the most
-    segments among the highly stable ones (every segment >= HIGHLY_STABLE), else among the admissible ones: a real
-    segment split in two does not come back in the refits, two real segments merged do, so the finest stable
-    partition is the one the data support. Ties: higher silhouette. When no k is admissible the most stable one is
-    returned and the blocking check says why.
+    Admissible: every segment's Jaccard >= JACCARD_FLOOR (Hennig's stable band) and share >= MIN_SEGMENT_SHARE. The
+    chosen k gives the most segments among the admissible ones: a real segment split in two does not come back in
+    the refits, two real segments merged do, so the finest stable partition is the one the data support (ties: the
+    more stable). When no k is admissible the most stable one is returned and the blocking check says why.
     """
     rows, fits = [], {}
     for k in range(k_range[0], k_range[1] + 1):
@@ -187,10 +186,8 @@ def select_k(z: np.ndarray, k_range: tuple[int, int] = K_RANGE, refits: int = 20
                 f"smallest segment {share:.1%}")
     curve = pd.DataFrame(rows)
     pool = curve[curve.admissible]
-    high = pool[pool.min_jaccard >= HIGHLY_STABLE]
-    pool = high if len(high) else pool
     if len(pool):
-        best = pool.sort_values(["segments", "silhouette", "k"], ascending=[False, False, True]).iloc[0]
+        best = pool.sort_values(["segments", "min_jaccard", "k"], ascending=[False, False, True]).iloc[0]
     else:
         best = curve.sort_values(["min_jaccard", "k"], ascending=[False, True]).iloc[0]
     centers, stab, sil = fits[int(best.k)]
