@@ -109,7 +109,7 @@ def industry_noun(profile: pd.DataFrame) -> str:
     section, _ = _top_category(profile, "industry_section")
     noun = SECTION_NOUNS.get(section or "", "mixed-industry firms")
     if _top_category(profile, "firm_stage")[0] == "startup":
-        noun = noun.replace("firms", "start-ups") if "firms" in noun else f"{noun} (start-ups)"
+        noun = noun.replace("firms", "start-ups") if noun.endswith("firms") else f"start-up {noun}"
     return noun
 
 
