@@ -35,7 +35,7 @@ class Warehouse(dg.ConfigurableResource):
     seg_review_confidence: float = Field(default=0.1, description="LENDSEG_SEG_REVIEW_CONFIDENCE: below this segment "
                                                                   "confidence a client goes to the review queue.")
     seg_stability_refits: int = Field(default=20, description="LENDSEG_SEG_STABILITY_REFITS: clusterboot refits per training.")
-    seg_silhouette_floor: float = Field(default=0.2, description="LENDSEG_SEG_SILHOUETTE_FLOOR: blocking silhouette floor.")
+    seg_silhouette_floor: float = Field(default=0.1, description="LENDSEG_SEG_SILHOUETTE_FLOOR: promotion floor of the silhouette.")
     seg_min_refits: int = Field(default=20, description="LENDSEG_SEG_MIN_REFITS: blocking minimum of clusterboot refits.")
     eval_bootstrap: int = Field(default=2000, description="LENDSEG_EVAL_BOOTSTRAP: bootstrap resamples of the evaluations.")
     engine: str = Field(default="duckdb", description="LENDSEG_ENGINE: duckdb or spark (dbt project and scoring).")

@@ -42,7 +42,7 @@ VARIABLES: list[tuple[str, str, str]] = [
     ("LENDSEG_SEG_REVIEW_CONFIDENCE", "0.1", "Clients scored with a segment confidence below this go to the review queue."),
     ("LENDSEG_SEG_STABILITY_REFITS", "20", "clusterboot subsample refits per training (at least LENDSEG_SEG_MIN_REFITS)."),
     ("LENDSEG_SEG_MIN_REFITS", "20", "Blocking: a trained model's clusterboot needs at least this many refits. Keep 20; tests lower it to train fast."),
-    ("LENDSEG_SEG_SILHOUETTE_FLOOR", "0.2", "Blocking silhouette floor of a trained segmentation model (a failing first model publishes rule-based segments)."),
+    ("LENDSEG_SEG_SILHOUETTE_FLOOR", "0.1", "Promotion floor of the silhouette of a trained segmentation model (a failing first model publishes rule-based segments)."),
     ("LENDSEG_ENGINE", "duckdb", "Engine of the dbt project and of scoring: duckdb (one machine) or spark (dbt-spark and a Spark session; docs/scale_out.md)."),
     ("LENDSEG_LAKE_DIR", "$LENDSEG_DATA_DIR/lake", "Spark engine: the Parquet raw layer (validated, pseudonymised) and model tables Spark reads."),
     ("LENDSEG_SPARK_DIR", "$LENDSEG_DATA_DIR/build/spark", "Spark engine: the session's warehouse (tables as Parquet) and its metastore."),
@@ -88,7 +88,7 @@ class Settings:
     model_dir: Path | None = None  # None: $LENDSEG_DATA_DIR/models
     seg_review_confidence: float = 0.1
     seg_stability_refits: int = 20
-    seg_silhouette_floor: float = 0.2
+    seg_silhouette_floor: float = 0.1
     seg_min_refits: int = 20
     eval_bootstrap: int = 2000
     engine: str = "duckdb"

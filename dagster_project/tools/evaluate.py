@@ -61,17 +61,10 @@ def run_pipeline(root: Path) -> tuple[bool, float, str]:
 # ------------------------------------------------------------------------------------------------ pure parts
 
 def plain_baseline(features: pd.DataFrame, k: int, seed: int = BASELINE_SEED) -> np.ndarray:
-    """The fixed baseline: one-hot industry_section + standardised median-imputed numeric columns, KMeans(k)."""
-    from sklearn.cluster import KMeans
+    """The fixed baseline (tools/methods.py)."""
+    from dagster_project.tools.methods import plain_baseline as baseline
 
-    num = features.drop(columns=["client_key"]).select_dtypes(include=["number"]).astype(float)
-    num = num.loc[:, num.notna().any()]
-    num = num.fillna(num.median())
-    sd = num.std(ddof=0).replace(0, 1.0)
-    z = (num - num.mean()) / sd
-    onehot = pd.get_dummies(features["industry_section"].fillna("missing"), prefix="sec", dtype=float)
-    x = np.hstack([z.to_numpy(), onehot.to_numpy()])
-    return KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(x)
+    return baseline(features, k, seed)
 
 
 def auc(score: np.ndarray, y: np.ndarray) -> float:
@@ -123,6 +116,8 @@ class Row:
     min_jaccard: float | None
     run_s: float
     note: str = ""
+    methods: dict[str, float] | None = None  # the other methods' ARI (tools/methods.py) on the same clients
+    true_k: int | None = None
 
 
 def _published(root: Path) -> duckdb.DuckDBPyConnection:
@@ -171,14 +166,24 @@ def evaluate_scenario(name: str, seed: int, workdir: Path, clients: int, months:
     published, k, min_j, feats = _segmented_features(root)
     df = feats.merge(truth[["client_key", "archetype"]], on="client_key", how="inner")
     ari = adjusted_rand_score(df.archetype, df.segment_id)
-    base = adjusted_rand_score(df.archetype, plain_baseline(df.drop(columns=["segment_id", "archetype"]), k or 6))
-    return Row(name, seed, len(df), published, k, round(ari, 3), round(base, 3),
-               round(min_j, 3) if min_j is not None else None, round(secs))
+    true_k = int(df.archetype.nunique())
+    others = compare_methods(df.drop(columns=["segment_id", "archetype"]), k or true_k, true_k)
+    scores = {m: round(adjusted_rand_score(df.archetype, lab), 3) for m, lab in others.items()}
+    return Row(name, seed, len(df), published, k, round(ari, 3), scores["plain baseline"],
+               round(min_j, 3) if min_j is not None else None, round(secs), methods=scores, true_k=true_k)
+
+
+def compare_methods(features: pd.DataFrame, k: int, baseline_k: int) -> dict[str, np.ndarray]:
+    """Labels of every other method on the same clients: the plain baseline at ``baseline_k``, the alternatives at
+    the model's ``k``, and the rule segmentation (tools/methods.py)."""
+    from dagster_project.tools import methods
+
+    out = {name: fn(features, baseline_k if name == "plain baseline" else k) for name, fn in methods.METHODS.items()}
+    out["rule segmentation"] = methods.rule_segments(features)
+    return out
 
 
 def evaluate_sba(csv: Path, workdir: Path) -> tuple[Row, dict]:
-    from dagster_project.defs.segmentation import rules
-    from dagster_project.lib.pseudonymise import pseudonymise
     from dagster_project.tools.sba_import import import_sba
 
     root = workdir / "sba"
@@ -193,7 +198,6 @@ def evaluate_sba(csv: Path, workdir: Path) -> tuple[Row, dict]:
 
 def measure_sba(root: Path, secs: float = 0.0) -> tuple[Row, dict]:
     """SBA figures of a data dir where import-sba + the first run already happened (truth in ground_truth/)."""
-    from dagster_project.defs.segmentation import rules
     from dagster_project.lib.pseudonymise import pseudonymise
 
     truth_path = root / "data" / "ground_truth" / "sba_outcomes.csv"
@@ -201,13 +205,14 @@ def measure_sba(root: Path, secs: float = 0.0) -> tuple[Row, dict]:
     truth = pd.read_csv(truth_path)
     keys = {c: pseudonymise(DEMO_PII_KEY, c) for c in truth.client_id.unique()}
     truth["client_key"] = truth.client_id.map(keys)
-    feats["rule"] = rules.assign(feats)
-    feats["baseline"] = plain_baseline(feats.drop(columns=["segment_id", "rule"]), k or 6)
-    loans = truth.merge(feats[["client_key", "segment_id", "rule", "baseline"]], on="client_key", how="inner")
+    others = compare_methods(feats.drop(columns=["segment_id"]), k or 6, k or 6)
+    labels = feats[["client_key", "segment_id"]].rename(columns={"segment_id": "model"}).assign(**others)
+    loans = truth.merge(labels, on="client_key", how="inner")
     cut = split_year(loans.approval_fy)
     y = loans.charged_off.astype(bool)
-    res = {m: out_of_time_auc(loans[col], y, loans.approval_fy, cut)
-           for m, col in (("model", "segment_id"), ("rule segmentation", "rule"), ("plain baseline", "baseline"))}
+    res = {m: out_of_time_auc(loans[m], y, loans.approval_fy, cut) for m in ("model", *others)}
+    rates = y.groupby(loans.model).transform("mean")
+    res["_in_sample_auc"] = auc(rates.to_numpy(), y.to_numpy())
     res["_split"] = {"cut_fy": cut, "loans": len(loans), "scored_clients": len(feats)}
     return Row("sba", None, len(feats), published, k, None, None, round(min_j, 3) if min_j is not None else None,
                round(secs)), res
@@ -215,25 +220,55 @@ def measure_sba(root: Path, secs: float = 0.0) -> tuple[Row, dict]:
 
 # ------------------------------------------------------------------------------------------------ report
 
+METHOD_ORDER = ("plain baseline", "gaussian mixture", "gower k-medoids", "rule segmentation")
+
+
+def deciding_score(rows: list[Row], sba: dict) -> dict[str, float]:
+    """S per method (docs/segmentation.md, "Choosing the method"): mean over the generated datasets of ARI minus the
+    plain baseline's ARI, plus the SBA out-of-time AUC minus the rule segmentation's."""
+    gen = [r for r in rows if r.case != "sba" and r.ari is not None and r.methods]
+    out = {}
+    for m in ("model", *METHOD_ORDER):
+        if not gen:
+            break
+        ari = [r.ari if m == "model" else r.methods[m] for r in gen]
+        s = float(np.mean([a - r.methods["plain baseline"] for a, r in zip(ari, gen)]))
+        if sba and m in sba:
+            s += sba[m]["auc"] - sba["rule segmentation"]["auc"]
+        out[m] = round(s, 3)
+    return out
+
+
 def render(rows: list[Row], sba: dict, meta: dict) -> str:
-    lines = [START, "", f"Measured by `lendseg evaluate` ({meta['when']}; {meta['clients']} generated clients, "
-             f"{meta['months']} months per scenario run; first `daily_refresh` in a fresh data dir).", "",
-             "| scenario | seed | clients | first run published model segments | k | ARI | baseline ARI | "
-             "min clusterboot Jaccard | run s |", "|---|---:|---:|---|---:|---:|---:|---:|---:|"]
     f = lambda v: "-" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)  # noqa: E731
+    lines = [START, "", f"Measured by `lendseg evaluate` ({meta['when']}; {meta['clients']} generated clients, "
+             f"{meta['months']} months per scenario run; first `daily_refresh` in a fresh data dir). ARI against the "
+             "planted archetypes (prospects are not scored); the plain baseline at the true number of archetypes, "
+             "the alternatives at the model's k.", "",
+             "| scenario | seed | clients | first run published model segments | k (true) | ARI model | plain baseline | "
+             "gaussian mixture | gower k-medoids | rule segmentation | min clusterboot Jaccard | run s |",
+             "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
-        lines.append(f"| {r.case} | {f(r.seed)} | {r.clients} | {'yes' if r.published_model else 'no'} | {f(r.k)} | "
-                     f"{f(r.ari)} | {f(r.baseline_ari)} | {f(r.min_jaccard)} | {r.run_s} |"
-                     + (f" {r.note}" if r.note else ""))
+        if r.case == "sba":
+            continue
+        m = r.methods or {}
+        lines.append(f"| {r.case} | {f(r.seed)} | {r.clients} | {'yes' if r.published_model else 'no'} | {f(r.k)} "
+                     f"({f(r.true_k)}) | {f(r.ari)} | " + " | ".join(f(m.get(x)) for x in METHOD_ORDER)
+                     + f" | {f(r.min_jaccard)} | {r.run_s} |" + (f" {r.note}" if r.note else ""))
     if sba:
         sp = sba["_split"]
         lines += ["", f"SBA out of time: charge-off rates per segment from loans approved in FY <= {sp['cut_fy']}, "
                   f"AUC on the later loans ({sba['model']['late_loans']} of {sp['loans']}), bootstrap 95 % "
-                  f"interval ({N_BOOT} resamples).", "", "| method | segments | AUC | 95 % interval |",
-                  "|---|---:|---:|---|"]
-        for m in ("model", "rule segmentation", "plain baseline"):
-            a = sba[m]
-            lines.append(f"| {m} | {a['segments']} | {a['auc']:.3f} | {a['lo']:.3f} - {a['hi']:.3f} |")
+                  f"interval ({N_BOOT} resamples). In-sample charge-off AUC of the model's segments: "
+                  f"{sba['_in_sample_auc']:.3f}.", "", "| method | segments | AUC | 95 % interval |", "|---|---:|---:|---|"]
+        for m in ("model", *METHOD_ORDER):
+            if m in sba:
+                a = sba[m]
+                lines.append(f"| {m} | {a['segments']} | {a['auc']:.3f} | {a['lo']:.3f} - {a['hi']:.3f} |")
+    score = deciding_score(rows, sba)
+    if score:
+        lines += ["", "Deciding score S (higher is better; the plain baseline scores the SBA term only): "
+                  + ", ".join(f"{m} **{v:+.3f}**" for m, v in score.items()) + "."]
     lines += ["", END]
     return "\n".join(lines)
 

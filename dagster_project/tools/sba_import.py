@@ -1,4 +1,4 @@
-"""``lendseg import-sba``: real U.S. SBA 7(a) loans mapped onto landing contract v1 (docs/sba_import.md).
+"""``lendseg import-sba``: real U.S. SBA 7(a) loans mapped onto landing contract v1.1 (docs/sba_import.md).
 
 Input: the SBA's own columns (``LoanNr_ChkDgt, Name, City, State, Zip, Bank, BankState, NAICS, ApprovalDate,
 ApprovalFY, Term, NoEmp, NewExist, CreateJob, RetainedJob, FranchiseCode, UrbanRural, RevLineCr, LowDoc,
@@ -14,7 +14,8 @@ Rules (each one documented in docs/sba_import.md):
 * **Amounts** USD -> CNY at :data:`USD_CNY` (a fixed rate for scale only; ``$60,000.00`` and ``60000`` both read).
 * **Known at approval / disbursement only**: a bureau-like report per loan dated at approval (debt applied
   for, SBA-guaranteed part as collateral, approvals of the borrower in the 6 months before); one usage row per
-  loan in its disbursement month (limit, drawn amount; not yet past due). Everything SBA does not record
+  loan in its disbursement month (limit, drawn amount, ``Term`` as ``term_months``; not yet past due). Everything
+  SBA does not record (the loan's security among them: ``security_type`` stays empty)
   (bureau score, revenue, assets, founding date, province, channel, ...) stays **empty**.
 * Loans approved or disbursed before 1990 are left out (contract v1 rejects earlier reports and snapshots).
 * **Outcome** (``MIS_Status``, ``ChgOffDate``, ``ChgOffPrinGr``) never reaches the landing zone: it goes to
@@ -42,7 +43,8 @@ BUREAU_COLUMNS = ("report_id", "client_id", "report_date", "bureau_score", "tota
                   "max_days_past_due_12m", "defaults_5y", "inquiries_6m", "collateral_value", "operating_cash_flow",
                   "debt_service_12m", "current_ratio", "debt_to_equity", "legal_judgments")
 USAGE_COLUMNS = ("snapshot_month", "account_id", "client_id", "product_code", "credit_limit", "outstanding_balance",
-                 "drawdown_amount", "repayment_amount", "days_past_due", "interaction_count", "channel")
+                 "drawdown_amount", "repayment_amount", "days_past_due", "interaction_count", "channel", "term_months",
+                 "security_type")
 
 
 def parse_amount(values: pd.Series) -> pd.Series:
@@ -76,6 +78,12 @@ def map_naics(codes: pd.Series, mapping: dict[str, str]) -> pd.Series:
         return next((mapping[c[:w]] for w in widths if c[:w] in mapping), None)
 
     return codes.map(one)
+
+
+def term_months(values: pd.Series) -> pd.Series:
+    """SBA ``Term`` (months) -> contract v1.1 ``term_months``; 0, missing or beyond 600 (the contract's range) -> empty."""
+    t = pd.to_numeric(values, errors="coerce")
+    return t.where((t >= 1) & (t <= 600)).round().astype("Int64")
 
 
 def _money(v: pd.Series, rate: float) -> pd.Series:
@@ -129,7 +137,8 @@ def build(loans: pd.DataFrame, rate: float = USD_CNY, mapping: dict[str, str] | 
         "account_id": "SBA-" + df.loan_id, "client_id": df.client_id,
         "product_code": np.where(revolving.fillna(False), "revolving_credit", "term_loan"),
         "credit_limit": _money(df.GrAppv, rate), "outstanding_balance": _money(df.DisbursementGross, rate),
-        "drawdown_amount": _money(df.DisbursementGross, rate), "days_past_due": 0})
+        "drawdown_amount": _money(df.DisbursementGross, rate), "days_past_due": 0,
+        "term_months": term_months(df.get("Term", pd.Series(np.nan, index=df.index)))})
     for c in USAGE_COLUMNS:
         if c not in usage:
             usage[c] = None

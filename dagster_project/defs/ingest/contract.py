@@ -1,4 +1,7 @@
-"""Landing-zone contract v1: the columns each source must deliver, their types and what is personal data.
+"""Landing-zone contract v1.1: the columns each source must deliver, their types and what is personal data.
+
+v1.1 adds two optional product-usage columns (``term_months``, ``security_type``): a file may leave them out of its
+header altogether (``Column.header_optional``), so every v1 file stays valid.
 
 Documented for upstream teams in ``docs/landing_contract.md``. Pure data and pure functions only, so the
 contract itself is unit-tested; ``ingest.py`` turns it into DuckDB SQL.
@@ -54,6 +57,7 @@ class Column:
     required: bool = False
     pii: Pii = None  # "drop": never read into DuckDB; "hmac": replaced by a keyed pseudonym
     range: Range | None = None  # every numeric and date column has one (tests/unit/ingest/test_contract.py)
+    header_optional: bool = False  # v1.1 column: a delivery may omit it from its header (read as empty)
 
     @property
     def stored_name(self) -> str:
@@ -152,6 +156,11 @@ SOURCES: dict[str, Source] = {
             Column("interaction_count", I,
                    range=Range(0, 100_000, "contacts in one month (over 3,000 a day at the ceiling)")),
             Column("channel", V),
+            # v1.1 facility terms, optional in the header (files without them stay valid)
+            Column("term_months", I, header_optional=True,
+                   range=Range(1, 600, "original term of the facility in months; 50 years covers the longest "
+                                       "project-finance and mortgage tenors")),
+            Column("security_type", V, header_optional=True),
         ),
         key=("account_key", "snapshot_month"),
         upsert="replace_key",
@@ -184,10 +193,13 @@ def ranged_columns(source: Source) -> tuple[Column, ...]:
     return tuple(c for c in source.kept if c.range is not None)
 
 
+SECURITY_TYPES: tuple[str, ...] = ("unsecured", "guaranteed", "mortgage", "pledge")  # 担保方式: 信用 保证 抵押 质押
+
+
 def missing_columns(source: Source, delivered: list[str]) -> list[str]:
-    """Contract columns absent from a delivery's header (exact, case-sensitive names)."""
+    """Contract columns absent from a delivery's header (exact, case-sensitive names); v1.1's optional ones may be."""
     present = set(delivered)
-    return [c.name for c in source.columns if c.name not in present]
+    return [c.name for c in source.columns if c.name not in present and not c.header_optional]
 
 
 def unexpected_columns(source: Source, delivered: list[str]) -> list[str]:

@@ -107,10 +107,39 @@ def ensure_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(f"CREATE TABLE IF NOT EXISTS raw.{src.name}_history ({cols}, _source_file VARCHAR, "
                     f"_source_checksum VARCHAR, _source_row BIGINT, _ingested_at TIMESTAMP, _replaced_at TIMESTAMP, "
                     f"_replaced_by_file VARCHAR, _replaced_by_row BIGINT)")
+    for src in SOURCES.values():
+        for table in (src.name, f"{src.name}_held", f"{src.name}_history"):
+            add_contract_columns(con, src, table)
     con.execute("CREATE TABLE IF NOT EXISTS raw._deliveries (source VARCHAR, file_name VARCHAR, checksum VARCHAR)")
     for col, typ in LEDGER_COLUMNS:  # additive migrations of build databases made by earlier versions
         con.execute(f"ALTER TABLE raw._deliveries ADD COLUMN IF NOT EXISTS {col} {typ}")
     con.execute("CREATE TABLE IF NOT EXISTS raw._build_info (key_id VARCHAR, created_at TIMESTAMP)")
+
+
+def add_contract_columns(con: duckdb.DuckDBPyConnection, src: Source, table: str) -> None:
+    """Upgrade a raw table made under an earlier contract version: its columns in today's order, new ones empty.
+
+    Loading inserts by position (contract columns, then lineage), so a column added by a later contract version
+    (v1.1's ``term_months``, ``security_type``) must sit where the contract puts it, not at the end: the table is
+    rewritten once, in one transaction, keeping every row and its lineage.
+    """
+    have = [r[0] for r in con.execute("SELECT column_name FROM duckdb_columns() WHERE schema_name = 'raw' "
+                                      "AND table_name = ? ORDER BY column_index", [table]).fetchall()]
+    missing = [c for c in src.kept if c.stored_name not in have]
+    if not have or not missing:
+        return
+    kept = {c.stored_name for c in src.kept}
+    cols = [f'"{c.stored_name}"' if c.stored_name in have else f'NULL::{c.type} AS "{c.stored_name}"'
+            for c in src.kept] + [f'"{c}"' for c in have if c not in kept]
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(f"CREATE TABLE raw.{table}__upgrade AS SELECT {', '.join(cols)} FROM raw.{table}")
+        con.execute(f"DROP TABLE raw.{table}")
+        con.execute(f"ALTER TABLE raw.{table}__upgrade RENAME TO {table}")
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
 
 
 def check_key_id(con: duckdb.DuckDBPyConnection, key_id: str) -> None:
@@ -134,8 +163,11 @@ def delivered_columns(con: duckdb.DuckDBPyConnection, path: Path) -> list[str]:
 
 def stage_sql(src: Source, path: Path, key: str, header: list[str]) -> str:
     """SELECT of the delivery as trimmed text, with PII dropped or pseudonymised inside the read query."""
-    exprs = []
+    exprs, present = [], set(header)
     for c in src.kept:
+        if c.name not in present:  # a v1.1 column the delivery leaves out (contract.missing_columns allowed it)
+            exprs.append(f"NULL::VARCHAR AS \"{c.stored_name}\"")
+            continue
         text = f"NULLIF(TRIM(CAST(\"{c.name}\" AS VARCHAR)), '')"
         exprs.append(f"{hmac_sql(key, text)} AS \"{c.stored_name}\"" if c.pii == "hmac" else f"{text} AS \"{c.name}\"")
     return f"SELECT {', '.join(exprs)} FROM {reader_sql(path, header)}"
@@ -194,7 +226,7 @@ def stage_to_scratch(con: duckdb.DuckDBPyConnection, src: Source, d: Delivery, k
     try:
         header = delivered_columns(con, d.path)
         if missing := missing_columns(src, header):
-            raise DeliveryRejected(d.path, src.name, [Breach("missing_column", m, "required by contract v1") for m in missing])
+            raise DeliveryRejected(d.path, src.name, [Breach("missing_column", m, "required by contract v1.1") for m in missing])
         con.execute(f"ATTACH '{scratch}' AS stg")
         try:
             con.execute(f"CREATE TABLE stg.stage AS {stage_sql(src, d.path, key, header)}")

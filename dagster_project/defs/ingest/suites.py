@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from dagster_project.defs.ingest.contract import SOURCES, ranged_columns
+from dagster_project.defs.ingest.contract import SECURITY_TYPES, SOURCES, ranged_columns
 
 PRODUCT_CODES = ["term_loan", "revolving_credit", "project_finance", "trade_finance", "ip_pledge_loan",
                  "equipment_leasing", "supply_chain_finance", "startup_credit_loan"]
@@ -79,6 +79,8 @@ def rules(source: str, today: date) -> list[Rule]:
                  {"column": "channel", "value_set": ["branch", "online", "relationship_manager"]}),
             Rule("first_of_month:snapshot_month", "ExpectColumnValuesToBeInSet",
                  {"column": "snapshot_day", "value_set": [1]}),
+            Rule("accepted:security_type", "ExpectColumnValuesToBeInSet",
+                 {"column": "security_type", "value_set": list(SECURITY_TYPES)}),
         ]
     if source == "review_decisions":
         return common + [

@@ -39,10 +39,12 @@ class K:
 
 
 CHECK_DESCRIPTIONS = {
-    "segment_min_share": f"Every segment holds at least {seg.MIN_SEGMENT_SHARE:.0%} of the clients.",
-    "silhouette_floor": f"Silhouette of the chosen k (seeded sample) is at least {seg.SILHOUETTE_FLOOR}.",
-    "stability_clusterboot": f"clusterboot: >= 20 refits (LENDSEG_SEG_MIN_REFITS) on {seg.BOOTSTRAP_FRACTION:.0%} subsamples; every segment's "
-                             f"mean best-match Jaccard >= {seg.JACCARD_FLOOR}; mean ARI reported.",
+    "segment_min_share": f"Promotion check: every segment holds at least {seg.MIN_SEGMENT_SHARE:.0%} of the clients.",
+    "silhouette_floor": "Promotion check: silhouette of the chosen k on the training sample is at least "
+                        "LENDSEG_SEG_SILHOUETTE_FLOOR.",
+    "stability_clusterboot": f"Promotion check: clusterboot, >= 20 refits (LENDSEG_SEG_MIN_REFITS) on "
+                             f"{seg.BOOTSTRAP_FRACTION:.0%} subsamples; every segment's mean best-match Jaccard >= "
+                             f"{seg.JACCARD_FLOOR} (Hennig: stable); mean ARI reported.",
 }
 
 
@@ -50,13 +52,15 @@ CHECK_DESCRIPTIONS = {
     group_name="ml_training",
     kinds={"python", "scikitlearn"},
     deps=[K.FEATURES],
-    # Not blocking: a failing challenger is not promoted (champion_model decides), but the run still rescores
-    # with the champion and publishes; failures are WARN-severity results, in the audit store and an alert.
+    # ERROR severity, not blocking the run: a failing challenger is not promoted (champion_model decides), the
+    # champion rescores and the run publishes; failures also go to the audit store and an alert.
     check_specs=[dg.AssetCheckSpec(n, asset="segmentation_model", blocking=False, description=d)
                  for n, d in CHECK_DESCRIPTIONS.items()],
-    description="Trains a challenger segmentation model (ColumnTransformer + KMeans, k by silhouette in 4-10) on "
-                "every scorable client of marts.client_features, matches its segments to the champion's (Hungarian), "
-                "stores it as a new version in $LENDSEG_MODEL_DIR. Blocking checks gate promotion.",
+    description="Trains a challenger segmentation model on the training sample of marts.client_features (up to "
+                f"{seg.TRAINING_SAMPLE:,} clients drawn without reference to the key): every business dimension at "
+                "its documented weight, k-means, k chosen within Hennig's stable band by clusterboot (the promotion "
+                "check's own measure), segments matched to the champion's (Hungarian); stored as a new version in "
+                "$LENDSEG_MODEL_DIR. Its checks decide promotion in champion_model.",
 )
 def segmentation_model(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
     s = warehouse.settings
@@ -66,7 +70,7 @@ def segmentation_model(context: dg.AssetExecutionContext, warehouse: Warehouse) 
     with connect(s) as con:
         sync_model_tables(con, mdir)
     record_checks(s, context.run_id, meta, "segmentation_model")
-    checks = [dg.AssetCheckResult(check_name=n, passed=bool(c["passed"]), severity=dg.AssetCheckSeverity.WARN,
+    checks = [dg.AssetCheckResult(check_name=n, passed=bool(c["passed"]), severity=dg.AssetCheckSeverity.ERROR,
                                   metadata=views.check_metadata(c))
               for n, c in meta["checks"].items()]
     return dg.MaterializeResult(metadata={
@@ -146,8 +150,8 @@ def segment_scoring(context: dg.AssetExecutionContext, warehouse: Warehouse):
     mdir = model_dir(s)
     fallback = sc.version == rules.RULES_VERSION
     meta = {"checks": {}} if fallback else load_meta(mdir, sc.version)
-    if sc.bootstrap and not fallback:  # the model trained here is segmentation_model's: show it there (ml_views.py)
-        for event in views.bootstrap_events(mdir / sc.version, meta, sc.version):
+    if sc.bootstrap and not fallback:  # the model trained and promoted here: shown on its own assets (views.py)
+        for event in views.bootstrap_events(mdir / sc.version, meta, sc.version, sc.bootstrap.get("replaces")):
             context.log_event(event)
     with connect(s, read_only=True) as con:
         n_feat, n_dist = con.execute("SELECT count(*), count(DISTINCT client_key) FROM marts.client_features").fetchone()
@@ -156,12 +160,12 @@ def segment_scoring(context: dg.AssetExecutionContext, warehouse: Warehouse):
             "(SELECT count(*) FROM marts.client_features f WHERE NOT EXISTS "
             "(SELECT 1 FROM ml.segment_assignments a WHERE a.client_key = f.client_key)) FROM ml.segment_assignments").fetchone()
     mix_psi = float(sc.drift.loc[sc.drift.kind == "segment_mix", "psi"].iloc[0]) if not fallback else 0.0
-    mix_md = pd.DataFrame([{"segment_id": k, "clients": v, "share": v / max(sc.clients, 1)} for k, v in sorted(sc.mix.items())])
+    mix_md = views.segment_mix_md(sc.mix, sc.clients, mdir)
     yield dg.MaterializeResult(asset_key=K.ASSIGNMENTS, metadata={
         "model_version": sc.version, "as_of_date": str(sc.as_of_date), "dagster/row_count": sc.clients,
         "low_confidence": sc.low_confidence, "review_threshold": s.seg_review_confidence,
         "bootstrap": dg.MetadataValue.json(sc.bootstrap or {"bootstrap": False}),
-        "segment_mix": dg.MetadataValue.md(mix_md.to_markdown(index=False, floatfmt=".3f"))})
+        "segment_mix": dg.MetadataValue.md(mix_md)})
     yield dg.MaterializeResult(asset_key=K.SNAPSHOTS, metadata={"as_of_date": str(sc.as_of_date)})
     yield dg.MaterializeResult(asset_key=K.DRIFT, metadata={
         "drift_chart": dg.MetadataValue.md(md_png(drift_png(sc.drift), "PSI by feature")),

@@ -1,183 +1,217 @@
 """The client segmentation model as pure, typed functions (no Dagster, no database).
 
-``training.py`` and ``scoring.py`` use them, ``naming.py`` explains the segments; ``docs/segmentation.md`` documents every choice made here.
+``training.py`` and ``scoring.py`` use them; ``features.py`` defines the space the clients are placed in;
+``docs/segmentation.md`` documents every choice made here.
 
-* :func:`prepare` turns rows of ``marts.client_features`` into the model's input frame (derived
-  ``industry_family``, one bureau-missing indicator, clipped ratios, log1p counts).
-* :func:`build_pipeline` is the scikit-learn ``Pipeline``: a ``ColumnTransformer`` (log1p + RobustScaler
-  for skewed amounts, StandardScaler for the rest, median imputation of missing bureau values plus an
-  explicit indicator, one-hot industry family, fixed group weights) and ``KMeans``.
-* :func:`select_k` scores k in ``K_RANGE`` by silhouette (and reports Davies-Bouldin) on a seeded sample.
-* :func:`confidence` is the relative margin between nearest and second-nearest centroid.
-* :func:`match_segments` keeps segment ids stable across retrains (Hungarian matching on overlap).
-* :func:`clusterboot` measures stability (Hennig's clusterboot on subsamples: Jaccard per segment, ARI).
-* :func:`psi` is the population stability index.
+* :func:`training_sample` - the clients a model is trained on: ordered by their feature values alone and drawn
+  with a fixed seed, so neither the pseudonymisation key nor the delivery order can change the model.
+* :func:`fit_centers` - k-means (k-means++ restarts), then every cluster under ``MIN_SEGMENT_SHARE`` is dissolved
+  into its nearest neighbours (a distinct 1-2 % group neither vetoes a k nor becomes a segment that fails the share
+  rule) and the remaining centroids are refined.
+* :func:`clusterboot` - Hennig's clusterboot: the same fit on ``BOOTSTRAP_FRACTION`` subsamples, per segment the
+  mean best-match Jaccard.
+* :func:`select_k` - every k in ``K_RANGE`` fitted and bootstrapped exactly as the blocking check measures it; among
+  the k whose every segment is stable (>= ``JACCARD_FLOOR``, Hennig's stable band) and holds its share, the one
+  with the most segments. The model is that fit, so the chosen model cannot fail stability afterwards.
+* :func:`confidence`, :func:`match_segments` (stable ids across retrains), :func:`psi` and drift bins.
 """
 
 from __future__ import annotations
 
 import hashlib
-import math
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from scipy.optimize import linear_sum_assignment
+from sklearn.base import BaseEstimator
 from sklearn.cluster import KMeans
-from sklearn.compose import ColumnTransformer
-from sklearn.impute import SimpleImputer
-from sklearn.metrics import adjusted_rand_score, davies_bouldin_score, silhouette_score
+from sklearn.metrics import davies_bouldin_score, silhouette_score
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, RobustScaler, StandardScaler
 
+from dagster_project.defs.segmentation.features import DimensionScaler
+
+MODEL_FAMILY = "dimensions-v2"               # metadata marker: models of this code (older champions: legacy.py)
 SEED = 20240601
-K_RANGE: tuple[int, int] = (4, 10)          # k is chosen in this range (inclusive): see select_k
-SELECTION_SAMPLE = 3000                     # seeded sample size for the k curve and the silhouette check
+K_RANGE: tuple[int, int] = (4, 10)          # k tried (inclusive); dissolved small clusters can leave fewer segments
+TRAINING_SAMPLE = 5000                      # clients a model is trained, selected and bootstrapped on (all below)
 MIN_SEGMENT_SHARE = 0.02                    # blocking: every segment holds >= 2 % of the clients
-SILHOUETTE_FLOOR = 0.20                     # blocking: silhouette of the chosen k on the sample
-JACCARD_FLOOR = 0.60                        # blocking: clusterboot mean Jaccard of every segment
+SILHOUETTE_FLOOR = 0.10                     # blocking: silhouette of the chosen k on the training sample
+JACCARD_FLOOR = 0.75                        # blocking: clusterboot mean Jaccard of every segment (Hennig: stable)
+HIGHLY_STABLE = 0.85                        # Hennig's "highly stable" band (shown on the k chart)
+SCREEN_REFITS, SCREEN_JACCARD = 5, 0.60     # selection: a k below 0.60 after 5 refits is not refitted further
 BOOTSTRAP_FRACTION = 0.80                   # clusterboot subsample share (without replacement)
+RESTARTS = 4                                # k-means++ restarts of every fit (model and refits alike)
 MATCH_MIN_JACCARD = 0.30                    # a retrained cluster keeps a champion id only above this overlap
 PSI_MODERATE, PSI_SIGNIFICANT = 0.10, 0.25  # PSI conventions: < 0.10 stable, 0.10-0.25 moderate, > 0.25 significant
 
 
-@dataclass(frozen=True)
-class FeatureGroup:
-    name: str
-    columns: tuple[str, ...]
-    transform: str  # "log_robust" | "log_standard" | "standard"
-    weight: float
-    bureau: bool = False  # missing when the client has no bureau report (median-imputed; see bureau_missing)
+class CentroidModel(BaseEstimator):
+    """Nearest-centroid assignment in the model's space: ``transform`` gives distances, ``predict`` the label."""
+
+    def __init__(self, centers: np.ndarray | None = None):
+        self.centers = centers
+
+    def fit(self, z=None, y=None) -> "CentroidModel":
+        self.cluster_centers_ = np.asarray(self.centers, dtype=float)
+        self.n_clusters = len(self.cluster_centers_)
+        return self
+
+    def transform(self, z: np.ndarray) -> np.ndarray:
+        return distances(np.asarray(z, dtype=float), self.cluster_centers_)
+
+    def predict(self, z: np.ndarray) -> np.ndarray:
+        return self.transform(z).argmin(axis=1)
 
 
-FEATURE_GROUPS: tuple[FeatureGroup, ...] = (
-    FeatureGroup("size", ("annual_revenue", "employee_count", "total_assets", "total_credit_limit"), "log_robust", 1.0),
-    FeatureGroup("age", ("firm_age_months",), "log_standard", 2.0),
-    FeatureGroup("credit", ("bureau_score", "debt_to_assets", "collateral_coverage", "inquiries_6m", "legal_judgments"),
-                 "standard", 1.0, bureau=True),
-    FeatureGroup("stress", ("bureau_max_days_past_due_12m", "months_in_arrears_12m", "bureau_score_change_12m",
-                            "negative_cash_flow_share"), "standard", 1.0, bureau=True),
-    FeatureGroup("usage", ("avg_utilisation_12m",), "standard", 0.5),
-    FeatureGroup("channel", ("online_share_12m", "branch_share_12m", "relationship_manager_share_12m"), "standard", 0.3),
-)
-CATEGORICAL: tuple[str, ...] = ("industry_family",)
-CATEGORICAL_WEIGHT = 2.0
-INDICATOR = "bureau_missing"
-INDICATOR_WEIGHT = 0.5
-NUMERIC: tuple[str, ...] = tuple(c for g in FEATURE_GROUPS for c in g.columns)
-FEATURES: tuple[str, ...] = (*NUMERIC, *CATEGORICAL, INDICATOR)
-# Columns of marts.client_features the model reads (besides client_key).
-SOURCE_COLUMNS: tuple[str, ...] = tuple(dict.fromkeys(
-    (*[c for c in NUMERIC], "has_bureau_report", "technology_firm", "industry_section", "industry_risk_class")))
-LOG1P_BEFORE = ("bureau_max_days_past_due_12m", "inquiries_6m", "legal_judgments")  # counts with long tails
-CLIPS = {"debt_to_assets": (0.0, 3.0), "collateral_coverage": (0.0, 5.0), "avg_utilisation_12m": (0.0, 1.5)}
-SERVICE_SECTIONS = ("F", "G", "H", "K", "L")
+def distances(z: np.ndarray, centers: np.ndarray) -> np.ndarray:
+    """Euclidean distances (n, k) without an (n, k, d) intermediate."""
+    sq = (z ** 2).sum(axis=1)[:, None] - 2.0 * z @ centers.T + (centers ** 2).sum(axis=1)[None, :]
+    return np.sqrt(np.maximum(sq, 0.0))
 
 
-def industry_family(section: pd.Series, technology: pd.Series, risk_class: pd.Series) -> pd.Series:
-    """technology (technology_firm) > manufacturing (section C) > high_risk (risk class high) > services > other."""
-    tech = technology.fillna(False).astype(bool).to_numpy()
-    sec = section.fillna("").astype(str).to_numpy()
-    risk = risk_class.fillna("").astype(str).to_numpy()
-    return pd.Series(np.select(
-        [tech, sec == "C", risk == "high", np.isin(sec, SERVICE_SECTIONS)],
-        ["technology", "manufacturing", "high_risk", "services"], "other"), index=section.index)
+def key_free_order(z: np.ndarray) -> np.ndarray:
+    """Row order from the feature values alone (lexicographic on values rounded to 9 decimals)."""
+    return np.lexsort(np.round(z, 9).T[::-1]) if len(z) else np.arange(0)
 
 
-def prepare(features: pd.DataFrame) -> pd.DataFrame:
-    """Model input from client_features rows: numeric floats (clipped / log1p counts), family, indicator."""
-    out = pd.DataFrame(index=features.index)
-    for c in NUMERIC:
-        v = pd.to_numeric(features[c], errors="coerce").astype(float)
-        if c in CLIPS:
-            v = v.clip(*CLIPS[c])
-        if c in LOG1P_BEFORE:
-            v = np.log1p(v.clip(lower=0))
-        out[c] = v
-    out["industry_family"] = industry_family(features["industry_section"], features["technology_firm"],
-                                             features["industry_risk_class"])
-    out[INDICATOR] = (~features["has_bureau_report"].fillna(False).astype(bool)).astype(float)
-    return out
+def training_sample(z: np.ndarray, size: int = TRAINING_SAMPLE, seed: int = SEED) -> np.ndarray:
+    """Row positions of the training sample: all rows (at most ``size``), in key-free order, drawn with ``seed``."""
+    order = key_free_order(z)
+    if len(order) <= size:
+        return order
+    return order[np.sort(np.random.default_rng(seed).choice(len(order), size=size, replace=False))]
 
 
-def _numeric_pipeline(transform: str) -> Pipeline:
-    steps: list = [("impute", SimpleImputer(strategy="median", keep_empty_features=True))]
-    if transform.startswith("log"):
-        steps.append(("log1p", FunctionTransformer(np.log1p, feature_names_out="one-to-one")))
-    steps.append(("scale", RobustScaler() if transform == "log_robust" else StandardScaler()))
-    return Pipeline(steps)
-
-
-def build_pipeline(k: int, seed: int = SEED) -> Pipeline:
-    """Preprocessing (ColumnTransformer) + KMeans(k) with fixed seeds and group weights."""
-    transformers: list = [(g.name, _numeric_pipeline(g.transform), list(g.columns)) for g in FEATURE_GROUPS]
-    transformers.append(("industry", OneHotEncoder(handle_unknown="ignore", sparse_output=False), list(CATEGORICAL)))
-    transformers.append(("bureau_missing", "passthrough", [INDICATOR]))
-    weights = {g.name: g.weight for g in FEATURE_GROUPS} | {"industry": CATEGORICAL_WEIGHT,
-                                                            "bureau_missing": INDICATOR_WEIGHT}
-    pre = ColumnTransformer(transformers, transformer_weights=weights, remainder="drop")
-    return Pipeline([("preprocess", pre), ("cluster", KMeans(n_clusters=k, n_init=10, random_state=seed))])
-
-
-def sample_index(n: int, size: int, seed: int = SEED) -> np.ndarray:
-    """Sorted seeded sample of row positions (all rows when n <= size)."""
-    if n <= size:
-        return np.arange(n)
-    return np.sort(np.random.default_rng(seed).choice(n, size=size, replace=False))
-
-
-def select_k(x: pd.DataFrame, k_range: tuple[int, int] = K_RANGE, seed: int = SEED,
-             sample: int = SELECTION_SAMPLE, quick_refits: int = 5) -> tuple[int, pd.DataFrame]:
-    """Choose k: the best silhouette among the k that would pass the blocking checks.
-
-    Every k in ``k_range`` is fitted on ``x`` (prepared, sorted by client_key) and scored on a seeded
-    sample (silhouette, Davies-Bouldin). A quick clusterboot (``quick_refits`` refits on the sample) and the
-    smallest segment share tell which k are admissible (min Jaccard >= JACCARD_FLOOR, every segment >=
-    MIN_SEGMENT_SHARE). The admissible k with the highest silhouette (ties to 3 decimals: smaller k) wins;
-    when none is admissible, the best silhouette overall (the blocking checks will then say why).
-    Returns (k, curve with k, silhouette, davies_bouldin, inertia, min_share, quick_min_jaccard, admissible).
-    """
-    idx = sample_index(len(x), sample, seed)
-    rows = []
-    for k in range(k_range[0], k_range[1] + 1):
-        if k >= len(x):
+def fit_centers(z: np.ndarray, k: int, seed: int = SEED, min_share: float = MIN_SEGMENT_SHARE,
+                restarts: int = RESTARTS, refine: int = 10) -> np.ndarray:
+    """k-means centroids with the clusters under ``min_share`` dissolved into their neighbours, then refined."""
+    km = KMeans(n_clusters=min(k, len(z)), n_init=restarts, random_state=seed).fit(z)
+    counts = np.bincount(km.labels_, minlength=km.n_clusters)
+    keep = counts / len(z) >= min_share
+    centers = km.cluster_centers_[keep] if keep.any() else km.cluster_centers_[[int(counts.argmax())]]
+    for _ in range(refine if not keep.all() else 0):
+        lab = distances(z, centers).argmin(axis=1)
+        new = np.array([z[lab == j].mean(axis=0) if (lab == j).any() else centers[j] for j in range(len(centers))])
+        if np.allclose(new, centers):
             break
-        pipe = build_pipeline(k, seed).fit(x)
-        z = pipe[:-1].transform(x.iloc[idx])
-        lab = pipe[-1].predict(z)
-        ok = len(set(lab)) > 1
-        min_share = float(pd.Series(pipe[-1].labels_).value_counts(normalize=True).min())
-        quick = clusterboot(x.iloc[idx], pipe[-1].labels_[idx], k, refits=quick_refits, seed=seed)
-        min_j = min(quick.jaccard.values())
-        rows.append({"k": k, "silhouette": float(silhouette_score(z, lab)) if ok else -1.0,
-                     "davies_bouldin": float(davies_bouldin_score(z, lab)) if ok else math.inf,
-                     "inertia": float(pipe[-1].inertia_), "min_share": min_share, "quick_min_jaccard": min_j,
-                     "admissible": bool(min_share >= MIN_SEGMENT_SHARE and min_j >= JACCARD_FLOOR)})
-    curve = pd.DataFrame(rows)
-    pool = curve[curve.admissible] if curve.admissible.any() else curve
-    best = pool.assign(s=pool.silhouette.round(3)).sort_values(["s", "k"], ascending=[False, True]).iloc[0]
-    return int(best.k), curve
-
-
-def confidence(distances: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(nearest centroid label, confidence) from a (n, k) distance matrix.
-
-    confidence = 1 - d_nearest / d_second: 0 when the client sits exactly between two centroids, 1 on its
-    centroid. Ties break to the lower label, like KMeans.predict.
-    """
-    order = np.argsort(distances, axis=1, kind="stable")
-    label = order[:, 0]
-    d1 = np.take_along_axis(distances, order[:, :1], axis=1)[:, 0]
-    d2 = np.take_along_axis(distances, order[:, 1:2], axis=1)[:, 0] if distances.shape[1] > 1 else d1
-    with np.errstate(divide="ignore", invalid="ignore"):
-        conf = np.where(d2 > 0, 1.0 - d1 / d2, 1.0)
-    return label, np.clip(conf, 0.0, 1.0)
+        centers = new
+    return centers
 
 
 def jaccard(a: np.ndarray, b: np.ndarray) -> float:
     """Jaccard index of two boolean membership vectors."""
     union = np.logical_or(a, b).sum()
     return float(np.logical_and(a, b).sum() / union) if union else 0.0
+
+
+@dataclass(frozen=True)
+class Stability:
+    jaccard: dict[int, float]  # label -> mean best-match Jaccard over the refits
+    mean_ari: float
+    refits: int
+    per_refit: dict[int, list[float]] | None = None  # label -> Jaccard of each refit (to continue a run)
+    per_refit_ari: list[float] | None = None
+
+
+def clusterboot(z: np.ndarray, centers: np.ndarray, k: int, refits: int = 20, fraction: float = BOOTSTRAP_FRACTION,
+                seed: int = SEED, first: int = 0, earlier: dict[int, list[float]] | None = None,
+                earlier_ari: list[float] | None = None) -> Stability:
+    """Hennig's clusterboot with subsampling: :func:`fit_centers` (with ``k``) on ``fraction`` of the rows, refits
+    ``first`` .. ``refits - 1`` (refit b draws with seed + 1 + b, so a run continued from ``earlier`` equals one run
+    of all refits); per segment of ``centers`` the mean Jaccard with its most similar refitted cluster."""
+    from sklearn.metrics import adjusted_rand_score
+
+    labels = distances(z, centers).argmin(axis=1)
+    scores: dict[int, list[float]] = {c: list((earlier or {}).get(c, [])) for c in range(len(centers))}
+    aris = list(earlier_ari or [])
+    for b in range(first, refits):
+        rng = np.random.default_rng(seed + 1 + b)
+        idx = np.sort(rng.choice(len(z), size=max(int(fraction * len(z)), k + 1), replace=False))
+        new = distances(z[idx], fit_centers(z[idx], k, seed + 1 + b)).argmin(axis=1)
+        orig = labels[idx]
+        aris.append(adjusted_rand_score(orig, new))
+        for c in scores:
+            member = orig == c
+            scores[c].append(max(jaccard(member, new == n) for n in np.unique(new)) if member.any() else 0.0)
+    return Stability({c: float(np.mean(v)) for c, v in scores.items()}, float(np.mean(aris)), refits,
+                     scores, aris)
+
+
+@dataclass(frozen=True)
+class Selection:
+    k: int                  # k asked of k-means
+    centers: np.ndarray     # the model's centroids (segments after dissolving small clusters)
+    stability: Stability
+    silhouette: float
+    curve: pd.DataFrame     # k, segments, silhouette, davies_bouldin, inertia, min_share, min_jaccard, refits, admissible
+    fits: dict[int, np.ndarray]  # k -> centroids of every k tried
+
+
+def select_k(z: np.ndarray, k_range: tuple[int, int] = K_RANGE, refits: int = 20, seed: int = SEED,
+             log=None) -> Selection:
+    """Fit and bootstrap every k on ``z`` (the training sample); choose within Hennig's stable bands.
+
+    Every k is fitted and given SCREEN_REFITS clusterboot refits; a k with a segment under SCREEN_JACCARD by then is
+    not pursued. The others get all ``refits`` - the blocking check's own measure, continued from the same draws.
+    Admissible: every segment's Jaccard >= JACCARD_FLOOR (Hennig's stable band) and share >= MIN_SEGMENT_SHARE. The
+    chosen k gives the most segments among the admissible ones: a real segment split in two does not come back in
+    the refits, two real segments merged do, so the finest stable partition is the one the data support (ties: the
+    more stable). When no k is admissible the most stable one is returned and the blocking check says why.
+    """
+    rows, fits = [], {}
+    for k in range(k_range[0], k_range[1] + 1):
+        if k >= len(z):
+            break
+        centers = fit_centers(z, k, seed)
+        lab = distances(z, centers).argmin(axis=1)
+        quick = clusterboot(z, centers, k, min(SCREEN_REFITS, refits), seed=seed)
+        stab = quick
+        if min(quick.jaccard.values()) >= SCREEN_JACCARD and refits > SCREEN_REFITS:
+            stab = clusterboot(z, centers, k, refits, seed=seed, first=SCREEN_REFITS, earlier=quick.per_refit,
+                               earlier_ari=quick.per_refit_ari)
+        sil = float(silhouette_score(z, lab, sample_size=min(len(z), 3000), random_state=seed)) \
+            if len(set(lab)) > 1 else -1.0
+        dbi = float(davies_bouldin_score(z, lab)) if len(set(lab)) > 1 else float("inf")
+        inertia = float(((z - centers[lab]) ** 2).sum())
+        share = float(np.bincount(lab, minlength=len(centers)).min() / len(z))
+        mj = min(stab.jaccard.values())
+        rows.append({"k": k, "segments": len(centers), "silhouette": sil, "davies_bouldin": dbi, "inertia": inertia,
+                     "min_share": share, "min_jaccard": mj,
+                     "refits": stab.refits,
+                     "admissible": bool(stab.refits >= refits and mj >= JACCARD_FLOOR and share >= MIN_SEGMENT_SHARE)})
+        fits[k] = (centers, stab, sil)
+        if log:
+            log(f"k={k}: {len(centers)} segments, silhouette {sil:.3f}, min Jaccard {mj:.3f} ({stab.refits} refits), "
+                f"smallest segment {share:.1%}")
+    curve = pd.DataFrame(rows)
+    pool = curve[curve.admissible]
+    if len(pool):
+        best = pool.sort_values(["segments", "min_jaccard", "k"], ascending=[False, False, True]).iloc[0]
+    else:
+        best = curve.sort_values(["min_jaccard", "k"], ascending=[False, True]).iloc[0]
+    centers, stab, sil = fits[int(best.k)]
+    return Selection(int(best.k), centers, stab, sil, curve, {k: v[0] for k, v in fits.items()})
+
+
+def build_pipeline(scaler: DimensionScaler, centers: np.ndarray) -> Pipeline:
+    """The stored model: the fitted DimensionScaler, then nearest-centroid assignment."""
+    return Pipeline([("preprocess", scaler), ("cluster", CentroidModel(centers).fit())])
+
+
+def confidence(dist: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(nearest centroid label, confidence) from a (n, k) distance matrix.
+
+    confidence = 1 - d_nearest / d_second: 0 when the client sits exactly between two centroids, 1 on its
+    centroid. Ties break to the lower label.
+    """
+    order = np.argsort(dist, axis=1, kind="stable")
+    label = order[:, 0]
+    d1 = np.take_along_axis(dist, order[:, :1], axis=1)[:, 0]
+    d2 = np.take_along_axis(dist, order[:, 1:2], axis=1)[:, 0] if dist.shape[1] > 1 else d1
+    with np.errstate(divide="ignore", invalid="ignore"):
+        conf = np.where(d2 > 0, 1.0 - d1 / d2, 1.0)
+    return label, np.clip(conf, 0.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -200,7 +234,8 @@ def match_segments(champion_ids: np.ndarray, challenger_labels: np.ndarray, next
     """
     champ = np.unique(champion_ids)
     chall = np.unique(challenger_labels)
-    table = np.array([[np.sum((champion_ids == s) & (challenger_labels == c)) for c in chall] for s in champ])
+    table = pd.crosstab(pd.Categorical(champion_ids, categories=champ),
+                        pd.Categorical(challenger_labels, categories=chall), dropna=False).to_numpy()
     rows, cols = linear_sum_assignment(table, maximize=True) if table.size else ([], [])
     kept, jac = {}, {}
     for r, c in zip(rows, cols):
@@ -217,38 +252,6 @@ def match_segments(champion_ids: np.ndarray, challenger_labels: np.ndarray, next
             next_id += 1
     retired = sorted(int(s) for s in champ if int(s) not in kept.values())
     return Matching(mapping, kept, new, retired, jac)
-
-
-@dataclass(frozen=True)
-class Stability:
-    jaccard: dict[int, float]  # label -> mean best-match Jaccard over the refits
-    mean_ari: float
-    refits: int
-
-
-def clusterboot(x: pd.DataFrame, labels: np.ndarray, k: int, refits: int = 20, fraction: float = BOOTSTRAP_FRACTION,
-                seed: int = SEED, max_rows: int = 20000) -> Stability:
-    """Hennig's clusterboot with subsampling: refit on ``fraction`` of the clients ``refits`` times.
-
-    For every original cluster, the Jaccard with its most similar cluster of each refit (on the
-    subsample's clients) is averaged. The adjusted Rand index between the original and refitted labels
-    on the subsample is averaged too. At most ``max_rows`` clients (seeded sample) take part.
-    """
-    rng = np.random.default_rng(seed)
-    base = sample_index(len(x), max_rows, seed)
-    xs, ls = x.iloc[base], labels[base]
-    scores: dict[int, list[float]] = {int(c): [] for c in np.unique(labels)}
-    aris = []
-    for b in range(refits):
-        idx = np.sort(rng.choice(len(xs), size=max(int(fraction * len(xs)), k + 1), replace=False))
-        sub = build_pipeline(k, seed + 1 + b).fit(xs.iloc[idx])
-        new = sub[-1].labels_
-        orig = ls[idx]
-        aris.append(adjusted_rand_score(orig, new))
-        for c in scores:
-            member = orig == c
-            scores[c].append(max((jaccard(member, new == n) for n in np.unique(new)), default=0.0) if member.any() else 0.0)
-    return Stability({c: float(np.mean(v)) for c, v in scores.items()}, float(np.mean(aris)), refits)
 
 
 def psi(expected: np.ndarray, actual: np.ndarray, eps: float = 1e-4) -> float:
@@ -289,16 +292,14 @@ def bin_index(values: pd.Series | np.ndarray, edges: list[float]) -> np.ndarray:
 
 def category_index(values: pd.Series, categories: list[str]) -> np.ndarray:
     """Each value's bin of :func:`category_counts` (its category's position; unseen = len(categories))."""
-    v = values.fillna("<missing>").astype(str).to_numpy()
-    pos = {c: i for i, c in enumerate(categories)}
-    return np.array([pos.get(x, len(categories)) for x in v], dtype=np.int32)
+    v = values.fillna("<missing>").astype(str)
+    codes = pd.Categorical(v, categories=categories).codes
+    return np.where(codes < 0, len(categories), codes).astype(np.int32)
 
 
 def category_counts(values: pd.Series, categories: list[str]) -> np.ndarray:
     """Counts per category, plus a last bin for anything unseen in training."""
-    v = values.fillna("<missing>").astype(str)
-    known = [int((v == c).sum()) for c in categories]
-    return np.array([*known, len(v) - sum(known)], dtype=np.int64)
+    return np.bincount(category_index(values, categories), minlength=len(categories) + 1).astype(np.int64)
 
 
 def fingerprint(frame: pd.DataFrame) -> str:

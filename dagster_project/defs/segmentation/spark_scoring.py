@@ -20,18 +20,20 @@ import uuid
 from dataclasses import asdict
 from pathlib import Path
 
-from dagster_project.defs.segmentation.scoring import CHUNK_ROWS, ScoringTask, score_frame, scoring_sql
+from dagster_project.defs.segmentation.scoring import CHUNK_ROWS, ScoringTask, score_columns, score_frame, scoring_sql
 from dagster_project.defs.transform.lake import parquet_list_sql, prepare_spark_dir, spark_table_dir
 from dagster_project.lib.settings import Settings
 
 READS = ("client_features", "dim_client")
 
 
+SPARK_TYPES = {"VARCHAR": "string", "BIGINT": "bigint", "DOUBLE": "double", "BOOLEAN": "boolean",
+               "SMALLINT": "smallint", "INTEGER": "int"}
+
+
 def output_schema(task: ScoringTask) -> str:
-    """Spark DDL of :func:`scoring.score_frame`'s columns."""
-    bins = "".join(f", _bin_{c} int" for c in task.edges)
-    return ("client_key string, segment_id bigint, confidence double, low_confidence boolean, size_class string, "
-            f"rating_grade string, industry_code string{bins}, _family int")
+    """Spark DDL of :func:`scoring.score_frame`'s columns (scoring.score_columns)."""
+    return ", ".join(f"{c} {SPARK_TYPES[t]}" for c, t in score_columns(task))
 
 
 def score(settings: Settings, version: str, task: ScoringTask, log=None) -> str:

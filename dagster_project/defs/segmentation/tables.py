@@ -31,12 +31,22 @@ COMMENTS = {
         "description": "Profile summary from the latest model version containing the segment (rule segments: the rule).",
         "status": "active (a segment of the champion, or a rule segment: those are always active) or retired.",
         "retired_in_version": "Model version whose promotion retired the segment; null while active (VARCHAR)."}),
-    "segment_profiles": ("Per model version, segment and feature: segment value vs population (medians or shares).", {
-        "difference": "Numeric: (segment median - population median) / population IQR; shares: segment - population share."}),
+    "segment_profiles": ("Per model version, segment and feature: segment value vs all clients (mean share, median, or "
+                         "share of a category).", {
+        "category": "For a categorical feature the category ('' for numeric features).",
+        "difference": "Numeric: the segment's mean normal score (standard deviations from all clients); categories: "
+                      "segment share - all clients' share."}),
     "segment_assignments": ("Current segment of every scorable client under the champion model.", {
         "client_key": "Pseudonymous client key.", "segment_id": "Segment assigned by the champion model.",
         "confidence": "1 - d_nearest / d_second_nearest (distance to the nearest vs second-nearest centroid); 0 = on the boundary, 1 = on the centroid.",
         "low_confidence": "confidence below LENDSEG_SEG_REVIEW_CONFIDENCE (review queue).",
+        "runner_up_segment_id": "The second-nearest segment (null for rule-based segments).",
+        "runner_up_margin": "Distance to the runner-up's centroid minus distance to the client's own, in the model's "
+                            "units (one standard deviation of a weight-1 dimension = 1); small = a near thing.",
+        "reason_1": "The feature that most places the client in its segment rather than the runner-up, in an RM's "
+                    "words: the client's value (segment, all clients); rule-based: the rule.",
+        "reason_2": "The second reason (as reason_1); null when fewer features pull the client to its segment.",
+        "reason_3": "The third reason (as reason_1).",
         "model_version": "Champion version that scored the client.", "as_of_date": "As-of date of the features.",
         "scored_at": "UTC time of scoring."}),
     "segment_assignment_snapshots": ("State: one snapshot of every client's segment per as-of date (a rescoring of the same as-of date replaces it); kept across runs and full rebuilds.", {}),
@@ -45,9 +55,19 @@ COMMENTS = {
     "model_drift": ("PSI of every model feature and of the segment mix against the champion's training data, per as-of date.", {
         "psi": "Population stability index; < 0.10 stable, 0.10-0.25 moderate, > 0.25 significant.",
         "status": "stable, moderate or significant."}),
-    "k_selection": ("Per model version, the k curve: silhouette and Davies-Bouldin for every k tried.", {}),
+    "k_selection": ("Per model version, the k curve: segments, stability (clusterboot), silhouette and Davies-Bouldin "
+                    "for every k tried.", {}),
     "model_stability": ("Per model version and segment: clusterboot mean Jaccard over the subsample refits.", {}),
 }
+
+
+ASSIGNMENT_COLUMNS = ("client_key VARCHAR, segment_id BIGINT, confidence DOUBLE, low_confidence BOOLEAN, "
+                      "runner_up_segment_id BIGINT, runner_up_margin DOUBLE, reason_1 VARCHAR, reason_2 VARCHAR, "
+                      "reason_3 VARCHAR, model_version VARCHAR, as_of_date DATE, scored_at TIMESTAMP")
+
+
+PROFILE_COLUMNS = ["segment_id", "feature", "category", "stat", "segment_value", "population_value", "difference",
+                   "model_version"]
 
 
 def comment_table(con, table: str) -> None:
@@ -117,9 +137,10 @@ def sync_model_tables(con, mdir: Path) -> dict[str, int]:
         "segment_id": sid, "segment_name": e["name"], "description": e["description"], "status": e["status"],
         "created_in_version": e["created_in_version"], "last_model_version": e["last_model_version"],
         "retired_in_version": e["retired_in_version"]} for sid, e in sorted(cat.items())])
+    prof = [p.assign(category=p["category"] if "category" in p else "")[PROFILE_COLUMNS] for p in prof]
     replace_ml_table(con, "segment_profiles", pd.concat(prof) if prof else pd.DataFrame(),
-             "segment_id BIGINT, feature VARCHAR, stat VARCHAR, segment_value DOUBLE, population_value DOUBLE, "
-             "difference DOUBLE, model_version VARCHAR")
+             "segment_id BIGINT, feature VARCHAR, category VARCHAR, stat VARCHAR, segment_value DOUBLE, "
+             "population_value DOUBLE, difference DOUBLE, model_version VARCHAR")
     replace_ml_table(con, "k_selection", pd.concat(curves) if curves else pd.DataFrame(),
              "k BIGINT, silhouette DOUBLE, davies_bouldin DOUBLE, inertia DOUBLE, model_version VARCHAR, chosen BOOLEAN")
     replace_ml_table(con, "model_stability", pd.concat(stab) if stab else pd.DataFrame(),
@@ -134,8 +155,10 @@ def ensure_state_tables(con) -> None:
                 "rating_grade VARCHAR, industry_code VARCHAR, scored_at TIMESTAMP)")
     con.execute("CREATE TABLE IF NOT EXISTS ml.model_drift (as_of_date DATE, model_version VARCHAR, "
                 "kind VARCHAR, feature VARCHAR, psi DOUBLE, status VARCHAR, scored_at TIMESTAMP)")
-    con.execute("CREATE TABLE IF NOT EXISTS ml.segment_assignments (client_key VARCHAR, segment_id BIGINT, "
-                "confidence DOUBLE, low_confidence BOOLEAN, model_version VARCHAR, as_of_date DATE, scored_at TIMESTAMP)")
+    con.execute(f"CREATE TABLE IF NOT EXISTS ml.segment_assignments ({ASSIGNMENT_COLUMNS})")
+    for col, typ in (("runner_up_segment_id", "BIGINT"), ("runner_up_margin", "DOUBLE"), ("reason_1", "VARCHAR"),
+                     ("reason_2", "VARCHAR"), ("reason_3", "VARCHAR")):  # build databases of earlier versions
+        con.execute(f"ALTER TABLE ml.segment_assignments ADD COLUMN IF NOT EXISTS {col} {typ}")
     con.execute("CREATE TABLE IF NOT EXISTS ml.review_decision_context (client_key VARCHAR, decided_at TIMESTAMP, "
                 "seen_as_of_date DATE, seen_segment_id BIGINT, seen_size_class VARCHAR, seen_rating_grade VARCHAR, "
                 "seen_industry_code VARCHAR, recorded_at TIMESTAMP)")

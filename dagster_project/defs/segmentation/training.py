@@ -8,27 +8,43 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from dagster_project.defs.segmentation import features as feat
 from dagster_project.defs.segmentation import model as seg
 from dagster_project.defs.segmentation import naming
 from dagster_project.defs.segmentation.charts import k_curve_png, profile_png
-from dagster_project.defs.segmentation.registry import (append_event, next_version, utc_now, write_json, catalog,
-                                                        champion, load_meta, load_pipeline, model_dir)
+from dagster_project.defs.segmentation.registry import (append_event, catalog, champion, load_meta, model_dir,
+                                                        next_version, utc_now, write_json)
 from dagster_project.lib import audit
 from dagster_project.lib.settings import Settings
 from dagster_project.lib.warehouse import connect
 
-
 TRAINING_CHECKS = ("segment_min_share", "silhouette_floor", "stability_clusterboot")
+SAMPLE_SALT = "lendseg-training-sample-v1"  # the fixed seed of the key-free training sample
+
+
+def read_columns() -> tuple[str, ...]:
+    """client_features columns training, scoring and profiles read (besides client_key)."""
+    return tuple(dict.fromkeys((*feat.SOURCE_COLUMNS, *naming.PROFILE_COLUMNS)))
 
 
 def feature_sql(extra: str = "") -> str:
-    cols = ", ".join(f"f.{c}" for c in dict.fromkeys((*seg.SOURCE_COLUMNS, *naming.PROFILE_COLUMNS)))
+    cols = ", ".join(f"f.{c}" for c in read_columns())
     return f"SELECT f.client_key, {cols}{extra} FROM marts.client_features f"
 
 
-def read_training_frame(con) -> pd.DataFrame:
-    """Every scorable client, sorted by client_key (reproducible input order)."""
-    return con.execute(feature_sql() + " ORDER BY f.client_key").df()
+def sample_sql(size: int) -> str:
+    """The training sample, drawn without reference to client_key or row order: every scorable client ordered by an
+    MD5 of its feature values and a fixed salt (the same features give the same place under any key), at most
+    ``size`` of them; exact ties (identical feature rows) are ordered by those values."""
+    cols = [f"f.{c}" for c in read_columns()]
+    text = ", ".join(f"coalesce(CAST({c} AS VARCHAR), '~')" for c in cols)
+    return (feature_sql() + f" ORDER BY md5(concat_ws('|', '{SAMPLE_SALT}', {text})), "
+            + ", ".join(f"{c} NULLS FIRST" for c in cols) + f" LIMIT {int(size)}")
+
+
+def read_training_frame(con, size: int = seg.TRAINING_SAMPLE) -> pd.DataFrame:
+    """The training sample (all scorable clients up to ``size``), in its key-free order."""
+    return con.execute(sample_sql(size)).df()
 
 
 @dataclass
@@ -37,101 +53,125 @@ class Trained:
     meta: dict
 
 
+def champion_assignments(con, version: str | None) -> dict[str, int]:
+    """client_key -> segment id under the champion (its current ml.segment_assignments), for stable ids."""
+    if version is None or not con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'ml' "
+                                          "AND table_name = 'segment_assignments'").fetchone()[0]:
+        return {}
+    return dict(con.execute("SELECT client_key, segment_id FROM ml.segment_assignments WHERE model_version = ?",
+                            [version]).fetchall())
+
+
 def train_version(settings: Settings, run_id: str, log=None, frame: pd.DataFrame | None = None,
                   refits: int | None = None) -> Trained:
-    """Fit a challenger on every scorable client and store it as a new version (status challenger)."""
+    """Fit a challenger on the training sample and store it as a new version (status challenger).
+
+    ``frame``: rows of client_features to train on instead of the sample read from the build database (tests).
+    """
     import joblib
     import scipy
     import sklearn
 
     mdir = model_dir(settings)
     mdir.mkdir(parents=True, exist_ok=True)
-    if frame is None:
-        with connect(settings, read_only=True) as con:
+    champ = champion(mdir)
+    with connect(settings, read_only=True) as con:
+        if frame is None:
             frame = read_training_frame(con)
-    frame = frame.sort_values("client_key", kind="stable").reset_index(drop=True)
+        champ_ids = champion_assignments(con, champ)
+    frame = frame.reset_index(drop=True)
     if len(frame) < 50:
         raise ValueError(f"only {len(frame)} scorable clients in marts.client_features: too few to train")
-    x = seg.prepare(frame)
+    x = feat.prepare(frame)
+    scaler = feat.DimensionScaler().fit(x)
+    z = scaler.transform(x)
     fp = seg.fingerprint(pd.concat([frame[["client_key"]], x], axis=1))
-    k, curve = seg.select_k(x)
-    if log:
-        log(f"k curve: {curve.round(3).to_dict('records')}; chosen k = {k}")
-    pipe = seg.build_pipeline(k).fit(x)
-    k_requested, k = k, int(pipe[-1].n_clusters)
-    labels, conf = seg.confidence(pipe[-1].transform(pipe[:-1].transform(x)))
-    stab = seg.clusterboot(x, labels, k_requested, refits=refits or settings.seg_stability_refits)
-    # stable ids: match to the champion's segments on the same clients
-    champ = champion(mdir)
+    sel = seg.select_k(z, refits=refits or settings.seg_stability_refits, log=log)
+    labels, _ = seg.confidence(seg.distances(z, sel.centers))
+    # stable ids: match to the champion's segments on the same clients (its current assignments)
     cat = catalog(mdir)
     next_id = max(cat, default=0) + 1
-    if champ:
-        cmeta = load_meta(mdir, champ)
-        cpipe = load_pipeline(mdir, champ)
-        lab_to_id = {int(k_): int(v) for k_, v in cmeta["label_to_segment"].items()}
-        cids = np.array([lab_to_id[int(v)] for v in cpipe.predict(x)])
-        m = seg.match_segments(cids, labels, next_id)
+    known = frame.client_key.map(champ_ids)
+    if champ and known.notna().any():
+        m = seg.match_segments(known[known.notna()].to_numpy(dtype=np.int64), labels[known.notna().to_numpy()],
+                               next_id)
+        for c in sorted(set(labels) - set(m.mapping)):  # a cluster none of whose clients the champion scored
+            m.mapping[int(c)] = max([next_id - 1, *m.mapping.values()]) + 1
+            m.new.append(m.mapping[int(c)])
+            m.jaccard[int(c)] = 0.0
     else:
-        m = seg.Matching({int(c): next_id + i for i, c in enumerate(sorted(set(labels)))}, {},
-                         [next_id + i for i in range(len(set(labels)))], [], {int(c): 0.0 for c in set(labels)})
+        m = seg.Matching({int(c): next_id + i for i, c in enumerate(range(len(sel.centers)))}, {},
+                         [next_id + i for i in range(len(sel.centers))], [], {c: 0.0 for c in range(len(sel.centers))})
     ids = np.array([m.mapping[int(v)] for v in labels])
-    profile = naming.profile_segments(frame, ids)
+    profile = naming.profile_segments(x, scaler, ids, frame[list(naming.PROFILE_ONLY)])
     generated = {sid: naming.name_segment(profile[profile.segment == sid]) for sid in sorted(set(ids))}
-    names = {sid: cat[sid]["name"] for sid in m.kept.values() if sid in cat}
-    taken = set(names.values())
-    new_names = naming.unique_names({sid: generated[sid][0] for sid in generated if sid not in names}, taken)
+    # a kept id keeps its name - unless the champion is of an earlier model family, whose names follow older rules
+    same_family = bool(champ) and load_meta(mdir, champ).get("model_family") == seg.MODEL_FAMILY
+    names = {sid: cat[sid]["name"] for sid in m.kept.values() if sid in cat} if same_family else {}
+    new_names = naming.unique_names({sid: generated[sid][0] for sid in generated if sid not in names},
+                                    set(names.values()), profile)
     names |= new_names
     shares = pd.Series(ids).value_counts(normalize=True).sort_index()
-    sil = float(curve.loc[curve.k == k_requested, "silhouette"].iloc[0])
     inv = {v: k_ for k_, v in m.mapping.items()}
     segments = [{"segment_id": int(sid), "label": int(inv[sid]), "name": names[sid],
                  "description": generated[sid][1], "clients": int((ids == sid).sum()), "share": float(shares[sid]),
-                 "jaccard": stab.jaccard[int(inv[sid])], "inherited": sid in m.kept.values(),
+                 "jaccard": sel.stability.jaccard[int(inv[sid])], "inherited": sid in m.kept.values(),
                  "match_jaccard": m.jaccard[int(inv[sid])]} for sid in sorted(set(ids))]
-    ref = {"numeric": {}, "categorical": {}, "segment_mix": {}}
-    for c in seg.NUMERIC:
-        edges = seg.bin_edges(x[c])
-        ref["numeric"][c] = {"edges": edges, "counts": seg.bin_counts(x[c], edges).tolist()}
-    cats = sorted(x["industry_family"].unique().tolist())
-    ref["categorical"]["industry_family"] = {"categories": cats,
-                                             "counts": seg.category_counts(x["industry_family"], cats).tolist()}
-    ref["segment_mix"] = {str(s["segment_id"]): s["clients"] for s in segments}
+    ref = drift_reference(x, segments)
+    chosen = sel.curve[sel.curve.k == sel.k].iloc[0]
     version = next_version(mdir)
     vdir = mdir / version
     tmpdir = mdir / f".{version}.writing"
     tmpdir.mkdir(parents=True, exist_ok=True)
-    joblib.dump(pipe, tmpdir / "pipeline.joblib")
+    joblib.dump(seg.build_pipeline(scaler, sel.centers), tmpdir / "pipeline.joblib")
     meta = {
-        "version": version, "trained_at": utc_now().isoformat(), "run_id": run_id, "training_rows": len(frame),
+        "version": version, "model_family": seg.MODEL_FAMILY, "trained_at": utc_now().isoformat(), "run_id": run_id,
+        "training_rows": len(frame), "training_sample": seg.TRAINING_SAMPLE,
         "training_fingerprint": fp, "as_of_date": str(frame["as_of_date"].max()) if "as_of_date" in frame else None,
-        "features": list(seg.FEATURES), "feature_groups": [g.__dict__ for g in seg.FEATURE_GROUPS],
-        "categorical_weight": seg.CATEGORICAL_WEIGHT, "indicator_weight": seg.INDICATOR_WEIGHT,
-        "estimator": "KMeans(n_init=10)", "seed": seg.SEED, "k": k, "k_range": list(seg.K_RANGE),
-        "k_curve": curve.to_dict("records"), "silhouette": sil,
-        "davies_bouldin": float(curve.loc[curve.k == k_requested, "davies_bouldin"].iloc[0]),
-        "k_requested": k_requested,
-        "stability": {"refits": stab.refits, "fraction": seg.BOOTSTRAP_FRACTION, "mean_ari": stab.mean_ari,
-                      "jaccard": {str(m.mapping[c]): j for c, j in stab.jaccard.items()}},
+        "features": [f.column for f in feat.FEATURES],
+        "dimensions": [{"name": d.name, "label": d.label, "weight": d.weight,
+                        "features": [f.column for f in d.features]} for d in feat.DIMENSIONS],
+        "estimator": f"k-means (k-means++, {seg.RESTARTS} restarts), clusters under {seg.MIN_SEGMENT_SHARE:.0%} "
+                     "dissolved", "seed": seg.SEED, "k": len(sel.centers), "k_requested": sel.k,
+        "k_range": list(seg.K_RANGE), "k_curve": sel.curve.to_dict("records"), "silhouette": sel.silhouette,
+        "davies_bouldin": float(chosen.davies_bouldin),
+        "stability": {"refits": sel.stability.refits, "fraction": seg.BOOTSTRAP_FRACTION,
+                      "mean_ari": sel.stability.mean_ari,
+                      "jaccard": {str(m.mapping[c]): j for c, j in sel.stability.jaccard.items()}},
         "min_segment_share": float(shares.min()), "segments": segments,
         "label_to_segment": {str(k_): v for k_, v in m.mapping.items()},
-        "matched_to": champ, "retired_segments": m.retired, "new_segments": m.new,
+        "matched_to": champ, "retired_segments": m.retired, "new_segments": m.new, "renamed": not same_family,
         "thresholds": {"min_segment_share": seg.MIN_SEGMENT_SHARE, "silhouette_floor": settings.seg_silhouette_floor,
-                       "min_refits": settings.seg_min_refits,
-                       "jaccard_floor": seg.JACCARD_FLOOR},
+                       "min_refits": settings.seg_min_refits, "jaccard_floor": seg.JACCARD_FLOOR},
         "library_versions": {"python": platform.python_version(), "scikit-learn": sklearn.__version__,
                              "numpy": np.__version__, "pandas": pd.__version__, "scipy": scipy.__version__,
                              "joblib": joblib.__version__},
-        "confidence": "1 - d_nearest / d_second_nearest centroid distance in the preprocessed space",
+        "confidence": "1 - d_nearest / d_second_nearest centroid distance in the model's space",
     }
     meta["checks"] = evaluate_checks(meta)
     write_json(tmpdir / "reference.json", ref)
     write_json(tmpdir / "profile.json", profile.to_dict("records"))
-    (tmpdir / "k_curve.png").write_bytes(k_curve_png(curve, k_requested))
+    (tmpdir / "k_curve.png").write_bytes(k_curve_png(sel.curve, sel.k))
     (tmpdir / "profile.png").write_bytes(profile_png(profile, names))
     write_json(tmpdir / "metadata.json", meta)
     os.replace(tmpdir, vdir)
-    append_event(mdir, version, "challenger", f"trained on {len(frame)} clients, k={k}", run_id)
+    append_event(mdir, version, "challenger", f"trained on {len(frame)} clients, k={len(sel.centers)}", run_id)
     return Trained(version, meta)
+
+
+def drift_reference(x: pd.DataFrame, segments: list[dict]) -> dict:
+    """Training distributions for PSI: deciles of every numeric feature, categories of every categorical one."""
+    ref: dict = {"numeric": {}, "categorical": {}, "segment_mix": {}}
+    for f in feat.FEATURES:
+        if f.categorical:
+            cats = sorted(x[f.column].astype(str).unique().tolist())
+            ref["categorical"][f.column] = {"categories": cats,
+                                            "counts": seg.category_counts(x[f.column], cats).tolist()}
+        else:
+            edges = seg.bin_edges(x[f.column])
+            ref["numeric"][f.column] = {"edges": edges, "counts": seg.bin_counts(x[f.column], edges).tolist()}
+    ref["segment_mix"] = {str(s["segment_id"]): s["clients"] for s in segments}
+    return ref
 
 
 def evaluate_checks(meta: dict) -> dict[str, dict]:
@@ -163,7 +203,8 @@ def promote(settings: Settings, version: str, run_id: str) -> dict:
     cat = catalog(mdir)
     for s in meta["segments"]:
         entry = cat.get(s["segment_id"], {"segment_id": s["segment_id"], "created_in_version": version})
-        entry |= {"name": entry.get("name") or s["name"], "description": s["description"], "status": "active",
+        entry |= {"name": s["name"] if meta.get("renamed") else entry.get("name") or s["name"],
+                  "description": s["description"], "status": "active",
                   "last_model_version": version, "retired_in_version": None}
         cat[s["segment_id"]] = entry
     active = {s["segment_id"] for s in meta["segments"]}

@@ -23,6 +23,8 @@ class Accounts:
     end_idx: np.ndarray  # exclusive
     limit: np.ndarray
     base_util: np.ndarray
+    term_months: np.ndarray | None = None  # contract v1.1 facility terms (facility_terms), per account
+    security: np.ndarray | None = None     # index into profiles.SECURITY_TYPES
 
     @property
     def n(self) -> int:
@@ -258,3 +260,39 @@ def _make_accounts(rng: np.random.Generator, pop: Population, months: int,
     base_util = rng.beta(m * 12, (1 - m) * 12)
     return Accounts(client=client, product=product.astype(np.int8), open_idx=open_idx,
                     end_idx=end_idx, limit=limit, base_util=base_util)
+
+
+def facility_terms(seed: int, acc: Accounts, employees: np.ndarray, base_score: np.ndarray) -> Accounts:
+    """The account's original term and security type (contract v1.1), from their own random stream.
+
+    Drawn from ``default_rng([seed, 1])`` so every other value of the data set is what it was before v1.1. Term: one
+    of the product's usual tenors (profiles._TERMS). Security, as a bank's collateral policy decides it: a client's
+    standing (bureau-score level and size, plus its own noise) is one number for all its accounts; a product that
+    may be unsecured is written unsecured for the stronger clients (profiles._UNSECURED_SHARE of an average one),
+    else against the product's collateral (profiles._COLLATERAL) - or a guarantee, the weaker the client the likelier.
+    """
+    rng = np.random.default_rng([seed, 1])
+    n = len(employees)
+    size = np.log10(np.nan_to_num(np.asarray(employees, dtype=float), nan=50.0).clip(1, None))
+    standing = (np.asarray(base_score, dtype=float) - 680.0) / 60.0 + (size - 2.0) / 1.5 + rng.normal(0, 0.6, n)
+    u_unsecured, u_guarantee = rng.random(n), rng.random(n)
+    s = standing[acc.client]
+    prod = acc.product.astype(np.int64)
+    share = pf._UNSECURED_SHARE[prod]
+    logit = np.log(np.clip(share, 1e-6, None) / np.clip(1 - share, 1e-6, None))
+    unsecured = (share > 0) & (u_unsecured[acc.client] < 1 / (1 + np.exp(-(logit + 1.5 * s))))
+    guaranteed = u_guarantee[acc.client] < 1 / (1 + np.exp(1.5 + 1.5 * s))
+    collateral = np.array([pf.SECURITY_TYPES.index(c) for c in pf._COLLATERAL])[prod]
+    security = np.where(unsecured, 0, np.where(guaranteed, pf.SECURITY_TYPES.index("guaranteed"), collateral))
+    acc.term_months, acc.security = _pick_terms(rng, acc.product), security.astype(np.int8)
+    return acc
+
+
+def _pick_terms(rng: np.random.Generator, product: np.ndarray) -> np.ndarray:
+    """One of each product's tenors, uniformly (vectorised over accounts)."""
+    sizes = np.array([len(t) for t in pf._TERMS])
+    table = np.zeros((len(pf._TERMS), sizes.max()), dtype=np.int64)
+    for i, t in enumerate(pf._TERMS):
+        table[i, :len(t)] = t
+    prod = product.astype(np.int64)
+    return table[prod, (rng.random(len(prod)) * sizes[prod]).astype(np.int64)]

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from dagster_project.tools.demo import profiles as pf
 from dagster_project.tools.demo.profiles import (ARCHETYPES, BUREAU_COLUMNS, CHANNELS, CLIENT_COLUMNS, PRODUCTS,
                                                 PROVINCE_CODES, STATUSES, USAGE_COLUMNS)
-from dagster_project.tools.demo.accounts import _eligible_products, _make_accounts
+from dagster_project.tools.demo.accounts import _eligible_products, _make_accounts, facility_terms
 from dagster_project.lib.months import add_months as _add_months
 from dagster_project.tools.demo.draws import _first_of_month
 from dagster_project.tools.demo.population import Calendar, Population, _CLIENT_SQL, _client_frame, _make_population
@@ -133,7 +133,8 @@ def _generate(out_dir: Path, n_clients: int, months: int, seed: int, fmt: str, t
         eligible = _eligible_products(pop, cal, clients["industry_code"].to_numpy(dtype=str),
                                       clients["employee_count"].to_numpy(dtype=float),
                                       clients["annual_revenue"].to_numpy(dtype=float))
-        accounts = _make_accounts(rng, pop, months, eligible)
+        accounts = facility_terms(seed, _make_accounts(rng, pop, months, eligible),
+                                  clients["employee_count"].to_numpy(dtype=float), pop.base_score)
         plan = None if pf._DEFAULTS is None else pf._DEFAULTS(seed, pop, cal)
         if truth_path is not None:
             _write_truth(pop, Path(truth_path))

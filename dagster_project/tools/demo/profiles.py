@@ -32,7 +32,7 @@ BUREAU_COLUMNS: tuple[str, ...] = (
 USAGE_COLUMNS: tuple[str, ...] = (
     "snapshot_month", "account_id", "client_id", "product_code", "credit_limit",
     "outstanding_balance", "drawdown_amount", "repayment_amount", "days_past_due",
-    "interaction_count", "channel",
+    "interaction_count", "channel", "term_months", "security_type",
 )
 
 
@@ -43,6 +43,29 @@ PRODUCTS: tuple[str, ...] = (
 
 
 CHANNELS: tuple[str, ...] = ("branch", "online", "relationship_manager")
+
+
+SECURITY_TYPES: tuple[str, ...] = ("unsecured", "guaranteed", "mortgage", "pledge")  # contract v1.1
+
+
+# Contract v1.1 facility terms per product (catalogue order): the original terms (months) a facility of the product
+# is written with (tenors follow the catalogue's tenor_class - short <= 1 year - and its descriptions), and how it is
+# secured (担保方式): the share of the product's facilities a bank writes unsecured (信用) for an average borrower, and
+# the collateral the product takes otherwise (抵押 mortgage on property or equipment, 质押 pledge of receivables,
+# goods or IP). Whether a client borrows unsecured, or against a guarantee (保证) instead of collateral, follows its
+# credit standing and size (accounts.facility_terms), as a bank's collateral policy does.
+_TERMS: tuple[tuple[int, ...], ...] = (
+    (36, 48, 60, 84, 120),        # term_loan
+    (12,),                        # revolving_credit
+    (120, 144, 180, 240),         # project_finance
+    (3, 6, 9, 12),                # trade_finance
+    (12, 24, 36),                 # ip_pledge_loan
+    (36, 48, 60),                 # equipment_leasing
+    (3, 6, 12),                   # supply_chain_finance
+    (6, 12),                      # startup_credit_loan
+)
+_UNSECURED_SHARE = np.array([0.45, 0.60, 0.0, 0.05, 0.0, 0.0, 0.05, 0.55])
+_COLLATERAL = ("mortgage", "mortgage", "mortgage", "pledge", "pledge", "mortgage", "pledge", "guaranteed")
 
 
 STATUSES: tuple[str, ...] = ("prospect", "active", "dormant", "closed")

@@ -11,7 +11,7 @@ from dagster_project.tools.demo import profiles as pf
 from dagster_project.tools.demo.accounts import Accounts
 from dagster_project.tools.demo.draws import _round_money, _sigmoid
 from dagster_project.tools.demo.population import Calendar, Population
-from dagster_project.tools.demo.profiles import CHANNELS, PRODUCTS, ST_CLOSED, ST_DORMANT, _AMORTISATION, _profile_array
+from dagster_project.tools.demo.profiles import CHANNELS, PRODUCTS, SECURITY_TYPES, ST_CLOSED, ST_DORMANT, _AMORTISATION, _profile_array
 
 
 class _Simulator:
@@ -100,6 +100,8 @@ class _Simulator:
             "interaction_count": interactions.astype(np.int32),
             "channel": pd.Categorical.from_codes(channel.astype(np.int8),
                                                  categories=list(CHANNELS)),
+            "term_months": acc.term_months[active],
+            "security_type": pd.Categorical.from_codes(acc.security[active], categories=list(SECURITY_TYPES)),
         })
 
     # -- credit bureau -----------------------------------------------------------------
@@ -157,7 +159,8 @@ SELECT DATE '{month}' AS snapshot_month, printf('AC%09d', account_no) AS account
        CAST(outstanding_balance AS DECIMAL(18,2)) AS outstanding_balance,
        CAST(drawdown_amount AS DECIMAL(18,2)) AS drawdown_amount,
        CAST(repayment_amount AS DECIMAL(18,2)) AS repayment_amount,
-       days_past_due, interaction_count, CAST(channel AS VARCHAR) AS channel
+       days_past_due, interaction_count, CAST(channel AS VARCHAR) AS channel,
+       term_months, CAST(security_type AS VARCHAR) AS security_type
 FROM df
 """
 

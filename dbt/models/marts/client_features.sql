@@ -59,6 +59,13 @@ select
     u.online_share_12m,
     u.relationship_manager_share_12m,
     u.months_since_last_activity,
+    -- product mix of the facility book (share of its limit per catalogue product) and facility terms (v1.1)
+    {%- for p in lendseg_products() %}
+    u.limit_share_{{ p }},
+    {%- endfor %}
+    u.limit_weighted_term_months,
+    u.secured_limit_share,
+    u.guaranteed_limit_share,
     -- categoricals
     d.industry_section,
     d.industry_group,

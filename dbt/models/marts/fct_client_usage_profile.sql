@@ -60,6 +60,25 @@ current_month as (
         on m.snapshot_month = a.as_of_month
 ),
 
+book as (
+    -- the facility book: every account at its latest snapshot (int_accounts_latest_selected), limit-weighted
+    select
+        client_key,
+        count(*)                                                           as facilities_in_book,
+        sum(credit_limit)                                                  as book_credit_limit,
+        {%- for p in lendseg_products() %}
+        sum(case when product_code = '{{ p }}' then credit_limit else 0 end) as book_limit_{{ p }},
+        {%- endfor %}
+        sum(case when term_months is not null then credit_limit * term_months end) as term_weighted_limit,
+        sum(case when term_months is not null then credit_limit end)       as termed_limit,
+        sum(case when security_type is not null and security_type <> 'unsecured' then credit_limit else 0 end)
+                                                                           as secured_limit,
+        sum(case when security_type = 'guaranteed' then credit_limit else 0 end) as guaranteed_limit,
+        sum(case when security_type is not null then credit_limit end)     as security_known_limit
+    from {{ ref('int_accounts_latest_selected') }}
+    group by client_key
+),
+
 product_pivot as (
     select
         client_key,
@@ -130,6 +149,20 @@ select
     coalesce(l.interactions_12m, 0)                                        as interactions_12m,
     case when l.months_observed_12m > 0 then {{ ratio("l.interactions_12m", "l.months_observed_12m") }} end
                                                                            as interactions_per_month_12m,
+    -- product mix: share of the facility book's limit in each catalogue product (null: no limit in the book)
+    bk.facilities_in_book,
+    bk.book_credit_limit,
+    {%- for p in lendseg_products() %}
+    case when bk.book_credit_limit > 0 then {{ ratio("bk.book_limit_" ~ p, "bk.book_credit_limit") }} end
+                                                                           as limit_share_{{ p }},
+    {%- endfor %}
+    -- facility terms (contract v1.1): limit-weighted original term, secured and guaranteed shares of the limit
+    case when bk.termed_limit > 0 then {{ ratio("bk.term_weighted_limit", "bk.termed_limit") }} end
+                                                                           as limit_weighted_term_months,
+    case when bk.security_known_limit > 0 then {{ ratio("bk.secured_limit", "bk.security_known_limit") }} end
+                                                                           as secured_limit_share,
+    case when bk.security_known_limit > 0 then {{ ratio("bk.guaranteed_limit", "bk.security_known_limit") }} end
+                                                                           as guaranteed_limit_share,
     -- first month each product was seen (null = never held)
     {%- for p in lendseg_products() %}
     pp.first_opened_{{ p }}
@@ -143,3 +176,5 @@ left join current_month as cm
     on h.client_key = cm.client_key
 left join product_pivot as pp
     on h.client_key = pp.client_key
+left join book as bk
+    on h.client_key = bk.client_key

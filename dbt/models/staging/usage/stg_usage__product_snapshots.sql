@@ -11,6 +11,8 @@ select
     days_past_due,
     interaction_count,
     lower(trim(channel))                              as channel,
+    term_months,
+    lower(trim(security_type))                        as security_type,
     case when credit_limit > 0 then outstanding_balance / credit_limit end as utilisation,
     _source_file                                      as source_file,
     _ingested_at                                      as ingested_at
