@@ -4,7 +4,8 @@ For every scenario x judging seed (scenarios.py; seeds 101-103, never used for t
 first ``daily_refresh`` in a fresh temporary data dir, and the published warehouse is compared with the
 generator's truth file:
 
-* **published model segments**: every scored client of ``marts.client_segments`` has ``segment_source = model``;
+* **published model segments**: every client of ``marts.client_features`` has ``segment_source = model`` in
+  ``marts.client_segments`` (prospects and unscored clients keep their rule segment of record);
 * **k**, **ARI** of the model's segments vs the planted archetypes, **min clusterboot Jaccard** (ml.model_stability);
 * **baseline ARI**: the fixed plain baseline on the same clients - one-hot ``industry_section`` + every numeric
   column of ``marts.client_features`` median-imputed and standardised, ``KMeans(n_init=10)`` at the model's k.
@@ -12,7 +13,7 @@ generator's truth file:
 On the SBA sample (sba_import.py) the outcome is held out: segment charge-off rates are estimated on loans
 approved in the earlier fiscal years (``ApprovalFY`` up to the latest year with at most 70 % of the loans) and each later loan is scored with
 its segment's earlier rate; AUC with a bootstrap 95 % interval, for the model, the rule segmentation
-(rule_segments.py) and the plain baseline at the model's k.
+(segmentation/rules.py) and the plain baseline at the model's k.
 """
 
 from __future__ import annotations
@@ -137,8 +138,8 @@ def _segmented_features(root: Path) -> tuple[bool, int | None, float | None, pd.
 
 
 def _model_facts(con) -> tuple[bool, int | None, float | None]:
-    src = con.execute("SELECT count(*) FILTER (WHERE segment_source = 'model'), count(segment_id) "
-                      "FROM marts.client_segments").fetchone()
+    src = con.execute("SELECT count(*) FILTER (WHERE s.segment_source = 'model'), count(*) FROM marts.client_segments s "
+                      "JOIN marts.client_features f USING (client_key)").fetchone()
     published = bool(src[1] and src[0] == src[1])
     champ = con.execute("SELECT version, k FROM ml.model_registry WHERE status = 'champion'").fetchall()
     if not champ:

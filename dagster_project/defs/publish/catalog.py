@@ -91,12 +91,15 @@ PUBLISH_MANIFEST = ("Every kept published version (newest last), from the versio
 _MV = "Model version (mNNNN, ml.model_registry)."
 COLUMN_DOCS: dict[str, dict[str, str]] = {
     "ml.k_selection": {
-        "k": "Number of segments tried.",
-        "silhouette": "Silhouette score at this k (seeded sample; higher is better).",
-        "davies_bouldin": "Davies-Bouldin index at this k (lower is better).", "inertia": "KMeans inertia at this k.",
+        "k": "Number of clusters asked of k-means.",
+        "segments": "Segments left after clusters under 2 % of the clients were dissolved into their neighbours.",
+        "silhouette": "Silhouette score at this k (training sample; higher is better).",
+        "davies_bouldin": "Davies-Bouldin index at this k (lower is better).", "inertia": "k-means inertia at this k.",
         "min_share": "Share of the smallest segment at this k.",
-        "quick_min_jaccard": "Lowest per-segment Jaccard of the quick stability screen at this k.",
-        "admissible": "True when this k passed the share and quick stability screens (candidate for selection).",
+        "min_jaccard": "Stability of the weakest segment: its clusterboot mean Jaccard over the refits (>= 0.75 stable).",
+        "refits": "clusterboot refits measured (a k below 0.60 after 5 refits is not refitted further).",
+        "quick_min_jaccard": "Lowest per-segment Jaccard of the quick stability screen (models before dimensions-v2).",
+        "admissible": "Every segment stable (>= 0.75) and >= 2 % of the clients: a candidate for selection.",
         "model_version": _MV, "chosen": "True for the k the model version was trained with."},
     "ml.model_drift": {
         "model_version": "Champion model version the drift is measured against.", "as_of_date": "As-of date of the scoring.",

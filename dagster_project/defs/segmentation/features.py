@@ -10,7 +10,8 @@ and service channel. :class:`DimensionScaler` turns them into the model's space:
   (a conglomerate's revenue, twelve months in arrears) cannot pull a segment apart on its own;
 * a categorical feature becomes one-hot columns of its categories (those of >= 1 % of the clients; the rest together);
 * each dimension is scaled so that its columns' total variance equals its **weight**: a dimension with many
-  features counts no more than one with few, and the weights say how much each dimension counts.
+  features counts no more than one with few, and the weights say how much each dimension counts;
+* every column is centred, so the average client sits at the origin (what a client's reasons are measured from).
 
 Each feature has a label and unit in a banker's words: profiles, charts and each client's reasons use them.
 """
@@ -166,6 +167,7 @@ class DimensionScaler(TransformerMixin, BaseEstimator):
             self.means_[f.column], self.sds_[f.column] = float(s.mean()), float(s.std())
         raw = self._columns(x)
         self.columns_ = list(raw)
+        self.centre_ = {c: float(v.mean()) for c, v in raw.items()}  # all clients sit at the origin on average
         var = pd.DataFrame(raw).var(ddof=0)
         self.dimension_scale_ = {}
         for d in DIMENSIONS:
@@ -197,7 +199,8 @@ class DimensionScaler(TransformerMixin, BaseEstimator):
     def transform(self, x: pd.DataFrame) -> np.ndarray:
         raw = self._columns(x)
         n = len(x)
-        return np.column_stack([raw.get(c, np.zeros(n)) * self.dimension_scale_[c[0]] for c in self.columns_])
+        return np.column_stack([(raw[c] - self.centre_[c] if c in raw else np.full(n, -self.centre_[c]))
+                                * self.dimension_scale_[c[0]] for c in self.columns_])
 
     def feature_index(self) -> dict[str, list[int]]:
         """Feature column -> its columns in the model's space (a categorical feature has one per category)."""

@@ -1,14 +1,17 @@
 """A reason for every client: the three features that most place it in its segment, from the model's own geometry.
 
-A client sits in the segment of its nearest centroid. The squared distance to the runner-up (second-nearest)
-centroid minus the squared distance to its own splits, column by column of the model's space, into one
-contribution per feature (a categorical feature sums its categories' columns):
+The model's space is centred: the average client sits at the origin. A client's centroid explains part of how the
+client differs from the average client; per column of the space, the squared distance from the origin minus the
+squared distance from the centroid is that part, and the columns of a feature add up to the feature's contribution
+(a categorical feature sums its categories' columns):
 
-    contribution_j = sum over j's columns of (z - c_runner_up)^2 - (z - c_segment)^2
+    contribution_j = sum over j's columns of z^2 - (z - c_segment)^2
 
-The three largest positive contributions are the client's reasons (:func:`reason_codes`); SQL turns each into an
-RM's words with the client's value, the segment's and all clients' (:func:`reason_text_sql`), e.g. ``trade finance
-share of limit 70 % (segment 65 %, all clients 8 %)``. No second model is involved.
+It is positive where the client departs from the average in the direction its segment does. The three largest are
+the client's reasons (:func:`reason_codes`); SQL turns each into an RM's words with the client's value, the
+segment's and all clients' (:func:`reason_text_sql`), e.g. ``trade finance share of limit 70 % (segment 65 %, all
+clients 8 %)``. The runner-up segment (the second-nearest centroid) and the margin to it are reported beside them.
+No second model is involved.
 """
 
 from __future__ import annotations
@@ -29,17 +32,36 @@ def feature_matrix(scaler: DimensionScaler) -> np.ndarray:
     return m
 
 
-def contributions(z: np.ndarray, centers: np.ndarray, label: np.ndarray, runner_up: np.ndarray,
-                  features: np.ndarray) -> np.ndarray:
-    """(n x FEATURES) how much each feature pulls each client to its segment rather than its runner-up."""
+def contributions(z: np.ndarray, centers: np.ndarray, label: np.ndarray, features: np.ndarray) -> np.ndarray:
+    """(n x FEATURES) how much of each client's departure from the average client its segment explains, per feature."""
+    return (z ** 2 - (z - centers[label]) ** 2) @ features
+
+
+def versus_runner_up(z: np.ndarray, centers: np.ndarray, label: np.ndarray, runner_up: np.ndarray,
+                     features: np.ndarray) -> np.ndarray:
+    """(n x FEATURES) how much each feature pulls each client to its segment rather than to the runner-up: always
+    positive in sum (the client's own centroid is the nearer), so it gives a reason where :func:`contributions` has
+    none (a client at the average of everything)."""
     return ((z - centers[runner_up]) ** 2 - (z - centers[label]) ** 2) @ features
 
 
-def reason_codes(contrib: np.ndarray, k: int = REASONS) -> np.ndarray:
-    """(n x k) indexes into FEATURES of the k largest positive contributions, strongest first; -1 where fewer."""
+def reason_codes(contrib: np.ndarray, fallback: np.ndarray | None = None, k: int = REASONS) -> np.ndarray:
+    """(n x k) indexes into FEATURES of the k largest positive contributions, strongest first; places left empty
+    are filled from ``fallback``'s largest positive ones (features not already given); -1 where still none."""
     order = np.argsort(-contrib, axis=1, kind="stable")[:, :k]
-    top = np.take_along_axis(contrib, order, axis=1)
-    return np.where(top > 0, order, -1).astype(np.int16)
+    codes = np.where(np.take_along_axis(contrib, order, axis=1) > 0, order, -1)
+    if fallback is not None and (codes < 0).any():
+        rows = np.flatnonzero((codes < 0).any(axis=1))
+        for pos in range(k):  # column loop over the k places, never over clients
+            empty = rows[codes[rows, pos] < 0]
+            if not len(empty):
+                continue
+            taken = np.zeros((len(empty), contrib.shape[1]), dtype=bool)
+            np.put_along_axis(taken, np.maximum(codes[empty], 0), codes[empty] >= 0, axis=1)
+            f = np.where(taken | (fallback[empty] <= 0), -np.inf, fallback[empty])
+            best = f.argmax(axis=1)
+            codes[empty, pos] = np.where(np.isfinite(f[np.arange(len(empty)), best]), best, -1)
+    return codes.astype(np.int16)
 
 
 def _money(v: str) -> str:

@@ -129,7 +129,9 @@ def score_frame(chunk: pd.DataFrame, pipe, task: ScoringTask) -> pd.DataFrame:
     label, conf = seg.confidence(dist)
     order = np.argsort(dist, axis=1, kind="stable")
     runner = order[:, 1] if dist.shape[1] > 1 else label
-    codes = reasons.reason_codes(reasons.contributions(z, centers, label, runner, reasons.feature_matrix(pipe[0])))
+    by_feature = reasons.feature_matrix(pipe[0])
+    codes = reasons.reason_codes(reasons.contributions(z, centers, label, by_feature),
+                                 reasons.versus_runner_up(z, centers, label, runner, by_feature))
     lut = np.asarray(task.lut)
     out = pd.DataFrame({"client_key": chunk.client_key.to_numpy(), "segment_id": lut[label],
                         "confidence": conf, "low_confidence": conf < task.threshold,
@@ -270,7 +272,7 @@ def score_all(settings: Settings, run_id: str, log=None, job_name: str = "") -> 
 
 
 def score_rules(settings: Settings, run_id: str, boot: dict | None) -> Scored:
-    """Fallback: every scorable client gets its rule segment (rule_segments.py), in one transaction."""
+    """Fallback: every scorable client gets its rule segment (rules.py), in one transaction."""
     mdir = model_dir(settings)
     scored_at = utc_now()
     rules.record_use(mdir, run_id, scored_at, f"bootstrap {boot['version'] if boot else '?'} failed its checks")

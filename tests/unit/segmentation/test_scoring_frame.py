@@ -5,8 +5,10 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dagster_project.defs.segmentation import features as feat
 from dagster_project.defs.segmentation import model as seg
 from dagster_project.defs.segmentation.scoring import ScoringTask, score_frame
+from synthetic import synthetic
 
 
 @settings(max_examples=200, deadline=None)
@@ -25,28 +27,23 @@ def test_category_index_counts_are_category_counts():
         seg.category_counts(v, cats).tolist()
 
 
-def _frame(n: int, rng) -> pd.DataFrame:
-    f = pd.DataFrame({c: rng.lognormal(2, 1, n) for c in seg.NUMERIC})
-    f.loc[::7, seg.NUMERIC[0]] = np.nan
-    f["has_bureau_report"] = rng.random(n) > 0.2
-    f["technology_firm"] = rng.random(n) > 0.8
-    f["industry_section"] = rng.choice(list("CFGIK"), n)
-    f["industry_risk_class"] = rng.choice(["high", "standard"], n)
-    f["client_key"] = [f"k{i:04d}" for i in range(n)]
-    f["industry_code"], f["_size_class"], f["_rating_grade"] = "C13", "small", "R3"
-    return f
-
-
 def test_score_frame_is_row_wise_so_any_batching_gives_the_same_scores():
-    rng = np.random.default_rng(7)
-    frame = _frame(300, rng)
-    pipe = seg.build_pipeline(4).fit(seg.prepare(frame))
-    task = ScoringTask(lut=[11, 12, 13, 14], threshold=0.1, edges={seg.NUMERIC[0]: [1.0, 5.0, 20.0]},
-                       categories=["technology", "manufacturing", "services", "high_risk", "other"])
+    frame = synthetic(300, seed=7)
+    frame["industry_code"], frame["_size_class"], frame["_rating_grade"] = "C13", "small", "R3"
+    x = feat.prepare(frame)
+    scaler = feat.DimensionScaler().fit(x)
+    z = scaler.transform(x)
+    pipe = seg.build_pipeline(scaler, seg.fit_centers(z, 4))
+    task = ScoringTask(lut=[11, 12, 13, 14], threshold=0.1, edges={"bureau_score": [600.0, 700.0, 800.0]},
+                       categories={"industry_section": ["C", "E", "F"]})
     whole = score_frame(frame, pipe, task)
     batched = pd.concat([score_frame(frame.iloc[i:i + 37], pipe, task) for i in range(0, 300, 37)], ignore_index=True)
     pd.testing.assert_frame_equal(whole, batched)
-    assert set(whole.segment_id) <= {11, 12, 13, 14}
+    assert set(whole.segment_id) <= {11, 12, 13, 14} and set(whole.runner_up_segment_id) <= {11, 12, 13, 14}
+    assert (whole.segment_id != whole.runner_up_segment_id).all() and (whole.runner_up_margin >= 0).all()
     assert (whole.low_confidence == (whole.confidence < 0.1)).all()
-    assert np.bincount(whole[f"_bin_{seg.NUMERIC[0]}"], minlength=5).tolist() == \
-        seg.bin_counts(seg.prepare(frame)[seg.NUMERIC[0]], [1.0, 5.0, 20.0]).tolist()
+    assert (whole._reason_1 >= 0).all(), "every model-scored client has at least one reason"
+    assert np.bincount(whole["_bin_bureau_score"], minlength=5).tolist() == \
+        seg.bin_counts(x["bureau_score"], [600.0, 700.0, 800.0]).tolist()
+    assert np.bincount(whole["_cat_industry_section"], minlength=4).tolist() == \
+        seg.category_counts(x["industry_section"], ["C", "E", "F"]).tolist()

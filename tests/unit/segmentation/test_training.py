@@ -1,5 +1,5 @@
 """Training and scoring on a small build database (no pipeline run): the model does not depend on the
-pseudonymisation key, and every client's reasons are the ones its centroid contributions give."""
+pseudonymisation key, and every client's reasons are the ones its centroid's contributions give."""
 
 from __future__ import annotations
 
@@ -93,8 +93,7 @@ def test_reasons_are_the_centroid_contributions_in_words(tmp_path: Path, monkeyp
         own, runner = np.argsort(d)[:2]
         by_feature = {}
         for col, (_, feature, _) in enumerate(pipe[0].columns_):
-            by_feature[feature] = by_feature.get(feature, 0.0) + (z[i, col] - centers[runner, col]) ** 2 \
-                - (z[i, col] - centers[own, col]) ** 2
+            by_feature[feature] = by_feature.get(feature, 0.0) + z[i, col] ** 2 - (z[i, col] - centers[own, col]) ** 2
         top = max(by_feature, key=by_feature.get)
         f = feat.FEATURE_BY_COLUMN[top]
         row = got.loc[df.client_key.iloc[i]]
@@ -116,7 +115,8 @@ def test_reasons_are_the_centroid_contributions_in_words(tmp_path: Path, monkeyp
     assert checked >= 5
 
 
-def test_reason_codes_rank_positive_contributions() -> None:
-    contrib = np.array([[0.5, -1.0, 2.0, 0.1], [-1.0, -2.0, 0.3, -0.5]])
-    codes = reasons.reason_codes(contrib)
-    assert codes.tolist() == [[2, 0, 3], [2, -1, -1]]
+def test_reason_codes_rank_positive_contributions_and_fill_from_the_runner_up() -> None:
+    contrib = np.array([[0.5, -1.0, 2.0, 0.1], [-1.0, -2.0, 0.3, -0.5], [-1.0, -1.0, -1.0, -1.0]])
+    assert reasons.reason_codes(contrib).tolist() == [[2, 0, 3], [2, -1, -1], [-1, -1, -1]]
+    fallback = np.array([[1.0, 1.0, 1.0, 1.0], [0.2, 0.9, 5.0, -1.0], [0.1, -0.3, 0.4, 0.2]])
+    assert reasons.reason_codes(contrib, fallback).tolist() == [[2, 0, 3], [2, 1, 0], [2, 3, 0]]

@@ -100,6 +100,11 @@ scored as (
         a.segment_id,
         a.confidence,
         a.low_confidence,
+        a.runner_up_segment_id,
+        a.runner_up_margin,
+        a.reason_1,
+        a.reason_2,
+        a.reason_3,
         a.model_version,
         a.scored_at,
         rs.rule_segment_id,
@@ -145,6 +150,18 @@ select
     f.segment_id,
     c.segment_name,
     f.confidence,
+    f.runner_up_segment_id,
+    f.runner_up_margin,
+    case
+        when f.record_segment_id < 0 and f.reason_1 is null then concat(
+            'rule segment: size class ', coalesce(f.size_class, 'unknown'), ' x industry risk class ',
+            coalesce(f.industry_risk_class, 'unknown'),
+            case when f.lifecycle_stage = 'prospect' then ' (a prospect: the model scores customers)'
+                 else ' (not scored by the model: no bureau report or facility yet)' end)
+        else f.reason_1
+    end                                                                    as reason_1,
+    f.reason_2,
+    f.reason_3,
     f.segment_id is not null and f.model_version is distinct from 'rules-v1' and not f.review_valid and (
         f.low_confidence or (f.top_exposure and f.segment_changed) or f.review_expired or f.override_unknown)
                                                                            as needs_review,

@@ -4,8 +4,10 @@
 -- the segment against the population (medians / shares; see segment_profile; null for rule segments).
 {% set features = [
     'annual_revenue', 'employee_count', 'total_credit_limit', 'firm_age_months', 'bureau_score',
-    'months_in_arrears_12m', 'avg_utilisation_12m', 'share_technology', 'share_manufacturing',
-    'share_high_risk_industry', 'share_services', 'share_rating_D', 'share_prime', 'share_startup_stage'] %}
+    'months_in_arrears_12m', 'avg_utilisation_12m', 'limit_weighted_term_months', 'secured_limit_share',
+    'online_share_12m', 'limit_share_term_loan', 'limit_share_revolving_credit', 'limit_share_project_finance',
+    'limit_share_trade_finance', 'limit_share_ip_pledge_loan', 'limit_share_equipment_leasing',
+    'limit_share_supply_chain_finance', 'limit_share_startup_credit_loan'] %}
 with catalog as (
     select * from {{ source('ml', 'segment_catalog') }}
 ),
@@ -47,8 +49,8 @@ select
     coalesce(s.clients, 0)                                                   as clients,
     {{ ratio('coalesce(s.clients, 0)', 'nullif(b.all_clients, 0)') }}       as share_of_clients,
     {%- for f in features %}
-    max(case when p.feature = '{{ f }}' then p.segment_value end)            as {{ f | lower }},
-    max(case when p.feature = '{{ f }}' then p.population_value end)         as {{ f | lower }}_population,
+    max(case when p.feature = '{{ f }}' and p.category = '' then p.segment_value end)    as {{ f | lower }},
+    max(case when p.feature = '{{ f }}' and p.category = '' then p.population_value end) as {{ f | lower }}_population,
     {%- endfor %}
     ch.model_version                                                         as champion_model_version
 from catalog as c

@@ -7,6 +7,7 @@ select
     p.segment_id,
     c.segment_name,
     p.feature,
+    p.category,
     p.stat,
     p.segment_value,
     p.population_value,
