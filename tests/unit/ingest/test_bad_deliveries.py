@@ -269,3 +269,45 @@ def test_held_rows_raise_a_warning_alert_with_count_and_share(tmp_path: Path) ->
     alert = json.loads(path.read_text())
     assert alert["severity"] == "WARNING" and "10 of 100 delivered rows (10.00%)" in alert["error_summary"]
     assert logged and "ALERT" in logged[0]
+
+
+# --- contract v1.1: the optional facility terms ------------------------------------------------------------------
+USAGE_V11_COLS = USAGE_COLS + ",term_months,security_type"
+
+
+def test_v1_usage_file_without_the_terms_stays_valid_and_v11_terms_load(zone: Zone) -> None:
+    zone.write("product_usage", "v1.csv", csv_text(USAGE_COLS, [usage(i) for i in range(100)]))
+    rows = [usage(i, account_id=f"AC9{i:05d}", term_months="60", security_type="mortgage") for i in range(100, 200)]
+    zone.write("product_usage", "v11.csv", csv_text(USAGE_V11_COLS, rows))
+    out = zone.run("product_usage")
+    assert out["v1.csv"][0] == "loaded" and out["v11.csv"][0] == "loaded"
+    got = zone.con.execute("SELECT count(*) FILTER (WHERE term_months IS NULL AND security_type IS NULL), "
+                           "count(*) FILTER (WHERE term_months = 60 AND security_type = 'mortgage') "
+                           "FROM raw.product_usage").fetchone()
+    assert got == (100, 100)
+
+
+def test_bad_facility_terms_are_quarantined_like_any_row_rule(zone: Zone) -> None:
+    rows = [usage(i, term_months="36", security_type="pledge") for i in range(200)]
+    rows[3]["term_months"], rows[7]["security_type"] = "900", "collateralised"
+    zone.write("product_usage", "terms.csv", csv_text(USAGE_V11_COLS, rows))
+    assert zone.run("product_usage")["terms.csv"][0] == "loaded"
+    assert [(r[0], r[1]) for r in zone.quarantined()] == [("range:term_months", 4), ("accepted:security_type", 8)]
+    assert zone.count("product_usage") == 198
+
+
+def test_a_build_made_under_v1_gains_the_terms_in_place(tmp_path: Path) -> None:
+    con = duckdb.connect(str(tmp_path / "old.duckdb"))
+    con.execute("CREATE SCHEMA raw")
+    v1 = ", ".join(f'"{c}" VARCHAR' for c in USAGE_COLS.replace("account_id", "account_key")
+                   .replace("client_id", "client_key").split(","))
+    con.execute(f"CREATE TABLE raw.product_usage ({v1}, _source_file VARCHAR, _source_checksum VARCHAR, "
+                "_source_row BIGINT, _ingested_at TIMESTAMP)")
+    con.execute("INSERT INTO raw.product_usage (snapshot_month, account_key, client_key, _source_file, _source_row) "
+                "VALUES ('2026-01-01', 'a', 'c', 'old.csv', 1)")
+    ensure_raw_schema(con)
+    cols = [r[0] for r in con.execute("SELECT column_name FROM duckdb_columns() WHERE schema_name = 'raw' AND "
+                                      "table_name = 'product_usage' ORDER BY column_index").fetchall()]
+    assert cols.index("security_type") == cols.index("channel") + 2 < cols.index("_source_file"), cols
+    assert con.execute("SELECT account_key, term_months, _source_file, _source_row FROM raw.product_usage").fetchall() \
+        == [("a", None, "old.csv", 1)]

@@ -38,11 +38,16 @@ def test_plain_baseline_is_fixed_and_uses_sections() -> None:
 def test_table_is_written_between_markers(tmp_path: Path) -> None:
     doc = tmp_path / "seg.md"
     doc.write_text(f"# x\n\n{ev.START}\nold\n{ev.END}\n\ntail\n")
-    rows = [ev.Row("thin_file", 101, 1800, True, 6, 0.91, 0.7, 0.88, 120)]
+    methods = {"plain baseline": 0.7, "gaussian mixture": 0.8, "gower k-medoids": 0.6, "rule segmentation": 0.3}
+    rows = [ev.Row("thin_file", 101, 1800, True, 6, 0.91, 0.7, 0.88, 120, methods=methods, true_k=6)]
     sba = {m: {"auc": 0.7, "lo": 0.68, "hi": 0.72, "late_loans": 10, "segments": 6}
-           for m in ("model", "rule segmentation", "plain baseline")} | {"_split": {"cut_fy": 2004, "loans": 20,
-                                                                                "scored_clients": 15}}
+           for m in ("model", "rule segmentation", "plain baseline", "gaussian mixture", "gower k-medoids")} | {
+        "_split": {"cut_fy": 2004, "loans": 20, "scored_clients": 15}, "_in_sample_auc": 0.75}
+    sba["model"] = sba["model"] | {"auc": 0.8}
     ev.write_doc(ev.render(rows, sba, {"when": "2026-12-01", "clients": 2000, "months": 12}), doc)
     text = doc.read_text()
-    assert "old" not in text and "| thin_file | 101 | 1800 | yes | 6 | 0.910 | 0.700 | 0.880 | 120 |" in text
-    assert "| model | 6 | 0.700 | 0.680 - 0.720 |" in text and text.endswith("tail\n")
+    assert "old" not in text and text.endswith("tail\n")
+    assert "| thin_file | 101 | 1800 | yes | 6 (6) | 0.910 | 0.700 | 0.800 | 0.600 | 0.300 | 0.880 | 120 |" in text
+    assert "| model | 6 | 0.800 | 0.680 - 0.720 |" in text
+    # S = (ARI - baseline ARI) + (SBA AUC - rules' AUC): model 0.21 + 0.10, the baseline 0 + 0
+    assert "model **+0.310**" in text and "plain baseline **+0.000**" in text and "gaussian mixture **+0.100**" in text

@@ -69,6 +69,11 @@ def test_outcomes_and_pii_never_reach_the_landing_zone(tmp_path: Path) -> None:
     assert z.loc["SBA-1000024006", "inquiries_6m"] == "1"  # the borrower's approval 4 months earlier
     usage = pd.concat(pd.read_csv(p, dtype=str) for p in (land / "product_usage").glob("*.csv"))
     assert set(usage.product_code) == {"term_loan", "revolving_credit"} and (usage.days_past_due == "0").all()
+    assert list(usage.columns) == [c.name for c in contract.SOURCES["product_usage"].columns]  # contract v1.1
+    terms = usage.set_index("account_id").term_months
+    rows = pd.read_csv(csv, dtype=str).set_index("LoanNr_ChkDgt").Term
+    assert all(terms[f"SBA-{n}"] == rows[n] for n in rows.index if f"SBA-{n}" in terms)  # SBA Term, as delivered
+    assert usage.security_type.isna().all()  # SBA does not record the security: never invented
     truth = pd.read_csv(tmp_path / "truth" / "sba.csv")
     assert truth.charged_off.sum() == 1 and len(truth) == 4 and set(truth.client_id) == set(clients.client_id)
 
