@@ -2,6 +2,8 @@
 # Take a PNG of the Dagster asset graph (global lineage) with headless Chromium. Not run in CI.
 #
 #   scripts/screenshot_asset_graph.sh [OUT.png] [URL_PATH]
+#   scripts/screenshot_asset_graph.sh --docs DIR   # docs' screenshots (scripts/screenshots.mjs: graph with every
+#                                                  # group expanded, champion_model, the model's checks)
 #
 # Needs Debian's chromium (`apt-get install -y chromium`) and the project's venv. Starts dagster-webserver
 # on a free loopback port against workspace.yaml, waits until the code location has loaded, screenshots
@@ -11,6 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+if [[ "${1:-}" == "--docs" ]]; then DOCS_DIR="$(realpath -m "${2:-docs}")"; set -- ; fi
 OUT="$(realpath -m "${1:-asset_graph.png}")"
 URL_PATH="${2:-/asset-groups}"
 VENV="${VENV:-.venv}"
@@ -20,7 +23,7 @@ BROWSER="$(command -v chromium || command -v chromium-browser || command -v goog
 export DAGSTER_HOME="${DAGSTER_HOME:-$PWD/.dagster_home}"
 export LENDSEG_AUTOMATION=off LENDSEG_DEMO="${LENDSEG_DEMO:-1}"
 mkdir -p "$DAGSTER_HOME"
-"$VENV/bin/python" -m dagster_project.instance >/dev/null
+"$VENV/bin/python" -m dagster_project.defs.operations.instance >/dev/null
 
 PORT="$("$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 LOG="$(mktemp -t lendseg-webserver.XXXXXX.log)"
@@ -53,6 +56,11 @@ while time.monotonic() < deadline:
     time.sleep(1)
 sys.exit("dagster-webserver did not come up within 180 s")
 EOF
+
+if [[ "${DOCS_DIR:-}" != "" ]]; then
+  node "$(dirname "$0")/screenshots.mjs" "$PORT" "$DOCS_DIR"
+  exit 0
+fi
 
 # The UI is a single-page app: give it virtual time to fetch the graph and lay it out before the shot.
 "$BROWSER" --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1600,1000 \

@@ -98,7 +98,6 @@ COLUMN_DOCS: dict[str, dict[str, str]] = {
         "min_share": "Share of the smallest segment at this k.",
         "min_jaccard": "Stability of the weakest segment: its clusterboot mean Jaccard over the refits (>= 0.75 stable).",
         "refits": "clusterboot refits measured (a k below 0.60 after 5 refits is not refitted further).",
-        "quick_min_jaccard": "Lowest per-segment Jaccard of the quick stability screen (models before dimensions-v2).",
         "admissible": "Every segment stable (>= 0.75) and >= 2 % of the clients: a candidate for selection.",
         "model_version": _MV, "chosen": "True for the k the model version was trained with."},
     "ml.model_drift": {

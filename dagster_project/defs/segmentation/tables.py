@@ -66,6 +66,11 @@ ASSIGNMENT_COLUMNS = ("client_key VARCHAR, segment_id BIGINT, confidence DOUBLE,
                       "reason_3 VARCHAR, model_version VARCHAR, as_of_date DATE, scored_at TIMESTAMP")
 
 
+# one column list whatever the model family of each version (earlier families' curves lack the stability columns)
+K_SELECTION_COLUMNS = {"k": "Int64", "segments": "Int64", "silhouette": "float64", "davies_bouldin": "float64",
+                       "inertia": "float64", "min_share": "float64", "min_jaccard": "float64", "refits": "Int64",
+                       "admissible": "boolean", "model_version": "string", "chosen": "boolean"}
+K_SELECTION_SQL = {"Int64": "BIGINT", "float64": "DOUBLE", "boolean": "BOOLEAN", "string": "VARCHAR"}
 PROFILE_COLUMNS = ["segment_id", "feature", "category", "stat", "segment_value", "population_value", "difference",
                    "model_version"]
 
@@ -141,8 +146,9 @@ def sync_model_tables(con, mdir: Path) -> dict[str, int]:
     replace_ml_table(con, "segment_profiles", pd.concat(prof) if prof else pd.DataFrame(),
              "segment_id BIGINT, feature VARCHAR, category VARCHAR, stat VARCHAR, segment_value DOUBLE, "
              "population_value DOUBLE, difference DOUBLE, model_version VARCHAR")
+    curves = [c.reindex(columns=list(K_SELECTION_COLUMNS)).astype(K_SELECTION_COLUMNS) for c in curves]
     replace_ml_table(con, "k_selection", pd.concat(curves) if curves else pd.DataFrame(),
-             "k BIGINT, silhouette DOUBLE, davies_bouldin DOUBLE, inertia DOUBLE, model_version VARCHAR, chosen BOOLEAN")
+                     ", ".join(f"{c} {K_SELECTION_SQL[t]}" for c, t in K_SELECTION_COLUMNS.items()))
     replace_ml_table(con, "model_stability", pd.concat(stab) if stab else pd.DataFrame(),
              "model_version VARCHAR, segment_id BIGINT, mean_jaccard DOUBLE, refits BIGINT")
     return {"versions": len(reg), "segments": len(cat)}

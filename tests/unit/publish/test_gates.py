@@ -79,3 +79,12 @@ def test_every_asset_has_an_owner(graph) -> None:
 
     missing = [k.to_user_string() for k in graph.get_all_asset_keys() if OWNER not in (graph.get(k).owners or [])]
     assert not missing, missing
+
+
+def test_the_models_failed_checks_decide_promotion_not_publishing() -> None:
+    # ERROR severity in the UI (they are errors of the model), but a failing challenger only stays unpromoted
+    v = gate({"segmentation_model:stability_clusterboot": ("segmentation_model", False)},
+             {"segmentation_model:stability_clusterboot": (False, "ERROR"), "marts/dim_client:not_null": (False, "ERROR")},
+             materialized={"segmentation_model", "marts/dim_client"})
+    assert v.warned == ["segmentation_model:stability_clusterboot"]
+    assert v.failed == ["marts/dim_client:not_null"] and v.refused
