@@ -93,24 +93,45 @@ def test_the_upgraded_run_ingests_nothing_again_and_publishes_a_new_version(upgr
 
 
 def test_segment_ids_names_and_the_review_override_are_kept(upgraded: dict) -> None:
+    """The previous release's champion is of an earlier model family: the first run after the upgrade trains its
+    successor, matches it to the old champion's assignments and promotes it (docs/segmentation.md, "Upgrade from
+    an earlier model family"). Ids are kept wherever a segment carries on, and the review override still holds."""
+    import json
+
     ws: Workspace = upgraded["ws"]
     before = upgraded["before"]
     after = q(ws.warehouse, "SELECT client_key, segment_id, final_segment_id, assignment_source "
                             "FROM marts.client_segments ORDER BY client_key")
     # issue 24: clients the previous release left without a segment (prospects, unscored) now have their rule
-    # segment of record; every other client keeps its segment and assignment exactly
+    # segment of record
     had = before["segments"].final_segment_id.notna().to_numpy()
-    pd.testing.assert_frame_equal(after[had].reset_index(drop=True), before["segments"][had].reset_index(drop=True),
-                                  check_dtype=False)
     new = after[~had]
     assert len(new) and (new.final_segment_id < 0).all() and (new.assignment_source == "rule_based").all()
-    dim = q(ws.warehouse, "SELECT segment_id, segment_name FROM marts.dim_segment ORDER BY 1")
-    pd.testing.assert_frame_equal(dim[dim.segment_id > 0].reset_index(drop=True), before["dim_segment"])
+    # issue 25: the successor, matched to the old champion
+    models = ws.data / "models"
+    meta = json.loads((models / "m0002" / "metadata.json").read_text())
+    assert meta["model_family"] == "dimensions-v2" and meta["matched_to"] == "m0001" and meta["renamed"]
+    reg = q(ws.warehouse, "SELECT version, status FROM ml.model_registry ORDER BY version")
+    assert reg.to_dict("records") == [{"version": "m0001", "status": "retired"}, {"version": "m0002", "status": "champion"}]
+    old_ids = set(before["dim_segment"].segment_id)
+    inherited = {s["segment_id"] for s in meta["segments"] if s["inherited"]}
+    assert inherited and inherited <= old_ids and all(i > max(old_ids) for i in meta["new_segments"])
+    scored = before["segments"][before["segments"].segment_id.notna()].merge(after, on="client_key",
+                                                                              suffixes=("_before", "_after"))
+    kept = (scored.segment_id_before == scored.segment_id_after).mean()
+    print(f"\nupgrade: {kept:.1%} of the model-scored clients keep their segment id; kept ids {sorted(inherited)}, "
+          f"new {meta['new_segments']}, retired {meta['retired_segments']}")
+    assert kept >= 0.6  # measured 91.8 % on this workspace (2026-12-05)
+    for sid in inherited:  # a kept id names the same clients, mostly (the matching's Jaccard floor is 0.30)
+        was = set(scored.client_key[scored.segment_id_before == sid])
+        now = set(scored.client_key[scored.segment_id_after == sid])
+        assert len(was & now) / len(was | now) >= 0.30
+    dim = q(ws.warehouse, "SELECT segment_id, segment_name, status FROM marts.dim_segment ORDER BY 1")
+    assert set(dim[(dim.segment_id > 0) & (dim.status == "active")].segment_id) == {s["segment_id"] for s in meta["segments"]}
+    assert set(dim[dim.status == "retired"].segment_id) == set(meta["retired_segments"])
     assert len(dim[dim.segment_id < 0]) == 20  # the rule segments, always listed
     mine = after[after.client_key == upgraded["client_key"]].iloc[0]
-    assert mine.assignment_source == "review" and int(mine.final_segment_id) == 1
-    registry = (ws.data / "models" / "registry.jsonl").read_text()
-    assert registry == before["registry"]  # same champion, no retrain, no new version
+    assert mine.assignment_source == "review" and int(mine.final_segment_id) == 1  # the override holds
 
 
 def test_audit_and_warning_history_are_kept(upgraded: dict) -> None:
