@@ -40,6 +40,7 @@ SILHOUETTE_FLOOR = 0.10                     # blocking: silhouette of the chosen
 JACCARD_FLOOR = 0.75                        # blocking: clusterboot mean Jaccard of every segment (Hennig: stable)
 HIGHLY_STABLE = 0.85                        # Hennig's "highly stable" band (shown on the k chart)
 SCREEN_REFITS, SCREEN_JACCARD = 5, 0.60     # selection: a k below 0.60 after 5 refits is not refitted further
+SILHOUETTE_TOLERANCE = 0.03                 # selection: the finest stable k within 0.03 of the best silhouette
 BOOTSTRAP_FRACTION = 0.80                   # clusterboot subsample share (without replacement)
 RESTARTS = 4                                # k-means++ restarts of every fit (model and refits alike)
 MATCH_MIN_JACCARD = 0.30                    # a retrained cluster keeps a champion id only above this overlap
@@ -155,9 +156,11 @@ def select_k(z: np.ndarray, k_range: tuple[int, int] = K_RANGE, refits: int = 20
     Every k is fitted and given SCREEN_REFITS clusterboot refits; a k with a segment under SCREEN_JACCARD by then is
     not pursued. The others get all ``refits`` - the blocking check's own measure, continued from the same draws.
     Admissible: every segment's Jaccard >= JACCARD_FLOOR (Hennig's stable band) and share >= MIN_SEGMENT_SHARE. The
-    chosen k gives the most segments among the admissible ones: a real segment split in two does not come back in
-    the refits, two real segments merged do, so the finest stable partition is the one the data support (ties: the
-    more stable). When no k is admissible the most stable one is returned and the blocking check says why.
+    chosen k gives the most segments among the admissible ones whose silhouette is within SILHOUETTE_TOLERANCE of the
+    best admissible one: a real segment split in two does not come back in the refits, two real segments merged do,
+    so the finest stable partition is the one the data support - unless it buys its segments with separation (a
+    stable but lucky fine split). Ties: the more stable. When no k is admissible the most stable one is returned and
+    the blocking check says why.
     """
     rows, fits = [], {}
     for k in range(k_range[0], k_range[1] + 1):
@@ -186,6 +189,7 @@ def select_k(z: np.ndarray, k_range: tuple[int, int] = K_RANGE, refits: int = 20
                 f"smallest segment {share:.1%}")
     curve = pd.DataFrame(rows)
     pool = curve[curve.admissible]
+    pool = pool[pool.silhouette >= pool.silhouette.max() - SILHOUETTE_TOLERANCE] if len(pool) else pool
     if len(pool):
         best = pool.sort_values(["segments", "min_jaccard", "k"], ascending=[False, False, True]).iloc[0]
     else:

@@ -135,7 +135,10 @@ def sync_model_tables(con, mdir: Path) -> dict[str, int]:
     for s in reg:
         s["trained_at"] = pd.Timestamp(s["trained_at"])
         s["status_changed_at"] = pd.Timestamp(s["status_changed_at"])
-    replace_ml_table(con, "model_registry", pd.DataFrame(reg), "version VARCHAR, status VARCHAR, status_changed_at TIMESTAMP, "
+    reg_df = pd.DataFrame(reg)
+    if len(reg_df):  # typed, also when every value is null (no column of type NULL): matched_to of a first model
+        reg_df = reg_df.astype({"matched_to": "string", "as_of_date": "string"})
+    replace_ml_table(con, "model_registry", reg_df, "version VARCHAR, status VARCHAR, status_changed_at TIMESTAMP, "
              "trained_at TIMESTAMP, k INTEGER, silhouette DOUBLE, checks_passed BOOLEAN")
     cat = catalog(mdir)
     write_catalog(con, rules.catalog_rows() + [{

@@ -37,9 +37,17 @@ def sample_sql(size: int) -> str:
     MD5 of its feature values and a fixed salt (the same features give the same place under any key), at most
     ``size`` of them; exact ties (identical feature rows) are ordered by those values."""
     cols = [f"f.{c}" for c in read_columns()]
-    text = ", ".join(f"coalesce(CAST({c} AS VARCHAR), '~')" for c in cols)
+    # numbers rounded to 6 decimals first: a float's last bit (threads summing in another order) must not move a client
+    text = ", ".join(f"coalesce(CAST({_rounded(c)} AS VARCHAR), '~')" for c in cols)
     return (feature_sql() + f" ORDER BY md5(concat_ws('|', '{SAMPLE_SALT}', {text})), "
             + ", ".join(f"{c} NULLS FIRST" for c in cols) + f" LIMIT {int(size)}")
+
+
+def _rounded(col: str) -> str:
+    """``col`` rounded to 6 decimals when it is a number (CASE on its type: one expression for every column)."""
+    categorical = {f.column for f in feat.FEATURES if f.categorical} | set(naming.PROFILE_COLUMNS) | {
+        "rating_grade", "size_class", "value_tier", "has_bureau_report", "has_usage"}
+    return col if col.split(".")[-1] in categorical else f"round(CAST({col} AS DOUBLE), 6)"
 
 
 def read_training_frame(con, size: int = seg.TRAINING_SAMPLE) -> pd.DataFrame:
@@ -79,6 +87,7 @@ def train_version(settings: Settings, run_id: str, log=None, frame: pd.DataFrame
         if frame is None:
             frame = read_training_frame(con)
         champ_ids = champion_assignments(con, champ)
+        as_of = con.execute("SELECT max(as_of_date) FROM marts.client_features").fetchall()[0][0]
     frame = frame.reset_index(drop=True)
     if len(frame) < 50:
         raise ValueError(f"only {len(frame)} scorable clients in marts.client_features: too few to train")
@@ -127,7 +136,7 @@ def train_version(settings: Settings, run_id: str, log=None, frame: pd.DataFrame
     meta = {
         "version": version, "model_family": seg.MODEL_FAMILY, "trained_at": utc_now().isoformat(), "run_id": run_id,
         "training_rows": len(frame), "training_sample": seg.TRAINING_SAMPLE,
-        "training_fingerprint": fp, "as_of_date": str(frame["as_of_date"].max()) if "as_of_date" in frame else None,
+        "training_fingerprint": fp, "as_of_date": str(as_of) if as_of is not None else None,
         "features": [f.column for f in feat.FEATURES],
         "dimensions": [{"name": d.name, "label": d.label, "weight": d.weight,
                         "features": [f.column for f in d.features]} for d in feat.DIMENSIONS],
