@@ -2,8 +2,8 @@
 # Take a PNG of the Dagster asset graph (global lineage) with headless Chromium. Not run in CI.
 #
 #   scripts/screenshot_asset_graph.sh [OUT.png] [URL_PATH]
-#   scripts/screenshot_asset_graph.sh --docs DIR   # docs' screenshots (scripts/screenshots.mjs: graph with every
-#                                                  # group expanded, champion_model, the model's checks)
+#   scripts/screenshot_asset_graph.sh --docs DIR   # docs' screenshots (scripts/screenshots.cjs: the graph with its
+#                                                  # groups, champion_model, the model's checks)
 #
 # Needs Debian's chromium (`apt-get install -y chromium`) and the project's venv. Starts dagster-webserver
 # on a free loopback port against workspace.yaml, waits until the code location has loaded, screenshots
@@ -58,7 +58,7 @@ sys.exit("dagster-webserver did not come up within 180 s")
 EOF
 
 if [[ "${DOCS_DIR:-}" != "" ]]; then
-  node "$(dirname "$0")/screenshots.mjs" "$PORT" "$DOCS_DIR"
+  node "$(dirname "$0")/screenshots.cjs" "$PORT" "$DOCS_DIR"
   exit 0
 fi
 

@@ -5,6 +5,7 @@ import pandas as pd
 from dagster_project.defs.segmentation import model as seg
 from dagster_project.defs.segmentation import naming
 from dagster_project.defs.segmentation.features import FEATURE_BY_COLUMN, FEATURES
+from dagster_project.defs.segmentation.reasons import ORDER_WORDS
 from dagster_project.lib.metadata import figure, png_bytes
 
 
@@ -70,7 +71,10 @@ def cell_text(unit: str, v: float) -> str:
     if unit == "ratio":
         return f"{v:.2f}"
     if unit == "grade":
-        return (["R1", "R2", "R3", "R4", "R5", "R6", "R7", "R8", "D"] + ["D"])[max(0, min(int(round(v)) - 1, 9))]
+        return ["R1", "R2", "R3", "R4", "R5", "R6", "R7", "R8", "D"][max(0, min(int(round(v)) - 1, 8))]
+    if unit in ORDER_WORDS:
+        words = ORDER_WORDS[unit]
+        return words[max(0, min(int(round(v)) - 1, len(words) - 1))]
     return f"{v:,.0f}"
 
 
