@@ -42,7 +42,7 @@ HIGHLY_STABLE = 0.85                        # Hennig's "highly stable" band (sho
 SCREEN_REFITS, SCREEN_JACCARD = 5, 0.60     # selection: a k below 0.60 after 5 refits is not refitted further
 SILHOUETTE_TOLERANCE = 0.03                 # selection: the finest stable k within 0.03 of the best silhouette
 BOOTSTRAP_FRACTION = 0.80                   # clusterboot subsample share (without replacement)
-RESTARTS = 4                                # k-means++ restarts of every fit (model and refits alike)
+RESTARTS = 10                               # k-means++ restarts of every fit (model and refits alike)
 MATCH_MIN_JACCARD = 0.30                    # a retrained cluster keeps a champion id only above this overlap
 PSI_MODERATE, PSI_SIGNIFICANT = 0.10, 0.25  # PSI conventions: < 0.10 stable, 0.10-0.25 moderate, > 0.25 significant
 
