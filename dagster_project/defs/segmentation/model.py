@@ -72,8 +72,8 @@ def distances(z: np.ndarray, centers: np.ndarray) -> np.ndarray:
 
 
 def key_free_order(z: np.ndarray) -> np.ndarray:
-    """Row order from the feature values alone (lexicographic on values rounded to 9 decimals)."""
-    return np.lexsort(np.round(z, 9).T[::-1]) if len(z) else np.arange(0)
+    """Row order from the feature values alone (lexicographic on values rounded to 4 decimals, ties kept in place)."""
+    return np.lexsort(np.round(z, 4).T[::-1]) if len(z) else np.arange(0)
 
 
 def training_sample(z: np.ndarray, size: int = TRAINING_SAMPLE, seed: int = SEED) -> np.ndarray:

@@ -37,17 +37,17 @@ def sample_sql(size: int) -> str:
     MD5 of its feature values and a fixed salt (the same features give the same place under any key), at most
     ``size`` of them; exact ties (identical feature rows) are ordered by those values."""
     cols = [f"f.{c}" for c in read_columns()]
-    # numbers rounded to 6 decimals first: a float's last bit (threads summing in another order) must not move a client
+    # numbers rounded to 4 decimals first: a float's last digits (threads summing in another order) must not move a client
     text = ", ".join(f"coalesce(CAST({_rounded(c)} AS VARCHAR), '~')" for c in cols)
     return (feature_sql() + f" ORDER BY md5(concat_ws('|', '{SAMPLE_SALT}', {text})), "
             + ", ".join(f"{c} NULLS FIRST" for c in cols) + f" LIMIT {int(size)}")
 
 
 def _rounded(col: str) -> str:
-    """``col`` rounded to 6 decimals when it is a number (CASE on its type: one expression for every column)."""
+    """``col`` rounded to 4 decimals when it is a number."""
     categorical = {f.column for f in feat.FEATURES if f.categorical} | set(naming.PROFILE_COLUMNS) | {
         "rating_grade", "size_class", "value_tier", "has_bureau_report", "has_usage"}
-    return col if col.split(".")[-1] in categorical else f"round(CAST({col} AS DOUBLE), 6)"
+    return col if col.split(".")[-1] in categorical else f"round(CAST({col} AS DOUBLE), 4)"
 
 
 def read_training_frame(con, size: int = seg.TRAINING_SAMPLE) -> pd.DataFrame:
@@ -94,6 +94,10 @@ def train_version(settings: Settings, run_id: str, log=None, frame: pd.DataFrame
     x = feat.prepare(frame)
     scaler = feat.DimensionScaler().fit(x)
     z = scaler.transform(x)
+    # fitted in the order of the clients' values (not of the sample query): k-means' seeded start then cannot move
+    # because one value differs in its last digits (dbt's parallel sums) or the rows arrive in another order
+    order = seg.key_free_order(z)
+    frame, x, z = frame.iloc[order].reset_index(drop=True), x.iloc[order].reset_index(drop=True), z[order]
     fp = seg.fingerprint(pd.concat([frame[["client_key"]], x], axis=1))
     sel = seg.select_k(z, refits=refits or settings.seg_stability_refits, log=log)
     labels, _ = seg.confidence(seg.distances(z, sel.centers))

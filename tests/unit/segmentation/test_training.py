@@ -48,6 +48,8 @@ def assignments(s) -> pd.DataFrame:
 def test_two_keys_give_the_same_model_and_partition(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     a = synthetic(900, seed=5, secret="first key")
     b = synthetic(900, seed=5, secret="second key").sample(frac=1.0, random_state=3)  # other keys, other order
+    # and one value off in its last digits, as dbt's parallel sums leave it under another run (seen: 1e-6)
+    b.loc[b.index[0], "avg_utilisation_12m"] += 1e-6
     out = {}
     for name, df in (("a", a), ("b", b)):
         s = build(tmp_path / name, df, monkeypatch)
