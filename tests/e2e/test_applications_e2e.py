@@ -117,3 +117,42 @@ def test_warning_timeline_survives_full_rebuild(app_ws: Workspace) -> None:
     before = q(app_ws, sql)
     app_ws.lendseg("run", "--demo", "--job", "full_rebuild", timeout=900)
     assert q(app_ws, sql) == before
+
+
+def test_whole_population_recommendations_equal_the_per_client_reference(app_ws: Workspace) -> None:
+    """Issue 26: the published recommendations and the evaluation's hits, made for every client at once (SQL
+    eligibility, arrays), are exactly those of the per-client implementation they replaced, on the same build."""
+    import math
+
+    import reference_recommendations as ref
+
+    con = duckdb.connect(str(app_ws.data / "build" / "build.duckdb"), read_only=True)
+    try:
+        old = ref.live_recommendations(con)
+        cols = ["client_key", "recommendation_rank", "product_code", "score", "peer_share", "playbook_fit",
+                "reason_codes", "reason_text", "advisory_recommended", "eligible_products", "rating_grade"]
+        new = con.execute(f"SELECT {', '.join(cols)} FROM app.client_product_recommendations "
+                          "ORDER BY client_key, recommendation_rank NULLS LAST").fetchall()
+        keys, hits, elig_share = ref.evaluation_hits(con)
+        ev = {(m, c): (n, h, s) for m, c, n, h, s in con.execute(
+            "SELECT method, candidate_set, clients_evaluated, hits, adoptions_eligible_share "
+            "FROM app.recommendation_evaluation").fetchall()}
+    finally:
+        con.close()
+
+    def norm(v):
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            return None
+        return round(float(v), 4) if isinstance(v, float) else v
+
+    old = old.assign(recommendation_rank=old.recommendation_rank.map(lambda r: None if r is None or r != r else int(r)))
+    expected = sorted((tuple(norm(v) for v in row) for row in old[cols].itertuples(index=False)),
+                      key=lambda r: (r[0], r[1] is None, r[1] or 0))
+    got = [tuple(norm(v) for v in row) for row in new]
+    assert len(got) == len(expected) > 1000
+    diff = [(e, g) for e, g in zip(expected, got) if e != g]
+    assert not diff, f"{len(diff)} rows differ, e.g. {diff[:3]}"
+    for (method, cand), (n, h, share) in ev.items():
+        key = f"{method}_{'all' if cand == 'all_not_held' else 'eligible'}"
+        assert (n, h) == (len(keys), int(hits[key].sum())), (method, cand)
+        assert share == elig_share
