@@ -156,3 +156,24 @@ def test_whole_population_recommendations_equal_the_per_client_reference(app_ws:
         key = f"{method}_{'all' if cand == 'all_not_held' else 'eligible'}"
         assert (n, h) == (len(keys), int(hits[key].sum())), (method, cand)
         assert share == elig_share
+
+
+def test_calibration_frame_in_sql_equals_the_observation_replay(app_ws: Workspace) -> None:
+    """Issue 26: the early-warning calibration reads its client-month feature frame from one SQL query
+    (ew_features.frame_sql); on the same build it is the frame built from Python observations, value for value."""
+    from dagster_project.defs.applications import ew_features as ewf
+    from dagster_project.defs.applications.as_of import as_of_month
+    from dagster_project.defs.applications.early_warning_history import monthly_observations
+    from dagster_project.defs.applications.ew_calibration_assets import signal_frame
+
+    con = duckdb.connect(str(app_ws.data / "build" / "build.duckdb"), read_only=True)
+    try:
+        first = con.execute("SELECT min(snapshot_month) FROM marts.fct_product_usage_monthly").fetchone()[0]
+        end = as_of_month(con)
+        old = ewf.frame_from_months(monthly_observations(con, first, end))
+        new = signal_frame(con, first, end)
+    finally:
+        con.close()
+    assert len(old) > 1000 and old.expert_rank.gt(0).any() and (old.n_signals >= 4).any()
+    assert list(new.columns) == list(old.columns)
+    assert new.reset_index(drop=True).equals(old.reset_index(drop=True))

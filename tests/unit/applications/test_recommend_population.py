@@ -147,3 +147,4 @@ def test_a_block_larger_than_the_bound_is_searched_in_a_bounded_pool() -> None:
     d, i = rc.nearest(x, x[:20], 5, max_pool=100)
     assert set(i.ravel()) <= set(members.tolist())
     assert d.shape == (20, 5) and np.all(np.diff(d, axis=1) >= 0)
+
