@@ -44,6 +44,8 @@ class Warehouse(dg.ConfigurableResource):
     spark_dir: str = Field(default="", description="LENDSEG_SPARK_DIR: Spark's warehouse and metastore "
                                                    "(empty: next to the build file).")
     spark_memory: str = Field(default="4g", description="LENDSEG_SPARK_MEMORY: driver memory of the local Spark session.")
+    temp_dir: str = Field(default="", description="LENDSEG_DUCKDB_TEMP_DIR: where DuckDB spills (empty: <build>.tmp).")
+    max_temp_size: str = Field(default="20GB", description="LENDSEG_DUCKDB_MAX_TEMP_SIZE: most disk DuckDB may spill to.")
     lock_timeout_s: float = Field(default=6 * 3600, description="Longest wait for another run's writer lock.")
 
     @classmethod
@@ -56,7 +58,8 @@ class Warehouse(dg.ConfigurableResource):
                    seg_review_confidence=s.seg_review_confidence, seg_stability_refits=s.seg_stability_refits,
                    seg_silhouette_floor=s.seg_silhouette_floor, seg_min_refits=s.seg_min_refits,
                    eval_bootstrap=s.eval_bootstrap, engine=s.engine, lake_dir=str(s.lake_dir),
-                   spark_dir=str(s.spark_dir), spark_memory=s.spark_memory)
+                   spark_dir=str(s.spark_dir), spark_memory=s.spark_memory, temp_dir=str(s.temp_dir),
+                   max_temp_size=s.max_temp_size)
 
     @property
     def settings(self) -> Settings:
@@ -71,7 +74,8 @@ class Warehouse(dg.ConfigurableResource):
                         seg_silhouette_floor=self.seg_silhouette_floor, seg_min_refits=self.seg_min_refits,
                         eval_bootstrap=self.eval_bootstrap, engine=self.engine,
                         lake_path=Path(self.lake_dir) if self.lake_dir else None,
-                        spark_path=Path(self.spark_dir) if self.spark_dir else None, spark_memory=self.spark_memory)
+                        spark_path=Path(self.spark_dir) if self.spark_dir else None, spark_memory=self.spark_memory,
+                        temp_path=Path(self.temp_dir) if self.temp_dir else None, max_temp_size=self.max_temp_size)
 
     @property
     def pii_key(self) -> str:

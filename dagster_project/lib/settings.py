@@ -31,6 +31,8 @@ VARIABLES: list[tuple[str, str, str]] = [
     ("LENDSEG_PUBLISH_KEEP", "5", "How many published versions are kept for rollback."),
     ("LENDSEG_DUCKDB_MEMORY_LIMIT", "4GB", "DuckDB memory_limit for pipeline connections."),
     ("LENDSEG_DUCKDB_THREADS", "2", "DuckDB threads for pipeline connections."),
+    ("LENDSEG_DUCKDB_TEMP_DIR", "$LENDSEG_BUILD_PATH.tmp", "Where DuckDB spills what does not fit in its memory limit (pipeline connections and dbt)."),
+    ("LENDSEG_DUCKDB_MAX_TEMP_SIZE", "20GB", "Most disk DuckDB may spill to; a step that needs more fails with one line naming this setting, and nothing published changes."),
     ("LENDSEG_TIMEZONE", "Asia/Shanghai", "Time zone (IANA name) of the schedules' cron strings."),
     ("LENDSEG_DAILY_CRON", "0 6 * * *", "When daily_refresh runs (five-field cron)."),
     ("LENDSEG_MONTHLY_CRON", "0 8 1 * *", "When monthly_retrain runs (five-field cron)."),
@@ -95,6 +97,13 @@ class Settings:
     lake_path: Path | None = None  # None: $LENDSEG_DATA_DIR/lake
     spark_path: Path | None = None  # None: next to the build file, build/spark
     spark_memory: str = "4g"
+    temp_path: Path | None = None  # None: next to the build file, <build>.tmp (DuckDB's own default)
+    max_temp_size: str = "20GB"
+
+    @property
+    def temp_dir(self) -> Path:
+        """Where DuckDB spills (LENDSEG_DUCKDB_TEMP_DIR)."""
+        return self.temp_path or Path(f"{self.build_path}.tmp")
 
     @property
     def lake_dir(self) -> Path:
@@ -170,6 +179,8 @@ def load_settings() -> Settings:
         lake_path=_path("LENDSEG_LAKE_DIR", data_dir / "lake"),
         spark_memory=env_value("LENDSEG_SPARK_MEMORY"),
         spark_path=_path("LENDSEG_SPARK_DIR", Path()) if os.environ.get("LENDSEG_SPARK_DIR") else None,
+        temp_path=_path("LENDSEG_DUCKDB_TEMP_DIR", Path()) if os.environ.get("LENDSEG_DUCKDB_TEMP_DIR") else None,
+        max_temp_size=env_value("LENDSEG_DUCKDB_MAX_TEMP_SIZE"),
     )
 
 

@@ -23,17 +23,41 @@ from dagster_project.lib.settings import Settings
 log = logging.getLogger(__name__)
 
 
+class SpillLimitError(RuntimeError):
+    """A step needed more spill space than LENDSEG_DUCKDB_MAX_TEMP_SIZE allows."""
+
+
+def spill_limit_message(settings: Settings, error: BaseException) -> str | None:
+    """One line for a DuckDB error that hit the spill limit (max_temp_directory_size), else None."""
+    text = str(error)
+    if "max_temp_directory_size" not in text:
+        return None
+    return (f"DuckDB needed more than LENDSEG_DUCKDB_MAX_TEMP_SIZE={settings.max_temp_size} of spill space in "
+            f"{settings.temp_dir}: raise the setting or free disk there (nothing published changed)")
+
+
+def duckdb_config(settings: Settings) -> dict[str, str | int]:
+    """Memory, threads and the spill limit of every pipeline connection (dbt's profile reads the same settings)."""
+    return {"memory_limit": settings.memory_limit, "threads": settings.threads,
+            "temp_directory": str(settings.temp_dir), "max_temp_directory_size": settings.max_temp_size}
+
+
 @contextmanager
 def connect(settings: Settings, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Open the build database with the configured memory limit; always closed on exit."""
+    """Open the build database with the configured memory and spill limits; always closed on exit.
+
+    A statement that would spill more than LENDSEG_DUCKDB_MAX_TEMP_SIZE fails with :class:`SpillLimitError`, one
+    line naming the setting; the build's transaction is rolled back and nothing published changes.
+    """
     settings.build_path.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(
-        str(settings.build_path),
-        read_only=read_only,
-        config={"memory_limit": settings.memory_limit, "threads": settings.threads},
-    )
+    con = duckdb.connect(str(settings.build_path), read_only=read_only, config=duckdb_config(settings))
     try:
         yield con
+    except duckdb.Error as e:
+        message = spill_limit_message(settings, e)
+        if message:
+            raise SpillLimitError(message) from None
+        raise
     finally:
         con.close()
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import shutil
 import signal
 import subprocess
@@ -56,14 +57,31 @@ def tree_rss_mb(root: int) -> float:
     return total / 1024
 
 
+def folder_mb(path: Path | None) -> float:
+    """Size of the files under ``path`` in MB (0 when absent; files vanishing while counted are skipped)."""
+    if path is None or not path.exists():
+        return 0.0
+    total = 0
+    for f in path.rglob("*"):
+        try:
+            total += f.stat().st_size if f.is_file() else 0
+        except OSError:
+            continue
+    return total / 1e6
+
+
 class TreeSampler(threading.Thread):
-    def __init__(self, pid: int, every_s: float = 0.5):
+    """Peak RSS of a process tree and, when ``spill_dir`` is given, the peak size of DuckDB's spill folder."""
+
+    def __init__(self, pid: int, every_s: float = 0.5, spill_dir: Path | None = None):
         super().__init__(daemon=True)
         self.pid, self.every_s, self.peak_mb, self._halt = pid, every_s, 0.0, threading.Event()
+        self.spill_dir, self.peak_spill_mb = spill_dir, 0.0
 
     def run(self) -> None:
         while not self._halt.is_set():
             self.peak_mb = max(self.peak_mb, tree_rss_mb(self.pid))
+            self.peak_spill_mb = max(self.peak_spill_mb, folder_mb(self.spill_dir))
             self._halt.wait(self.every_s)
 
     def stop(self) -> float:
@@ -123,8 +141,8 @@ def _dbt_groups(run_id: str, data: Path) -> dict[str, float]:
 
 def path_variables() -> list[str]:
     """Every ``LENDSEG_*`` variable that names a location (LENDSEG_DATA_DIR and those documented under it)."""
-    return [v for v, default, _ in VARIABLES
-            if v.startswith("LENDSEG_") and (v == "LENDSEG_DATA_DIR" or default.startswith("$LENDSEG_DATA_DIR"))]
+    return [v for v, default, _ in VARIABLES if v.startswith("LENDSEG_") and (
+        v == "LENDSEG_DATA_DIR" or default.startswith(("$LENDSEG_DATA_DIR", "$LENDSEG_BUILD_PATH")))]
 
 
 def bench_env(inherited: Mapping[str, str], data: Path, home: Path) -> dict[str, str]:
@@ -145,10 +163,48 @@ def _raise_interrupt(signum, frame) -> None:  # noqa: ANN001
     raise KeyboardInterrupt(f"stopped by signal {signum}")
 
 
+# Disk a bench needs besides DuckDB's spill, per client-month: landing files, build file, published copy and the
+# floor's own database. Measured at 1 M x 24 (issue 26's baseline): landing 4.9 GB + build up to 8.8 GB = 570 bytes;
+# rounded up to 1,000 for the published copy and the floor.
+DISK_BYTES_PER_CLIENT_MONTH = 1_000
+_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30,
+          "tib": 2**40}
+
+
+class BenchRefused(RuntimeError):
+    """The bench would not fit on the disk it was asked to use."""
+
+
+def size_bytes(text: str) -> int:
+    """'20GB', '512 MiB', '1.5TB' -> bytes (DuckDB's size units)."""
+    m = re.fullmatch(r"\s*([0-9.]+)\s*([a-zA-Z]*)\s*", text)
+    if not m or m.group(2).lower() not in _UNITS:
+        raise ValueError(f"not a size: {text!r} (e.g. 20GB, 512MiB)")
+    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+
+
+def disk_needed(clients: int, months: int, max_temp_size: str) -> int:
+    """Bytes a bench of this size may need: files and databases, plus DuckDB's spill (as much again, at most the cap)."""
+    files = clients * months * DISK_BYTES_PER_CLIENT_MONTH
+    return files + min(files, size_bytes(max_temp_size))
+
+
+def check_disk(clients: int, months: int, where: Path, max_temp_size: str) -> None:
+    """Refuse up front, in one line, when ``where`` has less free disk than the bench may need."""
+    need = disk_needed(clients, months, max_temp_size)
+    free = shutil.disk_usage(where).free
+    if free < need:
+        raise BenchRefused(f"lendseg bench --clients {clients} --months {months} may need {need / 1e9:.1f} GB in {where} "
+                           f"(files {clients * months * DISK_BYTES_PER_CLIENT_MONTH / 1e9:.1f} GB + DuckDB spill up to "
+                           f"LENDSEG_DUCKDB_MAX_TEMP_SIZE={max_temp_size}); {free / 1e9:.1f} GB are free")
+
+
 def run_bench(clients: int, months: int, fmt: str, out_dir: Path, seed: int = 42, keep: bool = False) -> dict:
+    from dagster_project.lib.settings import env_value
     from dagster_project.tools.bench_floor import run_floor
     from dagster_project.tools.demo.generate import generate
 
+    check_disk(clients, months, Path(tempfile.gettempdir()), env_value("LENDSEG_DUCKDB_MAX_TEMP_SIZE"))
     tmp = Path(tempfile.mkdtemp(prefix="lendseg-bench-"))
     data, home = tmp / "data", tmp / "dagster_home"
     proc = None
@@ -163,7 +219,7 @@ def run_bench(clients: int, months: int, fmt: str, out_dir: Path, seed: int = 42
         lendseg = str(Path(sys.executable).parent / "lendseg")
         t = time.perf_counter()
         proc = subprocess.Popen([lendseg, "run", "--demo"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        sampler = TreeSampler(proc.pid)
+        sampler = TreeSampler(proc.pid, spill_dir=data / "build" / "build.duckdb.tmp")  # the default: bench_env drops it
         sampler.start()
         log, _ = proc.communicate()
         wall = time.perf_counter() - t
@@ -175,6 +231,7 @@ def run_bench(clients: int, months: int, fmt: str, out_dir: Path, seed: int = 42
         floor = run_floor(data / "landing", tmp / "floor", fmt, DEMO_PII_KEY)
         floor_wall = time.perf_counter() - t
         report = _report(clients, months, fmt, gen_s, wall, peak, steps, meta, floor, floor_wall, data)
+        report["peak_spill_mb"] = round(sampler.peak_spill_mb)
     finally:
         signal.signal(signal.SIGTERM, previous)
         if proc is not None and proc.poll() is None:
@@ -239,7 +296,7 @@ def to_markdown(r: dict) -> str:
     engine = r.get("engine", "duckdb")
     lines = [f"## {r['clients']:,} clients, {r['months']} months, {r['format']}, engine {engine} ({r['date']})", "",
              f"Machine: {r['machine']}. Generation {r['generation_s']} s (not counted).", "",
-             f"**Pipeline {r['pipeline_wall_s']} s wall, peak process-tree RSS {r['peak_tree_rss_mb']:,} MB; "
+             f"**Pipeline {r['pipeline_wall_s']} s wall, peak process-tree RSS {r['peak_tree_rss_mb']:,} MB, peak DuckDB spill {r.get('peak_spill_mb', 0):,} MB; "
              f"floor {r['floor_wall_s']} s; ratio {r['ratio_pipeline_to_floor']}.** Build file {r['build_mb']} MB, "
              f"published {r['published_mb']} MB, {r['rows_ingested']:,} rows ingested.", "",
              "| step | group | seconds | rows | rows/s | stage s | validate s | load s |", "|---|---|---:|---:|---:|---:|---:|---:|"]

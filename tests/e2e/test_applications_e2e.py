@@ -117,3 +117,63 @@ def test_warning_timeline_survives_full_rebuild(app_ws: Workspace) -> None:
     before = q(app_ws, sql)
     app_ws.lendseg("run", "--demo", "--job", "full_rebuild", timeout=900)
     assert q(app_ws, sql) == before
+
+
+def test_whole_population_recommendations_equal_the_per_client_reference(app_ws: Workspace) -> None:
+    """Issue 26: the published recommendations and the evaluation's hits, made for every client at once (SQL
+    eligibility, arrays), are exactly those of the per-client implementation they replaced, on the same build."""
+    import math
+
+    import reference_recommendations as ref
+
+    con = duckdb.connect(str(app_ws.data / "build" / "build.duckdb"), read_only=True)
+    try:
+        old = ref.live_recommendations(con)
+        cols = ["client_key", "recommendation_rank", "product_code", "score", "peer_share", "playbook_fit",
+                "reason_codes", "reason_text", "advisory_recommended", "eligible_products", "rating_grade"]
+        new = con.execute(f"SELECT {', '.join(cols)} FROM app.client_product_recommendations "
+                          "ORDER BY client_key, recommendation_rank NULLS LAST").fetchall()
+        keys, hits, elig_share = ref.evaluation_hits(con)
+        ev = {(m, c): (n, h, s) for m, c, n, h, s in con.execute(
+            "SELECT method, candidate_set, clients_evaluated, hits, adoptions_eligible_share "
+            "FROM app.recommendation_evaluation").fetchall()}
+    finally:
+        con.close()
+
+    def norm(v):
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            return None
+        return round(float(v), 4) if isinstance(v, float) else v
+
+    old = old.assign(recommendation_rank=old.recommendation_rank.map(lambda r: None if r is None or r != r else int(r)))
+    expected = sorted((tuple(norm(v) for v in row) for row in old[cols].itertuples(index=False)),
+                      key=lambda r: (r[0], r[1] is None, r[1] or 0))
+    got = [tuple(norm(v) for v in row) for row in new]
+    assert len(got) == len(expected) > 1000
+    diff = [(e, g) for e, g in zip(expected, got) if e != g]
+    assert not diff, f"{len(diff)} rows differ, e.g. {diff[:3]}"
+    for (method, cand), (n, h, share) in ev.items():
+        key = f"{method}_{'all' if cand == 'all_not_held' else 'eligible'}"
+        assert (n, h) == (len(keys), int(hits[key].sum())), (method, cand)
+        assert share == elig_share
+
+
+def test_calibration_frame_in_sql_equals_the_observation_replay(app_ws: Workspace) -> None:
+    """Issue 26: the early-warning calibration reads its client-month feature frame from one SQL query
+    (ew_features.frame_sql); on the same build it is the frame built from Python observations, value for value."""
+    from dagster_project.defs.applications import ew_features as ewf
+    from dagster_project.defs.applications.as_of import as_of_month
+    from dagster_project.defs.applications.early_warning_history import monthly_observations
+    from dagster_project.defs.applications.ew_calibration_assets import signal_frame
+
+    con = duckdb.connect(str(app_ws.data / "build" / "build.duckdb"), read_only=True)
+    try:
+        first = con.execute("SELECT min(snapshot_month) FROM marts.fct_product_usage_monthly").fetchone()[0]
+        end = as_of_month(con)
+        old = ewf.frame_from_months(monthly_observations(con, first, end))
+        new = signal_frame(con, first, end)
+    finally:
+        con.close()
+    assert len(old) > 1000 and old.expert_rank.gt(0).any() and (old.n_signals >= 4).any()
+    assert list(new.columns) == list(old.columns)
+    assert new.reset_index(drop=True).equals(old.reset_index(drop=True))

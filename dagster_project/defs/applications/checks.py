@@ -3,7 +3,7 @@
 Publishing waits for them and refuses when one fails:
 
 * ``recommendations_only_eligible`` - every recommended product passes the catalogue and policy rules
-  (recommend.eligibility_failures) for the client, and is not one the client already holds;
+  (eligibility.eligibility_sql, the SQL form of recommend.eligibility_failures) for the client, and is not one the client already holds;
 * ``warnings_of_known_clients`` - every early warning's client exists in marts.dim_client, and none is in default
   (marts.workout_clients: a client in default is the workout team's, not an early warning);
 * ``policy_covers_every_segment`` - every segment of record (marts.client_segments.final_segment_id) has a
@@ -14,34 +14,23 @@ Publishing waits for them and refuses when one fails:
 import dagster as dg
 import duckdb
 
-from dagster_project.defs.applications import recommend as rc
-from dagster_project.defs.applications.as_of import as_of_month
+from dagster_project.defs.applications.as_of import as_of_month, client_state_sql
+from dagster_project.defs.applications.eligibility import ineligible_recommendations_sql
 from dagster_project.defs.applications.keys import CLIENT_POLICY, RECS, SEG_POLICY, WARNINGS
-from dagster_project.defs.applications.recommend_assets import catalogue, client_states, profile
 from dagster_project.lib.resources import Warehouse
 from dagster_project.lib.warehouse import connect
 
 
-def ineligible_recommendations(con: duckdb.DuckDBPyConnection) -> list[dict]:
-    """Recommendations the client is not eligible for or already holds (empty list = check passes)."""
-    recs = con.execute("SELECT client_key, product_code FROM app.client_product_recommendations "
-                       "WHERE product_code IS NOT NULL").df()  # null: NO_ELIGIBLE_PRODUCT rows
-    if recs.empty:
-        return []
-    products = catalogue(con)
-    states = client_states(con, as_of_month(con), live=True).set_index("client_key")
-    bad = []
-    for client_key, product_code in recs.itertuples(index=False):
-        if product_code not in products or client_key not in states.index:
-            bad.append({"client_key": client_key, "product_code": product_code, "problem": "unknown client or product"})
-            continue
-        row = states.loc[client_key]
-        fails = rc.eligibility_failures(products[product_code], profile(row))
-        if bool(row.get(f"held_{product_code}", False)):
-            fails.append("ALREADY_HELD")
-        if fails:
-            bad.append({"client_key": client_key, "product_code": product_code, "problem": ",".join(fails)})
-    return bad
+def ineligible_recommendations(con: duckdb.DuckDBPyConnection, sample: int = 10) -> tuple[int, list[dict]]:
+    """(count, first ``sample``) of recommendations the client is not eligible for or already holds (0: passes).
+
+    One SQL anti-join of the published recommendations against the eligibility relation
+    (eligibility.ineligible_recommendations_sql) - the rules the recommendations were made with, as of the build.
+    """
+    sql = ineligible_recommendations_sql("app.client_product_recommendations", client_state_sql(as_of_month(con), live=True))
+    n = con.execute(f"SELECT count(*) FROM ({sql})").fetchone()[0]
+    rows = con.execute(f"{sql} LIMIT {int(sample)}").fetchall() if n else []
+    return n, [{"client_key": ck, "product_code": p, "problem": why} for ck, p, why in rows]
 
 
 def orphan_warnings(con: duckdb.DuckDBPyConnection) -> int:
@@ -81,10 +70,10 @@ def policy_gaps(con: duckdb.DuckDBPyConnection, sample: int = 20) -> dict[str, l
                 "for (catalogue size/rating/risk-class/stage rules, high-risk floor) and does not hold yet.")
 def recommendations_only_eligible(warehouse: Warehouse) -> dg.AssetCheckResult:
     with connect(warehouse.settings, read_only=True) as con:
-        bad = ineligible_recommendations(con)
+        bad, sample = ineligible_recommendations(con)
         n = con.execute("SELECT count(*) FROM app.client_product_recommendations").fetchone()[0]
-    return dg.AssetCheckResult(passed=not bad, metadata={"recommendations": n, "ineligible": len(bad),
-                                                         "sample": dg.MetadataValue.json(bad[:10])})
+    return dg.AssetCheckResult(passed=bad == 0, metadata={"recommendations": n, "ineligible": bad,
+                                                          "sample": dg.MetadataValue.json(sample)})
 
 
 @dg.asset_check(asset=WARNINGS, blocking=True,

@@ -23,9 +23,9 @@ import pandas as pd
 
 from dagster_project.defs.applications import ew_calibration as cal
 from dagster_project.defs.applications import ew_features as ewf
-from dagster_project.defs.applications.as_of import as_of_month, first_default_sql
+from dagster_project.defs.applications.as_of import as_of_month, first_default_sql, lit, signal_observations_sql
 from dagster_project.lib.months import add_months
-from dagster_project.defs.applications.early_warning_history import evaluate_warnings, monthly_observations
+from dagster_project.defs.applications.early_warning_history import evaluate_warnings
 from dagster_project.defs.applications.store import write_app_table
 from dagster_project.lib.metadata import figure, md_table, png_bytes
 from dagster_project.lib.resources import Warehouse
@@ -43,6 +43,15 @@ COMPARISON_TABLE = "early_warning_method_comparison"  # app schema (store.py), p
 N_BOOTSTRAP = 1000
 
 
+def signal_frame(con: duckdb.DuckDBPyConnection, first: date, end: date) -> pd.DataFrame:
+    """The calibration's feature frame of the months ``first``..``end`` (``ew_features.frame_sql``: one SQL pass)."""
+    months = ("SELECT DISTINCT last_day(snapshot_month) FROM marts.fct_product_usage_monthly "
+              f"WHERE snapshot_month BETWEEN {lit(first)} AND {lit(end)}")
+    frame = con.execute(ewf.frame_sql(signal_observations_sql(first, end), months)).df()
+    frame["month_end"] = frame.month_end.dt.date  # datetime.date objects, as the calibration compares them
+    return frame
+
+
 def load_history(con: duckdb.DuckDBPyConnection, end: date | None = None
                  ) -> tuple[pd.DataFrame, dict[date, list[str]], dict[str, date], date | None, date | None]:
     """(signal frame with expert levels, clients with a facility per month, first 90+ dpd month, first, end month)."""
@@ -51,8 +60,7 @@ def load_history(con: duckdb.DuckDBPyConnection, end: date | None = None
     first = con.execute("SELECT min(snapshot_month) FROM marts.fct_product_usage_monthly").fetchall()[0][0]
     if first is None or end is None or first > end:
         return ewf.frame_from_months([]), {}, {}, first, end
-    months = monthly_observations(con, first, end)
-    frame = ewf.frame_from_months(months)
+    frame = signal_frame(con, first, end)
     pop: dict[date, list[str]] = {}
     for m, ck in con.execute("SELECT DISTINCT snapshot_month, client_key FROM marts.fct_product_usage_monthly "
                              "ORDER BY 1, 2").fetchall():

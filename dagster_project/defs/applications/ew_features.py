@@ -1,7 +1,9 @@
 """Early-warning calibration features: one row per client and month end from the month's signal observations.
 
 Every feature grows with risk (expected coefficient sign >= 0); ``ew_score.py`` fits them, ``ew_calibration.py``
-turns the score into levels.
+turns the score into levels. Two forms of the same frame: :func:`frame_from_months` from Python observations (the
+specification) and :func:`frame_sql`, one SQL query over the signal observations (what the calibration reads: no
+Python object per client, signal and month; ``tests/e2e/test_applications_e2e.py`` compares the two on one build).
 """
 
 from __future__ import annotations
@@ -72,3 +74,59 @@ def frame_from_months(months: Iterable[tuple[date, Mapping[ew.Key, ew.Observatio
                          **feature_row(vals)})
     cols = ["client_key", "month_end", "expert_rank", *FEATURES]
     return pd.DataFrame(rows, columns=cols)
+
+
+def severity_rank_sql(signal: str, value: str) -> str:
+    """SQL: the rank (1..3 = watch..critical, NULL = no signal) :func:`early_warning.severity` gives ``value``."""
+    sig = ew.SIGNALS[signal]
+    op = ">=" if sig.direction == ">=" else "<"
+    whens = [f"WHEN {value} {op} {float(t)!r} THEN {ew.SEVERITY_RANK[level]}"
+             for level, t in (("critical", sig.critical), ("warning", sig.warning), ("watch", sig.watch)) if t is not None]
+    return f"CASE {' '.join(whens)} END"
+
+
+_FEATURE_SQL: dict[str, str] = {
+    "arrears_30": "CASE WHEN coalesce(arrears, 0) >= 30 THEN 1.0 ELSE 0.0 END",
+    "arrears_dpd": "least(coalesce(arrears, 0.0), 89.0) / 30.0",
+    "score_drop": "least(coalesce(score_drop, 0.0), 150.0) / 30.0",
+    "high_utilisation": "least(coalesce(high_utilisation, 0.0), 12.0) / 6.0",
+    "negative_cash_flow": "least(coalesce(negative_cash_flow, 0.0), 8.0) / 4.0",
+    "legal_judgments": "least(coalesce(legal_judgments, 0.0), 6.0) / 3.0",
+    "inquiries": "least(coalesce(inquiries, 0.0), 12.0) / 6.0",
+    "collateral_gap": "CASE WHEN collateral IS NULL THEN 0.0 ELSE least(greatest(1.0 - collateral, 0.0), 1.0) END",
+    "n_signals": "n_base::DOUBLE",
+}
+
+
+def frame_sql(observations_sql: str, months_sql: str) -> str:
+    """:func:`frame_from_months` of the observations as one SQL query (same rows, order and values).
+
+    ``observations_sql``: long rows (client_key, month_end, signal, observed_value, ...) as
+    ``as_of.signal_observations_sql`` gives them; ``months_sql``: the month ends to keep (one column). Severity,
+    the composite ``multiple_signals`` and the expert rank follow ``early_warning`` (``severity``,
+    ``add_multiple_signals``, ``expert_ranks``).
+    """
+    assert set(_FEATURE_SQL) == set(FEATURES)
+    ranks = " ".join(f"WHEN '{sg}' THEN {severity_rank_sql(sg, 'observed_value')}" for sg in BASE_SIGNALS)
+    pivot = ",\n        ".join(f"max(observed_value) FILTER (WHERE signal = '{sg}') AS {sg}" for sg in BASE_SIGNALS)
+    features = ",\n    ".join(f"({_FEATURE_SQL[f]})::DOUBLE AS {f}" for f in FEATURES)
+    multiple = severity_rank_sql("multiple_signals", "n_base")
+    return f"""
+WITH active AS (
+    SELECT o.client_key, o.month_end, o.signal, o.observed_value::DOUBLE AS observed_value,
+        CASE o.signal {ranks} END AS rank
+    FROM ({observations_sql}) AS o
+    WHERE o.month_end IN ({months_sql}) AND o.signal IN ({", ".join(f"'{sg}'" for sg in BASE_SIGNALS)})
+), per_client AS (
+    SELECT client_key, month_end, count(*) AS n_base, max(rank) AS top,
+        {pivot}
+    FROM active WHERE rank IS NOT NULL
+    GROUP BY client_key, month_end
+), ranked AS (
+    SELECT *, greatest(top, coalesce({multiple}, 0)) AS top_all FROM per_client
+)
+SELECT client_key, month_end,
+    CASE WHEN top_all >= 2 OR n_base >= {ew.WATCH_MIN_SIGNALS} THEN top_all ELSE 0 END::BIGINT AS expert_rank,
+    {features}
+FROM ranked
+ORDER BY month_end, client_key"""

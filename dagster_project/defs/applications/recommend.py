@@ -1,7 +1,11 @@
 """Product recommendations: eligibility rules, playbook, learned propensity, reason codes, evaluation maths.
 
-Pure functions only (no database, no Dagster): ``applications.py`` feeds them client rows computed in
-DuckDB. The rules are documented in ``docs/applications.md``; unit tests are in ``tests/unit/applications/test_applications.py``.
+Pure functions only (no database, no Dagster): ``recommend_assets.py`` feeds them client rows computed in
+DuckDB. Each rule has a per-client form (``eligibility_failures``, ``playbook_codes``, ``reason_codes``: the
+specification, what unit tests read) and a whole-population form over arrays (``recommend_population.py``: what
+the assets run, no Python loop per client). Eligibility at scale is SQL
+(``eligibility.py``), tested against ``eligibility_failures``. The rules are documented in ``docs/applications.md``;
+unit tests are in ``tests/unit/applications/``.
 
 Score of a product for a client (only for products the client does not hold and is ELIGIBLE for)::
 
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any, Callable
 
 import numpy as np
 
@@ -32,12 +37,13 @@ HIGH_RISK_FLOOR_GRADE = "R3"  # no unsecured product for a `high` risk-class ind
 TOP_N = 3
 W_PEERS, W_PLAYBOOK, W_POPULARITY = 1.0, 0.35, 0.05
 K_NEIGHBOURS = 30
+MAX_POOL_PER_BLOCK = 10_000  # neighbours of a block are searched among at most this many of its customers
 
 # Rule code -> text an RM can read. Eligibility failures are not published (ineligible products are never
 # recommended) but are used in tests and in the evaluation's "eligible" baseline.
 REASON_TEXT: dict[str, str] = {
-    "PEERS_HOLD_STRONG": "held by {share:.0%} of the {k} most similar clients (strong peer adoption)",
-    "PEERS_HOLD": "held by {share:.0%} of the {k} most similar clients",
+    "PEERS_HOLD_STRONG": "held by {pct}% of the {k} most similar clients (strong peer adoption)",
+    "PEERS_HOLD": "held by {pct}% of the {k} most similar clients",
     "PLAYBOOK_LARGE_MANUFACTURER_LONG_TERM": "playbook: long-term financing for large manufacturers",
     "PLAYBOOK_TECH_SME_IP_PLEDGE": "playbook: IP-pledge financing for technology SMEs",
     "PLAYBOOK_STARTUP_CREDIT": "playbook: low-threshold credit loan for start-ups",
@@ -129,24 +135,35 @@ def is_eligible(product: Product, client: ClientProfile) -> bool:
     return not eligibility_failures(product, client)
 
 
-def is_large_manufacturer(client: ClientProfile) -> bool:
-    return client.size_class == "large" and client.industry_section == "C"
+def _isin(value: Any, values: tuple[str, ...]) -> Any:
+    """``value in values`` for one client, elementwise for a pandas column."""
+    return value.isin(values) if hasattr(value, "isin") else value in values
 
 
-def is_tech_sme(client: ClientProfile) -> bool:
-    return client.technology_firm and client.size_class in ("micro", "small", "medium")
+def is_large_manufacturer(client: Any) -> Any:
+    return (client.size_class == "large") & (client.industry_section == "C")
+
+
+def is_tech_sme(client: Any) -> Any:
+    return client.technology_firm & _isin(client.size_class, ("micro", "small", "medium"))
+
+
+def is_startup(client: Any) -> Any:
+    return client.firm_stage == "startup"
+
+
+# (code, products it targets, who): one table for the per-client and the whole-population form. The predicates take
+# a ClientProfile or a DataFrame of client states (then they return a boolean column).
+PLAYBOOK: tuple[tuple[str, tuple[str, ...], Callable[[Any], Any]], ...] = (
+    ("PLAYBOOK_LARGE_MANUFACTURER_LONG_TERM", ("term_loan", "project_finance"), is_large_manufacturer),
+    ("PLAYBOOK_TECH_SME_IP_PLEDGE", ("ip_pledge_loan",), is_tech_sme),
+    ("PLAYBOOK_STARTUP_CREDIT", ("startup_credit_loan",), is_startup),
+)
 
 
 def playbook_codes(product_code: str, client: ClientProfile) -> list[str]:
     """Playbook rules that target ``product_code`` at this client."""
-    codes = []
-    if product_code in ("term_loan", "project_finance") and is_large_manufacturer(client):
-        codes.append("PLAYBOOK_LARGE_MANUFACTURER_LONG_TERM")
-    if product_code == "ip_pledge_loan" and is_tech_sme(client):
-        codes.append("PLAYBOOK_TECH_SME_IP_PLEDGE")
-    if product_code == "startup_credit_loan" and client.firm_stage == "startup":
-        codes.append("PLAYBOOK_STARTUP_CREDIT")
-    return codes
+    return [code for code, targets, who in PLAYBOOK if product_code in targets and who(client)]
 
 
 def advisory_recommended(client: ClientProfile) -> bool:
@@ -176,9 +193,14 @@ def reason_codes(product: Product, client: ClientProfile, peer_share: float, pop
     return codes
 
 
+def share_percent(peer_share: float) -> int:
+    """The peer share in whole per cent as the texts show it (round half to even, as ``np.rint``)."""
+    return int(round(peer_share * 100))
+
+
 def reason_text(codes: Sequence[str], peer_share: float, k: int = K_NEIGHBOURS) -> str:
     """One readable sentence for the RM from the reason codes."""
-    parts = [REASON_TEXT[c].format(share=peer_share, k=k) for c in codes]
+    parts = [REASON_TEXT[c].format(pct=share_percent(peer_share), k=k) for c in codes]
     text = "; ".join(parts)
     return text[:1].upper() + text[1:] if text else ""
 
@@ -207,12 +229,20 @@ def hit_at_k(recommended: Sequence[str], adopted: set[str], k: int = TOP_N) -> b
 
 def bootstrap_ci(values: Sequence[float] | np.ndarray, n_boot: int = 2000, alpha: float = 0.05,
                  seed: int = 20261126) -> tuple[float, float, float]:
-    """(mean, lower, upper): percentile bootstrap confidence interval of the mean (seeded, reproducible)."""
+    """(mean, lower, upper): percentile bootstrap confidence interval of the mean (seeded, reproducible).
+
+    A resample of n units is drawn as the counts of each distinct value (one multinomial draw of n over the
+    distinct values' shares): the same distribution as drawing n unit indices, in memory n_boot x distinct values
+    instead of n_boot x n. Hits and paired differences of hits have two or three distinct values, so a million
+    evaluated clients cost what a hundred do.
+    """
     x = np.asarray(values, dtype=float)
     if x.size == 0:
         return float("nan"), float("nan"), float("nan")
     rng = np.random.default_rng(seed)
-    means = x[rng.integers(0, x.size, size=(n_boot, x.size))].mean(axis=1)
+    distinct, counts = np.unique(x, return_counts=True)
+    draws = rng.multinomial(x.size, counts / x.size, size=n_boot)
+    means = draws @ distinct / x.size
     lo, hi = np.quantile(means, [alpha / 2, 1 - alpha / 2])
     return float(x.mean()), float(lo), float(hi)
 
@@ -223,8 +253,16 @@ def paired_bootstrap_diff(a: Sequence[float], b: Sequence[float], n_boot: int = 
     return bootstrap_ci(np.asarray(a, dtype=float) - np.asarray(b, dtype=float), n_boot, alpha, seed)
 
 
+def bounded(members: np.ndarray, cap: int = MAX_POOL_PER_BLOCK) -> np.ndarray:
+    """At most ``cap`` of ``members``, evenly spread over them (all of them when there are fewer)."""
+    if len(members) <= cap:
+        return members
+    return members[np.linspace(0, len(members) - 1, cap).round().astype(np.int64)]
+
+
 def nearest(pool_x: np.ndarray, query_x: np.ndarray, kk: int,
-            block_keys: Sequence[Sequence[int]] = (), min_block: int = 0) -> tuple[np.ndarray, np.ndarray]:
+            block_keys: Sequence[Sequence[int]] = (), min_block: int = 0,
+            max_pool: int = MAX_POOL_PER_BLOCK) -> tuple[np.ndarray, np.ndarray]:
     """The ``kk`` nearest pool rows of every query row (distances, pool indices) among the rows of its block.
 
     All-pairs distances over the whole population are quadratic (1 M clients: hours; a tree index is slower
@@ -232,7 +270,8 @@ def nearest(pool_x: np.ndarray, query_x: np.ndarray, kk: int,
     industry columns, then size, then firm stage): rows with equal values on all groups form a block and a
     query's neighbours are searched among its block's pool rows. A block with fewer than
     ``max(kk, min_block)`` pool rows is searched at the next coarser level, and the coarsest ones in the whole
-    pool. The time grows with the sum of squared block sizes instead of the square of the population.
+    pool. A block's pool is bounded to ``max_pool`` rows (:func:`bounded`), so the time grows with the number of
+    queries x ``max_pool`` at worst, never with the square of the population or of its largest block.
     """
     from sklearn.neighbors import NearestNeighbors
 
@@ -252,15 +291,16 @@ def nearest(pool_x: np.ndarray, query_x: np.ndarray, kk: int,
         order = np.argsort(pool_block, kind="stable")
         starts = np.searchsorted(pool_block[order], np.arange(len(keys) + 1))
         for b in np.unique(query_block[open_q]):
-            members = order[starts[b]:starts[b + 1]]
+            members = bounded(order[starts[b]:starts[b + 1]], max_pool)
             if len(members) < need:
                 continue
             q = np.flatnonzero(query_block == b)
             d, i = NearestNeighbors(n_neighbors=kk).fit(pool_x[members]).kneighbors(query_x[q])
             dist[q], idx[q], todo[q] = d, members[i], False
     if todo.any():
-        d, i = NearestNeighbors(n_neighbors=kk).fit(pool_x).kneighbors(query_x[todo])
-        dist[todo], idx[todo] = d, i
+        members = bounded(np.arange(len(pool_x)), max(max_pool, kk))
+        d, i = NearestNeighbors(n_neighbors=kk).fit(pool_x[members]).kneighbors(query_x[todo])
+        dist[todo], idx[todo] = d, members[i]
     return dist, idx
 
 
@@ -297,3 +337,4 @@ def standardise(x: np.ndarray, ref: np.ndarray | None = None) -> np.ndarray:
     sd = np.where(~np.isfinite(sd) | (sd == 0), 1.0, sd)
     z = (x - np.where(np.isfinite(mu), mu, 0.0)) / sd
     return np.nan_to_num(z, nan=0.0)
+

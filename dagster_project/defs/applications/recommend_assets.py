@@ -4,7 +4,6 @@ The rules (eligibility, playbook, scores, reason codes, bootstrap) are pure func
 here: client states from the as-of SQL, the neighbour propensities, the two published tables and their charts.
 """
 
-from collections import defaultdict
 from datetime import date
 
 import dagster as dg
@@ -14,8 +13,10 @@ import pandas as pd
 
 from dagster_project.defs.applications import evaluation_inputs as inputs
 from dagster_project.defs.applications import recommend as rc
+from dagster_project.defs.applications import recommend_population as rp
 from dagster_project.defs.applications.as_of import (EVAL_HORIZON_MONTHS, adoptions_sql, as_of_month, client_state_sql,
                                                      evaluation_cutoff)
+from dagster_project.defs.applications.eligibility import eligibility_sql, products_list
 from dagster_project.defs.applications.keys import (AS_OF, AT_CUTOFF, CATALOGUE, DIM_CLIENT, GROUP, MASTER_SCALE, REC_EVAL, RECS,
                                                     SEGMENT_DEPS, SEGMENT_DOCS, SEGMENT_OF_RECORD, STG_BUREAU, STG_USAGE)
 from dagster_project.lib.metadata import chart_first, figure, md_table, png_markdown
@@ -42,18 +43,6 @@ def catalogue(con: duckdb.DuckDBPyConnection) -> dict[str, rc.Product]:
     return {r["product_code"]: rc.Product.from_row(r) for r in rows}
 
 
-def profile(row) -> rc.ClientProfile:
-    return rc.ClientProfile(size_class=str(row.size_class), firm_stage=str(row.firm_stage),
-                            technology_firm=bool(row.technology_firm), industry_risk_class=str(row.industry_risk_class),
-                            rating_grade=str(row.rating_grade), industry_section=row.industry_section,
-                            is_customer=bool(row.is_customer))
-
-
-def client_states(con: duckdb.DuckDBPyConnection, cutoff: date, live: bool) -> pd.DataFrame:
-    """Client-level as-of rows (one per client; small - never the raw tables)."""
-    return con.execute(client_state_sql(cutoff, live)).df()
-
-
 def propensities(states: pd.DataFrame, query: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
     """(peer shares for the query rows x products, popularity per product) from customers at the cutoff."""
     held = states[[f"held_{p}" for p in rc.PRODUCTS]].to_numpy().astype(float)
@@ -74,34 +63,75 @@ def propensities(states: pd.DataFrame, query: np.ndarray) -> tuple[np.ndarray, d
     return shares, popularity
 
 
-def recommend_rows(states: pd.DataFrame, query: np.ndarray, products: dict[str, rc.Product]
-                   ) -> tuple[list[dict], dict[str, float], dict[int, dict[str, list[str]]]]:
-    """Top-3 rows for the query clients + popularity + per-client rankings (model/popularity x all/eligible)."""
+def load_states(con: duckdb.DuckDBPyConnection, cutoff: date, live: bool) -> pd.DataFrame:
+    """Client states as of ``cutoff`` (one row per client), kept as TEMP table ``rec_states`` for the SQL that follows.
+
+    The states scan the usage history once; eligibility (:func:`eligible_matrix`) reads the temp table.
+    """
+    con.execute(f"CREATE OR REPLACE TEMP TABLE rec_states AS SELECT *, (row_number() OVER (ORDER BY client_key)) - 1 "
+                f"AS pos FROM ({client_state_sql(cutoff, live)}) ORDER BY client_key")
+    return con.execute("SELECT * EXCLUDE (pos) FROM rec_states ORDER BY pos").df()
+
+
+def eligible_matrix(con: duckdb.DuckDBPyConnection, n_clients: int) -> np.ndarray:
+    """(clients x products) booleans of ``rec_states``: the client passes every catalogue and policy rule
+    (eligibility.eligibility_sql, one SQL pass; products missing from the catalogue are never eligible)."""
+    pairs = con.execute(f"SELECT pos, product_pos FROM ({eligibility_sql('rec_states')}) "
+                        "WHERE failures = '' AND product_pos IS NOT NULL").fetchnumpy()
+    out = np.zeros((n_clients, len(rc.PRODUCTS)), dtype=bool)
+    out[pairs["pos"].astype(np.int64), pairs["product_pos"].astype(np.int64)] = True
+    return out
+
+
+def as_profiles(states: pd.DataFrame) -> pd.DataFrame:
+    """The columns the rules read, typed as ``profile`` types them (str of a missing value is 'None')."""
+    return pd.DataFrame({"size_class": states.size_class.astype(str), "firm_stage": states.firm_stage.astype(str),
+                         "technology_firm": states.technology_firm.astype(bool),
+                         "industry_risk_class": states.industry_risk_class.astype(str),
+                         "rating_grade": states.rating_grade.astype(str), "industry_section": states.industry_section})
+
+
+def recommend_frame(states: pd.DataFrame, query: np.ndarray, eligible: np.ndarray, products: dict[str, rc.Product]
+                    ) -> tuple[pd.DataFrame, dict[str, float], dict[str, np.ndarray]]:
+    """Top-3 rows of the query clients, popularity, and the four rankings of the query clients (rows x 3 product
+    columns, -1 = none: model/popularity x all not held/eligible) - every client at once, no loop per client."""
     shares, popularity = propensities(states, query)
-    rows: list[dict] = []
-    rankings: dict[int, dict[str, list[str]]] = {}
-    for j, i in enumerate(query):
-        r = states.iloc[i]
-        cp = profile(r)
-        held = {p for p in rc.PRODUCTS if r[f"held_{p}"]}
-        eligible = {p for p in rc.PRODUCTS if p in products and rc.is_eligible(products[p], cp)}
-        share = dict(zip(rc.PRODUCTS, shares[j]))
-        scores = {p: rc.score(share[p], bool(rc.playbook_codes(p, cp)), popularity[p]) for p in rc.PRODUCTS}
-        top = rc.rank_products(scores, held, eligible)
-        rankings[int(i)] = {"model_all": rc.rank_products(scores, held), "model_eligible": top,
-                            "popularity_all": rc.popularity_ranking(popularity, held),
-                            "popularity_eligible": rc.popularity_ranking(popularity, held, eligible)}
-        base = {"client_key": r.client_key, "advisory_recommended": rc.advisory_recommended(cp),
-                "eligible_products": len(eligible - held), "rating_grade": cp.rating_grade}
-        if not top:
-            rows.append(base | {"recommendation_rank": None, "product_code": None, "score": None, "peer_share": None,
-                                "playbook_fit": None, "reason_codes": "NO_ELIGIBLE_PRODUCT",
-                                "reason_text": "No catalogue product the client does not hold passes the eligibility rules"})
-        for rank, p in enumerate(top, 1):
-            codes = rc.reason_codes(products[p], cp, share[p], popularity[p])
-            rows.append(base | {"recommendation_rank": rank, "product_code": p, "score": round(float(scores[p]), 4),
-                                "peer_share": round(float(share[p]), 4), "playbook_fit": bool(rc.playbook_codes(p, cp)),
-                                "reason_codes": "|".join(codes), "reason_text": rc.reason_text(codes, share[p])})
+    pop = np.array([popularity[p] for p in rc.PRODUCTS])
+    cp = as_profiles(states.iloc[query]).reset_index(drop=True)
+    held = states[[f"held_{p}" for p in rc.PRODUCTS]].to_numpy(dtype=bool)[query]
+    elig = eligible[query]
+    playbook = rp.playbook_matrix(cp)
+    score = rp.scores(shares, playbook, pop)
+    codes = list(rc.PRODUCTS)
+    rankings = {"model_all": rp.top_n(score, ~held, codes), "model_eligible": rp.top_n(score, ~held & elig, codes),
+                "popularity_all": rp.top_n(np.broadcast_to(pop, score.shape), ~held, codes),
+                "popularity_eligible": rp.top_n(np.broadcast_to(pop, score.shape), ~held & elig, codes)}
+    top = rankings["model_eligible"]
+    row, rank = np.nonzero(top >= 0)
+    col = top[row, rank]
+    secured = np.array([products[p].secured if p in products else False for p in rc.PRODUCTS])
+    share = shares[row, col]
+    reason_codes, reason_text = rp.reason_columns(
+        share, pop[col],
+        [np.isin(col, [codes.index(p) for p in targets]) & np.asarray(who(cp), dtype=bool)[row]
+         for _, targets, who in rc.PLAYBOOK],
+        (cp.industry_risk_class.to_numpy()[row] == "high") & secured[col],
+        ~cp.rating_grade.isin(list(rc.GRADE_ORDER)).to_numpy()[row])
+    keys = states.client_key.to_numpy()[query]
+    base = pd.DataFrame({"client_key": keys, "advisory_recommended": rp.advisory_column(cp),
+                         "eligible_products": (elig & ~held).sum(axis=1), "rating_grade": cp.rating_grade.to_numpy()})
+    recs = base.iloc[row].reset_index(drop=True).assign(
+        recommendation_rank=pd.array(rank + 1, dtype="Int64"), product_code=np.asarray(codes, dtype=object)[col],
+        score=score[row, col], peer_share=share, playbook_fit=pd.array(playbook[row, col], dtype="boolean"),
+        reason_codes=reason_codes, reason_text=reason_text)
+    empty = (top < 0).all(axis=1)
+    none = base[empty].assign(
+        recommendation_rank=pd.array([None] * int(empty.sum()), dtype="Int64"), product_code="", score=np.nan,
+        peer_share=np.nan, playbook_fit=pd.array([None] * int(empty.sum()), dtype="boolean"),
+        reason_codes="NO_ELIGIBLE_PRODUCT",
+        reason_text="No catalogue product the client does not hold passes the eligibility rules")
+    rows = pd.concat([recs, none], ignore_index=True) if len(none) else recs
+    rows.loc[rows.recommendation_rank.isna(), "product_code"] = None  # NO_ELIGIBLE_PRODUCT rows name no product
     return rows, popularity, rankings
 
 
@@ -178,17 +208,18 @@ def client_product_recommendations(context: dg.AssetExecutionContext, warehouse:
     with connect(warehouse.settings) as con:
         month = as_of_month(con)
         products = catalogue(con)
-        states = client_states(con, month, live=True)
+        states = load_states(con, month, live=True)
+        eligible = eligible_matrix(con, len(states))
         query = np.flatnonzero(states["lifecycle_stage"].isin(["new", "growing", "mature", "prospect"]).to_numpy())
-        rows, popularity, _ = recommend_rows(states, query, products)
-        df = pd.DataFrame(rows)
+        df, popularity, _ = recommend_frame(states, query, eligible, products)
         con.register("recs_df", df)
         try:
             con.execute("BEGIN")
             n = write_app_table(con, "client_product_recommendations", f"""
                 SELECT r.client_key, s.segment_id, s.segment_name, s.segment_source, d.lifecycle_stage,
                     r.recommendation_rank::INTEGER AS recommendation_rank, r.product_code, c.product_name_en,
-                    r.score::DOUBLE AS score, r.peer_share::DOUBLE AS peer_share, r.playbook_fit::BOOLEAN AS playbook_fit,
+                    round(r.score::DOUBLE, 4) AS score, round(r.peer_share::DOUBLE, 4) AS peer_share,
+                    r.playbook_fit::BOOLEAN AS playbook_fit,
                     r.reason_codes, r.reason_text, r.advisory_recommended, r.eligible_products::INTEGER AS eligible_products,
                     r.rating_grade, {sql_literal(MODEL_VERSION)} AS model_version, d.as_of_date
                 FROM recs_df AS r
@@ -221,16 +252,19 @@ def evaluate_recommendations(con: duckdb.DuckDBPyConnection, horizon: int = EVAL
     end = as_of_month(con)
     cutoff = evaluation_cutoff(con, end, horizon)
     products = catalogue(con)
-    states = client_states(con, cutoff, live=False)
-    adopted: dict[str, set[str]] = defaultdict(set)
-    for ck, p, _ in con.execute(adoptions_sql(cutoff, end)).fetchall():
-        adopted[ck].add(p)
-    query = np.flatnonzero((states["active_at_cutoff"] & states["client_key"].isin(list(adopted))).to_numpy())
-    _, _, rankings = recommend_rows(states, query, products)
-    hits = {k: np.array([rc.hit_at_k(rankings[int(i)][k], adopted[states.client_key.iat[i]]) for i in query], dtype=float)
-            for k in ("model_all", "popularity_all", "model_eligible", "popularity_eligible")}
-    elig_share = float(np.mean([bool(adopted[states.client_key.iat[i]] & {
-        p for p in rc.PRODUCTS if rc.is_eligible(products[p], profile(states.iloc[i]))}) for i in query])) if len(query) else 0.0
+    states = load_states(con, cutoff, live=False)
+    eligible = eligible_matrix(con, len(states))
+    adopt = con.execute(f"SELECT a.client_key, list_position({products_list()}, a.product_code) - 1 AS product_pos "
+                        f"FROM ({adoptions_sql(cutoff, end)}) AS a").df()
+    adopters = states.client_key.isin(adopt.client_key).to_numpy()
+    adopt = adopt[adopt.product_pos.notna()]
+    pos = pd.Index(states.client_key).get_indexer(adopt.client_key)
+    adopted = np.zeros((len(states), len(rc.PRODUCTS)), dtype=bool)
+    adopted[pos[pos >= 0], adopt.product_pos.to_numpy()[pos >= 0].astype(np.int64)] = True
+    query = np.flatnonzero(states["active_at_cutoff"].to_numpy(dtype=bool) & adopters)
+    _, _, rankings = recommend_frame(states, query, eligible, products)
+    hits = {k: rp.hits_at_n(top, adopted[query]) for k, top in rankings.items()}
+    elig_share = float((adopted[query] & eligible[query]).any(axis=1).mean()) if len(query) else 0.0
     rows = []
     for cand in ("all_not_held", "eligible_only"):
         suffix = "all" if cand == "all_not_held" else "eligible"

@@ -161,18 +161,24 @@ def scoring_table_sql(task: ScoringTask) -> str:
 
 
 def score_in_duckdb(con, pipe, task: ScoringTask) -> None:
-    """Score every client into ``ml._scoring``, CHUNK_ROWS at a time (keyset pagination: bounded memory)."""
+    """Score every client into ``ml._scoring``, CHUNK_ROWS at a time (bounded memory).
+
+    The features are joined once, into a temp table numbered in client-key order; each page reads a range of those
+    numbers (row groups outside it are skipped by their min/max), never the join again.
+    """
     con.execute(scoring_table_sql(task))
-    sql = scoring_sql() + " WHERE f.client_key > ? ORDER BY f.client_key LIMIT ?"
-    last = ""
-    while True:
-        chunk = con.execute(sql, [last, CHUNK_ROWS]).df()
-        if len(chunk) == 0:
-            break
-        con.register("_chunk", score_frame(chunk, pipe, task))
-        con.execute("INSERT INTO ml._scoring SELECT * FROM _chunk")
-        con.unregister("_chunk")
-        last = str(chunk.client_key.iloc[-1])
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _to_score AS SELECT *, row_number() OVER (ORDER BY client_key) AS _row "
+                f"FROM ({scoring_sql()}) ORDER BY _row")
+    try:
+        (n,) = con.execute("SELECT count(*) FROM _to_score").fetchone()
+        for start in range(0, n, CHUNK_ROWS):
+            chunk = con.execute("SELECT * EXCLUDE (_row) FROM _to_score WHERE _row > ? AND _row <= ? ORDER BY _row",
+                                [start, start + CHUNK_ROWS]).df()
+            con.register("_chunk", score_frame(chunk, pipe, task))
+            con.execute("INSERT INTO ml._scoring SELECT * FROM _chunk")
+            con.unregister("_chunk")
+    finally:
+        con.execute("DROP TABLE IF EXISTS _to_score")
 
 
 def scoring_summary(con, task: ScoringTask):

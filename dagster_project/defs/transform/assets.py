@@ -42,6 +42,8 @@ def dbt_env(settings: Settings) -> dict[str, str]:
         "LENDSEG_SPARK_MEMORY": settings.spark_memory,
         "LENDSEG_DUCKDB_MEMORY_LIMIT": settings.memory_limit,
         "LENDSEG_DUCKDB_THREADS": str(settings.threads),
+        "LENDSEG_DUCKDB_TEMP_DIR": str(settings.temp_dir),
+        "LENDSEG_DUCKDB_MAX_TEMP_SIZE": settings.max_temp_size,
     }
 
 
