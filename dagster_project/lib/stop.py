@@ -44,8 +44,10 @@ def descendants(pid: int) -> list[int]:
     return out
 
 
-def end_processes(pids: list[int], grace_s: float = 5.0) -> None:
-    """SIGTERM, then SIGKILL what is still alive after ``grace_s``."""
+def end_processes(pids: list[int], grace_s: float = 5.0, kill_wait_s: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL what is still alive after ``grace_s``, then wait (up to ``kill_wait_s``) until the killed
+    are gone: a SIGKILL is delivered asynchronously, and on a busy machine a killed process can still be running for a
+    moment - "ended" means no longer running when this returns."""
     for p in pids:
         try:
             os.kill(p, signal.SIGTERM)
@@ -61,6 +63,11 @@ def end_processes(pids: list[int], grace_s: float = 5.0) -> None:
             os.kill(p, signal.SIGKILL)
         except ProcessLookupError:
             pass
+    deadline = time.monotonic() + kill_wait_s
+    while alive and time.monotonic() < deadline:
+        alive = [p for p in alive if _alive(p)]
+        if alive:
+            time.sleep(0.05)
 
 
 def _alive(pid: int) -> bool:
