@@ -199,6 +199,15 @@ def check_disk(clients: int, months: int, where: Path, max_temp_size: str) -> No
                            f"LENDSEG_DUCKDB_MAX_TEMP_SIZE={max_temp_size}); {free / 1e9:.1f} GB are free")
 
 
+def keep_failed_logs(data: Path, out_dir: Path) -> Path:
+    """Copy a failed bench run's logs (the run's log, dbt's logs) out of the temp folder before it is removed."""
+    dest = out_dir / "failed-run-logs"
+    dest.mkdir(parents=True, exist_ok=True)
+    for log in [*(data / "logs").glob("*.log"), *(data / "dbt_target").rglob("*.log")]:
+        shutil.copy2(log, dest / f"{log.parent.name}-{log.name}")
+    return dest
+
+
 def run_bench(clients: int, months: int, fmt: str, out_dir: Path, seed: int = 42, keep: bool = False) -> dict:
     from dagster_project.lib.settings import env_value
     from dagster_project.tools.bench_floor import run_floor
@@ -225,7 +234,8 @@ def run_bench(clients: int, months: int, fmt: str, out_dir: Path, seed: int = 42
         wall = time.perf_counter() - t
         peak = sampler.stop()
         if proc.returncode != 0:
-            raise RuntimeError(f"pipeline failed:\n{log[-4000:]}")
+            kept = keep_failed_logs(data, out_dir)
+            raise RuntimeError(f"pipeline failed (its run and dbt logs copied to {kept}):\n{log[-4000:]}")
         steps, meta = _dagster_steps(home)
         t = time.perf_counter()
         floor = run_floor(data / "landing", tmp / "floor", fmt, DEMO_PII_KEY)

@@ -84,7 +84,7 @@ def eligible_matrix(con: duckdb.DuckDBPyConnection, n_clients: int) -> np.ndarra
 
 
 def as_profiles(states: pd.DataFrame) -> pd.DataFrame:
-    """The columns the rules read, typed as ``profile`` types them (str of a missing value is 'None')."""
+    """The columns the rules read, typed as the per-client rules read them (a missing value reads as the text None)."""
     return pd.DataFrame({"size_class": states.size_class.astype(str), "firm_stage": states.firm_stage.astype(str),
                          "technology_firm": states.technology_firm.astype(bool),
                          "industry_risk_class": states.industry_risk_class.astype(str),

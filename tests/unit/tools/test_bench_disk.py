@@ -29,3 +29,14 @@ def test_refuses_in_one_line_when_free_disk_is_short(tmp_path: Path, monkeypatch
         bench.check_disk(1_000_000, 24, tmp_path, "20GB")
     msg = str(err.value)
     assert "\n" not in msg and "44.0 GB" in msg and "10.0 GB are free" in msg and "LENDSEG_DUCKDB_MAX_TEMP_SIZE=20GB" in msg
+
+
+def test_a_failed_run_leaves_its_logs_where_the_report_goes(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    (data / "logs").mkdir(parents=True)
+    (data / "logs" / "run1.log").write_text("step dbt_client_dimensions failed")
+    (data / "dbt_target" / "abc").mkdir(parents=True)
+    (data / "dbt_target" / "abc" / "dbt.log").write_text("Out of Memory Error")
+    kept = bench.keep_failed_logs(data, tmp_path / "out")
+    assert sorted(p.name for p in kept.iterdir()) == ["abc-dbt.log", "logs-run1.log"]
+    assert (kept / "abc-dbt.log").read_text() == "Out of Memory Error"
