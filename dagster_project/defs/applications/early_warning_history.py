@@ -37,6 +37,12 @@ def ensure_state(con: duckdb.DuckDBPyConnection) -> None:
                 "processed_at TIMESTAMP)")
 
 
+def evaluation_months_sql(from_month: date, to_month: date) -> str:
+    """The month ends with usage snapshots from ``from_month`` to ``to_month``: the months warnings are evaluated in."""
+    return ("SELECT DISTINCT last_day(snapshot_month) FROM marts.fct_product_usage_monthly "
+            f"WHERE snapshot_month BETWEEN {lit(from_month)} AND {lit(to_month)}")
+
+
 def monthly_observations(con: duckdb.DuckDBPyConnection, from_month: date, to_month: date, calibration=None
                          ) -> list[tuple[date, dict[ew.Key, ew.Observation]]]:
     """Observations per month end (ascending), composite signal added.
@@ -47,9 +53,7 @@ def monthly_observations(con: duckdb.DuckDBPyConnection, from_month: date, to_mo
     observations below the watch level dropped.
     """
     by_month: dict[date, dict[ew.Key, ew.Observation]] = defaultdict(dict)
-    months = [r[0] for r in con.execute(
-        "SELECT DISTINCT last_day(snapshot_month) FROM marts.fct_product_usage_monthly "
-        f"WHERE snapshot_month BETWEEN {lit(from_month)} AND {lit(to_month)} ORDER BY 1").fetchall()]
+    months = [r[0] for r in con.execute(f"{evaluation_months_sql(from_month, to_month)} ORDER BY 1").fetchall()]
     for ck, month_end, sig, value, thr, sdate in con.execute(signal_observations_sql(from_month, to_month)).fetchall():
         sev = ew.severity(sig, value)
         if sev:

@@ -23,9 +23,9 @@ import pandas as pd
 
 from dagster_project.defs.applications import ew_calibration as cal
 from dagster_project.defs.applications import ew_features as ewf
-from dagster_project.defs.applications.as_of import as_of_month, first_default_sql, lit, signal_observations_sql
+from dagster_project.defs.applications.as_of import as_of_month, first_default_sql, signal_observations_sql
 from dagster_project.lib.months import add_months
-from dagster_project.defs.applications.early_warning_history import evaluate_warnings
+from dagster_project.defs.applications.early_warning_history import evaluate_warnings, evaluation_months_sql
 from dagster_project.defs.applications.store import write_app_table
 from dagster_project.lib.metadata import figure, md_table, png_bytes
 from dagster_project.lib.resources import Warehouse
@@ -45,9 +45,7 @@ N_BOOTSTRAP = 1000
 
 def signal_frame(con: duckdb.DuckDBPyConnection, first: date, end: date) -> pd.DataFrame:
     """The calibration's feature frame of the months ``first``..``end`` (``ew_features.frame_sql``: one SQL pass)."""
-    months = ("SELECT DISTINCT last_day(snapshot_month) FROM marts.fct_product_usage_monthly "
-              f"WHERE snapshot_month BETWEEN {lit(first)} AND {lit(end)}")
-    frame = con.execute(ewf.frame_sql(signal_observations_sql(first, end), months)).df()
+    frame = con.execute(ewf.frame_sql(signal_observations_sql(first, end), evaluation_months_sql(first, end))).df()
     frame["month_end"] = frame.month_end.dt.date  # datetime.date objects, as the calibration compares them
     return frame
 

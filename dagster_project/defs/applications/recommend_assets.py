@@ -100,7 +100,8 @@ def recommend_frame(states: pd.DataFrame, query: np.ndarray, eligible: np.ndarra
     cp = as_profiles(states.iloc[query]).reset_index(drop=True)
     held = states[[f"held_{p}" for p in rc.PRODUCTS]].to_numpy(dtype=bool)[query]
     elig = eligible[query]
-    playbook = rp.playbook_matrix(cp)
+    masks = rp.playbook_masks(cp)
+    playbook = rp.playbook_matrix(cp, masks=masks)
     score = rp.scores(shares, playbook, pop)
     codes = list(rc.PRODUCTS)
     rankings = {"model_all": rp.top_n(score, ~held, codes), "model_eligible": rp.top_n(score, ~held & elig, codes),
@@ -113,8 +114,7 @@ def recommend_frame(states: pd.DataFrame, query: np.ndarray, eligible: np.ndarra
     share = shares[row, col]
     reason_codes, reason_text = rp.reason_columns(
         share, pop[col],
-        [np.isin(col, [codes.index(p) for p in targets]) & np.asarray(who(cp), dtype=bool)[row]
-         for _, targets, who in rc.PLAYBOOK],
+        [np.isin(col, [codes.index(p) for p in targets]) & mask[row] for (_, targets, _), mask in zip(rc.PLAYBOOK, masks)],
         (cp.industry_risk_class.to_numpy()[row] == "high") & secured[col],
         ~cp.rating_grade.isin(list(rc.GRADE_ORDER)).to_numpy()[row])
     keys = states.client_key.to_numpy()[query]

@@ -14,15 +14,20 @@ import numpy as np
 from dagster_project.defs.applications.recommend import (K_NEIGHBOURS, PLAYBOOK, PRODUCTS, REASON_TEXT, TOP_N, W_PEERS,
                                                          W_PLAYBOOK, W_POPULARITY)
 
-def playbook_matrix(clients: Any, products: Sequence[str] = PRODUCTS) -> np.ndarray:
+def playbook_masks(clients: Any) -> list[np.ndarray]:
+    """One boolean column per :data:`recommend.PLAYBOOK` rule (in its order): the rule's client condition."""
+    return [np.asarray(who(clients), dtype=bool) for _, _, who in PLAYBOOK]
+
+
+def playbook_matrix(clients: Any, products: Sequence[str] = PRODUCTS,
+                    masks: Sequence[np.ndarray] | None = None) -> np.ndarray:
     """(clients x products) booleans: a playbook rule targets the product at the client (:data:`recommend.PLAYBOOK`).
 
     ``clients`` is a DataFrame with the :class:`recommend.ClientProfile` columns (size_class, industry_section,
     technology_firm, firm_stage).
     """
     out = np.zeros((len(clients), len(products)), dtype=bool)
-    for _, targets, who in PLAYBOOK:
-        hit = np.asarray(who(clients), dtype=bool)
+    for (_, targets, _), hit in zip(PLAYBOOK, masks if masks is not None else playbook_masks(clients)):
         for j, p in enumerate(products):
             if p in targets:
                 out[:, j] |= hit
