@@ -18,7 +18,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
-from dagster_project.defs.applications.early_warning_history import STATE_SCHEMA
+from dagster_project.defs.applications.ew_state import STATE_SCHEMA
 from dagster_project.lib.settings import DBT_PROJECT_DIR
 
 TABLE = f"{STATE_SCHEMA}.evaluation_inputs"
