@@ -196,7 +196,7 @@ def test_recomputing_the_state_from_a_month_equals_advancing_it(app_ws: Workspac
     from dagster_project.lib.months import add_months
 
     cal = _calibration(app_ws)
-    copy = tmp_path / "state.duckdb"
+    copy = tmp_path / "advance.duckdb"
     shutil.copy(app_ws.data / "build" / "build.duckdb", copy)
     con = duckdb.connect(str(copy))
     keys = {EPISODES: ["client_key", "signal", "opened_at"], LEVELS: ["client_key", "month_end", "signal"],
