@@ -190,8 +190,9 @@ def _ew_eval_chart(ev: pd.DataFrame):
 def early_warning_evaluation(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
     """Time-split evaluation of the early warnings: precision, recall and median lead time.
 
-    The warning rules are replayed from scratch on data up to 6 months before the last snapshot; the outcome
-    is a client first reaching 90+ days past due in those last 6 months.
+    The stored signals (state.client_month_signals) up to 6 months before the last snapshot are levelled again
+    with the calibration evaluated - never the live warnings -, in SQL; the outcome is a client first reaching
+    90+ days past due in those last 6 months.
     """
     with connect(warehouse.settings) as con:
         fp = inputs.fingerprint(con, {"n_bootstrap": warehouse.settings.eval_bootstrap, "horizon": EVAL_HORIZON_MONTHS,
