@@ -175,6 +175,20 @@ class BenchRefused(RuntimeError):
     """The bench would not fit on the disk it was asked to use."""
 
 
+class BenchFailed(RuntimeError):
+    """The pipeline run of a bench failed; the message is one line naming the reason and the kept logs."""
+
+
+def failure_reason(log: str) -> str:
+    """The first failing step and its error's first line from ``lendseg run``'s output, else its last line."""
+    lines = [line.strip() for line in log.splitlines()]
+    for i, line in enumerate(lines):
+        if m := re.fullmatch(r"step (\S+) failed:", line):
+            detail = next((x for x in lines[i + 1:] if x), "")
+            return f"step {m.group(1)} failed: {detail}".rstrip(": ")
+    return next((x for x in reversed(lines) if x), "no output")
+
+
 def size_bytes(text: str) -> int:
     """'20GB', '512 MiB', '1.5TB' -> bytes (DuckDB's size units)."""
     m = re.fullmatch(r"\s*([0-9.]+)\s*([a-zA-Z]*)\s*", text)
@@ -235,7 +249,8 @@ def run_bench(clients: int, months: int, fmt: str, out_dir: Path, seed: int = 42
         peak = sampler.stop()
         if proc.returncode != 0:
             kept = keep_failed_logs(data, out_dir)
-            raise RuntimeError(f"pipeline failed (its run and dbt logs copied to {kept}):\n{log[-4000:]}")
+            (kept / "lendseg-run-output.txt").write_text(log)
+            raise BenchFailed(f"the pipeline failed ({failure_reason(log)}); its run and dbt logs are kept in {kept}")
         steps, meta = _dagster_steps(home)
         t = time.perf_counter()
         floor = run_floor(data / "landing", tmp / "floor", fmt, DEMO_PII_KEY)
