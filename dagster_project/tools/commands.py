@@ -67,7 +67,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from dagster_project.tools.bench import BenchRefused, run_bench
+    from dagster_project.tools.bench import BenchFailed, BenchRefused, run_bench
 
     out = Path(args.out) if args.out else load_settings().data_dir / "bench"
     try:
@@ -75,6 +75,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     except BenchRefused as e:
         print(f"refused: {e}", file=sys.stderr)
         return 2
+    except BenchFailed as e:
+        print(f"bench failed: {e}", file=sys.stderr)
+        return 1
     print(f"pipeline {report['pipeline_wall_s']} s, floor {report['floor_wall_s']} s, ratio "
-          f"{report['ratio_pipeline_to_floor']}, peak RSS {report['peak_tree_rss_mb']} MB; report in {out}")
+          f"{report['ratio_pipeline_to_floor']}; floor with the applications {report['floor_with_applications_wall_s']} s, "
+          f"ratio {report['ratio_pipeline_to_floor_with_applications']}; peak RSS {report['peak_tree_rss_mb']} MB; "
+          f"report in {out}")
     return 0
