@@ -15,11 +15,11 @@ from dagster_project.defs.segmentation.charts import k_curve_png, profile_png
 from dagster_project.defs.segmentation.registry import (append_event, catalog, champion, load_meta, model_dir,
                                                         next_version, utc_now, write_json)
 from dagster_project.lib import audit
-from dagster_project.lib.settings import Settings
+from dagster_project.lib.settings import Settings, env_value
 from dagster_project.lib.warehouse import connect
 
 TRAINING_CHECKS = ("segment_min_share", "silhouette_floor", "stability_clusterboot")
-SAMPLE_SALT = "lendseg-training-sample-v1"  # the fixed seed of the key-free training sample
+SAMPLE_SALT = env_value("LENDSEG_SEG_SAMPLE_SALT")  # the fixed seed of the key-free training sample (default -v1)
 
 
 def read_columns() -> tuple[str, ...]:
