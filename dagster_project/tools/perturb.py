@@ -206,7 +206,7 @@ def render(rows: list) -> list[str]:
     rows = [r for r in rows if getattr(r, "perturb", None)]
     if not rows:
         return []
-    lines = ["", f"Under a nudge (`--perturb`): each dataset run again under two {KEEP_SHARE:.0%} client subsamples "
+    lines = ["", f"Under a nudge (`--perturb`): each dataset run again under two {KEEP_SHARE * 100:.0f} % client subsamples "
              "(salted hash of the pseudonymous key), two k-means seeds (`LENDSEG_SEG_SEED`) and, above 5,000 "
              "scorable clients, one other training-sample salt (`LENDSEG_SEG_SAMPLE_SALT`): k of each run, ARI of its "
              "segments against the unperturbed ones on the clients both scored. Bar (issue 34): k unchanged and "
