@@ -56,10 +56,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     app_doc = APP_DOC if docs in ("all", "applications") else None
     rows, _ = evaluate(scenarios, seeds, clients, months, work, sba, doc, log=lambda m: print(m, file=sys.stderr),
                        demo_seeds=demo_seeds, demo_clients=args.demo_clients, demo_months=args.demo_months,
-                       app_doc=app_doc, reuse=args.reuse)
+                       app_doc=app_doc, reuse=args.reuse, perturbed=args.perturb)
     for r in rows:
         print(f"{r.case} seed={r.seed} published_model={'yes' if r.published_model else 'no'} k={r.k} ari={r.ari} "
               f"baseline_ari={r.baseline_ari} min_jaccard={r.min_jaccard} {r.note}")
+    print(f"segmentation record: {work / 'segmentation_record.md'}")
     for d in (doc, app_doc):
         if d:
             print(f"table written to {d}")
