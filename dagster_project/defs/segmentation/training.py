@@ -11,6 +11,7 @@ import pandas as pd
 from dagster_project.defs.segmentation import features as feat
 from dagster_project.defs.segmentation import model as seg
 from dagster_project.defs.segmentation import naming
+from dagster_project.defs.segmentation import selection
 from dagster_project.defs.segmentation.charts import k_curve_png, profile_png
 from dagster_project.defs.segmentation.registry import (append_event, catalog, champion, load_meta, model_dir,
                                                         next_version, utc_now, write_json)
@@ -99,7 +100,7 @@ def train_version(settings: Settings, run_id: str, log=None, frame: pd.DataFrame
     order = seg.key_free_order(z)
     frame, x, z = frame.iloc[order].reset_index(drop=True), x.iloc[order].reset_index(drop=True), z[order]
     fp = seg.fingerprint(pd.concat([frame[["client_key"]], x], axis=1))
-    sel = seg.select_k(z, refits=refits or settings.seg_stability_refits, log=log)
+    sel = selection.select_k(z, refits=refits or settings.seg_stability_refits, log=log)
     labels, _ = seg.confidence(seg.distances(z, sel.centers))
     # stable ids: match to the champion's segments on the same clients (its current assignments)
     cat = catalog(mdir)
@@ -149,7 +150,7 @@ def train_version(settings: Settings, run_id: str, log=None, frame: pd.DataFrame
                         "features": [f.column for f in d.features]} for d in feat.DIMENSIONS],
         "estimator": f"k-means (k-means++, {seg.RESTARTS} restarts), clusters under {seg.MIN_SEGMENT_SHARE:.0%} "
                      "dissolved", "seed": seg.SEED, "k": len(sel.centers), "k_requested": sel.k,
-        "k_range": list(seg.K_RANGE), "k_curve": sel.curve.to_dict("records"), "silhouette": sel.silhouette,
+        "k_range": list(seg.K_RANGE), "k_curve": curve_records(sel.curve), "silhouette": sel.silhouette,
         "davies_bouldin": float(chosen.davies_bouldin),
         "stability": {"refits": sel.stability.refits, "fraction": seg.BOOTSTRAP_FRACTION,
                       "mean_ari": sel.stability.mean_ari,
@@ -173,6 +174,12 @@ def train_version(settings: Settings, run_id: str, log=None, frame: pd.DataFrame
     os.replace(tmpdir, vdir)
     append_event(mdir, version, "challenger", f"trained on {len(frame)} clients, k={len(sel.centers)}", run_id)
     return Trained(version, meta)
+
+
+def curve_records(curve: pd.DataFrame) -> list[dict]:
+    """The k curve as JSON records: a stability not measured (no refit needed for the choice) is null."""
+    return [{c: None if isinstance(v, float) and np.isnan(v) else v for c, v in r.items()}
+            for r in curve.to_dict("records")]
 
 
 def drift_reference(x: pd.DataFrame, segments: list[dict]) -> dict:

@@ -8,6 +8,7 @@ from sklearn.metrics import adjusted_rand_score
 from dagster_project.defs.segmentation import features as feat
 from dagster_project.defs.segmentation import model as seg
 from dagster_project.defs.segmentation import naming
+from dagster_project.defs.segmentation import selection
 from synthetic import synthetic
 
 
@@ -49,8 +50,8 @@ def test_missing_values_and_unseen_categories() -> None:
 def test_selection_recovers_groups_reproducibly_and_passes_its_own_checks() -> None:
     df = synthetic(700, seed=1)
     _, z, _ = space(df)
-    a = seg.select_k(z, (3, 6), refits=20)
-    b = seg.select_k(z, (3, 6), refits=20)
+    a = selection.select_k(z, (3, 6), refits=20)
+    b = selection.select_k(z, (3, 6), refits=20)
     la = seg.distances(z, a.centers).argmin(axis=1)
     assert (la == seg.distances(z, b.centers).argmin(axis=1)).all(), "same data, same model"
     assert len(a.centers) == 4 and adjusted_rand_score(df.truth, la) > 0.95
@@ -71,7 +72,7 @@ def test_a_small_distinct_group_is_dissolved_not_a_veto() -> None:
     assert np.bincount(lab).min() / len(lab) >= seg.MIN_SEGMENT_SHARE
     df = synthetic(800, seed=2, small_group=0.012)
     _, z, _ = space(df)
-    sel = seg.select_k(z, (4, 6), refits=20)
+    sel = selection.select_k(z, (4, 6), refits=20)
     assert len(sel.centers) == 4 and min(sel.stability.jaccard.values()) >= seg.JACCARD_FLOOR
     big = df.truth < 4
     assert adjusted_rand_score(df.truth[big], seg.distances(z, sel.centers).argmin(axis=1)[big]) > 0.95
