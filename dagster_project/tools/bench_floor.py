@@ -124,11 +124,7 @@ def run_floor(landing: Path, work: Path, fmt: str, key: str, memory_limit: str =
         ("model_fit_score", lambda: _model(con)),
         ("publish", lambda: _publish(con, work / "floor_published.duckdb")),
     ]
-    out = {}
-    for name, fn in steps:
-        t = time.perf_counter()
-        rows = fn()
-        out[name] = {"seconds": round(time.perf_counter() - t, 2), "rows": rows}
+    out = _timed(steps)
     con.close()
     return out
 
@@ -218,10 +214,16 @@ def run_floor_applications(work: Path, memory_limit: str = "4GB") -> dict[str, d
         ("policy", lambda: _create(con, POLICY_SQL, "client_policy")),
         ("publish_applications", lambda: _publish_applications(con, work / "floor_published.duckdb")),
     ]
+    out = _timed(steps)
+    con.close()
+    return out
+
+
+def _timed(steps: list[tuple[str, Callable[[], int]]]) -> dict[str, dict[str, float | int]]:
+    """Run the steps in order: {step: {seconds, rows}}."""
     out = {}
     for name, fn in steps:
         t = time.perf_counter()
         rows = fn()
         out[name] = {"seconds": round(time.perf_counter() - t, 2), "rows": rows}
-    con.close()
     return out
