@@ -12,7 +12,7 @@ import pandas as pd
 from dagster_project.defs.applications import early_warning as ew
 from dagster_project.defs.applications import evaluation_inputs as inputs
 from dagster_project.defs.applications.as_of import EVAL_HORIZON_MONTHS
-from dagster_project.defs.applications.ew_state import EPISODES, advance_warning_state
+from dagster_project.defs.applications.ew_state import EPISODES, USAGE, advance_warning_state, recompute_from
 from dagster_project.defs.applications.ew_calibration_assets import evaluation_with_comparison
 from dagster_project.defs.applications.ew_calibration_store import current_calibration
 from dagster_project.defs.applications.keys import (AS_OF, DIM_CLIENT, EW_CALIBRATION, EW_EVAL, GROUP, SEGMENT_DEPS,
@@ -117,10 +117,17 @@ def risk_early_warnings(context: dg.AssetExecutionContext, warehouse: Warehouse)
     state.early_warning_episodes, which dbt and full_rebuild never drop; each run advances it in SQL from the open
     warnings by the months not processed yet (signals and levels per client and month in state, ew_state.py).
     Clients already in default (marts.workout_clients) are left out: they are the workout team's, not a warning.
+    A corrected delivery month is recomputed with every month after it; full_rebuild recomputes the whole state from
+    the first month with the calibration in force.
     """
     calibration = current_calibration(warehouse.settings)  # ml/early_warning_calibration (expert when none)
+    rebuild = context.run.job_name == "full_rebuild" or context.run.tags.get("lendseg/full_refresh") == "true"
     with connect(warehouse.settings) as con:
-        stats = advance_warning_state(con, context.run_id, calibration)
+        first = con.execute(f"SELECT min(snapshot_month) FROM {USAGE}").fetchone()[0]
+        if rebuild and first is not None:  # full_rebuild: the state too, from the first month, with the calibration in force
+            stats = recompute_from(con, first, context.run.run_id, calibration) | {"recomputed_from": str(first)}
+        else:
+            stats = advance_warning_state(con, context.run.run_id, calibration)
         con.execute("BEGIN")
         n = write_app_table(con, "risk_early_warnings", warnings_sql(),
             "Risk early warnings: one row per warning (client x signal x opening), open or cleared (docs/applications.md).",
