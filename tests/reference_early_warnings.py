@@ -384,8 +384,9 @@ def compare_on_build(build, calibration, workdir, horizon: int = 6) -> dict[str,
                 got = comp[(comp.method == name) & (comp.flag_level == level)].iloc[0]
                 pe = point_estimates(ref_c)
                 ci = ewe.bootstrap_ci(ref_c.assign(n=ref_c.n.astype(np.int64)), 200)
-                want = pe | {"precision_ci_low": ci["precision"][0], "recall_ci_high": ci["recall"][1]}
-                bad = [k for k, v in want.items() if not (v == got[k] or (v is None and got[k] != got[k])
+                nan2 = (float("nan"), float("nan"))
+                want = pe | {"precision_ci_low": ci.get("precision", nan2)[0], "recall_ci_high": ci.get("recall", nan2)[1]}
+                bad = [k for k, v in want.items() if not (v == got[k] or ((v is None or v != v) and got[k] != got[k])
                                                            or (isinstance(v, float) and abs(v - got[k]) < 1e-12))]
                 if bad:
                     print("differs", name, level, {k: (want[k], got[k]) for k in bad})
