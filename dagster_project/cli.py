@@ -283,6 +283,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="measure a case from its finished run in --workdir instead of running it again")
     ev.add_argument("--workdir", help="where the runs' data dirs go (default: a new temp dir)")
     ev.add_argument("--smoke", action="store_true", help="CI smoke test: one small scenario run, no doc, no SBA")
+    ev.add_argument("--perturb", action="store_true",
+                    help="also run every case under the perturbations of issue 34 (two 90 %% client subsamples, two "
+                         "k-means seeds, on the SBA loans one other sample salt): k and ARI per perturbation, SBA AUC "
+                         "min / median, in the record")
     ev.set_defaults(func=cmd_evaluate)
 
     r = sub.add_parser("run", help="run the pipeline headless through Dagster (recorded in DAGSTER_HOME)")

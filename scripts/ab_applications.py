@@ -1,5 +1,6 @@
 """A/B on one build: the per-client recommendations, their check and evaluation (before issue 26) against the
-whole-population ones, each timed; usage: python scripts/ab_applications.py BUILD.duckdb [new|old|both]."""
+whole-population ones, each timed; usage: python scripts/ab_applications.py BUILD.duckdb [new|old|both].
+(The early warnings' A/B is scripts/ab_early_warnings.py.)"""
 import json
 import resource
 import sys
@@ -13,9 +14,6 @@ from dagster_project.defs.applications import recommend as rc
 from dagster_project.defs.applications import recommend_assets as ra
 from dagster_project.defs.applications.as_of import as_of_month, client_state_sql
 from dagster_project.defs.applications.checks import ineligible_recommendations
-from dagster_project.defs.applications import ew_features as ewf
-from dagster_project.defs.applications.early_warning_history import monthly_observations
-from dagster_project.defs.applications.ew_calibration_assets import signal_frame
 
 def old_check(con):
     recs = con.execute("SELECT client_key, product_code FROM app.client_product_recommendations WHERE product_code IS NOT NULL").df()
@@ -57,11 +55,5 @@ if which in ("old", "both"):
         for k in ("model_all", "popularity_all", "model_eligible", "popularity_eligible"):
             old_boot(hits[k]); old_boot(hits[k] - hits["popularity_all" if k.endswith("all") else "popularity_eligible"])
     timed("old_evaluation_s", old_eval)
-first = con.execute("SELECT min(snapshot_month) FROM marts.fct_product_usage_monthly").fetchone()[0]
-end = as_of_month(con)
-if which in ("new", "both"):
-    timed("new_calibration_frame_s", lambda: signal_frame(con, first, end))
-if which in ("old", "both"):
-    timed("old_calibration_frame_s", lambda: ewf.frame_from_months(monthly_observations(con, first, end)))
 out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 print(json.dumps(out))

@@ -1,4 +1,4 @@
-"""Calibrate the early warnings on a build database (read-only, nothing written) and print the comparison.
+"""Calibrate the early warnings on a copy of a build database (the build itself untouched) and print the comparison.
 
     .venv/bin/python scripts/ew_calibration_report.py data/build/build.duckdb
 
@@ -7,31 +7,36 @@ Runs the same functions as ``ml/early_warning_calibration`` and ``marts/early_wa
 calibration window, then expert rules vs combined score on the evaluation window with bootstrap 95 % intervals.
 """
 
+import shutil
 import sys
+import tempfile
+from pathlib import Path
 
 import duckdb
 import pandas as pd
 
 from dagster_project.defs.applications import ew_calibration_assets as A
-from dagster_project.defs.applications.as_of import add_months
+from dagster_project.defs.applications.as_of import add_months, as_of_month
 
 
 def main(path: str) -> None:
-    con = duckdb.connect(path, read_only=True)
-    try:
-        c, _curve, _ = A.run_calibration(con)
-        frame, pop, first_default, _first, end = A.load_history(con)
-    finally:
-        con.close()
+    with tempfile.TemporaryDirectory() as tmp:  # the calibration advances state.client_month_signals: on a copy
+        copy = shutil.copy(path, Path(tmp) / "build.duckdb")
+        con = duckdb.connect(str(copy))
+        try:
+            c, _curve, _ = A.run_calibration(con)
+            end = as_of_month(con)
+            comp = A.compare_methods(con, c, add_months(end, -6), end)
+        finally:
+            con.close()
     print(f"method: {c.method} ({c.reason})")
     if c.windows:
         print("windows:", c.windows.to_dict())
     if c.score:
-        print("score model:", c.score.kind, "candidates on the calibration window:", c.chosen.get("candidates"))
+        print("score model:", c.score.kind)
         print("coefficients:", {k: round(v, 3) for k, v in c.score.coefficients.items()},
               "intercept:", round(c.score.intercept, 3), "dropped:", list(c.score.dropped))
     print(A.points_markdown(c))
-    comp = A.compare_methods(frame, pop, first_default, c, add_months(end, -6), end)
     pd.set_option("display.width", 250)
     cols = ["method", "in_force", "flag_level", "clients", "flagged", "positives", "precision", "precision_ci_low",
             "precision_ci_high", "recall", "recall_ci_low", "recall_ci_high", "share_flagged", "share_flagged_ci_low",

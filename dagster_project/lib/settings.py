@@ -45,6 +45,8 @@ VARIABLES: list[tuple[str, str, str]] = [
     ("LENDSEG_SEG_STABILITY_REFITS", "20", "clusterboot subsample refits per training (at least LENDSEG_SEG_MIN_REFITS)."),
     ("LENDSEG_SEG_MIN_REFITS", "20", "Blocking: a trained model's clusterboot needs at least this many refits. Keep 20; tests lower it to train fast."),
     ("LENDSEG_SEG_SILHOUETTE_FLOOR", "0.1", "Promotion floor of the silhouette of a trained segmentation model (a failing first model publishes rule-based segments)."),
+    ("LENDSEG_SEG_SEED", "20240601", "Seed of the segmentation's k-means fits and refits (model.SEED). Keep it; `lendseg evaluate --perturb` varies it to measure how the model moves."),
+    ("LENDSEG_SEG_SAMPLE_SALT", "lendseg-training-sample-v1", "Salt of the key-free training sample (above 5,000 scorable clients). Keep it; `lendseg evaluate --perturb` varies it."),
     ("LENDSEG_ENGINE", "duckdb", "Engine of the dbt project and of scoring: duckdb (one machine) or spark (dbt-spark and a Spark session; docs/scale_out.md)."),
     ("LENDSEG_LAKE_DIR", "$LENDSEG_DATA_DIR/lake", "Spark engine: the Parquet raw layer (validated, pseudonymised) and model tables Spark reads."),
     ("LENDSEG_SPARK_DIR", "$LENDSEG_DATA_DIR/build/spark", "Spark engine: the session's warehouse (tables as Parquet) and its metastore."),

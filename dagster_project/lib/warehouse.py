@@ -27,13 +27,28 @@ class SpillLimitError(RuntimeError):
     """A step needed more spill space than LENDSEG_DUCKDB_MAX_TEMP_SIZE allows."""
 
 
-def spill_limit_message(settings: Settings, error: BaseException) -> str | None:
-    """One line for a DuckDB error that hit the spill limit (max_temp_directory_size), else None."""
+def spill_limit_message(settings: Settings, error: BaseException | str) -> str | None:
+    """One line for a DuckDB error (or its text) that hit the spill limit (max_temp_directory_size), else None."""
     text = str(error)
     if "max_temp_directory_size" not in text:
         return None
     return (f"DuckDB needed more than LENDSEG_DUCKDB_MAX_TEMP_SIZE={settings.max_temp_size} of spill space in "
             f"{settings.temp_dir}: raise the setting or free disk there (nothing published changed)")
+
+
+def dbt_spill_message(settings: Settings, run_results: dict) -> str | None:
+    """One line when a node of a ``dbt build`` (its run_results.json) failed for lack of spill space, else None.
+
+    dbt reports such a model as an error whose message is DuckDB's several-line out-of-memory text; the line names
+    the node and the setting instead, like :class:`SpillLimitError` does for the pipeline's own connections.
+    """
+    for result in run_results.get("results", []):
+        message = spill_limit_message(settings, str(result.get("message") or ""))
+        if result.get("status") == "error" and message:
+            kind, _, rest = str(result.get("unique_id", "")).partition(".")
+            name = rest.partition(".")[2] or rest
+            return f"dbt {kind} {name}: {message}"
+    return None
 
 
 def duckdb_config(settings: Settings) -> dict[str, str | int]:

@@ -175,6 +175,20 @@ class BenchRefused(RuntimeError):
     """The bench would not fit on the disk it was asked to use."""
 
 
+class BenchFailed(RuntimeError):
+    """The pipeline run of a bench failed; the message is one line naming the reason and the kept logs."""
+
+
+def failure_reason(log: str) -> str:
+    """The first failing step and its error's first line from ``lendseg run``'s output, else its last line."""
+    lines = [line.strip() for line in log.splitlines()]
+    for i, line in enumerate(lines):
+        if m := re.fullmatch(r"step (\S+) failed:", line):
+            detail = next((x for x in lines[i + 1:] if x), "")
+            return f"step {m.group(1)} failed: {detail}".rstrip(": ")
+    return next((x for x in reversed(lines) if x), "no output")
+
+
 def size_bytes(text: str) -> int:
     """'20GB', '512 MiB', '1.5TB' -> bytes (DuckDB's size units)."""
     m = re.fullmatch(r"\s*([0-9.]+)\s*([a-zA-Z]*)\s*", text)
@@ -210,7 +224,7 @@ def keep_failed_logs(data: Path, out_dir: Path) -> Path:
 
 def run_bench(clients: int, months: int, fmt: str, out_dir: Path, seed: int = 42, keep: bool = False) -> dict:
     from dagster_project.lib.settings import env_value
-    from dagster_project.tools.bench_floor import run_floor
+    from dagster_project.tools.bench_floor import run_floor, run_floor_applications
     from dagster_project.tools.demo.generate import generate
 
     check_disk(clients, months, Path(tempfile.gettempdir()), env_value("LENDSEG_DUCKDB_MAX_TEMP_SIZE"))
@@ -235,12 +249,17 @@ def run_bench(clients: int, months: int, fmt: str, out_dir: Path, seed: int = 42
         peak = sampler.stop()
         if proc.returncode != 0:
             kept = keep_failed_logs(data, out_dir)
-            raise RuntimeError(f"pipeline failed (its run and dbt logs copied to {kept}):\n{log[-4000:]}")
+            (kept / "lendseg-run-output.txt").write_text(log)
+            raise BenchFailed(f"the pipeline failed ({failure_reason(log)}); its run and dbt logs are kept in {kept}")
         steps, meta = _dagster_steps(home)
         t = time.perf_counter()
         floor = run_floor(data / "landing", tmp / "floor", fmt, DEMO_PII_KEY)
         floor_wall = time.perf_counter() - t
+        t = time.perf_counter()
+        floor_apps = run_floor_applications(tmp / "floor")
+        floor_apps_wall = time.perf_counter() - t
         report = _report(clients, months, fmt, gen_s, wall, peak, steps, meta, floor, floor_wall, data)
+        report |= floor_with_applications(wall, floor_wall, floor_apps, floor_apps_wall)
         report["peak_spill_mb"] = round(sampler.peak_spill_mb)
     finally:
         signal.signal(signal.SIGTERM, previous)
@@ -294,6 +313,13 @@ def _report(clients, months, fmt, gen_s, wall, peak, steps, meta, floor, floor_w
     }
 
 
+def floor_with_applications(wall: float, floor_wall: float, floor_apps: dict, floor_apps_wall: float) -> dict:
+    """The floor that also does the applications bare (bench_floor.run_floor_applications) and the pipeline's ratio to it."""
+    with_apps = floor_wall + floor_apps_wall
+    return {"floor_applications": floor_apps, "floor_with_applications_wall_s": round(with_apps, 1),
+            "ratio_pipeline_to_floor_with_applications": round(wall / with_apps, 2)}
+
+
 def _mem_gb() -> int:
     return round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30)
 
@@ -307,7 +333,9 @@ def to_markdown(r: dict) -> str:
     lines = [f"## {r['clients']:,} clients, {r['months']} months, {r['format']}, engine {engine} ({r['date']})", "",
              f"Machine: {r['machine']}. Generation {r['generation_s']} s (not counted).", "",
              f"**Pipeline {r['pipeline_wall_s']} s wall, peak process-tree RSS {r['peak_tree_rss_mb']:,} MB, peak DuckDB spill {r.get('peak_spill_mb', 0):,} MB; "
-             f"floor {r['floor_wall_s']} s; ratio {r['ratio_pipeline_to_floor']}.** Build file {r['build_mb']} MB, "
+             f"floor {r['floor_wall_s']} s; ratio {r['ratio_pipeline_to_floor']}; floor with the applications "
+             f"{r.get('floor_with_applications_wall_s')} s; ratio {r.get('ratio_pipeline_to_floor_with_applications')}.** "
+             f"Build file {r['build_mb']} MB, "
              f"published {r['published_mb']} MB, {r['rows_ingested']:,} rows ingested.", "",
              "| step | group | seconds | rows | rows/s | stage s | validate s | load s |", "|---|---|---:|---:|---:|---:|---:|---:|"]
     for s in r["steps"]:
@@ -317,6 +345,7 @@ def to_markdown(r: dict) -> str:
     lines += [f"| {k} | {v:.1f} |" for k, v in sorted(r["dbt_layers_s"].items())]
     lines += ["", "| floor step | seconds | rows |", "|---|---:|---:|"]
     lines += [f"| {k} | {v['seconds']} | {v['rows']:,} |" for k, v in r["floor"].items()]
+    lines += [f"| applications: {k} | {v['seconds']} | {v['rows']:,} |" for k, v in r.get("floor_applications", {}).items()]
     lines += ["", "| share of (pipeline - floor) | share |", "|---|---:|"]
     lines += [f"| {k} | {v} |" for k, v in r["share_of_difference"].items()]
     return "\n".join(lines) + "\n"

@@ -124,10 +124,106 @@ def run_floor(landing: Path, work: Path, fmt: str, key: str, memory_limit: str =
         ("model_fit_score", lambda: _model(con)),
         ("publish", lambda: _publish(con, work / "floor_published.duckdb")),
     ]
+    out = _timed(steps)
+    con.close()
+    return out
+
+
+# ---------------------------------------------------------------- the applications, bare
+# The same kinds of work as the pipeline's applications (defs/applications), without their history, calibration,
+# explanations or checks: what the applications could cost at the least. Read from the core floor's tables.
+
+FLAG_SQL = """
+    CREATE TABLE warning_flags AS
+    WITH months AS (
+        SELECT client_key, snapshot_month, max(days_past_due) AS max_dpd,
+               sum(outstanding_balance) / nullif(sum(credit_limit), 0) AS utilisation
+        FROM raw_product_usage GROUP BY client_key, snapshot_month),
+    reports AS (
+        SELECT client_key, report_date,
+               lag(bureau_score) OVER (PARTITION BY client_key ORDER BY report_date, report_id) - bureau_score AS score_drop
+        FROM raw_credit_bureau),
+    signals AS (
+        SELECT m.client_key, m.snapshot_month, m.max_dpd, r.score_drop,
+               coalesce(m.utilisation > 0.9 AND lag(m.utilisation) OVER w > 0.9, false) AS high_utilisation_2m
+        FROM months m
+        ASOF LEFT JOIN reports r ON r.client_key = m.client_key AND r.report_date < m.snapshot_month + INTERVAL 1 MONTH
+        WINDOW w AS (PARTITION BY m.client_key ORDER BY m.snapshot_month))
+    SELECT client_key, snapshot_month,
+           CASE WHEN max_dpd >= 60 OR score_drop >= 60 THEN 'critical'
+                WHEN max_dpd >= 30 OR score_drop >= 30 OR high_utilisation_2m THEN 'warning'
+                WHEN max_dpd >= 1 OR score_drop >= 20 THEN 'watch' END AS flag_level
+    FROM signals"""
+
+RECOMMEND_SQL = """
+    CREATE TABLE recommendations AS
+    WITH held AS (
+        SELECT DISTINCT client_key, product_code FROM raw_product_usage
+        WHERE snapshot_month = (SELECT max(snapshot_month) FROM raw_product_usage)),
+    shares AS (
+        SELECT a.segment_id, h.product_code, count(*) / any_value(s.clients) AS holder_share
+        FROM held h JOIN assignments a USING (client_key)
+        JOIN (SELECT segment_id, count(*) AS clients FROM assignments GROUP BY segment_id) s USING (segment_id)
+        GROUP BY a.segment_id, h.product_code)
+    SELECT a.client_key, s.product_code, s.holder_share
+    FROM assignments a JOIN shares s USING (segment_id)
+    WHERE NOT EXISTS (SELECT 1 FROM held h WHERE h.client_key = a.client_key AND h.product_code = s.product_code)
+    QUALIFY row_number() OVER (PARTITION BY a.client_key ORDER BY s.holder_share DESC, s.product_code) <= 3"""
+
+POLICY_SQL = """
+    CREATE TABLE segment_policy AS
+    SELECT segment_id, ['standard', 'enhanced_review', 'restricted'][1 + segment_id % 3] AS track,
+           CASE segment_id % 3 WHEN 0 THEN 1.0 WHEN 1 THEN 0.6 ELSE 0.0 END AS limit_factor
+    FROM (SELECT DISTINCT segment_id FROM assignments);
+    CREATE TABLE client_policy AS
+    WITH latest_flag AS (SELECT client_key, arg_max(flag_level, snapshot_month) AS flag_level
+                         FROM warning_flags GROUP BY client_key)
+    SELECT a.client_key, a.segment_id, p.limit_factor,
+           CASE WHEN f.flag_level = 'critical' OR p.track = 'restricted' THEN 'restricted'
+                WHEN f.flag_level = 'warning' OR p.track = 'enhanced_review' THEN 'enhanced_review'
+                ELSE 'standard' END AS track
+    FROM assignments a JOIN segment_policy p USING (segment_id) LEFT JOIN latest_flag f USING (client_key)"""
+
+APPLICATION_TABLES = ("warning_flags", "recommendations", "segment_policy", "client_policy")
+
+
+def _create(con: duckdb.DuckDBPyConnection, sql: str, table: str) -> int:
+    """Run the statements of ``sql``; the rows of the ``table`` they made."""
+    con.execute(sql)
+    return con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
+
+
+def _publish_applications(con: duckdb.DuckDBPyConnection, out: Path) -> int:
+    con.execute(f"ATTACH '{out}' AS pub")
+    for t in APPLICATION_TABLES:
+        con.execute(f"CREATE TABLE pub.{t} AS SELECT * FROM {t}")
+    con.execute("DETACH pub")
+    return len(APPLICATION_TABLES)
+
+
+def run_floor_applications(work: Path, memory_limit: str = "4GB") -> dict[str, dict]:
+    """Each bare application's seconds and rows, on the database ``run_floor`` left in ``work``, in one DuckDB process:
+    warning flags per client-month (arrears >= 30 dpd, utilisation > 90 % two months running, bureau score drop >= 30
+    -> warning; >= 60 dpd or a drop >= 60 -> critical), the neighbour-share recommendation (products the client's
+    segment-mates hold and the client lacks, by share of holders in the segment, top 3 per client), the policy join
+    (segments x a small policy table, per client with its latest flag) and the publish copy of those tables."""
+    con = duckdb.connect(str(work / "floor.duckdb"), config={"memory_limit": memory_limit, "threads": 2})
+    steps: list[tuple[str, Callable[[], int]]] = [
+        ("warning_flags", lambda: _create(con, FLAG_SQL, "warning_flags")),
+        ("recommendations", lambda: _create(con, RECOMMEND_SQL, "recommendations")),
+        ("policy", lambda: _create(con, POLICY_SQL, "client_policy")),
+        ("publish_applications", lambda: _publish_applications(con, work / "floor_published.duckdb")),
+    ]
+    out = _timed(steps)
+    con.close()
+    return out
+
+
+def _timed(steps: list[tuple[str, Callable[[], int]]]) -> dict[str, dict[str, float | int]]:
+    """Run the steps in order: {step: {seconds, rows}}."""
     out = {}
     for name, fn in steps:
         t = time.perf_counter()
         rows = fn()
         out[name] = {"seconds": round(time.perf_counter() - t, 2), "rows": rows}
-    con.close()
     return out

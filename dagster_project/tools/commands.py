@@ -56,10 +56,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     app_doc = APP_DOC if docs in ("all", "applications") else None
     rows, _ = evaluate(scenarios, seeds, clients, months, work, sba, doc, log=lambda m: print(m, file=sys.stderr),
                        demo_seeds=demo_seeds, demo_clients=args.demo_clients, demo_months=args.demo_months,
-                       app_doc=app_doc, reuse=args.reuse)
+                       app_doc=app_doc, reuse=args.reuse, perturbed=args.perturb)
     for r in rows:
         print(f"{r.case} seed={r.seed} published_model={'yes' if r.published_model else 'no'} k={r.k} ari={r.ari} "
               f"baseline_ari={r.baseline_ari} min_jaccard={r.min_jaccard} {r.note}")
+    print(f"segmentation record: {work / 'segmentation_record.md'}")
     for d in (doc, app_doc):
         if d:
             print(f"table written to {d}")
@@ -67,7 +68,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from dagster_project.tools.bench import BenchRefused, run_bench
+    from dagster_project.tools.bench import BenchFailed, BenchRefused, run_bench
 
     out = Path(args.out) if args.out else load_settings().data_dir / "bench"
     try:
@@ -75,6 +76,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     except BenchRefused as e:
         print(f"refused: {e}", file=sys.stderr)
         return 2
+    except BenchFailed as e:
+        print(f"bench failed: {e}", file=sys.stderr)
+        return 1
     print(f"pipeline {report['pipeline_wall_s']} s, floor {report['floor_wall_s']} s, ratio "
-          f"{report['ratio_pipeline_to_floor']}, peak RSS {report['peak_tree_rss_mb']} MB; report in {out}")
+          f"{report['ratio_pipeline_to_floor']}; floor with the applications {report['floor_with_applications_wall_s']} s, "
+          f"ratio {report['ratio_pipeline_to_floor_with_applications']}; peak RSS {report['peak_tree_rss_mb']} MB; "
+          f"report in {out}")
     return 0

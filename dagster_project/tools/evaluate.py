@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from dagster_project.tools import evaluate_apps as apps
+from dagster_project.tools import perturb
 from dagster_project.lib.settings import DEMO_PII_KEY, PROJECT_ROOT
 
 DOC = PROJECT_ROOT / "docs" / "segmentation.md"
@@ -46,16 +47,19 @@ def lendseg_bin() -> str:
     return str(Path(sys.executable).parent / "lendseg")
 
 
-def _env(root: Path) -> dict[str, str]:
+def _env(root: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LENDSEG_", "DAGSTER_HOME"))}
-    return env | {"LENDSEG_DATA_DIR": str(root / "data"), "DAGSTER_HOME": str(root / "dagster_home"),
+    return env | (extra or {}) | {"LENDSEG_DATA_DIR": str(root / "data"), "DAGSTER_HOME": str(root / "dagster_home"),
                   "LENDSEG_DEMO": "1", "LENDSEG_DUCKDB_MEMORY_LIMIT": "2GB", "GX_ANALYTICS_ENABLED": "false",
                   "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
 
 
-def run_pipeline(root: Path) -> tuple[bool, float, str]:
+def run_pipeline(root: Path, extra_env: dict[str, str] | None = None) -> tuple[bool, float, str]:
+    """The first ``daily_refresh`` in ``root`` (``extra_env``: LENDSEG_* settings of a perturbed run, perturb.py)."""
     t = time.time()
-    p = subprocess.run([lendseg_bin(), "run", "--demo"], cwd=root, env=_env(root), capture_output=True, text=True)
+    root.mkdir(parents=True, exist_ok=True)
+    p = subprocess.run([lendseg_bin(), "run", "--demo"], cwd=root, env=_env(root, extra_env), capture_output=True,
+                       text=True)
     return p.returncode == 0, time.time() - t, (p.stdout + p.stderr)[-2000:]
 
 
@@ -119,6 +123,7 @@ class Row:
     note: str = ""
     methods: dict[str, float] | None = None  # the other methods' ARI (tools/methods.py) on the same clients
     true_k: int | None = None
+    perturb: dict | None = None  # perturb.measure: k and ARI per perturbation (lendseg evaluate --perturb)
 
 
 def _published(root: Path) -> duckdb.DuckDBPyConnection:
@@ -266,6 +271,7 @@ def render(rows: list[Row], sba: dict, meta: dict) -> str:
             if m in sba:
                 a = sba[m]
                 lines.append(f"| {m} | {a['segments']} | {a['auc']:.3f} | {a['lo']:.3f} - {a['hi']:.3f} |")
+    lines += perturb.render(rows)
     score = deciding_score(rows, sba)
     if score:
         lines += ["", "Deciding score S (higher is better; the plain baseline scores the SBA term only): "
@@ -314,10 +320,11 @@ def _reused(root: Path) -> tuple[Row, "apps.AppResult"] | None:
 def evaluate(scenarios: list[str], seeds: list[int], clients: int, months: int, workdir: Path,
              sba_csv: Path | None, doc: Path | None, log=print, demo_seeds: list[int] | None = None,
              demo_clients: int = 3000, demo_months: int = 18, app_doc: Path | None = None,
-             reuse: bool = False) -> tuple[list[Row], dict]:
+             reuse: bool = False, perturbed: bool = False) -> tuple[list[Row], dict]:
     """Run every case once; segmentation figures -> ``doc``, applications figures (early warnings, recommendations,
     evaluate_apps.py) from the same runs -> ``app_doc`` (rewritten after every case, so a long evaluation shows its
-    progress). ``reuse``: a case whose data dir already holds results is measured from them, not run again."""
+    progress). ``reuse``: a case whose data dir already holds results is measured from them, not run again.
+    ``perturbed``: every case is also run under the perturbations of perturb.py (k and ARI per perturbation)."""
     workdir.mkdir(parents=True, exist_ok=True)
     rows: list[Row] = []
     results: list[apps.AppResult] = []
@@ -335,6 +342,9 @@ def evaluate(scenarios: list[str], seeds: list[int], clients: int, months: int, 
             apps.save(a, root)
         else:
             r, a = got
+        if perturbed and r.perturb is None and not r.note.startswith("run failed"):
+            r.perturb = perturb.measure(root, log=log)
+            (root / "segmentation_row.json").write_text(json.dumps(asdict(r)))
         log(json.dumps(asdict(r)))
         log(a.to_json())
         rows.append(r)
@@ -345,8 +355,12 @@ def evaluate(scenarios: list[str], seeds: list[int], clients: int, months: int, 
     sba: dict = {}
     if sba_csv is not None:
         r, sba = evaluate_sba(sba_csv, workdir)
+        if perturbed and sba:
+            r.perturb = perturb.measure(workdir / "sba", sba=True, base_auc=sba["model"]["auc"], log=log)
         log(json.dumps(asdict(r)) + " " + json.dumps(sba))
         rows.append(r)
+    block = render(rows, sba, {"when": date.today().isoformat(), "clients": clients, "months": months})
+    (workdir / "segmentation_record.md").write_text(block + "\n")
     if doc is not None:
-        write_doc(render(rows, sba, {"when": date.today().isoformat(), "clients": clients, "months": months}), doc)
+        write_doc(block, doc)
     return rows, sba

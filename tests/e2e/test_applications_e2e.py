@@ -158,22 +158,77 @@ def test_whole_population_recommendations_equal_the_per_client_reference(app_ws:
         assert share == elig_share
 
 
-def test_calibration_frame_in_sql_equals_the_observation_replay(app_ws: Workspace) -> None:
-    """Issue 26: the early-warning calibration reads its client-month feature frame from one SQL query
-    (ew_features.frame_sql); on the same build it is the frame built from Python observations, value for value."""
-    from dagster_project.defs.applications import ew_features as ewf
-    from dagster_project.defs.applications.as_of import as_of_month
-    from dagster_project.defs.applications.early_warning_history import monthly_observations
-    from dagster_project.defs.applications.ew_calibration_assets import signal_frame
+def _calibration(ws: Workspace):
+    import json
 
-    con = duckdb.connect(str(app_ws.data / "build" / "build.duckdb"), read_only=True)
+    from dagster_project.defs.applications.ew_calibration import Calibration
+
+    path = ws.data / "models" / "ew_calibration" / "c0001.json"
+    return Calibration.from_dict(json.loads(path.read_text()))
+
+
+def test_early_warning_tables_in_sql_equal_the_replay(app_ws: Workspace, tmp_path) -> None:
+    """Issue 33: the early warnings advance as SQL over state tables; on the same build the episodes,
+    risk_early_warnings, the evaluation and the method comparison equal the Python replay kept in
+    tests/reference_early_warnings.py, row for row - with the run's calibration (score) and the expert rules."""
+    import reference_early_warnings as ref
+    from dagster_project.defs.applications.ew_calibration import EXPERT
+
+    cal = _calibration(app_ws)
+    assert cal.method == "score", cal.reason
+    for c in (cal, EXPERT):
+        got = ref.compare_on_build(app_ws.data / "build" / "build.duckdb", c, tmp_path)
+        assert got["episodes"] > 1000, got
+        assert {k: v for k, v in got.items() if k.endswith("differences")} == {
+            "episode_differences": 0, "warning_differences": 0, "evaluation_differences": 0,
+            "comparison_differences": 0}, (c.method, got)
+
+
+def test_recomputing_the_state_from_a_month_equals_advancing_it(app_ws: Workspace, tmp_path) -> None:
+    """The state advanced month by month, recomputed from an old month, or corrected by a changed delivery month
+    holds the tables a replay from scratch gives on the same facts."""
+    import shutil
+
+    import reference_early_warnings as ref
+    from dagster_project.defs.applications.as_of import as_of_month
+    from dagster_project.defs.applications.ew_state import (EPISODES, LEVELS, SIGNALS, advance_warning_state,
+                                                            recompute_from)
+    from dagster_project.lib.months import add_months
+
+    cal = _calibration(app_ws)
+    copy = tmp_path / "advance.duckdb"
+    shutil.copy(app_ws.data / "build" / "build.duckdb", copy)
+    con = duckdb.connect(str(copy))
+    keys = {EPISODES: ["client_key", "signal", "opened_at"], LEVELS: ["client_key", "month_end", "signal"],
+            SIGNALS: ["client_key", "month_end", "signal"]}
+
+    def tables() -> dict:
+        return {t: con.execute(f"SELECT * FROM {t}").df() for t in keys}
+
     try:
-        first = con.execute("SELECT min(snapshot_month) FROM marts.fct_product_usage_monthly").fetchone()[0]
+        con.execute("DROP SCHEMA IF EXISTS state CASCADE")
         end = as_of_month(con)
-        old = ewf.frame_from_months(monthly_observations(con, first, end))
-        new = signal_frame(con, first, end)
+        advance_warning_state(con, "once", cal)
+        once = tables()
+        con.execute("DROP SCHEMA state CASCADE")
+        for back in (9, 4, 0):  # three runs, each with the months delivered since the last
+            stats = advance_warning_state(con, "step", cal, end=add_months(end, -back))
+            assert stats["months_processed"] > 0
+        assert advance_warning_state(con, "again", cal)["months_processed"] == 0  # idempotent
+        assert {t: ref.frame_differences(once[t], df, keys[t]) for t, df in tables().items()} == dict.fromkeys(keys, 0)
+        stats = recompute_from(con, add_months(end, -10), "recompute", cal)
+        assert stats["months_processed"] == 11
+        assert {t: ref.frame_differences(once[t], df, keys[t]) for t, df in tables().items()} == dict.fromkeys(keys, 0)
+        # a corrected delivery month: the next advance recomputes from it and matches a replay of the new facts
+        m = add_months(end, -5)
+        con.execute(f"""UPDATE marts.fct_product_usage_monthly SET max_days_past_due = 95 WHERE snapshot_month = DATE '{m}'
+            AND client_key IN (SELECT client_key FROM marts.fct_product_usage_monthly WHERE snapshot_month = DATE '{m}'
+                               ORDER BY client_key LIMIT 5)""")
+        stats = advance_warning_state(con, "corrected", cal)
+        assert stats["signal_months_recomputed"] == 1 and stats["months_processed"] == 6
+        replayed = ref.episodes(con, end, cal)
+        now = con.execute(f"SELECT {', '.join(ref.EPISODE_COLUMNS)} FROM {EPISODES}").df()
+        assert ref.frame_differences(replayed, now, keys[EPISODES]) == 0
+        assert ref.frame_differences(once[EPISODES], now, keys[EPISODES]) > 0  # the correction did change warnings
     finally:
         con.close()
-    assert len(old) > 1000 and old.expert_rank.gt(0).any() and (old.n_signals >= 4).any()
-    assert list(new.columns) == list(old.columns)
-    assert new.reset_index(drop=True).equals(old.reset_index(drop=True))

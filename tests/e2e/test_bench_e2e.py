@@ -32,5 +32,9 @@ def test_bench_smoke(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert {s["step"] for s in report["steps"]} >= {"raw_clients", "raw_credit_bureau", "raw_product_usage",
                                                     "dbt_client_dimensions", "dbt_segment_marts", "published_warehouse"}
     assert report["rows_ingested"] > 400 and set(report["floor"]) >= {"ingest", "model_fit_score", "publish"}
+    assert set(report["floor_applications"]) == {"warning_flags", "recommendations", "policy", "publish_applications"}
+    assert report["floor_applications"]["policy"]["rows"] > 0 and report["ratio_pipeline_to_floor"] > 0
+    assert report["floor_with_applications_wall_s"] >= report["floor_wall_s"]
+    assert 0 < report["ratio_pipeline_to_floor_with_applications"] <= report["ratio_pipeline_to_floor"]
     md = (tmp_path / "bench-400-6m-parquet.md").read_text()
     assert md == to_markdown(report) and "| raw_product_usage | ingest |" in md

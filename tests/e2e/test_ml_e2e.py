@@ -88,6 +88,31 @@ def test_segments_recover_the_planted_archetypes(ws: Workspace) -> None:
     assert ari > base + 0.2
 
 
+def test_the_k_selection_chooses_what_every_refit_would_choose(ws: Workspace) -> None:
+    """Issue 33: the selection refits only a k that can still change the choice; on this build's training sample it
+    chooses the k, centroids and partition of the rule run the slow way (every k refitted in full, independent
+    refits), and the first run's model is that choice."""
+    from dagster_project.defs.segmentation import features as feat
+    from dagster_project.defs.segmentation import model as seg
+    from dagster_project.defs.segmentation import selection, training
+
+    con = duckdb.connect(str(ws.data / "build" / "build.duckdb"), read_only=True)
+    try:
+        frame = training.read_training_frame(con).reset_index(drop=True)
+    finally:
+        con.close()
+    x = feat.prepare(frame)
+    z = feat.DimensionScaler().fit(x).transform(x)
+    z = z[seg.key_free_order(z)]
+    fast = selection.select_k(z, refits=20)
+    slow = selection.select_k(z, refits=20, fast=False)
+    assert fast.k == slow.k and np.array_equal(fast.centers, slow.centers)
+    assert (seg.distances(z, fast.centers).argmin(axis=1) == seg.distances(z, slow.centers).argmin(axis=1)).all()
+    assert fast.curve.refits.sum() < slow.curve.refits.sum()
+    meta = json.loads((ws.data / "models" / "m0001" / "metadata.json").read_text())
+    assert meta["k"] == len(fast.centers), (meta["k"], fast.k)
+
+
 def test_retrain_on_a_90_percent_subsample_keeps_every_segment_id_and_name(ws: Workspace, tmp_path: Path,
                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     from dagster_project.defs.segmentation import registry, training

@@ -107,7 +107,7 @@ ORDER BY client_key, product_code
 """
 
 
-def signal_observations_sql(from_month: date, to_month: date) -> str:
+def signal_observations_sql(from_month: date, to_month: date, ordered: bool = True) -> str:
     """Warning-signal observations per client and evaluation month (month ends of ``from_month``..``to_month``).
 
     Long format (client_key, month_end, signal, observed_value, threshold, signal_date), only rows at or
@@ -180,7 +180,7 @@ WITH rep AS (
 )
 SELECT client_key, month_end, signal, observed_value::DOUBLE AS observed_value, threshold::DOUBLE AS threshold,
     signal_date::DATE AS signal_date
-FROM obs ORDER BY month_end, client_key, signal
+FROM obs{" ORDER BY month_end, client_key, signal" if ordered else ""}
 """
 
 

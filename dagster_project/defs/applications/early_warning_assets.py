@@ -1,6 +1,6 @@
 """Risk early warnings and their time-split evaluation, as Dagster assets (group ``applications``).
 
-The timeline and replays are in ``early_warning_history.py``, the per-signal rules in ``early_warning.py``,
+The state and its SQL advance are in ``ew_state.py`` / ``ew_sql.py``, the per-signal rules in ``early_warning.py``,
 the calibrated levels in ``ew_calibration_store.py`` / ``ew_calibration_assets.py``.
 """
 
@@ -12,7 +12,7 @@ import pandas as pd
 from dagster_project.defs.applications import early_warning as ew
 from dagster_project.defs.applications import evaluation_inputs as inputs
 from dagster_project.defs.applications.as_of import EVAL_HORIZON_MONTHS
-from dagster_project.defs.applications.early_warning_history import EPISODES, advance_warning_state
+from dagster_project.defs.applications.ew_state import EPISODES, USAGE, advance_warning_state, recompute_from
 from dagster_project.defs.applications.ew_calibration_assets import evaluation_with_comparison
 from dagster_project.defs.applications.ew_calibration_store import current_calibration
 from dagster_project.defs.applications.keys import (AS_OF, DIM_CLIENT, EW_CALIBRATION, EW_EVAL, GROUP, SEGMENT_DEPS,
@@ -85,23 +85,9 @@ def _warning_chart(con: duckdb.DuckDBPyConnection):
     return fig
 
 
-@dg.asset(key=WARNINGS, group_name=GROUP, kinds={"duckdb", "python"},
-          deps=[USAGE_MONTHLY, STG_BUREAU, DIM_CLIENT, AS_OF, EW_CALIBRATION, WORKOUT, *SEGMENT_DEPS])
-def risk_early_warnings(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
-    """Risk early warnings per client and signal (bureau and usage history), one open warning per client and signal.
-
-    Signals: bureau score drop since the previous report, new or rising arrears, utilisation > 90 % in
-    consecutive months, negative operating cash flow in consecutive reports, new legal judgments, rising
-    inquiries, collateral coverage below 1, several signals at once. Severity watch / warning / critical by the
-    rules in docs/applications.md. The timeline (opened_at, cleared_at) is kept across runs in
-    state.early_warning_episodes, which dbt and full_rebuild never drop; each run replays only new months.
-    Clients already in default (marts.workout_clients) are left out: they are the workout team's, not a warning.
-    """
-    calibration = current_calibration(warehouse.settings)  # ml/early_warning_calibration (expert when none)
-    with connect(warehouse.settings) as con:
-        stats = advance_warning_state(con, context.run_id, calibration)
-        con.execute("BEGIN")
-        n = write_app_table(con, "risk_early_warnings", f"""
+def warnings_sql(episodes: str = EPISODES) -> str:
+    """``marts.risk_early_warnings`` from the timeline ``episodes``: one row per warning, clients in default left out."""
+    return f"""
             SELECT e.client_key || '|' || e.signal || '|' || strftime(e.opened_at, '%Y-%m-%d') AS warning_id,
                 e.client_key, s.segment_id, s.segment_name, s.segment_source, e.signal, sc.signal_description,
                 CASE WHEN e.cleared_at IS NULL THEN 'open' ELSE 'cleared' END AS status,
@@ -111,12 +97,39 @@ def risk_early_warnings(context: dg.AssetExecutionContext, warehouse: Warehouse)
                 sc.critical_threshold::DOUBLE AS critical_threshold, e.signal_date, e.opened_at, e.first_warning_at,
                 e.last_seen_at, e.cleared_at,
                 date_diff('month', e.opened_at, coalesce(e.cleared_at, d.as_of_date)) AS months_open, d.as_of_date
-            FROM {EPISODES} AS e
+            FROM {episodes} AS e
             JOIN marts.dim_client AS d USING (client_key)
             JOIN ({SEGMENT_OF_RECORD}) AS s USING (client_key)
             LEFT JOIN ({_signal_catalogue_sql()}) AS sc USING (signal)
             WHERE e.client_key NOT IN (SELECT client_key FROM marts.workout_clients)
-            ORDER BY e.client_key, e.signal, e.opened_at""",
+            ORDER BY e.client_key, e.signal, e.opened_at"""
+
+
+@dg.asset(key=WARNINGS, group_name=GROUP, kinds={"duckdb", "python"},
+          deps=[USAGE_MONTHLY, STG_BUREAU, DIM_CLIENT, AS_OF, EW_CALIBRATION, WORKOUT, *SEGMENT_DEPS])
+def risk_early_warnings(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
+    """Risk early warnings per client and signal (bureau and usage history), one open warning per client and signal.
+
+    Signals: bureau score drop since the previous report, new or rising arrears, utilisation > 90 % in
+    consecutive months, negative operating cash flow in consecutive reports, new legal judgments, rising
+    inquiries, collateral coverage below 1, several signals at once. Severity watch / warning / critical by the
+    rules in docs/applications.md. The timeline (opened_at, cleared_at) is kept across runs in
+    state.early_warning_episodes, which dbt and full_rebuild never drop; each run advances it in SQL from the open
+    warnings by the months not processed yet (signals and levels per client and month in state, ew_state.py).
+    Clients already in default (marts.workout_clients) are left out: they are the workout team's, not a warning.
+    A corrected delivery month is recomputed with every month after it; full_rebuild recomputes the whole state from
+    the first month with the calibration in force.
+    """
+    calibration = current_calibration(warehouse.settings)  # ml/early_warning_calibration (expert when none)
+    rebuild = context.run.job_name == "full_rebuild" or context.run.tags.get("lendseg/full_refresh") == "true"
+    with connect(warehouse.settings) as con:
+        first = con.execute(f"SELECT min(snapshot_month) FROM {USAGE}").fetchone()[0]
+        if rebuild and first is not None:  # full_rebuild: the state too, from the first month, with the calibration in force
+            stats = recompute_from(con, first, context.run.run_id, calibration) | {"recomputed_from": str(first)}
+        else:
+            stats = advance_warning_state(con, context.run.run_id, calibration)
+        con.execute("BEGIN")
+        n = write_app_table(con, "risk_early_warnings", warnings_sql(),
             "Risk early warnings: one row per warning (client x signal x opening), open or cleared (docs/applications.md).",
             WARNING_COLUMNS)
         con.execute("COMMIT")
@@ -184,8 +197,9 @@ def _ew_eval_chart(ev: pd.DataFrame):
 def early_warning_evaluation(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
     """Time-split evaluation of the early warnings: precision, recall and median lead time.
 
-    The warning rules are replayed from scratch on data up to 6 months before the last snapshot; the outcome
-    is a client first reaching 90+ days past due in those last 6 months.
+    The stored signals (state.client_month_signals) up to 6 months before the last snapshot are levelled again
+    with the calibration evaluated - never the live warnings -, in SQL; the outcome is a client first reaching
+    90+ days past due in those last 6 months.
     """
     with connect(warehouse.settings) as con:
         fp = inputs.fingerprint(con, {"n_bootstrap": warehouse.settings.eval_bootstrap, "horizon": EVAL_HORIZON_MONTHS,

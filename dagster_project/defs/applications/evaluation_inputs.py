@@ -1,7 +1,7 @@
 """Whether a time-split evaluation must run again, or its inputs are the ones it last ran on.
 
-The recommendation and early-warning evaluations replay months of history (at 1 M clients: minutes) and
-their result only changes when their inputs do. A daily run with no new delivery keeps the last evaluation
+The recommendation and early-warning evaluations read months of history and their result only changes when
+their inputs do. A daily run with no new delivery keeps the last evaluation
 table and says so in its metadata. The fingerprint covers everything they read or depend on: every raw
 table's row count and newest ``_ingested_at`` (a load, a correction, a released held row or a removal
 changes one of them), the code and dbt project they run with, and their own settings. ``monthly_retrain``
@@ -18,7 +18,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
-from dagster_project.defs.applications.early_warning_history import STATE_SCHEMA
+from dagster_project.defs.applications.ew_state import STATE_SCHEMA
 from dagster_project.lib.settings import DBT_PROJECT_DIR
 
 TABLE = f"{STATE_SCHEMA}.evaluation_inputs"

@@ -22,10 +22,13 @@ import duckdb
 import pandas as pd
 
 from dagster_project.defs.applications import ew_calibration as cal
-from dagster_project.defs.applications import ew_features as ewf
-from dagster_project.defs.applications.as_of import as_of_month, first_default_sql, signal_observations_sql
-from dagster_project.lib.months import add_months
-from dagster_project.defs.applications.early_warning_history import evaluate_warnings, evaluation_months_sql
+from dagster_project.defs.applications.as_of import as_of_month, first_default_sql, lit
+from dagster_project.defs.applications.ew_evaluation import evaluate_warnings, level_rows
+from dagster_project.defs.applications.ew_features import FEATURES
+from dagster_project.defs.applications.ew_score import fold_sql
+from dagster_project.defs.applications.ew_sql import client_months_sql
+from dagster_project.defs.applications.ew_state import SIGNALS, USAGE, advance_signals
+from dagster_project.lib.months import add_months, month_end
 from dagster_project.defs.applications.store import write_app_table
 from dagster_project.lib.metadata import figure, md_table, png_bytes
 from dagster_project.lib.resources import Warehouse
@@ -43,28 +46,41 @@ COMPARISON_TABLE = "early_warning_method_comparison"  # app schema (store.py), p
 N_BOOTSTRAP = 1000
 
 
-def signal_frame(con: duckdb.DuckDBPyConnection, first: date, end: date) -> pd.DataFrame:
-    """The calibration's feature frame of the months ``first``..``end`` (``ew_features.frame_sql``: one SQL pass)."""
-    frame = con.execute(ewf.frame_sql(signal_observations_sql(first, end), evaluation_months_sql(first, end))).df()
-    frame["month_end"] = frame.month_end.dt.date  # datetime.date objects, as the calibration compares them
-    return frame
+def slices_sql(cutoffs: list[tuple[date, date]]) -> str:
+    """The calibration's rows at each (cutoff t, outcome end): clients with a facility at t not at 90+ dpd by then,
+    their features at t's month end from ``state.client_month_signals`` (0 without a signal), ``label`` = first 90+
+    dpd in (t, outcome end], the client's fold; identical rows aggregated with their count ``n`` (so no client-month
+    crosses into Python: a row per distinct feature vector)."""
+    values = ", ".join(f"({lit(t)}, {lit(o)})" for t, o in cutoffs)
+    feats = ", ".join(f"coalesce(cm.{f}, 0.0) AS {f}" for f in FEATURES)
+    return f"""
+WITH cuts AS (SELECT * FROM (VALUES {values}) AS v(t, outcome_end)),
+fd AS ({first_default_sql()}),
+pop AS (
+    SELECT DISTINCT u.client_key, c.t, c.outcome_end FROM {USAGE} AS u JOIN cuts AS c ON u.snapshot_month = c.t
+), cm AS ({client_months_sql(f"SELECT * FROM {SIGNALS} WHERE month_end IN (SELECT last_day(t) FROM cuts)")})
+SELECT {fold_sql('p.client_key')} AS fold, p.client_key,
+    coalesce(fd.first_90_month > p.t AND fd.first_90_month <= p.outcome_end, false) AS label,
+    cm.client_key IS NOT NULL AS has_signal, coalesce(cm.expert_rank, 0)::BIGINT AS expert_rank, {feats}
+FROM pop AS p
+LEFT JOIN fd USING (client_key)
+LEFT JOIN cm ON cm.client_key = p.client_key AND cm.month_end = last_day(p.t)
+WHERE fd.first_90_month IS NULL OR fd.first_90_month > p.t"""
 
 
-def load_history(con: duckdb.DuckDBPyConnection, end: date | None = None
-                 ) -> tuple[pd.DataFrame, dict[date, list[str]], dict[str, date], date | None, date | None]:
-    """(signal frame with expert levels, clients with a facility per month, first 90+ dpd month, first, end month)."""
+def aggregated(rows_sql: str) -> str:
+    cols = ", ".join(["fold", "label", "has_signal", "expert_rank", *FEATURES])
+    return f"SELECT {cols}, count(*) AS n FROM ({rows_sql}) GROUP BY ALL ORDER BY ALL"
 
-    end = end or as_of_month(con)
-    first = con.execute("SELECT min(snapshot_month) FROM marts.fct_product_usage_monthly").fetchall()[0][0]
-    if first is None or end is None or first > end:
-        return ewf.frame_from_months([]), {}, {}, first, end
-    frame = signal_frame(con, first, end)
-    pop: dict[date, list[str]] = {}
-    for m, ck in con.execute("SELECT DISTINCT snapshot_month, client_key FROM marts.fct_product_usage_monthly "
-                             "ORDER BY 1, 2").fetchall():
-        pop.setdefault(m, []).append(ck)
-    first_default = dict(con.execute(first_default_sql()).fetchall())
-    return frame, pop, first_default, first, end
+
+def calibration_slices(con: duckdb.DuckDBPyConnection, w: cal.Windows) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+    """(fit rows, calibration rows, distinct clients with a positive fit outcome), aggregated in SQL."""
+    cuts = [(t, min(add_months(t, w.horizon), w.evaluation_cutoff)) for t in w.fit_cutoffs()]
+    empty = pd.DataFrame(columns=["fold", "label", "has_signal", "expert_rank", *FEATURES, "n"])
+    fit = con.execute(aggregated(slices_sql(cuts))).df() if cuts else empty
+    fit_pos = con.execute(f"SELECT count(DISTINCT client_key) FROM ({slices_sql(cuts)}) WHERE label").fetchone()[0] if cuts else 0
+    cal_rows = con.execute(aggregated(slices_sql([(w.calibration_cutoff, w.evaluation_cutoff)]))).df()
+    return fit, cal_rows, int(fit_pos)
 
 
 def pr_chart(curve: pd.DataFrame | None, c: cal.Calibration) -> bytes:
@@ -136,29 +152,29 @@ COMPARISON_COLUMNS = {
 }
 
 
-def compare_methods(frame: pd.DataFrame, pop: dict[date, list[str]], first_default: dict[str, date], c: cal.Calibration,
-                    cutoff: date, end: date, n_boot: int = N_BOOTSTRAP) -> pd.DataFrame:
+def compare_methods(con: duckdb.DuckDBPyConnection, c: cal.Calibration, cutoff: date, end: date,
+                    n_boot: int = N_BOOTSTRAP) -> pd.DataFrame:
     """Expert rules vs combined score (when the calibration has one) on the evaluation window, with bootstrap CIs."""
     methods = [("expert", cal.EXPERT)]
     if c.score is not None and c.warning_threshold is not None:
         methods.append(("score", replace(c, method="score")))
     rows = []
+    nan2 = (float("nan"), float("nan"))
     for name, m in methods:
-        evs = cal.evaluate_levels(frame, cal.frame_levels(m, frame), pop.get(cutoff, []), cutoff, first_default, end,
-                                  n_boot=n_boot)
-        for e in evs:
-            nan2 = (float("nan"), float("nan"))
+        for e in level_rows(con, m, cutoff, end, month_end(cutoff), n_boot=n_boot):
+            ci = e["ci"]
             rows.append({"method": name, "in_force": name == c.method, "calibration_version": c.version or "expert",
-                         "flag_level": e.level, "cutoff_month": cutoff, "outcome_end_month": end, "clients": e.clients,
-                         "flagged": e.flagged, "positives": e.positives, "true_positives": e.true_positives,
-                         "precision": e.precision, "precision_ci_low": e.ci.get("precision", nan2)[0],
-                         "precision_ci_high": e.ci.get("precision", nan2)[1], "recall": e.recall,
-                         "recall_ci_low": e.ci.get("recall", nan2)[0], "recall_ci_high": e.ci.get("recall", nan2)[1],
-                         "share_flagged": e.share_flagged, "share_flagged_ci_low": e.ci.get("share_flagged", nan2)[0],
-                         "share_flagged_ci_high": e.ci.get("share_flagged", nan2)[1],
-                         "median_lead_months": e.median_lead_months,
-                         "lead_ci_low": e.ci.get("median_lead_months", nan2)[0],
-                         "lead_ci_high": e.ci.get("median_lead_months", nan2)[1], "meets_bar": cal.meets_bar(e)})
+                         "flag_level": e["flag_level"], "cutoff_month": cutoff, "outcome_end_month": end,
+                         "clients": e["clients"], "flagged": e["flagged"], "positives": e["positives"],
+                         "true_positives": e["true_positives"], "precision": e["precision"],
+                         "precision_ci_low": ci.get("precision", nan2)[0], "precision_ci_high": ci.get("precision", nan2)[1],
+                         "recall": e["recall"], "recall_ci_low": ci.get("recall", nan2)[0],
+                         "recall_ci_high": ci.get("recall", nan2)[1], "share_flagged": e["share_flagged"],
+                         "share_flagged_ci_low": ci.get("share_flagged", nan2)[0],
+                         "share_flagged_ci_high": ci.get("share_flagged", nan2)[1],
+                         "median_lead_months": e["median_lead_months"],
+                         "lead_ci_low": ci.get("median_lead_months", nan2)[0],
+                         "lead_ci_high": ci.get("median_lead_months", nan2)[1], "meets_bar": e["meets_bar"]})
     return pd.DataFrame(rows, columns=list(COMPARISON_COLUMNS))
 
 
@@ -177,11 +193,15 @@ def should_calibrate(job_name: str | None, existing: list[str]) -> bool:
 
 def run_calibration(con: duckdb.DuckDBPyConnection, targets: cal.Targets = cal.Targets()
                     ) -> tuple[cal.Calibration, pd.DataFrame | None, dict]:
-    frame, pop, first_default, first, end = load_history(con)
-    if first is None or end is None:
+    """Calibrate on the warehouse's history: the stored signals advanced first, the slices cut in SQL."""
+    end = as_of_month(con)
+    first = con.execute(f"SELECT min(snapshot_month) FROM {USAGE}").fetchone()[0]
+    if first is None or end is None or first > end:
         return replace(cal.EXPERT, reason="fallback to expert thresholds: no usage history"), None, {}
+    advance_signals(con, end)
     w = cal.plan_windows(first, end)
-    c, extras = cal.calibrate(frame, pop, first_default, w, targets)
+    fit, cal_rows, fit_pos = calibration_slices(con, w)
+    c, extras = cal.calibrate_slices(fit, cal_rows, w, fit_pos, targets)
     return c, extras.get("curve"), {"end_month": end}
 
 
@@ -237,9 +257,9 @@ def evaluation_with_comparison(con: duckdb.DuckDBPyConnection, settings: Setting
     end = as_of_month(con)
     cutoff = add_months(end, -horizon)
     c = calibration_for_evaluation(current_calibration(settings), cutoff)
-    ev = evaluate_warnings(con, horizon, c)
-    frame, pop, first_default, _first, _end = load_history(con, end)
-    comp = compare_methods(frame, pop, first_default, c, cutoff, end)
+    advance_signals(con, end)
+    ev = evaluate_warnings(con, end, horizon, c)
+    comp = compare_methods(con, c, cutoff, end)
     con.register("cmp_df", comp)
     try:
         con.execute("BEGIN")

@@ -49,11 +49,6 @@ def save_version(sdir: Path, c: cal.Calibration, extra: dict, png: bytes | None)
     sdir.mkdir(parents=True, exist_ok=True)
     version = next_version(sdir)
     c = replace(c, version=version)
-    if c.score is not None and c.score.kind == "hgb":
-        import joblib
-
-        joblib.dump(c.score.model, sdir / f"{version}.joblib")
-        c = replace(c, score=replace(c.score, model_file=f"{version}.joblib"))
     data = {**c.to_dict(), **extra}
     if png is not None:
         (sdir / f"{version}.png").write_bytes(png)

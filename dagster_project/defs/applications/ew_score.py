@@ -28,85 +28,104 @@ class Targets:
 
 @dataclass(frozen=True)
 class Score:
-    intercept: float
-    coefficients: dict[str, float]  # only the kept features (logreg)
-    dropped: tuple[str, ...] = ()  # features dropped for a wrong (negative) sign
-    kind: str = "logreg"  # "logreg" (coefficients) or "hgb" (monotonic gradient boosting in ``model``)
-    model: object | None = field(default=None, compare=False, repr=False)
-    model_file: str | None = None  # hgb: file name of the pickled model next to the version's JSON
+    """The combined score: L2 logistic regression with the business signs; ``logit`` is its linear predictor (what
+    the operating points are compared with, in SQL as in Python: ``ew_sql.logit_sql``), ``decision`` the probability."""
 
-    def decision(self, x: pd.DataFrame | Mapping[str, float]) -> np.ndarray | float:
-        if self.kind == "hgb":
-            if isinstance(x, pd.DataFrame):
-                return self.model.predict_proba(x[list(FEATURES)].to_numpy(dtype=float))[:, 1]
-            return float(self.model.predict_proba(np.array([[x.get(f, 0.0) for f in FEATURES]]))[0, 1])
+    intercept: float
+    coefficients: dict[str, float]  # only the kept features
+    dropped: tuple[str, ...] = ()  # features dropped for a wrong (negative) sign
+    kind: str = "logreg"
+
+    def logit(self, x: pd.DataFrame | Mapping[str, float]) -> np.ndarray | float:
         if isinstance(x, pd.DataFrame):
             z = np.full(len(x), self.intercept)
             for f, c in self.coefficients.items():
                 z = z + c * x[f].to_numpy(dtype=float)
-            return 1.0 / (1.0 + np.exp(-z))
-        z = self.intercept + sum(c * x.get(f, 0.0) for f, c in self.coefficients.items())
-        return 1.0 / (1.0 + math.exp(-z))
+            return z
+        z = self.intercept
+        for f, c in self.coefficients.items():
+            z = z + c * x.get(f, 0.0)
+        return z
+
+    def decision(self, x: pd.DataFrame | Mapping[str, float]) -> np.ndarray | float:
+        z = self.logit(x)
+        return 1.0 / (1.0 + np.exp(-z)) if isinstance(z, np.ndarray) else 1.0 / (1.0 + math.exp(-z))
+
+
+def sigmoid(z: float) -> float:
+    return 1.0 / (1.0 + math.exp(-z))
+
+
+def logit(p: float) -> float:
+    """The logit of a probability (older calibration files store only probabilities)."""
+    return math.log(p) - math.log1p(-p)
 
 
 def client_fold(client_key: str, folds: int = 5) -> int:
-    """Stable fold of a client (cross-fitting: the operating points are chosen on clients the score was not fitted on)."""
+    """Stable fold of a client (cross-fitting: the operating points are chosen on clients the score was not fitted on);
+    ``fold_sql`` is the same in SQL."""
     import hashlib
 
     return int(hashlib.sha256(client_key.encode("utf-8")).hexdigest()[:8], 16) % folds
 
 
-def fit_hgb(X: pd.DataFrame, y: Sequence[bool], features: Sequence[str] = FEATURES) -> Score:
-    """Gradient boosting (scikit-learn HistGradientBoostingClassifier, class_weight balanced) with an increasing
-    monotonic constraint on every feature: more of any signal never lowers the score (the business sign)."""
-    from sklearn.ensemble import HistGradientBoostingClassifier
-
-    y = np.asarray(y, dtype=bool)
-    if y.all() or not y.any():
-        raise ValueError("need both outcomes to fit a score")
-    m = HistGradientBoostingClassifier(monotonic_cst=[1] * len(features), max_iter=200, learning_rate=0.05,
-                                       max_leaf_nodes=15, min_samples_leaf=40, l2_regularization=1.0,
-                                       class_weight="balanced", early_stopping=False, random_state=0)
-    m.fit(X[list(features)].to_numpy(dtype=float), y)
-    return Score(intercept=0.0, coefficients={}, kind="hgb", model=m)
+def fold_sql(col: str = "client_key", folds: int = 5) -> str:
+    return f"(('0x' || left(sha256({col}), 8))::UBIGINT % {folds})::INTEGER"
 
 
-SCORE_KINDS = ("logreg",)  # add "hgb" to compare the gradient boosting too (5x the fit time; lost on seeds 5 and 77)
+def _weights(df: pd.DataFrame) -> np.ndarray:
+    """Row weights: column ``n`` (rows aggregated by SQL: identical client-months counted once) or 1 per row."""
+    return df["n"].to_numpy(dtype=float) if "n" in df.columns else np.ones(len(df))
 
 
-def out_of_fold_scores(fit_df: pd.DataFrame, target: pd.DataFrame, folds: int = 5, kind: str = "logreg") -> np.ndarray:
-    """Scores of ``target`` rows, each from a score fitted on the fit rows of the OTHER client folds."""
-    fitter = fit_hgb if kind == "hgb" else fit_score
-    ff = np.array([client_fold(c, folds) for c in fit_df.client_key])
-    tf = np.array([client_fold(c, folds) for c in target.client_key])
+def _folds(df: pd.DataFrame, folds: int) -> np.ndarray:
+    return df["fold"].to_numpy(dtype=int) if "fold" in df.columns else np.array(
+        [client_fold(c, folds) for c in df.client_key], dtype=int)
+
+
+def out_of_fold_scores(fit_df: pd.DataFrame, target: pd.DataFrame, folds: int = 5) -> np.ndarray:
+    """Score logits of ``target`` rows, each from a score fitted on the fit rows of the OTHER client folds (rows carry
+    a ``fold`` column, or a ``client_key`` to derive it from; an optional weight column ``n``)."""
+    ff, tf = _folds(fit_df, folds), _folds(target, folds)
+    w = _weights(fit_df)
     out = np.zeros(len(target))
     for k in range(folds):
         tr = ff != k
-        sc = fitter(fit_df[tr], fit_df.label.to_numpy(bool)[tr])
+        sc = fit_score(fit_df[tr], fit_df.label.to_numpy(bool)[tr], weights=w[tr])
         if (tf == k).any():
-            out[tf == k] = np.asarray(sc.decision(target[tf == k]), dtype=float)
+            out[tf == k] = np.asarray(sc.logit(target[tf == k]), dtype=float)
     return out
 
 
 def fit_score(X: pd.DataFrame, y: Sequence[bool], features: Sequence[str] = FEATURES, c: float = 1.0,
-              signs: Mapping[str, int] | None = None) -> Score:
+              signs: Mapping[str, int] | None = None, weights: Sequence[float] | None = None) -> Score:
     """L2 logistic regression (class_weight balanced); a feature with the wrong sign is dropped and the rest refitted.
 
     ``signs``: expected sign per feature (+1: coefficient >= 0, -1: <= 0); default +1 for every feature.
+    ``weights``: rows standing for that many identical client-months (SQL aggregates them); the balanced class
+    weights are then taken over the weighted counts, so the fit is the one on the rows repeated.
     """
     from sklearn.linear_model import LogisticRegression
 
     y = np.asarray(y, dtype=bool)
+    w = None if weights is None else np.asarray(weights, dtype=float)
+    if w is not None:
+        y, X, w = y[w > 0], X[w > 0], w[w > 0]
     if y.all() or not y.any():
         raise ValueError("need both outcomes to fit a score")
+    sample_weight, class_weight = None, "balanced"
+    if w is not None:
+        n_pos, n_all = w[y].sum(), w.sum()
+        cw = {True: n_all / (2 * n_pos), False: n_all / (2 * (n_all - n_pos))}
+        sample_weight, class_weight = w * np.where(y, cw[True], cw[False]), None
     signs = dict(signs or {})
     keep = [f for f in features if X[f].to_numpy(dtype=float).std() > 0]
     dropped = [f for f in features if f not in keep]
     while True:
         if not keep:
             return Score(intercept=0.0, coefficients={}, dropped=tuple(dropped))
-        lr = LogisticRegression(C=c, class_weight="balanced", max_iter=2000)
-        lr.fit(X[keep].to_numpy(dtype=float), y)
+        lr = LogisticRegression(C=c, class_weight=class_weight, max_iter=2000)
+        lr.fit(X[keep].to_numpy(dtype=float), y, sample_weight=sample_weight)
         coef = dict(zip(keep, lr.coef_[0].tolist()))
         wrong = [f for f in keep if coef[f] * signs.get(f, 1) < 0]
         if not wrong:
@@ -116,20 +135,25 @@ def fit_score(X: pd.DataFrame, y: Sequence[bool], features: Sequence[str] = FEAT
         dropped.append(worst)
 
 
-def pr_curve(scores: Sequence[float], labels: Sequence[bool], flaggable: Sequence[bool] | None = None) -> pd.DataFrame:
-    """Flag rule ``score >= threshold`` (only ``flaggable`` rows): precision, recall, share flagged per threshold."""
+def pr_curve(scores: Sequence[float], labels: Sequence[bool], flaggable: Sequence[bool] | None = None,
+             weights: Sequence[float] | None = None) -> pd.DataFrame:
+    """Flag rule ``score >= threshold`` (only ``flaggable`` rows): precision, recall, share flagged per threshold,
+    highest threshold first. One sort and cumulative sums; ``weights``: rows standing for that many clients."""
     s = np.asarray(scores, dtype=float)
     y = np.asarray(labels, dtype=bool)
+    w = np.ones(len(s)) if weights is None else np.asarray(weights, dtype=float)
     ok = np.ones(len(s), bool) if flaggable is None else np.asarray(flaggable, dtype=bool)
-    pos = int(y.sum())
-    cand = np.unique(s[ok])[::-1]
-    rows = []
-    for t in cand:
-        f = ok & (s >= t)
-        n, tp = int(f.sum()), int((f & y).sum())
-        rows.append({"threshold": float(t), "flagged": n, "true_positives": tp, "precision": tp / n if n else 0.0,
-                     "recall": tp / pos if pos else 0.0, "share_flagged": n / len(s) if len(s) else 0.0})
-    return pd.DataFrame(rows, columns=["threshold", "flagged", "true_positives", "precision", "recall", "share_flagged"])
+    total, pos = float(w.sum()), float(w[y].sum())
+    order = np.argsort(-s[ok], kind="stable")
+    ss, ww, yy = s[ok][order], w[ok][order], y[ok][order]
+    flagged, tp = np.cumsum(ww), np.cumsum(ww * yy)
+    last = np.r_[ss[1:] != ss[:-1], True] if len(ss) else np.zeros(0, bool)  # the last row of each threshold
+    n, t = flagged[last], tp[last]
+    out = pd.DataFrame({"threshold": ss[last], "flagged": np.rint(n).astype(int), "true_positives": np.rint(t).astype(int),
+                        "precision": np.divide(t, n, out=np.zeros(len(n)), where=n > 0),
+                        "recall": t / pos if pos else np.zeros(len(n)),
+                        "share_flagged": n / total if total else np.zeros(len(n))})
+    return out[["threshold", "flagged", "true_positives", "precision", "recall", "share_flagged"]]
 
 
 def wilson_lower(successes: "np.ndarray | float", n: int, z: float = 1.96) -> "np.ndarray | float":

@@ -96,9 +96,12 @@ COLUMN_DOCS: dict[str, dict[str, str]] = {
         "silhouette": "Silhouette score at this k (training sample; higher is better).",
         "davies_bouldin": "Davies-Bouldin index at this k (lower is better).", "inertia": "k-means inertia at this k.",
         "min_share": "Share of the smallest segment at this k.",
-        "min_jaccard": "Stability of the weakest segment: its clusterboot mean Jaccard over the refits (>= 0.75 stable).",
-        "refits": "clusterboot refits measured (a k below 0.60 after 5 refits is not refitted further).",
-        "admissible": "Every segment stable (>= 0.75) and >= 2 % of the clients: a candidate for selection.",
+        "min_jaccard": "Stability of the weakest segment: its clusterboot mean Jaccard over the refits (>= 0.75 stable; "
+                       "null when the choice needed no refit of this k).",
+        "refits": "clusterboot refits measured: a k below 0.60 after 5 refits is not refitted further; a k that could "
+                  "no longer change the choice (or provably cannot pass) stops early or gets none.",
+        "admissible": "Every segment stable (>= 0.75) over all refits and >= 2 % of the clients: a candidate for selection "
+                      "(false also for a k whose refits were stopped early).",
         "model_version": _MV, "chosen": "True for the k the model version was trained with."},
     "ml.model_drift": {
         "model_version": "Champion model version the drift is measured against.", "as_of_date": "As-of date of the scoring.",

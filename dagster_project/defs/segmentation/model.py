@@ -9,10 +9,8 @@
   into its nearest neighbours (a distinct 1-2 % group neither vetoes a k nor becomes a segment that fails the share
   rule) and the remaining centroids are refined.
 * :func:`clusterboot` - Hennig's clusterboot: the same fit on ``BOOTSTRAP_FRACTION`` subsamples, per segment the
-  mean best-match Jaccard.
-* :func:`select_k` - every k in ``K_RANGE`` fitted and bootstrapped exactly as the blocking check measures it; among
-  the k whose every segment is stable (>= ``JACCARD_FLOOR``, Hennig's stable band) and holds its share, the one
-  with the most segments. The model is that fit, so the chosen model cannot fail stability afterwards.
+  mean best-match Jaccard. Every fit runs on one thread (:func:`single_threaded`).
+* :func:`refit` - one clusterboot refit; the choice of k that uses them is ``selection.py``.
 * :func:`confidence`, :func:`match_segments` (stable ids across retrains), :func:`psi` and drift bins.
 """
 
@@ -26,13 +24,14 @@ import pandas as pd
 from scipy.optimize import linear_sum_assignment
 from sklearn.base import BaseEstimator
 from sklearn.cluster import KMeans
-from sklearn.metrics import davies_bouldin_score, silhouette_score
 from sklearn.pipeline import Pipeline
+from threadpoolctl import ThreadpoolController
 
 from dagster_project.defs.segmentation.features import DimensionScaler
+from dagster_project.lib.settings import env_value
 
 MODEL_FAMILY = "dimensions-v2"               # metadata marker: models of this code (older champions: legacy.py)
-SEED = 20240601
+SEED = int(env_value("LENDSEG_SEG_SEED"))   # 20240601 unless set (lendseg evaluate --perturb varies it)
 K_RANGE: tuple[int, int] = (4, 10)          # k tried (inclusive); dissolved small clusters can leave fewer segments
 TRAINING_SAMPLE = 5000                      # clients a model is trained, selected and bootstrapped on (all below)
 MIN_SEGMENT_SHARE = 0.02                    # blocking: every segment holds >= 2 % of the clients
@@ -84,10 +83,23 @@ def training_sample(z: np.ndarray, size: int = TRAINING_SAMPLE, seed: int = SEED
     return order[np.sort(np.random.default_rng(seed).choice(len(order), size=size, replace=False))]
 
 
+_THREADS: list[ThreadpoolController] = []  # one controller, made at the first fit (making one scans the libraries)
+
+
+def single_threaded():
+    """Context: OpenMP and BLAS on one thread. A fit of a few thousand rows spends more on waking a second thread
+    than it saves (7x slower on the shared 2 cores), and a single thread sums in one fixed order: every fit gives
+    the same bits on any machine and in any worker, which the selection's exactness needs."""
+    if not _THREADS:
+        _THREADS.append(ThreadpoolController())
+    return _THREADS[0].limit(limits=1)
+
+
 def fit_centers(z: np.ndarray, k: int, seed: int = SEED, min_share: float = MIN_SEGMENT_SHARE,
                 restarts: int = RESTARTS, refine: int = 10) -> np.ndarray:
     """k-means centroids with the clusters under ``min_share`` dissolved into their neighbours, then refined."""
-    km = KMeans(n_clusters=min(k, len(z)), n_init=restarts, random_state=seed).fit(z)
+    with single_threaded():
+        km = KMeans(n_clusters=min(k, len(z)), n_init=restarts, random_state=seed).fit(z)
     counts = np.bincount(km.labels_, minlength=km.n_clusters)
     keep = counts / len(z) >= min_share
     centers = km.cluster_centers_[keep] if keep.any() else km.cluster_centers_[[int(counts.argmax())]]
@@ -115,87 +127,47 @@ class Stability:
     per_refit_ari: list[float] | None = None
 
 
+def refit(z: np.ndarray, labels: np.ndarray, segments: int, k: int, b: int, fraction: float = BOOTSTRAP_FRACTION,
+          seed: int = SEED) -> tuple[np.ndarray, float]:
+    """Clusterboot refit ``b`` of the partition ``labels`` (``segments`` of them): :func:`fit_centers` with ``k`` on
+    the ``fraction`` subsample drawn with seed + 1 + b (k-means++ of its own: independent of the model's fit). Each
+    segment's best-match Jaccard with a refitted cluster (0 for a segment absent from the subsample), and the
+    adjusted Rand index of the two partitions of the subsample."""
+    from sklearn.metrics import adjusted_rand_score
+
+    rng = np.random.default_rng(seed + 1 + b)
+    idx = np.sort(rng.choice(len(z), size=max(int(fraction * len(z)), k + 1), replace=False))
+    centers = fit_centers(z[idx], k, seed + 1 + b)
+    new = distances(z[idx], centers).argmin(axis=1)
+    orig = labels[idx]
+    both = np.bincount(orig * len(centers) + new, minlength=segments * len(centers)).reshape(segments, -1)
+    union = both.sum(axis=1)[:, None] + both.sum(axis=0)[None, :] - both
+    present = both.sum(axis=0) > 0
+    jac = np.divide(both, union, out=np.zeros(both.shape), where=present[None, :] & (union > 0))[:, present]
+    return np.where(both.sum(axis=1) > 0, jac.max(axis=1), 0.0), float(adjusted_rand_score(orig, new))
+
+
 def clusterboot(z: np.ndarray, centers: np.ndarray, k: int, refits: int = 20, fraction: float = BOOTSTRAP_FRACTION,
                 seed: int = SEED, first: int = 0, earlier: dict[int, list[float]] | None = None,
                 earlier_ari: list[float] | None = None) -> Stability:
-    """Hennig's clusterboot with subsampling: :func:`fit_centers` (with ``k``) on ``fraction`` of the rows, refits
-    ``first`` .. ``refits - 1`` (refit b draws with seed + 1 + b, so a run continued from ``earlier`` equals one run
-    of all refits); per segment of ``centers`` the mean Jaccard with its most similar refitted cluster."""
-    from sklearn.metrics import adjusted_rand_score
-
+    """Hennig's clusterboot with subsampling: :func:`refit` ``first`` .. ``refits - 1`` of the partition
+    ``centers`` gives (refit b draws with seed + 1 + b, so a run continued from ``earlier`` equals one run of all
+    refits); per segment of ``centers`` the mean Jaccard with its most similar refitted cluster."""
     labels = distances(z, centers).argmin(axis=1)
     scores: dict[int, list[float]] = {c: list((earlier or {}).get(c, [])) for c in range(len(centers))}
     aris = list(earlier_ari or [])
-    for b in range(first, refits):
-        rng = np.random.default_rng(seed + 1 + b)
-        idx = np.sort(rng.choice(len(z), size=max(int(fraction * len(z)), k + 1), replace=False))
-        new = distances(z[idx], fit_centers(z[idx], k, seed + 1 + b)).argmin(axis=1)
-        orig = labels[idx]
-        aris.append(adjusted_rand_score(orig, new))
-        for c in scores:
-            member = orig == c
-            scores[c].append(max(jaccard(member, new == n) for n in np.unique(new)) if member.any() else 0.0)
-    return Stability({c: float(np.mean(v)) for c, v in scores.items()}, float(np.mean(aris)), refits,
-                     scores, aris)
+    with single_threaded():
+        for b in range(first, refits):
+            jac, ari = refit(z, labels, len(centers), k, b, fraction, seed)
+            aris.append(ari)
+            for c in scores:
+                scores[c].append(float(jac[c]))
+    return stability(scores, aris)
 
 
-@dataclass(frozen=True)
-class Selection:
-    k: int                  # k asked of k-means
-    centers: np.ndarray     # the model's centroids (segments after dissolving small clusters)
-    stability: Stability
-    silhouette: float
-    curve: pd.DataFrame     # k, segments, silhouette, davies_bouldin, inertia, min_share, min_jaccard, refits, admissible
-    fits: dict[int, np.ndarray]  # k -> centroids of every k tried
-
-
-def select_k(z: np.ndarray, k_range: tuple[int, int] = K_RANGE, refits: int = 20, seed: int = SEED,
-             log=None) -> Selection:
-    """Fit and bootstrap every k on ``z`` (the training sample); choose within Hennig's stable bands.
-
-    Every k is fitted and given SCREEN_REFITS clusterboot refits; a k with a segment under SCREEN_JACCARD by then is
-    not pursued. The others get all ``refits`` - the blocking check's own measure, continued from the same draws.
-    Admissible: every segment's Jaccard >= JACCARD_FLOOR (Hennig's stable band) and share >= MIN_SEGMENT_SHARE. The
-    chosen k gives the most segments among the admissible ones whose silhouette is within SILHOUETTE_TOLERANCE of the
-    best admissible one: a real segment split in two does not come back in the refits, two real segments merged do,
-    so the finest stable partition is the one the data support - unless it buys its segments with separation (a
-    stable but lucky fine split). Ties: the more stable. When no k is admissible the most stable one is returned and
-    the blocking check says why.
-    """
-    rows, fits = [], {}
-    for k in range(k_range[0], k_range[1] + 1):
-        if k >= len(z):
-            break
-        centers = fit_centers(z, k, seed)
-        lab = distances(z, centers).argmin(axis=1)
-        quick = clusterboot(z, centers, k, min(SCREEN_REFITS, refits), seed=seed)
-        stab = quick
-        if min(quick.jaccard.values()) >= SCREEN_JACCARD and refits > SCREEN_REFITS:
-            stab = clusterboot(z, centers, k, refits, seed=seed, first=SCREEN_REFITS, earlier=quick.per_refit,
-                               earlier_ari=quick.per_refit_ari)
-        sil = float(silhouette_score(z, lab, sample_size=min(len(z), 3000), random_state=seed)) \
-            if len(set(lab)) > 1 else -1.0
-        dbi = float(davies_bouldin_score(z, lab)) if len(set(lab)) > 1 else float("inf")
-        inertia = float(((z - centers[lab]) ** 2).sum())
-        share = float(np.bincount(lab, minlength=len(centers)).min() / len(z))
-        mj = min(stab.jaccard.values())
-        rows.append({"k": k, "segments": len(centers), "silhouette": sil, "davies_bouldin": dbi, "inertia": inertia,
-                     "min_share": share, "min_jaccard": mj,
-                     "refits": stab.refits,
-                     "admissible": bool(stab.refits >= refits and mj >= JACCARD_FLOOR and share >= MIN_SEGMENT_SHARE)})
-        fits[k] = (centers, stab, sil)
-        if log:
-            log(f"k={k}: {len(centers)} segments, silhouette {sil:.3f}, min Jaccard {mj:.3f} ({stab.refits} refits), "
-                f"smallest segment {share:.1%}")
-    curve = pd.DataFrame(rows)
-    pool = curve[curve.admissible]
-    pool = pool[pool.silhouette >= pool.silhouette.max() - SILHOUETTE_TOLERANCE] if len(pool) else pool
-    if len(pool):
-        best = pool.sort_values(["segments", "min_jaccard", "k"], ascending=[False, False, True]).iloc[0]
-    else:
-        best = curve.sort_values(["min_jaccard", "k"], ascending=[False, True]).iloc[0]
-    centers, stab, sil = fits[int(best.k)]
-    return Selection(int(best.k), centers, stab, sil, curve, {k: v[0] for k, v in fits.items()})
+def stability(scores: dict[int, list[float]], aris: list[float]) -> Stability:
+    """The clusterboot summary of per-refit Jaccards (segment -> one per refit) and adjusted Rand indices."""
+    return Stability({c: float(np.mean(v)) for c, v in scores.items()}, float(np.mean(aris)), len(aris), scores, aris)
 
 
 def build_pipeline(scaler: DimensionScaler, centers: np.ndarray) -> Pipeline:

@@ -3,8 +3,9 @@
 A profile row per segment and feature (features.FEATURES plus a few profile-only attributes): numeric features
 by their mean (shares) or median, categorical ones per category by their share of clients, and ``difference``:
 how far the segment sits from all clients - in standard deviations of the model's normal scores for numeric
-features, in share points for categories. Names are ``[credit] [size] [industry] · [product focus]``, built from
-the profile with the rules in docs/segmentation.md ("Names"); no word appears twice and no two segments share one.
+features, in share points for categories. Names and descriptions come from each segment's contrasts against the
+OTHER segments (contrasts.py; docs/segmentation.md, "Names"): the words of its largest contrasts, ordered
+``[adjectives] [noun] · [product]``; twins are told apart by their next contrast; no two segments share a name.
 """
 
 from __future__ import annotations
@@ -14,17 +15,12 @@ import math
 import numpy as np
 import pandas as pd
 
-from dagster_project.defs.segmentation.features import FEATURES, PRODUCT_WORDS, PRODUCTS, DimensionScaler
+from dagster_project.defs.segmentation import contrasts as ct
+from dagster_project.defs.segmentation.features import FEATURES, DimensionScaler
 
 # attributes profiled (and named by) that are not model features: categories of client_features
 PROFILE_ONLY: tuple[str, ...] = ("rating_grade", "credit_band", "size_class", "value_tier")
 PROFILE_COLUMNS: tuple[str, ...] = PROFILE_ONLY
-SECTION_NOUNS = {"A": "farms", "B": "miners", "C": "manufacturers", "D": "utilities", "E": "builders",
-                 "F": "traders", "G": "logistics firms", "H": "hotel and catering firms", "I": "tech firms",
-                 "K": "property firms", "L": "business-service firms", "M": "research and engineering firms",
-                 "N": "environmental and public-works firms", "O": "household-service firms", "P": "education providers",
-                 "Q": "health providers", "R": "culture and media firms", "S": "community-service firms"}
-SIZE_WORDS = {"large": "large", "medium": "mid-sized", "small": "small", "micro": "micro"}
 COLUMNS = ["segment", "feature", "category", "stat", "segment_value", "population_value", "difference"]
 
 
@@ -76,109 +72,83 @@ def _category_rows(v: pd.Series, seg: pd.Series, feature: str) -> pd.DataFrame:
     return long
 
 
-def _value(profile: pd.DataFrame, feature: str, category: str = "") -> tuple[float, float]:
-    row = profile[(profile.feature == feature) & (profile.category == category)]
-    return (float(row.segment_value.iloc[0]), float(row.population_value.iloc[0])) if len(row) else (0.0, math.nan)
+RULES = "contrasts-v1"   # metadata marker: a champion named by other rules has its kept segments renamed at retrain
+MAX_WORDS = 3            # contrasts a name is built from (the product and the noun count as one each)
+MIN_CONTRAST = 0.5       # SD: a contrast below this does not enter a name (the largest always does)
+PRODUCT_CONTRAST = 1.0   # SD: the segment's largest product contrast at least this joins a name that has no product
+NOUN_FLOOR = 0.5         # share of the segment an industry must hold to be the name's noun when it is no top contrast
+money = ct.money
 
 
-def _top_category(profile: pd.DataFrame, feature: str, at_least: float = 0.5) -> tuple[str | None, float]:
-    rows = profile[(profile.feature == feature) & (profile.stat == "share")]
-    if not len(rows):
-        return None, 0.0
-    best = rows.sort_values("segment_value", ascending=False).iloc[0]
-    return (str(best.category) if best.segment_value >= at_least else None), float(best.segment_value)
+def name_words(table: pd.DataFrame, segment: int, k: int = MAX_WORDS, shared: frozenset[str] = frozenset()
+               ) -> list[pd.Series]:
+    """The contrasts a segment's name is built from: its ``k`` largest named ones (one per family), those after the
+    first only at >= MIN_CONTRAST and not ``shared``; with no product among them, its largest product contrast at
+    >= PRODUCT_CONTRAST."""
+    top = ct.top_contrasts(table, segment, named=True)
+    rows = [r for i, (_, r) in enumerate(top.iterrows())
+            if i == 0 or (abs(r.score) >= MIN_CONTRAST and r.word not in shared)][:k]
+    products = top[(top.role == "focus") & (top.score >= PRODUCT_CONTRAST) & ~top.word.isin(list(shared))]
+    if len(products) and not any(r.role == "focus" for r in rows):
+        rows.append(products.iloc[0])
+    return rows
 
 
-def credit_word(profile: pd.DataFrame) -> str:
-    """distressed (>= 40 % graded D), else the credit band of >= 50 % (prime, sound, weak, unrated), else ''."""
-    if _value(profile, "rating_grade", "D")[0] >= 0.4:
-        return "distressed"
-    band, _ = _top_category(profile, "credit_band")
-    return {"prime": "prime", "near_prime": "sound", "subprime": "weak", "unrated": "unrated"}.get(band or "", "")
+def compose(rows: list[pd.Series], profile: pd.DataFrame | None = None) -> str:
+    """``[adjectives] [noun] · [product]`` from contrasts; without an industry among them the noun is the segment's
+    most over-represented industry holding >= NOUN_FLOOR of it, else ``borrowers`` (``start-ups`` in the startup stage)."""
+    adj = [r.word for r in rows if r.role == "adj"]
+    nouns = [r.word for r in rows if r.role == "noun"]
+    focus = [r.word for r in rows if r.role == "focus"]
+    stage = any(r.role == "stage" for r in rows)
+    noun = nouns[0] if nouns else (_fallback_noun(profile) if profile is not None else "")
+    if stage:
+        noun = f"start-up {noun}" if noun else "start-ups"
+    noun = noun or "borrowers"
+    order = {"distressed": 0, **{w: 0 for w in ct.BAND_WORDS.values()}, **{w: 1 for w in ct.SIZE_WORDS.values()},
+             "high-risk-sector": 3}
+    adj = sorted(dict.fromkeys(adj), key=lambda w: order.get(w, 2))
+    return " ".join([*adj, noun]) + (f" · {' & '.join(focus)}" if focus else "")
 
 
-def size_word(profile: pd.DataFrame) -> str:
-    size, _ = _top_category(profile, "size_class")
-    if size in SIZE_WORDS:
-        return SIZE_WORDS[size]
-    rev, pop = _value(profile, "annual_revenue")
-    return "large" if pop and rev >= 4 * pop else "small" if pop and rev <= pop / 4 else ""
+def _fallback_noun(profile: pd.DataFrame) -> str:
+    rows = profile[(profile.feature == "industry_section") & (profile.segment_value >= NOUN_FLOOR)]
+    rows = rows[rows.segment_value > rows.population_value].sort_values("segment_value", ascending=False)
+    return ct.SECTION_NOUNS.get(str(rows.category.iloc[0]), "") if len(rows) else ""
 
 
-def industry_noun(profile: pd.DataFrame) -> str:
-    section, _ = _top_category(profile, "industry_section")
-    noun = SECTION_NOUNS.get(section or "", "mixed-industry firms")
-    if _top_category(profile, "firm_stage")[0] == "startup":
-        noun = noun.replace("firms", "start-ups") if noun.endswith("firms") else f"start-up {noun}"
-    return noun
-
-
-def product_focus(profile: pd.DataFrame, most: int = 2) -> str:
-    """The products holding the most of the segment's limit, at >= 25 % and >= 1.5x all clients' share."""
-    rows = []
-    for p in PRODUCTS:
-        seg_share, pop = _value(profile, f"limit_share_{p}")
-        if seg_share >= 0.25 and (not pop or seg_share >= 1.5 * pop):
-            rows.append((seg_share, PRODUCT_WORDS[p]))
-    return " & ".join(w for _, w in sorted(rows, reverse=True)[:most])
-
-
-def name_segment(profile: pd.DataFrame) -> tuple[str, str]:
-    """(name, description) of one segment from its profile rows (docs/segmentation.md, "Names")."""
-    words = [w for w in (credit_word(profile), size_word(profile)) if w]
-    noun = industry_noun(profile)
-    focus = product_focus(profile)
-    name = " ".join([*words, noun]) + (f" · {focus}" if focus else "")
-    n, total = _value(profile, "clients")
-    rev, rev_pop = _value(profile, "annual_revenue")
-    score, score_pop = _value(profile, "bureau_score")
-    term, _ = _value(profile, "limit_weighted_term_months")
-    no_report, _ = _value(profile, "no_bureau_report")
-    d_share, _ = _value(profile, "rating_grade", "D")
-    desc = (f"{int(n):,} clients ({n / total:.0%} of those scored). Median revenue CNY {money(rev)} "
-            f"(all clients {money(rev_pop)}), median bureau score {_num(score)} (all clients {_num(score_pop)}), "
-            f"{no_report:.0%} without a bureau report, {d_share:.0%} graded D"
-            + (f", limit-weighted term {term:.0f} months" if not math.isnan(term) else "")
-            + (f"; most of its limit in {focus}." if focus else "."))
-    return name, desc
-
-
-def _num(v: float) -> str:
-    return "n/a" if v is None or math.isnan(v) else f"{v:.0f}"
-
-
-def money(v: float) -> str:
-    if v is None or math.isnan(v):
-        return "n/a"
-    for unit, div in (("bn", 1e9), ("m", 1e6), ("k", 1e3)):
-        if abs(v) >= div:
-            return f"{v / div:.1f}{unit}"
-    return f"{v:.0f}"
-
-
-QUALIFIERS = {  # feature -> (word when the segment is above the twin, word when below)
-    "online_share_12m": ("online-served", "branch-served"), "relationship_manager_share_12m": ("RM-covered", ""),
-    "limit_weighted_term_months": ("long-tenor", "short-tenor"), "secured_limit_share": ("secured", "unsecured"),
-    "firm_age_months": ("long-established", "young"), "bureau_score": ("higher-scored", "lower-scored"),
-    "annual_revenue": ("larger", "smaller"), "avg_utilisation_12m": ("heavily drawn", "lightly drawn"),
-    "months_in_arrears_12m": ("in arrears", "current on payments"), "no_bureau_report": ("no-report", "reported"),
-}
+def name_segments(profile: pd.DataFrame, taken: set[str] | None = None) -> dict[int, tuple[str, str]]:
+    """(name, description) of every segment of ``profile``: words of its largest contrasts against the other segments
+    (a word more than half of the names would carry is kept only where it is the segment's top contrast), twins told
+    apart by their next contrast, the description its three largest contrasts in an RM's words."""
+    table = ct.contrast_table(profile)
+    segments = sorted(int(s) for s in profile.segment.unique())
+    shared: frozenset[str] = frozenset()
+    for _ in range(MAX_WORDS):  # a word in more than half of the names stays only where it is the top contrast
+        words = {s: name_words(table, s, shared=shared) for s in segments}
+        counts = pd.Series([r.word for rows in words.values() for r in rows], dtype=object).value_counts()
+        more = frozenset(counts.index[counts > len(segments) / 2]) - shared
+        if not more:
+            break
+        shared |= more
+    names = {s: compose(words[s], profile[profile.segment == s]) for s in segments}
+    names = unique_names(names, taken, table)
+    return {s: (names[s], ct.describe(table, s)) for s in segments}
 
 
 def unique_names(names: dict[int, str], taken: set[str] | None = None,
-                 profile: pd.DataFrame | None = None) -> dict[int, str]:
-    """Distinct names: a twin gets the qualifier that most sets it apart (QUALIFIERS), else ' (segment <id>)'."""
+                 table: pd.DataFrame | None = None) -> dict[int, str]:
+    """Distinct names: twins (a shared name, or one already ``taken``) each get their next contrast's word not yet in
+    their name (``table``: contrasts.contrast_table), else ' (segment <id>)'."""
     seen = set(taken or ())
-    out = {}
     groups: dict[str, list[int]] = {}
     for sid in sorted(names):
         groups.setdefault(names[sid], []).append(sid)
+    out = {}
     for sid in sorted(names):
         n = names[sid]
-        twins = [t for t in groups[n] if t != sid]
-        if (n in seen or twins) and profile is not None:
-            q = _qualifier(profile, sid, twins)
-            n = f"{n} · {q}" if q else n
+        if (n in seen or len(groups[n]) > 1) and table is not None and len(table):
+            n = _told_apart(n, sid, groups[n], table, seen)
         if n in seen:
             n = f"{n} (segment {sid})"
         seen.add(n)
@@ -186,14 +156,16 @@ def unique_names(names: dict[int, str], taken: set[str] | None = None,
     return out
 
 
-def _qualifier(profile: pd.DataFrame, sid: int, twins: list[int]) -> str:
-    num = profile[profile.category.eq("") & profile.feature.isin(list(QUALIFIERS))]
-    mine = num[num.segment == sid].set_index("feature").difference
-    others = num[num.segment.isin(twins)].groupby("feature").difference.mean() if twins else \
-        pd.Series(0.0, index=mine.index)
-    gap = (mine - others.reindex(mine.index).fillna(0.0)).dropna()
-    for feature in gap.abs().sort_values(ascending=False).index:
-        word = QUALIFIERS[feature][0 if gap[feature] > 0 else 1]
-        if word:
-            return word
-    return ""
+def _told_apart(name: str, sid: int, twins: list[int], table: pd.DataFrame, seen: set[str]) -> str:
+    """``name`` with the first of ``sid``'s next named contrasts that no twin would add at the same place."""
+    used = set(name.replace("·", " ").replace("&", " ").split())
+    theirs = {t: _next_words(table, t, used) for t in twins if t != sid}
+    for i, word in enumerate(_next_words(table, sid, used)):
+        if all(i >= len(w) or w[i] != word for w in theirs.values()) and f"{name} · {word}" not in seen:
+            return f"{name} · {word}"
+    return name
+
+
+def _next_words(table: pd.DataFrame, sid: int, used: set[str]) -> list[str]:
+    words = ct.top_contrasts(table, sid, named=True).word.tolist()
+    return [w for w in words if not set(w.split()) <= used]

@@ -28,7 +28,8 @@ COMMENTS = {
                         "rule-based segment (negative ids, reference.rule_segments).", {
         "segment_id": "Stable segment id: positive for model segments, negative for rule segments (-(10 * size_rank + risk_rank)).",
         "segment_name": "Readable name generated from the profile when the id was created (rule segments: reference.rule_segments).",
-        "description": "Profile summary from the latest model version containing the segment (rule segments: the rule).",
+        "description": "The segment's three largest contrasts against the other segments, in an RM's words, from the latest "
+                       "model version containing the segment (rule segments: the rule).",
         "status": "active (a segment of the champion, or a rule segment: those are always active) or retired.",
         "retired_in_version": "Model version whose promotion retired the segment; null while active (VARCHAR)."}),
     "segment_profiles": ("Per model version, segment and feature: segment value vs all clients (mean share, median, or "

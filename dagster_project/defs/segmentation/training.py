@@ -11,15 +11,16 @@ import pandas as pd
 from dagster_project.defs.segmentation import features as feat
 from dagster_project.defs.segmentation import model as seg
 from dagster_project.defs.segmentation import naming
+from dagster_project.defs.segmentation import selection
 from dagster_project.defs.segmentation.charts import k_curve_png, profile_png
 from dagster_project.defs.segmentation.registry import (append_event, catalog, champion, load_meta, model_dir,
                                                         next_version, utc_now, write_json)
 from dagster_project.lib import audit
-from dagster_project.lib.settings import Settings
+from dagster_project.lib.settings import Settings, env_value
 from dagster_project.lib.warehouse import connect
 
 TRAINING_CHECKS = ("segment_min_share", "silhouette_floor", "stability_clusterboot")
-SAMPLE_SALT = "lendseg-training-sample-v1"  # the fixed seed of the key-free training sample
+SAMPLE_SALT = env_value("LENDSEG_SEG_SAMPLE_SALT")  # the fixed seed of the key-free training sample (default -v1)
 
 
 def read_columns() -> tuple[str, ...]:
@@ -99,7 +100,7 @@ def train_version(settings: Settings, run_id: str, log=None, frame: pd.DataFrame
     order = seg.key_free_order(z)
     frame, x, z = frame.iloc[order].reset_index(drop=True), x.iloc[order].reset_index(drop=True), z[order]
     fp = seg.fingerprint(pd.concat([frame[["client_key"]], x], axis=1))
-    sel = seg.select_k(z, refits=refits or settings.seg_stability_refits, log=log)
+    sel = selection.select_k(z, refits=refits or settings.seg_stability_refits, log=log)
     labels, _ = seg.confidence(seg.distances(z, sel.centers))
     # stable ids: match to the champion's segments on the same clients (its current assignments)
     cat = catalog(mdir)
@@ -117,12 +118,14 @@ def train_version(settings: Settings, run_id: str, log=None, frame: pd.DataFrame
                          [next_id + i for i in range(len(sel.centers))], [], {c: 0.0 for c in range(len(sel.centers))})
     ids = np.array([m.mapping[int(v)] for v in labels])
     profile = naming.profile_segments(x, scaler, ids, frame[list(naming.PROFILE_ONLY)])
-    generated = {sid: naming.name_segment(profile[profile.segment == sid]) for sid in sorted(set(ids))}
-    # a kept id keeps its name - unless the champion is of an earlier model family, whose names follow older rules
-    same_family = bool(champ) and load_meta(mdir, champ).get("model_family") == seg.MODEL_FAMILY
+    generated = naming.name_segments(profile)
+    # a kept id keeps its name - unless the champion is of an earlier model family or naming rules (older names)
+    champ_meta = load_meta(mdir, champ) if champ else {}
+    same_family = bool(champ) and champ_meta.get("model_family") == seg.MODEL_FAMILY \
+        and champ_meta.get("naming_rules") == naming.RULES
     names = {sid: cat[sid]["name"] for sid in m.kept.values() if sid in cat} if same_family else {}
     new_names = naming.unique_names({sid: generated[sid][0] for sid in generated if sid not in names},
-                                    set(names.values()), profile)
+                                    set(names.values()), naming.ct.contrast_table(profile))
     names |= new_names
     shares = pd.Series(ids).value_counts(normalize=True).sort_index()
     inv = {v: k_ for k_, v in m.mapping.items()}
@@ -138,7 +141,8 @@ def train_version(settings: Settings, run_id: str, log=None, frame: pd.DataFrame
     tmpdir.mkdir(parents=True, exist_ok=True)
     joblib.dump(seg.build_pipeline(scaler, sel.centers), tmpdir / "pipeline.joblib")
     meta = {
-        "version": version, "model_family": seg.MODEL_FAMILY, "trained_at": utc_now().isoformat(), "run_id": run_id,
+        "version": version, "model_family": seg.MODEL_FAMILY, "naming_rules": naming.RULES,
+        "trained_at": utc_now().isoformat(), "run_id": run_id,
         "training_rows": len(frame), "training_sample": seg.TRAINING_SAMPLE,
         "training_fingerprint": fp, "as_of_date": str(as_of) if as_of is not None else None,
         "features": [f.column for f in feat.FEATURES],
@@ -146,7 +150,7 @@ def train_version(settings: Settings, run_id: str, log=None, frame: pd.DataFrame
                         "features": [f.column for f in d.features]} for d in feat.DIMENSIONS],
         "estimator": f"k-means (k-means++, {seg.RESTARTS} restarts), clusters under {seg.MIN_SEGMENT_SHARE:.0%} "
                      "dissolved", "seed": seg.SEED, "k": len(sel.centers), "k_requested": sel.k,
-        "k_range": list(seg.K_RANGE), "k_curve": sel.curve.to_dict("records"), "silhouette": sel.silhouette,
+        "k_range": list(seg.K_RANGE), "k_curve": curve_records(sel.curve), "silhouette": sel.silhouette,
         "davies_bouldin": float(chosen.davies_bouldin),
         "stability": {"refits": sel.stability.refits, "fraction": seg.BOOTSTRAP_FRACTION,
                       "mean_ari": sel.stability.mean_ari,
@@ -170,6 +174,12 @@ def train_version(settings: Settings, run_id: str, log=None, frame: pd.DataFrame
     os.replace(tmpdir, vdir)
     append_event(mdir, version, "challenger", f"trained on {len(frame)} clients, k={len(sel.centers)}", run_id)
     return Trained(version, meta)
+
+
+def curve_records(curve: pd.DataFrame) -> list[dict]:
+    """The k curve as JSON records: a stability not measured (no refit needed for the choice) is null."""
+    return [{c: None if isinstance(v, float) and np.isnan(v) else v for c, v in r.items()}
+            for r in curve.to_dict("records")]
 
 
 def drift_reference(x: pd.DataFrame, segments: list[dict]) -> dict:

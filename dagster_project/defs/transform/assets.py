@@ -26,7 +26,7 @@ from dagster_project.lib.settings import DBT_PROJECT_DIR, Settings
 from dagster_project.defs.transform.lake import (built_relations, export_sources, mirror_built, prepare_spark_dir,
                                                  step_sources)
 from dagster_project.lib.resources import Warehouse
-from dagster_project.lib.warehouse import connect
+from dagster_project.lib.warehouse import connect, dbt_spill_message
 
 DBT_EXECUTABLE = str(Path(sys.executable).parent / "dbt") if (Path(sys.executable).parent / "dbt").exists() else "dbt"
 DBT_TARGETS_KEPT = 20
@@ -159,6 +159,8 @@ def _failure_report(settings: Settings, run_id: str, invocation) -> str:
         run_results = invocation.get_artifact("run_results.json")
     except Exception:  # noqa: BLE001 - dbt failed before writing results (e.g. a compile error)
         return "dbt build failed before writing run_results.json; see the run's logs"
+    if spill := dbt_spill_message(settings, run_results):  # no delivered row to trace: the disk cap was hit
+        return spill
     with connect(settings) as con:
         return dbt_failure_report(con, settings.remedies_dir, run_id, run_results, dict(invocation.manifest))
 

@@ -1,30 +1,24 @@
 -- One row per client and snapshot_month in which the client had at least one facility snapshot:
 -- the client's facilities summed over accounts. Months without any snapshot have no row. Amounts are summed
 -- as exact decimals (dbt.type_numeric) so results do not depend on the order parallel threads add them in.
-with snapshots as (
-    select * from {{ ref('stg_usage__product_snapshots') }}
-),
-
-channel_counts as (
-    select
-        client_key,
-        snapshot_month,
-        channel,
-        count(*) as channel_accounts,
-        row_number() over (
-            partition by client_key, snapshot_month
-            order by count(*) desc, channel
-        ) as channel_rank
-    from snapshots
-    group by client_key, snapshot_month, channel
-),
-
-aggregated as (
+-- products_held = distinct products; primary_channel = the channel of most accounts, ties to the first channel
+-- in sort order. Both come from the one aggregation by client-month: a flag per catalogue product and the counts
+-- per contract channel (branch < online < relationship_manager). A distinct count and a ranked join of
+-- per-channel counts over every account-month spilled past LENDSEG_DUCKDB_MAX_TEMP_SIZE at 1 M clients; they
+-- remain only for client-months with a product outside the catalogue or a channel outside the three (or none),
+-- which valid deliveries do not have. Each CTE reads the staging view itself: a CTE that several others read is
+-- materialised by DuckDB, which wrote every account-month to the spill folder.
+{%- set channels = ['branch', 'online', 'relationship_manager'] %}
+{%- set channel_list = "('" ~ channels | join("', '") ~ "')" %}
+{%- set product_list = "('" ~ lendseg_products() | join("', '") ~ "')" %}
+with aggregated as (
     select
         client_key,
         snapshot_month,
         count(*)                                                         as accounts_count,
-        count(distinct product_code)                                     as products_held,
+        {%- for p in lendseg_products() %}
+        max(case when product_code = '{{ p }}' then 1 else 0 end) +
+        {%- endfor %} 0                                                  as catalogue_products_held,
         sum({{ dbt.safe_cast('credit_limit', dbt.type_numeric()) }}) as total_credit_limit,
         sum({{ dbt.safe_cast('outstanding_balance', dbt.type_numeric()) }}) as total_outstanding,
         sum({{ dbt.safe_cast('drawdown_amount', dbt.type_numeric()) }}) as drawdown_amount,
@@ -39,15 +33,54 @@ aggregated as (
                 when outstanding_balance > 0 or drawdown_amount > 0 or repayment_amount > 0 then 1
                 else 0
             end)                                                         as active_flag
-    from snapshots
+    from {{ ref('stg_usage__product_snapshots') }}
     group by client_key, snapshot_month
+),
+
+irregular_months as (
+    -- client-months with a product outside the catalogue or a channel outside the contract's three (or none)
+    select distinct client_key, snapshot_month
+    from {{ ref('stg_usage__product_snapshots') }}
+    where product_code not in {{ product_list }}
+       or channel is null
+       or channel not in {{ channel_list }}
+),
+
+irregular_snapshots as (
+    select s.*
+    from {{ ref('stg_usage__product_snapshots') }} as s
+    inner join irregular_months as i
+        on s.client_key = i.client_key
+        and s.snapshot_month = i.snapshot_month
+),
+
+irregular_products as (
+    select client_key, snapshot_month, count(distinct product_code) as products_held
+    from irregular_snapshots
+    group by client_key, snapshot_month
+),
+
+irregular_channels as (
+    select
+        client_key,
+        snapshot_month,
+        channel,
+        row_number() over (
+            partition by client_key, snapshot_month
+            order by count(*) desc, channel
+        ) as channel_rank
+    from irregular_snapshots
+    group by client_key, snapshot_month, channel
 )
 
 select
     a.client_key,
     a.snapshot_month,
     a.accounts_count,
-    a.products_held,
+    cast(case
+        when ip.client_key is not null then ip.products_held
+        else a.catalogue_products_held
+    end as {{ dbt.type_bigint() }})                                    as products_held,
     a.total_credit_limit,
     a.total_outstanding,
     case when a.total_credit_limit > 0 then {{ ratio("a.total_outstanding", "a.total_credit_limit") }} end as utilisation,
@@ -62,10 +95,19 @@ select
     a.branch_accounts,
     a.online_accounts,
     a.relationship_manager_accounts,
-    ch.channel                                                         as primary_channel,
+    case
+        when ip.client_key is not null then ich.channel
+        when a.branch_accounts >= a.online_accounts
+            and a.branch_accounts >= a.relationship_manager_accounts then 'branch'
+        when a.online_accounts >= a.relationship_manager_accounts then 'online'
+        else 'relationship_manager'
+    end                                                                as primary_channel,
     a.active_flag = 1                                                  as is_active
 from aggregated as a
-left join channel_counts as ch
-    on a.client_key = ch.client_key
-    and a.snapshot_month = ch.snapshot_month
-    and ch.channel_rank = 1
+left join irregular_products as ip
+    on a.client_key = ip.client_key
+    and a.snapshot_month = ip.snapshot_month
+left join irregular_channels as ich
+    on a.client_key = ich.client_key
+    and a.snapshot_month = ich.snapshot_month
+    and ich.channel_rank = 1

@@ -61,17 +61,14 @@ default_baseline as (
 ),
 
 usage_latest as (
-    select client_key, max_days_past_due
-    from (
-        select
-            u.client_key,
-            u.max_days_past_due,
-            row_number() over (partition by u.client_key order by u.snapshot_month desc) as month_rank
-        from {{ ref('int_client_usage_months_aggregated') }} as u
-        cross join cutoff_dates as c
-        where u.snapshot_month <= c.evaluation_cutoff_month
-    ) as ranked
-    where month_rank = 1
+    -- the latest usage month on or before the cutoff ((client_key, snapshot_month) is unique): by client, not ranked
+    select
+        u.client_key,
+        {{ arg_max("u.max_days_past_due", "u.snapshot_month") }}          as max_days_past_due
+    from {{ ref('int_client_usage_months_aggregated') }} as u
+    cross join cutoff_dates as c
+    where u.snapshot_month <= c.evaluation_cutoff_month
+    group by u.client_key
 ),
 
 measured as (

@@ -19,16 +19,13 @@ credit as (
 ),
 
 usage_latest as (
-    select client_key, snapshot_month, max_days_past_due
-    from (
-        select
-            client_key,
-            snapshot_month,
-            max_days_past_due,
-            row_number() over (partition by client_key order by snapshot_month desc) as month_rank
-        from {{ ref('int_client_usage_months_aggregated') }}
-    ) as ranked
-    where month_rank = 1
+    -- the client's latest usage month ((client_key, snapshot_month) is unique): by client, not ranked over all months
+    select
+        client_key,
+        max(snapshot_month)                                               as snapshot_month,
+        {{ arg_max("max_days_past_due", "snapshot_month") }}              as max_days_past_due
+    from {{ ref('int_client_usage_months_aggregated') }}
+    group by client_key
 ),
 
 scale as (

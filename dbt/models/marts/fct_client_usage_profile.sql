@@ -1,11 +1,9 @@
 -- One row per client with at least one facility snapshot in the usage data: holdings, exposure,
 -- utilisation, drawdown/repayment behaviour, arrears, channel mix and CRM interactions.
 -- "12m" = the 12 snapshot months up to and including the as-of month.
-with months as (
-    select * from {{ ref('int_client_usage_months_aggregated') }}
-),
-
-products as (
+-- The client-months are read where used, not through one shared CTE: DuckDB materialises a CTE that several
+-- others read, which wrote every client-month to the spill folder.
+with products as (
     select * from {{ ref('int_client_products_summarised') }}
 ),
 
@@ -22,7 +20,7 @@ history as (
         max(case when m.is_active then m.snapshot_month end)               as last_active_month,
         sum(case when m.is_in_arrears then 1 else 0 end)                   as months_in_arrears_total,
         max(m.max_days_past_due)                                           as max_days_past_due_ever
-    from months as m
+    from {{ ref('int_client_usage_months_aggregated') }} as m
     group by m.client_key
 ),
 
@@ -46,7 +44,7 @@ last_12m as (
         sum(m.online_accounts)                                             as online_account_months_12m,
         sum(m.relationship_manager_accounts)                               as relationship_manager_account_months_12m,
         sum(m.accounts_count)                                              as account_months_12m
-    from months as m
+    from {{ ref('int_client_usage_months_aggregated') }} as m
     cross join as_of as a
     where m.snapshot_month > {{ dbt.dateadd('month', -12, 'a.as_of_month') }}
       and m.snapshot_month <= a.as_of_month
@@ -55,7 +53,7 @@ last_12m as (
 
 current_month as (
     select m.*
-    from months as m
+    from {{ ref('int_client_usage_months_aggregated') }} as m
     inner join as_of as a
         on m.snapshot_month = a.as_of_month
 ),

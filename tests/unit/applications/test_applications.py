@@ -194,76 +194,10 @@ def test_severity_rules(signal, value, expected) -> None:
     assert ew.severity(signal, value) == expected
 
 
-def test_multiple_signals_counts_other_signals() -> None:
-    m = date(2026, 1, 31)
-    obs = {("c1", s): ew.Observation(1, 1, m, "watch") for s in ("arrears", "inquiries", "collateral", "legal_judgments")}
-    obs[("c2", "arrears")] = ew.Observation(1, 1, m, "watch")
-    out = ew.add_multiple_signals(obs, m)
-    assert out[("c1", "multiple_signals")].severity == "warning" and ("c2", "multiple_signals") not in out
-    assert out[("c1", "multiple_signals")].threshold == 4  # the threshold of its own severity (warning)
-
-
 def test_every_observation_carries_the_threshold_of_its_own_severity() -> None:
     assert [ew.threshold_for("arrears", lv) for lv in ew.SEVERITIES] == [1, 30, 60]
     assert ew.threshold_for("collateral", "critical") is None
     assert ew.threshold_for("multiple_signals", "critical") == 5
-
-
-def test_one_weak_signal_alone_is_no_watch() -> None:
-    m = date(2026, 1, 31)
-    active = {("a", "collateral"): ew.Observation(0.8, 1.0, m, "watch"),          # one watch signal: nothing
-              ("b", "collateral"): ew.Observation(0.8, 1.0, m, "watch"),          # two at once: watch
-              ("b", "inquiries"): ew.Observation(3, 3, m, "watch"),
-              ("c", "arrears"): ew.Observation(35, 30, m, "warning")}             # one at warning: warning
-    assert ew.expert_ranks(active) == {"a": 0, "b": 1, "c": 2}
-    assert set(ew.expert_levels(active)) == {("b", "collateral"), ("b", "inquiries"), ("c", "arrears")}
-    assert ew.WATCH_MIN_SIGNALS == 2
-
-
-# ---- open / clear timeline ---------------------------------------------------------------------------------
-
-def _obs(sev: str, value: float = 1.0, d: date = date(2026, 1, 1)) -> ew.Observation:
-    return ew.Observation(value, 1.0, d, sev)
-
-
-def test_one_open_warning_per_client_and_signal_until_it_clears() -> None:
-    k = ("c1", "arrears")
-    months = [
-        (date(2026, 1, 31), {k: _obs("watch", 10)}),
-        (date(2026, 2, 28), {k: _obs("warning", 40)}),
-        (date(2026, 3, 31), {k: _obs("critical", 70)}),
-        (date(2026, 4, 30), {}),
-        (date(2026, 5, 31), {k: _obs("watch", 5)}),
-    ]
-    open_, closed = ew.replay({}, months)
-    assert len(closed) == 1 and len(open_) == 1
-    first = closed[0]
-    assert (first.opened_at, first.cleared_at, first.last_seen_at) == (date(2026, 1, 31), date(2026, 4, 30), date(2026, 3, 31))
-    assert first.severity == "critical" and first.max_severity == "critical" and first.observed_value == 70
-    assert first.first_warning_at == date(2026, 2, 28)
-    again = open_[k]
-    assert again.opened_at == date(2026, 5, 31) and again.is_open and again.first_warning_at is None
-
-
-def test_replay_in_two_runs_equals_one_run() -> None:
-    k1, k2 = ("c1", "score_drop"), ("c2", "inquiries")
-    months = [(date(2026, m, 28), act) for m, act in [
-        (1, {k1: _obs("watch")}), (2, {k1: _obs("warning"), k2: _obs("watch")}), (3, {k2: _obs("watch")}), (4, {})]]
-    one_open, one_closed = ew.replay({}, months)
-    mid_open, mid_closed = ew.replay({}, months[:2])
-    two_open, two_closed = ew.replay(mid_open, months[2:])
-    assert one_open == two_open and sorted(map(repr, one_closed)) == sorted(map(repr, mid_closed + two_closed))
-    # a month with the signal still active keeps the SAME episode (opened_at unchanged)
-    assert ew.replay({}, months[:3])[0][k2].opened_at == date(2026, 2, 28)
-
-
-def test_evaluation_precision_recall_and_lead() -> None:
-    flagged = {"a": date(2026, 1, 31), "b": date(2026, 3, 31), "c": date(2026, 3, 31)}
-    default = {"a": date(2026, 6, 1), "b": date(2026, 5, 1), "d": date(2026, 6, 1)}
-    r = ew.evaluate(flagged, default, population=["a", "b", "c", "d", "e"])
-    assert (r.flagged, r.positives, r.true_positives) == (3, 3, 2)
-    assert r.precision == pytest.approx(2 / 3) and r.recall == pytest.approx(2 / 3)
-    assert r.median_lead_months == 3.5  # 5 and 2 months
 
 
 # ---- credit policy and marketing rules -----------------------------------------------------------------

@@ -16,6 +16,9 @@ from dagster_project.defs.applications import ew_features as ewf
 from dagster_project.defs.applications import ew_score as ews
 from dagster_project.defs.applications import ew_calibration_assets as cala
 from dagster_project.defs.applications import ew_calibration_store as ew_store
+from dagster_project.defs.applications import ew_sql
+
+import reference_early_warnings as ref
 
 
 # ---- operating points -------------------------------------------------------------------------------------
@@ -130,7 +133,7 @@ def _synthetic_history(n: int = 1500, months: int = 24, seed: int = 1):
             else:
                 continue
             rows.append({"client_key": ck, "month_end": cal.month_end(m), "expert_rank": ew.SEVERITY_RANK[ew.severity("arrears", dpd)],
-                         **ewf.feature_row({"arrears": dpd})})
+                         **ref.feature_row({"arrears": dpd})})
     frame = pd.DataFrame(rows, columns=["client_key", "month_end", "expert_rank", *ewf.FEATURES])
     pop = {m: [f"c{i:05d}" for i in range(n)] for m in mlist}
     return frame, pop, first_default, start, mlist[-1]
@@ -144,8 +147,8 @@ def test_too_short_history_falls_back_to_the_expert_thresholds() -> None:
     ok, why = cal.history_check(cal.plan_windows(start, cal.add_months(start, 23)), fit_positives=5, calibration_positives=30)
     assert not ok and "fit window" in why
     # expert levels are the rule levels, untouched
-    active = {("a", "arrears"): ew.Observation(35.0, 1.0, date(2026, 1, 31), "warning")}
-    assert cal.apply_levels(c, active) == active
+    active = {("a", "arrears"): ref.Observation(35.0, 1.0, date(2026, 1, 31), "warning")}
+    assert ref.apply_levels(c, active) == active and cal.level_logits(c) is None
 
 
 def test_calibration_reads_nothing_after_the_evaluation_cutoff() -> None:
@@ -200,37 +203,55 @@ def test_operating_points_are_chosen_on_clients_the_score_was_not_fitted_on() ->
     assert np.allclose(oof[mask], again[mask]) and not np.allclose(oof[~mask], again[~mask])
 
 
-def test_score_levels_agree_between_the_timeline_and_the_frame() -> None:
+def _sql_client_levels(c: cal.Calibration, active: dict) -> dict[str, int]:
+    """Client levels (0 = none) the SQL levels give one month's observations."""
+    con = duckdb.connect()
+    rows = [(k[0], o.signal_date, k[1], o.observed_value, o.severity_rank) for k, o in active.items()
+            if k[1] != "multiple_signals"]
+    df = pd.DataFrame(rows, columns=["client_key", "month_end", "signal", "observed_value", "severity_rank"])
+    con.register("s_df", df.assign(threshold=1.0, signal_date=df.month_end))
+    got = con.execute(f"SELECT client_key, max(level_rank) FROM ({ew_sql.levels_sql('SELECT * FROM s_df', c)}) "
+                      "GROUP BY 1").fetchall()
+    return {ck: 0 for ck, _ in active} | dict(got)
+
+
+def test_score_levels_agree_between_the_reference_and_sql() -> None:
     sc = ews.Score(intercept=-3.0, coefficients={"arrears_dpd": 2.0, "n_signals": 0.5})
     c = cal.Calibration(method="score", reason="t", score=sc, warning_threshold=0.3, critical_threshold=0.8)
     m = date(2026, 1, 31)
-    active = {("a", "arrears"): ew.Observation(35.0, 1.0, m, "warning"),
-              ("a", "inquiries"): ew.Observation(3.0, 3.0, m, "watch"),
-              ("b", "arrears"): ew.Observation(80.0, 1.0, m, "critical"),
-              ("c", "inquiries"): ew.Observation(4.0, 3.0, m, "watch")}
-    out = cal.apply_levels(c, active)
+    active = {("a", "arrears"): ref.Observation(35.0, 1.0, m, "warning"),
+              ("a", "inquiries"): ref.Observation(3.0, 3.0, m, "watch"),
+              ("b", "arrears"): ref.Observation(80.0, 1.0, m, "critical"),
+              ("c", "inquiries"): ref.Observation(4.0, 3.0, m, "watch")}
+    sev = {k: ew.SEVERITY_RANK[o.severity] for k, o in active.items()}
+    ranked = {k: replace(o, signal_date=m) for k, o in active.items()}
+    for k, o in ranked.items():
+        object.__setattr__(o, "severity_rank", sev[k])
+    out = ref.apply_levels(c, active)
     # no watch point (a calibration made before it existed): watch by the expert rules - c's one weak signal is none
     assert {k: o.severity for k, o in out.items()} == {("a", "arrears"): "warning", ("a", "inquiries"): "warning",
                                                         ("b", "arrears"): "critical"}
     assert {k: (o.level_driver, o.threshold) for k, o in out.items()} == {
         ("a", "arrears"): ("score", 0.3), ("a", "inquiries"): ("score", 0.3), ("b", "arrears"): ("score", 0.8)}
-    frame = ewf.frame_from_months([(m, active)])
-    got = dict(zip(frame.client_key, cal.frame_levels(c, frame)))
-    assert got == {"a": 2, "b": 3, "c": 0}
+    assert _sql_client_levels(c, ranked) == {"a": 2, "b": 3, "c": 0}
     # with a watch point the score sets watch too: c (score ~0.07) is on watch from 0.05, a's inquiries keep a's level
     w = replace(c, watch_threshold=0.05)
-    out = cal.apply_levels(w, active)
+    out = ref.apply_levels(w, active)
     assert (out[("c", "inquiries")].severity, out[("c", "inquiries")].threshold) == ("watch", 0.05)
-    assert dict(zip(frame.client_key, cal.frame_levels(w, frame))) == {"a": 2, "b": 3, "c": 1}
-    assert cal.apply_levels(replace(c, watch_threshold=0.5), active).keys() == {("a", "arrears"), ("a", "inquiries"),
+    assert _sql_client_levels(w, ranked) == {"a": 2, "b": 3, "c": 1}
+    assert ref.apply_levels(replace(c, watch_threshold=0.5), active).keys() == {("a", "arrears"), ("a", "inquiries"),
                                                                                  ("b", "arrears")}
     # without a critical point a signal critical by its own threshold stays critical (expert), the others the score's
     nc = replace(c, critical_threshold=None)
-    out = cal.apply_levels(nc, active)
+    out = ref.apply_levels(nc, active)
     assert (out[("b", "arrears")].severity, out[("b", "arrears")].level_driver, out[("b", "arrears")].threshold) == (
         "critical", "expert", 1.0)
-    # round trip through the JSON store format
-    assert cal.Calibration.from_dict(json.loads(json.dumps(w.to_dict()))).to_dict() == w.to_dict()
+    # round trip through the JSON store format; an older file (probabilities only) gets its points as logits
+    wl = replace(w, **dict(zip(("watch_logit", "warning_logit", "critical_logit"), cal.level_logits(w))))
+    assert cal.Calibration.from_dict(json.loads(json.dumps(wl.to_dict()))).to_dict() == wl.to_dict()
+    old = {k: v for k, v in w.to_dict().items() if not k.endswith("_logit")}
+    lw = cal.level_logits(cal.Calibration.from_dict(old))
+    assert lw == pytest.approx((np.log(0.05 / 0.95), np.log(0.3 / 0.7), np.log(0.8 / 0.2)))
 
 
 def test_watch_point_flags_at_most_the_target_share_and_never_above_the_warning_point() -> None:
@@ -301,11 +322,14 @@ def _build_db(path, n: int = 1200, months: int = 24, seed: int = 2) -> None:
         con.execute(f"CREATE SCHEMA {s}")
     con.execute("CREATE TABLE marts.fct_product_usage_monthly (client_key VARCHAR, snapshot_month DATE, "
                 "max_days_past_due INTEGER, utilisation DOUBLE)")
-    con.executemany("INSERT INTO marts.fct_product_usage_monthly VALUES (?, ?, ?, ?)", usage)
+    u_df = pd.DataFrame(usage, columns=["client_key", "snapshot_month", "max_days_past_due", "utilisation"])
+    con.execute("INSERT INTO marts.fct_product_usage_monthly SELECT * FROM u_df")  # one insert, not a row at a time
     con.execute("CREATE TABLE staging.stg_bureau__credit_reports (client_key VARCHAR, report_id VARCHAR, report_date DATE, "
                 "bureau_score INTEGER, inquiries_6m INTEGER, legal_judgments INTEGER, total_debt DOUBLE, "
                 "collateral_value DOUBLE, operating_cash_flow DOUBLE)")
-    con.executemany("INSERT INTO staging.stg_bureau__credit_reports VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", reports)
+    r_df = pd.DataFrame(reports, columns=["client_key", "report_id", "report_date", "bureau_score", "inquiries_6m",
+                                          "legal_judgments", "total_debt", "collateral_value", "operating_cash_flow"])
+    con.execute("INSERT INTO staging.stg_bureau__credit_reports SELECT * FROM r_df")
     con.execute(f"CREATE TABLE intermediate.int_as_of_date_derived AS SELECT DATE '{cal.add_months(start, months - 1)}' AS as_of_month")
     con.close()
 
@@ -342,13 +366,34 @@ def test_calibration_asset_writes_a_version_a_table_and_a_chart(tmp_path, monkey
     assert rows == [("c0001", "score", date(2026, 4, 1), True, True)]
 
 
-def test_gradient_boosting_candidate_is_monotonic_in_every_signal() -> None:
-    rng = np.random.default_rng(4)
-    n = 3000
-    X = pd.DataFrame({f: rng.random(n) * 2 for f in ewf.FEATURES})
-    y = rng.random(n) < 1 / (1 + np.exp(-(1.5 * X.arrears_dpd - 1.0 * X.inquiries - 2)))  # inquiries: wrong sign
-    sc = ews.fit_hgb(X, y)
-    base = X.iloc[:200].copy()
-    p0 = sc.decision(base)
-    for f in ewf.FEATURES:
-        assert (sc.decision(base.assign(**{f: base[f] + 0.5})) >= p0 - 1e-12).all(), f
+def test_a_gradient_boosting_calibration_file_reads_as_the_expert_thresholds() -> None:
+    """The hgb score kind is gone (no SQL form; off by default): an old file of that kind falls back, said so."""
+    d = cal.Calibration(method="score", reason="t", version="c0007",
+                        score=ews.Score(0.0, {}, kind="hgb"), warning_threshold=0.4).to_dict()
+    c = cal.Calibration.from_dict(d)
+    assert c.method == "expert" and "hgb" in c.reason and cal.level_logits(c) is None
+
+
+def test_aggregated_rows_fit_the_same_score_as_the_rows_repeated() -> None:
+    rng = np.random.default_rng(5)
+    n = 4000
+    varied = ("arrears_dpd", "score_drop", "inquiries", "n_signals")  # client-months share few distinct vectors
+    X = pd.DataFrame({f: (rng.integers(0, 3, n) / 2 if f in varied else np.zeros(n)) for f in ewf.FEATURES})
+    y = rng.random(n) < 1 / (1 + np.exp(-(1.2 * X.arrears_dpd + 0.8 * X.score_drop - 0.3 * X.inquiries - 2.5)))
+    full = ews.fit_score(X, y)
+    agg = X.assign(label=y).groupby([*ewf.FEATURES, "label"], as_index=False).size()
+    w = ews.fit_score(agg, agg.label.to_numpy(bool), weights=agg["size"].to_numpy(float))
+    assert w.dropped == full.dropped and "inquiries" in full.dropped and len(agg) < n / 20
+    for f, v in full.coefficients.items():
+        assert w.coefficients[f] == pytest.approx(v, abs=2e-3), f
+    assert w.intercept == pytest.approx(full.intercept, abs=2e-3)
+
+
+def test_pr_curve_of_weighted_rows_is_the_curve_of_the_rows_repeated() -> None:
+    s, y = _scored(n=600)
+    s = np.round(s, 2)
+    df = pd.DataFrame({"s": s, "y": y}).groupby(["s", "y"], as_index=False).size()
+    a = ews.pr_curve(s, y)
+    b = ews.pr_curve(df.s, df.y, weights=df["size"])
+    assert len(a) == len(b) < 100
+    pd.testing.assert_frame_equal(a, b)

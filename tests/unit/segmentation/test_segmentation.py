@@ -8,6 +8,7 @@ from sklearn.metrics import adjusted_rand_score
 from dagster_project.defs.segmentation import features as feat
 from dagster_project.defs.segmentation import model as seg
 from dagster_project.defs.segmentation import naming
+from dagster_project.defs.segmentation import selection
 from synthetic import synthetic
 
 
@@ -49,8 +50,8 @@ def test_missing_values_and_unseen_categories() -> None:
 def test_selection_recovers_groups_reproducibly_and_passes_its_own_checks() -> None:
     df = synthetic(700, seed=1)
     _, z, _ = space(df)
-    a = seg.select_k(z, (3, 6), refits=20)
-    b = seg.select_k(z, (3, 6), refits=20)
+    a = selection.select_k(z, (3, 6), refits=20)
+    b = selection.select_k(z, (3, 6), refits=20)
     la = seg.distances(z, a.centers).argmin(axis=1)
     assert (la == seg.distances(z, b.centers).argmin(axis=1)).all(), "same data, same model"
     assert len(a.centers) == 4 and adjusted_rand_score(df.truth, la) > 0.95
@@ -71,7 +72,7 @@ def test_a_small_distinct_group_is_dissolved_not_a_veto() -> None:
     assert np.bincount(lab).min() / len(lab) >= seg.MIN_SEGMENT_SHARE
     df = synthetic(800, seed=2, small_group=0.012)
     _, z, _ = space(df)
-    sel = seg.select_k(z, (4, 6), refits=20)
+    sel = selection.select_k(z, (4, 6), refits=20)
     assert len(sel.centers) == 4 and min(sel.stability.jaccard.values()) >= seg.JACCARD_FLOOR
     big = df.truth < 4
     assert adjusted_rand_score(df.truth[big], seg.distances(z, sel.centers).argmin(axis=1)[big]) > 0.95
@@ -131,21 +132,72 @@ def test_names_say_what_a_banker_needs_without_twins_or_repeated_words() -> None
     df = synthetic(800, seed=3)
     scaler, _, x = space(df)
     prof = naming.profile_segments(x, scaler, df.truth.to_numpy(), df[list(naming.PROFILE_ONLY)])
-    names = {s: naming.name_segment(prof[prof.segment == s])[0] for s in range(4)}
-    assert names[0] == "prime large manufacturers · term loans"  # project finance: 40 %, not 1.5x all clients' 30 %
-    assert names[1] == "sound small tech firms · IP-pledge loans & revolving credit"
-    assert names[2] == "weak micro start-up traders · trade finance"
-    assert names[3] == "distressed mid-sized builders · project finance"
+    named = naming.name_segments(prof)
+    names = {s: n for s, (n, _) in named.items()}
+    # each group's own industry and product (planted in synthetic.GROUPS) is among its largest contrasts
+    for s, (noun, product) in enumerate([("manufacturers", "term loans"), ("tech companies", "IP-pledge loans"),
+                                         ("traders", "trade finance"), ("builders", "project finance")]):
+        assert noun in names[s] and product in names[s], names[s]
+    assert len(set(names.values())) == 4
     for n in names.values():
         words = [w for w in n.replace("·", " ").replace("&", " ").split() if len(w) > 3]
         assert len(words) == len(set(words)), n
-    desc = naming.name_segment(prof[prof.segment == 0])[1]
-    assert "clients" in desc and "median bureau score" in desc
-    # twins: the one that sets them apart, else the id
-    twin = prof.assign(segment=prof.segment.replace({1: 5}))
-    unique = naming.unique_names({0: "a", 5: "a"}, None, twin)
-    assert unique == {0: "a · larger", 5: "a · smaller"}
+    desc = named[0][1]
+    assert desc.count(";") == 2 and "(100 %)" in desc, desc  # three contrasts in an RM's words
+
+
+def _profile(segments: dict[int, dict[tuple[str, str], float]], sizes: dict[int, int]) -> pd.DataFrame:
+    """A hand-made profile (naming.COLUMNS): numeric features by their mean normal score, categories by share."""
+    total = sum(sizes.values())
+    rows = []
+    for (feature, category) in {fc for attrs in segments.values() for fc in attrs}:
+        pop = sum(segments[s].get((feature, category), 0.0) * sizes[s] for s in segments) / total
+        for s, attrs in segments.items():
+            v = attrs.get((feature, category), 0.0)
+            rows.append({"segment": s, "feature": feature, "category": category, "stat": "share" if category else "mean",
+                         "segment_value": v if category else 0.5 + v / 4, "population_value": pop if category else 0.5,
+                         "difference": v - pop if category else v})
+    rows += [{"segment": s, "feature": "clients", "category": "", "stat": "count", "segment_value": float(n),
+              "population_value": float(total), "difference": n / total} for s, n in sizes.items()]
+    return pd.DataFrame(rows)[naming.COLUMNS]
+
+
+def test_a_word_most_segments_share_is_left_out_and_twins_get_their_next_contrast() -> None:
+    # three of four segments are mostly small firms: the old rule (size class of >= 50 %) named each of them "small"
+    small, large = ("size_class", "small"), ("size_class", "large")
+    segs = {1: {small: 0.8, large: 0.1, ("industry_section", "C"): 0.7, ("avg_utilisation_12m", ""): 1.2},
+            2: {small: 0.8, large: 0.1, ("industry_section", "F"): 0.7, ("secured_limit_share", ""): 1.0},
+            3: {small: 0.8, large: 0.1, ("industry_section", "I"): 0.7, ("online_share_12m", ""): 1.1},
+            4: {small: 0.1, large: 0.9, ("industry_section", "E"): 0.7, ("firm_age_months", ""): 0.9}}
+    named = naming.name_segments(_profile(segs, {1: 300, 2: 300, 3: 300, 4: 100}))
+    names = {s: n for s, (n, _) in named.items()}
+    assert not any("small" in n for n in names.values()), names
+    assert "large" in names[4] and "builders" in names[4] and "long-established" in names[4], names
+    assert "manufacturers" in names[1] and "heavily drawn" in names[1], names
+    assert "utilisation (12 m)" in named[1][1] and "pts above other segments" in named[1][1], named[1][1]
+    # twins: the same industry, size and product, told apart by the next contrast of each (tenor / channel)
+    twin = {("industry_section", "C"): 0.9, large: 0.9, ("limit_share_term_loan", ""): 1.5}
+    segs = {1: twin | {("limit_weighted_term_months", ""): 0.6},
+            2: twin | {("online_share_12m", ""): 0.6},
+            3: {("industry_section", "F"): 0.9, small: 0.9}, 4: {("industry_section", "I"): 0.9, small: 0.9}}
+    names = {s: n for s, (n, _) in naming.name_segments(_profile(segs, {s: 250 for s in segs})).items()}
+    assert len(set(names.values())) == 4, names
+    assert names[1] == "large manufacturers · term loans · long-tenor", names
+    assert names[2] == "large manufacturers · term loans · online-served", names
+    # a name already taken (an inherited segment's) is told apart the same way; no contrast left: the id
+    table = naming.ct.contrast_table(_profile(segs, {s: 250 for s in segs}))
+    assert naming.unique_names({1: names[3]}, {names[3]}, table) != {1: names[3]}
     assert naming.unique_names({1: "a", 2: "a", 3: "b"}, {"b"}) == {1: "a", 2: "a (segment 2)", 3: "b (segment 3)"}
+
+
+def test_rating_range_and_contrast_words() -> None:
+    from dagster_project.defs.segmentation import contrasts as ct
+
+    assert ct.grade_range({"R2": 0.3, "R3": 0.3, "R7": 0.4}) == "R2-R3"
+    assert ct.grade_range({"R5": 0.6, "R1": 0.4}) == "R5"
+    assert ct.grade_range({}) == "unrated"
+    assert ct.family("limit_share_term_loan") != ct.family("limit_share_trade_finance")
+    assert ct.family("size_class") == ct.family("annual_revenue") == "size"
 
 
 def test_fingerprint_changes_with_data() -> None:
