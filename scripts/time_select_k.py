@@ -15,7 +15,6 @@ from pathlib import Path
 import duckdb
 import numpy as np
 
-from dagster_project.defs.segmentation import features as feat
 from dagster_project.defs.segmentation import model as seg
 from dagster_project.defs.segmentation import selection
 from dagster_project.defs.segmentation import training
@@ -28,9 +27,7 @@ def training_space(build: str) -> np.ndarray:
         frame = training.read_training_frame(con).reset_index(drop=True)
     finally:
         con.close()
-    x = feat.prepare(frame)
-    z = feat.DimensionScaler().fit(x).transform(x)
-    return z[seg.key_free_order(z)]
+    return training.model_space(frame)[2]
 
 
 def model_at(rev: str):

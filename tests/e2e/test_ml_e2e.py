@@ -92,7 +92,6 @@ def test_the_k_selection_chooses_what_every_refit_would_choose(ws: Workspace) ->
     """Issue 33: the selection refits only a k that can still change the choice; on this build's training sample it
     chooses the k, centroids and partition of the rule run the slow way (every k refitted in full, independent
     refits), and the first run's model is that choice."""
-    from dagster_project.defs.segmentation import features as feat
     from dagster_project.defs.segmentation import model as seg
     from dagster_project.defs.segmentation import selection, training
 
@@ -101,9 +100,7 @@ def test_the_k_selection_chooses_what_every_refit_would_choose(ws: Workspace) ->
         frame = training.read_training_frame(con).reset_index(drop=True)
     finally:
         con.close()
-    x = feat.prepare(frame)
-    z = feat.DimensionScaler().fit(x).transform(x)
-    z = z[seg.key_free_order(z)]
+    z = training.model_space(frame)[2]
     fast = selection.select_k(z, refits=20)
     slow = selection.select_k(z, refits=20, fast=False)
     assert fast.k == slow.k and np.array_equal(fast.centers, slow.centers)

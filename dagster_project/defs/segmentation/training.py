@@ -62,6 +62,19 @@ class Trained:
     meta: dict
 
 
+def model_space(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray, feat.DimensionScaler]:
+    """The training frame in the model's space, in the order it is fitted in: (frame, prepared x, z, scaler).
+
+    Fitted in the order of the clients' values (not of the sample query): k-means' seeded start then cannot move
+    because one value differs in its last digits (dbt's parallel sums) or the rows arrive in another order."""
+    frame = frame.reset_index(drop=True)
+    x = feat.prepare(frame)
+    scaler = feat.DimensionScaler().fit(x)
+    z = scaler.transform(x)
+    order = seg.key_free_order(z)
+    return frame.iloc[order].reset_index(drop=True), x.iloc[order].reset_index(drop=True), z[order], scaler
+
+
 def champion_assignments(con, version: str | None) -> dict[str, int]:
     """client_key -> segment id under the champion (its current ml.segment_assignments), for stable ids."""
     if version is None or not con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'ml' "
@@ -92,13 +105,7 @@ def train_version(settings: Settings, run_id: str, log=None, frame: pd.DataFrame
     frame = frame.reset_index(drop=True)
     if len(frame) < 50:
         raise ValueError(f"only {len(frame)} scorable clients in marts.client_features: too few to train")
-    x = feat.prepare(frame)
-    scaler = feat.DimensionScaler().fit(x)
-    z = scaler.transform(x)
-    # fitted in the order of the clients' values (not of the sample query): k-means' seeded start then cannot move
-    # because one value differs in its last digits (dbt's parallel sums) or the rows arrive in another order
-    order = seg.key_free_order(z)
-    frame, x, z = frame.iloc[order].reset_index(drop=True), x.iloc[order].reset_index(drop=True), z[order]
+    frame, x, z, scaler = model_space(frame)
     fp = seg.fingerprint(pd.concat([frame[["client_key"]], x], axis=1))
     sel = selection.select_k(z, refits=refits or settings.seg_stability_refits, log=log)
     labels, _ = seg.confidence(seg.distances(z, sel.centers))
