@@ -19,16 +19,21 @@ from dagster_project.defs.applications import ew_calibration_assets as A
 from dagster_project.defs.applications.as_of import add_months, as_of_month
 
 
-def main(path: str) -> None:
-    with tempfile.TemporaryDirectory() as tmp:  # the calibration advances state.client_month_signals: on a copy
-        copy = shutil.copy(path, Path(tmp) / "build.duckdb")
-        con = duckdb.connect(str(copy))
+def calibrate_copy(path: str | Path) -> tuple:
+    """(calibration, method comparison, as-of month) on a copy of the build: the calibration advances
+    state.client_month_signals, the build itself stays untouched."""
+    with tempfile.TemporaryDirectory() as tmp:
+        con = duckdb.connect(str(shutil.copy(path, Path(tmp) / "build.duckdb")))
         try:
             c, _curve, _ = A.run_calibration(con)
             end = as_of_month(con)
-            comp = A.compare_methods(con, c, add_months(end, -6), end)
+            return c, A.compare_methods(con, c, add_months(end, -6), end), end
         finally:
             con.close()
+
+
+def main(path: str) -> None:
+    c, comp, _end = calibrate_copy(path)
     print(f"method: {c.method} ({c.reason})")
     if c.windows:
         print("windows:", c.windows.to_dict())

@@ -6,25 +6,15 @@ and segmentation_row.json (copied), so that `lendseg evaluate --reuse --workdir 
 """
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
-import duckdb
-
 from dagster_project.tools import evaluate_apps as apps
-from dagster_project.defs.applications import ew_calibration_assets as A
-from dagster_project.lib.months import add_months
-from dagster_project.defs.applications.as_of import as_of_month
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ew_calibration_report import calibrate_copy  # noqa: E402
 
 src, out, case, seed = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], int(sys.argv[4])
-tmp = tempfile.TemporaryDirectory()  # the calibration advances state.client_month_signals: on a copy
-con = duckdb.connect(str(shutil.copy(src / "data" / "build" / "build.duckdb", Path(tmp.name) / "build.duckdb")))
-try:
-    c, _curve, _ = A.run_calibration(con)
-    end = as_of_month(con)
-    comp = A.compare_methods(con, c, add_months(end, -6), end)
-finally:
-    con.close()
+c, comp, end = calibrate_copy(src / "data" / "build" / "build.duckdb")
 pub = apps.measure(src, case, seed)  # recommendations unchanged (not touched by the calibration)
 cols = ["method", "in_force", "calibration_version", "flag_level", "cutoff_month", "clients", "flagged", "positives",
         "true_positives", "precision", "precision_ci_low", "precision_ci_high", "recall", "recall_ci_low",

@@ -23,10 +23,15 @@ from dagster_project.defs.applications import early_warning as ew
 from dagster_project.defs.applications.as_of import first_default_sql, lit, signal_observations_sql
 from dagster_project.defs.applications.ew_calibration import level_logits
 from dagster_project.defs.applications.ew_features import BASE_SIGNALS, FEATURES
-from dagster_project.defs.applications.ew_state import evaluation_months_sql
 from dagster_project.lib.months import month_end
 
 Key = tuple[str, str]
+
+
+def evaluation_months_sql(from_month: date, to_month: date) -> str:
+    """The month ends with usage snapshots from ``from_month`` to ``to_month``: the months warnings are evaluated in."""
+    return (f"SELECT DISTINCT last_day(snapshot_month) FROM marts.fct_product_usage_monthly "
+            f"WHERE snapshot_month BETWEEN {lit(from_month)} AND {lit(to_month)}")
 
 
 @dataclass(frozen=True)

@@ -77,8 +77,13 @@ def calibration_slices(con: duckdb.DuckDBPyConnection, w: cal.Windows) -> tuple[
     """(fit rows, calibration rows, distinct clients with a positive fit outcome), aggregated in SQL."""
     cuts = [(t, min(add_months(t, w.horizon), w.evaluation_cutoff)) for t in w.fit_cutoffs()]
     empty = pd.DataFrame(columns=["fold", "label", "has_signal", "expert_rank", *FEATURES, "n"])
-    fit = con.execute(aggregated(slices_sql(cuts))).df() if cuts else empty
-    fit_pos = con.execute(f"SELECT count(DISTINCT client_key) FROM ({slices_sql(cuts)}) WHERE label").fetchone()[0] if cuts else 0
+    if not cuts:
+        fit, fit_pos = empty, 0
+    else:  # the fit rows once: aggregated for the fit, counted for its positives
+        con.execute(f"CREATE OR REPLACE TEMP TABLE ew_fit_rows AS {slices_sql(cuts)}")
+        fit = con.execute(aggregated("SELECT * FROM ew_fit_rows")).df()
+        fit_pos = con.execute("SELECT count(DISTINCT client_key) FROM ew_fit_rows WHERE label").fetchone()[0]
+        con.execute("DROP TABLE ew_fit_rows")
     cal_rows = con.execute(aggregated(slices_sql([(w.calibration_cutoff, w.evaluation_cutoff)]))).df()
     return fit, cal_rows, int(fit_pos)
 

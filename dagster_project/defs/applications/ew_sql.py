@@ -118,7 +118,7 @@ WHERE c.expert_rank > 0"""
     watch = f"z >= {_num(watch_l)}" if watch_l is not None else "expert_rank >= 1"
     crit = f"WHEN z >= {_num(crit_l)} THEN 3" if crit_l is not None else "WHEN expert_rank >= 3 THEN 3"
     points = {1: cal.watch_threshold, 2: cal.warning_threshold, 3: cal.critical_threshold}
-    point_case = "CASE c.lvl " + " ".join(f"WHEN {r} THEN {_num(t)}" for r, t in points.items()) + " END"
+    point_case = "CASE lvl " + " ".join(f"WHEN {r} THEN {_num(t)}" for r, t in points.items()) + " END"
     keep_critical = "TRUE" if crit_l is None else "FALSE"
     watch_by_rules = "TRUE" if watch_l is None else "FALSE"
     return f"""
@@ -137,7 +137,7 @@ SELECT client_key, month_end, signal,
     CASE how WHEN 'own' THEN severity_rank ELSE lvl END AS level_rank, observed_value,
     CASE how WHEN 'own' THEN threshold
              WHEN 'rules_watch' THEN {_threshold_case('signal', '1')}
-             ELSE {point_case.replace('c.lvl', 'lvl')} END AS threshold,
+             ELSE {point_case} END AS threshold,
     signal_date,
     CASE how WHEN 'score' THEN 'score' ELSE 'expert' END AS level_driver,
     CASE how WHEN 'own' THEN NULL ELSE p END AS client_score

@@ -53,12 +53,6 @@ def ensure_state(con: duckdb.DuckDBPyConnection) -> None:
         signal_date DATE, level_driver VARCHAR, client_score DOUBLE)""")
 
 
-def evaluation_months_sql(from_month: date, to_month: date) -> str:
-    """The month ends with usage snapshots from ``from_month`` to ``to_month``: the months warnings are evaluated in."""
-    return (f"SELECT DISTINCT last_day(snapshot_month) FROM {USAGE} "
-            f"WHERE snapshot_month BETWEEN {lit(from_month)} AND {lit(to_month)}")
-
-
 def evaluated_months_sql(to_month: date) -> str:
     """The evaluation months stored in the state up to ``to_month`` (months with usage facts), one column month_end."""
     return (f"SELECT month_end FROM {SIGNAL_MONTHS} WHERE usage_fp IS NOT NULL "
@@ -81,11 +75,12 @@ SELECT coalesce(u.month_end, b.month_end) AS month_end, u.usage_fp, b.bureau_fp
 FROM u FULL JOIN b USING (month_end)"""
 
 
-def first_changed_month(con: duckdb.DuckDBPyConnection, to_month: date) -> date | None:
+def first_changed_month(con: duckdb.DuckDBPyConnection, to_month: date, now: str | None = None) -> date | None:
     """The first month (first day) whose stored signals no longer match the facts: its usage or bureau fingerprint
-    changed, or a month was added before the last stored one. None when every stored month still holds."""
+    changed, or a month was added before the last stored one. None when every stored month still holds.
+    ``now``: a relation holding ``_fingerprints_sql(to_month)`` already computed."""
     row = con.execute(f"""
-        WITH now AS ({_fingerprints_sql(to_month)}),
+        WITH now AS ({now or _fingerprints_sql(to_month)}),
         stored AS (SELECT * FROM {SIGNAL_MONTHS}),
         last AS (SELECT max(month_end) AS m FROM stored)
         SELECT min(n.month_end) FROM now AS n FULL JOIN stored AS s USING (month_end), last
@@ -104,7 +99,8 @@ def advance_signals(con: duckdb.DuckDBPyConnection, end: date | None = None) -> 
     end = end or as_of_month(con)
     if end is None:
         return {"signal_months_added": 0, "signal_months_recomputed": 0}
-    changed = first_changed_month(con, end)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE ew_fingerprints AS {_fingerprints_sql(end)}")  # one scan per run
+    changed = first_changed_month(con, end, "SELECT * FROM ew_fingerprints")
     if changed is not None:
         _drop_from(con, changed)
     last = con.execute(f"SELECT max(month_end) FROM {SIGNAL_MONTHS}").fetchone()[0]
@@ -114,7 +110,7 @@ def advance_signals(con: duckdb.DuckDBPyConnection, end: date | None = None) -> 
         return {"signal_months_added": 0, "signal_months_recomputed": int(changed is not None)}
     con.execute("BEGIN")
     con.execute(f"INSERT INTO {SIGNALS} BY NAME {signals_sql(signal_observations_sql(start, end, ordered=False))}")
-    con.execute(f"""INSERT INTO {SIGNAL_MONTHS} BY NAME SELECT * FROM ({_fingerprints_sql(end)})
+    con.execute(f"""INSERT INTO {SIGNAL_MONTHS} BY NAME SELECT * FROM ew_fingerprints
         WHERE month_end NOT IN (SELECT month_end FROM {SIGNAL_MONTHS})""")
     con.execute("COMMIT")
     added = con.execute(f"SELECT count(*) FROM {SIGNAL_MONTHS} WHERE month_end >= last_day({lit(start)}) "
