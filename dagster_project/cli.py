@@ -338,6 +338,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
     b.add_argument("--out", help="report folder (default $LENDSEG_DATA_DIR/bench)")
     b.add_argument("--keep", action="store_true", help="keep the temp data for inspection")
+    b.add_argument("--increment", action="store_true",
+                   help="after the first load, deliver one more month (usage, bureau, client changes) and time that "
+                        "run, then a mid-month bureau file for 1 %% of the clients (JSON: increment.*)")
     b.set_defaults(func=cmd_bench)
     return p
 

@@ -222,6 +222,40 @@ def keep_failed_logs(data: Path, out_dir: Path) -> Path:
     return dest
 
 
+class PipelineRun:
+    """``lendseg run --demo`` in ``env`` as a child process, its process tree's peak memory and DuckDB spill sampled."""
+
+    def __init__(self, env: Mapping[str, str], data: Path):
+        self.data = data
+        self.started = time.perf_counter()
+        lendseg = str(Path(sys.executable).parent / "lendseg")
+        self.proc = subprocess.Popen([lendseg, "run", "--demo"], env=dict(env), stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True)
+        self.sampler = TreeSampler(self.proc.pid, spill_dir=data / "build" / "build.duckdb.tmp")  # bench_env's default
+        self.sampler.start()
+
+    def wait(self, out_dir: Path) -> tuple[float, float, TreeSampler]:
+        """Wall seconds, peak tree RSS (MB) and the sampler; a failed run raises BenchFailed with its logs kept."""
+        log, _ = self.proc.communicate()
+        wall = time.perf_counter() - self.started
+        peak = self.sampler.stop()
+        if self.proc.returncode != 0:
+            kept = keep_failed_logs(self.data, out_dir)
+            (kept / "lendseg-run-output.txt").write_text(log)
+            raise BenchFailed(f"the pipeline failed ({failure_reason(log)}); its run and dbt logs are kept in {kept}")
+        return wall, peak, self.sampler
+
+    def stop(self) -> None:
+        """Stop the run if it is still going (lendseg run stops cleanly on SIGTERM: lib/stop.py)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
 def run_bench(clients: int, months: int, fmt: str, out_dir: Path, seed: int = 42, keep: bool = False) -> dict:
     from dagster_project.lib.settings import env_value
     from dagster_project.tools.bench_floor import run_floor, run_floor_applications
@@ -239,18 +273,8 @@ def run_bench(clients: int, months: int, fmt: str, out_dir: Path, seed: int = 42
                  truth_path=tmp / "truth.csv", end_month=date(2026, 10, 1))
         gen_s = time.perf_counter() - t
         env = bench_env(os.environ, data, home)
-        lendseg = str(Path(sys.executable).parent / "lendseg")
-        t = time.perf_counter()
-        proc = subprocess.Popen([lendseg, "run", "--demo"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        sampler = TreeSampler(proc.pid, spill_dir=data / "build" / "build.duckdb.tmp")  # the default: bench_env drops it
-        sampler.start()
-        log, _ = proc.communicate()
-        wall = time.perf_counter() - t
-        peak = sampler.stop()
-        if proc.returncode != 0:
-            kept = keep_failed_logs(data, out_dir)
-            (kept / "lendseg-run-output.txt").write_text(log)
-            raise BenchFailed(f"the pipeline failed ({failure_reason(log)}); its run and dbt logs are kept in {kept}")
+        proc = PipelineRun(env, data)
+        wall, peak, sampler = proc.wait(out_dir)
         steps, meta = _dagster_steps(home)
         t = time.perf_counter()
         floor = run_floor(data / "landing", tmp / "floor", fmt, DEMO_PII_KEY)
@@ -263,13 +287,8 @@ def run_bench(clients: int, months: int, fmt: str, out_dir: Path, seed: int = 42
         report["peak_spill_mb"] = round(sampler.peak_spill_mb)
     finally:
         signal.signal(signal.SIGTERM, previous)
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)  # lendseg run stops cleanly (lib/stop.py)
-            try:
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        if proc is not None:
+            proc.stop()
         if not keep:
             shutil.rmtree(tmp, ignore_errors=True)
     out_dir.mkdir(parents=True, exist_ok=True)

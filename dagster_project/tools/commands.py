@@ -69,10 +69,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from dagster_project.tools.bench import BenchFailed, BenchRefused, run_bench
+    from dagster_project.tools.bench_increment import run_increment_bench
 
     out = Path(args.out) if args.out else load_settings().data_dir / "bench"
+    bench = run_increment_bench if getattr(args, "increment", False) else run_bench
     try:
-        report = run_bench(args.clients, args.months, args.format, out, seed=args.seed, keep=args.keep)
+        report = bench(args.clients, args.months, args.format, out, seed=args.seed, keep=args.keep)
     except BenchRefused as e:
         print(f"refused: {e}", file=sys.stderr)
         return 2
@@ -83,4 +85,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
           f"{report['ratio_pipeline_to_floor']}; floor with the applications {report['floor_with_applications_wall_s']} s, "
           f"ratio {report['ratio_pipeline_to_floor_with_applications']}; peak RSS {report['peak_tree_rss_mb']} MB; "
           f"report in {out}")
+    if inc := report.get("increment"):
+        print(f"one more month {inc['pipeline_wall_s']} s (floor {inc['floor_wall_s']} s, ratio "
+              f"{inc['ratio_pipeline_to_floor']}); mid-month bureau file {inc['mid_month_s']} s")
     return 0
