@@ -1,11 +1,11 @@
 """Whether a time-split evaluation must run again, or its inputs are the ones it last ran on.
 
-The recommendation and early-warning evaluations read months of history and their result only changes when
-their inputs do. A daily run with no new delivery keeps the last evaluation
-table and says so in its metadata. The fingerprint covers everything they read or depend on: every raw
-table's row count and newest ``_ingested_at`` (a load, a correction, a released held row or a removal
-changes one of them), the code and dbt project they run with, and their own settings. ``monthly_retrain``
-and ``full_rebuild`` always evaluate again. Fingerprints live in ``state`` (never published).
+The recommendation and early-warning evaluations read months of history: they run when a month closes, not on
+every delivery. A run whose closed month (the newest usage month delivered) is the one the last evaluation ran on
+keeps that evaluation table and says so in its metadata - a mid-month bureau file, a client-master change or a
+correction waits for the next month's close (or ``monthly_retrain``). The fingerprint covers the closed month, the
+code and dbt project they run with, and their own settings. ``monthly_retrain`` and ``full_rebuild`` always
+evaluate again. Fingerprints live in ``state`` (never published).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from dagster_project.defs.applications.ew_state import STATE_SCHEMA
 from dagster_project.lib.settings import DBT_PROJECT_DIR
 
 TABLE = f"{STATE_SCHEMA}.evaluation_inputs"
-RAW_TABLES = ("clients", "credit_bureau", "product_usage", "review_decisions")
+USAGE_TABLE = "product_usage"
 ALWAYS_EVALUATE_JOBS = ("monthly_retrain", "full_rebuild")
 
 
@@ -39,13 +39,18 @@ def code_hash() -> str:
 
 
 def fingerprint(con: duckdb.DuckDBPyConnection, settings: dict) -> str:
-    parts: dict = {"code": code_hash(), "settings": settings}
-    for t in RAW_TABLES:
-        exists = con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'raw' AND table_name = ?",
-                             [t]).fetchone()[0]
-        parts[t] = (con.execute(f"SELECT count(*), max(_ingested_at)::VARCHAR FROM raw.{t}").fetchone()
-                    if exists else None)
+    parts: dict = {"code": code_hash(), "settings": settings, "closed_month": closed_month(con)}
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def closed_month(con: duckdb.DuckDBPyConnection) -> str | None:
+    """The newest month of the usage deliveries (the month that closed last), None before any usage delivery."""
+    exists = con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'raw' AND table_name = ?",
+                         [USAGE_TABLE]).fetchone()[0]
+    if not exists:
+        return None
+    value = con.execute(f"SELECT max(snapshot_month)::VARCHAR FROM raw.{USAGE_TABLE}").fetchone()[0]
+    return value
 
 
 def _ensure(con: duckdb.DuckDBPyConnection) -> None:

@@ -1,4 +1,4 @@
-"""An evaluation runs again exactly when its inputs (raw tables, code, settings) changed, and always on retrain."""
+"""An evaluation runs again exactly when a month closes or its code or settings changed, and always on retrain."""
 
 from types import SimpleNamespace
 
@@ -15,13 +15,13 @@ def _warehouse() -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
     con.execute("CREATE SCHEMA raw; CREATE SCHEMA app")
     for t in ("clients", "credit_bureau", "product_usage"):  # review_decisions not delivered yet
-        con.execute(f"CREATE TABLE raw.{t} (k INT, _ingested_at TIMESTAMP)")
-        con.execute(f"INSERT INTO raw.{t} VALUES (1, TIMESTAMP '2026-11-01 08:00:00')")
+        con.execute(f"CREATE TABLE raw.{t} (k INT, snapshot_month DATE, _ingested_at TIMESTAMP)")
+        con.execute(f"INSERT INTO raw.{t} VALUES (1, DATE '2026-10-01', TIMESTAMP '2026-11-01 08:00:00')")
     con.execute("CREATE TABLE app.recommendation_evaluation (x INT)")
     return con
 
 
-def test_same_inputs_reuse_the_last_evaluation_and_any_change_runs_it_again() -> None:
+def test_same_closed_month_reuses_the_last_evaluation_and_a_new_month_runs_it_again() -> None:
     con = _warehouse()
     fp = inputs.fingerprint(con, {"n_bootstrap": 2000})
     out = "app.recommendation_evaluation"
@@ -30,14 +30,23 @@ def test_same_inputs_reuse_the_last_evaluation_and_any_change_runs_it_again() ->
     assert inputs.last_run_if_unchanged(_context(), con, "rec", fp, out) == "run-1"
     assert inputs.fingerprint(con, {"n_bootstrap": 2000}) == fp
     assert inputs.fingerprint(con, {"n_bootstrap": 200}) != fp  # a setting
-    con.execute("INSERT INTO raw.product_usage VALUES (2, TIMESTAMP '2026-11-02 08:00:00')")  # a new month
+    # deliveries within the month: a bureau file, a client change, a correction of a usage month - the evaluation stands
+    con.execute("INSERT INTO raw.credit_bureau VALUES (2, NULL, TIMESTAMP '2026-11-15 08:00:00')")
+    con.execute("UPDATE raw.clients SET _ingested_at = TIMESTAMP '2026-11-16 08:00:00'")
+    con.execute("INSERT INTO raw.product_usage VALUES (3, DATE '2026-09-01', TIMESTAMP '2026-11-17 08:00:00')")
+    con.execute("CREATE TABLE raw.review_decisions (k INT, _ingested_at TIMESTAMP)")
+    assert inputs.fingerprint(con, {"n_bootstrap": 2000}) == fp
+    con.execute("INSERT INTO raw.product_usage VALUES (2, DATE '2026-11-01', TIMESTAMP '2026-12-02 08:00:00')")  # a month closes
     assert inputs.fingerprint(con, {"n_bootstrap": 2000}) != fp
     con.execute("DELETE FROM raw.product_usage WHERE k = 2")
     assert inputs.fingerprint(con, {"n_bootstrap": 2000}) == fp
-    con.execute("UPDATE raw.clients SET _ingested_at = TIMESTAMP '2026-11-03 08:00:00'")  # a correction
-    assert inputs.fingerprint(con, {"n_bootstrap": 2000}) != fp
-    con.execute("CREATE TABLE raw.review_decisions (k INT, _ingested_at TIMESTAMP)")  # a first delivery
-    assert inputs.fingerprint(con, {"n_bootstrap": 2000}) != fp
+
+
+def test_before_any_usage_delivery_the_closed_month_is_none() -> None:
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA raw")
+    assert inputs.closed_month(con) is None
+    assert inputs.fingerprint(con, {}) == inputs.fingerprint(con, {})
 
 
 def test_retrain_rebuild_and_a_missing_table_always_evaluate() -> None:
