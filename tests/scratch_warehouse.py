@@ -88,14 +88,14 @@ class Scratch:
         self.close_ctx()
         self.con.close()
 
-    def dbt_build(self, *extra: str, project_dir: Path = DBT_PROJECT_DIR) -> tuple[int, dict, str]:
-        """``dbt build`` on the scratch build database: (exit code, run_results.json, output tail)."""
+    def dbt_build(self, *extra: str, project_dir: Path = DBT_PROJECT_DIR, command: str = "build") -> tuple[int, dict, str]:
+        """``dbt build`` (or ``command``) on the scratch build database: (exit code, run_results.json, output tail)."""
         self.close_ctx()
         self.con.close()
         target = self.root / "dbt_target"
         env = {**os.environ, "LENDSEG_BUILD_PATH": str(self.build), "LENDSEG_DUCKDB_THREADS": "2",
                "LENDSEG_DUCKDB_MEMORY_LIMIT": "2GB", "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
-        proc = subprocess.run([DBT_EXECUTABLE, "build", "--project-dir", str(project_dir), "--profiles-dir",
+        proc = subprocess.run([DBT_EXECUTABLE, command, "--project-dir", str(project_dir), "--profiles-dir",
                                str(project_dir), "--target-path", str(target), "--exclude", DBT_EXCLUDE, *extra],
                               capture_output=True, text=True, env=env, cwd=project_dir)
         self.con = duckdb.connect(str(self.build))

@@ -71,3 +71,39 @@
 {% macro spark__sorted_listagg(measure, delimiter_text) -%}
     nullif(array_join(array_sort(collect_list({{ measure }})), {{ delimiter_text }}), '')
 {%- endmacro %}
+
+{#-
+  fingerprint(columns): an order-free fingerprint of a group's rows, as a string - the sum of a 64-bit hash of
+  the given columns (DuckDB hash, Spark xxhash64), summed without overflow. Equal rows give equal fingerprints on
+  one engine; a row added, removed or replaced (another source file or ingestion time) changes it. Incremental
+  models compare the fingerprint they were built from with the current one to find the months to build again.
+-#}
+{% macro fingerprint(columns) -%}
+    {{ return(adapter.dispatch('fingerprint', 'lendseg')(columns)) }}
+{%- endmacro %}
+{% macro default__fingerprint(columns) -%}
+    cast(count(*) as varchar) || ':' || cast(sum(cast(hash({{ columns | join(', ') }}) as hugeint)) as varchar)
+{%- endmacro %}
+{% macro spark__fingerprint(columns) -%}
+    concat(cast(count(*) as string), ':', cast(sum(cast(xxhash64({{ columns | join(', ') }}) as decimal(38, 0))) as string))
+{%- endmacro %}
+
+{#-
+  months_to_build(fingerprints): in an incremental run, a subquery of the months whose rows changed since the model
+  was last built - every month of `fingerprints` (one row per snapshot_month with its month_fingerprint) whose
+  fingerprint differs from the one the model stored; all months when the model has no stored fingerprint yet (a
+  build from before the model was incremental). Empty outside incremental runs (callers filter only when
+  is_incremental()).
+-#}
+{% macro months_to_build(fingerprints) -%}
+    {%- if is_incremental() -%}
+        {%- set stored = adapter.get_columns_in_relation(this) | map(attribute='name') | map('lower') | list -%}
+        {%- if 'month_fingerprint' in stored -%}
+    (select f.snapshot_month from {{ fingerprints }} as f
+     where not exists (select 1 from {{ this }} as t
+                       where t.snapshot_month = f.snapshot_month and t.month_fingerprint = f.month_fingerprint))
+        {%- else -%}
+    (select f.snapshot_month from {{ fingerprints }} as f)
+        {%- endif -%}
+    {%- endif -%}
+{%- endmacro %}

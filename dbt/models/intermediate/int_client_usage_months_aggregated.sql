@@ -8,9 +8,24 @@
 -- remain only for client-months with a product outside the catalogue or a channel outside the three (or none),
 -- which valid deliveries do not have. Each CTE reads the staging view itself: a CTE that several others read is
 -- materialised by DuckDB, which wrote every account-month to the spill folder.
+-- Incremental by month: a run builds again only the months whose usage rows changed since the last build
+-- (int_usage_months_fingerprinted; delete+insert by month on DuckDB, insert_overwrite of the month partitions on
+-- Spark); full_rebuild rebuilds every month. month_fingerprint is the fingerprint a month was built from.
+{{ config(
+    materialized='incremental',
+    incremental_strategy=('insert_overwrite' if target.type == 'spark' else 'delete+insert'),
+    unique_key=(none if target.type == 'spark' else 'snapshot_month'),
+    partition_by=(['snapshot_month'] if target.type == 'spark' else none),
+    on_schema_change='append_new_columns',
+    post_hook=("" if target.type == 'spark' else
+               "delete from {{ this }} where snapshot_month not in (select snapshot_month from "
+               ~ "{{ ref('int_usage_months_fingerprinted') }})")
+) }}
 {%- set channels = ['branch', 'online', 'relationship_manager'] %}
 {%- set channel_list = "('" ~ channels | join("', '") ~ "')" %}
 {%- set product_list = "('" ~ lendseg_products() | join("', '") ~ "')" %}
+{%- set new_months = months_to_build(ref('int_usage_months_fingerprinted')) %}
+{%- set only_new = ("where snapshot_month in " ~ new_months) if is_incremental() else "" %}
 with aggregated as (
     select
         client_key,
@@ -34,6 +49,7 @@ with aggregated as (
                 else 0
             end)                                                         as active_flag
     from {{ ref('stg_usage__product_snapshots') }}
+    {{ only_new }}
     group by client_key, snapshot_month
 ),
 
@@ -41,9 +57,10 @@ irregular_months as (
     -- client-months with a product outside the catalogue or a channel outside the contract's three (or none)
     select distinct client_key, snapshot_month
     from {{ ref('stg_usage__product_snapshots') }}
-    where product_code not in {{ product_list }}
+    where (product_code not in {{ product_list }}
        or channel is null
-       or channel not in {{ channel_list }}
+       or channel not in {{ channel_list }})
+    {{ only_new | replace('where', 'and', 1) }}
 ),
 
 irregular_snapshots as (
@@ -102,8 +119,11 @@ select
         when a.online_accounts >= a.relationship_manager_accounts then 'online'
         else 'relationship_manager'
     end                                                                as primary_channel,
-    a.active_flag = 1                                                  as is_active
+    a.active_flag = 1                                                  as is_active,
+    f.month_fingerprint
 from aggregated as a
+inner join {{ ref('int_usage_months_fingerprinted') }} as f
+    on a.snapshot_month = f.snapshot_month
 left join irregular_products as ip
     on a.client_key = ip.client_key
     and a.snapshot_month = ip.snapshot_month
