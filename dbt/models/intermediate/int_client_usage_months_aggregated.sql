@@ -8,14 +8,13 @@
 -- remain only for client-months with a product outside the catalogue or a channel outside the three (or none),
 -- which valid deliveries do not have. Each CTE reads the staging view itself: a CTE that several others read is
 -- materialised by DuckDB, which wrote every account-month to the spill folder.
--- Incremental by month: a run builds again only the months whose usage rows changed since the last build
--- (int_usage_months_fingerprinted; delete+insert by month on DuckDB, insert_overwrite of the month partitions on
--- Spark); full_rebuild rebuilds every month. month_fingerprint is the fingerprint a month was built from.
+-- Incremental by month on DuckDB: a run builds again only the months whose usage rows changed since the last build
+-- (int_usage_months_fingerprinted), delete+insert by month; full_rebuild rebuilds every month. month_fingerprint is
+-- the fingerprint a month was built from. On Spark (parquet tables, no delete) the model is rebuilt whole as before.
 {{ config(
-    materialized='incremental',
-    incremental_strategy=('insert_overwrite' if target.type == 'spark' else 'delete+insert'),
-    unique_key=(none if target.type == 'spark' else 'snapshot_month'),
-    partition_by=(['snapshot_month'] if target.type == 'spark' else none),
+    materialized=('table' if target.type == 'spark' else 'incremental'),
+    incremental_strategy='delete+insert',
+    unique_key='snapshot_month',
     on_schema_change='append_new_columns',
     post_hook=("" if target.type == 'spark' else
                "delete from {{ this }} where snapshot_month not in (select snapshot_month from "
