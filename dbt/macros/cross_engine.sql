@@ -89,19 +89,26 @@
 {%- endmacro %}
 
 {#-
-  months_to_build(fingerprints): in an incremental run, a subquery of the months whose rows changed since the model
-  was last built - every month of `fingerprints` (one row per snapshot_month with its month_fingerprint) whose
-  fingerprint differs from the one the model stored; all months when the model has no stored fingerprint yet (a
-  build from before the model was incremental). Empty outside incremental runs (callers filter only when
-  is_incremental()).
+  months_to_build(fingerprints, built_from=none): in an incremental run, a subquery of the months to build again -
+  every month of `fingerprints` (one row per snapshot_month with its month_fingerprint) whose fingerprint differs
+  from the one stored in `built_from` (a relation with snapshot_month and month_fingerprint columns; default: the
+  model itself), and every month stored there that no longer has a row; all months when `built_from` is missing or
+  has no month_fingerprint column (a build from before the model was incremental). Empty outside incremental runs
+  (callers filter only when is_incremental()).
 -#}
-{% macro months_to_build(fingerprints) -%}
+{% macro months_to_build(fingerprints, built_from=none) -%}
     {%- if is_incremental() -%}
-        {%- set stored = adapter.get_columns_in_relation(this) | map(attribute='name') | map('lower') | list -%}
+        {%- set built = built_from if built_from is not none else this -%}
+        {%- set relation = adapter.get_relation(database=built.database, schema=built.schema, identifier=built.identifier) -%}
+        {%- set stored = (adapter.get_columns_in_relation(relation) | map(attribute='name') | map('lower') | list)
+                         if relation is not none else [] -%}
         {%- if 'month_fingerprint' in stored -%}
     (select f.snapshot_month from {{ fingerprints }} as f
-     where not exists (select 1 from {{ this }} as t
-                       where t.snapshot_month = f.snapshot_month and t.month_fingerprint = f.month_fingerprint))
+     where not exists (select 1 from {{ relation }} as t
+                       where t.snapshot_month = f.snapshot_month and t.month_fingerprint = f.month_fingerprint)
+     union
+     select distinct t.snapshot_month from {{ relation }} as t
+     where not exists (select 1 from {{ fingerprints }} as f where f.snapshot_month = t.snapshot_month))
         {%- else -%}
     (select f.snapshot_month from {{ fingerprints }} as f)
         {%- endif -%}

@@ -10,17 +10,16 @@ with as_of as (
 ),
 
 by_account as (
-    -- one row per client, product and account: its months with that product ((account_key, snapshot_month) is
-    -- unique, so count(snapshot_month) counts distinct months)
+    -- one row per account from the accounts' running state (int_accounts_summarised): its client and product at its
+    -- latest snapshot, its first and latest month and the months delivered ((account_key, snapshot_month) is unique)
     select
         client_key,
         product_code,
         account_key,
-        min(snapshot_month)                                            as first_month,
-        max(snapshot_month)                                            as last_month,
-        count(snapshot_month)                                          as months
-    from {{ ref('stg_usage__product_snapshots') }}
-    group by client_key, product_code, account_key
+        first_month,
+        last_month,
+        months_delivered                                               as months
+    from {{ ref('int_accounts_summarised') }}
 ),
 
 by_product as (
@@ -62,7 +61,7 @@ current_month as (
 ),
 
 window_start as (
-    select min(snapshot_month) as first_window_month from {{ ref('stg_usage__product_snapshots') }}
+    select min(snapshot_month) as first_window_month from {{ ref('int_usage_months_fingerprinted') }}
 )
 
 select

@@ -20,6 +20,8 @@
                "delete from {{ this }} where snapshot_month not in (select snapshot_month from "
                ~ "{{ ref('int_usage_months_fingerprinted') }})")
 ) }}
+-- depends_on: {{ ref('int_accounts_summarised') }}
+-- (built after the accounts' state, which reads the fingerprints this model stored: int_accounts_summarised.sql)
 {%- set channels = ['branch', 'online', 'relationship_manager'] %}
 {%- set channel_list = "('" ~ channels | join("', '") ~ "')" %}
 {%- set product_list = "('" ~ lendseg_products() | join("', '") ~ "')" %}
