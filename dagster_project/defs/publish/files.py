@@ -203,14 +203,17 @@ def _attach_copy(con: duckdb.DuckDBPyConnection, base: Version | None, tmp: Path
     old = Fingerprints.of_manifest(base.manifest) if base else None
     if base is None or old is None:
         return plan(new, None, base.name if base else None, None)
-    clone_file(base.path, tmp)
-    con.execute(f"ATTACH {sql_literal(str(tmp))} AS pub (STORAGE_VERSION '{STORAGE_VERSION}')")
-    counts, free, tag = file_state(con, "pub")
-    p = (plan(new, old, base.name, counts, free, always=PUBLISH_TABLES) if tag.startswith(STORAGE_VERSION) else
-         Plan("full", tuple(sorted(new.tables)), reason=f"{base.name} has storage version {tag!r}"))
-    if p.mode == "full":
-        con.execute("DETACH pub")
-        tmp.unlink()
+    con.execute(f"ATTACH {sql_literal(str(base.path))} AS base (READ_ONLY)")   # readers may hold it open: fine
+    try:
+        counts, free, tag = file_state(con, "base")
+    finally:
+        con.execute("DETACH base")
+    if not tag.startswith(STORAGE_VERSION):
+        return Plan("full", tuple(sorted(new.tables)), reason=f"{base.name} has storage version {tag!r}")
+    p = plan(new, old, base.name, counts, free, always=PUBLISH_TABLES)
+    if p.mode == "increment":
+        clone_file(base.path, tmp)
+        con.execute(f"ATTACH {sql_literal(str(tmp))} AS pub (STORAGE_VERSION '{STORAGE_VERSION}')")
     return p
 
 

@@ -10,10 +10,13 @@ tables (a read-only hash scan, no compression or write) and compares them with t
   dropped and written again, publish_info / publish_manifest are rewritten, the file is checkpointed; then
   the same fsync + atomic swap as a full publish (files.py). Readers keep opening one file and the old
   version file is never written to;
-* **full** (a complete new file, as before) on a first publish, when the current version is not the
-  newest kept one's base (no manifest fingerprints, another DuckDB version hashed them), on a schema change
-  (tables added or removed, columns changed), when a third of the copied file is free blocks (it would only
-  grow), or on any error of the increment path - the full path then runs from scratch.
+* **full** (a complete new file, as before) on a first publish, when the current version's manifest has no
+  fingerprints (published before them) or another DuckDB hashed them, on a schema change (tables added or
+  removed, columns changed), when the copy does not hold its manifest's tables and row counts or is not in the
+  published storage version, when more than a third of the copy is free blocks (compacting), or on any error
+  of the increment path - the full path then starts again from scratch.
+
+The increment's base is the version readers see (after a rollback, that older one), not the newest kept.
 
 The plan is the pure function :func:`plan`; ``files.py`` carries it out.
 """
