@@ -44,7 +44,8 @@ def step(label: str, fn) -> None:
     rewritten = m.get("tables_rewritten")
     print(f"{label:<34} {s:7.2f} s  {m.get('publish_mode', 'full (old)'):<10} "
           f"rewritten {len(rewritten) if rewritten is not None else 'all':>3} of {len(m['row_counts']) - 2}  "
-          f"{v.path.stat().st_size / 1e6:8.1f} MB  load {load:.1f}  {','.join(rewritten or [])}", flush=True)
+          f"{v.path.stat().st_size / 1e6:8.1f} MB  load {load:.1f}  {m.get('publish_seconds', '')}  "
+          f"{','.join(rewritten or []) if len(rewritten or []) < 5 else ''}", flush=True)
 
 
 def main() -> None:

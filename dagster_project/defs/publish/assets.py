@@ -60,6 +60,7 @@ def published_warehouse(context: dg.AssetExecutionContext, warehouse: Warehouse)
         "publish_mode": m["publish_mode"],
         "publish_reason": m["publish_reason"],
         "tables_rewritten": len(m["tables_rewritten"]),
+        "publish_seconds": dg.MetadataValue.json(m["publish_seconds"]),
         "checks_passed": len(passed),
         "checks_warned": len(verdict.warned),
         "size_mb": round(s.warehouse_path.stat().st_size / 1e6, 2),

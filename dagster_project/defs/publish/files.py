@@ -15,6 +15,7 @@ import json
 import os
 import re
 import shutil
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -241,29 +242,44 @@ def _write_version(build_path: Path, audit_dir: Path, tmp: Path, manifest: dict,
                    memory_limit: str, base: Version | None, incremental: bool) -> dict[str, int]:
     """Write the new version to ``tmp``: an increment from a copy of ``base`` when plan() allows, else a full file.
 
-    Fills ``manifest`` with the plan (publish_mode, tables_rewritten, ...) and the fingerprints.
+    Fills ``manifest`` with the plan (publish_mode, tables_rewritten, ...), the fingerprints and publish_seconds
+    (fingerprint: the build's hash scan; plan: reading the current version and copying it; write).
     """
     con = duckdb.connect(config={"memory_limit": memory_limit})
+    clock, seconds = time.perf_counter(), {}
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        seconds[name] = round(time.perf_counter() - clock, 2)
+        clock = time.perf_counter()
+
     try:
         con.execute(f"ATTACH {sql_literal(str(build_path))} AS build (READ_ONLY)")
         comments = _build_comments(con)
         srcs = sources(con, audit_dir, schemas, comments)
         docs = {t: _column_comments(con, t, src, comments) for t, src in srcs.items()}
         new = Fingerprints({t: fingerprint(con, src.sql, src.comment, docs[t]) for t, src in srcs.items()})
-        full = Plan("full", tuple(sorted(new.tables)), reason="increments off")
-        p = full
+        lap("fingerprint")
+        p = Plan("full", tuple(sorted(new.tables)), reason="increments off")
+        counts = None
         if incremental:
             try:
                 p = _attach_copy(con, base, tmp, new)
+                lap("plan")
                 if p.mode == "increment":
-                    return _fill(con, p, srcs, docs, new, manifest, tmp.parent)
+                    counts = _fill(con, p, srcs, docs, new, manifest, tmp.parent)
             except Exception as e:  # any doubt: a complete file from scratch
                 if con.execute("SELECT count(*) FROM duckdb_databases() WHERE database_name = 'pub'").fetchone()[0]:
                     con.execute("DETACH pub")
                 tmp.unlink(missing_ok=True)
-                p = Plan("full", full.rewrite, reason=f"the increment failed: {type(e).__name__}: {e}"[:500])
-        con.execute(f"ATTACH {sql_literal(str(tmp))} AS pub (STORAGE_VERSION '{STORAGE_VERSION}')")
-        return _fill(con, p, srcs, docs, new, manifest, tmp.parent)
+                p = Plan("full", tuple(sorted(new.tables)),
+                         reason=f"the increment failed: {type(e).__name__}: {e}"[:500])
+        if counts is None:
+            con.execute(f"ATTACH {sql_literal(str(tmp))} AS pub (STORAGE_VERSION '{STORAGE_VERSION}')")
+            counts = _fill(con, p, srcs, docs, new, manifest, tmp.parent)
+        lap("write")
+        manifest["publish_seconds"] = seconds
+        return counts
     finally:
         con.close()
 

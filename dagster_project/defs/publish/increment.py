@@ -13,7 +13,7 @@ tables (a read-only hash scan, no compression or write) and compares them with t
 * **full** (a complete new file, as before) on a first publish, when the current version's manifest has no
   fingerprints (published before them) or another DuckDB hashed them, on a schema change (tables added or
   removed, columns changed), when the copy does not hold its manifest's tables and row counts or is not in the
-  published storage version, when more than a third of the copy is free blocks (compacting), or on any error
+  published storage version, when more than half of the current version is free blocks (compacting), or on any error
   of the increment path - the full path then starts again from scratch.
 
 The increment's base is the version readers see (after a rollback, that older one), not the newest kept.
@@ -36,8 +36,10 @@ from dagster_project.lib.tables import sql_identifier
 
 # Fingerprints are compared only when hashed by the same DuckDB (hash() is not promised stable across releases).
 FINGERPRINT_FORMAT = f"count+sum(hash(row)) duckdb {duckdb.__version__}"
-# Above this share of free blocks in the copied file, publish a complete (compact) file instead.
-MAX_FREE_SHARE = 1 / 3
+# Above this share of free blocks in the current version, publish a complete (compact) file instead: a file stays
+# under twice its compact size. Blocks freed by rewritten tables are reused by the next increment, so the file
+# settles at its compact size plus the tables that change between publishes (measured in docs/benchmarks.md).
+MAX_FREE_SHARE = 1 / 2
 _FICLONE = 0x40049409  # linux/fs.h: share the source's extents (btrfs, XFS); ext4 refuses, then a plain copy
 
 

@@ -216,7 +216,8 @@ def _fp(rows: int = 1, h: str = "1", columns: str = "a", docs: str = "d") -> dic
      "v000001 does not hold its manifest's row counts: m.b"),
     ({"m.a": _fp(), "m.b": _fp()}, {"m.a": 1, "m.b": 1, "m.c": 0}, 0.1, "full",
      "v000001 holds tables its manifest does not fingerprint: m.c"),
-    ({"m.a": _fp(), "m.b": _fp()}, {"m.a": 1, "m.b": 1}, 0.5, "full", "v000001 is 50% free blocks: compacting"),
+    ({"m.a": _fp(), "m.b": _fp()}, {"m.a": 1, "m.b": 1}, 0.5, "increment", "0 of 2 tables changed"),
+    ({"m.a": _fp(), "m.b": _fp()}, {"m.a": 1, "m.b": 1}, 0.6, "full", "v000001 is 60% free blocks: compacting"),
 ])
 def test_plan(new: dict, base_tables: dict, free: float, mode: str, reason: str) -> None:
     base = Fingerprints({"m.a": _fp(), "m.b": _fp()})
