@@ -84,7 +84,8 @@ def fingerprint(con: duckdb.DuckDBPyConnection, source_sql: str, table_comment: 
     the comment each column will get in the published file.
     """
     cols = con.execute(f"DESCRIBE SELECT * FROM {source_sql}").fetchall()
-    rows, total = con.execute(f"SELECT count(*), coalesce(sum(hash(_r)), 0)::VARCHAR FROM {source_sql} AS _r").fetchone()
+    rows, total = con.execute(f"SELECT count(*), coalesce(sum(hash(_publish_row)), 0)::VARCHAR "
+                              f"FROM {source_sql} AS _publish_row").fetchone()   # the row as a struct: every column
     return {"rows": int(rows), "hash": total, "columns": _digest([[c[0], c[1]] for c in cols]),
             "docs": _digest([table_comment, [[c[0], column_comments.get(c[0])] for c in cols]])}
 

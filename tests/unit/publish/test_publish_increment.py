@@ -96,6 +96,8 @@ def test_an_increment_rewrites_only_the_changed_table_and_publishes_what_a_full_
     assert (m["publish_mode"], m["base_version"], m["tables_rewritten"], m["tables_kept"]) == (
         "increment", "v000001", ["marts.dim_client"], len(TABLES) - 1)
     assert _sha(v1.path) == v1_sha                                    # the old version is never written to
+    assert sorted(p.name for p in (data / "published_versions").iterdir()) == [   # no WAL or copy left beside
+        "v000001.duckdb", "v000001.json", "v000002.duckdb", "v000002.json"]
     build = data / "build" / "build.duckdb"
     new = _rows(v2.path, "marts.dim_client")
     assert new == _rows(build, "marts.dim_client") and len(new) == 52 and (7, "changed") in new
