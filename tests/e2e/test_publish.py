@@ -9,6 +9,7 @@ import duckdb
 import pytest
 
 from conftest import Workspace, make_workspace
+from dagster_project.defs.publish.files import current_version
 
 pytestmark = pytest.mark.e2e
 
@@ -24,6 +25,22 @@ def _count(path: Path) -> int:
     con = duckdb.connect(str(path), read_only=True)
     try:
         return con.execute("SELECT count(*) FROM marts.dim_client").fetchone()[0]
+    finally:
+        con.close()
+
+
+def _differs_from_build(ws: Workspace) -> list[str]:
+    """Published marts/ml tables whose row count or sum of row hashes differs from the build's table."""
+    from dagster_project.defs.publish.files import PUBLISHED_SCHEMAS, sources
+
+    con = duckdb.connect()
+    try:
+        con.execute(f"ATTACH '{ws.data / 'build' / 'build.duckdb'}' AS build (READ_ONLY)")
+        con.execute(f"ATTACH '{ws.warehouse}' AS pub (READ_ONLY)")
+        q = "SELECT count(*), sum(hash(t)) FROM {} AS t"
+        return [table for table, src in sources(con, ws.data / "audit", PUBLISHED_SCHEMAS, {}).items()
+                if not table.startswith("audit.") and con.execute(q.format(src.sql)).fetchone() !=
+                con.execute(q.format(f"pub.{table}")).fetchone()]
     finally:
         con.close()
 
@@ -57,6 +74,10 @@ def test_reader_holding_file_open_neither_errors_nor_blocks_a_run(ws: Workspace)
     out, err = cli.communicate("SELECT count(*) AS n FROM marts.dim_client;\n.quit\n", timeout=60)
     assert err == "" and out.split() == ["n", str(before), "n", str(before)]
     assert _count(ws.warehouse) == before + 20    # new readers see the new version
+    # published as an increment: the changed tables rewritten, the others kept, all equal to the build's
+    m = current_version(ws.warehouse, ws.warehouse.parent / "published_versions").manifest
+    assert m["publish_mode"] == "increment" and "marts.dim_client" in m["tables_rewritten"]
+    assert m["tables_kept"] > 0 and _differs_from_build(ws) == []
 
 
 def test_versions_are_listed_and_rollback_restores_one_atomically(ws: Workspace) -> None:

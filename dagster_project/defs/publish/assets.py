@@ -33,8 +33,9 @@ def published_warehouse(context: dg.AssetExecutionContext, warehouse: Warehouse)
     """Reader-facing copy of the build at $LENDSEG_WAREHOUSE_PATH: schemas marts, ml and audit.
 
     Runs only after every blocking check of the run passed, and refuses when a blocking check of an asset
-    materialised in this run has no result (gates.py: skipped is not passed); writes a complete new version file and swaps
-    it in atomically, so readers never see a partial state and never block a publish. The last
+    materialised in this run has no result (gates.py: skipped is not passed); writes a complete new version file - a
+    copy of the current one with only the changed tables rewritten, when increment.py allows - and swaps it in
+    atomically, so readers never see a partial state and never block a publish. The last
     LENDSEG_PUBLISH_KEEP versions are kept for `lendseg publish --rollback`.
     """
     verdict = run_gate(context.instance, context.run_id, context.job_def.asset_layer.asset_graph)
@@ -48,12 +49,18 @@ def published_warehouse(context: dg.AssetExecutionContext, warehouse: Warehouse)
                 checks_warned=verdict.warned,
                 keep=s.publish_keep, memory_limit=s.memory_limit)
     counts = v.manifest["row_counts"]
-    context.log.info(f"published {v.name}: {len(counts)} tables")
+    m = v.manifest
+    context.log.info(f"published {v.name}: {len(counts)} tables, {m['publish_mode']} ({m['publish_reason']}); "
+                     f"rewritten: {', '.join(m['tables_rewritten']) or 'none'}")
     table = "| table | rows |\n|---|---:|\n" + "\n".join(f"| {t} | {n:,} |" for t, n in counts.items())
     return dg.MaterializeResult(metadata={
         "version": v.name,
         "path": dg.MetadataValue.path(str(s.warehouse_path)),
         "tables": dg.MetadataValue.md(table),
+        "publish_mode": m["publish_mode"],
+        "publish_reason": m["publish_reason"],
+        "tables_rewritten": len(m["tables_rewritten"]),
+        "publish_seconds": dg.MetadataValue.json(m["publish_seconds"]),
         "checks_passed": len(passed),
         "checks_warned": len(verdict.warned),
         "size_mb": round(s.warehouse_path.stat().st_size / 1e6, 2),
