@@ -9,6 +9,7 @@
 -- full_rebuild and Spark (parquet tables, no delete) summarise every account from all snapshots.
 -- The months changed since the last build are those whose fingerprint differs from the one the client-month model
 -- (int_client_usage_months_aggregated, built after this model) stored.
+-- depends_on: {{ ref('int_usage_months_fingerprinted') }}
 {{ config(
     materialized=('table' if target.type == 'spark' else 'incremental'),
     incremental_strategy='delete+insert',
