@@ -106,6 +106,7 @@ def build_ingest_asset(source: str) -> dg.AssetsDefinition:
                       max_share=s.quarantine_max_share, today=date.today(), orphan_max_share=s.orphan_max_share)
         rejected, warnings = [], []
         loaded = {"files": 0, "rows": 0, "quarantined": 0, "held": 0, "released": 0, "in_files": 0, "empty": 0}
+        checksums: list[str] = []
         seconds = {"stage": 0.0, "validate": 0.0, "load": 0.0}
         with connect(s) as con:
             ensure_raw_schema(con)
@@ -133,6 +134,7 @@ def build_ingest_asset(source: str) -> dg.AssetsDefinition:
                     context.log.warning(w)
                 warnings += out.warnings
                 loaded["files"] += 1
+                checksums.append(d.checksum)
                 loaded["rows"] += out.rows_loaded
                 loaded["quarantined"] += out.rows_quarantined
                 loaded["held"] += out.rows_held
@@ -146,6 +148,7 @@ def build_ingest_asset(source: str) -> dg.AssetsDefinition:
             clear_scratch(ctx.scratch_dir, source)
             total = con.execute(f"SELECT count(*) FROM raw.{source}").fetchone()[0]
             preview = _ledger_preview(con, source)
+            months = months_touched(con, source, checksums)
             checks = _checks(con, source, warnings, loaded)
         if loaded["held"]:
             _alert_held(context, s, name, loaded, warnings)
@@ -157,10 +160,27 @@ def build_ingest_asset(source: str) -> dg.AssetsDefinition:
                       "rows_quarantined": loaded["quarantined"], "rows_held": loaded["held"],
                       "rows_released": loaded["released"], "dagster/row_count": int(total),
                       **{f"seconds_{k}": round(v, 3) for k, v in seconds.items()},
-                      "deliveries": dg.MetadataValue.md(preview)},
+                      "deliveries": dg.MetadataValue.md(preview),
+                      **({"months_touched": dg.MetadataValue.text(", ".join(months) or "none")}
+                         if source in MONTH_COLUMN else {})},
             check_results=checks)
 
     return _ingest
+
+
+# The month a row of a source belongs to: what a delivery's rows touch (usage by snapshot, bureau by report date).
+MONTH_COLUMN = {"product_usage": "snapshot_month", "credit_bureau": "report_date"}
+
+
+def months_touched(con, source: str, checksums: list[str]) -> list[str]:
+    """The months (YYYY-MM) of the rows this run's deliveries of ``source`` loaded: what the incremental models
+    build again (shown on the asset so an operator sees which months a run loaded)."""
+    if source not in MONTH_COLUMN or not checksums:
+        return []
+    col = MONTH_COLUMN[source]
+    rows = con.execute(f"SELECT DISTINCT strftime({col}, '%Y-%m') AS m FROM raw.{source} "
+                       f"WHERE _source_checksum IN (SELECT unnest(?::VARCHAR[])) ORDER BY m", [checksums]).fetchall()
+    return [r[0] for r in rows]
 
 
 ingest_assets = [build_ingest_asset(name) for name in SOURCES]
