@@ -117,9 +117,9 @@ def demo_ws(published_ws: Workspace, tmp_path_factory: pytest.TempPathFactory) -
 # cuts). Longest first: with ``--dist loadfile`` a worker takes the next module in collection order when it is
 # nearly done, so the long modules start early, the short ones fill in and the two workers end together. A module
 # not listed counts as LISTED_DEFAULT_S. Keep it roughly true: a wrong figure costs wall time, never a result.
-E2E_SECONDS = {"test_publish.py": 265, "test_ml_e2e.py": 255, "test_spark_engine.py": 255,
+E2E_SECONDS = {"test_publish.py": 265, "test_ml_e2e.py": 255, "test_spark_engine.py": 255, "test_ml_fallback.py": 170,
                "test_operations_e2e.py": 230, "test_applications_e2e.py": 150, "test_e2e.py": 150,
-               "test_upgrade.py": 135, "test_ml_fallback.py": 135, "test_webserver.py": 95,
+               "test_upgrade.py": 135, "test_webserver.py": 95,
                "test_evaluate_smoke.py": 70, "test_bench_e2e.py": 65, "test_readable.py": 40,
                "test_segment_of_record.py": 20}
 LISTED_DEFAULT_S = 60
