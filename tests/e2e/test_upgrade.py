@@ -8,6 +8,7 @@ test checks that segment ids, the override, the ledger and the audit history are
 see the same catalogue.
 """
 
+import json
 import subprocess
 import sys
 import tarfile
@@ -56,7 +57,8 @@ def run_previous(ws: Workspace, source: Path, *args: str) -> subprocess.Complete
 
 
 @pytest.fixture(scope="module")
-def upgraded(tmp_path_factory: pytest.TempPathFactory) -> dict:
+def installed(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The previous release's installation: its first run, with a review override among the first deliveries."""
     root = tmp_path_factory.mktemp("upgrade")
     source = previous_release(root / "previous")
     ws = make_workspace(root / "install")
@@ -78,9 +80,31 @@ def upgraded(tmp_path_factory: pytest.TempPathFactory) -> dict:
         "audit": q(ws.warehouse, "SELECT * FROM audit.data_quality_results ORDER BY ALL"),
         "registry": (ws.data / "models" / "registry.jsonl").read_text(),
         "warnings": q(ws.warehouse, "SELECT warning_id, opened_at, cleared_at FROM marts.risk_early_warnings ORDER BY ALL"),
+        "version": q(ws.warehouse, "SELECT version FROM audit.publish_info").version[0],
     }
-    proc = ws.lendseg("run", "--demo")
-    return {"ws": ws, "before": before, "client_key": pseudonymise(DEMO_PII_KEY, client_id), "run": proc}
+    return {"ws": ws, "before": before, "client_key": pseudonymise(DEMO_PII_KEY, client_id)}
+
+
+@pytest.fixture(scope="module")
+def upgraded(installed: dict) -> dict:
+    """The same installation after one run of this code (the previous release's fixture and this one are two
+    runs: each is paid in the setup of the first test that needs it)."""
+    proc = installed["ws"].lendseg("run", "--demo")
+    return installed | {"run": proc}
+
+
+def test_the_previous_release_leaves_a_complete_installation(installed: dict) -> None:
+    """What the upgrade tests compare against: a published version, a champion, the delivery ledger, the audit
+    store, early warnings and the review override in force (else the later tests would compare nothing)."""
+    before = installed["before"]
+    assert before["version"] == "v000001"
+    events = [json.loads(line) for line in before["registry"].splitlines()]
+    assert {(e["version"], e["status"]) for e in events} == {("m0001", "challenger"), ("m0001", "champion")}
+    assert "rejected" not in set(before["ledger"].status)
+    assert "clients" in set(before["ledger"].source)
+    assert len(before["audit"]) and len(before["warnings"]) and before["dim_segment"].segment_id.gt(0).any()
+    mine = before["segments"][before["segments"].client_key == installed["client_key"]].iloc[0]
+    assert mine.assignment_source == "review" and int(mine.final_segment_id) == 1
 
 
 def test_the_upgraded_run_ingests_nothing_again_and_publishes_a_new_version(upgraded: dict) -> None:
@@ -96,7 +120,6 @@ def test_segment_ids_names_and_the_review_override_are_kept(upgraded: dict) -> N
     """The previous release's champion is of an earlier model family: the first run after the upgrade trains its
     successor, matches it to the old champion's assignments and promotes it (docs/segmentation.md, "Upgrade from
     an earlier model family"). Ids are kept wherever a segment carries on, and the review override still holds."""
-    import json
 
     ws: Workspace = upgraded["ws"]
     before = upgraded["before"]
