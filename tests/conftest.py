@@ -121,7 +121,7 @@ E2E_SECONDS = {"test_publish.py": 265, "test_ml_e2e.py": 255, "test_spark_engine
                "test_operations_e2e.py": 230, "test_applications_e2e.py": 150, "test_e2e.py": 150,
                "test_upgrade.py": 135, "test_webserver.py": 95,
                "test_evaluate_smoke.py": 70, "test_bench_e2e.py": 65, "test_readable.py": 40,
-               "test_segment_of_record.py": 20}
+               "test_segment_of_record.py": 20, "test_dbt_unit_tests.py": 15}
 LISTED_DEFAULT_S = 60
 
 
