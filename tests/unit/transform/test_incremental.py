@@ -78,7 +78,7 @@ def test_a_correction_then_one_more_month_build_only_those_and_equal_a_rebuild(b
     one_row = (f"WHERE snapshot_month = DATE '{months[1]}' AND client_key = (SELECT min(client_key) FROM {MONTHS} "
                f"WHERE snapshot_month = DATE '{months[1]}')")
     sc.con.execute(f"UPDATE {MONTHS} SET month_fingerprint = 'sentinel' {one_row}")
-    code, _, out = sc.dbt_build()
+    code, _, out = sc.dbt_build(command="run")
     assert code == 0, out
     assert sc.con.execute(f"SELECT snapshot_month FROM {MONTHS} WHERE month_fingerprint = 'sentinel'").fetchall() == \
         [(months[1],)]  # the untouched month was not built again
