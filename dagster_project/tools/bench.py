@@ -258,7 +258,6 @@ class PipelineRun:
 
 def run_bench(clients: int, months: int, fmt: str, out_dir: Path, seed: int = 42, keep: bool = False) -> dict:
     from dagster_project.lib.settings import env_value
-    from dagster_project.tools.bench_floor import run_floor, run_floor_applications
     from dagster_project.tools.demo.generate import generate
 
     check_disk(clients, months, Path(tempfile.gettempdir()), env_value("LENDSEG_DUCKDB_MAX_TEMP_SIZE"))
@@ -276,15 +275,8 @@ def run_bench(clients: int, months: int, fmt: str, out_dir: Path, seed: int = 42
         proc = PipelineRun(env, data)
         wall, peak, sampler = proc.wait(out_dir)
         steps, meta = _dagster_steps(home)
-        t = time.perf_counter()
-        floor = run_floor(data / "landing", tmp / "floor", fmt, DEMO_PII_KEY)
-        floor_wall = time.perf_counter() - t
-        t = time.perf_counter()
-        floor_apps = run_floor_applications(tmp / "floor")
-        floor_apps_wall = time.perf_counter() - t
-        report = _report(clients, months, fmt, gen_s, wall, peak, steps, meta, floor, floor_wall, data)
-        report |= floor_with_applications(wall, floor_wall, floor_apps, floor_apps_wall)
-        report["peak_spill_mb"] = round(sampler.peak_spill_mb)
+        report = with_floor(clients, months, fmt, gen_s, {"wall": wall, "peak": peak, "spill": sampler.peak_spill_mb,
+                                                          "steps": steps, "meta": meta}, tmp, data)
     finally:
         signal.signal(signal.SIGTERM, previous)
         if proc is not None:
@@ -296,6 +288,24 @@ def run_bench(clients: int, months: int, fmt: str, out_dir: Path, seed: int = 42
     stem = f"bench-{clients}-{months}m-{fmt}" + ("" if engine == "duckdb" else f"-{engine}")
     (out_dir / f"{stem}.json").write_text(json.dumps(report, indent=2))
     (out_dir / f"{stem}.md").write_text(to_markdown(report))
+    return report
+
+
+def with_floor(clients: int, months: int, fmt: str, gen_s: float, run: dict, tmp: Path, data: Path) -> dict:
+    """The report of a timed run (``run``: wall, peak, spill, steps, meta) with the floor and the floor with the
+    applications made on the same landing files, each timed."""
+    from dagster_project.tools.bench_floor import run_floor, run_floor_applications
+
+    t = time.perf_counter()
+    floor = run_floor(data / "landing", tmp / "floor", fmt, DEMO_PII_KEY)
+    floor_wall = time.perf_counter() - t
+    t = time.perf_counter()
+    floor_apps = run_floor_applications(tmp / "floor")
+    floor_apps_wall = time.perf_counter() - t
+    report = _report(clients, months, fmt, gen_s, run["wall"], run["peak"], run["steps"], run["meta"], floor,
+                     floor_wall, data)
+    report |= floor_with_applications(run["wall"], floor_wall, floor_apps, floor_apps_wall)
+    report["peak_spill_mb"] = round(run["spill"])
     return report
 
 

@@ -23,8 +23,7 @@ import duckdb
 
 from dagster_project.lib.months import add_months
 from dagster_project.lib.settings import DEMO_PII_KEY
-from dagster_project.tools.bench import (PipelineRun, _dagster_steps, _raise_interrupt, _report, bench_env, check_disk,
-                                         floor_with_applications)
+from dagster_project.tools.bench import PipelineRun, _dagster_steps, _raise_interrupt, bench_env, check_disk, with_floor
 
 LAST_MONTH = date(2026, 9, 1)  # a quarter end: the increment carries a bureau file
 CHANGED_SHARE = 1  # percent of the clients whose master data change in the increment
@@ -113,7 +112,7 @@ def run_increment_bench(clients: int, months: int, fmt: str, out_dir: Path, seed
                         keep: bool = False) -> dict:
     from dagster_project.lib.settings import env_value
     from dagster_project.tools.bench import to_markdown
-    from dagster_project.tools.bench_floor import run_floor, run_floor_applications, run_floor_increment
+    from dagster_project.tools.bench_floor import run_floor_increment
     from dagster_project.tools.demo.generate import generate
 
     check_disk(clients, months + 1, Path(tempfile.gettempdir()), env_value("LENDSEG_DUCKDB_MAX_TEMP_SIZE"))
@@ -134,17 +133,7 @@ def run_increment_bench(clients: int, months: int, fmt: str, out_dir: Path, seed
                                MID_MONTH_SHARE, mid_day)
         gen_s = time.perf_counter() - t
         env = bench_env(os.environ, data, home)
-        first = _timed_run(env, data, home, out_dir)
-        t = time.perf_counter()
-        floor = run_floor(data / "landing", tmp / "floor", fmt, DEMO_PII_KEY)
-        floor_wall = time.perf_counter() - t
-        t = time.perf_counter()
-        floor_apps = run_floor_applications(tmp / "floor")
-        floor_apps_wall = time.perf_counter() - t
-        report = _report(clients, months, fmt, gen_s, first["wall"], first["peak"], first["steps"], first["meta"],
-                         floor, floor_wall, data)
-        report |= floor_with_applications(first["wall"], floor_wall, floor_apps, floor_apps_wall)
-        report["peak_spill_mb"] = round(first["spill"])
+        report = with_floor(clients, months, fmt, gen_s, _timed_run(env, data, home, out_dir), tmp, data)
         _deliver(tmp / "increment", data / "landing")
         inc = _timed_run(env, data, home, out_dir)
         t = time.perf_counter()
