@@ -155,17 +155,52 @@ def judge_all(pattern):
     files = sorted(glob.glob(pattern))
     data = {f.split("/")[-1][:-4]: pickle.load(open(f, "rb")) for f in files}
     for rn, rule in RULES.items():
-        held, tari = 0, []
+        held, tari, miss = 0, [], 0
         lines = []
         for dn, res in data.items():
             o = judge(res, rule); held += o["holds"]; tari.append(o["truth_ari"])
+            miss += sum(k != o["k"] for k in o["ks"]) + sum(a < 0.9 for a in o["aris"])
             lines.append(f"   {dn:22s} k={o['k']} ks={o['ks']} ari={[round(a,2) for a in o['aris']]} truth={o['truth_ari']:.3f}")
-        print(f"{rn}: holds {held}/{len(data)}, mean truth ARI {np.mean(tari):.3f}")
+        print(f"{rn}: holds {held}/{len(data)}, misses {miss}, mean truth ARI {np.mean(tari):.3f}")
         print("\n".join(lines))
 
 
 if __name__ == "__main__":
     if sys.argv[1] == "curves":
         main(sys.argv[2], sys.argv[3])
-    else:
-        judge_all(sys.argv[2])
+    elif sys.argv[1] == "judge":
+        pass  # after every rule is defined (end of file)
+
+
+def gap_rule(cands):
+    """The admissible k after which the weakest segment's Jaccard drops most (the k before the largest drop)."""
+    cv = curve(cands).set_index("k")
+    mj = cv.min_jaccard.fillna(0.0)
+    drop = mj - mj.shift(-1).fillna(0.0)
+    pool = cv[cv.admissible].assign(drop=drop)
+    if not len(pool):
+        return r0(cands)
+    return int(pool.sort_values(["drop"], ascending=False).index[0])
+
+
+def mean_j_rule(floor, tol=0.03):
+    """The pool restricted to k whose segments' mean Jaccard (not the weakest's) reaches ``floor``."""
+    def r(cands):
+        cv = curve(cands).assign(mj=[np.mean(list(c.stability().jaccard.values())) if c.done else np.nan for c in cands])
+        pool = cv[cv.admissible & (cv.mj >= floor)]
+        if not len(pool):
+            pool = cv[cv.admissible]
+        if not len(pool):
+            return r0(cands)
+        pool = pool[pool.silhouette >= pool.silhouette.max() - tol]
+        return int(pool.sort_values(["segments", "min_jaccard", "k"], ascending=[False, False, True]).iloc[0].k)
+    return r
+
+
+RULES |= {"gap": gap_rule, "meanJ .90": mean_j_rule(0.90), "meanJ .93": mean_j_rule(0.93),
+          "meanJ .95": mean_j_rule(0.95), "margin .85 tol .01": margin_rule(0.85, 0.01),
+          "tiered .85 tol .01": tiered(0.85, 0.01), "tiered .85 tol .02": tiered(0.85, 0.02),
+          "tiered .85 tol .00": tiered(0.85, 0.0), "tol .01": tol_rule(0.01)}
+
+if __name__ == "__main__" and sys.argv[1] == "judge":
+    judge_all(sys.argv[2])
