@@ -177,7 +177,8 @@ def next_to_refit(cands: list[Candidate], refits: int, fast: bool = True) -> Can
     if not open_:  # decided - or nothing is admissible, and the fallback (the most stable k) needs every k in full
         return None if w is not None else next((c for c in cands if not c.complete(refits)), None)
     hope = pool_choice(pd.DataFrame([c.row(refits) for c in admissible]
-                                    + [c.row(refits) | {"admissible": True, "min_jaccard": 1.0} for c in open_]))
+                                    + [c.row(refits) | {"admissible": True, "min_jaccard": 1.0, "mean_jaccard": 1.0}
+                                      for c in open_]))
     return next((c for c in open_ if c.k == hope), max(open_, key=lambda c: (c.silhouette, c.segments)))
 
 
