@@ -1,9 +1,11 @@
 """The choice of k: every k in ``K_RANGE`` fitted, bootstrapped as the blocking check measures it, chosen by one rule.
 
-The rule (:func:`choose`): among the admissible k - every segment stable (clusterboot Jaccard >= ``JACCARD_FLOOR``
-over all ``refits``) and holding its share - whose silhouette is within ``SILHOUETTE_TOLERANCE`` of the best
-admissible one, the one with the most segments (ties: the more stable, then the smaller k); when no k is
-admissible, the most stable. A k with a segment under ``SCREEN_JACCARD`` after ``SCREEN_REFITS`` refits is not
+The rule (:func:`choose`): the pool is the admissible k - every segment stable (clusterboot Jaccard >= ``JACCARD_FLOOR``
+over all ``refits``) and holding its share - and, when any of them is *reproducible* (the segments' mean Jaccard >=
+``REPRODUCIBLE``; issue 34: a figure averaged over the segments does not flip under a nudge as the weakest segment's
+does), only the reproducible ones; in the pool, among the k whose silhouette is within ``SILHOUETTE_TOLERANCE`` of the
+pool's best, the one with the most segments (ties: the more stable, then the smaller k); when no k is admissible, the
+most stable. A k with a segment under ``SCREEN_JACCARD`` after ``SCREEN_REFITS`` refits is not
 refitted further.
 
 The refits are most of the cost, and most of them cannot change the choice. :func:`select_k` fits every k (the
@@ -12,7 +14,9 @@ change the choice (:func:`next_to_refit`), until the choice is decided:
 
 * a k is settled once its refits are all done or it provably cannot be admissible: a segment under 2 %, or a
   Jaccard mean that cannot reach the screen or the floor even if every remaining refit matched perfectly;
-* with ``w`` the rule's choice among the settled k and ``top`` the best silhouette of the admissible ones, an
+* a pool of merely stable k is replaced by any k that can still be reproducible, so such a k is refitted; a
+  reproducible pool ignores every k that cannot join it (:func:`can_change`);
+* with ``w`` the rule's choice among the settled k and ``top`` the best silhouette of its pool, an
   unsettled k cannot change the choice when (a) it has fewer segments than ``w`` and a silhouette at most
   ``SILHOUETTE_TOLERANCE`` above ``w``'s - admissible, it neither beats ``w`` nor pushes it out of the silhouette
   band - or (b) its silhouette is below ``top - SILHOUETTE_TOLERANCE`` - admissible, it is outside the band and
