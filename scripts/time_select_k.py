@@ -2,7 +2,8 @@
 with every k refitted in full (fast=False), and optionally the select_k of another git revision (its model.py);
 each the minimum of N runs, with the k, the refits spent and whether the partitions agree.
 
-usage: python scripts/time_select_k.py BUILD.duckdb [N] [--rev REV]   (e.g. --rev 52fb9d4, before issue 33)
+usage: python scripts/time_select_k.py BUILD.duckdb [N] [--rev REV]   (e.g. --rev 52fb9d4, before issue 33;
+       --rev b211d0b, the k rule before issue 34)
 """
 import importlib.util
 import os
@@ -30,12 +31,15 @@ def training_space(build: str) -> np.ndarray:
     return training.model_space(frame)[2]
 
 
-def model_at(rev: str):
-    """model.py of git revision ``rev``, imported as a module of its own."""
+def model_at(rev: str, name: str = "model"):
+    """``name``.py of the segmentation package at git revision ``rev``, imported as a module of its own: model.py
+    (select_k lived there before issue 33), else selection.py."""
     root = Path(__file__).resolve().parents[1]
-    text = subprocess.run(["git", "-C", str(root), "show", f"{rev}:dagster_project/defs/segmentation/model.py"],
+    text = subprocess.run(["git", "-C", str(root), "show", f"{rev}:dagster_project/defs/segmentation/{name}.py"],
                           capture_output=True, text=True, check=True).stdout
-    path = Path(tempfile.mkdtemp()) / f"model_{rev}.py"
+    if name == "model" and "def select_k" not in text:
+        return model_at(rev, "selection")
+    path = Path(tempfile.mkdtemp()) / f"{name}_{rev}.py"
     path.write_text(text)
     spec = importlib.util.spec_from_file_location(path.stem, path)
     mod = importlib.util.module_from_spec(spec)

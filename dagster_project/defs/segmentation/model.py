@@ -40,6 +40,7 @@ JACCARD_FLOOR = 0.75                        # blocking: clusterboot mean Jaccard
 HIGHLY_STABLE = 0.85                        # Hennig's "highly stable" band (shown on the k chart)
 SCREEN_REFITS, SCREEN_JACCARD = 5, 0.60     # selection: a k below 0.60 after 5 refits is not refitted further
 SILHOUETTE_TOLERANCE = 0.03                 # selection: the finest stable k within 0.03 of the best silhouette
+REPRODUCIBLE = 0.95                         # selection: k whose segments' mean Jaccard reaches it are preferred (issue 34)
 BOOTSTRAP_FRACTION = 0.80                   # clusterboot subsample share (without replacement)
 RESTARTS = 10                               # k-means++ restarts of every fit (model and refits alike)
 MATCH_MIN_JACCARD = 0.30                    # a retrained cluster keeps a champion id only above this overlap

@@ -1,9 +1,11 @@
 """The choice of k: every k in ``K_RANGE`` fitted, bootstrapped as the blocking check measures it, chosen by one rule.
 
-The rule (:func:`choose`): among the admissible k - every segment stable (clusterboot Jaccard >= ``JACCARD_FLOOR``
-over all ``refits``) and holding its share - whose silhouette is within ``SILHOUETTE_TOLERANCE`` of the best
-admissible one, the one with the most segments (ties: the more stable, then the smaller k); when no k is
-admissible, the most stable. A k with a segment under ``SCREEN_JACCARD`` after ``SCREEN_REFITS`` refits is not
+The rule (:func:`choose`): the pool is the admissible k - every segment stable (clusterboot Jaccard >= ``JACCARD_FLOOR``
+over all ``refits``) and holding its share - and, when any of them is *reproducible* (the segments' mean Jaccard >=
+``REPRODUCIBLE``; issue 34: a figure averaged over the segments does not flip under a nudge as the weakest segment's
+does), only the reproducible ones; in the pool, among the k whose silhouette is within ``SILHOUETTE_TOLERANCE`` of the
+pool's best, the one with the most segments (ties: the more stable, then the smaller k); when no k is admissible, the
+most stable. A k with a segment under ``SCREEN_JACCARD`` after ``SCREEN_REFITS`` refits is not
 refitted further.
 
 The refits are most of the cost, and most of them cannot change the choice. :func:`select_k` fits every k (the
@@ -12,7 +14,9 @@ change the choice (:func:`next_to_refit`), until the choice is decided:
 
 * a k is settled once its refits are all done or it provably cannot be admissible: a segment under 2 %, or a
   Jaccard mean that cannot reach the screen or the floor even if every remaining refit matched perfectly;
-* with ``w`` the rule's choice among the settled k and ``top`` the best silhouette of the admissible ones, an
+* a pool of merely stable k is replaced by any k that can still be reproducible, so such a k is refitted; a
+  reproducible pool ignores every k that cannot join it (:func:`can_change`);
+* with ``w`` the rule's choice among the settled k and ``top`` the best silhouette of its pool, an
   unsettled k cannot change the choice when (a) it has fewer segments than ``w`` and a silhouette at most
   ``SILHOUETTE_TOLERANCE`` above ``w``'s - admissible, it neither beats ``w`` nor pushes it out of the silhouette
   band - or (b) its silhouette is below ``top - SILHOUETTE_TOLERANCE`` - admissible, it is outside the band and
@@ -84,6 +88,20 @@ class Candidate:
     def min_jaccard(self) -> float:
         return min(self.stability().jaccard.values()) if self.done else float("nan")
 
+    def mean_jaccard(self) -> float:
+        """The segments' mean Jaccard (each segment's mean over the refits, averaged over the segments)."""
+        return float(np.mean(list(self.stability().jaccard.values()))) if self.done else float("nan")
+
+    def can_be_reproducible(self, refits: int) -> bool:
+        """Whether it is, or can still become, admissible with a mean Jaccard >= ``REPRODUCIBLE`` (the remaining refits
+        perfect)."""
+        if self.excluded(refits):
+            return False
+        if self.complete(refits):
+            return self.mean_jaccard() >= seg.REPRODUCIBLE
+        sums = np.sum(self.jaccards, axis=0) if self.done else np.zeros(self.segments)
+        return float((sums.mean() + refits - self.done) / refits) >= seg.REPRODUCIBLE - BOUND_SLACK
+
     def admissible(self, refits: int) -> bool:
         """The full run's admissibility (only once the refits are complete)."""
         return bool(self.complete(refits) and self.done >= refits and self.min_jaccard() >= seg.JACCARD_FLOOR
@@ -110,7 +128,8 @@ class Candidate:
     def row(self, refits: int) -> dict:
         return {"k": self.k, "segments": self.segments, "silhouette": self.silhouette,
                 "davies_bouldin": self.davies_bouldin, "inertia": self.inertia, "min_share": self.share,
-                "min_jaccard": self.min_jaccard(), "refits": self.done, "admissible": self.admissible(refits)}
+                "min_jaccard": self.min_jaccard(), "mean_jaccard": self.mean_jaccard(), "refits": self.done,
+                "admissible": self.admissible(refits)}
 
 
 def candidate(z: np.ndarray, k: int, seed: int = seg.SEED) -> Candidate:
@@ -126,10 +145,13 @@ def candidate(z: np.ndarray, k: int, seed: int = seg.SEED) -> Candidate:
 
 
 def pool_choice(curve: pd.DataFrame) -> int | None:
-    """The rule among the admissible rows of ``curve``: None when there is none."""
+    """The rule among the admissible rows of ``curve`` - only the reproducible ones (segments' mean Jaccard >=
+    ``REPRODUCIBLE``) when there is one: None when none is admissible."""
     pool = curve[curve.admissible]
     if not len(pool):
         return None
+    best = pool[pool.mean_jaccard >= seg.REPRODUCIBLE]
+    pool = best if len(best) else pool
     pool = pool[pool.silhouette >= pool.silhouette.max() - seg.SILHOUETTE_TOLERANCE]
     return int(pool.sort_values(["segments", "min_jaccard", "k"], ascending=[False, False, True]).iloc[0].k)
 
@@ -150,16 +172,28 @@ def next_to_refit(cands: list[Candidate], refits: int, fast: bool = True) -> Can
         return next((c for c in cands if not c.complete(refits)), None)
     settled = [c for c in cands if c.settled(refits)]
     admissible = [c for c in settled if c.admissible(refits)]
+    pool = [c for c in admissible if c.mean_jaccard() >= seg.REPRODUCIBLE] or admissible
     w = pool_choice(pd.DataFrame([c.row(refits) for c in settled])) if settled else None
     open_ = [c for c in cands if not c.settled(refits)]
     if w is not None:
-        win, top = next(c for c in cands if c.k == w), max(c.silhouette for c in admissible)
-        open_ = [c for c in open_ if not cannot_change(c, win, top)]
+        win, top = next(c for c in cands if c.k == w), max(c.silhouette for c in pool)
+        open_ = [c for c in open_ if can_change(c, win, top, pool is not admissible, refits)]
     if not open_:  # decided - or nothing is admissible, and the fallback (the most stable k) needs every k in full
         return None if w is not None else next((c for c in cands if not c.complete(refits)), None)
     hope = pool_choice(pd.DataFrame([c.row(refits) for c in admissible]
-                                    + [c.row(refits) | {"admissible": True, "min_jaccard": 1.0} for c in open_]))
+                                    + [c.row(refits) | {"admissible": True, "min_jaccard": 1.0, "mean_jaccard": 1.0}
+                                      for c in open_]))
     return next((c for c in open_ if c.k == hope), max(open_, key=lambda c: (c.silhouette, c.segments)))
+
+
+def can_change(c: Candidate, win: Candidate, top: float, reproducible: bool, refits: int) -> bool:
+    """Whether the refits of the unsettled ``c`` can change the choice ``win`` (``top``: the best silhouette of the
+    pool ``win`` was chosen from; ``reproducible``: that pool is the reproducible k). A reproducible pool ignores a k
+    that cannot join it; a pool of merely stable k is replaced by one that can, so such a k is refitted."""
+    joins = c.can_be_reproducible(refits)
+    if reproducible:
+        return joins and not cannot_change(c, win, top)
+    return joins or not cannot_change(c, win, top)
 
 
 def cannot_change(c: Candidate, win: Candidate, top: float) -> bool:
