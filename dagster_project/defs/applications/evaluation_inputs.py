@@ -49,8 +49,7 @@ def closed_month(con: duckdb.DuckDBPyConnection) -> str | None:
                          [USAGE_TABLE]).fetchone()[0]
     if not exists:
         return None
-    value = con.execute(f"SELECT max(snapshot_month)::VARCHAR FROM raw.{USAGE_TABLE}").fetchone()[0]
-    return value
+    return con.execute(f"SELECT max(snapshot_month)::VARCHAR FROM raw.{USAGE_TABLE}").fetchone()[0]
 
 
 def _ensure(con: duckdb.DuckDBPyConnection) -> None:

@@ -26,8 +26,16 @@
 {%- set channel_list = "('" ~ channels | join("', '") ~ "')" %}
 {%- set product_list = "('" ~ lendseg_products() | join("', '") ~ "')" %}
 {%- set new_months = months_to_build(ref('int_usage_months_fingerprinted')) %}
-{%- set only_new = ("where snapshot_month in " ~ new_months) if is_incremental() else "" %}
-with aggregated as (
+{%- set only_new = "snapshot_month in (select snapshot_month from changed_months)" %}
+with
+{%- if is_incremental() %}
+changed_months as (
+    -- the months to build again, found once for both reads of the staging view below
+    select m.snapshot_month from {{ new_months }} as m
+),
+{%- endif %}
+
+aggregated as (
     select
         client_key,
         snapshot_month,
@@ -50,7 +58,7 @@ with aggregated as (
                 else 0
             end)                                                         as active_flag
     from {{ ref('stg_usage__product_snapshots') }}
-    {{ only_new }}
+    {% if is_incremental() %}where {{ only_new }}{% endif %}
     group by client_key, snapshot_month
 ),
 
@@ -61,7 +69,7 @@ irregular_months as (
     where (product_code not in {{ product_list }}
        or channel is null
        or channel not in {{ channel_list }})
-    {{ only_new | replace('where', 'and', 1) }}
+    {% if is_incremental() %}and {{ only_new }}{% endif %}
 ),
 
 irregular_snapshots as (
