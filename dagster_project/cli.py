@@ -51,6 +51,17 @@ def preflight(job: str, demo: bool) -> str | None:
     return None
 
 
+def _intraday_selection(defs, s) -> list:
+    """The intraday run of the sources with new files, as the landing sensor would request it (jobs.py)."""
+    from .defs.operations.jobs import intraday_keys
+    from .defs.operations.sensors import pending_sources
+
+    sources = pending_sources(s.landing_dir, s.build_path, s.lock_path)
+    print(f"intraday_warnings for new files of: {', '.join(sources) or 'no source (warnings and publish only)'}",
+          file=sys.stderr)
+    return sorted(intraday_keys(defs.resolve_asset_graph(), sources))
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     if problem := preflight(args.job, args.demo):
         print(problem, file=sys.stderr)
@@ -72,6 +83,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     instance = dg.DagsterInstance.get()
     job = defs.resolve_job_def(args.job)
+    selection = _intraday_selection(defs, s) if args.job == "intraday_warnings" else None
     run_id = str(uuid.uuid4())
     log_path = None if args.verbose else s.data_dir / "logs" / f"{run_id}.log"
     print(f"running job '{args.job}', run {run_id} (history in DAGSTER_HOME={home})", file=sys.stderr)
@@ -80,7 +92,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     def execute():
         # in a worker thread, so that SIGINT/SIGTERM stop the run at once whatever step it is in (lib/stop.py)
         return stop.run_stoppable(
-            lambda: job.execute_in_process(instance=instance, raise_on_error=False, run_id=run_id),
+            lambda: job.execute_in_process(instance=instance, raise_on_error=False, run_id=run_id,
+                                           asset_selection=selection),
             lambda signum: stop.stop_run(signum, instance, run_id, s, terminal["err"]))
 
     terminal = {"err": sys.stderr}  # where the stop message goes: the terminal, not the run's log file

@@ -1,6 +1,7 @@
 """End to end through Dagster: generated deliveries -> ingest -> dbt -> published file, via the real CLI."""
 
 import hashlib
+from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
@@ -164,3 +165,46 @@ def test_published_catalogue_matches_the_committed_snapshot(published_ws: Worksp
     missing, extra = sorted(set(expected) - set(actual)), sorted(set(actual) - set(expected))
     assert not missing and not extra, f"published catalogue changed: missing {missing[:20]}, new {extra[:20]}"
     assert actual == expected, "same columns, but in another order"
+
+
+def test_a_mid_month_bureau_file_updates_the_warnings_without_the_daily_run(demo_ws: Workspace) -> None:
+    """The landing sensor's intraday run (jobs.choose_job), as `lendseg run --job intraday_warnings` runs it: the
+    bureau file, the models between it and the warnings, the warnings, the policy and the publish - not the
+    segments, recommendations or evaluations, which wait for the daily run."""
+    import dagster as dg
+
+    from dagster_project.defs.applications.keys import RECS, WARNINGS
+    from dagster_project.tools.bench_increment import mid_month_bureau
+
+    newest = sorted((demo_ws.landing / "credit_bureau").glob("credit_bureau_2*.csv"))[-1]
+    with duckdb.connect(str(demo_ws.warehouse), read_only=True) as con:
+        last = con.execute("SELECT max(latest_report_date) FROM marts.dim_client").fetchone()[0]
+    report_date = min(date.today(), last + timedelta(days=45))
+    mid = demo_ws.landing / "credit_bureau" / f"credit_bureau_mid_{report_date:%Y%m%d}.csv"
+    reports = mid_month_bureau(newest, mid, "csv", 20, report_date)
+    assert reports > 0
+    before = table_digest(demo_ws.warehouse)
+    proc = demo_ws.lendseg("run", "--demo", "--job", "intraday_warnings")
+    assert "intraday_warnings for new files of: credit_bureau" in proc.stderr
+    assert "ingest credit_bureau" in proc.stdout and "risk_early_warnings" in proc.stdout
+    assert "model scoring" not in proc.stdout and "ingest product_usage" not in proc.stdout
+    after = table_digest(demo_ws.warehouse)
+    with duckdb.connect(str(demo_ws.warehouse), read_only=True) as con:
+        updated = con.execute("SELECT count(*) FROM marts.dim_client WHERE latest_report_date = ?",
+                              [report_date]).fetchone()[0]
+    with duckdb.connect() as con:
+        clients = con.execute(f"SELECT count(DISTINCT client_id) FROM read_csv('{mid}', all_varchar = true)").fetchone()[0]
+    assert updated == clients  # every client of the file has its new report in the published dimension
+    assert after["marts.dim_client"] != before["marts.dim_client"]
+    # what the intraday run does not touch is published as it was
+    for table in ("marts.client_product_recommendations", "marts.client_segments", "ml.segment_assignments",
+                  "marts.fct_product_usage_monthly", "marts.recommendation_evaluation"):
+        assert after[table] == before[table], table
+    instance = dg.DagsterInstance.from_config(str(demo_ws.root / "dagster_home"))
+    try:
+        run = instance.get_runs(limit=1)[0]
+        assert run.job_name == "intraday_warnings" and run.status == dg.DagsterRunStatus.SUCCESS
+        assert instance.get_latest_materialization_event(WARNINGS).run_id == run.run_id
+        assert instance.get_latest_materialization_event(RECS).run_id != run.run_id
+    finally:
+        instance.dispose()

@@ -1,15 +1,18 @@
-"""``landing_sensor``: request ``daily_refresh`` when new delivery files appear in the landing zone.
+"""``landing_sensor``: request a run when new delivery files appear in the landing zone.
 
 The cursor is the set of files already seen (``<source>/<name>`` -> ``mtime_ns``). Each tick:
 
 1. lists ``$LENDSEG_LANDING_DIR/<source>/*.csv|*.parquet`` (hidden files ignored; a file must have been
    left alone for ``LENDSEG_LANDING_SETTLE_S`` seconds, default 30, so a copy in progress is not taken);
 2. if nothing is new: SkipReason;
-3. if a writing run (``daily_refresh``, ``monthly_retrain``, ``full_rebuild``) is queued or in progress:
+3. if a writing run (``daily_refresh``, ``monthly_retrain``, ``full_rebuild``, ``intraday_warnings``) is queued
+   or in progress:
    SkipReason *without* advancing the cursor - the files are picked up on the first tick after it ends
    (no pile-up of queued runs);
 4. otherwise one RunRequest for the whole batch, ``run_key`` = hash of the batch (Dagster never launches
-   a run key twice), and the cursor advances past the batch.
+   a run key twice), and the cursor advances past the batch. The request is ``intraday_warnings`` (only the
+   batch's sources and the models between them and the warnings; ``jobs.choose_job``) for a mid-month bureau
+   or usage file once something is published, ``daily_refresh`` otherwise.
 
 A file re-delivered under the same name with a new mtime counts as new (ingest then decides, by content,
 whether there is anything to load). Files the delivery ledger (``raw._deliveries``) already holds with the
@@ -32,7 +35,8 @@ import dagster as dg
 
 from dagster_project.lib.settings import landing_sensor_interval_s, landing_settle_s, load_settings
 from dagster_project.defs.ingest.contract import SOURCES
-from dagster_project.defs.operations.jobs import WRITING_JOB_NAMES, daily_refresh
+from dagster_project.defs.operations.jobs import (INTRADAY, INTRADAY_SOURCES, WRITING_JOB_NAMES, choose_job,
+                                                  daily_refresh, intraday_keys, intraday_warnings)
 from dagster_project.defs.ingest.landing import SUFFIXES
 from dagster_project.defs.operations.schedules import default_sensor_status
 
@@ -105,15 +109,21 @@ def without_ledgered(files: list[LandingFile], ledger: set[tuple[str, int, int]]
     return [f for f in files if (f.relpath, f.size, f.mtime_ns) not in ledger]
 
 
-def read_ledger(build_path: Path, lock_path: Path) -> set[tuple[str, int, int]] | None:
-    """{(relpath, size, mtime_ns)} of every delivery in raw._deliveries; None while a run holds the writer lock.
+@dataclass(frozen=True)
+class BuildState:
+    ledger: set[tuple[str, int, int]]  # (relpath, size, mtime_ns) of every delivery in raw._deliveries
+    newest_usage_month: str | None  # YYYY-MM of the newest snapshot in raw.product_usage; None before any
+
+
+def read_build_state(build_path: Path, lock_path: Path) -> BuildState | None:
+    """The delivery ledger and the newest usage month of the build; None while a run holds the writer lock.
 
     The writer lock is taken (non-blocking) for the read, so no run can start writing meanwhile.
     """
     import duckdb
 
     if not build_path.exists():
-        return set()
+        return BuildState(set(), None)
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
@@ -126,19 +136,62 @@ def read_ledger(build_path: Path, lock_path: Path) -> set[tuple[str, int, int]] 
         except duckdb.Error:
             return None
         try:
-            if not con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'raw' "
-                               "AND table_name = '_deliveries'").fetchone()[0]:
-                return set()
+            tables = {t for (t,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'raw' "
+                                                "AND table_name IN ('_deliveries', 'product_usage')").fetchall()}
             rows = con.execute("SELECT source, file_name, file_size, file_mtime_ns FROM raw._deliveries "
-                               "WHERE file_size IS NOT NULL AND file_mtime_ns IS NOT NULL").fetchall()
+                               "WHERE file_size IS NOT NULL AND file_mtime_ns IS NOT NULL").fetchall() \
+                if "_deliveries" in tables else []
+            month = con.execute("SELECT strftime(max(snapshot_month), '%Y-%m') FROM raw.product_usage").fetchone()[0] \
+                if "product_usage" in tables else None
         finally:
             con.close()
-        return {(f"{source}/{name}", int(size), int(mtime)) for source, name, size, mtime in rows}
+        return BuildState({(f"{source}/{name}", int(size), int(mtime)) for source, name, size, mtime in rows}, month)
     finally:
         try:
             fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
             os.close(fd)
+
+
+def read_ledger(build_path: Path, lock_path: Path) -> set[tuple[str, int, int]] | None:
+    """{(relpath, size, mtime_ns)} of every delivery in raw._deliveries; None while a run holds the writer lock."""
+    state = read_build_state(build_path, lock_path)
+    return None if state is None else state.ledger
+
+
+def newest_usage_month(paths: list[Path]) -> str | None:
+    """YYYY-MM of the newest ``snapshot_month`` in these usage files; None if any cannot be read (the run then
+    ingests them and names what is wrong)."""
+    import duckdb
+
+    months = []
+    with duckdb.connect() as con:
+        for path in paths:
+            reader = "read_parquet(?)" if path.suffix.lower() == ".parquet" else "read_csv(?, header = true, all_varchar = true)"
+            try:
+                month = con.execute(f"SELECT strftime(max(TRY_CAST(snapshot_month AS DATE)), '%Y-%m') FROM {reader}",
+                                    [str(path)]).fetchone()[0]
+            except duckdb.Error:
+                return None
+            if month is None:
+                return None
+            months.append(month)
+    return max(months) if months else None
+
+
+def batch_job(batch: list[LandingFile], landing_dir: Path, published: bool, state: BuildState) -> str:
+    """The job a batch runs (jobs.choose_job): the intraday warnings for a mid-month bureau or usage file."""
+    sources = {f.relpath.split("/", 1)[0] for f in batch}
+    usage = [landing_dir / f.relpath for f in batch if f.relpath.startswith("product_usage/")]
+    return choose_job(sources, published, state.newest_usage_month, newest_usage_month(usage) if usage else None)
+
+
+def pending_sources(landing_dir: Path, build_path: Path, lock_path: Path) -> list[str]:
+    """The intraday sources with files the delivery ledger does not hold yet (``lendseg run --job intraday_warnings``)."""
+    files = scan_landing(landing_dir, INTRADAY_SOURCES, settle_s=0)
+    ledger = read_ledger(build_path, lock_path)
+    todo = files if ledger is None else without_ledgered(files, ledger)
+    return sorted({f.relpath.split("/", 1)[0] for f in todo})
 
 
 def advance_cursor(seen: dict[str, int], batch: list[LandingFile], present: list[LandingFile] | None = None) -> str:
@@ -222,11 +275,12 @@ def _settle_s() -> float:
 
 @dg.sensor(
     name="landing_sensor",
-    job=daily_refresh,
+    jobs=[daily_refresh, intraday_warnings],
     minimum_interval_seconds=landing_sensor_interval_s(),
     default_status=default_sensor_status(),
-    description="Requests daily_refresh once per batch of new delivery files under $LENDSEG_LANDING_DIR/<source>/; "
-                "waits while a writing run is queued or in progress.",
+    description="Requests one run per batch of new delivery files under $LENDSEG_LANDING_DIR/<source>/: "
+                "intraday_warnings for a mid-month bureau or usage file, daily_refresh otherwise; waits while a "
+                "writing run is queued or in progress.",
 )
 def landing_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
     s = load_settings()
@@ -242,7 +296,8 @@ def landing_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.
     if active:
         return dg.SkipReason(f"{len(batch)} new delivery file(s) wait: writing run(s) {', '.join(active)} "
                              "queued or in progress; they are picked up after it ends")
-    ledger = read_ledger(s.build_path, s.lock_path)
+    state = read_build_state(s.build_path, s.lock_path)
+    ledger = None if state is None else state.ledger
     if ledger is None:
         return dg.SkipReason(f"{len(batch)} new delivery file(s) wait: a run holds the build-database writer lock")
     todo = without_ledgered(batch, ledger)
@@ -251,10 +306,16 @@ def landing_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.
             f"{len(batch)} file(s) already in the delivery ledger (loaded by an earlier run): no run requested"),
             cursor=advance_cursor(seen, batch, present=files))
     seen_now, batch = batch, todo  # the cursor moves past the ledgered files too
-    context.log.info(f"requesting daily_refresh for {len(batch)} new file(s): "
+    job = batch_job(batch, s.landing_dir, s.warehouse_path.exists(), state)
+    selection = None
+    if job == INTRADAY and context.repository_def is not None:  # only the batch's sources and what follows them
+        selection = sorted(intraday_keys(context.repository_def.asset_graph,
+                                         sorted({f.relpath.split("/", 1)[0] for f in batch})))
+    context.log.info(f"requesting {job} for {len(batch)} new file(s): "
                      + ", ".join(f.relpath for f in batch[:20]) + (" ..." if len(batch) > 20 else ""))
     return dg.SensorResult(
-        run_requests=[dg.RunRequest(run_key=batch_run_key(batch), tags=batch_tags(batch))],
+        run_requests=[dg.RunRequest(run_key=batch_run_key(batch), tags=batch_tags(batch), job_name=job,
+                                    asset_selection=selection)],
         cursor=advance_cursor(seen, seen_now, present=files),
     )
 

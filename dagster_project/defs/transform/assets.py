@@ -1,21 +1,16 @@
 """dbt models (dbt-duckdb) as Dagster assets; dbt tests appear as asset checks.
 
-The manifest is built here when missing or older than the dbt sources, so CLI runs, tests and CI work
+The manifest is built when missing or older than the dbt sources (parse.py), so CLI runs, tests and CI work
 without ``dagster dev`` (whose ``prepare_if_dev`` only runs under ``dagster dev``).
 """
 
 
-import fcntl
 import importlib.metadata
 import json
 import os
-import shutil
-import subprocess
-import sys
 import uuid
 from collections.abc import Mapping
 from functools import cached_property
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -27,51 +22,12 @@ from dagster_project.defs.transform.lake import (built_relations, export_sources
                                                  step_sources)
 from dagster_project.lib.resources import Warehouse
 from dagster_project.lib.warehouse import connect, dbt_spill_message
+from dagster_project.defs.transform.parse import (DBT_EXECUTABLE, dbt_env, dbt_target_dir, ensure_manifest, keep_parse,
+                                                  prune_targets, reuse_parse)
 
-DBT_EXECUTABLE = str(Path(sys.executable).parent / "dbt") if (Path(sys.executable).parent / "dbt").exists() else "dbt"
-DBT_TARGETS_KEPT = 20
+__all__ = ["DBT_EXECUTABLE", "DBT_KEYS", "dbt_resource", "dbt_steps"]
+
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
-
-
-def dbt_env(settings: Settings) -> dict[str, str]:
-    """Environment the dbt profile reads (dbt/profiles.yml)."""
-    return {
-        "LENDSEG_BUILD_PATH": str(settings.build_path),
-        "LENDSEG_LAKE_DIR": str(settings.lake_dir),
-        "LENDSEG_SPARK_DIR": str(settings.spark_dir),
-        "LENDSEG_SPARK_MEMORY": settings.spark_memory,
-        "LENDSEG_DUCKDB_MEMORY_LIMIT": settings.memory_limit,
-        "LENDSEG_DUCKDB_THREADS": str(settings.threads),
-        "LENDSEG_DUCKDB_TEMP_DIR": str(settings.temp_dir),
-        "LENDSEG_DUCKDB_MAX_TEMP_SIZE": settings.max_temp_size,
-    }
-
-
-def _newest_source_mtime(project_dir: Path) -> float:
-    paths = [project_dir / "dbt_project.yml", project_dir / "profiles.yml"]
-    for sub in ("models", "macros", "seeds", "tests", "snapshots"):
-        if (project_dir / sub).exists():
-            paths += [p for p in (project_dir / sub).rglob("*") if p.is_file()]
-    return max(p.stat().st_mtime for p in paths if p.exists())
-
-
-def ensure_manifest(project_dir: Path = DBT_PROJECT_DIR) -> Path:
-    """Run ``dbt parse`` when target/manifest.json is missing or stale; return its path."""
-    manifest = project_dir / "target" / "manifest.json"
-    if manifest.exists() and manifest.stat().st_mtime >= _newest_source_mtime(project_dir):
-        return manifest
-    (project_dir / "target").mkdir(exist_ok=True)
-    with open(project_dir / "target" / ".parse.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (manifest.exists() and manifest.stat().st_mtime >= _newest_source_mtime(project_dir)):
-            env = {**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
-            env.setdefault("LENDSEG_BUILD_PATH", str(project_dir / "target" / "parse-only.duckdb"))
-            proc = subprocess.run(
-                [DBT_EXECUTABLE, "parse", "--project-dir", str(project_dir), "--profiles-dir", str(project_dir)],
-                capture_output=True, text=True, env=env)
-            if proc.returncode != 0:
-                raise RuntimeError(f"dbt parse failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-2000:]}")
-    return manifest
 
 
 class LendsegTranslator(DagsterDbtTranslator):
@@ -165,44 +121,6 @@ def _failure_report(settings: Settings, run_id: str, invocation) -> str:
         return spill
     with connect(settings) as con:
         return dbt_failure_report(con, settings.remedies_dir, run_id, run_results, dict(invocation.manifest))
-
-
-def dbt_target_dir(settings: Settings) -> Path:
-    """Per-invocation dbt artefacts (run_results.json, logs) live under the data dir, not in the repository."""
-    return settings.data_dir / "dbt_target"
-
-
-PARSE_CACHE = "partial_parse.msgpack"
-
-
-def reuse_parse(cache_dir: Path, target: Path) -> None:
-    """Seed a new invocation folder with this data dir's last parse, so dbt parses only what changed.
-
-    dbt reuses a parse only when the profile's connection values match; those include the build path, so
-    the project's own target/partial_parse.msgpack (parsed without a data dir) is never reusable here and
-    every invocation used to parse the whole project again (~6 s). dbt itself checks file hashes and its own
-    version, so a stale cache costs one full parse, never a wrong manifest.
-    """
-    cached = cache_dir / PARSE_CACHE
-    if cached.exists():
-        target.mkdir(parents=True, exist_ok=True)
-        shutil.copy(cached, target / PARSE_CACHE)
-
-
-def keep_parse(target: Path, cache_dir: Path) -> None:
-    """Keep the invocation's parse as the data dir's cache (atomic replace; none if dbt wrote none)."""
-    fresh = target / PARSE_CACHE
-    if fresh.exists():
-        tmp = cache_dir / f".{PARSE_CACHE}.{uuid.uuid4().hex[:6]}"
-        shutil.copy(fresh, tmp)
-        os.replace(tmp, cache_dir / PARSE_CACHE)
-
-
-def prune_targets(folder: Path, keep: int = DBT_TARGETS_KEPT) -> None:
-    """Keep the newest ``keep`` invocation folders so weeks of unattended runs do not fill the disk."""
-    dirs = sorted((d for d in folder.iterdir() if d.is_dir()), key=lambda d: d.stat().st_mtime)
-    for old in dirs[:-keep] if keep > 0 else []:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 class LendsegDbtCli(DbtCliResource):
