@@ -10,9 +10,9 @@ from pathlib import Path
 import duckdb
 import numpy as np
 
-from dagster_project.lib.settings import DBT_PROJECT_DIR
 from dagster_project.defs.ingest.contract import SOURCES
 from dagster_project.lib.pseudonymise import hmac_sql
+from dagster_project.lib.settings import DBT_PROJECT_DIR
 
 
 def _reader(landing: Path, source: str, fmt: str) -> str:
@@ -31,8 +31,12 @@ def _ingest(con: duckdb.DuckDBPyConnection, landing: Path, fmt: str, key: str) -
     for name, src in SOURCES.items():
         if not (landing / name).exists():
             continue
-        exprs = [f"{hmac_sql(key, c.name)} AS {c.stored_name}" if c.pii == "hmac"
-                 else f"TRY_CAST({c.name} AS {c.type}) AS {c.name}" for c in src.kept]
+        exprs = [
+            f"{hmac_sql(key, c.name)} AS {c.stored_name}"
+            if c.pii == "hmac"
+            else f"TRY_CAST({c.name} AS {c.type}) AS {c.name}"
+            for c in src.kept
+        ]
         con.execute(f"CREATE TABLE raw_{name} AS SELECT {', '.join(exprs)} FROM {_reader(landing, name, fmt)}")
         rows += con.execute(f"SELECT count(*) FROM raw_{name}").fetchall()[0][0]
     return rows
@@ -45,11 +49,17 @@ def _ingest_increment(con: duckdb.DuckDBPyConnection, landing: Path, fmt: str, k
         files = sorted((landing / name).glob(f"*.{fmt}")) if (landing / name).exists() else []
         if not files:
             continue
-        exprs = [f"{hmac_sql(key, c.name)} AS {c.stored_name}" if c.pii == "hmac"
-                 else f"TRY_CAST({c.name} AS {c.type}) AS {c.name}" for c in src.kept]
+        exprs = [
+            f"{hmac_sql(key, c.name)} AS {c.stored_name}"
+            if c.pii == "hmac"
+            else f"TRY_CAST({c.name} AS {c.type}) AS {c.name}"
+            for c in src.kept
+        ]
         listed = "[" + ", ".join(f"'{f}'" for f in files) + "]"
-        con.execute(f"CREATE OR REPLACE TEMP TABLE new_{name} AS SELECT {', '.join(exprs)} "
-                    f"FROM {_files_reader(listed, name, fmt)}")
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE new_{name} AS SELECT {', '.join(exprs)} "
+            f"FROM {_files_reader(listed, name, fmt)}"
+        )
         keys = ", ".join(src.key)
         con.execute(f"DELETE FROM raw_{name} WHERE ({keys}) IN (SELECT ({keys}) FROM new_{name})")
         con.execute(f"INSERT INTO raw_{name} BY NAME SELECT * FROM new_{name}")
@@ -57,8 +67,17 @@ def _ingest_increment(con: duckdb.DuckDBPyConnection, landing: Path, fmt: str, k
     return rows
 
 
-DERIVED_TABLES = ("sme_size_thresholds", "province_regions", "industry_sections", "rating_master_scale", "dim_client",
-                  "usage_profile", "credit_profile", "client_features", "assignments")
+DERIVED_TABLES = (
+    "sme_size_thresholds",
+    "province_regions",
+    "industry_sections",
+    "rating_master_scale",
+    "dim_client",
+    "usage_profile",
+    "credit_profile",
+    "client_features",
+    "assignments",
+)
 
 
 def run_floor_increment(landing: Path, work: Path, fmt: str, key: str, memory_limit: str = "4GB") -> dict[str, dict]:
@@ -77,9 +96,20 @@ def run_floor_increment(landing: Path, work: Path, fmt: str, key: str, memory_li
         ("profiles_features", lambda: _profiles_and_features(con)),
         ("model_fit_score", lambda: _model(con)),
         ("publish", lambda: _publish(con, work / "floor_published.duckdb")),
-        ("applications", lambda: drop(APPLICATION_TABLES) or sum(
-            _create(con, sql, t) for sql, t in ((FLAG_SQL, "warning_flags"), (RECOMMEND_SQL, "recommendations"),
-                                                (POLICY_SQL, "client_policy")))),
+        (
+            "applications",
+            lambda: (
+                drop(APPLICATION_TABLES)
+                or sum(
+                    _create(con, sql, t)
+                    for sql, t in (
+                        (FLAG_SQL, "warning_flags"),
+                        (RECOMMEND_SQL, "recommendations"),
+                        (POLICY_SQL, "client_policy"),
+                    )
+                )
+            ),
+        ),
         ("publish_applications", lambda: _publish_applications(con, work / "floor_published.duckdb")),
     ]
     out = _timed(steps)
@@ -135,7 +165,9 @@ def _model(con: duckdb.DuckDBPyConnection, k: int = 7, sample: int = 50_000) -> 
     from sklearn.cluster import KMeans
 
     cols = "log_emp, log_rev, score, products, log_limit, util, max_dpd, interactions"
-    x = con.execute(f"SELECT {cols} FROM client_features USING SAMPLE reservoir({sample} ROWS) REPEATABLE (1)").fetchnumpy()
+    x = con.execute(
+        f"SELECT {cols} FROM client_features USING SAMPLE reservoir({sample} ROWS) REPEATABLE (1)"
+    ).fetchnumpy()
     x = np.column_stack([x[c] for c in cols.split(", ")]).astype(float)
     mean, sd = x.mean(axis=0), x.std(axis=0) + 1e-9
     km = KMeans(n_clusters=k, n_init=3, random_state=0).fit((x - mean) / sd)

@@ -5,11 +5,12 @@
 with expected as (
     select d.client_key
     from {{ ref('dim_client') }} as d
-    where d.lifecycle_stage <> 'prospect'
-      and (
+    where
+        d.lifecycle_stage <> 'prospect'
+        and (
             d.client_key in (select client_key from {{ ref('fct_credit_profile') }})
             or d.client_key in (select client_key from {{ ref('fct_client_usage_profile') }})
-          )
+        )
 ),
 
 actual as (

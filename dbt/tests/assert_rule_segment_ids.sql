@@ -14,7 +14,8 @@ risks as (
     select industry_risk_class, count(distinct risk_rank) as ranks from seed group by industry_risk_class
 )
 
-select cast(segment_id as {{ dbt.type_string() }}) as problem_key, 'id_is_not_minus_10_size_rank_plus_risk_rank' as problem
+select
+    cast(segment_id as {{ dbt.type_string() }}) as problem_key, 'id_is_not_minus_10_size_rank_plus_risk_rank' as problem
 from seed
 where segment_id <> -(10 * size_rank + risk_rank)
 union all

@@ -2,14 +2,21 @@
 
 import dagster as dg
 
-from dagster_project.defs.applications.keys import (DIM_CLIENT, GROUP, RECS, SEG_MARKETING, SEG_POLICY, SEGMENT_DEPS,
-                                                    SEGMENT_DOCS, USAGE_PROFILE)
+from dagster_project.defs.applications.keys import (
+    DIM_CLIENT,
+    GROUP,
+    RECS,
+    SEG_MARKETING,
+    SEG_POLICY,
+    SEGMENT_DEPS,
+    SEGMENT_DOCS,
+    USAGE_PROFILE,
+)
 from dagster_project.defs.applications.marketing import contact_intensity
+from dagster_project.defs.applications.store import write_app_table
 from dagster_project.lib.metadata import chart_first, figure, md_table, png_markdown
 from dagster_project.lib.resources import Warehouse
-from dagster_project.defs.applications.store import write_app_table
 from dagster_project.lib.warehouse import connect
-
 
 MARKETING_COLUMNS = {
     **SEGMENT_DOCS,
@@ -26,8 +33,12 @@ MARKETING_COLUMNS = {
 }
 
 
-@dg.asset(key=SEG_MARKETING, group_name=GROUP, kinds={"duckdb", "python"},
-          deps=[DIM_CLIENT, USAGE_PROFILE, RECS, SEG_POLICY, *SEGMENT_DEPS])
+@dg.asset(
+    key=SEG_MARKETING,
+    group_name=GROUP,
+    kinds={"duckdb", "python"},
+    deps=[DIM_CLIENT, USAGE_PROFILE, RECS, SEG_POLICY, *SEGMENT_DEPS],
+)
 def segment_marketing(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
     """Marketing plan per segment: preferred channel, contact intensity, products to push, eligible clients."""
     with connect(warehouse.settings) as con:
@@ -59,39 +70,66 @@ def segment_marketing(context: dg.AssetExecutionContext, warehouse: Warehouse) -
                 coalesce(a.advisory_clients, 0) AS advisory_clients, coalesce(a.rec_clients, 0) AS rec_clients
             FROM seg AS s LEFT JOIN best AS b USING (segment_id) LEFT JOIN stats AS st USING (segment_id)
             LEFT JOIN adv AS a USING (segment_id) ORDER BY s.segment_id""").df()
-        df["products_to_push"] = [("" if t == "restricted" else (p or "")) for t, p in zip(df.approval_track, df.recommended_products)]
+        df["products_to_push"] = [
+            ("" if t == "restricted" else (p or "")) for t, p in zip(df.approval_track, df.recommended_products)
+        ]
         con.register("mk_df", df)
-        elig = dict(con.execute("""
+        elig = dict(
+            con.execute("""
             SELECT m.segment_id, count(DISTINCT r.client_key) FROM mk_df AS m
             JOIN app.client_product_recommendations AS r USING (segment_id)
             WHERE m.products_to_push <> '' AND list_contains(string_split(m.products_to_push, '|'), r.product_code)
-            GROUP BY 1""").fetchall())
+            GROUP BY 1""").fetchall()
+        )
         df["eligible_clients"] = df.segment_id.map(elig).fillna(0).astype(int)
-        df["contact_intensity"] = [contact_intensity(t, pg, (e / rcn) if rcn else 0.0) for t, pg, e, rcn in
-                                   zip(df.approval_track, df.platinum_gold_share, df.eligible_clients, df.rec_clients)]
+        df["contact_intensity"] = [
+            contact_intensity(t, pg, (e / rcn) if rcn else 0.0)
+            for t, pg, e, rcn in zip(df.approval_track, df.platinum_gold_share, df.eligible_clients, df.rec_clients)
+        ]
         con.unregister("mk_df")
         con.register("mk_df", df)
         try:
             con.execute("BEGIN")
-            n = write_app_table(con, "segment_marketing", """
+            n = write_app_table(
+                con,
+                "segment_marketing",
+                """
                 SELECT segment_id::BIGINT AS segment_id, segment_name, segment_source, clients::INTEGER AS clients, prospects::INTEGER AS prospects,
                     approval_track, preferred_channel, contact_intensity, products_to_push,
                     eligible_clients::INTEGER AS eligible_clients, advisory_clients::INTEGER AS advisory_clients,
                     platinum_gold_share::DOUBLE AS platinum_gold_share, as_of_date
                 FROM mk_df ORDER BY segment_id""",
-                "Marketing plan per segment (docs/applications.md).", MARKETING_COLUMNS)
+                "Marketing plan per segment (docs/applications.md).",
+                MARKETING_COLUMNS,
+            )
             con.execute("COMMIT")
         finally:
             con.unregister("mk_df")
     fig, ax = figure(9, 4.5)
     top = df.sort_values("eligible_clients", ascending=False).head(15)
-    colors = top.preferred_channel.map({"online": "tab:blue", "branch": "tab:purple", "relationship_manager": "tab:green"})
+    colors = top.preferred_channel.map(
+        {"online": "tab:blue", "branch": "tab:purple", "relationship_manager": "tab:green"}
+    )
     ax.barh(top.segment_name, top.eligible_clients, color=colors.fillna("tab:gray"))
     ax.invert_yaxis()
     ax.tick_params(axis="y", labelsize=7)
     ax.set_xlabel("eligible clients for the pushed products (blue online, purple branch, green RM)")
     ax.set_title("Marketing: eligible clients and preferred channel by segment")
-    show = df[["segment_name", "clients", "approval_track", "preferred_channel", "contact_intensity", "products_to_push",
-               "eligible_clients"]].sort_values("eligible_clients", ascending=False).head(20)
-    return dg.MaterializeResult(metadata=chart_first({"rows": n, "summary": md_table(show),
-                                          "chart": png_markdown(fig, "marketing by segment")}))
+    show = (
+        df[
+            [
+                "segment_name",
+                "clients",
+                "approval_track",
+                "preferred_channel",
+                "contact_intensity",
+                "products_to_push",
+                "eligible_clients",
+            ]
+        ]
+        .sort_values("eligible_clients", ascending=False)
+        .head(20)
+    )
+    return dg.MaterializeResult(
+        metadata=chart_first({"rows": n, "summary": md_table(show), "chart": png_markdown(fig, "marketing by segment")})
+    )

@@ -31,11 +31,11 @@ FULL_REFRESH_TAG = "lendseg/full_refresh"
 
 DESCRIPTIONS = {
     "daily_refresh": "Ingest new deliveries -> dbt build (models + tests) -> score segments with the champion model "
-                     "(bootstraps one on the first run) -> publish the checked warehouse.",
+    "(bootstraps one on the first run) -> publish the checked warehouse.",
     "monthly_retrain": "Monthly: retrain the segment model (challenger), blocking checks, promote, rescore -> publish.",
     "full_rebuild": "After a code change: rebuild every derived table from the raw layer and publish. Keeps state: "
-                    f"the raw layer, delivery ledger and audit store are never dropped. Tagged {FULL_REFRESH_TAG}=true "
-                    "so that incremental dbt models can be built with --full-refresh.",
+    f"the raw layer, delivery ledger and audit store are never dropped. Tagged {FULL_REFRESH_TAG}=true "
+    "so that incremental dbt models can be built with --full-refresh.",
 }
 
 
