@@ -214,7 +214,8 @@ def cmd_publish(args: argparse.Namespace) -> int:
         mark = "*" if cur and v.number == cur.number else " "
         print(
             f"{mark} {v.name}  {v.manifest['published_at']}  run {v.manifest['run_id'][:8]}  "
-            f"{tables_in(v.manifest['row_counts'])} tables  {rows:,} rows  {len(v.manifest['checks_passed'])} checks passed"
+            f"{tables_in(v.manifest['row_counts'])} tables  {rows:,} rows  {len(v.manifest['checks_passed'])} "
+            "checks passed"
         )
     return 0
 

@@ -62,7 +62,8 @@ def main() -> None:
         t_stage = time.perf_counter() - t
         print("| step | rows | seconds | rows/s | peak RSS MB |\n|---|---:|---:|---:|---:|")
         print(
-            f"| stage to scratch file (read CSV + HMAC) | {rows:,} | {t_stage:.1f} | {rows / t_stage:,.0f} | {peak_rss_mb():,.0f} |"
+            f"| stage to scratch file (read CSV + HMAC) | {rows:,} | {t_stage:.1f} | {rows / t_stage:,.0f} | "
+            f"{peak_rss_mb():,.0f} |"
         )
         con.execute("DETACH stg")
         suite_rules = rules("product_usage", date.today())
@@ -75,7 +76,8 @@ def main() -> None:
             dt = time.perf_counter() - t
             suite.close()
             print(
-                f"| GX import + context + suite ({len(suite_rules)} rules) | - | {t_init:.1f} | - | {peak_rss_mb():,.0f} |"
+                f"| GX import + context + suite ({len(suite_rules)} rules) | - | {t_init:.1f} | - | "
+                f"{peak_rss_mb():,.0f} |"
             )
             print(f"| GX suite as SQL, {label} | {rows:,} | {dt:.1f} | {rows / dt:,.0f} | {peak_rss_mb():,.0f} |")
         con.execute(f"ATTACH '{scratch}' AS stg")

@@ -213,7 +213,7 @@ def apply_levels(cal, active: Mapping[Key, Observation]) -> dict[Key, Observatio
     z = np.asarray(cal.score.logit(x), dtype=float)
     p = 1.0 / (1.0 + np.exp(-z))
     ranks = _score_ranks(cal, z, np.array([expert[c] for c in clients]))
-    level = {c: (int(r), float(pc)) for c, r, pc in zip(clients, ranks, p)}
+    level = {c: (int(r), float(pc)) for c, r, pc in zip(clients, ranks, p, strict=False)}
     points = {1: cal.watch_threshold, 2: cal.warning_threshold, 3: cal.critical_threshold}
     out: dict[Key, Observation] = {}
     for key, o in active.items():
@@ -369,7 +369,7 @@ def frame_differences(a: pd.DataFrame, b: pd.DataFrame, keys: list[str], rel: fl
             )
             same = (np.isnan(xv) & np.isnan(yv)) | np.isclose(xv, yv, rtol=rel, atol=0.0)
         else:
-            same = np.array([_plain(p) == _plain(q) for p, q in zip(x, y)], bool)
+            same = np.array([_plain(p) == _plain(q) for p, q in zip(x, y, strict=False)], bool)
         bad |= ~same
     return int(bad.sum())
 
@@ -391,7 +391,7 @@ def cell_differences(ref: pd.DataFrame, new: pd.DataFrame) -> int:
 def point_estimates(cells: pd.DataFrame) -> dict:
     """The old evaluation's figures from a reference replay's cells (leads expanded, ``statistics.median``)."""
     f, y, n = cells.flagged.astype(bool), cells.positive.astype(bool), cells.n.astype(int)
-    leads = [lead for lead, k in zip(cells.lead[f & y], n[f & y]) for _ in range(k)]
+    leads = [lead for lead, k in zip(cells.lead[f & y], n[f & y], strict=False) for _ in range(k)]
     nf, npos, tp = int(n[f].sum()), int(n[y].sum()), int(n[f & y].sum())
     return {
         "clients": int(n.sum()),

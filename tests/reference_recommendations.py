@@ -39,7 +39,7 @@ def recommend_rows(
         cp = profile(r)
         held = {p for p in rc.PRODUCTS if r[f"held_{p}"]}
         eligible = {p for p in rc.PRODUCTS if p in products and rc.is_eligible(products[p], cp)}
-        share = dict(zip(rc.PRODUCTS, shares[j]))
+        share = dict(zip(rc.PRODUCTS, shares[j], strict=False))
         scores = {p: rc.score(share[p], bool(rc.playbook_codes(p, cp)), popularity[p]) for p in rc.PRODUCTS}
         top = rc.rank_products(scores, held, eligible)
         rankings[int(i)] = {

@@ -54,7 +54,8 @@ VARIABLES: list[tuple[str, str, str]] = [
     (
         "LENDSEG_ORPHAN_MAX_SHARE",
         "0.2",
-        "Largest share of a bureau or usage delivery's rows whose client is unknown; above it the file is rejected as a likely mix-up.",
+        "Largest share of a bureau or usage delivery's rows whose client is unknown; above it the file is rejected "
+        "as a likely mix-up.",
     ),
     ("LENDSEG_PUBLISH_KEEP", "5", "How many published versions are kept for rollback."),
     ("LENDSEG_DUCKDB_MEMORY_LIMIT", "4GB", "DuckDB memory_limit for pipeline connections."),
@@ -67,7 +68,8 @@ VARIABLES: list[tuple[str, str, str]] = [
     (
         "LENDSEG_DUCKDB_MAX_TEMP_SIZE",
         "20GB",
-        "Most disk DuckDB may spill to; a step that needs more fails with one line naming this setting, and nothing published changes.",
+        "Most disk DuckDB may spill to; a step that needs more fails with one line naming this setting, and "
+        "nothing published changes.",
     ),
     ("LENDSEG_TIMEZONE", "Asia/Shanghai", "Time zone (IANA name) of the schedules' cron strings."),
     ("LENDSEG_DAILY_CRON", "0 6 * * *", "When daily_refresh runs (five-field cron)."),
@@ -102,27 +104,32 @@ VARIABLES: list[tuple[str, str, str]] = [
     (
         "LENDSEG_SEG_MIN_REFITS",
         "20",
-        "Blocking: a trained model's clusterboot needs at least this many refits. Keep 20; tests lower it to train fast.",
+        "Blocking: a trained model's clusterboot needs at least this many refits. Keep 20; tests lower it to train "
+        "fast.",
     ),
     (
         "LENDSEG_SEG_SILHOUETTE_FLOOR",
         "0.1",
-        "Promotion floor of the silhouette of a trained segmentation model (a failing first model publishes rule-based segments).",
+        "Promotion floor of the silhouette of a trained segmentation model (a failing first model publishes "
+        "rule-based segments).",
     ),
     (
         "LENDSEG_SEG_SEED",
         "20240601",
-        "Seed of the segmentation's k-means fits and refits (model.SEED). Keep it; `lendseg evaluate --perturb` varies it to measure how the model moves.",
+        "Seed of the segmentation's k-means fits and refits (model.SEED). Keep it; `lendseg evaluate --perturb` "
+        "varies it to measure how the model moves.",
     ),
     (
         "LENDSEG_SEG_SAMPLE_SALT",
         "lendseg-training-sample-v1",
-        "Salt of the key-free training sample (above 5,000 scorable clients). Keep it; `lendseg evaluate --perturb` varies it.",
+        "Salt of the key-free training sample (above 5,000 scorable clients). Keep it; `lendseg evaluate "
+        "--perturb` varies it.",
     ),
     (
         "LENDSEG_ENGINE",
         "duckdb",
-        "Engine of the dbt project and of scoring: duckdb (one machine) or spark (dbt-spark and a Spark session; docs/scale_out.md).",
+        "Engine of the dbt project and of scoring: duckdb (one machine) or spark (dbt-spark and a Spark session; "
+        "docs/scale_out.md).",
     ),
     (
         "LENDSEG_LAKE_DIR",

@@ -214,7 +214,8 @@ def size_bytes(text: str) -> int:
 
 
 def disk_needed(clients: int, months: int, max_temp_size: str) -> int:
-    """Bytes a bench of this size may need: files and databases, plus DuckDB's spill (as much again, at most the cap)."""
+    """Bytes a bench of this size may need: files and databases, plus DuckDB's spill (as much again, at most the
+    cap)."""
     files = clients * months * DISK_BYTES_PER_CLIENT_MONTH
     return files + min(files, size_bytes(max_temp_size))
 
@@ -378,7 +379,8 @@ def _report(clients, months, fmt, gen_s, wall, peak, steps, meta, floor, floor_w
     shares["process start + orchestration outside steps"] = round((overhead) / diff, 3) if diff > 0 else None
     return {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {_mem_gb()} GB RAM, Python {platform.python_version()}",
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {_mem_gb()} GB RAM, Python "
+        f"{platform.python_version()}",
         "clients": clients,
         "months": months,
         "format": fmt,
@@ -400,7 +402,8 @@ def _report(clients, months, fmt, gen_s, wall, peak, steps, meta, floor, floor_w
 
 
 def floor_with_applications(wall: float, floor_wall: float, floor_apps: dict, floor_apps_wall: float) -> dict:
-    """The floor that also does the applications bare (bench_floor.run_floor_applications) and the pipeline's ratio to it."""
+    """The floor that also does the applications bare (bench_floor.run_floor_applications) and the pipeline's ratio
+    to it."""
     with_apps = floor_wall + floor_apps_wall
     return {
         "floor_applications": floor_apps,
@@ -424,7 +427,8 @@ def to_markdown(r: dict) -> str:
         "",
         f"Machine: {r['machine']}. Generation {r['generation_s']} s (not counted).",
         "",
-        f"**Pipeline {r['pipeline_wall_s']} s wall, peak process-tree RSS {r['peak_tree_rss_mb']:,} MB, peak DuckDB spill {r.get('peak_spill_mb', 0):,} MB; "
+        f"**Pipeline {r['pipeline_wall_s']} s wall, peak process-tree RSS {r['peak_tree_rss_mb']:,} MB, peak "
+        f"DuckDB spill {r.get('peak_spill_mb', 0):,} MB; "
         f"floor {r['floor_wall_s']} s; ratio {r['ratio_pipeline_to_floor']}; floor with the applications "
         f"{r.get('floor_with_applications_wall_s')} s; ratio {r.get('ratio_pipeline_to_floor_with_applications')}.** "
         f"Build file {r['build_mb']} MB, "

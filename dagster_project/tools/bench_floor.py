@@ -123,7 +123,8 @@ def _dimensions(con: duckdb.DuckDBPyConnection) -> int:
         con.execute(f"CREATE TABLE {seed} AS SELECT * FROM read_csv('{seeds / seed}.csv', header=true)")
     con.execute("""
         CREATE TABLE dim_client AS
-        WITH latest AS (SELECT client_key, arg_max(bureau_score, report_date) AS score FROM raw_credit_bureau GROUP BY 1)
+        WITH latest AS (SELECT client_key, arg_max(bureau_score, report_date) AS score FROM raw_credit_bureau GROUP
+            BY 1)
         SELECT c.*, left(c.industry_code, 1) AS section, s.industry_risk_class, p.economic_region, p.region_tier,
                CASE WHEN c.employee_count IS NULL OR c.annual_revenue IS NULL THEN 'unknown'
                     WHEN c.employee_count >= 1000 AND c.annual_revenue >= 4e8 THEN 'large'
@@ -142,20 +143,25 @@ def _profiles_and_features(con: duckdb.DuckDBPyConnection) -> int:
     con.execute("""
         CREATE TABLE usage_profile AS
         WITH m AS (SELECT max(snapshot_month) AS last FROM raw_product_usage)
-        SELECT client_key, count(DISTINCT product_code) AS products, sum(credit_limit) FILTER (WHERE snapshot_month = m.last) AS limit_now,
+        SELECT client_key, count(DISTINCT product_code) AS products, sum(credit_limit) FILTER (WHERE snapshot_month
+            = m.last) AS limit_now,
                avg(outstanding_balance / nullif(credit_limit, 0)) AS avg_util, max(days_past_due) AS max_dpd,
                sum(interaction_count) AS interactions, count(*) FILTER (WHERE days_past_due > 0) AS arrears_months
         FROM raw_product_usage, m WHERE snapshot_month > m.last - INTERVAL 12 MONTH GROUP BY client_key""")
     con.execute("""
         CREATE TABLE credit_profile AS
         SELECT client_key, arg_max(bureau_score, report_date) AS score, arg_max(total_debt, report_date) AS debt,
-               arg_max(collateral_value, report_date) AS collateral, stddev(operating_cash_flow) AS cf_sd, count(*) AS reports
+               arg_max(collateral_value, report_date) AS collateral, stddev(operating_cash_flow) AS cf_sd, count(*)
+                   AS reports
         FROM raw_credit_bureau GROUP BY client_key""")
     con.execute("""
         CREATE TABLE client_features AS
-        SELECT d.client_key, ln(1 + coalesce(d.employee_count, 0)) AS log_emp, ln(1 + coalesce(d.annual_revenue, 0)) AS log_rev,
-               coalesce(c.score, 600) AS score, coalesce(u.products, 0) AS products, ln(1 + coalesce(u.limit_now, 0)) AS log_limit,
-               coalesce(u.avg_util, 0) AS util, coalesce(u.max_dpd, 0) AS max_dpd, coalesce(u.interactions, 0) AS interactions
+        SELECT d.client_key, ln(1 + coalesce(d.employee_count, 0)) AS log_emp, ln(1 + coalesce(d.annual_revenue,
+            0)) AS log_rev,
+               coalesce(c.score, 600) AS score, coalesce(u.products, 0) AS products, ln(1 + coalesce(u.limit_now,
+                   0)) AS log_limit,
+               coalesce(u.avg_util, 0) AS util, coalesce(u.max_dpd, 0) AS max_dpd, coalesce(u.interactions, 0) AS
+                   interactions
         FROM dim_client d LEFT JOIN usage_profile u USING (client_key) LEFT JOIN credit_profile c USING (client_key)
         WHERE d.relationship_status <> 'prospect'""")
     return con.execute("SELECT count(*) FROM client_features").fetchall()[0][0]
@@ -225,7 +231,8 @@ FLAG_SQL = """
         FROM raw_product_usage GROUP BY client_key, snapshot_month),
     reports AS (
         SELECT client_key, report_date,
-               lag(bureau_score) OVER (PARTITION BY client_key ORDER BY report_date, report_id) - bureau_score AS score_drop
+               lag(bureau_score) OVER (PARTITION BY client_key ORDER BY report_date, report_id) - bureau_score AS
+                   score_drop
         FROM raw_credit_bureau),
     signals AS (
         SELECT m.client_key, m.snapshot_month, m.max_dpd, r.score_drop,

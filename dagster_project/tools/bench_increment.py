@@ -81,7 +81,8 @@ def mid_month_bureau(bureau_file: Path, out: Path, fmt: str, percent: int, repor
     with duckdb.connect() as con:
         con.execute(f"""COPY (SELECT * REPLACE (report_id || '-M{report_date:%Y%m%d}' AS report_id,
                                         '{report_date:%Y-%m-%d}' AS report_date,
-                                        CAST(greatest(300, CAST(bureau_score AS INTEGER) - 40) AS VARCHAR) AS bureau_score)
+                                        CAST(greatest(300, CAST(bureau_score AS INTEGER) - 40) AS VARCHAR) AS
+                                            bureau_score)
                               FROM {_reader(bureau_file, fmt)} WHERE hash(client_id) % 100 < {percent})
                         TO '{out}' ({_options(fmt)})""")
         return con.execute(f"SELECT count(*) FROM {_reader(out, fmt)}").fetchall()[0][0]

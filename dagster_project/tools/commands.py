@@ -106,7 +106,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return 1
     print(
         f"pipeline {report['pipeline_wall_s']} s, floor {report['floor_wall_s']} s, ratio "
-        f"{report['ratio_pipeline_to_floor']}; floor with the applications {report['floor_with_applications_wall_s']} s, "
+        f"{report['ratio_pipeline_to_floor']}; floor with the applications "
+        f"{report['floor_with_applications_wall_s']} s, "
         f"ratio {report['ratio_pipeline_to_floor_with_applications']}; peak RSS {report['peak_tree_rss_mb']} MB; "
         f"report in {out}"
     )

@@ -11,7 +11,8 @@ generator's truth file:
   column of ``marts.client_features`` median-imputed and standardised, ``KMeans(n_init=10)`` at the model's k.
 
 On the SBA sample (sba_import.py) the outcome is held out: segment charge-off rates are estimated on loans
-approved in the earlier fiscal years (``ApprovalFY`` up to the latest year with at most 70 % of the loans) and each later loan is scored with
+approved in the earlier fiscal years (``ApprovalFY`` up to the latest year with at most 70 % of the loans) and each
+later loan is scored with
 its segment's earlier rate; AUC with a bootstrap 95 % interval, for the model, the rule segmentation
 (segmentation/rules.py) and the plain baseline at the model's k.
 """
@@ -282,7 +283,7 @@ def deciding_score(rows: list[Row], sba: dict) -> dict[str, float]:
         if not gen:
             break
         ari = [r.ari if m == "model" else r.methods[m] for r in gen]
-        s = float(np.mean([a - r.methods["plain baseline"] for a, r in zip(ari, gen)]))
+        s = float(np.mean([a - r.methods["plain baseline"] for a, r in zip(ari, gen, strict=False)]))
         if sba and m in sba:
             s += sba[m]["auc"] - sba["rule segmentation"]["auc"]
         out[m] = round(s, 3)

@@ -11,9 +11,10 @@ read - no extra run, nothing refitted:
 * ``marts.recommendation_evaluation``: hit rate at 3 of the model vs the popularity baseline (time split, cutoff
   6 months before the last snapshot), bootstrap 95 % intervals, paired lift.
 
-Every generator plants defaults (the demo: its ``deteriorating`` archetype; the scenarios: ``scenarios.DefaultPlan``,
+Every generator plants defaults (the demo: its ``deteriorating`` archetype; the scenarios: ``defaults.DefaultPlan``,
 customers of any archetype). Where a case has no defaults in its evaluation window precision, recall and lead are
-undefined; only the share of clients flagged - the RM's workload - is reported. The results go into docs/applications.md between the markers below.
+undefined; only the share of clients flagged - the RM's workload - is reported. The results go into
+docs/applications.md between the markers below.
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ class AppResult:
 def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict]:
     cur = con.execute(sql)
     cols = [d[0] for d in cur.description]
-    return [{c: _plain(v) for c, v in zip(cols, r)} for r in cur.fetchall()]
+    return [{c: _plain(v) for c, v in zip(cols, r, strict=False)} for r in cur.fetchall()]
 
 
 def _plain(v):

@@ -50,7 +50,8 @@ def plan(scorable_clients: int, base_seed: int) -> list[Perturbation]:
 
 
 def kept(client_key: str, salt: str, share: float = KEEP_SHARE) -> bool:
-    """Whether a client is in the ``share`` subsample under ``salt``: MD5 of salt and pseudonymous key, as a fraction."""
+    """Whether a client is in the ``share`` subsample under ``salt``: MD5 of salt and pseudonymous key, as a
+    fraction."""
     h = hashlib.md5(f"{salt}|{client_key}".encode()).digest()
     return int.from_bytes(h[:8], "big") / 2**64 < share
 

@@ -104,7 +104,7 @@ def parse_date(values: pd.Series) -> pd.Series:
 
 def naics_mapping(seed: Path = SEED_PATH) -> dict[str, str]:
     df = pd.read_csv(seed, dtype=str)
-    return dict(zip(df.naics_prefix, df.gbt4754_code))
+    return dict(zip(df.naics_prefix, df.gbt4754_code, strict=False))
 
 
 def map_naics(codes: pd.Series, mapping: dict[str, str]) -> pd.Series:
@@ -121,7 +121,8 @@ def map_naics(codes: pd.Series, mapping: dict[str, str]) -> pd.Series:
 
 
 def term_months(values: pd.Series) -> pd.Series:
-    """SBA ``Term`` (months) -> contract v1.1 ``term_months``; 0, missing or beyond 600 (the contract's range) -> empty."""
+    """SBA ``Term`` (months) -> contract v1.1 ``term_months``; 0, missing or beyond 600 (the contract's range) ->
+    empty."""
     t = pd.to_numeric(values, errors="coerce")
     return t.where((t >= 1) & (t <= 600)).round().astype("Int64")
 

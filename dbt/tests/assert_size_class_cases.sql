@@ -44,9 +44,9 @@ from classified
 where computed_size_class <> expected_size_class
 union all
 select
-    'too_few_cases',
-    '>= 30',
-    cast(count(*) as {{ dbt.type_string() }}),
-    'the checked-in case set must hold at least 30 firms'
+    'too_few_cases' as case_id,
+    '>= 30' as expected_size_class,
+    cast(count(*) as {{ dbt.type_string() }}) as computed_size_class,
+    'the checked-in case set must hold at least 30 firms' as rationale
 from cases
 having count(*) < 30

@@ -63,14 +63,16 @@ def test_every_active_client_and_prospect_gets_at_most_three_eligible_unheld_pro
     (held,) = q(
         app_ws,
         """SELECT count(*) FROM marts.client_product_recommendations r JOIN marts.fct_client_usage_profile u
-                          USING (client_key) WHERE list_contains(string_split(u.products_held_list, '|'), r.product_code)""",
+                          USING (client_key) WHERE list_contains(string_split(u.products_held_list, '|'),
+                              r.product_code)""",
     )[0]
     assert held == 0
     # high-risk industry below R3 never gets an unsecured product
     (floor,) = q(
         app_ws,
         """SELECT count(*) FROM marts.client_product_recommendations r JOIN marts.dim_client d USING (client_key)
-                           WHERE d.industry_risk_class = 'high' AND r.product_code IN ('term_loan','revolving_credit','startup_credit_loan')
+                           WHERE d.industry_risk_class = 'high' AND r.product_code IN
+                               ('term_loan','revolving_credit','startup_credit_loan')
                            AND coalesce(d.rating_grade_order, 6) > 3""",
     )[0]
     assert floor == 0
@@ -88,7 +90,8 @@ def test_recommendation_time_split_beats_popularity(app_ws: Workspace) -> None:
         (m, c): (n, hr, lo, hi)
         for m, c, n, hr, lo, hi in q(
             app_ws,
-            "SELECT method, candidate_set, clients_evaluated, hit_rate_at_3, ci_low, ci_high FROM marts.recommendation_evaluation",
+            "SELECT method, candidate_set, clients_evaluated, hit_rate_at_3, ci_low, ci_high FROM "
+            "marts.recommendation_evaluation",
         )
     }
     n, hr, lo, _ = rows[("model", "all_not_held")]
@@ -242,7 +245,7 @@ def test_whole_population_recommendations_equal_the_per_client_reference(app_ws:
     )
     got = [tuple(norm(v) for v in row) for row in new]
     assert len(got) == len(expected) > 1000
-    diff = [(e, g) for e, g in zip(expected, got) if e != g]
+    diff = [(e, g) for e, g in zip(expected, got, strict=False) if e != g]
     assert not diff, f"{len(diff)} rows differ, e.g. {diff[:3]}"
     for (method, cand), (n, h, share) in ev.items():
         key = f"{method}_{'all' if cand == 'all_not_held' else 'eligible'}"
@@ -326,7 +329,8 @@ def test_recomputing_the_state_from_a_month_equals_advancing_it(app_ws: Workspac
         assert {t: ref.frame_differences(once[t], df, keys[t]) for t, df in tables().items()} == dict.fromkeys(keys, 0)
         # a corrected delivery month: the next advance recomputes from it and matches a replay of the new facts
         m = add_months(end, -5)
-        con.execute(f"""UPDATE marts.fct_product_usage_monthly SET max_days_past_due = 95 WHERE snapshot_month = DATE '{m}'
+        con.execute(f"""UPDATE marts.fct_product_usage_monthly SET max_days_past_due = 95 WHERE snapshot_month =
+            DATE '{m}'
             AND client_key IN (SELECT client_key FROM marts.fct_product_usage_monthly WHERE snapshot_month = DATE '{m}'
                                ORDER BY client_key LIMIT 5)""")
         stats = advance_warning_state(con, "corrected", cal)

@@ -181,7 +181,7 @@ def test_every_published_table_reads_with_lendseg_sql(ws) -> None:
         f"exit {proc.returncode}: {(proc.stderr or proc.stdout)[-3000:]}"
     )
     sections = re.split(r"^-- statement \d+ of \d+: (.*)$", proc.stdout, flags=re.M)[1:]
-    printed = dict(zip(sections[::2], sections[1::2]))
+    printed = dict(zip(sections[::2], sections[1::2], strict=False))
     assert list(printed) == statements, "not every table's statement was run, in order"
     failed = [
         sql
@@ -235,8 +235,8 @@ def test_every_planned_check_ran_and_passed(ws) -> None:
         for e in _events(w, dg.DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED)
     }
     evaluated = {
-        f"{e.event_specific_data.asset_key.to_user_string()}:{e.event_specific_data.check_name}": e.event_specific_data.passed
-        for e in _events(w, dg.DagsterEventType.ASSET_CHECK_EVALUATION)
+        f"{d.asset_key.to_user_string()}:{d.check_name}": d.passed
+        for d in (e.event_specific_data for e in _events(w, dg.DagsterEventType.ASSET_CHECK_EVALUATION))
     }
     assert planned <= set(evaluated), sorted(planned - set(evaluated))
     for name in (

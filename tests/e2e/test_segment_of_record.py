@@ -63,7 +63,8 @@ def test_every_client_has_exactly_one_segment_of_record_with_a_dim_segment_row(c
 
 
 def test_dbt_and_rules_py_give_unscored_clients_the_same_rule_segment(con) -> None:
-    bad = con.execute(f"""SELECT client_key, size_class, industry_risk_class, final_segment_id FROM marts.client_segments
+    bad = con.execute(f"""SELECT client_key, size_class, industry_risk_class, final_segment_id FROM
+        marts.client_segments
                           WHERE segment_id IS NULL AND assignment_source = 'rule_based'
                             AND final_segment_id <> {rules.sql_expr("size_class", "industry_risk_class")}""").fetchall()
     assert not bad, bad[:5]

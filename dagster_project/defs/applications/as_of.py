@@ -160,7 +160,8 @@ WITH rep AS (
 ), valid AS (
     SELECT *, report_date > month_end - INTERVAL {REPORT_VALID_MONTHS} MONTH AS report_valid FROM joined
 ), obs AS (
-    SELECT client_key, month_end, 'arrears' AS signal, dpd::DOUBLE AS observed_value, {t["arrears"]}::DOUBLE AS threshold,
+    SELECT client_key, month_end, 'arrears' AS signal, dpd::DOUBLE AS observed_value, {t["arrears"]}::DOUBLE AS
+        threshold,
         snapshot_month AS signal_date FROM valid WHERE dpd >= {t["arrears"]}
     UNION ALL
     SELECT client_key, month_end, 'high_utilisation', util_run, {t["high_utilisation"]}, snapshot_month
@@ -172,7 +173,8 @@ WITH rep AS (
     SELECT client_key, month_end, 'negative_cash_flow', negative_cf_run, {t["negative_cash_flow"]}, report_date
         FROM valid WHERE report_valid AND negative_cf_run >= {t["negative_cash_flow"]}
     UNION ALL
-    SELECT client_key, month_end, 'legal_judgments', legal_judgments - prev_judgments, {t["legal_judgments"]}, report_date
+    SELECT client_key, month_end, 'legal_judgments', legal_judgments - prev_judgments, {t["legal_judgments"]},
+        report_date
         FROM valid WHERE report_valid AND legal_judgments - prev_judgments >= {t["legal_judgments"]}
     UNION ALL
     SELECT client_key, month_end, 'inquiries', inquiries_6m - prev_inquiries, {t["inquiries"]}, report_date

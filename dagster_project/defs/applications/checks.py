@@ -3,7 +3,8 @@
 Publishing waits for them and refuses when one fails:
 
 * ``recommendations_only_eligible`` - every recommended product passes the catalogue and policy rules
-  (eligibility.eligibility_sql, the SQL form of recommend.eligibility_failures) for the client, and is not one the client already holds;
+  (eligibility.eligibility_sql, the SQL form of recommend.eligibility_failures) for the client, and is not one the
+  client already holds;
 * ``warnings_of_known_clients`` - every early warning's client exists in marts.dim_client, and none is in default
   (marts.workout_clients: a client in default is the workout team's, not an early warning);
 * ``policy_covers_every_segment`` - every segment of record (marts.client_segments.final_segment_id) has a

@@ -39,18 +39,28 @@ WARNING_COLUMNS = {
     "warning_id": "Stable id of the warning: client_key|signal|opened_at.",
     "client_key": "Pseudonymous client key.",
     **SEGMENT_DOCS,
-    "signal": "score_drop, arrears, high_utilisation, negative_cash_flow, legal_judgments, inquiries, collateral or multiple_signals.",
+    "signal": "score_drop, arrears, high_utilisation, negative_cash_flow, legal_judgments, inquiries, collateral "
+    "or multiple_signals.",
     "signal_description": "What the observed value measures.",
     "status": "open (signal still seen in the latest evaluated month) or cleared.",
-    "severity": "Severity in the latest month the signal was seen: watch, warning or critical (rules in docs/applications.md; with a calibrated combined score, ml.early_warning_calibration, the client's score level).",
+    "severity": "Severity in the latest month the signal was seen: watch, warning or critical (rules in "
+    "docs/applications.md; with a calibrated combined score, ml.early_warning_calibration, the "
+    "client's score level).",
     "max_severity": "Highest severity while the warning was open.",
     "observed_value": "Latest observed value of the signal.",
-    "level_driver": "What set the severity: expert (the signal's own thresholds) or score (the client's calibrated combined score, client_score); null on warnings last seen before this was recorded.",
-    "threshold": "Threshold of the row's own severity: level_driver expert - the signal's threshold at that severity (compare with observed_value); score - the combined score's point of that severity (compare with client_score); null when not recorded.",
-    "client_score": "The client's combined early-warning score (0-1) in the latest month seen, when level_driver is score.",
-    "watch_threshold": "Expert rule: observed value from which the signal is seen (a reason code); alone it makes a watch only with another signal at once.",
-    "warning_threshold": "Expert rule: observed value from which the severity is `warning` (null: never; not used while a calibrated combined score drives the levels).",
-    "critical_threshold": "Expert rule: observed value from which the severity is `critical` (null: never; see warning_threshold).",
+    "level_driver": "What set the severity: expert (the signal's own thresholds) or score (the client's calibrated "
+    "combined score, client_score); null on warnings last seen before this was recorded.",
+    "threshold": "Threshold of the row's own severity: level_driver expert - the signal's threshold at that "
+    "severity (compare with observed_value); score - the combined score's point of that severity "
+    "(compare with client_score); null when not recorded.",
+    "client_score": "The client's combined early-warning score (0-1) in the latest month seen, when level_driver "
+    "is score.",
+    "watch_threshold": "Expert rule: observed value from which the signal is seen (a reason code); alone it makes "
+    "a watch only with another signal at once.",
+    "warning_threshold": "Expert rule: observed value from which the severity is `warning` (null: never; not used "
+    "while a calibrated combined score drives the levels).",
+    "critical_threshold": "Expert rule: observed value from which the severity is `critical` (null: never; see "
+    "warning_threshold).",
     "signal_date": "Date of the observation behind the latest value (bureau report date or snapshot month).",
     "opened_at": "Month end in which the signal was first seen (kept across runs in state.early_warning_episodes).",
     "first_warning_at": "First month end with severity warning or critical (null: watch only).",
@@ -100,7 +110,8 @@ def _warning_chart(con: duckdb.DuckDBPyConnection):
 
 
 def warnings_sql(episodes: str = EPISODES) -> str:
-    """``marts.risk_early_warnings`` from the timeline ``episodes``: one row per warning, clients in default left out."""
+    """``marts.risk_early_warnings`` from the timeline ``episodes``: one row per warning, clients in default left
+    out."""
     return f"""
             SELECT e.client_key || '|' || e.signal || '|' || strftime(e.opened_at, '%Y-%m-%d') AS warning_id,
                 e.client_key, s.segment_id, s.segment_name, s.segment_source, e.signal, sc.signal_description,
@@ -153,7 +164,8 @@ def risk_early_warnings(context: dg.AssetExecutionContext, warehouse: Warehouse)
             con,
             "risk_early_warnings",
             warnings_sql(),
-            "Risk early warnings: one row per warning (client x signal x opening), open or cleared (docs/applications.md).",
+            "Risk early warnings: one row per warning (client x signal x opening), open or cleared "
+            "(docs/applications.md).",
             WARNING_COLUMNS,
         )
         con.execute("COMMIT")
@@ -199,7 +211,8 @@ def risk_early_warnings(context: dg.AssetExecutionContext, warehouse: Warehouse)
 
 
 EW_EVAL_COLUMNS = {
-    "flag_level": "A client counts as flagged at the cutoff when it has an open warning of at least this severity (`warning` is the operating rule).",
+    "flag_level": "A client counts as flagged at the cutoff when it has an open warning of at least this severity "
+    "(`warning` is the operating rule).",
     "cutoff_month": "Warnings are replayed on data up to the end of this month only.",
     "outcome_end_month": "Outcome window end (months after the cutoff up to here).",
     "clients": "Clients with a facility snapshot in the cutoff month that had not reached 90+ dpd by then.",
@@ -208,11 +221,13 @@ EW_EVAL_COLUMNS = {
     "true_positives": "Flagged clients among the positives.",
     "precision": "true_positives / flagged.",
     "recall": "true_positives / positives.",
-    "median_lead_months": "Median months from the client's first warning/critical (12 months up to the cutoff) to its first 90+ dpd month.",
+    "median_lead_months": "Median months from the client's first warning/critical (12 months up to the cutoff) to "
+    "its first 90+ dpd month.",
     "meets_bar": "recall >= 0.70, precision >= 0.30 and median lead >= 2 months.",
     "share_flagged": "flagged / clients.",
     "level_driver": "What set the levels: score (calibrated combined score) or expert (fixed thresholds).",
-    "calibration_version": "ml.early_warning_calibration version evaluated (expert: fallback thresholds); it read no data after cutoff_month.",
+    "calibration_version": "ml.early_warning_calibration version evaluated (expert: fallback thresholds); it read "
+    "no data after cutoff_month.",
 }
 
 
@@ -224,7 +239,11 @@ def _ew_eval_chart(ev: pd.DataFrame):
     ax.axhline(0.7, ls="--", c="tab:orange", lw=1)
     ax.axhline(0.3, ls=":", c="tab:blue", lw=1)
     ax.set_xticks(
-        x, [f"{lvl}+\nlead {ld if ld == ld else '-'} m" for lvl, ld in zip(ev.flag_level, ev.median_lead_months)]
+        x,
+        [
+            f"{lvl}+\nlead {ld if ld == ld else '-'} m"
+            for lvl, ld in zip(ev.flag_level, ev.median_lead_months, strict=False)
+        ],
     )
     ax.set_ylim(0, 1)
     ax.legend()
@@ -259,7 +278,8 @@ def early_warning_evaluation(context: dg.AssetExecutionContext, warehouse: Wareh
             ev = con.execute("SELECT * FROM app.early_warning_evaluation").df()
             comparison_md = md_table(
                 con.execute(
-                    "SELECT method, in_force, flag_level, flagged, precision, precision_ci_low, precision_ci_high, recall, "
+                    "SELECT method, in_force, flag_level, flagged, precision, precision_ci_low, precision_ci_high, "
+                    "recall, "
                     "recall_ci_low, recall_ci_high, share_flagged, median_lead_months, meets_bar "
                     "FROM app.early_warning_method_comparison"
                 ).df()

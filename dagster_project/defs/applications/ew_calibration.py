@@ -1,10 +1,12 @@
 """Early-warning calibration: thresholds learned from the warehouse's own history (pure functions).
 
 The asset (``ew_calibration_assets.py``) builds the fit and calibration slices in SQL from
-``state.client_month_signals`` (identical client-months aggregated with a weight ``n``) and hands them here. Three windows (``plan_windows``; months are first-of-month dates,
+``state.client_month_signals`` (identical client-months aggregated with a weight ``n``) and hands them here. Three
+windows (``plan_windows``; months are first-of-month dates,
 H = the evaluation horizon, 6 months; E = end - H, C = E - H)::
 
-    first .... fit cutoffs t (features at t, outcome (t, t + H]) .... C .... calibration outcome .... E .... evaluation outcome .... end
+    first .... fit cutoffs t (features at t, outcome (t, t + H]) .... C .... calibration outcome .... E ....
+    evaluation outcome .... end
 
 * **fit window** (cutoffs ``fit_from..fit_to`` = first + 2 .. C, outcomes within E): the combined score's coefficients;
 * **calibration window** (cutoff C, outcome (C, E]): the operating points and the choice score vs expert rules, on
@@ -23,10 +25,12 @@ numpy can move a client across a point. (The gradient-boosting candidate of earl
 form, was off by default and lost where it was tried.)
 
 Targets (``Targets``, ``watch_point``, ``warning_point``): watch = the lowest score at which watch-or-above flags at
-most 20 % of the performing customers (``Targets.watch_share``; never above the warning point); warning = the highest recall with precision >= 0.30 + 0.05 margin on the
+most 20 % of the performing customers (``Targets.watch_share``; never above the warning point); warning = the
+highest recall with precision >= 0.30 + 0.05 margin on the
 calibration window if the Wilson lower 95 % bound of its recall is >= 0.70, else the fewest flags with that recall
 bound at precision >= 0.30, else (no such point) the first point or the point at the expert rules' recall when that
-recalls less and the matched point is more precise than the rules; critical = the highest recall with precision >= 0.60 + 0.05. Minimum history
+recalls less and the matched point is more precise than the rules; critical = the highest recall with precision >=
+0.60 + 0.05. Minimum history
 (``history_check``): >= 12 months of data up to E and >= 20 positive outcomes in the fit window and in the
 calibration window; otherwise, or when the score has no warning point, or when the expert rules win
 (``choose_method``), the calibration says ``method = expert``: the fixed thresholds of ``early_warning.SIGNALS`` stay.

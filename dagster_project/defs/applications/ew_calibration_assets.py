@@ -177,7 +177,8 @@ COMPARISON_COLUMNS = {
     "share_flagged": "flagged / clients.",
     "share_flagged_ci_low": "Bootstrap 95 % interval: low.",
     "share_flagged_ci_high": "Bootstrap 95 % interval: high.",
-    "median_lead_months": "Median months from the first warning+ month (12 months up to the cutoff) to the first 90+ dpd.",
+    "median_lead_months": "Median months from the first warning+ month (12 months up to the cutoff) to the first "
+    "90+ dpd.",
     "lead_ci_low": "Bootstrap 95 % interval of the median lead: low.",
     "lead_ci_high": "Bootstrap 95 % interval of the median lead: high.",
     "meets_bar": "recall >= 0.70, precision >= 0.30 and median lead >= 2 months.",
@@ -329,7 +330,8 @@ def evaluation_with_comparison(
     con: duckdb.DuckDBPyConnection, settings: Settings, horizon: int
 ) -> tuple[pd.DataFrame, dg.MetadataValue]:
     """For ``marts/early_warning_evaluation``: the evaluation rows of the calibration in force (levels replayed on
-    data up to the cutoff E, outcome after it) and ``app.early_warning_method_comparison`` (published as marts; expert vs combined
+    data up to the cutoff E, outcome after it) and ``app.early_warning_method_comparison`` (published as marts;
+    expert vs combined
     score on the same split, bootstrap 95 % CIs). Returns (evaluation rows, comparison as markdown)."""
 
     end = as_of_month(con)

@@ -63,9 +63,13 @@ CALIBRATION_COLUMNS = {
     "run_id": "Dagster run that calibrated it.",
     "method": "score (the combined score sets warning/critical) or expert (fixed thresholds of early_warning.SIGNALS).",
     "reason": "Why this method: the comparison on the calibration window, or the fallback reason.",
-    "warning_threshold": "Combined-score probability from which a client with a signal is at warning (null: expert rules).",
-    "critical_threshold": "Combined-score probability from which the level is critical (null: critical by the expert rules).",
-    "watch_threshold": "Combined-score probability from which a client with a signal is on watch: watch or above flags at most 20 % of the performing customers on the calibration window (null: watch by the expert rules, two signals at once).",
+    "warning_threshold": "Combined-score probability from which a client with a signal is at warning (null: expert "
+    "rules).",
+    "critical_threshold": "Combined-score probability from which the level is critical (null: critical by the "
+    "expert rules).",
+    "watch_threshold": "Combined-score probability from which a client with a signal is on watch: watch or above "
+    "flags at most 20 % of the performing customers on the calibration window (null: watch by "
+    "the expert rules, two signals at once).",
     "watch_share_flagged": "Share of the calibration-window population flagged at watch or above.",
     "warning_precision": "Precision of the chosen warning point on the calibration window.",
     "warning_recall": "Recall of the chosen warning point on the calibration window.",
@@ -74,11 +78,13 @@ CALIBRATION_COLUMNS = {
     "critical_recall": "Recall of the chosen critical point on the calibration window.",
     "expert_warning_precision": "Precision of the expert rules at warning on the same calibration window.",
     "expert_warning_recall": "Recall of the expert rules at warning on the same calibration window.",
-    "coefficients": "JSON: combined-score coefficients (logistic regression, all >= 0) and the intercept; for the monotonic gradient boosting the model file.",
+    "coefficients": "JSON: combined-score coefficients (logistic regression, all >= 0) and the intercept; for the "
+    "monotonic gradient boosting the model file.",
     "dropped_features": "Features dropped for a wrong business sign or no variance (JSON list).",
     "fit_from": "First fit cutoff month (features as of it, outcome up to calibration_cutoff).",
     "fit_to": "Last fit cutoff month.",
-    "calibration_cutoff": "Operating points chosen on features as of this month and first 90+ dpd after it up to evaluation_cutoff.",
+    "calibration_cutoff": "Operating points chosen on features as of this month and first 90+ dpd after it up to "
+    "evaluation_cutoff.",
     "evaluation_cutoff": "The calibration reads no data after this month; it is judged on the months after it.",
     "end_month": "Last month of data when the calibration ran.",
     "history_months": "Months of data before (and including) the evaluation cutoff.",
@@ -145,12 +151,15 @@ def sync_table(con: duckdb.DuckDBPyConnection, sdir: Path) -> int:
             con,
             TABLE,
             """
-            SELECT version, created_at::TIMESTAMP AS created_at, run_id::VARCHAR AS run_id, method, reason::VARCHAR AS reason,
+            SELECT version, created_at::TIMESTAMP AS created_at, run_id::VARCHAR AS run_id, method, reason::VARCHAR
+                AS reason,
                 warning_threshold::DOUBLE AS warning_threshold, critical_threshold::DOUBLE AS critical_threshold,
                 watch_threshold::DOUBLE AS watch_threshold, watch_share_flagged::DOUBLE AS watch_share_flagged,
                 warning_precision::DOUBLE AS warning_precision, warning_recall::DOUBLE AS warning_recall,
-                warning_share_flagged::DOUBLE AS warning_share_flagged, critical_precision::DOUBLE AS critical_precision,
-                critical_recall::DOUBLE AS critical_recall, expert_warning_precision::DOUBLE AS expert_warning_precision,
+                warning_share_flagged::DOUBLE AS warning_share_flagged, critical_precision::DOUBLE AS
+                    critical_precision,
+                critical_recall::DOUBLE AS critical_recall, expert_warning_precision::DOUBLE AS
+                    expert_warning_precision,
                 expert_warning_recall::DOUBLE AS expert_warning_recall, coefficients::VARCHAR AS coefficients,
                 dropped_features::VARCHAR AS dropped_features, fit_from::DATE AS fit_from, fit_to::DATE AS fit_to,
                 calibration_cutoff::DATE AS calibration_cutoff, evaluation_cutoff::DATE AS evaluation_cutoff,

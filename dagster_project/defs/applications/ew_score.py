@@ -1,5 +1,6 @@
 """The combined early-warning score with sign constraints, its out-of-fold scores, the targets, the operating points
-(the warning point with its recall margin, ``wilson_lower``) and the choice score vs expert rules (``choose_method``)."""
+(the warning point with its recall margin, ``wilson_lower``) and the choice score vs expert rules
+(``choose_method``)."""
 
 from __future__ import annotations
 
@@ -134,7 +135,7 @@ def fit_score(
             return Score(intercept=0.0, coefficients={}, dropped=tuple(dropped))
         lr = LogisticRegression(C=c, class_weight=class_weight, max_iter=2000)
         lr.fit(X[keep].to_numpy(dtype=float), y, sample_weight=sample_weight)
-        coef = dict(zip(keep, lr.coef_[0].tolist()))
+        coef = dict(zip(keep, lr.coef_[0].tolist(), strict=False))
         wrong = [f for f in keep if coef[f] * signs.get(f, 1) < 0]
         if not wrong:
             return Score(intercept=float(lr.intercept_[0]), coefficients=coef, dropped=tuple(dropped))

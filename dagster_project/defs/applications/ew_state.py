@@ -72,7 +72,8 @@ WITH u AS (
     FROM {USAGE} WHERE snapshot_month <= {lit(to_month)} GROUP BY 1
 ), b AS (
     SELECT last_day(report_date) AS month_end, count(*)::VARCHAR || ':' || sum(hash(client_key, report_id, report_date,
-        bureau_score, inquiries_6m, legal_judgments, total_debt, collateral_value, operating_cash_flow))::VARCHAR AS bureau_fp
+        bureau_score, inquiries_6m, legal_judgments, total_debt, collateral_value, operating_cash_flow))::VARCHAR
+            AS bureau_fp
     FROM {BUREAU} WHERE report_date <= last_day({lit(to_month)}) GROUP BY 1
 )
 SELECT coalesce(u.month_end, b.month_end) AS month_end, u.usage_fp, b.bureau_fp

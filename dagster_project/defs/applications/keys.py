@@ -19,7 +19,8 @@ SEGMENT_OF_RECORD = (
     "FROM marts.client_segments"
 )  # one row per dim_client row; segment_id BIGINT (rule segments < 0)
 SEGMENT_DOCS = {  # the segment columns of every application table
-    "segment_id": "Segment of record of the client (marts.client_segments.final_segment_id; BIGINT, a marts.dim_segment "
+    "segment_id": "Segment of record of the client (marts.client_segments.final_segment_id; BIGINT, a "
+    "marts.dim_segment "
     "row; negative = rule segment size_class x industry_risk_class).",
     "segment_name": "Segment name (marts.dim_segment.segment_name).",
     "segment_source": "model (a segment of the segmentation model) or rule_based (size_class x industry_risk_class).",

@@ -23,10 +23,14 @@ MARKETING_COLUMNS = {
     "clients": "Clients in the segment.",
     "prospects": "Prospects in the segment.",
     "approval_track": "Segment approval track (marts.segment_policy).",
-    "preferred_channel": "Most common primary channel of the segment's customers over 12 months (online for prospect-only segments of micro/small firms, else relationship_manager).",
-    "contact_intensity": "high (monthly RM contact), medium (quarterly) or low (digital only) - rules in docs/applications.md.",
-    "products_to_push": "Up to 3 products most often recommended in the segment (pipe-separated); empty for restricted segments.",
-    "eligible_clients": "Active clients and prospects of the segment with one of products_to_push among their top-3 recommendations.",
+    "preferred_channel": "Most common primary channel of the segment's customers over 12 months (online for "
+    "prospect-only segments of micro/small firms, else relationship_manager).",
+    "contact_intensity": "high (monthly RM contact), medium (quarterly) or low (digital only) - rules in "
+    "docs/applications.md.",
+    "products_to_push": "Up to 3 products most often recommended in the segment (pipe-separated); empty for "
+    "restricted segments.",
+    "eligible_clients": "Active clients and prospects of the segment with one of products_to_push among their "
+    "top-3 recommendations.",
     "advisory_clients": "Clients of the segment flagged for tailored financial advisory.",
     "platinum_gold_share": "Share of clients in value tiers platinum or gold.",
     "as_of_date": "The build's as-of date.",
@@ -48,9 +52,11 @@ def segment_marketing(context: dg.AssetExecutionContext, warehouse: Warehouse) -
                 FROM app.client_product_recommendations AS r JOIN marts.fct_client_usage_profile AS u USING (client_key)
                 WHERE u.primary_channel_12m IS NOT NULL AND r.recommendation_rank IS DISTINCT FROM 2
                     AND r.recommendation_rank IS DISTINCT FROM 3 GROUP BY ALL
-            ), best AS (SELECT segment_id, arg_max(channel, n * 10 + (channel = 'relationship_manager')::INT) AS channel FROM ch GROUP BY 1),
+            ), best AS (SELECT segment_id, arg_max(channel, n * 10 + (channel = 'relationship_manager')::INT) AS
+                channel FROM ch GROUP BY 1),
             seg AS (
-                SELECT p.segment_id, p.segment_name, p.segment_source, p.clients, p.approval_track, p.recommended_products,
+                SELECT p.segment_id, p.segment_name, p.segment_source, p.clients, p.approval_track,
+                    p.recommended_products,
                     p.as_of_date FROM app.segment_policy AS p
             ), members AS (
                 SELECT DISTINCT r.segment_id, r.client_key FROM app.client_product_recommendations AS r
@@ -64,14 +70,17 @@ def segment_marketing(context: dg.AssetExecutionContext, warehouse: Warehouse) -
                     count(DISTINCT client_key) AS rec_clients
                 FROM app.client_product_recommendations GROUP BY 1
             )
-            SELECT s.*, coalesce(st.prospects, 0) AS prospects, coalesce(st.platinum_gold_share, 0) AS platinum_gold_share,
-                coalesce(b.channel, CASE WHEN coalesce(st.small_share, 0) >= 0.5 THEN 'online' ELSE 'relationship_manager' END)
+            SELECT s.*, coalesce(st.prospects, 0) AS prospects, coalesce(st.platinum_gold_share, 0) AS
+                platinum_gold_share,
+                coalesce(b.channel, CASE WHEN coalesce(st.small_share, 0) >= 0.5 THEN 'online' ELSE
+                    'relationship_manager' END)
                     AS preferred_channel,
                 coalesce(a.advisory_clients, 0) AS advisory_clients, coalesce(a.rec_clients, 0) AS rec_clients
             FROM seg AS s LEFT JOIN best AS b USING (segment_id) LEFT JOIN stats AS st USING (segment_id)
             LEFT JOIN adv AS a USING (segment_id) ORDER BY s.segment_id""").df()
         df["products_to_push"] = [
-            ("" if t == "restricted" else (p or "")) for t, p in zip(df.approval_track, df.recommended_products)
+            ("" if t == "restricted" else (p or ""))
+            for t, p in zip(df.approval_track, df.recommended_products, strict=False)
         ]
         con.register("mk_df", df)
         elig = dict(
@@ -84,7 +93,9 @@ def segment_marketing(context: dg.AssetExecutionContext, warehouse: Warehouse) -
         df["eligible_clients"] = df.segment_id.map(elig).fillna(0).astype(int)
         df["contact_intensity"] = [
             contact_intensity(t, pg, (e / rcn) if rcn else 0.0)
-            for t, pg, e, rcn in zip(df.approval_track, df.platinum_gold_share, df.eligible_clients, df.rec_clients)
+            for t, pg, e, rcn in zip(
+                df.approval_track, df.platinum_gold_share, df.eligible_clients, df.rec_clients, strict=False
+            )
         ]
         con.unregister("mk_df")
         con.register("mk_df", df)
@@ -94,7 +105,8 @@ def segment_marketing(context: dg.AssetExecutionContext, warehouse: Warehouse) -
                 con,
                 "segment_marketing",
                 """
-                SELECT segment_id::BIGINT AS segment_id, segment_name, segment_source, clients::INTEGER AS clients, prospects::INTEGER AS prospects,
+                SELECT segment_id::BIGINT AS segment_id, segment_name, segment_source, clients::INTEGER AS clients,
+                    prospects::INTEGER AS prospects,
                     approval_track, preferred_channel, contact_intensity, products_to_push,
                     eligible_clients::INTEGER AS eligible_clients, advisory_clients::INTEGER AS advisory_clients,
                     platinum_gold_share::DOUBLE AS platinum_gold_share, as_of_date

@@ -107,7 +107,8 @@ CLIENT_RULES: tuple[tuple[str, str, str], ...] = (
     (
         "enhanced_review",
         "SEGMENT_RESTRICTED|OWN_GRADE_STRONG",
-        "segment_track = 'restricted' AND rating_grade IN ('R1', 'R2', 'R3') AND industry_risk_class IS DISTINCT FROM 'high'",
+        "segment_track = 'restricted' AND rating_grade IN ('R1', 'R2', 'R3') AND industry_risk_class IS DISTINCT "
+        "FROM 'high'",
     ),
     ("restricted", "SEGMENT_RESTRICTED", "segment_track = 'restricted'"),
     ("enhanced_review", "SEGMENT_ENHANCED_REVIEW", "segment_track = 'enhanced_review'"),

@@ -52,11 +52,14 @@ SEG_POLICY_COLUMNS = {
     "arrears_rate": "Share of clients with usage having a month 30+ days past due in the last 12 months.",
     "high_risk_share": "Share of clients in `high` industry risk-class industries (B, D, E).",
     "open_critical_warnings": "Clients with an open critical early warning.",
-    "rated_performing_clients": "Rated clients not in default (grades R1-R8): the evidence behind expected_default_rate.",
+    "rated_performing_clients": "Rated clients not in default (grades R1-R8): the evidence behind "
+    "expected_default_rate.",
     "expected_default_rate": f"Expected default rate of the segment: {EDR_DOC} (docs/applications.md); null without "
     "any rated performing client in the book.",
-    "relative_risk": "expected_default_rate / the book's expected default rate (mean PD of all performing rated clients).",
-    "approval_track": "standard, enhanced_review or restricted, chosen from expected_default_rate (rules in docs/applications.md).",
+    "relative_risk": "expected_default_rate / the book's expected default rate (mean PD of all performing rated "
+    "clients).",
+    "approval_track": "standard, enhanced_review or restricted, chosen from expected_default_rate (rules in "
+    "docs/applications.md).",
     "track_reason": "Pipe-separated reason codes of the track (EDR multiple of the book, share cap).",
     "track_expected_default_rate": "Expected default rate of the segment's track: the same rate over the rated clients "
     "of every segment on the same approval_track (in default 1, performing their PD).",
@@ -110,7 +113,8 @@ def segment_figures(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
             sum(d.current_credit_limit) AS exposure, sum(d.current_outstanding) AS outstanding,
             count(d.rating_grade_order) AS rated_clients, avg(d.rating_grade_order) AS mean_grade_order,
             avg((d.pd_min + d.pd_max) / 2) AS mean_pd,
-            coalesce(avg((d.rating_grade = 'D')::INT) FILTER (WHERE d.rating_grade_order IS NOT NULL), 0) AS default_share,
+            coalesce(avg((d.rating_grade = 'D')::INT) FILTER (WHERE d.rating_grade_order IS NOT NULL), 0) AS
+                default_share,
             count(*) FILTER (WHERE d.rating_grade = 'D') AS clients_in_default,
             coalesce(avg((u.months_30_plus_dpd_12m > 0)::INT), 0) AS arrears_rate,
             avg((d.industry_risk_class = 'high')::INT) AS high_risk_share,
@@ -128,7 +132,7 @@ def with_tracks(figures: pd.DataFrame, book_rate: float | None, book_clients: in
     f = figures.copy()
     f["expected_default_rate"] = [
         pl.expected_default_rate(float(s), int(n), int(d), book_rate)
-        for s, n, d in zip(f.pd_sum, f.rated_performing_clients, f.clients_in_default)
+        for s, n, d in zip(f.pd_sum, f.rated_performing_clients, f.clients_in_default, strict=False)
     ]
     f["relative_risk"] = [(e / book_rate) if e is not None and book_rate else None for e in f.expected_default_rate]
     tracks = pl.segment_tracks(
@@ -198,22 +202,28 @@ def credit_policy(context: dg.AssetExecutionContext, warehouse: Warehouse):
                 con,
                 "segment_policy",
                 """
-                SELECT f.segment_id::BIGINT AS segment_id, f.segment_name, f.segment_source, f.clients::INTEGER AS clients,
-                    f.customers::INTEGER AS customers, f.exposure::DOUBLE AS exposure, f.outstanding::DOUBLE AS outstanding,
+                SELECT f.segment_id::BIGINT AS segment_id, f.segment_name, f.segment_source, f.clients::INTEGER AS
+                    clients,
+                    f.customers::INTEGER AS customers, f.exposure::DOUBLE AS exposure, f.outstanding::DOUBLE AS
+                        outstanding,
                     f.rated_clients::INTEGER AS rated_clients, round(f.mean_grade_order, 3)::DOUBLE AS mean_grade_order,
                     ms.rating_grade AS average_rating_grade, coalesce(dc.pd_band, 'unrated') AS pd_band,
                     f.mean_pd::DOUBLE AS mean_pd, f.default_share::DOUBLE AS default_share,
                     f.clients_in_default::INTEGER AS clients_in_default, f.arrears_rate::DOUBLE AS arrears_rate,
-                    f.high_risk_share::DOUBLE AS high_risk_share, f.open_critical_warnings::INTEGER AS open_critical_warnings,
+                    f.high_risk_share::DOUBLE AS high_risk_share, f.open_critical_warnings::INTEGER AS
+                        open_critical_warnings,
                     f.rated_performing_clients::INTEGER AS rated_performing_clients,
                     f.expected_default_rate::DOUBLE AS expected_default_rate, f.relative_risk::DOUBLE AS relative_risk,
-                    f.approval_track, f.track_reason, f.track_expected_default_rate::DOUBLE AS track_expected_default_rate,
+                    f.approval_track, f.track_reason, f.track_expected_default_rate::DOUBLE AS
+                        track_expected_default_rate,
                     f.recommended_products::VARCHAR AS recommended_products, f.as_of_date
                 FROM fig_df AS f
                 LEFT JOIN reference.rating_master_scale AS ms ON ms.grade_order = f.grade_round
-                LEFT JOIN (SELECT DISTINCT rating_grade, pd_band FROM marts.dim_client) AS dc ON dc.rating_grade = ms.rating_grade
+                LEFT JOIN (SELECT DISTINCT rating_grade, pd_band FROM marts.dim_client) AS dc ON dc.rating_grade =
+                    ms.rating_grade
                 ORDER BY f.segment_id""",
-                "Credit policy per segment: risk figures, expected default rate and approval track (docs/applications.md).",
+                "Credit policy per segment: risk figures, expected default rate and approval track "
+                "(docs/applications.md).",
                 SEG_POLICY_COLUMNS,
             )
             n_cli = write_app_table(
@@ -221,10 +231,12 @@ def credit_policy(context: dg.AssetExecutionContext, warehouse: Warehouse):
                 "client_policy",
                 f"""
                 WITH w AS (
-                    SELECT client_key, bool_or(severity IN ('warning', 'critical')) AS warn, bool_or(severity = 'critical') AS crit
+                    SELECT client_key, bool_or(severity IN ('warning', 'critical')) AS warn, bool_or(severity =
+                        'critical') AS crit
                     FROM app.risk_early_warnings WHERE status = 'open' GROUP BY client_key
                 ), c AS (
-                    SELECT s.client_key, s.segment_id, s.segment_name, s.segment_source, p.approval_track AS segment_track,
+                    SELECT s.client_key, s.segment_id, s.segment_name, s.segment_source, p.approval_track AS
+                        segment_track,
                         d.rating_grade, d.industry_risk_class, d.rating_grade = 'D' AS in_default,
                         coalesce(w.warn, false) AS open_warning, coalesce(w.crit, false) AS open_critical_warning,
                         CASE WHEN d.rating_grade = 'D' THEN NULL ELSE coalesce({PD_MID}, p.expected_default_rate) END
@@ -233,8 +245,10 @@ def credit_policy(context: dg.AssetExecutionContext, warehouse: Warehouse):
                     JOIN app.segment_policy AS p USING (segment_id)
                     LEFT JOIN w USING (client_key)
                 ), t AS (SELECT *, {pl.client_track_sql()} AS approval_track FROM c)
-                SELECT client_key, segment_id, segment_name, segment_source, segment_track, rating_grade, industry_risk_class,
-                    in_default, open_warning, open_critical_warning, expected_default_rate::DOUBLE AS expected_default_rate,
+                SELECT client_key, segment_id, segment_name, segment_source, segment_track, rating_grade,
+                    industry_risk_class,
+                    in_default, open_warning, open_critical_warning, expected_default_rate::DOUBLE AS
+                        expected_default_rate,
                     approval_track, {pl.client_reason_sql()} AS track_reason,
                     CASE approval_track {text} END || ' (' || replace(lower({pl.client_reason_sql()}), '|', ', ') || ')'
                         AS track_reason_text, as_of_date

@@ -165,7 +165,7 @@ def recommend_frame(
         pop[col],
         [
             np.isin(col, [codes.index(p) for p in targets]) & mask[row]
-            for (_, targets, _), mask in zip(rc.PLAYBOOK, masks)
+            for (_, targets, _), mask in zip(rc.PLAYBOOK, masks, strict=False)
         ],
         (cp.industry_risk_class.to_numpy()[row] == "high") & secured[col],
         ~cp.rating_grade.isin(list(rc.GRADE_ORDER)).to_numpy()[row],
@@ -210,16 +210,23 @@ def recommend_frame(
 RECS_COLUMNS = {
     "client_key": "Pseudonymous client key (marts.dim_client).",
     **SEGMENT_DOCS,
-    "lifecycle_stage": "dim_client.lifecycle_stage: recommendations cover active clients (new, growing, mature) and prospects.",
-    "recommendation_rank": "1 = best of the client's top 3; null when no eligible product is left (reason_codes NO_ELIGIBLE_PRODUCT).",
-    "product_code": "Recommended catalogue product (reference.product_catalogue), never one the client holds, always eligible.",
+    "lifecycle_stage": "dim_client.lifecycle_stage: recommendations cover active clients (new, growing, mature) "
+    "and prospects.",
+    "recommendation_rank": "1 = best of the client's top 3; null when no eligible product is left (reason_codes "
+    "NO_ELIGIBLE_PRODUCT).",
+    "product_code": "Recommended catalogue product (reference.product_catalogue), never one the client holds, "
+    "always eligible.",
     "product_name_en": "English product name.",
     "score": "peer_share + 0.35 x playbook_fit + 0.05 x popularity (see docs/applications.md).",
-    "peer_share": "Learned propensity: distance-weighted share of the 30 nearest customers (scikit-learn NearestNeighbors) holding the product.",
-    "playbook_fit": "A playbook rule targets this product at the client (large manufacturer long-term, tech SME IP pledge, start-up credit).",
-    "reason_codes": "Pipe-separated reason codes, strongest first (PEERS_HOLD_STRONG, PEERS_HOLD, PLAYBOOK_*, SECURED_FOR_HIGH_RISK_INDUSTRY, POPULAR_PRODUCT, UNRATED_ASSUMED_R6, NO_ELIGIBLE_PRODUCT).",
+    "peer_share": "Learned propensity: distance-weighted share of the 30 nearest customers (scikit-learn "
+    "NearestNeighbors) holding the product.",
+    "playbook_fit": "A playbook rule targets this product at the client (large manufacturer long-term, tech SME IP "
+    "pledge, start-up credit).",
+    "reason_codes": "Pipe-separated reason codes, strongest first (PEERS_HOLD_STRONG, PEERS_HOLD, PLAYBOOK_*, "
+    "SECURED_FOR_HIGH_RISK_INDUSTRY, POPULAR_PRODUCT, UNRATED_ASSUMED_R6, NO_ELIGIBLE_PRODUCT).",
     "reason_text": "The reason codes as one sentence for the relationship manager.",
-    "advisory_recommended": "Tailored financial advisory (a service) recommended: established, large or medium firm, not in default.",
+    "advisory_recommended": "Tailored financial advisory (a service) recommended: established, large or medium "
+    "firm, not in default.",
     "eligible_products": "Catalogue products the client does not hold and is eligible for.",
     "rating_grade": "Rating grade used by the eligibility rules (dim_client; unrated assessed as R6).",
     "model_version": "Version of the recommendation model (neighbours + playbook weights).",
@@ -229,7 +236,8 @@ RECS_COLUMNS = {
 
 REC_EVAL_COLUMNS = {
     "method": "model = learned propensity + playbook; popularity = most widely held products (baseline).",
-    "candidate_set": "all_not_held = any product not held at the cutoff; eligible_only = also passing the catalogue rules (the published list).",
+    "candidate_set": "all_not_held = any product not held at the cutoff; eligible_only = also passing the "
+    "catalogue rules (the published list).",
     "cutoff_month": "Features as of this month (data up to its end only).",
     "outcome_end_month": "Outcome window end: products first opened after cutoff_month up to this month.",
     "clients_evaluated": "Clients active in the cutoff month that opened at least one new product in the window.",
@@ -241,7 +249,8 @@ REC_EVAL_COLUMNS = {
     "lift_ci_low": "Lower bound of the 95 % paired bootstrap interval of the lift.",
     "lift_ci_high": "Upper bound of the paired bootstrap interval of the lift.",
     "n_bootstrap": "Bootstrap resamples (seeded, reproducible).",
-    "adoptions_eligible_share": "Share of evaluated clients whose new product was eligible under the catalogue at the cutoff (ceiling of the eligible_only rows).",
+    "adoptions_eligible_share": "Share of evaluated clients whose new product was eligible under the catalogue at "
+    "the cutoff (ceiling of the eligible_only rows).",
     "meets_bar": "model rows: ci_low above the popularity baseline's hit_rate_at_3 on the same candidate set.",
     "model_version": "Version of the recommendation model.",
 }
@@ -300,7 +309,8 @@ def client_product_recommendations(context: dg.AssetExecutionContext, warehouse:
                     r.recommendation_rank::INTEGER AS recommendation_rank, r.product_code, c.product_name_en,
                     round(r.score::DOUBLE, 4) AS score, round(r.peer_share::DOUBLE, 4) AS peer_share,
                     r.playbook_fit::BOOLEAN AS playbook_fit,
-                    r.reason_codes, r.reason_text, r.advisory_recommended, r.eligible_products::INTEGER AS eligible_products,
+                    r.reason_codes, r.reason_text, r.advisory_recommended, r.eligible_products::INTEGER AS
+                        eligible_products,
                     r.rating_grade, {sql_literal(MODEL_VERSION)} AS model_version, d.as_of_date
                 FROM recs_df AS r
                 JOIN marts.dim_client AS d USING (client_key)

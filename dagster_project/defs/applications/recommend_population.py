@@ -37,7 +37,7 @@ def playbook_matrix(
     technology_firm, firm_stage).
     """
     out = np.zeros((len(clients), len(products)), dtype=bool)
-    for (_, targets, _), hit in zip(PLAYBOOK, masks if masks is not None else playbook_masks(clients)):
+    for (_, targets, _), hit in zip(PLAYBOOK, masks if masks is not None else playbook_masks(clients), strict=False):
         for j, p in enumerate(products):
             if p in targets:
                 out[:, j] |= hit
@@ -73,7 +73,8 @@ def top_n(score: np.ndarray, allowed: np.ndarray, codes: Sequence[str], n: int =
 
 
 def hits_at_n(top: np.ndarray, adopted: np.ndarray) -> np.ndarray:
-    """:func:`recommend.hit_at_k` for every row: one of the row's ``top`` columns (-1 = none) is adopted (0/1 floats)."""
+    """:func:`recommend.hit_at_k` for every row: one of the row's ``top`` columns (-1 = none) is adopted (0/1
+    floats)."""
     picked = np.take_along_axis(adopted, np.maximum(top, 0), axis=1) & (top >= 0)
     return picked.any(axis=1).astype(float)
 
@@ -86,7 +87,8 @@ def reason_columns(
     unrated: np.ndarray,
     k: int = K_NEIGHBOURS,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`recommend.reason_codes` and :func:`recommend.reason_text` for every recommendation row at once: (codes, texts).
+    """:func:`recommend.reason_codes` and :func:`recommend.reason_text` for every recommendation row at once:
+    (codes, texts).
 
     ``playbook`` is one boolean array per :data:`PLAYBOOK` rule (in its order): the rule targets the row's
     product at the row's client. The codes come in the per-client form's order.
@@ -96,7 +98,7 @@ def reason_columns(
         ("PEERS_HOLD_STRONG", share >= 0.5),
         ("PEERS_HOLD", (share >= 0.15) & (share < 0.5)),
     ]
-    masks += [(code, np.asarray(m, dtype=bool)) for (code, _, _), m in zip(PLAYBOOK, playbook)]
+    masks += [(code, np.asarray(m, dtype=bool)) for (code, _, _), m in zip(PLAYBOOK, playbook, strict=False)]
     masks.append(("SECURED_FOR_HIGH_RISK_INDUSTRY", np.asarray(secured_high_risk, dtype=bool)))
     any_yet = np.logical_or.reduce([m for _, m in masks]) if masks else np.zeros(n, dtype=bool)
     masks.append(("POPULAR_PRODUCT", ~any_yet | ((popularity >= 0.3) & (share < 0.15))))

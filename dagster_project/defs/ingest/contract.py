@@ -81,7 +81,7 @@ class Source:
         return tuple(c for c in self.columns if c.pii != "drop")
 
 
-V, I, D, DT, TS = "VARCHAR", "BIGINT", "DOUBLE", "DATE", "TIMESTAMP"
+V, I, D, DT, TS = "VARCHAR", "BIGINT", "DOUBLE", "DATE", "TIMESTAMP"  # noqa: E741 - type letters of the tables below
 
 SOURCES: dict[str, Source] = {
     "clients": Source(

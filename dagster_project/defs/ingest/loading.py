@@ -179,7 +179,8 @@ def _typed(src: Source, d: Delivery) -> str:
 
 
 def _keep_history(con: duckdb.DuckDBPyConnection, src: Source, target: str, staged: str, cond: str) -> None:
-    """Copy the rows an upsert is about to replace into ``raw.<source>_history`` (restored by ``lendseg quarantine``)."""
+    """Copy the rows an upsert is about to replace into ``raw.<source>_history`` (restored by ``lendseg
+    quarantine``)."""
     if target != src.name:
         return
     match = " AND ".join(f's."{k}" = r."{k}"' for k in src.key)
@@ -238,7 +239,8 @@ def release_held(con: duckdb.DuckDBPyConnection, source: str) -> int:
         )
         n = upsert(con, src, source, "_release")
         con.execute(
-            f"DELETE FROM raw.{source}_held h WHERE EXISTS (SELECT 1 FROM raw.clients c WHERE c.client_key = h.client_key)"
+            f"DELETE FROM raw.{source}_held h WHERE EXISTS (SELECT 1 FROM raw.clients c WHERE c.client_key = "
+            "h.client_key)"
         )
         con.execute("DROP TABLE _release")
         con.execute("COMMIT")
@@ -417,7 +419,8 @@ def ingest_delivery(
                         "quarantine_share",
                         None,
                         f"at least {worst.unexpected_count} of {total} rows "
-                        f"({worst.unexpected_count / total:.2%}) break row rules, more than the allowed {ctx.max_share:.2%}",
+                        f"({worst.unexpected_count / total:.2%}) break row rules, more than the allowed "
+                        f"{ctx.max_share:.2%}",
                     )
                 ]
                 + [
@@ -497,7 +500,8 @@ def ingest_delivery(
                             "orphan_share",
                             "client_key",
                             f"{out.rows_held} of {total} rows ({orphan_share:.2%}) belong to "
-                            f"clients unknown to raw.clients, more than the allowed {ctx.orphan_max_share:.2%}: likely a file "
+                            f"clients unknown to raw.clients, more than the allowed {ctx.orphan_max_share:.2%}: "
+                            "likely a file "
                             f"from the wrong system or a key mix-up",
                             _orphan_sample(con, src, d),
                         )

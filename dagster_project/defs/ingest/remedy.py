@@ -132,7 +132,8 @@ def raw_rows(con: duckdb.DuckDBPyConnection, cols: list[str], keys: list[tuple],
             ""
             if source == "clients"
             else (
-                f" AND r._ingested_at = (SELECT max(x._ingested_at) FROM raw.{source} x WHERE x.client_key = r.client_key)"
+                f" AND r._ingested_at = (SELECT max(x._ingested_at) FROM raw.{source} x WHERE x.client_key = "
+                "r.client_key)"
                 if match == "r.client_key = k.client_key"
                 else ""
             )

@@ -30,7 +30,7 @@ def _patch_gx_for_duckdb() -> None:
         return
     import great_expectations.execution_engine.sqlalchemy_execution_engine as engine_mod
 
-    class _DuckDialect(str, enum.Enum):
+    class _DuckDialect(str, enum.Enum):  # noqa: UP042 - GX's own dialect enum is (str, Enum); StrEnum's str() differs
         DUCKDB = "duckdb"
 
     engine_mod._PERSISTED_CONNECTION_DIALECTS = (*engine_mod._PERSISTED_CONNECTION_DIALECTS, _DuckDialect.DUCKDB)

@@ -127,7 +127,8 @@ def alert_from_failure(context: dg.RunFailureSensorContext) -> dict:
             first = (err.message or "").strip().splitlines()
             message = first[0] if first else ""
             errors.append(
-                f"{event.step_key}: {message if message.startswith(err.cls_name or '@') else f'{err.cls_name}: {message}'}"
+                f"{event.step_key}: "
+                f"{message if message.startswith(err.cls_name or '@') else f'{err.cls_name}: {message}'}"
             )
     if not errors:
         errors.append(context.failure_event.message or "run failed")

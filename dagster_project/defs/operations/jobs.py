@@ -1,7 +1,8 @@
 """The three writing jobs, each defined as an ordered list of asset groups.
 
 Add a new stage by adding its group name to the job(s) in ``JOB_GROUPS`` below, in data-flow order:
-nothing else changes. A group that does not exist yet selects nothing. Asset checks (dbt tests included) travel with their assets.
+nothing else changes. A group that does not exist yet selects nothing. Asset checks (dbt tests included) travel
+with their assets.
 
 Every job is tagged ``lendseg/writer=build``: the instance's run queue (see ``instance.py``) lets only one
 run with that tag be in progress at a time, and the run-long writer lock (``resources.Warehouse``) is the

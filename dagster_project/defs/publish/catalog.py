@@ -126,11 +126,13 @@ COLUMN_DOCS: dict[str, dict[str, str]] = {
         "davies_bouldin": "Davies-Bouldin index at this k (lower is better).",
         "inertia": "k-means inertia at this k.",
         "min_share": "Share of the smallest segment at this k.",
-        "min_jaccard": "Stability of the weakest segment: its clusterboot mean Jaccard over the refits (>= 0.75 stable; "
+        "min_jaccard": "Stability of the weakest segment: its clusterboot mean Jaccard over the refits (>= 0.75 "
+        "stable; "
         "null when the choice needed no refit of this k).",
         "refits": "clusterboot refits measured: a k below 0.60 after 5 refits is not refitted further; a k that could "
         "no longer change the choice (or provably cannot pass) stops early or gets none.",
-        "admissible": "Every segment stable (>= 0.75) over all refits and >= 2 % of the clients: a candidate for selection "
+        "admissible": "Every segment stable (>= 0.75) over all refits and >= 2 % of the clients: a candidate for "
+        "selection "
         "(false also for a k whose refits were stopped early).",
         "model_version": _MV,
         "chosen": "True for the k the model version was trained with.",

@@ -70,7 +70,8 @@ def uncommented_columns(path: Path) -> list[str]:
 
 
 def duckdb_cli() -> Path:
-    """The DuckDB CLI of the ``duckdb-cli`` package, a main dependency: installed beside this Python (.venv/bin/duckdb)."""
+    """The DuckDB CLI of the ``duckdb-cli`` package, a main dependency: installed beside this Python
+    (.venv/bin/duckdb)."""
     return Path(sys.executable).parent / "duckdb"
 
 

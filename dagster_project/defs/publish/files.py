@@ -80,7 +80,8 @@ def _schema_sources(
 ) -> dict[str, Source]:
     """Every table and view of ``build_schemas``, by published name; a name in two of them is refused."""
     rels = con.execute(
-        "SELECT schema_name, table_name, comment FROM duckdb_tables() WHERE database_name = 'build' AND schema_name IN ? "
+        "SELECT schema_name, table_name, comment FROM duckdb_tables() WHERE database_name = 'build' AND "
+        "schema_name IN ? "
         "UNION ALL SELECT schema_name, view_name, comment FROM duckdb_views() WHERE database_name = 'build' "
         "AND schema_name IN ? ORDER BY 2",
         [list(build_schemas), list(build_schemas)],
@@ -121,7 +122,8 @@ def sources(
     schemas: dict[str, tuple[str, ...]],
     comments: dict[str, dict[str, str]],
 ) -> dict[str, Source]:
-    """``{published table: Source}`` of everything a publish copies, in publishing order (build attached as ``build``)."""
+    """``{published table: Source}`` of everything a publish copies, in publishing order (build attached as
+    ``build``)."""
     out: dict[str, Source] = {}
     for schema, build_schemas in schemas.items():
         out |= _schema_sources(con, schema, build_schemas, comments)

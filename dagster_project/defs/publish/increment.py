@@ -146,7 +146,8 @@ def plan(
 
 
 def clone_file(src: Path, dst: Path) -> str:
-    """Copy ``src`` to a new ``dst``: a reflink (shared extents, no data copied) where the filesystem can, else a copy."""
+    """Copy ``src`` to a new ``dst``: a reflink (shared extents, no data copied) where the filesystem can, else a
+    copy."""
     with open(src, "rb") as fin, open(dst, "wb") as fout:
         try:
             fcntl.ioctl(fout.fileno(), _FICLONE, fin.fileno())

@@ -100,7 +100,7 @@ def drift_png(drift: pd.DataFrame) -> bytes:
     fig, ax = figure(7, 0.28 * len(d) + 1.4)
     labels = [
         "segment mix" if k == "segment_mix" else FEATURE_BY_COLUMN[f].label if f in FEATURE_BY_COLUMN else f
-        for k, f in zip(d.kind, d.feature)
+        for k, f in zip(d.kind, d.feature, strict=False)
     ]
     ax.barh(labels, d.psi, color=colours)
     for i, v in enumerate(d.psi):

@@ -108,7 +108,7 @@ def contrast_table(profile: pd.DataFrame) -> pd.DataFrame:
     if len(segments) < 2 or not len(prof):
         return pd.DataFrame(columns=COLUMNS)
     grades = {
-        int(sid): dict(zip(r.category, r.segment_value))
+        int(sid): dict(zip(r.category, r.segment_value, strict=False))
         for sid, r in prof[prof.feature == "rating_grade"].groupby("segment")
     }
     for (feature, category), g in prof.groupby(["feature", "category"], sort=False):

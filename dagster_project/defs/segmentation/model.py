@@ -240,7 +240,7 @@ def match_segments(
     ).to_numpy()
     rows, cols = linear_sum_assignment(table, maximize=True) if table.size else ([], [])
     kept, jac = {}, {}
-    for r, c in zip(rows, cols):
+    for r, c in zip(rows, cols, strict=False):
         j = jaccard(champion_ids == champ[r], challenger_labels == chall[c])
         if table[r, c] > 0 and j >= min_jaccard:
             kept[int(chall[c])] = int(champ[r])

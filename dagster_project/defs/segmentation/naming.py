@@ -121,7 +121,8 @@ def name_words(
 
 def compose(rows: list[pd.Series], profile: pd.DataFrame | None = None) -> str:
     """``[adjectives] [noun] · [product]`` from contrasts; without an industry among them the noun is the segment's
-    most over-represented industry holding >= NOUN_FLOOR of it, else ``borrowers`` (``start-ups`` in the startup stage)."""
+    most over-represented industry holding >= NOUN_FLOOR of it, else ``borrowers`` (``start-ups`` in the startup
+    stage)."""
     adj = [r.word for r in rows if r.role == "adj"]
     nouns = [r.word for r in rows if r.role == "noun"]
     focus = [r.word for r in rows if r.role == "focus"]

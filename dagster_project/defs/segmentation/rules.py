@@ -92,7 +92,7 @@ def rule_segments() -> pd.DataFrame:
 def assign(frame: pd.DataFrame) -> pd.Series:
     """Rule segment id of every row of a frame with ``size_class`` and ``industry_risk_class``."""
     return pd.Series(
-        [rule_segment_id(s, r) for s, r in zip(frame["size_class"], frame["industry_risk_class"])],
+        [rule_segment_id(s, r) for s, r in zip(frame["size_class"], frame["industry_risk_class"], strict=False)],
         index=frame.index,
         dtype="int64",
     )

@@ -17,7 +17,8 @@ COMMENTS = {
         "One row per trained segmentation model version (files in $LENDSEG_MODEL_DIR).",
         {
             "version": "Model version (m0001, m0002, ...); its files are in $LENDSEG_MODEL_DIR/<version>/.",
-            "status": "champion (scores clients), challenger (trained, not promoted), retired (former champion) or rejected.",
+            "status": "champion (scores clients), challenger (trained, not promoted), retired (former champion) or "
+            "rejected.",
             "status_changed_at": "UTC time of the latest status event.",
             "trained_at": "UTC training time.",
             "k": "Number of segments.",
@@ -32,9 +33,12 @@ COMMENTS = {
         "Every segment id ever issued, with its name (kept across retrains) and status, and every "
         "rule-based segment (negative ids, reference.rule_segments).",
         {
-            "segment_id": "Stable segment id: positive for model segments, negative for rule segments (-(10 * size_rank + risk_rank)).",
-            "segment_name": "Readable name generated from the profile when the id was created (rule segments: reference.rule_segments).",
-            "description": "The segment's three largest contrasts against the other segments, in an RM's words, from the latest "
+            "segment_id": "Stable segment id: positive for model segments, negative for rule segments (-(10 * "
+            "size_rank + risk_rank)).",
+            "segment_name": "Readable name generated from the profile when the id was created (rule segments: "
+            "reference.rule_segments).",
+            "description": "The segment's three largest contrasts against the other segments, in an RM's words, "
+            "from the latest "
             "model version containing the segment (rule segments: the rule).",
             "status": "active (a segment of the champion, or a rule segment: those are always active) or retired.",
             "retired_in_version": "Model version whose promotion retired the segment; null while active (VARCHAR).",
@@ -45,7 +49,8 @@ COMMENTS = {
         "share of a category).",
         {
             "category": "For a categorical feature the category ('' for numeric features).",
-            "difference": "Numeric: the segment's mean normal score (standard deviations from all clients); categories: "
+            "difference": "Numeric: the segment's mean normal score (standard deviations from all clients); "
+            "categories: "
             "segment share - all clients' share.",
         },
     ),
@@ -54,10 +59,12 @@ COMMENTS = {
         {
             "client_key": "Pseudonymous client key.",
             "segment_id": "Segment assigned by the champion model.",
-            "confidence": "1 - d_nearest / d_second_nearest (distance to the nearest vs second-nearest centroid); 0 = on the boundary, 1 = on the centroid.",
+            "confidence": "1 - d_nearest / d_second_nearest (distance to the nearest vs second-nearest centroid); "
+            "0 = on the boundary, 1 = on the centroid.",
             "low_confidence": "confidence below LENDSEG_SEG_REVIEW_CONFIDENCE (review queue).",
             "runner_up_segment_id": "The second-nearest segment (null for rule-based segments).",
-            "runner_up_margin": "Distance to the runner-up's centroid minus distance to the client's own, in the model's "
+            "runner_up_margin": "Distance to the runner-up's centroid minus distance to the client's own, in the "
+            "model's "
             "units (one standard deviation of a weight-1 dimension = 1); small = a near thing.",
             "reason_1": "The feature that most places the client in its segment rather than the runner-up, in an RM's "
             "words: the client's value (segment, all clients); rule-based: the rule.",
@@ -69,7 +76,8 @@ COMMENTS = {
         },
     ),
     "segment_assignment_snapshots": (
-        "State: one snapshot of every client's segment per as-of date (a rescoring of the same as-of date replaces it); kept across runs and full rebuilds.",
+        "State: one snapshot of every client's segment per as-of date (a rescoring of the same as-of date replaces "
+        "it); kept across runs and full rebuilds.",
         {},
     ),
     "review_decision_context": (
@@ -208,7 +216,8 @@ def sync_model_tables(con, mdir: Path) -> dict[str, int]:
         prof.append(p.assign(model_version=v))
         curves.append(
             pd.DataFrame(m["k_curve"]).assign(
-                model_version=v, chosen=lambda d, k=m.get("k_requested", m["k"]): d.k == k
+                model_version=v,
+                chosen=lambda d, k=m.get("k_requested", m["k"]): d.k == k,  # noqa: B008 - binds this model's k
             )
         )
         stab.append(

@@ -45,7 +45,8 @@ def sample_sql(size: int) -> str:
     MD5 of its feature values and a fixed salt (the same features give the same place under any key), at most
     ``size`` of them; exact ties (identical feature rows) are ordered by those values."""
     cols = [f"f.{c}" for c in read_columns()]
-    # numbers rounded to 4 decimals first: a float's last digits (threads summing in another order) must not move a client
+    # numbers rounded to 4 decimals first: a float's last digits (threads summing in another order) must not move a
+    # client
     text = ", ".join(f"coalesce(CAST({_rounded(c)} AS VARCHAR), '~')" for c in cols)
     return (
         feature_sql()

@@ -120,7 +120,8 @@ def client_features_anomalies(context: dg.AssetCheckExecutionContext, warehouse:
         numeric = [
             r[0]
             for r in con.execute(
-                "SELECT column_name FROM duckdb_columns() WHERE schema_name = 'marts' AND table_name = 'client_features' "
+                "SELECT column_name FROM duckdb_columns() WHERE schema_name = 'marts' AND table_name = "
+                "'client_features' "
                 "AND data_type IN ('DOUBLE', 'BIGINT', 'INTEGER', 'HUGEINT') OR (schema_name = 'marts' AND "
                 "table_name = 'client_features' AND data_type LIKE 'DECIMAL%')"
             ).fetchall()
@@ -132,7 +133,7 @@ def client_features_anomalies(context: dg.AssetCheckExecutionContext, warehouse:
             if numeric
             else []
         )
-    sparse = {c: round(v, 3) for c, v in zip(numeric, nulls) if v is not None and v > 0.5}
+    sparse = {c: round(v, 3) for c, v in zip(numeric, nulls, strict=False) if v is not None and v > 0.5}
     last = versions(s.versions_dir)[-1:] if s.versions_dir.exists() else []
     prev = last[0].manifest["row_counts"].get("marts.client_features") if last else None
     ratio = n / prev if prev else 1.0

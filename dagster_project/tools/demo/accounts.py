@@ -163,7 +163,7 @@ def _size_rank(industry: np.ndarray, employees: np.ndarray, revenue: np.ndarray,
         a = values[ma]
         b = values[mb] if mb is not None else np.zeros(len(group))
         known = ~np.isnan(a) & (a >= 0) & ~np.isnan(b) & (b >= 0)
-        lim_b = (lambda x: np.full(len(group), True)) if mb is None else (lambda x: b >= x)
+        lim_b = (lambda x: np.full(len(group), True)) if mb is None else (lambda x: b >= x)  # noqa: B023 - called in this iteration
         r = np.where(
             (a >= ca) & lim_b(cb), 3, np.where((a >= mda) & lim_b(mdb), 2, np.where((a >= sa) & lim_b(sb), 1, 0))
         )

@@ -10,22 +10,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from dagster_project.tools.demo import identities as ident
 from dagster_project.tools.demo import profiles as pf
 from dagster_project.tools.demo.draws import _loguniform, _month64, _round_money, _sample_rows
 from dagster_project.tools.demo.profiles import (
-    _BRAND_FIRST,
-    _BRAND_SECOND,
-    _EMAIL_DOMAINS,
-    _EMAIL_PREFIXES,
-    _MOBILE_PREFIXES,
-    _ORG_WEIGHTS,
-    _PROVINCES,
-    _SECTION_WORDS,
-    _SUFFIX_P_LARGE,
-    _SUFFIX_P_SMALL,
-    _SUFFIXES,
-    _USCC_CHARSET,
-    _USCC_WEIGHTS,
     PROVINCE_CODES,
     ST_ACTIVE,
     ST_CLOSED,
@@ -227,9 +215,9 @@ def _make_population(rng: np.random.Generator, n: int, cal: Calendar) -> Populat
     arch = _draw_archetypes(rng, n)
     firm = _firmographics(rng, arch)
     weights = (
-        np.array([w for w, _ in _PROVINCES.values()])
+        np.array([w for w, _ in ident.PROVINCES.values()])
         if pf._PROVINCE_WEIGHTS is None
-        else np.array([pf._PROVINCE_WEIGHTS.get(p, 0.0) for p in _PROVINCES])
+        else np.array([pf._PROVINCE_WEIGHTS.get(p, 0.0) for p in ident.PROVINCES])
     )
     province = rng.choice(np.array(PROVINCE_CODES), size=n, p=weights / weights.sum())
     founded, onboarding, onb_idx = _dates(rng, arch, cal)
@@ -292,21 +280,25 @@ def _industry_codes(rng: np.random.Generator, arch: np.ndarray) -> np.ndarray:
 def _legal_names(rng: np.random.Generator, pop: Population, industry: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Unique Chinese company names and the prefecture code of the name's city."""
     n = pop.n
-    code_table = {p: [f"{c}|{code}" for c, code in cities] for p, (_, cities) in _PROVINCES.items()}
+    code_table = {p: [f"{c}|{code}" for c, code in cities] for p, (_, cities) in ident.PROVINCES.items()}
     city_code = _lookup(code_table, pop.province, rng)
     parts = np.strings.partition(city_code, "|")
     city, prefecture = parts[0], parts[2]
-    first = np.array(list(_BRAND_FIRST))[rng.integers(0, len(_BRAND_FIRST), n)]
-    second_idx = rng.integers(0, len(_BRAND_SECOND), n)
-    second = np.array(list(_BRAND_SECOND))[second_idx]
-    second = np.where(second == first, np.array(list(_BRAND_SECOND))[(second_idx + 1) % len(_BRAND_SECOND)], second)
+    first = np.array(list(ident.BRAND_FIRST))[rng.integers(0, len(ident.BRAND_FIRST), n)]
+    second_idx = rng.integers(0, len(ident.BRAND_SECOND), n)
+    second = np.array(list(ident.BRAND_SECOND))[second_idx]
+    second = np.where(
+        second == first, np.array(list(ident.BRAND_SECOND))[(second_idx + 1) % len(ident.BRAND_SECOND)], second
+    )
     brand = np.strings.add(first, second)
-    words = _lookup(_SECTION_WORDS, np.strings.slice(industry, 0, 1), rng)
+    words = _lookup(ident.SECTION_WORDS, np.strings.slice(industry, 0, 1), rng)
     large = pop.employees >= 1000
     suffix_idx = np.where(
-        large, _sample_rows(rng, np.tile(_SUFFIX_P_LARGE, (n, 1))), _sample_rows(rng, np.tile(_SUFFIX_P_SMALL, (n, 1)))
+        large,
+        _sample_rows(rng, np.tile(ident.SUFFIX_P_LARGE, (n, 1))),
+        _sample_rows(rng, np.tile(ident.SUFFIX_P_SMALL, (n, 1))),
     )
-    tail = np.strings.add(words, np.array(_SUFFIXES)[suffix_idx])
+    tail = np.strings.add(words, np.array(ident.SUFFIXES)[suffix_idx])
     head = np.strings.add(city, brand)
     names = np.strings.add(head, tail)
     dup = pd.Series(names).groupby(names, sort=False).cumcount().to_numpy()
@@ -329,23 +321,23 @@ def _registration_numbers(rng: np.random.Generator, province: np.ndarray, prefec
         digits[:, 2 + j] = region // 10 ** (5 - j) % 10
     for j in range(8):
         digits[:, 8 + j] = body // 10 ** (7 - j) % 10
-    org_check = 11 - (digits[:, 8:16] @ _ORG_WEIGHTS) % 11
-    digits[:, 16] = np.where(org_check == 11, 0, np.where(org_check == 10, _USCC_CHARSET.index("X"), org_check))
-    check = (31 - (digits[:, :17] @ _USCC_WEIGHTS) % 31) % 31
+    org_check = 11 - (digits[:, 8:16] @ ident.ORG_WEIGHTS) % 11
+    digits[:, 16] = np.where(org_check == 11, 0, np.where(org_check == 10, ident.USCC_CHARSET.index("X"), org_check))
+    check = (31 - (digits[:, :17] @ ident.USCC_WEIGHTS) % 31) % 31
     digits[:, 17] = check
-    chars = np.array(list(_USCC_CHARSET))[digits]
+    chars = np.array(list(ident.USCC_CHARSET))[digits]
     return np.ascontiguousarray(chars).view("<U18").ravel()
 
 
 def _contacts(rng: np.random.Generator, n: int) -> dict[str, object]:
     has_email = rng.random(n) < 0.8
-    prefix = np.where(has_email, rng.integers(0, len(_EMAIL_PREFIXES), n), -1)
-    domain = np.where(has_email, rng.integers(0, len(_EMAIL_DOMAINS), n), -1)
+    prefix = np.where(has_email, rng.integers(0, len(ident.EMAIL_PREFIXES), n), -1)
+    domain = np.where(has_email, rng.integers(0, len(ident.EMAIL_DOMAINS), n), -1)
     has_phone = rng.random(n) < 0.8
-    phone = _MOBILE_PREFIXES[rng.integers(0, len(_MOBILE_PREFIXES), n)] * 10**8 + rng.integers(0, 10**8, n)
+    phone = ident.MOBILE_PREFIXES[rng.integers(0, len(ident.MOBILE_PREFIXES), n)] * 10**8 + rng.integers(0, 10**8, n)
     return {
-        "email_prefix": pd.Categorical.from_codes(prefix, categories=list(_EMAIL_PREFIXES)),
-        "email_domain": pd.Categorical.from_codes(domain, categories=list(_EMAIL_DOMAINS)),
+        "email_prefix": pd.Categorical.from_codes(prefix, categories=list(ident.EMAIL_PREFIXES)),
+        "email_domain": pd.Categorical.from_codes(domain, categories=list(ident.EMAIL_DOMAINS)),
         "phone": np.where(has_phone, phone, 0),
     }
 

@@ -1,7 +1,8 @@
 -- One row per CRM client: internal rating grade on the master scale (seed rating_master_scale).
---   1. DEFAULT OVERRIDE (macro default_trigger, macros/credit_rules.sql) -> 'D' whatever the score, and even without a bureau report: latest usage month
---      90+ days past due on any facility, or latest bureau report with max_days_past_due_12m >= 90, or a
---      default registered in the last 12 months (defaults_5y rose, see int_clients_credit_summarised).
+--   1. DEFAULT OVERRIDE (macro default_trigger, macros/credit_rules.sql) -> 'D' whatever the score, and even without a
+--      bureau report: latest usage month 90+ days past due on any facility, or latest bureau report with
+--      max_days_past_due_12m >= 90, or a default registered in the last 12 months (defaults_5y rose, see
+--      int_clients_credit_summarised).
 --   2. Otherwise the band of the latest bureau score (score_min <= score <= score_max, inclusive).
 --   3. Otherwise 'unrated': no bureau report, or a report without a score inside 300-900.
 with clients as (

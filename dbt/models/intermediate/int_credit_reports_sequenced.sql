@@ -23,7 +23,7 @@ select
     n.report_date,
     n.report_seq,
     n.report_seq_asc,
-    {{ dbt.datediff('n.report_date', 'n.latest_report_date', 'day') }}           as days_before_latest,
+    {{ dbt.datediff('n.report_date', 'n.latest_report_date', 'day') }} as days_before_latest,  -- noqa: LT05
     n.report_date <= {{ dbt.dateadd('month', -12, 'a.as_of_date') }} as is_12m_before_as_of,
     n.bureau_score,
     n.total_debt,

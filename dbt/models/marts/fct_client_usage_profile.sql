@@ -102,7 +102,7 @@ select
     h.last_active_month,
     case
         when h.last_active_month is not null
-            then {{ dbt.datediff('h.last_active_month', 'a.as_of_month', 'month') }} end
+            then {{ dbt.datediff('h.last_active_month', 'a.as_of_month', 'month') }} end  -- noqa: LT05
         as months_since_last_activity,
     -- holdings
     coalesce(pp.products_held, 0) as products_held,

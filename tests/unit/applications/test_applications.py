@@ -167,7 +167,7 @@ def test_neighbours_come_from_the_clients_own_block() -> None:
     qi, qs = key(query, industry), key(query, size)
     pi, ps = key(pool, industry), key(pool, size)
     counts = {}
-    for a, b in zip(pi, ps):
+    for a, b in zip(pi, ps, strict=False):
         counts[(a, b)] = counts.get((a, b), 0) + 1
     for r in range(len(query)):
         assert all(pi[j] == qi[r] for j in i[r]), "always within the industry block"

@@ -75,7 +75,7 @@ def _curve(tp: list[int], flagged: list[int], positives: int) -> pd.DataFrame:
             "recall": t / positives,
             "share_flagged": f / 1000,
         }
-        for i, (t, f) in enumerate(zip(tp, flagged))
+        for i, (t, f) in enumerate(zip(tp, flagged, strict=False))
     ]
     return pd.DataFrame(rows)
 
@@ -286,7 +286,7 @@ def test_score_levels_agree_between_the_reference_and_sql() -> None:
         1.0,
     )
     # round trip through the JSON store format; an older file (probabilities only) gets its points as logits
-    wl = replace(w, **dict(zip(("watch_logit", "warning_logit", "critical_logit"), cal.level_logits(w))))
+    wl = replace(w, **dict(zip(("watch_logit", "warning_logit", "critical_logit"), cal.level_logits(w), strict=False)))
     assert cal.Calibration.from_dict(json.loads(json.dumps(wl.to_dict()))).to_dict() == wl.to_dict()
     old = {k: v for k, v in w.to_dict().items() if not k.endswith("_logit")}
     lw = cal.level_logits(cal.Calibration.from_dict(old))
@@ -368,14 +368,16 @@ def _build_db(path, n: int = 1200, months: int = 24, seed: int = 2) -> None:
         "CREATE TABLE marts.fct_product_usage_monthly (client_key VARCHAR, snapshot_month DATE, "
         "max_days_past_due INTEGER, utilisation DOUBLE)"
     )
-    u_df = pd.DataFrame(usage, columns=["client_key", "snapshot_month", "max_days_past_due", "utilisation"])
+    u_df = pd.DataFrame(  # noqa: F841 - read by name by DuckDB (replacement scan)
+        usage, columns=["client_key", "snapshot_month", "max_days_past_due", "utilisation"]
+    )
     con.execute("INSERT INTO marts.fct_product_usage_monthly SELECT * FROM u_df")  # one insert, not a row at a time
     con.execute(
         "CREATE TABLE staging.stg_bureau__credit_reports (client_key VARCHAR, report_id VARCHAR, report_date DATE, "
         "bureau_score INTEGER, inquiries_6m INTEGER, legal_judgments INTEGER, total_debt DOUBLE, "
         "collateral_value DOUBLE, operating_cash_flow DOUBLE)"
     )
-    r_df = pd.DataFrame(
+    r_df = pd.DataFrame(  # noqa: F841 - read by name by DuckDB (replacement scan)
         reports,
         columns=[
             "client_key",
@@ -391,7 +393,8 @@ def _build_db(path, n: int = 1200, months: int = 24, seed: int = 2) -> None:
     )
     con.execute("INSERT INTO staging.stg_bureau__credit_reports SELECT * FROM r_df")
     con.execute(
-        f"CREATE TABLE intermediate.int_as_of_date_derived AS SELECT DATE '{cal.add_months(start, months - 1)}' AS as_of_month"
+        f"CREATE TABLE intermediate.int_as_of_date_derived AS SELECT DATE '{cal.add_months(start, months - 1)}' AS "
+        "as_of_month"
     )
     con.close()
 

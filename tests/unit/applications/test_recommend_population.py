@@ -124,7 +124,7 @@ def test_playbook_advisory_and_ranking_match_the_per_client_forms() -> None:
             assert play[i, j] == bool(rc.playbook_codes(p, cp))
             assert score[i, j] == rc.score(shares[i, j], play[i, j], pop[j])  # same floats
         expected = rc.rank_products(
-            dict(zip(rc.PRODUCTS, score[i])),
+            dict(zip(rc.PRODUCTS, score[i], strict=False)),
             held=set(),
             eligible={p for j, p in enumerate(rc.PRODUCTS) if allowed[i, j]},
         )

@@ -28,12 +28,14 @@ from dagster_project.sqlview import (
 EVERY_TYPE = """
 SELECT 1::TINYINT AS tiny, 2::SMALLINT AS small, 3::INTEGER AS int, 1766::BIGINT AS big,
        170141183460469231731687303715884105727::HUGEINT AS huge, 42::UBIGINT AS ubig,
-       344750809.45::DECIMAL(18, 2) AS amount, 0.000123::DECIMAL(18, 6) AS pd, 0.25::FLOAT AS real, 0.21345::DOUBLE AS dbl,
+       344750809.45::DECIMAL(18, 2) AS amount, 0.000123::DECIMAL(18, 6) AS pd, 0.25::FLOAT AS real, 0.21345::DOUBLE
+           AS dbl,
        true AS flag, DATE '2026-11-30' AS day, TIMESTAMP '2026-11-29 10:24:17' AS ts, 'infinity'::TIMESTAMP AS ts_inf,
        TIMESTAMPTZ '2026-11-29 10:24:17+00' AS tstz, TIME '10:24:17' AS t, INTERVAL 1 MONTH AS iv,
        [1, 2, NULL] AS list, {'a': 'x', 'b': NULL} AS struct, MAP {'k': 1} AS map, '\\xAA\\x00'::BLOB AS blob,
        '6ba7b810-9dad-11d1-80b4-00c04fd430c8'::UUID AS uuid, 'x'::ENUM ('x', 'y') AS enum, [1, 2]::INTEGER[2] AS arr,
-       '101'::BIT AS bit, 'a' || chr(10) || 'b' AS multiline, '新客户' AS cjk, 'nan'::DOUBLE AS nan, 'inf'::DOUBLE AS inf
+       '101'::BIT AS bit, 'a' || chr(10) || 'b' AS multiline, '新客户' AS cjk, 'nan'::DOUBLE AS nan,
+       'inf'::DOUBLE AS inf
 """
 
 
@@ -78,7 +80,7 @@ def test_null_in_an_integer_column_prints_null_not_a_traceback(con) -> None:
 
 def test_every_duckdb_type_and_its_null_renders(con) -> None:
     result = fetch(con, EVERY_TYPE)
-    cells = dict(zip(result.columns, result.cells()[0]))
+    cells = dict(zip(result.columns, result.cells()[0], strict=False))
     assert cells["huge"] == "170,141,183,460,469,231,731,687,303,715,884,105,727" and cells["big"] == "1,766"
     assert cells["amount"] == "344,750,809.45" and cells["pd"] == "0.000123" and cells["real"] == "0.25"
     assert cells["flag"] == "true" and cells["day"] == "2026-11-30" and cells["ts"] == "2026-11-29 10:24:17"

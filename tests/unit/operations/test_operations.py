@@ -1,4 +1,5 @@
-"""Operations: jobs, schedules, sensors, alerts and the run queue (the runs themselves: tests/e2e/test_operations_e2e.py)."""
+"""Operations: jobs, schedules, sensors, alerts and the run queue (the runs themselves:
+tests/e2e/test_operations_e2e.py)."""
 
 from __future__ import annotations
 

@@ -71,7 +71,7 @@ def synthetic(n: int = 600, seed: int = 0, secret: str = "key-a", small_group: f
     shares = np.zeros((n, len(PRODUCTS)))
     for i, gi in enumerate(g):
         rev, sec, risk, grade, band, size, stage, prods, term, score, online = GROUPS[names[gi]]
-        for col, v in zip(rows, (rev, sec, risk, grade, band, size, stage, term, score, online)):
+        for col, v in zip(rows, (rev, sec, risk, grade, band, size, stage, term, score, online), strict=False):
             rows[col].append(v)
         for p, s in prods.items():
             shares[i, PRODUCTS.index(p)] = s

@@ -1,4 +1,5 @@
-"""The increment bench's deliveries (bench_increment.py) and the floor's bare increment (bench_floor.run_floor_increment),
+"""The increment bench's deliveries (bench_increment.py) and the floor's bare increment
+(bench_floor.run_floor_increment),
 on a small generated delivery set; the timed runs themselves are the bench's, never asserted in tests."""
 
 from datetime import date
@@ -47,9 +48,8 @@ def test_client_changes_and_mid_month_reports_are_a_small_valid_delivery(parts: 
     assert 0 < n < total / 4  # about 10 % of 300
     changed = con.execute(f"""SELECT count(*) FILTER (WHERE c.employee_count = o.employee_count + 1),
                                      count(*) FILTER (WHERE c.updated_at = TIMESTAMP '2026-10-01 06:00:00')
-                              FROM read_csv('{out}', header=true) c JOIN read_csv('{src}', header=true) o USING (client_id)""").fetchall()[
-        0
-    ]
+                              FROM read_csv('{out}', header=true) c JOIN read_csv('{src}', header=true) o USING
+                                  (client_id)""").fetchall()[0]
     assert changed == (n, n)
     bureau = parts / "increment" / "credit_bureau" / "credit_bureau_202609.csv"
     mid = parts / "mid" / "credit_bureau_20261015.csv"

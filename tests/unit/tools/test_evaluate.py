@@ -1,4 +1,5 @@
-"""Pure parts of lendseg evaluate (dagster_project/tools/evaluate.py); the runs themselves: `lendseg evaluate --smoke` in CI."""
+"""Pure parts of lendseg evaluate (dagster_project/tools/evaluate.py); the runs themselves: `lendseg evaluate
+--smoke` in CI."""
 
 from pathlib import Path
 

@@ -1,4 +1,5 @@
-"""Pure parts of the applications part of lendseg evaluate (dagster_project/tools/evaluate_apps.py): reading the published
+"""Pure parts of the applications part of lendseg evaluate (dagster_project/tools/evaluate_apps.py): reading the
+published
 tables, the bar, the rendered table. No pipeline run (the runs themselves: `lendseg evaluate`)."""
 
 from pathlib import Path

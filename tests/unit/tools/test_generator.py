@@ -203,7 +203,7 @@ def _uscc_ok(code: str) -> bool:
         return False
     org = code[8:17]
     value = {c: int(c, 36) for c in "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"}  # A=10 .. Z=35
-    s = sum(value[c] * w for c, w in zip(org[:8], [3, 7, 9, 10, 5, 8, 4, 2]))
+    s = sum(value[c] * w for c, w in zip(org[:8], [3, 7, 9, 10, 5, 8, 4, 2], strict=False))
     c9 = 11 - s % 11
     if org[8] != {10: "X", 11: "0"}.get(c9, str(c9)):
         return False

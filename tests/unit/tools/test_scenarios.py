@@ -7,6 +7,7 @@ import duckdb
 import pandas as pd
 import pytest
 
+from dagster_project.tools.demo import defaults as D
 from dagster_project.tools.demo import profiles as g
 from dagster_project.tools.demo import scenarios as S
 from dagster_project.tools.demo.generate import generate
@@ -49,7 +50,9 @@ def test_scenario_structure(tmp_path: Path, name: str) -> None:
     assert 5 <= len(sc.archetypes) <= 9 and set(shares.index) == set(sc.archetypes)
     assert set(sc.archetypes).isdisjoint(set(g.ARCHETYPES) - {"prospect"})  # not the demo's archetypes
     sections = {a: {d[0] for d in p.divisions} for a, p in sc.profiles.items()}
-    off = (~pd.Series([c[0] in sections[a] for a, c in zip(customers.archetype, customers.industry_code)])).mean()
+    off = (
+        ~pd.Series([c[0] in sections[a] for a, c in zip(customers.archetype, customers.industry_code, strict=False)])
+    ).mean()
     assert off >= 0.30, off
     assert 0.01 <= shares[sc.small_group] <= 0.02, shares[sc.small_group]
     no_bureau = 1 - customers.client_id.isin(bureau).mean()
@@ -66,7 +69,7 @@ def test_demo_scenario_is_the_default(tmp_path: Path) -> None:
         tmp_path / "b", n_clients=300, months=2, seed=5, end_month=date(2026, 10, 1), progress=False, scenario="demo"
     )
     for src in a:
-        for pa, pb in zip(a[src], b[src]):
+        for pa, pb in zip(a[src], b[src], strict=False):
             assert pa.read_bytes() == pb.read_bytes()
     with pytest.raises(ValueError, match="unknown scenario"):
         generate(tmp_path / "c", n_clients=10, months=1, scenario="nope", progress=False)
@@ -120,7 +123,7 @@ def test_scenarios_plant_defaults_of_any_archetype_that_reach_90_dpd(tmp_path: P
     arch = planted.merge(truth, on="client_id").archetype
     assert "prospect" not in set(arch) and arch.nunique() >= 4  # any archetype, not a separate one
     shares = planted.pathway.value_counts(normalize=True)
-    for p, want in zip(S.PATHWAYS, spec.mix):
+    for p, want in zip(D.PATHWAYS, spec.mix, strict=False):
         assert abs(shares.get(p, 0.0) - want) <= 0.12, (p, shares.to_dict())
     # the outcome the warehouse sees: first 90+ dpd month == the planted month; nobody else reaches 90+ dpd
     first90 = usage[usage.dpd >= 90].groupby("client_id").snapshot_month.min()
@@ -206,7 +209,7 @@ def test_planted_defaults_draw_from_their_own_stream(tmp_path: Path) -> None:
     for src in a:
         assert [p.read_bytes() for p in a[src]] == [p.read_bytes() for p in b[src]]  # deterministic
     sc = S.SCENARIOS["coastal_industry"]
-    S.SCENARIOS["coastal_industry"] = S.Scenario(**{**sc.__dict__, "defaults": S.Defaults(0.0, (1.0, 0.0, 0.0))})
+    S.SCENARIOS["coastal_industry"] = S.Scenario(**{**sc.__dict__, "defaults": D.Defaults(0.0, (1.0, 0.0, 0.0))})
     try:
         c = generate(
             tmp_path / "c", n_clients=500, months=6, seed=9, end_month=END, progress=False, scenario="coastal_industry"

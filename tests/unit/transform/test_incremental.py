@@ -27,7 +27,8 @@ def _tables(con: duckdb.DuckDBPyConnection) -> dict[str, list]:
     names = [
         r[0]
         for r in con.execute(
-            "SELECT schema_name || '.' || table_name FROM duckdb_tables() WHERE schema_name IN ('intermediate', 'marts') "
+            "SELECT schema_name || '.' || table_name FROM duckdb_tables() WHERE schema_name IN ('intermediate', "
+            "'marts') "
             "ORDER BY 1"
         ).fetchall()
     ]
@@ -102,8 +103,9 @@ def test_a_correction_then_one_more_month_build_only_those_and_equal_a_rebuild(b
         if f.parent.name != "clients":
             sc.write(f.parent.name, f.name, f.read_bytes())
     _ingest(sc)
-    account, first_month = sc.con.execute(f"""SELECT account_key, first_month FROM {ACCOUNTS} WHERE account_key IN
-        (SELECT account_key FROM raw.product_usage WHERE snapshot_month = DATE '{END}') ORDER BY 1 LIMIT 1""").fetchall()[0]
+    query = f"""SELECT account_key, first_month FROM {ACCOUNTS} WHERE account_key IN
+        (SELECT account_key FROM raw.product_usage WHERE snapshot_month = DATE '{END}') ORDER BY 1 LIMIT 1"""
+    account, first_month = sc.con.execute(query).fetchall()[0]
     sc.con.execute(f"UPDATE {ACCOUNTS} SET first_month = DATE '2000-01-01' WHERE account_key = ?", [account])
     code, _, out = sc.dbt_build()
     assert code == 0, out

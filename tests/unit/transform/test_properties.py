@@ -6,7 +6,8 @@ columns, empty files, truncated lines, unknown clients), drops each into one scr
 good generated delivery set, and ingests it. Every outcome must be: loaded, loaded with exactly the bad rows
 quarantined, or rejected with a clear error. Then ONE ``dbt build`` runs over everything that was accepted and
 must pass; nothing of a rejected file may be in any table; no clear identifier may be in any message, table or
-audit row. 36 examples (``EXAMPLES``: per mutation kind), derandomised (same examples on every run, no example database): CI budget
+audit row. 36 examples (``EXAMPLES``: per mutation kind), derandomised (same examples on every run, no example
+database): CI budget
 3 minutes for the whole file (measured: see docs/quality.md).
 """
 

@@ -74,6 +74,7 @@ def failed(tmp_path_factory: pytest.TempPathFactory):
                 "active",
                 "2026-11-20 09:00:00",
             ],
+            strict=False,
         )
     )
     sc.write("clients", "update.csv", to_csv(header, [row]))

@@ -15,7 +15,7 @@ with defaulted as (
 usage as (
     select client_key, snapshot_month, max_days_past_due
     from {{ ref('fct_product_usage_monthly') }}
-    where client_key in (select client_key from defaulted)
+    where client_key in (select dc.client_key from defaulted as dc)
 ),
 
 usage_last_current as (
@@ -47,7 +47,7 @@ usage_latest as (
 reports as (
     select client_key, report_date, max_days_past_due_12m, defaults_5y
     from {{ ref('stg_bureau__credit_reports') }}
-    where client_key in (select client_key from defaulted)
+    where client_key in (select dc.client_key from defaulted as dc)
 ),
 
 bureau_last_current as (
@@ -109,7 +109,7 @@ select
     default_since,
     case
         when default_since is not null
-            then {{ dbt.datediff('default_since', 'as_of_date', 'month') }} end
+            then {{ dbt.datediff('default_since', 'as_of_date', 'month') }} end  -- noqa: LT05
         as months_in_default,
     latest_days_past_due,
     current_credit_limit as exposure,
