@@ -26,8 +26,8 @@ def preflight(job: str, demo: bool) -> str | None:
     """Why ``lendseg run`` must not start (one line), or None. Checked before anything is built."""
     import warnings
 
-    from .lib.settings import ConfigError, load_settings, pii_key
     from .defs.operations.jobs import WRITING_JOB_NAMES
+    from .lib.settings import ConfigError, load_settings, pii_key
 
     if job not in WRITING_JOB_NAMES:
         return f"lendseg run: unknown job '{job}'; valid jobs: {', '.join(WRITING_JOB_NAMES)}"
@@ -70,7 +70,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     import uuid
 
     from . import progress
-
     from .lib import stop
 
     s = load_settings()
@@ -108,8 +107,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         progress.prune_logs(log_path.parent)
     alerts_dir = s.audit_dir / "pipeline_alerts"
     alerts = len(list(alerts_dir.glob("*.jsonl"))) if alerts_dir.exists() else 0
-    summary = progress.format_summary(tracker, result.run_id, args.job, time.monotonic() - t0, result.success,
-                                      s.warehouse_path, log_path, alerts)
+    summary = progress.format_summary(
+        tracker, result.run_id, args.job, time.monotonic() - t0, result.success, s.warehouse_path, log_path, alerts
+    )
     from .defs.segmentation.registry import run_notes
 
     for note in run_notes(s, result.run_id):
@@ -126,8 +126,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .defs.ingest.remedy import command, pending_remedies
 
     if pending_remedies(load_settings().remedies_dir, result.run_id):
-        print(f"delivered rows caused it; to quarantine them and let the next run proceed: {command(result.run_id)}",
-              file=err)
+        print(
+            f"delivered rows caused it; to quarantine them and let the next run proceed: {command(result.run_id)}",
+            file=err,
+        )
     return 1
 
 
@@ -139,8 +141,11 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
 
     s = load_settings()
     if not pending_remedies(s.remedies_dir, args.run):
-        print(f"quarantine refused: no recorded rows for run {args.run} in {s.remedies_dir} (already applied, or "
-              f"the run's failure was not traced to delivered rows)", file=sys.stderr)
+        print(
+            f"quarantine refused: no recorded rows for run {args.run} in {s.remedies_dir} (already applied, or "
+            f"the run's failure was not traced to delivered rows)",
+            file=sys.stderr,
+        )
         return 1
     with writer_lock(s.lock_path, on_wait=lambda m: print(m, file=sys.stderr)), connect(s) as con:
         ensure_raw_schema(con)
@@ -149,9 +154,11 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
         except ValueError as e:
             print(f"quarantine refused: {e}", file=sys.stderr)
             return 1
-    print(f"{out['removed']} raw rows quarantined (audit.quarantined_rows), {out['restored']} earlier versions "
-          f"restored, {out['held']} bureau/usage rows held until their client arrives again; the next run "
-          f"proceeds without them")
+    print(
+        f"{out['removed']} raw rows quarantined (audit.quarantined_rows), {out['restored']} earlier versions "
+        f"restored, {out['held']} bureau/usage rows held until their client arrives again; the next run "
+        f"proceeds without them"
+    )
     return 0
 
 
@@ -165,19 +172,26 @@ def cmd_quality(args: argparse.Namespace) -> int:
     con = duckdb.connect()
     shown = False
     if sql := audit.read(s.audit_dir, audit.DQ_RESULTS):
-        df = con.execute(f"SELECT checked_at, severity, asset, source_file, rule, unexpected_count, observed_value "
-                         f"FROM {sql} WHERE NOT success ORDER BY checked_at DESC LIMIT ?", [args.limit]).df()
+        df = con.execute(
+            f"SELECT checked_at, severity, asset, source_file, rule, unexpected_count, observed_value "
+            f"FROM {sql} WHERE NOT success ORDER BY checked_at DESC LIMIT ?",
+            [args.limit],
+        ).df()
         if len(df):
             print(f"Latest failed rules ({len(df)} shown):\n" + df.to_markdown(index=False))
             shown = True
     if sql := audit.read(s.audit_dir, audit.REJECTED):
-        df = con.execute(f"SELECT rejected_at, source, file_name, rules FROM {sql} ORDER BY rejected_at DESC LIMIT ?",
-                         [args.limit]).df()
+        df = con.execute(
+            f"SELECT rejected_at, source, file_name, rules FROM {sql} ORDER BY rejected_at DESC LIMIT ?", [args.limit]
+        ).df()
         print(f"\nRejected deliveries (details in {s.rejected_dir}):\n" + df.to_markdown(index=False))
         shown = True
     if sql := audit.read(s.audit_dir, audit.QUARANTINED):
-        df = con.execute(f"SELECT source, source_file, rule, count(*) AS rows, min(row_number) AS first_row "
-                         f"FROM {sql} GROUP BY ALL ORDER BY rows DESC LIMIT ?", [args.limit]).df()
+        df = con.execute(
+            f"SELECT source, source_file, rule, count(*) AS rows, min(row_number) AS first_row "
+            f"FROM {sql} GROUP BY ALL ORDER BY rows DESC LIMIT ?",
+            [args.limit],
+        ).df()
         print("\nQuarantined rows by file and rule:\n" + df.to_markdown(index=False))
         shown = True
     if not shown:
@@ -198,7 +212,9 @@ def cmd_publish(args: argparse.Namespace) -> int:
         except ValueError as e:
             print(f"rollback refused: {e}", file=sys.stderr)
             return 2
-        print(f"published warehouse is now {v.name} (run {v.manifest['run_id']}, published {v.manifest['published_at']})")
+        print(
+            f"published warehouse is now {v.name} (run {v.manifest['run_id']}, published {v.manifest['published_at']})"
+        )
         return 0
     cur = current_version(s.warehouse_path, s.versions_dir)
     kept = versions(s.versions_dir)
@@ -208,15 +224,18 @@ def cmd_publish(args: argparse.Namespace) -> int:
     for v in kept:
         rows = sum(v.manifest["row_counts"].values())
         mark = "*" if cur and v.number == cur.number else " "
-        print(f"{mark} {v.name}  {v.manifest['published_at']}  run {v.manifest['run_id'][:8]}  "
-              f"{tables_in(v.manifest['row_counts'])} tables  {rows:,} rows  {len(v.manifest['checks_passed'])} checks passed")
+        print(
+            f"{mark} {v.name}  {v.manifest['published_at']}  run {v.manifest['run_id'][:8]}  "
+            f"{tables_in(v.manifest['row_counts'])} tables  {rows:,} rows  {len(v.manifest['checks_passed'])} "
+            "checks passed"
+        )
     return 0
 
 
 def cmd_reidentify(args: argparse.Namespace) -> int:
     """Map client_keys back to client_ids (needs LENDSEG_PII_KEY, or --demo on demo data); prints, never stores."""
-    from .lib.settings import ConfigError
     from .defs.segmentation.review import QUEUE_SQL, check_key_available, keys_from_sql, reidentify
+    from .lib.settings import ConfigError
 
     if args.demo:
         os.environ["LENDSEG_DEMO"] = "1"
@@ -264,60 +283,99 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--format", choices=["csv", "parquet"], default="csv", help="delivery file format (default csv)")
     g.add_argument("--truth", help="ground-truth CSV (default $LENDSEG_DATA_DIR/ground_truth/archetypes.csv)")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
-    g.add_argument("--scenario", default="demo", choices=["demo", "coastal_industry", "thin_file", "diversified"],
-                   help="portfolio structure (dagster_project/tools/demo/scenarios.py); demo = the one the model was built on")
+    g.add_argument(
+        "--scenario",
+        default="demo",
+        choices=["demo", "coastal_industry", "thin_file", "diversified"],
+        help="portfolio structure (dagster_project/tools/demo/scenarios.py); demo = the one the model was built on",
+    )
     g.set_defaults(func=cmd_generate)
 
-    si = sub.add_parser("import-sba", help="map real U.S. SBA loans (CSV) onto landing contract v1 "
-                                           "(docs/sba_import.md); outcomes go to a separate truth file")
+    si = sub.add_parser(
+        "import-sba",
+        help="map real U.S. SBA loans (CSV) onto landing contract v1 "
+        "(docs/sba_import.md); outcomes go to a separate truth file",
+    )
     si.add_argument("csv", help="SBA loan file with the SBA's column names")
     si.add_argument("--out", help="landing folder (default $LENDSEG_LANDING_DIR)")
     si.add_argument("--truth", help="outcome file (default $LENDSEG_DATA_DIR/ground_truth/sba_outcomes.csv)")
     si.add_argument("--rate", type=float, help="CNY per USD (default sba_import.USD_CNY = 7.10)")
     si.set_defaults(func=cmd_import_sba)
 
-    ev = sub.add_parser("evaluate", help="run the pipeline on every scenario x judging seed, the demo and the SBA "
-                                         "sample; write the tables into docs/segmentation.md and docs/applications.md")
+    ev = sub.add_parser(
+        "evaluate",
+        help="run the pipeline on every scenario x judging seed, the demo and the SBA "
+        "sample; write the tables into docs/segmentation.md and docs/applications.md",
+    )
     ev.add_argument("--scenarios", nargs="+", help="default: every scenario of dagster_project/tools/demo/scenarios.py")
     ev.add_argument("--seeds", nargs="+", type=int, help="default: the judging seeds 101 102 103")
     ev.add_argument("--clients", type=int, default=2000, help="clients generated per scenario run (default 2000)")
-    ev.add_argument("--months", type=int, default=18, help="months of usage per scenario run (default 18: the early-warning "
-                                                           "calibration needs 12 months of history before its evaluation cutoff)")
+    ev.add_argument(
+        "--months",
+        type=int,
+        default=18,
+        help="months of usage per scenario run (default 18: the early-warning "
+        "calibration needs 12 months of history before its evaluation cutoff)",
+    )
     ev.add_argument("--sba", default="../shared/data/sba/sba_loans_sample.csv", help="SBA loan sample (CSV)")
     ev.add_argument("--no-sba", action="store_true", help="skip the SBA sample")
     ev.add_argument("--no-doc", action="store_true", help="print only, leave the docs alone (= --docs none)")
-    ev.add_argument("--docs", choices=["all", "segmentation", "applications", "none"], default="all",
-                    help="which tables to rewrite: docs/segmentation.md, docs/applications.md (default both)")
+    ev.add_argument(
+        "--docs",
+        choices=["all", "segmentation", "applications", "none"],
+        default="all",
+        help="which tables to rewrite: docs/segmentation.md, docs/applications.md (default both)",
+    )
     ev.add_argument("--demo-seeds", nargs="+", type=int, default=[7], help="demo-generator runs (default seed 7)")
     ev.add_argument("--demo-clients", type=int, default=3000, help="clients per demo run (default 3000)")
     ev.add_argument("--demo-months", type=int, default=18, help="months per demo run (default 18)")
     ev.add_argument("--no-demo", action="store_true", help="skip the demo-generator runs")
-    ev.add_argument("--reuse", action="store_true",
-                    help="measure a case from its finished run in --workdir instead of running it again")
+    ev.add_argument(
+        "--reuse",
+        action="store_true",
+        help="measure a case from its finished run in --workdir instead of running it again",
+    )
     ev.add_argument("--workdir", help="where the runs' data dirs go (default: a new temp dir)")
     ev.add_argument("--smoke", action="store_true", help="CI smoke test: one small scenario run, no doc, no SBA")
-    ev.add_argument("--perturb", action="store_true",
-                    help="also run every case under the perturbations of issue 34 (two 90 %% client subsamples, two "
-                         "k-means seeds, on the SBA loans one other sample salt): k and ARI per perturbation, SBA AUC "
-                         "min / median, in the record")
+    ev.add_argument(
+        "--perturb",
+        action="store_true",
+        help="also run every case under the perturbations of issue 34 (two 90 %% client subsamples, two "
+        "k-means seeds, on the SBA loans one other sample salt): k and ARI per perturbation, SBA AUC "
+        "min / median, in the record",
+    )
     ev.set_defaults(func=cmd_evaluate)
 
     r = sub.add_parser("run", help="run the pipeline headless through Dagster (recorded in DAGSTER_HOME)")
-    r.add_argument("--job", default="daily_refresh", metavar="JOB",
-                   help=f"job to run: {', '.join(WRITING_JOB_NAMES)} (default daily_refresh)")
+    r.add_argument(
+        "--job",
+        default="daily_refresh",
+        metavar="JOB",
+        help=f"job to run: {', '.join(WRITING_JOB_NAMES)} (default daily_refresh)",
+    )
     r.add_argument("--demo", action="store_true", help="allow the public demo key when LENDSEG_PII_KEY is unset")
-    r.add_argument("--verbose", action="store_true",
-                   help="stream Dagster's and dbt's full logs instead of the progress view "
-                        "(otherwise they go to $LENDSEG_DATA_DIR/logs/<run_id>.log)")
+    r.add_argument(
+        "--verbose",
+        action="store_true",
+        help="stream Dagster's and dbt's full logs instead of the progress view "
+        "(otherwise they go to $LENDSEG_DATA_DIR/logs/<run_id>.log)",
+    )
     r.set_defaults(func=cmd_run)
 
     q = sub.add_parser("sql", help="run read-only SQL on the published warehouse")
-    q.add_argument("query", help="SQL, one or more statements (run in order, each result under a header line); "
-                                 "the file is opened read-only")
-    q.add_argument("--format", choices=["table", "records", "csv"], default="table",
-                   help="table: aligned, numbers with thousands separators, NULL shown as NULL, long cells cut; one "
-                        "record per row when wider than the terminal (default); records: always one record per "
-                        "row, values in full; csv: raw values of one statement")
+    q.add_argument(
+        "query",
+        help="SQL, one or more statements (run in order, each result under a header line); "
+        "the file is opened read-only",
+    )
+    q.add_argument(
+        "--format",
+        choices=["table", "records", "csv"],
+        default="table",
+        help="table: aligned, numbers with thousands separators, NULL shown as NULL, long cells cut; one "
+        "record per row when wider than the terminal (default); records: always one record per "
+        "row, values in full; csv: raw values of one statement",
+    )
     q.set_defaults(func=cmd_sql)
 
     qa = sub.add_parser("quality", help="print the latest data-quality failures from the audit store")
@@ -326,12 +384,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     pb = sub.add_parser("publish", help="list published versions or roll back to one")
     pb.add_argument("--list", action="store_true", help="list kept versions (default); * marks the current one")
-    pb.add_argument("--rollback", nargs="?", const="", metavar="VERSION",
-                    help="restore VERSION (e.g. v000003), default the one before the current")
+    pb.add_argument(
+        "--rollback",
+        nargs="?",
+        const="",
+        metavar="VERSION",
+        help="restore VERSION (e.g. v000003), default the one before the current",
+    )
     pb.set_defaults(func=cmd_publish)
 
-    ri = sub.add_parser("reidentify", help="map client_keys back to client_ids (holders of LENDSEG_PII_KEY only; "
-                                           "printed, never stored)")
+    ri = sub.add_parser(
+        "reidentify", help="map client_keys back to client_ids (holders of LENDSEG_PII_KEY only; printed, never stored)"
+    )
     src = ri.add_mutually_exclusive_group(required=True)
     src.add_argument("--keys", nargs="+", metavar="KEY", help="client_keys to map")
     src.add_argument("--queue", action="store_true", help="every client_key in marts.segment_review_queue")
@@ -339,8 +403,11 @@ def build_parser() -> argparse.ArgumentParser:
     ri.add_argument("--demo", action="store_true", help="allow the public demo key when LENDSEG_PII_KEY is unset")
     ri.set_defaults(func=cmd_reidentify)
 
-    qr = sub.add_parser("quarantine", help="quarantine the delivered rows a failed run named (the command its "
-                                           "error prints) so the next run proceeds without them")
+    qr = sub.add_parser(
+        "quarantine",
+        help="quarantine the delivered rows a failed run named (the command its "
+        "error prints) so the next run proceeds without them",
+    )
     qr.add_argument("--run", required=True, metavar="RUN_ID", help="the failed run's id")
     qr.set_defaults(func=cmd_quarantine)
 
@@ -351,9 +418,12 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
     b.add_argument("--out", help="report folder (default $LENDSEG_DATA_DIR/bench)")
     b.add_argument("--keep", action="store_true", help="keep the temp data for inspection")
-    b.add_argument("--increment", action="store_true",
-                   help="after the first load, deliver one more month (usage, bureau, client changes) and time that "
-                        "run, then a mid-month bureau file for 1 %% of the clients (JSON: increment.*)")
+    b.add_argument(
+        "--increment",
+        action="store_true",
+        help="after the first load, deliver one more month (usage, bureau, client changes) and time that "
+        "run, then a mid-month bureau file for 1 %% of the clients (JSON: increment.*)",
+    )
     b.set_defaults(func=cmd_bench)
     return p
 

@@ -22,8 +22,11 @@ from typing import Any, TextIO
 LOGS_KEPT = 50
 POLL_S = 0.5
 BAR_WIDTH = 24
-MODEL_LABELS = {"segmentation_model": "model training (challenger)", "champion_model": "model promotion",
-                "segment_scoring": "model scoring + drift"}
+MODEL_LABELS = {
+    "segmentation_model": "model training (challenger)",
+    "champion_model": "model promotion",
+    "segment_scoring": "model scoring + drift",
+}
 
 
 @dataclass
@@ -32,7 +35,7 @@ class Step:
     started: float | None = None
     ended: float | None = None
     status: str = "planned"  # planned, running, ok, FAILED, skipped
-    planned: int = 0         # planned materialisations + check evaluations (the progress bar's total)
+    planned: int = 0  # planned materialisations + check evaluations (the progress bar's total)
     done: int = 0
     assets: list[str] = field(default_factory=list)
     metadata: list[dict[str, Any]] = field(default_factory=list)
@@ -130,13 +133,16 @@ class Tracker:
 
 # ---------------------------------------------------------------- formatting (pure)
 
+
 def label(st: Step) -> str:
     key = st.key
     if key.startswith("raw_"):
         return f"ingest {key[4:]}"
     if key.startswith("dbt_"):
         order = ["reference", "staging", "intermediate", "marts", "ml"]
-        layers = sorted({a.split("/")[0] for a in st.assets}, key=lambda g: order.index(g) if g in order else len(order))
+        layers = sorted(
+            {a.split("/")[0] for a in st.assets}, key=lambda g: order.index(g) if g in order else len(order)
+        )
         return "dbt " + (" + ".join(layers) if layers else "models")
     if key in MODEL_LABELS:
         return MODEL_LABELS[key]
@@ -166,8 +172,11 @@ def detail(st: Step) -> str:
     elif st.key.startswith("dbt_"):
         parts.append(f"{len(st.assets)} models/seeds")
     else:
-        rows = [int(m["dagster/row_count"] if "dagster/row_count" in m else m["rows"])
-                for m in st.metadata if "dagster/row_count" in m or "rows" in m]
+        rows = [
+            int(m["dagster/row_count"] if "dagster/row_count" in m else m["rows"])
+            for m in st.metadata
+            if "dagster/row_count" in m or "rows" in m
+        ]
         if rows:
             parts.append(f"{_n(sum(rows))} rows")
         elif st.assets:
@@ -206,14 +215,24 @@ def _wrap(items: list[str], width: int = 100, indent: str = "    ") -> list[str]
     return lines + ([indent + cur] if cur else [])
 
 
-def format_summary(tracker: Tracker, run_id: str, job: str, seconds: float, success: bool, warehouse: Path,
-                   log_path: Path | None, alerts: int) -> list[str]:
+def format_summary(
+    tracker: Tracker,
+    run_id: str,
+    job: str,
+    seconds: float,
+    success: bool,
+    warehouse: Path,
+    log_path: Path | None,
+    alerts: int,
+) -> list[str]:
     t = tracker.totals()
     out = [f"run {run_id} {'succeeded' if success else 'FAILED'} in {seconds:.0f} s (job {job})"]
     pub = tracker.published()
     if success and pub:
         counts = {k[5:]: int(v) for k, v in pub.items() if k.startswith("rows/")}
-        out.append(f"published {pub.get('version')} -> {warehouse}: {len(counts)} tables, {_n(sum(counts.values()))} rows")
+        out.append(
+            f"published {pub.get('version')} -> {warehouse}: {len(counts)} tables, {_n(sum(counts.values()))} rows"
+        )
         by_schema: dict[str, list[str]] = {}
         for table, n in counts.items():
             schema, name = table.split(".", 1)
@@ -224,8 +243,10 @@ def format_summary(tracker: Tracker, run_id: str, job: str, seconds: float, succ
     elif not success:
         out.append(f"nothing published: the warehouse {warehouse} was left as it was")
     out.append(f"checks: {t['passed']} passed, {t['failed']} failed, {t['warned']} warned")
-    out.append(f"ingest: {_n(t['loaded'])} rows loaded, {_n(t['quarantined'])} quarantined (audit.quarantined_rows), "
-               f"{_n(t['held'])} held for unknown clients")
+    out.append(
+        f"ingest: {_n(t['loaded'])} rows loaded, {_n(t['quarantined'])} quarantined (audit.quarantined_rows), "
+        f"{_n(t['held'])} held for unknown clients"
+    )
     out.append(f"alerts: {alerts} recorded (audit.pipeline_alerts)")
     if log_path:
         out.append(f"full log: {log_path}")
@@ -233,6 +254,7 @@ def format_summary(tracker: Tracker, run_id: str, job: str, seconds: float, succ
 
 
 # ---------------------------------------------------------------- following a run
+
 
 class Follower(threading.Thread):
     """Reads the run's new event log records every POLL_S seconds and prints ended steps / the live bar."""

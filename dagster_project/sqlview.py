@@ -45,7 +45,7 @@ def format_number(x: object) -> str:
     if isinstance(x, bool):
         return str(x).lower()
     if isinstance(x, int):
-        return f"{x:,}"       # exact, HUGEINT included
+        return f"{x:,}"  # exact, HUGEINT included
     if isinstance(x, Decimal):  # exact: the float rules below without going through a float
         if x == x.to_integral_value() and abs(x) < Decimal("1e15"):
             return f"{int(x):,}"
@@ -107,7 +107,10 @@ class Result:
     rows: list[tuple]
 
     def cells(self) -> list[list[str]]:
-        return [[format_number(v) if num else format_text(v) for v, num in zip(row, self.numeric)] for row in self.rows]
+        return [
+            [format_number(v) if num else format_text(v) for v, num in zip(row, self.numeric, strict=False)]
+            for row in self.rows
+        ]
 
 
 def reader_relation(rel):
@@ -129,13 +132,24 @@ def fetch(con, query: str) -> Result | None:
 def render_table(result: Result, max_cell: int = MAX_CELL) -> list[str]:
     """Pipe table (markdown style), numbers right-aligned, long text cells cut (numbers never)."""
     header = [truncate(format_text(c), max_cell) for c in result.columns]
-    body = [[c if num else truncate(c, max_cell) for c, num in zip(row, result.numeric)] for row in result.cells()]
+    body = [
+        [c if num else truncate(c, max_cell) for c, num in zip(row, result.numeric, strict=False)]
+        for row in result.cells()
+    ]
     widths = [max([display_width(h), 3, *(display_width(r[i]) for r in body)]) for i, h in enumerate(header)]
-    lines = ["| " + " | ".join(_pad(h, w, num) for h, w, num in zip(header, widths, result.numeric)) + " |",
-             "|" + "|".join((":" + "-" * (w + 1)) if not num else ("-" * (w + 1) + ":")
-                            for w, num in zip(widths, result.numeric)) + "|"]
-    lines += ["| " + " | ".join(_pad(c, w, num) for c, w, num in zip(row, widths, result.numeric)) + " |"
-              for row in body]
+    lines = [
+        "| " + " | ".join(_pad(h, w, num) for h, w, num in zip(header, widths, result.numeric, strict=False)) + " |",
+        "|"
+        + "|".join(
+            (":" + "-" * (w + 1)) if not num else ("-" * (w + 1) + ":")
+            for w, num in zip(widths, result.numeric, strict=False)
+        )
+        + "|",
+    ]
+    lines += [
+        "| " + " | ".join(_pad(c, w, num) for c, w, num in zip(row, widths, result.numeric, strict=False)) + " |"
+        for row in body
+    ]
     return lines
 
 
@@ -146,7 +160,7 @@ def render_records(result: Result) -> list[str]:
     lines: list[str] = []
     for i, row in enumerate(result.cells(), 1):
         lines.append(f"-[ row {i} ]" + "-" * max(0, width - 6))
-        lines += [f"{_pad(n, width, False)} | {v}" for n, v in zip(names, row)]
+        lines += [f"{_pad(n, width, False)} | {v}" for n, v in zip(names, row, strict=False)]
     return lines
 
 
@@ -200,8 +214,7 @@ def run_statements(con, sql: str, fmt: str, out: IO[str], err: IO[str], width: i
         print("lendseg sql: no SQL statement given", file=err)
         return 2
     if fmt == "csv" and len(statements) > 1:
-        print(f"lendseg sql: --format csv takes one statement, got {len(statements)}; run them one at a time",
-              file=err)
+        print(f"lendseg sql: --format csv takes one statement, got {len(statements)}; run them one at a time", file=err)
         return 2
     for i, query in enumerate(statements, 1):
         many = len(statements) > 1

@@ -7,6 +7,7 @@ risk_early_warnings, the evaluation and the method comparison (expected 0), and 
 Without a calibration file: the build's latest version beside it (<data>/models/ew_calibration), else the expert rules.
 Both the calibration and the expert rules are compared when the calibration has a score.
 """
+
 import json
 import sys
 import tempfile
@@ -26,5 +27,14 @@ else:
 cals = [Calibration.from_dict(json.loads(cal_file.read_text()))] if cal_file else []
 for c in [*[c for c in cals if c.method == "score"], EXPERT]:
     with tempfile.TemporaryDirectory() as tmp:
-        print(json.dumps({"build": str(build), "levels": c.method, "calibration": c.version or "expert",
-                          **ref.compare_on_build(build, c, tmp)}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "build": str(build),
+                    "levels": c.method,
+                    "calibration": c.version or "expert",
+                    **ref.compare_on_build(build, c, tmp),
+                }
+            ),
+            flush=True,
+        )

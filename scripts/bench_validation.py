@@ -20,10 +20,10 @@ from pathlib import Path
 import duckdb
 
 from dagster_project.defs.ingest.contract import SOURCES
-from dagster_project.tools.demo.generate import generate
 from dagster_project.defs.ingest.landing import csv_header, stage_sql
 from dagster_project.defs.ingest.suites import rules
 from dagster_project.defs.ingest.validation import SqlSuite, landing_query
+from dagster_project.tools.demo.generate import generate
 
 
 def peak_rss_mb() -> float:
@@ -38,11 +38,19 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         t = time.perf_counter()
-        generate(root / "landing", n_clients=args.clients, months=args.months, seed=1, progress=False,
-                 end_month=date(2026, 10, 1))
+        generate(
+            root / "landing",
+            n_clients=args.clients,
+            months=args.months,
+            seed=1,
+            progress=False,
+            end_month=date(2026, 10, 1),
+        )
         merged = root / "usage_all.csv"
-        duckdb.connect().execute(f"COPY (SELECT * FROM read_csv('{root}/landing/product_usage/*.csv', all_varchar=true)) "
-                                 f"TO '{merged}' (HEADER)")
+        duckdb.connect().execute(
+            f"COPY (SELECT * FROM read_csv('{root}/landing/product_usage/*.csv', all_varchar=true)) "
+            f"TO '{merged}' (HEADER)"
+        )
         print(f"generated and merged in {time.perf_counter() - t:.1f} s (not counted)\n")
         src = SOURCES["product_usage"]
         con = duckdb.connect(config={"memory_limit": "4GB", "threads": 2})
@@ -53,7 +61,10 @@ def main() -> None:
         rows = con.execute("SELECT count(*) FROM stg.stage").fetchall()[0][0]
         t_stage = time.perf_counter() - t
         print("| step | rows | seconds | rows/s | peak RSS MB |\n|---|---:|---:|---:|---:|")
-        print(f"| stage to scratch file (read CSV + HMAC) | {rows:,} | {t_stage:.1f} | {rows / t_stage:,.0f} | {peak_rss_mb():,.0f} |")
+        print(
+            f"| stage to scratch file (read CSV + HMAC) | {rows:,} | {t_stage:.1f} | {rows / t_stage:,.0f} | "
+            f"{peak_rss_mb():,.0f} |"
+        )
         con.execute("DETACH stg")
         suite_rules = rules("product_usage", date.today())
         for label, budget in (("clean file, counts pass", 10_000),):
@@ -64,7 +75,10 @@ def main() -> None:
             out = suite.validate(flag_budget=budget)
             dt = time.perf_counter() - t
             suite.close()
-            print(f"| GX import + context + suite ({len(suite_rules)} rules) | - | {t_init:.1f} | - | {peak_rss_mb():,.0f} |")
+            print(
+                f"| GX import + context + suite ({len(suite_rules)} rules) | - | {t_init:.1f} | - | "
+                f"{peak_rss_mb():,.0f} |"
+            )
             print(f"| GX suite as SQL, {label} | {rows:,} | {dt:.1f} | {rows / dt:,.0f} | {peak_rss_mb():,.0f} |")
         con.execute(f"ATTACH '{scratch}' AS stg")
         con.execute("UPDATE stg.stage SET credit_limit = '-1' WHERE rowid % 200 = 7")
@@ -75,8 +89,10 @@ def main() -> None:
         out = suite.validate(flag_budget=10 * bad)
         dt = time.perf_counter() - t
         suite.close()
-        print(f"| GX suite as SQL, {bad:,} bad rows (counts + row numbers) | {rows:,} | {dt:.1f} | {rows / dt:,.0f} | "
-              f"{peak_rss_mb():,.0f} |")
+        print(
+            f"| GX suite as SQL, {bad:,} bad rows (counts + row numbers) | {rows:,} | {dt:.1f} | {rows / dt:,.0f} | "
+            f"{peak_rss_mb():,.0f} |"
+        )
         assert out.complete and len(out.flags) == bad, (out.complete, len(out.flags), bad)
 
 

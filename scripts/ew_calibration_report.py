@@ -39,13 +39,37 @@ def main(path: str) -> None:
         print("windows:", c.windows.to_dict())
     if c.score:
         print("score model:", c.score.kind)
-        print("coefficients:", {k: round(v, 3) for k, v in c.score.coefficients.items()},
-              "intercept:", round(c.score.intercept, 3), "dropped:", list(c.score.dropped))
+        print(
+            "coefficients:",
+            {k: round(v, 3) for k, v in c.score.coefficients.items()},
+            "intercept:",
+            round(c.score.intercept, 3),
+            "dropped:",
+            list(c.score.dropped),
+        )
     print(A.points_markdown(c))
     pd.set_option("display.width", 250)
-    cols = ["method", "in_force", "flag_level", "clients", "flagged", "positives", "precision", "precision_ci_low",
-            "precision_ci_high", "recall", "recall_ci_low", "recall_ci_high", "share_flagged", "share_flagged_ci_low",
-            "share_flagged_ci_high", "median_lead_months", "lead_ci_low", "lead_ci_high", "meets_bar"]
+    cols = [
+        "method",
+        "in_force",
+        "flag_level",
+        "clients",
+        "flagged",
+        "positives",
+        "precision",
+        "precision_ci_low",
+        "precision_ci_high",
+        "recall",
+        "recall_ci_low",
+        "recall_ci_high",
+        "share_flagged",
+        "share_flagged_ci_low",
+        "share_flagged_ci_high",
+        "median_lead_months",
+        "lead_ci_low",
+        "lead_ci_high",
+        "meets_bar",
+    ]
     print(comp[cols].round(3).to_string(index=False))
 
 

@@ -8,6 +8,7 @@ ARI against the planted archetypes.
 usage: python scripts/k_rule_nudge.py curves CASE_DIR OUT.pkl   (CASE_DIR: a case dir of lendseg evaluate --workdir)
        python scripts/k_rule_nudge.py judge 'DIR/*.pkl'
 """
+
 import glob
 import pickle
 import sys
@@ -29,6 +30,7 @@ REFITS = 20
 
 
 # ------------------------------------------------------------------------------------------------ curves
+
 
 def frame_of(root: Path) -> pd.DataFrame:
     con = duckdb.connect(str(root / "data" / "warehouse.duckdb"), read_only=True)
@@ -54,8 +56,11 @@ def curves(root: Path, out: Path) -> None:
     truth = pd.read_csv(root / "data" / "ground_truth" / "archetypes.csv")
     truth["client_key"] = [pseudonymise(DEMO_PII_KEY, c) for c in truth.client_id]
     res: dict = {"truth": truth.set_index("client_key").archetype}
-    perts = ([("base", None, seg.SEED)] + [(f"sub {s[-1]}", s, seg.SEED) for s in perturb.SUBSAMPLE_SALTS]
-             + [(f"seed +{o}", None, seg.SEED + o) for o in perturb.SEED_OFFSETS])
+    perts = (
+        [("base", None, seg.SEED)]
+        + [(f"sub {s[-1]}", s, seg.SEED) for s in perturb.SUBSAMPLE_SALTS]
+        + [(f"seed +{o}", None, seg.SEED + o) for o in perturb.SEED_OFFSETS]
+    )
     for name, salt, seed in perts:
         t = time.time()
         f = frame if salt is None else frame[[perturb.kept(k, salt) for k in frame.client_key]]
@@ -67,9 +72,11 @@ def curves(root: Path, out: Path) -> None:
 
 # ------------------------------------------------------------------------------------------------ rules
 
+
 def curve(cands) -> pd.DataFrame:
     return pd.DataFrame([c.row(REFITS) for c in cands]).assign(
-        mean_ari=[np.mean(c.aris) if c.aris else np.nan for c in cands])
+        mean_ari=[np.mean(c.aris) if c.aris else np.nan for c in cands]
+    )
 
 
 def finest(pool: pd.DataFrame, tol: float) -> int:
@@ -92,11 +99,13 @@ def band(tol: float):
         cv = curve(cands)
         pool = cv[cv.admissible]
         return finest(pool, tol) if len(pool) else most_stable(cv)
+
     return rule
 
 
 def pooled(column: str, floor: float, tol: float = 0.03):
     """The pool restricted to the stable k whose ``column`` reaches ``floor`` when there is one."""
+
     def rule(cands) -> int:
         cv = curve(cands)
         pool = cv[cv.admissible]
@@ -104,6 +113,7 @@ def pooled(column: str, floor: float, tol: float = 0.03):
             return most_stable(cv)
         best = pool[pool[column] >= floor]
         return finest(best if len(best) else pool, tol)
+
     return rule
 
 
@@ -112,11 +122,13 @@ def best_of(column: str):
         cv = curve(cands)
         pool = cv[cv.admissible]
         return int(pool.sort_values([column, "k"], ascending=[False, True]).iloc[0].k) if len(pool) else most_stable(cv)
+
     return rule
 
 
 def ari_band(width: float):
     """The most segments among the stable k within ``width`` of the best mean clusterboot ARI."""
+
     def rule(cands) -> int:
         cv = curve(cands)
         pool = cv[cv.admissible]
@@ -124,18 +136,25 @@ def ari_band(width: float):
             return most_stable(cv)
         pool = pool[pool.mean_ari >= pool.mean_ari.max() - width]
         return int(pool.sort_values(["segments", "k"], ascending=[False, True]).iloc[0].k)
+
     return rule
 
 
 def score(w: float):
     """The stable k of the best silhouette + w x mean clusterboot ARI."""
+
     def rule(cands) -> int:
         cv = curve(cands)
         pool = cv[cv.admissible]
         if not len(pool):
             return most_stable(cv)
-        return int(pool.assign(s=pool.silhouette + w * pool.mean_ari).sort_values(["s", "k"], ascending=[False, True])
-                   .iloc[0].k)
+        return int(
+            pool.assign(s=pool.silhouette + w * pool.mean_ari)
+            .sort_values(["s", "k"], ascending=[False, True])
+            .iloc[0]
+            .k
+        )
+
     return rule
 
 
@@ -152,12 +171,22 @@ def this_branch(cands) -> int:
 
 
 RULES = {
-    "b211d0b (band 0.03)": old_rule, "band 0.06": band(0.06), "band 0.10": band(0.10), "finest stable": band(1.0),
-    "band 0.01": band(0.01), "best silhouette": best_of("silhouette"), "best mean ARI": best_of("mean_ari"),
-    "sil + 0.5 ARI": score(0.5), "sil + 1 ARI": score(1.0), "ARI band 0.01": ari_band(0.01),
-    "ARI band 0.02": ari_band(0.02), "gap": gap,
-    **{f"weakest >= {f:.2f}, band {t:.2f}": pooled("min_jaccard", f, t)
-       for f, t in ((0.80, 0.03), (0.85, 0.03), (0.90, 0.03), (0.85, 0.02), (0.85, 0.01), (0.85, 0.0))},
+    "b211d0b (band 0.03)": old_rule,
+    "band 0.06": band(0.06),
+    "band 0.10": band(0.10),
+    "finest stable": band(1.0),
+    "band 0.01": band(0.01),
+    "best silhouette": best_of("silhouette"),
+    "best mean ARI": best_of("mean_ari"),
+    "sil + 0.5 ARI": score(0.5),
+    "sil + 1 ARI": score(1.0),
+    "ARI band 0.01": ari_band(0.01),
+    "ARI band 0.02": ari_band(0.02),
+    "gap": gap,
+    **{
+        f"weakest >= {f:.2f}, band {t:.2f}": pooled("min_jaccard", f, t)
+        for f, t in ((0.80, 0.03), (0.85, 0.03), (0.90, 0.03), (0.85, 0.02), (0.85, 0.01), (0.85, 0.0))
+    },
     **{f"mean Jaccard >= {f:.2f}": pooled("mean_jaccard", f) for f in (0.90, 0.93, 0.95)},
     "this branch (selection.choose)": this_branch,
 }
@@ -187,11 +216,15 @@ def judge_all(pattern: str) -> None:
     data = {Path(f).stem: pickle.loads(Path(f).read_bytes()) for f in sorted(glob.glob(pattern))}
     for name, rule in RULES.items():
         got = {d: judge(res, rule) for d, res in data.items()}
-        print(f"{name}: holds {sum(o['holds'] for o in got.values())}/{len(got)}, "
-              f"misses {sum(o['misses'] for o in got.values())}, "
-              f"mean truth ARI {np.mean([o['truth_ari'] for o in got.values()]):.3f}")
+        print(
+            f"{name}: holds {sum(o['holds'] for o in got.values())}/{len(got)}, "
+            f"misses {sum(o['misses'] for o in got.values())}, "
+            f"mean truth ARI {np.mean([o['truth_ari'] for o in got.values()]):.3f}"
+        )
         for d, o in got.items():
-            print(f"   {d:22s} k={o['k']} ks={o['ks']} ari={[round(a, 2) for a in o['aris']]} truth={o['truth_ari']:.3f}")
+            print(
+                f"   {d:22s} k={o['k']} ks={o['ks']} ari={[round(a, 2) for a in o['aris']]} truth={o['truth_ari']:.3f}"
+            )
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ it. Prints one line per step: seconds, mode, tables rewritten, file MB, and the 
 
 usage: python scripts/time_publish.py BUILD.duckdb AUDIT_DIR [--rev REV] [--change SCHEMA.TABLE ...] [--memory 4GB]
 """
+
 import argparse
 import importlib.util
 import os
@@ -24,13 +25,17 @@ from dagster_project.defs.publish.files import publish
 def files_at(rev: str):
     """defs/publish/files.py of git revision ``rev``, imported as a module of its own."""
     root = Path(__file__).resolve().parents[1]
-    text = subprocess.run(["git", "-C", str(root), "show", f"{rev}:dagster_project/defs/publish/files.py"],
-                          capture_output=True, text=True, check=True).stdout
+    text = subprocess.run(
+        ["git", "-C", str(root), "show", f"{rev}:dagster_project/defs/publish/files.py"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     path = Path(tempfile.mkdtemp()) / f"files_{rev}.py"
     path.write_text(text)
     spec = importlib.util.spec_from_file_location(path.stem, path)
     mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod   # dataclasses look their module up
+    sys.modules[spec.name] = mod  # dataclasses look their module up
     spec.loader.exec_module(mod)
     return mod
 
@@ -42,10 +47,13 @@ def step(label: str, fn) -> None:
     s = time.perf_counter() - t
     m = v.manifest
     rewritten = m.get("tables_rewritten")
-    print(f"{label:<34} {s:7.2f} s  {m.get('publish_mode', 'full (old)'):<10} "
-          f"rewritten {len(rewritten) if rewritten is not None else 'all':>3} of {len(m['row_counts']) - 2}  "
-          f"{v.path.stat().st_size / 1e6:8.1f} MB  load {load:.1f}  {m.get('publish_seconds', '')}  "
-          f"{','.join(rewritten or []) if len(rewritten or []) < 5 else ''}", flush=True)
+    print(
+        f"{label:<34} {s:7.2f} s  {m.get('publish_mode', 'full (old)'):<10} "
+        f"rewritten {len(rewritten) if rewritten is not None else 'all':>3} of {len(m['row_counts']) - 2}  "
+        f"{v.path.stat().st_size / 1e6:8.1f} MB  load {load:.1f}  {m.get('publish_seconds', '')}  "
+        f"{','.join(rewritten or []) if len(rewritten or []) < 5 else ''}",
+        flush=True,
+    )
 
 
 def main() -> None:
@@ -63,8 +71,12 @@ def main() -> None:
         audit = Path(a.audit)
         if a.rev:
             old = files_at(a.rev)
-            step(f"full rewrite ({a.rev})", lambda: old.publish(build, work / "old" / "wh.duckdb", work / "old" / "v",
-                                                                audit, "old", memory_limit=a.memory))
+            step(
+                f"full rewrite ({a.rev})",
+                lambda: old.publish(
+                    build, work / "old" / "wh.duckdb", work / "old" / "v", audit, "old", memory_limit=a.memory
+                ),
+            )
             shutil.rmtree(work / "old")
         out = lambda run: publish(build, work / "wh.duckdb", work / "v", audit, run, memory_limit=a.memory)  # noqa: E731
         step("first publish (this revision)", lambda: out("first"))
@@ -73,7 +85,7 @@ def main() -> None:
             con = duckdb.connect(str(build))
             con.execute(f"INSERT INTO {table} SELECT * FROM {table} LIMIT 1")
             con.close()
-            step(f"one changed table {table}", lambda: out(f"change-{table}"))
+            step(f"one changed table {table}", lambda: out(f"change-{table}"))  # noqa: B023 - step runs it now
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -5,6 +5,7 @@ each the minimum of N runs, with the k, the refits spent and whether the partiti
 usage: python scripts/time_select_k.py BUILD.duckdb [N] [--rev REV]   (e.g. --rev 52fb9d4, before issue 33;
        --rev b211d0b, the k rule before issue 34)
 """
+
 import importlib.util
 import os
 import subprocess
@@ -17,8 +18,7 @@ import duckdb
 import numpy as np
 
 from dagster_project.defs.segmentation import model as seg
-from dagster_project.defs.segmentation import selection
-from dagster_project.defs.segmentation import training
+from dagster_project.defs.segmentation import selection, training
 
 
 def training_space(build: str) -> np.ndarray:
@@ -35,8 +35,12 @@ def model_at(rev: str, name: str = "model"):
     """``name``.py of the segmentation package at git revision ``rev``, imported as a module of its own: model.py
     (select_k lived there before issue 33), else selection.py."""
     root = Path(__file__).resolve().parents[1]
-    text = subprocess.run(["git", "-C", str(root), "show", f"{rev}:dagster_project/defs/segmentation/{name}.py"],
-                          capture_output=True, text=True, check=True).stdout
+    text = subprocess.run(
+        ["git", "-C", str(root), "show", f"{rev}:dagster_project/defs/segmentation/{name}.py"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     if name == "model" and "def select_k" not in text:
         return model_at(rev, "selection")
     path = Path(tempfile.mkdtemp()) / f"{name}_{rev}.py"
@@ -56,8 +60,11 @@ def timed(label: str, run, n: int, z: np.ndarray, ref_labels: np.ndarray | None)
         times.append(time.perf_counter() - t)
     labels = seg.distances(z, sel.centers).argmin(axis=1)
     same = "" if ref_labels is None else f", same partition as the first: {bool((labels == ref_labels).all())}"
-    print(f"{label}: min {min(times):.2f} s of {', '.join(f'{t:.2f}' for t in times)}; k={sel.k}, "
-          f"{len(sel.centers)} segments, refits {int(sel.curve.refits.sum())}{same}", flush=True)
+    print(
+        f"{label}: min {min(times):.2f} s of {', '.join(f'{t:.2f}' for t in times)}; k={sel.k}, "
+        f"{len(sel.centers)} segments, refits {int(sel.curve.refits.sum())}{same}",
+        flush=True,
+    )
     return labels
 
 

@@ -41,15 +41,22 @@ class Workspace:
 
     def env(self, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("LENDSEG_", "DAGSTER_HOME"))}
-        env |= {"LENDSEG_DATA_DIR": str(self.data), "DAGSTER_HOME": str(self.root / "dagster_home"),
-                "LENDSEG_DUCKDB_MEMORY_LIMIT": "2GB", **TEST_SETTINGS}
+        env |= {
+            "LENDSEG_DATA_DIR": str(self.data),
+            "DAGSTER_HOME": str(self.root / "dagster_home"),
+            "LENDSEG_DUCKDB_MEMORY_LIMIT": "2GB",
+            **TEST_SETTINGS,
+        }
         return env | extra
 
     def lendseg(self, *args: str, check: bool = True, timeout: int = 600, **env: str) -> subprocess.CompletedProcess:
-        proc = subprocess.run([LENDSEG, *args], cwd=self.root, env=self.env(**env), capture_output=True,
-                              text=True, timeout=timeout)
+        proc = subprocess.run(
+            [LENDSEG, *args], cwd=self.root, env=self.env(**env), capture_output=True, text=True, timeout=timeout
+        )
         if check and proc.returncode != 0:
-            raise AssertionError(f"lendseg {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
+            raise AssertionError(
+                f"lendseg {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
+            )
         return proc
 
 
@@ -57,8 +64,16 @@ def make_workspace(root: Path, clients: int = 400, months: int = 12, seed: int =
     from dagster_project.tools.demo.generate import generate
 
     ws = Workspace(root)
-    generate(out_dir=ws.landing, n_clients=clients, months=months, seed=seed, fmt="csv",
-             truth_path=ws.data / "ground_truth" / "archetypes.csv", end_month=date(2026, 10, 1), progress=False)
+    generate(
+        out_dir=ws.landing,
+        n_clients=clients,
+        months=months,
+        seed=seed,
+        fmt="csv",
+        truth_path=ws.data / "ground_truth" / "archetypes.csv",
+        end_month=date(2026, 10, 1),
+        progress=False,
+    )
     return ws
 
 
@@ -69,9 +84,11 @@ def published_catalogue(path: Path) -> list[tuple[str, str, str, str]]:
     """(schema, table, column, type) of every published column, in table and column order."""
     con = duckdb.connect(str(path), read_only=True)
     try:
-        return con.execute("SELECT schema_name, table_name, column_name, data_type FROM duckdb_columns() "
-                           "WHERE database_name = current_database() AND NOT internal "
-                           "ORDER BY 1, 2, column_index").fetchall()
+        return con.execute(
+            "SELECT schema_name, table_name, column_name, data_type FROM duckdb_columns() "
+            "WHERE database_name = current_database() AND NOT internal "
+            "ORDER BY 1, 2, column_index"
+        ).fetchall()
     finally:
         con.close()
 
@@ -94,8 +111,9 @@ def published_ws(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Wo
             shutil.rmtree(root, ignore_errors=True)  # a worker that failed half-way leaves nothing to reuse
             ws = make_workspace(root)
             run = ws.lendseg("run", "--demo", timeout=900)
-            record.write_text(json.dumps({"args": run.args, "returncode": run.returncode,
-                                          "stdout": run.stdout, "stderr": run.stderr}))
+            record.write_text(
+                json.dumps({"args": run.args, "returncode": run.returncode, "stdout": run.stdout, "stderr": run.stderr})
+            )
     ws = Workspace(root)
     ws.first_run = subprocess.CompletedProcess(**json.loads(record.read_text()))
     return ws
@@ -117,17 +135,29 @@ def demo_ws(published_ws: Workspace, tmp_path_factory: pytest.TempPathFactory) -
 # cuts). Longest first: with ``--dist loadfile`` a worker takes the next module in collection order when it is
 # nearly done, so the long modules start early, the short ones fill in and the two workers end together. A module
 # not listed counts as LISTED_DEFAULT_S. Keep it roughly true: a wrong figure costs wall time, never a result.
-E2E_SECONDS = {"test_publish.py": 265, "test_ml_e2e.py": 255, "test_spark_engine.py": 255, "test_ml_fallback.py": 170,
-               "test_operations_e2e.py": 230, "test_applications_e2e.py": 150, "test_e2e.py": 150,
-               "test_upgrade.py": 135, "test_webserver.py": 95,
-               "test_evaluate_smoke.py": 70, "test_bench_e2e.py": 65, "test_readable.py": 40,
-               "test_segment_of_record.py": 20, "test_dbt_unit_tests.py": 15}
+E2E_SECONDS = {
+    "test_publish.py": 265,
+    "test_ml_e2e.py": 255,
+    "test_spark_engine.py": 255,
+    "test_ml_fallback.py": 170,
+    "test_operations_e2e.py": 230,
+    "test_applications_e2e.py": 150,
+    "test_e2e.py": 150,
+    "test_upgrade.py": 135,
+    "test_webserver.py": 95,
+    "test_evaluate_smoke.py": 70,
+    "test_bench_e2e.py": 65,
+    "test_readable.py": 40,
+    "test_segment_of_record.py": 20,
+    "test_dbt_unit_tests.py": 15,
+}
 LISTED_DEFAULT_S = 60
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Whole pipeline runs (tests/e2e) first, longest module first (E2E_SECONDS), so the two xdist workers
     (``--dist loadfile``) start on the longest modules and the short ones fill in at the end."""
+
     def cost(item: pytest.Item) -> tuple[bool, float]:
         e2e = "/e2e/" in str(item.path)
         return (not e2e, -E2E_SECONDS.get(item.path.name, LISTED_DEFAULT_S) if e2e else 0.0)

@@ -14,10 +14,11 @@ import random
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from dagster_project.defs.ingest.contract import SOURCES, TODAY as TODAY_BOUND, Column
-from dagster_project.defs.ingest.suites import PRODUCT_CODES, PROVINCE_CODES
-
 from scratch_warehouse import TODAY
+
+from dagster_project.defs.ingest.contract import SOURCES, Column
+from dagster_project.defs.ingest.contract import TODAY as TODAY_BOUND
+from dagster_project.defs.ingest.suites import PRODUCT_CODES, PROVINCE_CODES
 
 N_ROWS = 100  # one bad row = 1 % = LENDSEG_QUARANTINE_MAX_SHARE: quarantined, not rejected
 CLEAR_ID_COLUMNS = ("client_id", "account_id", "legal_name", "registration_no", "contact_email", "contact_phone")
@@ -51,7 +52,9 @@ def _day(rng: random.Random, lo: date, hi: date) -> date:
 
 
 def _industry(rng: random.Random) -> str:
-    return rng.choice("ABCDEFGHIJKLMNOPQRST") + "".join(rng.choice("0123456789") for _ in range(rng.choice([0, 2, 3, 4])))
+    return rng.choice("ABCDEFGHIJKLMNOPQRST") + "".join(
+        rng.choice("0123456789") for _ in range(rng.choice([0, 2, 3, 4]))
+    )
 
 
 def valid_rows(source: str, seed: int, known_clients: list[str], n: int = N_ROWS) -> list[dict[str, str]]:
@@ -64,21 +67,36 @@ def valid_rows(source: str, seed: int, known_clients: list[str], n: int = N_ROWS
                 row[c.name] = _number(rng, c) if (c.required or rng.random() > 0.05) else ""
             elif c.range is not None:
                 d = _day(rng, _bound(c.range.lo, TODAY), _bound(c.range.hi, TODAY))
-                row[c.name] = (datetime.combine(d, datetime.min.time()) + timedelta(seconds=rng.randint(0, 86399))
-                               ).strftime("%Y-%m-%d %H:%M:%S") if c.type == "TIMESTAMP" else d.isoformat()
+                row[c.name] = (
+                    (datetime.combine(d, datetime.min.time()) + timedelta(seconds=rng.randint(0, 86399))).strftime(
+                        "%Y-%m-%d %H:%M:%S"
+                    )
+                    if c.type == "TIMESTAMP"
+                    else d.isoformat()
+                )
         if source == "clients":
-            row |= {"client_id": f"CLP{seed:010d}{i:03d}", "legal_name": f"{rng.choice('甲乙丙丁')}{seed}{i}有限公司",
-                    "registration_no": f"91{seed % 10**8:08d}{i:08d}", "contact_email": f"p{seed}.{i}@corp.cn",
-                    "contact_phone": f"139{seed % 10**4:04d}{i:04d}", "industry_code": _industry(rng),
-                    "province_code": rng.choice(PROVINCE_CODES), "relationship_status": rng.choice(STATUSES)}
+            row |= {
+                "client_id": f"CLP{seed:010d}{i:03d}",
+                "legal_name": f"{rng.choice('甲乙丙丁')}{seed}{i}有限公司",
+                "registration_no": f"91{seed % 10**8:08d}{i:08d}",
+                "contact_email": f"p{seed}.{i}@corp.cn",
+                "contact_phone": f"139{seed % 10**4:04d}{i:04d}",
+                "industry_code": _industry(rng),
+                "province_code": rng.choice(PROVINCE_CODES),
+                "relationship_status": rng.choice(STATUSES),
+            }
             if row["onboarding_date"] and row["founded_date"] and row["onboarding_date"] < row["founded_date"]:
                 row["founded_date"], row["onboarding_date"] = row["onboarding_date"], row["founded_date"]
         elif source == "credit_bureau":
             row |= {"report_id": f"RPP{seed}-{i}", "client_id": rng.choice(known_clients)}
         elif source == "product_usage":
-            row |= {"snapshot_month": row["snapshot_month"][:8] + "01", "account_id": f"ACP{seed:010d}{i:03d}",
-                    "client_id": rng.choice(known_clients), "product_code": rng.choice(PRODUCT_CODES),
-                    "channel": rng.choice(CHANNELS)}
+            row |= {
+                "snapshot_month": row["snapshot_month"][:8] + "01",
+                "account_id": f"ACP{seed:010d}{i:03d}",
+                "client_id": rng.choice(known_clients),
+                "product_code": rng.choice(PRODUCT_CODES),
+                "channel": rng.choice(CHANNELS),
+            }
         rows.append(row)
     return rows
 
@@ -95,12 +113,13 @@ def to_csv(header: list[str], rows: list[dict[str, str]], newline: str = "\n") -
 @dataclass
 class Case:
     """A delivery and what it is allowed to do: ``bad_rows`` may be quarantined (1-based), nothing else."""
+
     source: str
     data: bytes
     kind: str
     bad_rows: set[int] = field(default_factory=set)
     must_quarantine: set[int] = field(default_factory=set)  # out-of-contract values: exactly these rows
-    must_reject: str | None = None   # rule a rejection must name
+    must_reject: str | None = None  # rule a rejection must name
     may_reject: bool = False
     orphans: int = 0
     clear_ids: set[str] = field(default_factory=set)

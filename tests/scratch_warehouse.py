@@ -14,11 +14,11 @@ from pathlib import Path
 
 import duckdb
 
-from dagster_project.lib import audit
-from dagster_project.lib.settings import DBT_PROJECT_DIR
 from dagster_project.defs.ingest.landing import DeliveryRejected, ensure_raw_schema, pending_deliveries
 from dagster_project.defs.ingest.loading import Context, LoadOutcome, ingest_delivery, release_held
 from dagster_project.defs.transform.assets import DBT_EXECUTABLE
+from dagster_project.lib import audit
+from dagster_project.lib.settings import DBT_PROJECT_DIR
 
 KEY = "property-test-key"
 TODAY = date(2026, 11, 26)
@@ -47,9 +47,16 @@ class Scratch:
         return self._ctx
 
     def _new_ctx(self) -> Context:
-        return Context(key=KEY, run_id="prop", asset="raw", audit_dir=self.root / "audit",
-                       rejected_dir=self.root / "rejected", max_share=self.max_share, today=TODAY,
-                       staging_dir=self.root / "staging")
+        return Context(
+            key=KEY,
+            run_id="prop",
+            asset="raw",
+            audit_dir=self.root / "audit",
+            rejected_dir=self.root / "rejected",
+            max_share=self.max_share,
+            today=TODAY,
+            staging_dir=self.root / "staging",
+        )
 
     def write(self, source: str, name: str, data: bytes) -> Path:
         p = self.landing / source / name
@@ -64,7 +71,9 @@ class Scratch:
         try:
             if source != "clients":
                 release_held(self.con, source)
-            todo, _ = pending_deliveries(self.con, source, self.landing, audit.rejected_checksums(ctx.audit_dir, source))
+            todo, _ = pending_deliveries(
+                self.con, source, self.landing, audit.rejected_checksums(ctx.audit_dir, source)
+            )
             for d in todo:
                 try:
                     res = ingest_delivery(self.con, d, ctx)
@@ -88,18 +97,43 @@ class Scratch:
         self.close_ctx()
         self.con.close()
 
-    def dbt_build(self, *extra: str, project_dir: Path = DBT_PROJECT_DIR, command: str = "build") -> tuple[int, dict, str]:
+    def dbt_build(
+        self, *extra: str, project_dir: Path = DBT_PROJECT_DIR, command: str = "build"
+    ) -> tuple[int, dict, str]:
         """``dbt build`` (or ``command``) on the scratch build database: (exit code, run_results.json, output tail)."""
         self.close_ctx()
         self.con.close()
         target = self.root / "dbt_target"
-        env = {**os.environ, "LENDSEG_BUILD_PATH": str(self.build), "LENDSEG_DUCKDB_THREADS": "2",
-               "LENDSEG_DUCKDB_MEMORY_LIMIT": "2GB", "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
-        proc = subprocess.run([DBT_EXECUTABLE, command, "--project-dir", str(project_dir), "--profiles-dir",
-                               str(project_dir), "--target-path", str(target), "--exclude", DBT_EXCLUDE, *extra],
-                              capture_output=True, text=True, env=env, cwd=project_dir)
+        env = {
+            **os.environ,
+            "LENDSEG_BUILD_PATH": str(self.build),
+            "LENDSEG_DUCKDB_THREADS": "2",
+            "LENDSEG_DUCKDB_MEMORY_LIMIT": "2GB",
+            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        }
+        proc = subprocess.run(
+            [
+                DBT_EXECUTABLE,
+                command,
+                "--project-dir",
+                str(project_dir),
+                "--profiles-dir",
+                str(project_dir),
+                "--target-path",
+                str(target),
+                "--exclude",
+                DBT_EXCLUDE,
+                *extra,
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=project_dir,
+        )
         self.con = duckdb.connect(str(self.build))
-        results = json.loads((target / "run_results.json").read_text()) if (target / "run_results.json").exists() else {}
+        results = (
+            json.loads((target / "run_results.json").read_text()) if (target / "run_results.json").exists() else {}
+        )
         return proc.returncode, results, proc.stdout[-4000:]
 
     def manifest(self) -> dict:
@@ -111,8 +145,16 @@ def base_warehouse(root: Path, clients: int = 120, months: int = 3) -> Scratch:
     from dagster_project.tools.demo.generate import generate
 
     sc = Scratch(root)
-    generate(out_dir=sc.landing, n_clients=clients, months=months, seed=7, fmt="csv",
-             truth_path=root / "truth.csv", end_month=date(2026, 10, 1), progress=False)
+    generate(
+        out_dir=sc.landing,
+        n_clients=clients,
+        months=months,
+        seed=7,
+        fmt="csv",
+        truth_path=root / "truth.csv",
+        end_month=date(2026, 10, 1),
+        progress=False,
+    )
     for source in ("clients", "credit_bureau", "product_usage"):
         bad = {k: v for k, v in sc.ingest(source).items() if isinstance(v, DeliveryRejected)}
         assert not bad, bad

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -44,31 +44,55 @@ def check_severities(rows: list[dict]) -> None:
 
 def utc_now() -> datetime:
     """Naive UTC now: the audit store's timestamps."""
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
-def dq_result(run_id: str, asset: str, suite: str, rule: str, success: bool, severity: str = "error", *,
-              column_name: str | None = None, source_file: str | None = None, checksum: str | None = None,
-              unexpected_count: int | None = None, element_count: int | None = None,
-              observed_value: str | None = None, checked_at: datetime | None = None) -> dict:
+def dq_result(
+    run_id: str,
+    asset: str,
+    suite: str,
+    rule: str,
+    success: bool,
+    severity: str = "error",
+    *,
+    column_name: str | None = None,
+    source_file: str | None = None,
+    checksum: str | None = None,
+    unexpected_count: int | None = None,
+    element_count: int | None = None,
+    observed_value: str | None = None,
+    checked_at: datetime | None = None,
+) -> dict:
     """One row of ``audit.data_quality_results``: every stage that records a check verdict builds it here."""
     check_severities([{"severity": severity}])
-    return {"run_id": run_id, "asset": asset, "suite": suite, "rule": rule, "column_name": column_name,
-            "source_file": source_file, "checksum": checksum, "success": success, "unexpected_count": unexpected_count,
-            "element_count": element_count, "observed_value": observed_value, "severity": severity,
-            "checked_at": checked_at or utc_now()}
+    return {
+        "run_id": run_id,
+        "asset": asset,
+        "suite": suite,
+        "rule": rule,
+        "column_name": column_name,
+        "source_file": source_file,
+        "checksum": checksum,
+        "success": success,
+        "unexpected_count": unexpected_count,
+        "element_count": element_count,
+        "observed_value": observed_value,
+        "severity": severity,
+        "checked_at": checked_at or utc_now(),
+    }
 
 
 def _new_file(audit_dir: Path, table: str, suffix: str) -> tuple[Path, Path]:
     folder = audit_dir / table
     folder.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
     final = folder / f"{stamp}-{uuid.uuid4().hex[:8]}{suffix}"
     return final, folder / f".{final.name}.tmp"
 
 
-def append_query(con: duckdb.DuckDBPyConnection, audit_dir: Path, table: str, select_sql: str,
-                 params: list | None = None) -> Path | None:
+def append_query(
+    con: duckdb.DuckDBPyConnection, audit_dir: Path, table: str, select_sql: str, params: list | None = None
+) -> Path | None:
     """Append the result of ``select_sql`` (run on ``con``) as a new Parquet file; nothing if it is empty."""
     final, tmp = _new_file(audit_dir, table, ".parquet")
     con.execute(f"COPY ({select_sql}) TO '{tmp}' (FORMAT parquet)", params or [])
@@ -102,8 +126,9 @@ def tables(audit_dir: Path) -> dict[str, str]:
             out[folder.name] = f"read_parquet('{folder}/*.parquet', union_by_name=true)"
             if folder.name == DQ_RESULTS:  # rows of older releases: one vocabulary for every reader
                 cases = " ".join(f"WHEN '{old}' THEN '{new}'" for old, new in OLD_SPELLINGS.items())
-                out[folder.name] = (f"(SELECT * REPLACE (CASE severity {cases} ELSE severity END AS severity) "
-                                    f"FROM {out[folder.name]})")
+                out[folder.name] = (
+                    f"(SELECT * REPLACE (CASE severity {cases} ELSE severity END AS severity) FROM {out[folder.name]})"
+                )
         elif any(folder.glob("*.jsonl")):
             out[folder.name] = f"read_json_auto('{folder}/*.jsonl', format='newline_delimited', union_by_name=true)"
     return out
@@ -120,5 +145,8 @@ def rejected_checksums(audit_dir: Path, source: str) -> dict[str, str]:
     if sql is None:
         return {}
     con = duckdb.connect()
-    return dict(con.execute(f"SELECT checksum, any_value(file_name) FROM {sql} WHERE source = ? GROUP BY 1",
-                            [source]).fetchall())
+    return dict(
+        con.execute(
+            f"SELECT checksum, any_value(file_name) FROM {sql} WHERE source = ? GROUP BY 1", [source]
+        ).fetchall()
+    )

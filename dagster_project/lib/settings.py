@@ -20,38 +20,137 @@ DEMO_PII_KEY = "lendseg-demo-key-not-for-production"
 
 # (variable, default, description) - rendered into the README table by hand; tests check they agree.
 VARIABLES: list[tuple[str, str, str]] = [
-    ("LENDSEG_DATA_DIR", "data", "Root of everything the pipeline writes (relative paths are taken from the current directory)."),
-    ("LENDSEG_LANDING_DIR", "$LENDSEG_DATA_DIR/landing", "Landing zone: one folder per source with the delivered files."),
+    (
+        "LENDSEG_DATA_DIR",
+        "data",
+        "Root of everything the pipeline writes (relative paths are taken from the current directory).",
+    ),
+    (
+        "LENDSEG_LANDING_DIR",
+        "$LENDSEG_DATA_DIR/landing",
+        "Landing zone: one folder per source with the delivered files.",
+    ),
     ("LENDSEG_WAREHOUSE_PATH", "$LENDSEG_DATA_DIR/warehouse.duckdb", "The published, reader-facing DuckDB file."),
-    ("LENDSEG_BUILD_PATH", "$LENDSEG_DATA_DIR/build/build.duckdb", "The private build database only pipeline runs write."),
-    ("LENDSEG_PII_KEY", "(none: required)", "Secret key for HMAC-SHA256 pseudonyms of client and account ids. Never logged or stored."),
-    ("LENDSEG_DEMO", "0", "Set to 1 to run on the public demo key when LENDSEG_PII_KEY is unset (demo data only; logs a warning)."),
-    ("LENDSEG_QUARANTINE_MAX_SHARE", "0.01", "Largest share of a delivery's rows that may be quarantined; above it the file is rejected whole."),
-    ("LENDSEG_ORPHAN_MAX_SHARE", "0.2", "Largest share of a bureau or usage delivery's rows whose client is unknown; above it the file is rejected as a likely mix-up."),
+    (
+        "LENDSEG_BUILD_PATH",
+        "$LENDSEG_DATA_DIR/build/build.duckdb",
+        "The private build database only pipeline runs write.",
+    ),
+    (
+        "LENDSEG_PII_KEY",
+        "(none: required)",
+        "Secret key for HMAC-SHA256 pseudonyms of client and account ids. Never logged or stored.",
+    ),
+    (
+        "LENDSEG_DEMO",
+        "0",
+        "Set to 1 to run on the public demo key when LENDSEG_PII_KEY is unset (demo data only; logs a warning).",
+    ),
+    (
+        "LENDSEG_QUARANTINE_MAX_SHARE",
+        "0.01",
+        "Largest share of a delivery's rows that may be quarantined; above it the file is rejected whole.",
+    ),
+    (
+        "LENDSEG_ORPHAN_MAX_SHARE",
+        "0.2",
+        "Largest share of a bureau or usage delivery's rows whose client is unknown; above it the file is rejected "
+        "as a likely mix-up.",
+    ),
     ("LENDSEG_PUBLISH_KEEP", "5", "How many published versions are kept for rollback."),
     ("LENDSEG_DUCKDB_MEMORY_LIMIT", "4GB", "DuckDB memory_limit for pipeline connections."),
     ("LENDSEG_DUCKDB_THREADS", "2", "DuckDB threads for pipeline connections."),
-    ("LENDSEG_DUCKDB_TEMP_DIR", "$LENDSEG_BUILD_PATH.tmp", "Where DuckDB spills what does not fit in its memory limit (pipeline connections and dbt)."),
-    ("LENDSEG_DUCKDB_MAX_TEMP_SIZE", "20GB", "Most disk DuckDB may spill to; a step that needs more fails with one line naming this setting, and nothing published changes."),
+    (
+        "LENDSEG_DUCKDB_TEMP_DIR",
+        "$LENDSEG_BUILD_PATH.tmp",
+        "Where DuckDB spills what does not fit in its memory limit (pipeline connections and dbt).",
+    ),
+    (
+        "LENDSEG_DUCKDB_MAX_TEMP_SIZE",
+        "20GB",
+        "Most disk DuckDB may spill to; a step that needs more fails with one line naming this setting, and "
+        "nothing published changes.",
+    ),
     ("LENDSEG_TIMEZONE", "Asia/Shanghai", "Time zone (IANA name) of the schedules' cron strings."),
     ("LENDSEG_DAILY_CRON", "0 6 * * *", "When daily_refresh runs (five-field cron)."),
     ("LENDSEG_MONTHLY_CRON", "0 8 1 * *", "When monthly_retrain runs (five-field cron)."),
     ("LENDSEG_AUTOMATION", "on", "off: schedules and sensors start STOPPED and fire only when started by hand."),
-    ("LENDSEG_STALE_AFTER_HOURS", "36", "published_warehouse counts as stale (freshness failing) after this many hours."),
-    ("LENDSEG_LANDING_SETTLE_S", "30", "A landing file must be unchanged this long before the landing sensor takes it."),
+    (
+        "LENDSEG_STALE_AFTER_HOURS",
+        "36",
+        "published_warehouse counts as stale (freshness failing) after this many hours.",
+    ),
+    (
+        "LENDSEG_LANDING_SETTLE_S",
+        "30",
+        "A landing file must be unchanged this long before the landing sensor takes it.",
+    ),
     ("LENDSEG_LANDING_SENSOR_INTERVAL_S", "60", "How often the landing sensor looks for new files."),
-    ("LENDSEG_MODEL_DIR", "$LENDSEG_DATA_DIR/models", "Segmentation model store: every model version, the registry and the segment catalog."),
-    ("LENDSEG_SEG_REVIEW_CONFIDENCE", "0.1", "Clients scored with a segment confidence below this go to the review queue."),
-    ("LENDSEG_SEG_STABILITY_REFITS", "20", "clusterboot subsample refits per training (at least LENDSEG_SEG_MIN_REFITS)."),
-    ("LENDSEG_SEG_MIN_REFITS", "20", "Blocking: a trained model's clusterboot needs at least this many refits. Keep 20; tests lower it to train fast."),
-    ("LENDSEG_SEG_SILHOUETTE_FLOOR", "0.1", "Promotion floor of the silhouette of a trained segmentation model (a failing first model publishes rule-based segments)."),
-    ("LENDSEG_SEG_SEED", "20240601", "Seed of the segmentation's k-means fits and refits (model.SEED). Keep it; `lendseg evaluate --perturb` varies it to measure how the model moves."),
-    ("LENDSEG_SEG_SAMPLE_SALT", "lendseg-training-sample-v1", "Salt of the key-free training sample (above 5,000 scorable clients). Keep it; `lendseg evaluate --perturb` varies it."),
-    ("LENDSEG_ENGINE", "duckdb", "Engine of the dbt project and of scoring: duckdb (one machine) or spark (dbt-spark and a Spark session; docs/scale_out.md)."),
-    ("LENDSEG_LAKE_DIR", "$LENDSEG_DATA_DIR/lake", "Spark engine: the Parquet raw layer (validated, pseudonymised) and model tables Spark reads."),
-    ("LENDSEG_SPARK_DIR", "$LENDSEG_DATA_DIR/build/spark", "Spark engine: the session's warehouse (tables as Parquet) and its metastore."),
-    ("LENDSEG_SPARK_MEMORY", "4g", "Spark engine: driver memory of the local Spark session (dbt and scoring; local mode runs in the driver)."),
-    ("LENDSEG_EVAL_BOOTSTRAP", "2000", "Bootstrap resamples behind the recommendation evaluation's 95 % intervals. Keep 2000; tests lower it."),
+    (
+        "LENDSEG_MODEL_DIR",
+        "$LENDSEG_DATA_DIR/models",
+        "Segmentation model store: every model version, the registry and the segment catalog.",
+    ),
+    (
+        "LENDSEG_SEG_REVIEW_CONFIDENCE",
+        "0.1",
+        "Clients scored with a segment confidence below this go to the review queue.",
+    ),
+    (
+        "LENDSEG_SEG_STABILITY_REFITS",
+        "20",
+        "clusterboot subsample refits per training (at least LENDSEG_SEG_MIN_REFITS).",
+    ),
+    (
+        "LENDSEG_SEG_MIN_REFITS",
+        "20",
+        "Blocking: a trained model's clusterboot needs at least this many refits. Keep 20; tests lower it to train "
+        "fast.",
+    ),
+    (
+        "LENDSEG_SEG_SILHOUETTE_FLOOR",
+        "0.1",
+        "Promotion floor of the silhouette of a trained segmentation model (a failing first model publishes "
+        "rule-based segments).",
+    ),
+    (
+        "LENDSEG_SEG_SEED",
+        "20240601",
+        "Seed of the segmentation's k-means fits and refits (model.SEED). Keep it; `lendseg evaluate --perturb` "
+        "varies it to measure how the model moves.",
+    ),
+    (
+        "LENDSEG_SEG_SAMPLE_SALT",
+        "lendseg-training-sample-v1",
+        "Salt of the key-free training sample (above 5,000 scorable clients). Keep it; `lendseg evaluate "
+        "--perturb` varies it.",
+    ),
+    (
+        "LENDSEG_ENGINE",
+        "duckdb",
+        "Engine of the dbt project and of scoring: duckdb (one machine) or spark (dbt-spark and a Spark session; "
+        "docs/scale_out.md).",
+    ),
+    (
+        "LENDSEG_LAKE_DIR",
+        "$LENDSEG_DATA_DIR/lake",
+        "Spark engine: the Parquet raw layer (validated, pseudonymised) and model tables Spark reads.",
+    ),
+    (
+        "LENDSEG_SPARK_DIR",
+        "$LENDSEG_DATA_DIR/build/spark",
+        "Spark engine: the session's warehouse (tables as Parquet) and its metastore.",
+    ),
+    (
+        "LENDSEG_SPARK_MEMORY",
+        "4g",
+        "Spark engine: driver memory of the local Spark session (dbt and scoring; local mode runs in the driver).",
+    ),
+    (
+        "LENDSEG_EVAL_BOOTSTRAP",
+        "2000",
+        "Bootstrap resamples behind the recommendation evaluation's 95 % intervals. Keep 2000; tests lower it.",
+    ),
     ("DAGSTER_HOME", "$PWD/.dagster_home", "Dagster instance folder (run history); the README's commands create it."),
 ]
 
@@ -173,7 +272,9 @@ def load_settings() -> Settings:
         orphan_max_share=float(env_value("LENDSEG_ORPHAN_MAX_SHARE")),
         model_dir=_path("LENDSEG_MODEL_DIR", data_dir / "models"),
         seg_review_confidence=float(env_value("LENDSEG_SEG_REVIEW_CONFIDENCE")),
-        seg_stability_refits=max(int(env_value("LENDSEG_SEG_MIN_REFITS")), int(env_value("LENDSEG_SEG_STABILITY_REFITS"))),
+        seg_stability_refits=max(
+            int(env_value("LENDSEG_SEG_MIN_REFITS")), int(env_value("LENDSEG_SEG_STABILITY_REFITS"))
+        ),
         seg_silhouette_floor=float(env_value("LENDSEG_SEG_SILHOUETTE_FLOOR")),
         seg_min_refits=int(env_value("LENDSEG_SEG_MIN_REFITS")),
         eval_bootstrap=int(env_value("LENDSEG_EVAL_BOOTSTRAP")),
@@ -191,6 +292,7 @@ def demo_mode() -> bool:
 
 
 # Operations: read when the code location loads (schedules, sensors, freshness policy).
+
 
 def automation_enabled() -> bool:
     """False when ``LENDSEG_AUTOMATION`` is off/0/false/no: nothing starts on its own."""

@@ -141,8 +141,10 @@ def stop_run(signum: int, instance, run_id: str, s: Settings, err=None) -> None:
     print(f"\nlendseg run: {name} received - stopping run {run_id}", file=err, flush=True)
     published = False
     try:
-        published = any(e.step_key == "published_warehouse" for e in instance.all_logs(
-            run_id, of_type=dg.DagsterEventType.STEP_SUCCESS))
+        published = any(
+            e.step_key == "published_warehouse"
+            for e in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_SUCCESS)
+        )
         run = instance.get_run_by_id(run_id)
         if run is not None and not run.is_finished:
             instance.report_run_canceled(run, message=f"stopped by {name}")
@@ -152,7 +154,10 @@ def stop_run(signum: int, instance, run_id: str, s: Settings, err=None) -> None:
     instance.handle_new_event = lambda *_args, **_kwargs: None
     end_processes(descendants(os.getpid()))
     remove(leftovers(s))
-    what = ("it had published the warehouse before the stop" if published
-            else "nothing of it was published, the published warehouse is as it was")
+    what = (
+        "it had published the warehouse before the stop"
+        if published
+        else "nothing of it was published, the published warehouse is as it was"
+    )
     print(f"run {run_id} STOPPED ({name}): {what}; the writer lock is released.", file=err, flush=True)
     os._exit(128 + signum)

@@ -5,14 +5,23 @@ import duckdb
 
 def exists(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> bool:
     """A table or view ``schema.name`` exists."""
-    return con.execute("SELECT count(*) FROM (SELECT table_name AS n, schema_name AS s FROM duckdb_tables() UNION ALL "
-                       "SELECT view_name, schema_name FROM duckdb_views()) WHERE s = ? AND n = ?",
-                       [schema, name]).fetchall()[0][0] > 0
+    return (
+        con.execute(
+            "SELECT count(*) FROM (SELECT table_name AS n, schema_name AS s FROM duckdb_tables() UNION ALL "
+            "SELECT view_name, schema_name FROM duckdb_views()) WHERE s = ? AND n = ?",
+            [schema, name],
+        ).fetchall()[0][0]
+        > 0
+    )
 
 
 def table_columns(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> set[str]:
-    return {r[0] for r in con.execute("SELECT column_name FROM duckdb_columns() WHERE schema_name = ? AND table_name = ?",
-                                      [schema, name]).fetchall()}
+    return {
+        r[0]
+        for r in con.execute(
+            "SELECT column_name FROM duckdb_columns() WHERE schema_name = ? AND table_name = ?", [schema, name]
+        ).fetchall()
+    }
 
 
 def sql_literal(s: str) -> str:
@@ -25,8 +34,9 @@ def sql_identifier(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def write_comments(con: duckdb.DuckDBPyConnection, table: str, description: str, columns: dict[str, str],
-                   every_column: bool = True) -> None:
+def write_comments(
+    con: duckdb.DuckDBPyConnection, table: str, description: str, columns: dict[str, str], every_column: bool = True
+) -> None:
     """COMMENT ON ``table`` (``schema.name``) and on each described column it has.
 
     ``every_column``: every column of the table must be described (a ValueError names the others).
@@ -43,8 +53,9 @@ def write_comments(con: duckdb.DuckDBPyConnection, table: str, description: str,
             con.execute(f'COMMENT ON COLUMN {table}."{col}" IS {sql_literal(text)}')
 
 
-def replace_table(con: duckdb.DuckDBPyConnection, table: str, select_sql: str, description: str,
-                  columns: dict[str, str]) -> int:
+def replace_table(
+    con: duckdb.DuckDBPyConnection, table: str, select_sql: str, description: str, columns: dict[str, str]
+) -> int:
     """CREATE OR REPLACE ``table`` from ``select_sql``, every column described; returns its row count."""
     con.execute(f"CREATE OR REPLACE TABLE {table} AS {select_sql}")
     write_comments(con, table, description, columns)

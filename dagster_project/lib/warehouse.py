@@ -32,8 +32,10 @@ def spill_limit_message(settings: Settings, error: BaseException | str) -> str |
     text = str(error)
     if "max_temp_directory_size" not in text:
         return None
-    return (f"DuckDB needed more than LENDSEG_DUCKDB_MAX_TEMP_SIZE={settings.max_temp_size} of spill space in "
-            f"{settings.temp_dir}: raise the setting or free disk there (nothing published changed)")
+    return (
+        f"DuckDB needed more than LENDSEG_DUCKDB_MAX_TEMP_SIZE={settings.max_temp_size} of spill space in "
+        f"{settings.temp_dir}: raise the setting or free disk there (nothing published changed)"
+    )
 
 
 def dbt_spill_message(settings: Settings, run_results: dict) -> str | None:
@@ -53,8 +55,12 @@ def dbt_spill_message(settings: Settings, run_results: dict) -> str | None:
 
 def duckdb_config(settings: Settings) -> dict[str, str | int]:
     """Memory, threads and the spill limit of every pipeline connection (dbt's profile reads the same settings)."""
-    return {"memory_limit": settings.memory_limit, "threads": settings.threads,
-            "temp_directory": str(settings.temp_dir), "max_temp_directory_size": settings.max_temp_size}
+    return {
+        "memory_limit": settings.memory_limit,
+        "threads": settings.threads,
+        "temp_directory": str(settings.temp_dir),
+        "max_temp_directory_size": settings.max_temp_size,
+    }
 
 
 @contextmanager

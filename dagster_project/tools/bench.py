@@ -16,12 +16,11 @@ import tempfile
 import threading
 import time
 from collections import defaultdict
-from datetime import date, datetime, timezone
+from collections.abc import Mapping
+from datetime import UTC, date, datetime
 from pathlib import Path
 
-from collections.abc import Mapping
-
-from dagster_project.lib.settings import load_settings, DEMO_PII_KEY, VARIABLES
+from dagster_project.lib.settings import DEMO_PII_KEY, VARIABLES, load_settings
 
 # Which floor step each pipeline step corresponds to (the rest is orchestration and checks: floor 0).
 FLOOR_OF = {"ingest": "ingest", "dbt": "dimensions+profiles_features", "ml": "model_fit_score", "publish": "publish"}
@@ -141,8 +140,12 @@ def _dbt_groups(run_id: str, data: Path) -> dict[str, float]:
 
 def path_variables() -> list[str]:
     """Every ``LENDSEG_*`` variable that names a location (LENDSEG_DATA_DIR and those documented under it)."""
-    return [v for v, default, _ in VARIABLES if v.startswith("LENDSEG_") and (
-        v == "LENDSEG_DATA_DIR" or default.startswith(("$LENDSEG_DATA_DIR", "$LENDSEG_BUILD_PATH")))]
+    return [
+        v
+        for v, default, _ in VARIABLES
+        if v.startswith("LENDSEG_")
+        and (v == "LENDSEG_DATA_DIR" or default.startswith(("$LENDSEG_DATA_DIR", "$LENDSEG_BUILD_PATH")))
+    ]
 
 
 def bench_env(inherited: Mapping[str, str], data: Path, home: Path) -> dict[str, str]:
@@ -155,8 +158,12 @@ def bench_env(inherited: Mapping[str, str], data: Path, home: Path) -> dict[str,
     """
     drop = set(path_variables()) | {"LENDSEG_PII_KEY", "DAGSTER_HOME"}
     env = {k: v for k, v in inherited.items() if k not in drop}
-    return env | {"LENDSEG_DATA_DIR": str(data), "DAGSTER_HOME": str(home), "LENDSEG_DEMO": "1",
-                  "LENDSEG_AUTOMATION": "off"}
+    return env | {
+        "LENDSEG_DATA_DIR": str(data),
+        "DAGSTER_HOME": str(home),
+        "LENDSEG_DEMO": "1",
+        "LENDSEG_AUTOMATION": "off",
+    }
 
 
 def _raise_interrupt(signum, frame) -> None:  # noqa: ANN001
@@ -167,8 +174,17 @@ def _raise_interrupt(signum, frame) -> None:  # noqa: ANN001
 # floor's own database. Measured at 1 M x 24 (issue 26's baseline): landing 4.9 GB + build up to 8.8 GB = 570 bytes;
 # rounded up to 1,000 for the published copy and the floor.
 DISK_BYTES_PER_CLIENT_MONTH = 1_000
-_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30,
-          "tib": 2**40}
+_UNITS = {
+    "b": 1,
+    "kb": 10**3,
+    "mb": 10**6,
+    "gb": 10**9,
+    "tb": 10**12,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+    "tib": 2**40,
+}
 
 
 class BenchRefused(RuntimeError):
@@ -184,7 +200,7 @@ def failure_reason(log: str) -> str:
     lines = [line.strip() for line in log.splitlines()]
     for i, line in enumerate(lines):
         if m := re.fullmatch(r"step (\S+) failed:", line):
-            detail = next((x for x in lines[i + 1:] if x), "")
+            detail = next((x for x in lines[i + 1 :] if x), "")
             return f"step {m.group(1)} failed: {detail}".rstrip(": ")
     return next((x for x in reversed(lines) if x), "no output")
 
@@ -198,7 +214,8 @@ def size_bytes(text: str) -> int:
 
 
 def disk_needed(clients: int, months: int, max_temp_size: str) -> int:
-    """Bytes a bench of this size may need: files and databases, plus DuckDB's spill (as much again, at most the cap)."""
+    """Bytes a bench of this size may need: files and databases, plus DuckDB's spill (as much again, at most the
+    cap)."""
     files = clients * months * DISK_BYTES_PER_CLIENT_MONTH
     return files + min(files, size_bytes(max_temp_size))
 
@@ -208,9 +225,11 @@ def check_disk(clients: int, months: int, where: Path, max_temp_size: str) -> No
     need = disk_needed(clients, months, max_temp_size)
     free = shutil.disk_usage(where).free
     if free < need:
-        raise BenchRefused(f"lendseg bench --clients {clients} --months {months} may need {need / 1e9:.1f} GB in {where} "
-                           f"(files {clients * months * DISK_BYTES_PER_CLIENT_MONTH / 1e9:.1f} GB + DuckDB spill up to "
-                           f"LENDSEG_DUCKDB_MAX_TEMP_SIZE={max_temp_size}); {free / 1e9:.1f} GB are free")
+        raise BenchRefused(
+            f"lendseg bench --clients {clients} --months {months} may need {need / 1e9:.1f} GB in {where} "
+            f"(files {clients * months * DISK_BYTES_PER_CLIENT_MONTH / 1e9:.1f} GB + DuckDB spill up to "
+            f"LENDSEG_DUCKDB_MAX_TEMP_SIZE={max_temp_size}); {free / 1e9:.1f} GB are free"
+        )
 
 
 def keep_failed_logs(data: Path, out_dir: Path) -> Path:
@@ -268,15 +287,30 @@ def run_bench(clients: int, months: int, fmt: str, out_dir: Path, seed: int = 42
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         t = time.perf_counter()
-        generate(data / "landing", n_clients=clients, months=months, seed=seed, fmt=fmt, progress=True,
-                 truth_path=tmp / "truth.csv", end_month=date(2026, 10, 1))
+        generate(
+            data / "landing",
+            n_clients=clients,
+            months=months,
+            seed=seed,
+            fmt=fmt,
+            progress=True,
+            truth_path=tmp / "truth.csv",
+            end_month=date(2026, 10, 1),
+        )
         gen_s = time.perf_counter() - t
         env = bench_env(os.environ, data, home)
         proc = PipelineRun(env, data)
         wall, peak, sampler = proc.wait(out_dir)
         steps, meta = _dagster_steps(home)
-        report = with_floor(clients, months, fmt, gen_s, {"wall": wall, "peak": peak, "spill": sampler.peak_spill_mb,
-                                                          "steps": steps, "meta": meta}, tmp, data)
+        report = with_floor(
+            clients,
+            months,
+            fmt,
+            gen_s,
+            {"wall": wall, "peak": peak, "spill": sampler.peak_spill_mb, "steps": steps, "meta": meta},
+            tmp,
+            data,
+        )
     finally:
         signal.signal(signal.SIGTERM, previous)
         if proc is not None:
@@ -302,8 +336,9 @@ def with_floor(clients: int, months: int, fmt: str, gen_s: float, run: dict, tmp
     t = time.perf_counter()
     floor_apps = run_floor_applications(tmp / "floor")
     floor_apps_wall = time.perf_counter() - t
-    report = _report(clients, months, fmt, gen_s, run["wall"], run["peak"], run["steps"], run["meta"], floor,
-                     floor_wall, data)
+    report = _report(
+        clients, months, fmt, gen_s, run["wall"], run["peak"], run["steps"], run["meta"], floor, floor_wall, data
+    )
     report |= floor_with_applications(run["wall"], floor_wall, floor_apps, floor_apps_wall)
     report["peak_spill_mb"] = round(run["spill"])
     return report
@@ -318,35 +353,62 @@ def _report(clients, months, fmt, gen_s, wall, peak, steps, meta, floor, floor_w
     step_rows = []
     for k, v in sorted(steps.items(), key=lambda kv: -kv[1]):
         rows = rows_in.get(k, 0)
-        step_rows.append({"step": k, "group": _step_group(k), "seconds": round(v, 2),
-                          "rows": rows, "rows_per_s": round(rows / v) if rows and v else None,
-                          **{f"{p}_s": meta.get(k, {}).get(f"seconds_{p}") for p in ("stage", "validate", "load") if k in ingest}})
-    floor_groups = {"ingest": floor["ingest"]["seconds"],
-                    "dbt": floor["dimensions"]["seconds"] + floor["profiles_features"]["seconds"],
-                    "ml": floor["model_fit_score"]["seconds"], "publish": floor["publish"]["seconds"]}
+        step_rows.append(
+            {
+                "step": k,
+                "group": _step_group(k),
+                "seconds": round(v, 2),
+                "rows": rows,
+                "rows_per_s": round(rows / v) if rows and v else None,
+                **{f"{p}_s": meta.get(k, {}).get(f"seconds_{p}") for p in ("stage", "validate", "load") if k in ingest},
+            }
+        )
+    floor_groups = {
+        "ingest": floor["ingest"]["seconds"],
+        "dbt": floor["dimensions"]["seconds"] + floor["profiles_features"]["seconds"],
+        "ml": floor["model_fit_score"]["seconds"],
+        "publish": floor["publish"]["seconds"],
+    }
     diff = wall - floor_wall
-    shares = {g: round((groups.get(g, 0.0) - floor_groups.get(g, 0.0)) / diff, 3) if diff > 0 else None
-              for g in sorted(set(groups) | set(floor_groups))}
+    shares = {
+        g: round((groups.get(g, 0.0) - floor_groups.get(g, 0.0)) / diff, 3) if diff > 0 else None
+        for g in sorted(set(groups) | set(floor_groups))
+    }
     overhead = wall - sum(steps.values())
     shares["process start + orchestration outside steps"] = round((overhead) / diff, 3) if diff > 0 else None
     return {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {_mem_gb()} GB RAM, Python {platform.python_version()}",
-        "clients": clients, "months": months, "format": fmt, "engine": load_settings().engine,
-        "generation_s": round(gen_s, 1), "pipeline_wall_s": round(wall, 1), "peak_tree_rss_mb": round(peak),
-        "rows_ingested": sum(rows_in.values()), "steps": step_rows,
-        "groups_s": {k: round(v, 2) for k, v in groups.items()}, "dbt_layers_s": _dbt_groups(meta["_run"]["run_id"], data),
-        "floor": floor, "floor_wall_s": round(floor_wall, 1), "ratio_pipeline_to_floor": round(wall / floor_wall, 2),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {_mem_gb()} GB RAM, Python "
+        f"{platform.python_version()}",
+        "clients": clients,
+        "months": months,
+        "format": fmt,
+        "engine": load_settings().engine,
+        "generation_s": round(gen_s, 1),
+        "pipeline_wall_s": round(wall, 1),
+        "peak_tree_rss_mb": round(peak),
+        "rows_ingested": sum(rows_in.values()),
+        "steps": step_rows,
+        "groups_s": {k: round(v, 2) for k, v in groups.items()},
+        "dbt_layers_s": _dbt_groups(meta["_run"]["run_id"], data),
+        "floor": floor,
+        "floor_wall_s": round(floor_wall, 1),
+        "ratio_pipeline_to_floor": round(wall / floor_wall, 2),
         "share_of_difference": shares,
-        "build_mb": _size_mb(data / "build" / "build.duckdb"), "published_mb": _size_mb(data / "warehouse.duckdb"),
+        "build_mb": _size_mb(data / "build" / "build.duckdb"),
+        "published_mb": _size_mb(data / "warehouse.duckdb"),
     }
 
 
 def floor_with_applications(wall: float, floor_wall: float, floor_apps: dict, floor_apps_wall: float) -> dict:
-    """The floor that also does the applications bare (bench_floor.run_floor_applications) and the pipeline's ratio to it."""
+    """The floor that also does the applications bare (bench_floor.run_floor_applications) and the pipeline's ratio
+    to it."""
     with_apps = floor_wall + floor_apps_wall
-    return {"floor_applications": floor_apps, "floor_with_applications_wall_s": round(with_apps, 1),
-            "ratio_pipeline_to_floor_with_applications": round(wall / with_apps, 2)}
+    return {
+        "floor_applications": floor_apps,
+        "floor_with_applications_wall_s": round(with_apps, 1),
+        "ratio_pipeline_to_floor_with_applications": round(wall / with_apps, 2),
+    }
 
 
 def _mem_gb() -> int:
@@ -359,22 +421,33 @@ def _size_mb(p: Path) -> float:
 
 def to_markdown(r: dict) -> str:
     engine = r.get("engine", "duckdb")
-    lines = [f"## {r['clients']:,} clients, {r['months']} months, {r['format']}, engine {engine} ({r['date']})", "",
-             f"Machine: {r['machine']}. Generation {r['generation_s']} s (not counted).", "",
-             f"**Pipeline {r['pipeline_wall_s']} s wall, peak process-tree RSS {r['peak_tree_rss_mb']:,} MB, peak DuckDB spill {r.get('peak_spill_mb', 0):,} MB; "
-             f"floor {r['floor_wall_s']} s; ratio {r['ratio_pipeline_to_floor']}; floor with the applications "
-             f"{r.get('floor_with_applications_wall_s')} s; ratio {r.get('ratio_pipeline_to_floor_with_applications')}.** "
-             f"Build file {r['build_mb']} MB, "
-             f"published {r['published_mb']} MB, {r['rows_ingested']:,} rows ingested.", "",
-             "| step | group | seconds | rows | rows/s | stage s | validate s | load s |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        f"## {r['clients']:,} clients, {r['months']} months, {r['format']}, engine {engine} ({r['date']})",
+        "",
+        f"Machine: {r['machine']}. Generation {r['generation_s']} s (not counted).",
+        "",
+        f"**Pipeline {r['pipeline_wall_s']} s wall, peak process-tree RSS {r['peak_tree_rss_mb']:,} MB, peak "
+        f"DuckDB spill {r.get('peak_spill_mb', 0):,} MB; "
+        f"floor {r['floor_wall_s']} s; ratio {r['ratio_pipeline_to_floor']}; floor with the applications "
+        f"{r.get('floor_with_applications_wall_s')} s; ratio {r.get('ratio_pipeline_to_floor_with_applications')}.** "
+        f"Build file {r['build_mb']} MB, "
+        f"published {r['published_mb']} MB, {r['rows_ingested']:,} rows ingested.",
+        "",
+        "| step | group | seconds | rows | rows/s | stage s | validate s | load s |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for s in r["steps"]:
-        lines.append(f"| {s['step']} | {s['group']} | {s['seconds']} | {s['rows'] or ''} | {s['rows_per_s'] or ''} | "
-                     f"{s.get('stage_s') or ''} | {s.get('validate_s') or ''} | {s.get('load_s') or ''} |")
+        lines.append(
+            f"| {s['step']} | {s['group']} | {s['seconds']} | {s['rows'] or ''} | {s['rows_per_s'] or ''} | "
+            f"{s.get('stage_s') or ''} | {s.get('validate_s') or ''} | {s.get('load_s') or ''} |"
+        )
     lines += ["", "| dbt layer | seconds (dbt's own timing) |", "|---|---:|"]
     lines += [f"| {k} | {v:.1f} |" for k, v in sorted(r["dbt_layers_s"].items())]
     lines += ["", "| floor step | seconds | rows |", "|---|---:|---:|"]
     lines += [f"| {k} | {v['seconds']} | {v['rows']:,} |" for k, v in r["floor"].items()]
-    lines += [f"| applications: {k} | {v['seconds']} | {v['rows']:,} |" for k, v in r.get("floor_applications", {}).items()]
+    lines += [
+        f"| applications: {k} | {v['seconds']} | {v['rows']:,} |" for k, v in r.get("floor_applications", {}).items()
+    ]
     lines += ["", "| share of (pipeline - floor) | share |", "|---|---:|"]
     lines += [f"| {k} | {v} |" for k, v in r["share_of_difference"].items()]
     return "\n".join(lines) + "\n"

@@ -10,9 +10,9 @@ from pathlib import Path
 import duckdb
 import numpy as np
 
-from dagster_project.lib.settings import DBT_PROJECT_DIR
 from dagster_project.defs.ingest.contract import SOURCES
 from dagster_project.lib.pseudonymise import hmac_sql
+from dagster_project.lib.settings import DBT_PROJECT_DIR
 
 
 def _reader(landing: Path, source: str, fmt: str) -> str:
@@ -31,8 +31,12 @@ def _ingest(con: duckdb.DuckDBPyConnection, landing: Path, fmt: str, key: str) -
     for name, src in SOURCES.items():
         if not (landing / name).exists():
             continue
-        exprs = [f"{hmac_sql(key, c.name)} AS {c.stored_name}" if c.pii == "hmac"
-                 else f"TRY_CAST({c.name} AS {c.type}) AS {c.name}" for c in src.kept]
+        exprs = [
+            f"{hmac_sql(key, c.name)} AS {c.stored_name}"
+            if c.pii == "hmac"
+            else f"TRY_CAST({c.name} AS {c.type}) AS {c.name}"
+            for c in src.kept
+        ]
         con.execute(f"CREATE TABLE raw_{name} AS SELECT {', '.join(exprs)} FROM {_reader(landing, name, fmt)}")
         rows += con.execute(f"SELECT count(*) FROM raw_{name}").fetchall()[0][0]
     return rows
@@ -45,11 +49,17 @@ def _ingest_increment(con: duckdb.DuckDBPyConnection, landing: Path, fmt: str, k
         files = sorted((landing / name).glob(f"*.{fmt}")) if (landing / name).exists() else []
         if not files:
             continue
-        exprs = [f"{hmac_sql(key, c.name)} AS {c.stored_name}" if c.pii == "hmac"
-                 else f"TRY_CAST({c.name} AS {c.type}) AS {c.name}" for c in src.kept]
+        exprs = [
+            f"{hmac_sql(key, c.name)} AS {c.stored_name}"
+            if c.pii == "hmac"
+            else f"TRY_CAST({c.name} AS {c.type}) AS {c.name}"
+            for c in src.kept
+        ]
         listed = "[" + ", ".join(f"'{f}'" for f in files) + "]"
-        con.execute(f"CREATE OR REPLACE TEMP TABLE new_{name} AS SELECT {', '.join(exprs)} "
-                    f"FROM {_files_reader(listed, name, fmt)}")
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE new_{name} AS SELECT {', '.join(exprs)} "
+            f"FROM {_files_reader(listed, name, fmt)}"
+        )
         keys = ", ".join(src.key)
         con.execute(f"DELETE FROM raw_{name} WHERE ({keys}) IN (SELECT ({keys}) FROM new_{name})")
         con.execute(f"INSERT INTO raw_{name} BY NAME SELECT * FROM new_{name}")
@@ -57,8 +67,17 @@ def _ingest_increment(con: duckdb.DuckDBPyConnection, landing: Path, fmt: str, k
     return rows
 
 
-DERIVED_TABLES = ("sme_size_thresholds", "province_regions", "industry_sections", "rating_master_scale", "dim_client",
-                  "usage_profile", "credit_profile", "client_features", "assignments")
+DERIVED_TABLES = (
+    "sme_size_thresholds",
+    "province_regions",
+    "industry_sections",
+    "rating_master_scale",
+    "dim_client",
+    "usage_profile",
+    "credit_profile",
+    "client_features",
+    "assignments",
+)
 
 
 def run_floor_increment(landing: Path, work: Path, fmt: str, key: str, memory_limit: str = "4GB") -> dict[str, dict]:
@@ -77,9 +96,20 @@ def run_floor_increment(landing: Path, work: Path, fmt: str, key: str, memory_li
         ("profiles_features", lambda: _profiles_and_features(con)),
         ("model_fit_score", lambda: _model(con)),
         ("publish", lambda: _publish(con, work / "floor_published.duckdb")),
-        ("applications", lambda: drop(APPLICATION_TABLES) or sum(
-            _create(con, sql, t) for sql, t in ((FLAG_SQL, "warning_flags"), (RECOMMEND_SQL, "recommendations"),
-                                                (POLICY_SQL, "client_policy")))),
+        (
+            "applications",
+            lambda: (
+                drop(APPLICATION_TABLES)
+                or sum(
+                    _create(con, sql, t)
+                    for sql, t in (
+                        (FLAG_SQL, "warning_flags"),
+                        (RECOMMEND_SQL, "recommendations"),
+                        (POLICY_SQL, "client_policy"),
+                    )
+                )
+            ),
+        ),
         ("publish_applications", lambda: _publish_applications(con, work / "floor_published.duckdb")),
     ]
     out = _timed(steps)
@@ -93,7 +123,8 @@ def _dimensions(con: duckdb.DuckDBPyConnection) -> int:
         con.execute(f"CREATE TABLE {seed} AS SELECT * FROM read_csv('{seeds / seed}.csv', header=true)")
     con.execute("""
         CREATE TABLE dim_client AS
-        WITH latest AS (SELECT client_key, arg_max(bureau_score, report_date) AS score FROM raw_credit_bureau GROUP BY 1)
+        WITH latest AS (SELECT client_key, arg_max(bureau_score, report_date) AS score FROM raw_credit_bureau GROUP
+            BY 1)
         SELECT c.*, left(c.industry_code, 1) AS section, s.industry_risk_class, p.economic_region, p.region_tier,
                CASE WHEN c.employee_count IS NULL OR c.annual_revenue IS NULL THEN 'unknown'
                     WHEN c.employee_count >= 1000 AND c.annual_revenue >= 4e8 THEN 'large'
@@ -112,20 +143,25 @@ def _profiles_and_features(con: duckdb.DuckDBPyConnection) -> int:
     con.execute("""
         CREATE TABLE usage_profile AS
         WITH m AS (SELECT max(snapshot_month) AS last FROM raw_product_usage)
-        SELECT client_key, count(DISTINCT product_code) AS products, sum(credit_limit) FILTER (WHERE snapshot_month = m.last) AS limit_now,
+        SELECT client_key, count(DISTINCT product_code) AS products, sum(credit_limit) FILTER (WHERE snapshot_month
+            = m.last) AS limit_now,
                avg(outstanding_balance / nullif(credit_limit, 0)) AS avg_util, max(days_past_due) AS max_dpd,
                sum(interaction_count) AS interactions, count(*) FILTER (WHERE days_past_due > 0) AS arrears_months
         FROM raw_product_usage, m WHERE snapshot_month > m.last - INTERVAL 12 MONTH GROUP BY client_key""")
     con.execute("""
         CREATE TABLE credit_profile AS
         SELECT client_key, arg_max(bureau_score, report_date) AS score, arg_max(total_debt, report_date) AS debt,
-               arg_max(collateral_value, report_date) AS collateral, stddev(operating_cash_flow) AS cf_sd, count(*) AS reports
+               arg_max(collateral_value, report_date) AS collateral, stddev(operating_cash_flow) AS cf_sd, count(*)
+                   AS reports
         FROM raw_credit_bureau GROUP BY client_key""")
     con.execute("""
         CREATE TABLE client_features AS
-        SELECT d.client_key, ln(1 + coalesce(d.employee_count, 0)) AS log_emp, ln(1 + coalesce(d.annual_revenue, 0)) AS log_rev,
-               coalesce(c.score, 600) AS score, coalesce(u.products, 0) AS products, ln(1 + coalesce(u.limit_now, 0)) AS log_limit,
-               coalesce(u.avg_util, 0) AS util, coalesce(u.max_dpd, 0) AS max_dpd, coalesce(u.interactions, 0) AS interactions
+        SELECT d.client_key, ln(1 + coalesce(d.employee_count, 0)) AS log_emp, ln(1 + coalesce(d.annual_revenue,
+            0)) AS log_rev,
+               coalesce(c.score, 600) AS score, coalesce(u.products, 0) AS products, ln(1 + coalesce(u.limit_now,
+                   0)) AS log_limit,
+               coalesce(u.avg_util, 0) AS util, coalesce(u.max_dpd, 0) AS max_dpd, coalesce(u.interactions, 0) AS
+                   interactions
         FROM dim_client d LEFT JOIN usage_profile u USING (client_key) LEFT JOIN credit_profile c USING (client_key)
         WHERE d.relationship_status <> 'prospect'""")
     return con.execute("SELECT count(*) FROM client_features").fetchall()[0][0]
@@ -135,7 +171,9 @@ def _model(con: duckdb.DuckDBPyConnection, k: int = 7, sample: int = 50_000) -> 
     from sklearn.cluster import KMeans
 
     cols = "log_emp, log_rev, score, products, log_limit, util, max_dpd, interactions"
-    x = con.execute(f"SELECT {cols} FROM client_features USING SAMPLE reservoir({sample} ROWS) REPEATABLE (1)").fetchnumpy()
+    x = con.execute(
+        f"SELECT {cols} FROM client_features USING SAMPLE reservoir({sample} ROWS) REPEATABLE (1)"
+    ).fetchnumpy()
     x = np.column_stack([x[c] for c in cols.split(", ")]).astype(float)
     mean, sd = x.mean(axis=0), x.std(axis=0) + 1e-9
     km = KMeans(n_clusters=k, n_init=3, random_state=0).fit((x - mean) / sd)
@@ -193,7 +231,8 @@ FLAG_SQL = """
         FROM raw_product_usage GROUP BY client_key, snapshot_month),
     reports AS (
         SELECT client_key, report_date,
-               lag(bureau_score) OVER (PARTITION BY client_key ORDER BY report_date, report_id) - bureau_score AS score_drop
+               lag(bureau_score) OVER (PARTITION BY client_key ORDER BY report_date, report_id) - bureau_score AS
+                   score_drop
         FROM raw_credit_bureau),
     signals AS (
         SELECT m.client_key, m.snapshot_month, m.max_dpd, r.score_drop,

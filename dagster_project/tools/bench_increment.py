@@ -81,7 +81,8 @@ def mid_month_bureau(bureau_file: Path, out: Path, fmt: str, percent: int, repor
     with duckdb.connect() as con:
         con.execute(f"""COPY (SELECT * REPLACE (report_id || '-M{report_date:%Y%m%d}' AS report_id,
                                         '{report_date:%Y-%m-%d}' AS report_date,
-                                        CAST(greatest(300, CAST(bureau_score AS INTEGER) - 40) AS VARCHAR) AS bureau_score)
+                                        CAST(greatest(300, CAST(bureau_score AS INTEGER) - 40) AS VARCHAR) AS
+                                            bureau_score)
                               FROM {_reader(bureau_file, fmt)} WHERE hash(client_id) % 100 < {percent})
                         TO '{out}' ({_options(fmt)})""")
         return con.execute(f"SELECT count(*) FROM {_reader(out, fmt)}").fetchall()[0][0]
@@ -108,8 +109,7 @@ def _timed_run(env: dict, data: Path, home: Path, out_dir: Path, job: str = "dai
     return {"wall": wall, "peak": peak, "spill": sampler.peak_spill_mb, "steps": steps, "meta": meta}
 
 
-def run_increment_bench(clients: int, months: int, fmt: str, out_dir: Path, seed: int = 42,
-                        keep: bool = False) -> dict:
+def run_increment_bench(clients: int, months: int, fmt: str, out_dir: Path, seed: int = 42, keep: bool = False) -> dict:
     from dagster_project.lib.settings import env_value
     from dagster_project.tools.bench import to_markdown
     from dagster_project.tools.bench_floor import run_floor_increment
@@ -121,16 +121,32 @@ def run_increment_bench(clients: int, months: int, fmt: str, out_dir: Path, seed
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         t = time.perf_counter()
-        generate(tmp / "generated", n_clients=clients, months=months + 1, seed=seed, fmt=fmt, progress=True,
-                 truth_path=tmp / "truth.csv", end_month=LAST_MONTH)
+        generate(
+            tmp / "generated",
+            n_clients=clients,
+            months=months + 1,
+            seed=seed,
+            fmt=fmt,
+            progress=True,
+            truth_path=tmp / "truth.csv",
+            end_month=LAST_MONTH,
+        )
         parts = split_last_month(tmp / "generated", data / "landing", tmp / "increment", LAST_MONTH, fmt)
-        changed = client_changes(next((tmp / "generated" / "clients").glob(f"*.{fmt}")),
-                                 tmp / "increment" / "clients" / f"clients_{LAST_MONTH:%Y%m}.{fmt}", fmt,
-                                 CHANGED_SHARE, f"{add_months(LAST_MONTH, 1):%Y-%m}-01 06:00:00")
+        changed = client_changes(
+            next((tmp / "generated" / "clients").glob(f"*.{fmt}")),
+            tmp / "increment" / "clients" / f"clients_{LAST_MONTH:%Y%m}.{fmt}",
+            fmt,
+            CHANGED_SHARE,
+            f"{add_months(LAST_MONTH, 1):%Y-%m}-01 06:00:00",
+        )
         mid_day = date(*add_months(LAST_MONTH, 1).timetuple()[:2], MID_MONTH_DAY)
-        mid = mid_month_bureau(next((tmp / "increment" / "credit_bureau").glob(f"*.{fmt}")),
-                               tmp / "mid_month" / "credit_bureau" / f"credit_bureau_{mid_day:%Y%m%d}.{fmt}", fmt,
-                               MID_MONTH_SHARE, mid_day)
+        mid = mid_month_bureau(
+            next((tmp / "increment" / "credit_bureau").glob(f"*.{fmt}")),
+            tmp / "mid_month" / "credit_bureau" / f"credit_bureau_{mid_day:%Y%m%d}.{fmt}",
+            fmt,
+            MID_MONTH_SHARE,
+            mid_day,
+        )
         gen_s = time.perf_counter() - t
         env = bench_env(os.environ, data, home)
         report = with_floor(clients, months, fmt, gen_s, _timed_run(env, data, home, out_dir), tmp, data)
@@ -142,12 +158,16 @@ def run_increment_bench(clients: int, months: int, fmt: str, out_dir: Path, seed
         _deliver(tmp / "mid_month", data / "landing")
         mid_run = _timed_run(env, data, home, out_dir, "intraday_warnings")  # what the landing sensor requests
         report["increment"] = {
-            "files": parts["increment"] + [f"clients/clients_{LAST_MONTH:%Y%m}.{fmt}"], "client_changes": changed,
-            "pipeline_wall_s": round(inc["wall"], 1), "peak_tree_rss_mb": round(inc["peak"]),
-            "floor_wall_s": round(floor_inc_wall, 1), "floor": floor_inc,
+            "files": parts["increment"] + [f"clients/clients_{LAST_MONTH:%Y%m}.{fmt}"],
+            "client_changes": changed,
+            "pipeline_wall_s": round(inc["wall"], 1),
+            "peak_tree_rss_mb": round(inc["peak"]),
+            "floor_wall_s": round(floor_inc_wall, 1),
+            "floor": floor_inc,
             "ratio_pipeline_to_floor": round(inc["wall"] / floor_inc_wall, 2),
             "steps": {k: round(v, 2) for k, v in sorted(inc["steps"].items(), key=lambda kv: -kv[1])},
-            "mid_month_reports": mid, "mid_month_s": round(mid_run["wall"], 1),
+            "mid_month_reports": mid,
+            "mid_month_s": round(mid_run["wall"], 1),
             "mid_month_steps": {k: round(v, 2) for k, v in sorted(mid_run["steps"].items(), key=lambda kv: -kv[1])},
         }
     finally:
@@ -162,9 +182,15 @@ def run_increment_bench(clients: int, months: int, fmt: str, out_dir: Path, seed
 
 
 def increment_markdown(inc: dict) -> str:
-    lines = ["", f"### One more month: {inc['pipeline_wall_s']} s (floor {inc['floor_wall_s']} s, ratio "
-                 f"{inc['ratio_pipeline_to_floor']}); mid-month bureau file of {inc['mid_month_reports']:,} reports: "
-                 f"{inc['mid_month_s']} s", "", "| step | increment s | mid-month s |", "|---|---:|---:|"]
+    lines = [
+        "",
+        f"### One more month: {inc['pipeline_wall_s']} s (floor {inc['floor_wall_s']} s, ratio "
+        f"{inc['ratio_pipeline_to_floor']}); mid-month bureau file of {inc['mid_month_reports']:,} reports: "
+        f"{inc['mid_month_s']} s",
+        "",
+        "| step | increment s | mid-month s |",
+        "|---|---:|---:|",
+    ]
     for k, v in inc["steps"].items():
         lines.append(f"| {k} | {v} | {inc['mid_month_steps'].get(k, '')} |")
     lines += ["", "| floor step (increment) | seconds | rows |", "|---|---:|---:|"]

@@ -15,8 +15,16 @@ def cmd_generate(args: argparse.Namespace) -> int:
     s = load_settings()
     out = Path(args.out) if args.out else s.landing_dir
     truth = Path(args.truth) if args.truth else s.data_dir / "ground_truth" / "archetypes.csv"
-    files = generate(out_dir=out, n_clients=args.clients, months=args.months, seed=args.seed, fmt=args.format,
-                     truth_path=truth, progress=not args.quiet, scenario=args.scenario)
+    files = generate(
+        out_dir=out,
+        n_clients=args.clients,
+        months=args.months,
+        seed=args.seed,
+        fmt=args.format,
+        truth_path=truth,
+        progress=not args.quiet,
+        scenario=args.scenario,
+    )
     print(f"wrote {sum(len(v) for v in files.values())} delivery files under {out}; ground truth: {truth}")
     return 0
 
@@ -39,8 +47,8 @@ def cmd_import_sba(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     import tempfile
 
-    from dagster_project.tools.evaluate import APP_DOC, DOC, evaluate
     from dagster_project.tools.demo.scenarios import JUDGING_SEEDS, SCENARIOS
+    from dagster_project.tools.evaluate import APP_DOC, DOC, evaluate
 
     demo_seeds: list[int] = []
     if args.smoke:
@@ -54,12 +62,27 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     docs = "none" if (args.smoke or args.no_doc) else args.docs
     doc = DOC if docs in ("all", "segmentation") else None
     app_doc = APP_DOC if docs in ("all", "applications") else None
-    rows, _ = evaluate(scenarios, seeds, clients, months, work, sba, doc, log=lambda m: print(m, file=sys.stderr),
-                       demo_seeds=demo_seeds, demo_clients=args.demo_clients, demo_months=args.demo_months,
-                       app_doc=app_doc, reuse=args.reuse, perturbed=args.perturb)
+    rows, _ = evaluate(
+        scenarios,
+        seeds,
+        clients,
+        months,
+        work,
+        sba,
+        doc,
+        log=lambda m: print(m, file=sys.stderr),
+        demo_seeds=demo_seeds,
+        demo_clients=args.demo_clients,
+        demo_months=args.demo_months,
+        app_doc=app_doc,
+        reuse=args.reuse,
+        perturbed=args.perturb,
+    )
     for r in rows:
-        print(f"{r.case} seed={r.seed} published_model={'yes' if r.published_model else 'no'} k={r.k} ari={r.ari} "
-              f"baseline_ari={r.baseline_ari} min_jaccard={r.min_jaccard} {r.note}")
+        print(
+            f"{r.case} seed={r.seed} published_model={'yes' if r.published_model else 'no'} k={r.k} ari={r.ari} "
+            f"baseline_ari={r.baseline_ari} min_jaccard={r.min_jaccard} {r.note}"
+        )
     print(f"segmentation record: {work / 'segmentation_record.md'}")
     for d in (doc, app_doc):
         if d:
@@ -81,11 +104,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
     except BenchFailed as e:
         print(f"bench failed: {e}", file=sys.stderr)
         return 1
-    print(f"pipeline {report['pipeline_wall_s']} s, floor {report['floor_wall_s']} s, ratio "
-          f"{report['ratio_pipeline_to_floor']}; floor with the applications {report['floor_with_applications_wall_s']} s, "
-          f"ratio {report['ratio_pipeline_to_floor_with_applications']}; peak RSS {report['peak_tree_rss_mb']} MB; "
-          f"report in {out}")
+    print(
+        f"pipeline {report['pipeline_wall_s']} s, floor {report['floor_wall_s']} s, ratio "
+        f"{report['ratio_pipeline_to_floor']}; floor with the applications "
+        f"{report['floor_with_applications_wall_s']} s, "
+        f"ratio {report['ratio_pipeline_to_floor_with_applications']}; peak RSS {report['peak_tree_rss_mb']} MB; "
+        f"report in {out}"
+    )
     if inc := report.get("increment"):
-        print(f"one more month {inc['pipeline_wall_s']} s (floor {inc['floor_wall_s']} s, ratio "
-              f"{inc['ratio_pipeline_to_floor']}); mid-month bureau file {inc['mid_month_s']} s")
+        print(
+            f"one more month {inc['pipeline_wall_s']} s (floor {inc['floor_wall_s']} s, ratio "
+            f"{inc['ratio_pipeline_to_floor']}); mid-month bureau file {inc['mid_month_s']} s"
+        )
     return 0

@@ -13,8 +13,20 @@ from dataclasses import dataclass
 import duckdb
 
 SIGNIFICANT_DIGITS = 9
-NUMERIC = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "FLOAT", "DOUBLE", "DECIMAL", "UTINYINT",
-           "USMALLINT", "UINTEGER", "UBIGINT")
+NUMERIC = (
+    "TINYINT",
+    "SMALLINT",
+    "INTEGER",
+    "BIGINT",
+    "HUGEINT",
+    "FLOAT",
+    "DOUBLE",
+    "DECIMAL",
+    "UTINYINT",
+    "USMALLINT",
+    "UINTEGER",
+    "UBIGINT",
+)
 # Build bookkeeping each engine computes with its own hash function (macro fingerprint): not data, not compared.
 ENGINE_OWN_COLUMNS = frozenset({"month_fingerprint"})
 
@@ -27,9 +39,13 @@ class Difference:
 
 
 def _columns(con: duckdb.DuckDBPyConnection, catalog: str, schema: str, name: str) -> dict[str, str]:
-    return dict(con.execute("SELECT column_name, data_type FROM duckdb_columns() WHERE database_name = ? AND "
-                            "schema_name = ? AND table_name = ? ORDER BY column_index",
-                            [catalog, schema, name]).fetchall())
+    return dict(
+        con.execute(
+            "SELECT column_name, data_type FROM duckdb_columns() WHERE database_name = ? AND "
+            "schema_name = ? AND table_name = ? ORDER BY column_index",
+            [catalog, schema, name],
+        ).fetchall()
+    )
 
 
 def normalised(column: str, data_type: str, digits: int = SIGNIFICANT_DIGITS) -> str:
@@ -37,29 +53,43 @@ def normalised(column: str, data_type: str, digits: int = SIGNIFICANT_DIGITS) ->
     q = f'"{column}"'
     if data_type.startswith(NUMERIC):
         v = f"{q}::DOUBLE"
-        return (f"CASE WHEN {v} IS NULL OR {v} = 0 OR isnan({v}) OR isinf({v}) THEN {v} "
-                f"ELSE round({v}, {digits - 1} - floor(log10(abs({v})))::INTEGER) END AS {q}")
+        return (
+            f"CASE WHEN {v} IS NULL OR {v} = 0 OR isnan({v}) OR isinf({v}) THEN {v} "
+            f"ELSE round({v}, {digits - 1} - floor(log10(abs({v})))::INTEGER) END AS {q}"
+        )
     return q
 
 
-def compare_relation(con: duckdb.DuckDBPyConnection, left: str, right: str, schema: str, name: str,
-                     sample: int = 3) -> list[Difference]:
+def compare_relation(
+    con: duckdb.DuckDBPyConnection, left: str, right: str, schema: str, name: str, sample: int = 3
+) -> list[Difference]:
     """Differences of ``schema.name`` between the ATTACHed catalogs ``left`` and ``right`` (empty: equal)."""
     rel = f"{schema}.{name}"
     lc, rc = _columns(con, left, schema, name), _columns(con, right, schema, name)
     if not lc or not rc:
         return [Difference(rel, "missing", f"only in {left if lc else right}")]
     if set(lc) != set(rc):
-        return [Difference(rel, "columns", f"only in {left}: {sorted(set(lc) - set(rc))}; "
-                                           f"only in {right}: {sorted(set(rc) - set(lc))}")]
+        return [
+            Difference(
+                rel,
+                "columns",
+                f"only in {left}: {sorted(set(lc) - set(rc))}; only in {right}: {sorted(set(rc) - set(lc))}",
+            )
+        ]
     cols = [c for c in lc if c not in ENGINE_OWN_COLUMNS]
     # a column numeric on one side only (e.g. a decimal vs a string) is compared as text
-    sel = {side: ", ".join(normalised(c, types[c]) if lc[c].startswith(NUMERIC) == rc[c].startswith(NUMERIC)
-                           else f'"{c}"::VARCHAR AS "{c}"' for c in cols)
-           for side, types in ((left, lc), (right, rc))}
+    sel = {
+        side: ", ".join(
+            normalised(c, types[c])
+            if lc[c].startswith(NUMERIC) == rc[c].startswith(NUMERIC)
+            else f'"{c}"::VARCHAR AS "{c}"'
+            for c in cols
+        )
+        for side, types in ((left, lc), (right, rc))
+    }
     out = []
     for a, b in ((left, right), (right, left)):
-        sql = (f"SELECT * FROM (SELECT {sel[a]} FROM {a}.{rel} EXCEPT ALL SELECT {sel[b]} FROM {b}.{rel})")
+        sql = f"SELECT * FROM (SELECT {sel[a]} FROM {a}.{rel} EXCEPT ALL SELECT {sel[b]} FROM {b}.{rel})"
         n = con.execute(f"SELECT count(*) FROM ({sql})").fetchone()[0]
         if n:
             rows = con.execute(f"{sql} LIMIT {sample}").fetchall()
@@ -67,7 +97,8 @@ def compare_relation(con: duckdb.DuckDBPyConnection, left: str, right: str, sche
     return out
 
 
-def compare_builds(con: duckdb.DuckDBPyConnection, left: str, right: str,
-                   relations: list[tuple[str, str]]) -> list[Difference]:
+def compare_builds(
+    con: duckdb.DuckDBPyConnection, left: str, right: str, relations: list[tuple[str, str]]
+) -> list[Difference]:
     """Every difference over ``relations`` [(schema, name)] between two ATTACHed builds."""
     return [d for schema, name in relations for d in compare_relation(con, left, right, schema, name)]

@@ -11,7 +11,8 @@ generator's truth file:
   column of ``marts.client_features`` median-imputed and standardised, ``KMeans(n_init=10)`` at the model's k.
 
 On the SBA sample (sba_import.py) the outcome is held out: segment charge-off rates are estimated on loans
-approved in the earlier fiscal years (``ApprovalFY`` up to the latest year with at most 70 % of the loans) and each later loan is scored with
+approved in the earlier fiscal years (``ApprovalFY`` up to the latest year with at most 70 % of the loans) and each
+later loan is scored with
 its segment's earlier rate; AUC with a bootstrap 95 % interval, for the model, the rule segmentation
 (segmentation/rules.py) and the plain baseline at the model's k.
 """
@@ -32,9 +33,9 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from dagster_project.lib.settings import DEMO_PII_KEY, PROJECT_ROOT
 from dagster_project.tools import evaluate_apps as apps
 from dagster_project.tools import perturb
-from dagster_project.lib.settings import DEMO_PII_KEY, PROJECT_ROOT
 
 DOC = PROJECT_ROOT / "docs" / "segmentation.md"
 APP_DOC = PROJECT_ROOT / "docs" / apps.DOC_NAME
@@ -49,21 +50,32 @@ def lendseg_bin() -> str:
 
 def _env(root: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LENDSEG_", "DAGSTER_HOME"))}
-    return env | (extra or {}) | {"LENDSEG_DATA_DIR": str(root / "data"), "DAGSTER_HOME": str(root / "dagster_home"),
-                  "LENDSEG_DEMO": "1", "LENDSEG_DUCKDB_MEMORY_LIMIT": "2GB", "GX_ANALYTICS_ENABLED": "false",
-                  "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+    return (
+        env
+        | (extra or {})
+        | {
+            "LENDSEG_DATA_DIR": str(root / "data"),
+            "DAGSTER_HOME": str(root / "dagster_home"),
+            "LENDSEG_DEMO": "1",
+            "LENDSEG_DUCKDB_MEMORY_LIMIT": "2GB",
+            "GX_ANALYTICS_ENABLED": "false",
+            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        }
+    )
 
 
 def run_pipeline(root: Path, extra_env: dict[str, str] | None = None) -> tuple[bool, float, str]:
     """The first ``daily_refresh`` in ``root`` (``extra_env``: LENDSEG_* settings of a perturbed run, perturb.py)."""
     t = time.time()
     root.mkdir(parents=True, exist_ok=True)
-    p = subprocess.run([lendseg_bin(), "run", "--demo"], cwd=root, env=_env(root, extra_env), capture_output=True,
-                       text=True)
+    p = subprocess.run(
+        [lendseg_bin(), "run", "--demo"], cwd=root, env=_env(root, extra_env), capture_output=True, text=True
+    )
     return p.returncode == 0, time.time() - t, (p.stdout + p.stderr)[-2000:]
 
 
 # ------------------------------------------------------------------------------------------------ pure parts
+
 
 def plain_baseline(features: pd.DataFrame, k: int, seed: int = BASELINE_SEED) -> np.ndarray:
     """The fixed baseline (tools/methods.py)."""
@@ -91,8 +103,9 @@ def split_year(fy: pd.Series, early_share: float = 0.70) -> int:
     return int(ok.index.max()) if len(ok) else int(cum.index.min())
 
 
-def out_of_time_auc(segment: pd.Series, y: pd.Series, fy: pd.Series, cut: int, n_boot: int = N_BOOT,
-                    seed: int = 0) -> dict:
+def out_of_time_auc(
+    segment: pd.Series, y: pd.Series, fy: pd.Series, cut: int, n_boot: int = N_BOOT, seed: int = 0
+) -> dict:
     """Segment charge-off rates from loans with fy <= cut; AUC (and bootstrap 95 % CI) on the later loans."""
     early = fy <= cut
     rates = y[early].groupby(segment[early]).mean()
@@ -103,11 +116,17 @@ def out_of_time_auc(segment: pd.Series, y: pd.Series, fy: pd.Series, cut: int, n
     rng = np.random.default_rng(seed)
     boots = [auc(score[i], late_y[i]) for i in (rng.integers(0, len(score), len(score)) for _ in range(n_boot))]
     lo, hi = np.nanpercentile(boots, [2.5, 97.5])
-    return {"auc": point, "lo": float(lo), "hi": float(hi), "late_loans": int((~early).sum()),
-            "segments": int(segment.nunique())}
+    return {
+        "auc": point,
+        "lo": float(lo),
+        "hi": float(hi),
+        "late_loans": int((~early).sum()),
+        "segments": int(segment.nunique()),
+    }
 
 
 # ------------------------------------------------------------------------------------------------ one case
+
 
 @dataclass
 class Row:
@@ -135,35 +154,49 @@ def _segmented_features(root: Path) -> tuple[bool, int | None, float | None, pd.
     con = _published(root)
     try:
         published, k, min_j = _model_facts(con)
-        feats = con.execute("SELECT f.*, s.segment_id FROM marts.client_features f "
-                            "JOIN marts.client_segments s USING (client_key) ORDER BY client_key").df()
+        feats = con.execute(
+            "SELECT f.*, s.segment_id FROM marts.client_features f "
+            "JOIN marts.client_segments s USING (client_key) ORDER BY client_key"
+        ).df()
     finally:
         con.close()
     return published, k, min_j, feats
 
 
 def _model_facts(con) -> tuple[bool, int | None, float | None]:
-    src = con.execute("SELECT count(*) FILTER (WHERE s.segment_source = 'model'), count(*) FROM marts.client_segments s "
-                      "JOIN marts.client_features f USING (client_key)").fetchone()
+    src = con.execute(
+        "SELECT count(*) FILTER (WHERE s.segment_source = 'model'), count(*) FROM marts.client_segments s "
+        "JOIN marts.client_features f USING (client_key)"
+    ).fetchone()
     published = bool(src[1] and src[0] == src[1])
     champ = con.execute("SELECT version, k FROM ml.model_registry WHERE status = 'champion'").fetchall()
     if not champ:
         return published, None, None
-    mj = con.execute("SELECT min(mean_jaccard) FROM ml.model_stability WHERE model_version = ?", [champ[0][0]]).fetchone()
+    mj = con.execute(
+        "SELECT min(mean_jaccard) FROM ml.model_stability WHERE model_version = ?", [champ[0][0]]
+    ).fetchone()
     return published, int(champ[0][1]), float(mj[0]) if mj[0] is not None else None
 
 
 def evaluate_scenario(name: str, seed: int, workdir: Path, clients: int, months: int) -> Row:
     from sklearn.metrics import adjusted_rand_score
 
-    from dagster_project.tools.demo.generate import generate
     from dagster_project.lib.pseudonymise import pseudonymise
+    from dagster_project.tools.demo.generate import generate
 
     root = workdir / f"{name}-{seed}"
     shutil.rmtree(root, ignore_errors=True)
     truth_path = root / "data" / "ground_truth" / "archetypes.csv"
-    generate(root / "data" / "landing", n_clients=clients, months=months, seed=seed, truth_path=truth_path,
-             end_month=date(2026, 10, 1), progress=False, scenario=name)
+    generate(
+        root / "data" / "landing",
+        n_clients=clients,
+        months=months,
+        seed=seed,
+        truth_path=truth_path,
+        end_month=date(2026, 10, 1),
+        progress=False,
+        scenario=name,
+    )
     ok, secs, log = run_pipeline(root)
     if not ok:
         return Row(name, seed, clients, False, None, None, None, None, round(secs), "run failed: " + log[-200:])
@@ -175,8 +208,19 @@ def evaluate_scenario(name: str, seed: int, workdir: Path, clients: int, months:
     true_k = int(df.archetype.nunique())
     others = compare_methods(df.drop(columns=["segment_id", "archetype"]), k or true_k, true_k)
     scores = {m: round(adjusted_rand_score(df.archetype, lab), 3) for m, lab in others.items()}
-    return Row(name, seed, len(df), published, k, round(ari, 3), scores["plain baseline"],
-               round(min_j, 3) if min_j is not None else None, round(secs), methods=scores, true_k=true_k)
+    return Row(
+        name,
+        seed,
+        len(df),
+        published,
+        k,
+        round(ari, 3),
+        scores["plain baseline"],
+        round(min_j, 3) if min_j is not None else None,
+        round(secs),
+        methods=scores,
+        true_k=true_k,
+    )
 
 
 def compare_methods(features: pd.DataFrame, k: int, baseline_k: int) -> dict[str, np.ndarray]:
@@ -220,8 +264,9 @@ def measure_sba(root: Path, secs: float = 0.0) -> tuple[Row, dict]:
     rates = y.groupby(loans.model).transform("mean")
     res["_in_sample_auc"] = auc(rates.to_numpy(), y.to_numpy())
     res["_split"] = {"cut_fy": cut, "loans": len(loans), "scored_clients": len(feats)}
-    return Row("sba", None, len(feats), published, k, None, None, round(min_j, 3) if min_j is not None else None,
-               round(secs)), res
+    return Row(
+        "sba", None, len(feats), published, k, None, None, round(min_j, 3) if min_j is not None else None, round(secs)
+    ), res
 
 
 # ------------------------------------------------------------------------------------------------ report
@@ -238,7 +283,7 @@ def deciding_score(rows: list[Row], sba: dict) -> dict[str, float]:
         if not gen:
             break
         ari = [r.ari if m == "model" else r.methods[m] for r in gen]
-        s = float(np.mean([a - r.methods["plain baseline"] for a, r in zip(ari, gen)]))
+        s = float(np.mean([a - r.methods["plain baseline"] for a, r in zip(ari, gen, strict=False)]))
         if sba and m in sba:
             s += sba[m]["auc"] - sba["rule segmentation"]["auc"]
         out[m] = round(s, 3)
@@ -247,26 +292,41 @@ def deciding_score(rows: list[Row], sba: dict) -> dict[str, float]:
 
 def render(rows: list[Row], sba: dict, meta: dict) -> str:
     f = lambda v: "-" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)  # noqa: E731
-    lines = [START, "", f"Measured by `lendseg evaluate` ({meta['when']}; {meta['clients']} generated clients, "
-             f"{meta['months']} months per scenario run; first `daily_refresh` in a fresh data dir). ARI against the "
-             "planted archetypes (prospects are not scored); the plain baseline at the true number of archetypes, "
-             "the alternatives at the model's k.", "",
-             "| scenario | seed | clients | first run published model segments | k (true) | ARI model | plain baseline | "
-             "gaussian mixture | gower k-medoids | rule segmentation | min clusterboot Jaccard | run s |",
-             "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        START,
+        "",
+        f"Measured by `lendseg evaluate` ({meta['when']}; {meta['clients']} generated clients, "
+        f"{meta['months']} months per scenario run; first `daily_refresh` in a fresh data dir). ARI against the "
+        "planted archetypes (prospects are not scored); the plain baseline at the true number of archetypes, "
+        "the alternatives at the model's k.",
+        "",
+        "| scenario | seed | clients | first run published model segments | k (true) | ARI model | plain baseline | "
+        "gaussian mixture | gower k-medoids | rule segmentation | min clusterboot Jaccard | run s |",
+        "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in rows:
         if r.case == "sba":
             continue
         m = r.methods or {}
-        lines.append(f"| {r.case} | {f(r.seed)} | {r.clients} | {'yes' if r.published_model else 'no'} | {f(r.k)} "
-                     f"({f(r.true_k)}) | {f(r.ari)} | " + " | ".join(f(m.get(x)) for x in METHOD_ORDER)
-                     + f" | {f(r.min_jaccard)} | {r.run_s} |" + (f" {r.note}" if r.note else ""))
+        lines.append(
+            f"| {r.case} | {f(r.seed)} | {r.clients} | {'yes' if r.published_model else 'no'} | {f(r.k)} "
+            f"({f(r.true_k)}) | {f(r.ari)} | "
+            + " | ".join(f(m.get(x)) for x in METHOD_ORDER)
+            + f" | {f(r.min_jaccard)} | {r.run_s} |"
+            + (f" {r.note}" if r.note else "")
+        )
     if sba:
         sp = sba["_split"]
-        lines += ["", f"SBA out of time: charge-off rates per segment from loans approved in FY <= {sp['cut_fy']}, "
-                  f"AUC on the later loans ({sba['model']['late_loans']} of {sp['loans']}), bootstrap 95 % "
-                  f"interval ({N_BOOT} resamples). In-sample charge-off AUC of the model's segments: "
-                  f"{sba['_in_sample_auc']:.3f}.", "", "| method | segments | AUC | 95 % interval |", "|---|---:|---:|---|"]
+        lines += [
+            "",
+            f"SBA out of time: charge-off rates per segment from loans approved in FY <= {sp['cut_fy']}, "
+            f"AUC on the later loans ({sba['model']['late_loans']} of {sp['loans']}), bootstrap 95 % "
+            f"interval ({N_BOOT} resamples). In-sample charge-off AUC of the model's segments: "
+            f"{sba['_in_sample_auc']:.3f}.",
+            "",
+            "| method | segments | AUC | 95 % interval |",
+            "|---|---:|---:|---|",
+        ]
         for m in ("model", *METHOD_ORDER):
             if m in sba:
                 a = sba[m]
@@ -274,18 +334,23 @@ def render(rows: list[Row], sba: dict, meta: dict) -> str:
     lines += perturb.render(rows)
     score = deciding_score(rows, sba)
     if score:
-        lines += ["", "Deciding score S (higher is better; the plain baseline scores the SBA term only): "
-                  + ", ".join(f"{m} **{v:+.3f}**" for m, v in score.items()) + "."]
+        lines += [
+            "",
+            "Deciding score S (higher is better; the plain baseline scores the SBA term only): "
+            + ", ".join(f"{m} **{v:+.3f}**" for m, v in score.items())
+            + ".",
+        ]
     lines += ["", END]
     return "\n".join(lines)
 
 
-def write_doc(block: str, doc: Path = DOC, start: str = START, end: str = END,
-              heading: str = "## Evaluation (`lendseg evaluate`)") -> None:
+def write_doc(
+    block: str, doc: Path = DOC, start: str = START, end: str = END, heading: str = "## Evaluation (`lendseg evaluate`)"
+) -> None:
     """Replace the block between ``start`` and ``end`` in ``doc`` (append it under ``heading`` if missing)."""
     text = doc.read_text()
     if start in text and end in text:
-        text = text[: text.index(start)] + block + text[text.index(end) + len(end):]
+        text = text[: text.index(start)] + block + text[text.index(end) + len(end) :]
     else:
         text = text.rstrip() + f"\n\n{heading}\n\n" + block + "\n"
     doc.write_text(text)
@@ -299,28 +364,48 @@ class Case:
     months: int
 
 
-def plan_cases(scenarios: list[str], seeds: list[int], clients: int, months: int, demo_seeds: list[int],
-               demo_clients: int, demo_months: int) -> list[Case]:
+def plan_cases(
+    scenarios: list[str],
+    seeds: list[int],
+    clients: int,
+    months: int,
+    demo_seeds: list[int],
+    demo_clients: int,
+    demo_months: int,
+) -> list[Case]:
     """The demo generator per demo seed (its own size; 18 months give the early-warning calibration the 12 months of
     history up to E it needs - the scenario runs default to 18 months too), then every scenario x seed, seed by seed."""
-    return ([Case("demo", s, demo_clients, demo_months) for s in demo_seeds]
-            + [Case(n, s, clients, months) for s in seeds for n in scenarios if n != "demo"])
+    return [Case("demo", s, demo_clients, demo_months) for s in demo_seeds] + [
+        Case(n, s, clients, months) for s in seeds for n in scenarios if n != "demo"
+    ]
 
 
 def _case_root(workdir: Path, c: Case) -> Path:
     return workdir / f"{c.name}-{c.seed}"
 
 
-def _reused(root: Path) -> tuple[Row, "apps.AppResult"] | None:
+def _reused(root: Path) -> tuple[Row, apps.AppResult] | None:
     p = root / "segmentation_row.json"
     a = apps.load(root)
     return (Row(**json.loads(p.read_text())), a) if p.exists() and a is not None else None
 
 
-def evaluate(scenarios: list[str], seeds: list[int], clients: int, months: int, workdir: Path,
-             sba_csv: Path | None, doc: Path | None, log=print, demo_seeds: list[int] | None = None,
-             demo_clients: int = 3000, demo_months: int = 18, app_doc: Path | None = None,
-             reuse: bool = False, perturbed: bool = False) -> tuple[list[Row], dict]:
+def evaluate(
+    scenarios: list[str],
+    seeds: list[int],
+    clients: int,
+    months: int,
+    workdir: Path,
+    sba_csv: Path | None,
+    doc: Path | None,
+    log=print,
+    demo_seeds: list[int] | None = None,
+    demo_clients: int = 3000,
+    demo_months: int = 18,
+    app_doc: Path | None = None,
+    reuse: bool = False,
+    perturbed: bool = False,
+) -> tuple[list[Row], dict]:
     """Run every case once; segmentation figures -> ``doc``, applications figures (early warnings, recommendations,
     evaluate_apps.py) from the same runs -> ``app_doc`` (rewritten after every case, so a long evaluation shows its
     progress). ``reuse``: a case whose data dir already holds results is measured from them, not run again.
@@ -329,15 +414,21 @@ def evaluate(scenarios: list[str], seeds: list[int], clients: int, months: int, 
     rows: list[Row] = []
     results: list[apps.AppResult] = []
     cases = plan_cases(scenarios, seeds, clients, months, list(demo_seeds or []), demo_clients, demo_months)
-    sizes = "; ".join(sorted({f"{'demo' if c.name == 'demo' else 'scenarios'}: {c.clients} clients x {c.months} "
-                              f"months" for c in cases}))
+    sizes = "; ".join(
+        sorted(
+            {f"{'demo' if c.name == 'demo' else 'scenarios'}: {c.clients} clients x {c.months} months" for c in cases}
+        )
+    )
     for c in cases:
         root = _case_root(workdir, c)
         got = _reused(root) if reuse else None
         if got is None:
             r = evaluate_scenario(c.name, c.seed, workdir, c.clients, c.months)
-            a = apps.measure(root, c.name, c.seed) if not r.note.startswith("run failed") else \
-                apps.AppResult(c.name, c.seed, ok=False, note=r.note)
+            a = (
+                apps.measure(root, c.name, c.seed)
+                if not r.note.startswith("run failed")
+                else apps.AppResult(c.name, c.seed, ok=False, note=r.note)
+            )
             (root / "segmentation_row.json").write_text(json.dumps(asdict(r)))
             apps.save(a, root)
         else:
@@ -350,8 +441,13 @@ def evaluate(scenarios: list[str], seeds: list[int], clients: int, months: int, 
         rows.append(r)
         results.append(a)
         if app_doc is not None:
-            write_doc(apps.render(results, {"when": date.today().isoformat(), "sizes": sizes}), app_doc,
-                      apps.START, apps.END, apps.HEADING)
+            write_doc(
+                apps.render(results, {"when": date.today().isoformat(), "sizes": sizes}),
+                app_doc,
+                apps.START,
+                apps.END,
+                apps.HEADING,
+            )
     sba: dict = {}
     if sba_csv is not None:
         r, sba = evaluate_sba(sba_csv, workdir)

@@ -58,8 +58,12 @@ def gower_parts(features: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndar
     rng = np.nanmax(num, axis=0) - np.nanmin(num, axis=0)
     num = np.where(rng > 0, (num - np.nanmin(num, axis=0)) / np.where(rng > 0, rng, 1), 0.0)
     cat = np.column_stack([pd.Categorical(x[f.column]).codes for f in cat_cols]) if cat_cols else np.zeros((len(x), 0))
-    return (num, cat, np.array([per_feature[f.column] for f in num_cols]),
-            np.array([per_feature[f.column] for f in cat_cols]))
+    return (
+        num,
+        cat,
+        np.array([per_feature[f.column] for f in num_cols]),
+        np.array([per_feature[f.column] for f in cat_cols]),
+    )
 
 
 def gower_to(num: np.ndarray, cat: np.ndarray, wn: np.ndarray, wc: np.ndarray, idx: np.ndarray) -> np.ndarray:
@@ -83,8 +87,12 @@ def gower_kmedoids(features: pd.DataFrame, k: int, seed: int = SEED, iterations:
         medoids.append(int(rng.choice(len(sample), p=nearest / nearest.sum())) if nearest.sum() else len(medoids))
     for _ in range(iterations):
         lab = d[:, medoids].argmin(axis=1)
-        new = [int(np.flatnonzero(lab == c)[d[np.ix_(lab == c, lab == c)].sum(axis=1).argmin()])
-               if (lab == c).any() else medoids[c] for c in range(k)]
+        new = [
+            int(np.flatnonzero(lab == c)[d[np.ix_(lab == c, lab == c)].sum(axis=1).argmin()])
+            if (lab == c).any()
+            else medoids[c]
+            for c in range(k)
+        ]
         if new == medoids:
             break
         medoids = new
@@ -97,5 +105,4 @@ def rule_segments(features: pd.DataFrame) -> np.ndarray:
     return rules.assign(features).to_numpy()
 
 
-METHODS = {"plain baseline": plain_baseline, "gaussian mixture": gaussian_mixture,
-           "gower k-medoids": gower_kmedoids}
+METHODS = {"plain baseline": plain_baseline, "gaussian mixture": gaussian_mixture, "gower k-medoids": gower_kmedoids}

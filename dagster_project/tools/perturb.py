@@ -50,9 +50,10 @@ def plan(scorable_clients: int, base_seed: int) -> list[Perturbation]:
 
 
 def kept(client_key: str, salt: str, share: float = KEEP_SHARE) -> bool:
-    """Whether a client is in the ``share`` subsample under ``salt``: MD5 of salt and pseudonymous key, as a fraction."""
+    """Whether a client is in the ``share`` subsample under ``salt``: MD5 of salt and pseudonymous key, as a
+    fraction."""
     h = hashlib.md5(f"{salt}|{client_key}".encode()).digest()
-    return int.from_bytes(h[:8], "big") / 2 ** 64 < share
+    return int.from_bytes(h[:8], "big") / 2**64 < share
 
 
 def kept_ids(client_ids: list[str], salt: str, key: str, share: float = KEEP_SHARE) -> set[str]:
@@ -81,21 +82,31 @@ def k_stability(base_k: int | None, results: list[dict]) -> dict:
     high = int(sum(a is not None and bool(np.isfinite(a)) and a >= ARI_BAR for a in aris))
     need = min(K_BAR, len(results))
     known = [a for a in aris if a is not None and np.isfinite(a)]
-    return {"k": base_k, "k_per": {r["name"]: r.get("k") for r in results}, "k_changes": len(results) - same_k,
-            "ari_per": {r["name"]: None if r.get("ari") is None else round(r["ari"], 3) for r in results},
-            "ari_min": round(min(known), 3) if known else None,
-            "ari_median": round(float(np.median(known)), 3) if known else None,
-            "ari_at_bar": high, "perturbations": len(results), "holds": bool(same_k >= need and high >= need)}
+    return {
+        "k": base_k,
+        "k_per": {r["name"]: r.get("k") for r in results},
+        "k_changes": len(results) - same_k,
+        "ari_per": {r["name"]: None if r.get("ari") is None else round(r["ari"], 3) for r in results},
+        "ari_min": round(min(known), 3) if known else None,
+        "ari_median": round(float(np.median(known)), 3) if known else None,
+        "ari_at_bar": high,
+        "perturbations": len(results),
+        "holds": bool(same_k >= need and high >= need),
+    }
 
 
 def auc_summary(aucs: list[float]) -> dict:
     """Min and median of the SBA out-of-time AUCs over the unperturbed and perturbed runs."""
     known = [a for a in aucs if a is not None and np.isfinite(a)]
-    return {"auc_min": round(min(known), 3) if known else None,
-            "auc_median": round(float(np.median(known)), 3) if known else None, "runs": len(known)}
+    return {
+        "auc_min": round(min(known), 3) if known else None,
+        "auc_median": round(float(np.median(known)), 3) if known else None,
+        "runs": len(known),
+    }
 
 
 # ------------------------------------------------------------------------------------------------ landing copies
+
 
 def copy_landing(src: Path, dst: Path, keep: set[str] | None) -> int:
     """Copy every landing file under ``src`` to ``dst``; with ``keep``, only the rows whose client_id is in it.
@@ -139,13 +150,16 @@ def landing_client_ids(landing: Path) -> list[str]:
             opts = "" if f.suffix == ".parquet" else ", all_varchar = true, header = true"
             con = duckdb.connect()
             try:
-                ids |= {r[0] for r in con.execute(f"SELECT DISTINCT client_id FROM {reader}(?{opts})", [str(f)]).fetchall()}
+                ids |= {
+                    r[0] for r in con.execute(f"SELECT DISTINCT client_id FROM {reader}(?{opts})", [str(f)]).fetchall()
+                }
             finally:
                 con.close()
     return sorted(ids)
 
 
 # ------------------------------------------------------------------------------------------------ runs
+
 
 def _slug(name: str) -> str:
     return name.replace(" ", "-").replace("+", "p")
@@ -178,8 +192,14 @@ def measure(root: Path, sba: bool = False, base_auc: float | None = None, log=pr
         if sba:
             shutil.copytree(root / "data" / "ground_truth", proot / "data" / "ground_truth")
         ok, secs, text = ev.run_pipeline(proot, dict(p.env))
-        r: dict = {"name": p.name, "k": None, "ari": None, "common": 0, "run_s": round(secs),
-                   "clients_kept": len(keep) if keep is not None else len(ids)}
+        r: dict = {
+            "name": p.name,
+            "k": None,
+            "ari": None,
+            "common": 0,
+            "run_s": round(secs),
+            "clients_kept": len(keep) if keep is not None else len(ids),
+        }
         if ok:
             published, k, _, pf = ev._segmented_features(proot)
             ari, n = ari_on_common(base, pf.set_index("client_key").segment_id)
@@ -206,18 +226,25 @@ def render(rows: list) -> list[str]:
     rows = [r for r in rows if getattr(r, "perturb", None)]
     if not rows:
         return []
-    lines = ["", f"Under a nudge (`--perturb`): each dataset run again under two {KEEP_SHARE * 100:.0f} % client subsamples "
-             "(salted hash of the pseudonymous key), two k-means seeds (`LENDSEG_SEG_SEED`) and, above 5,000 "
-             "scorable clients, one other training-sample salt (`LENDSEG_SEG_SAMPLE_SALT`): k of each run, ARI of its "
-             "segments against the unperturbed ones on the clients both scored. Bar (issue 34): k unchanged and "
-             f"ARI >= {ARI_BAR:.2f}, each in at least {K_BAR} of the perturbations.", "",
-             "| dataset | seed | k | k per perturbation (" + ", ".join(ORDER) + ") | k changes | ARI per perturbation "
-             "| ARI min | ARI median | SBA AUC min / median | bar |", "|---|---:|---:|---|---:|---|---:|---:|---|---|"]
+    lines = [
+        "",
+        f"Under a nudge (`--perturb`): each dataset run again under two {KEEP_SHARE * 100:.0f} % client subsamples "
+        "(salted hash of the pseudonymous key), two k-means seeds (`LENDSEG_SEG_SEED`) and, above 5,000 "
+        "scorable clients, one other training-sample salt (`LENDSEG_SEG_SAMPLE_SALT`): k of each run, ARI of its "
+        "segments against the unperturbed ones on the clients both scored. Bar (issue 34): k unchanged and "
+        f"ARI >= {ARI_BAR:.2f}, each in at least {K_BAR} of the perturbations.",
+        "",
+        "| dataset | seed | k | k per perturbation (" + ", ".join(ORDER) + ") | k changes | ARI per perturbation "
+        "| ARI min | ARI median | SBA AUC min / median | bar |",
+        "|---|---:|---:|---|---:|---|---:|---:|---|---|",
+    ]
     for r in rows:
         p = r.perturb
         ks = " / ".join(f(p["k_per"].get(n)) for n in ORDER if n in p["k_per"])
         aris = " / ".join(f(p["ari_per"].get(n)) for n in ORDER if n in p["ari_per"])
         auc = f"{f(p.get('auc_min'))} / {f(p.get('auc_median'))}" if "auc_min" in p else "-"
-        lines.append(f"| {r.case} | {f(r.seed)} | {f(p['k'])} | {ks} | {p['k_changes']} of {p['perturbations']} | "
-                     f"{aris} | {f(p['ari_min'])} | {f(p['ari_median'])} | {auc} | {'holds' if p['holds'] else 'fails'} |")
+        lines.append(
+            f"| {r.case} | {f(r.seed)} | {f(p['k'])} | {ks} | {p['k_changes']} of {p['perturbations']} | "
+            f"{aris} | {f(p['ari_min'])} | {f(p['ari_median'])} | {auc} | {'holds' if p['holds'] else 'fails'} |"
+        )
     return lines

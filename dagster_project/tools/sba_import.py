@@ -36,15 +36,55 @@ USD_CNY = 7.10  # fixed conversion, about the 2023-2024 PBoC central parity; the
 SEED_PATH = DBT_PROJECT_DIR / "seeds" / "naics_gbt4754.csv"
 OUTCOME_COLUMNS = ("MIS_Status", "ChgOffDate", "ChgOffPrinGr")
 PII_COLUMNS = ("Name", "Zip", "City", "Bank")
-CLIENT_COLUMNS = ("client_id", "legal_name", "registration_no", "contact_email", "contact_phone", "industry_code",
-                  "province_code", "registered_capital", "employee_count", "annual_revenue", "total_assets",
-                  "founded_date", "onboarding_date", "relationship_status", "updated_at")
-BUREAU_COLUMNS = ("report_id", "client_id", "report_date", "bureau_score", "total_debt", "overdue_amount",
-                  "max_days_past_due_12m", "defaults_5y", "inquiries_6m", "collateral_value", "operating_cash_flow",
-                  "debt_service_12m", "current_ratio", "debt_to_equity", "legal_judgments")
-USAGE_COLUMNS = ("snapshot_month", "account_id", "client_id", "product_code", "credit_limit", "outstanding_balance",
-                 "drawdown_amount", "repayment_amount", "days_past_due", "interaction_count", "channel", "term_months",
-                 "security_type")
+CLIENT_COLUMNS = (
+    "client_id",
+    "legal_name",
+    "registration_no",
+    "contact_email",
+    "contact_phone",
+    "industry_code",
+    "province_code",
+    "registered_capital",
+    "employee_count",
+    "annual_revenue",
+    "total_assets",
+    "founded_date",
+    "onboarding_date",
+    "relationship_status",
+    "updated_at",
+)
+BUREAU_COLUMNS = (
+    "report_id",
+    "client_id",
+    "report_date",
+    "bureau_score",
+    "total_debt",
+    "overdue_amount",
+    "max_days_past_due_12m",
+    "defaults_5y",
+    "inquiries_6m",
+    "collateral_value",
+    "operating_cash_flow",
+    "debt_service_12m",
+    "current_ratio",
+    "debt_to_equity",
+    "legal_judgments",
+)
+USAGE_COLUMNS = (
+    "snapshot_month",
+    "account_id",
+    "client_id",
+    "product_code",
+    "credit_limit",
+    "outstanding_balance",
+    "drawdown_amount",
+    "repayment_amount",
+    "days_past_due",
+    "interaction_count",
+    "channel",
+    "term_months",
+    "security_type",
+)
 
 
 def parse_amount(values: pd.Series) -> pd.Series:
@@ -64,7 +104,7 @@ def parse_date(values: pd.Series) -> pd.Series:
 
 def naics_mapping(seed: Path = SEED_PATH) -> dict[str, str]:
     df = pd.read_csv(seed, dtype=str)
-    return dict(zip(df.naics_prefix, df.gbt4754_code))
+    return dict(zip(df.naics_prefix, df.gbt4754_code, strict=False))
 
 
 def map_naics(codes: pd.Series, mapping: dict[str, str]) -> pd.Series:
@@ -81,7 +121,8 @@ def map_naics(codes: pd.Series, mapping: dict[str, str]) -> pd.Series:
 
 
 def term_months(values: pd.Series) -> pd.Series:
-    """SBA ``Term`` (months) -> contract v1.1 ``term_months``; 0, missing or beyond 600 (the contract's range) -> empty."""
+    """SBA ``Term`` (months) -> contract v1.1 ``term_months``; 0, missing or beyond 600 (the contract's range) ->
+    empty."""
     t = pd.to_numeric(values, errors="coerce")
     return t.where((t >= 1) & (t <= 600)).round().astype("Int64")
 
@@ -90,8 +131,9 @@ def _money(v: pd.Series, rate: float) -> pd.Series:
     return (v * rate).round(2)
 
 
-def build(loans: pd.DataFrame, rate: float = USD_CNY, mapping: dict[str, str] | None = None
-          ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def build(
+    loans: pd.DataFrame, rate: float = USD_CNY, mapping: dict[str, str] | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """(clients, bureau, usage, truth) frames from the SBA rows (pure; no file access)."""
     mapping = mapping or naics_mapping()
     df = loans.copy()
@@ -102,20 +144,25 @@ def build(loans: pd.DataFrame, rate: float = USD_CNY, mapping: dict[str, str] | 
         df[c] = parse_amount(df[c]) if c in df else np.nan
     df = df[df.approved.notna() & (df.approved >= EARLIEST) & (df.disbursed >= EARLIEST)]  # see EARLIEST
     df = df.sort_values(["approved", "loan_id"], kind="stable").reset_index(drop=True)
-    borrower = df["Name"].astype("string").str.strip().str.upper().fillna("") + "\x00" + \
-        df["Zip"].astype("string").str.strip().fillna("")
+    borrower = (
+        df["Name"].astype("string").str.strip().str.upper().fillna("")
+        + "\x00"
+        + df["Zip"].astype("string").str.strip().fillna("")
+    )
     first_loan = df.groupby(borrower, sort=False)["loan_id"].transform("first")
     df["client_id"] = "SBA" + first_loan
     df["industry_code"] = map_naics(df["NAICS"], mapping)
     g = df.groupby("client_id", sort=False)
-    clients = pd.DataFrame({
-        "client_id": g.client_id.first(),
-        "industry_code": g.industry_code.first(),
-        "employee_count": pd.to_numeric(g.NoEmp.last(), errors="coerce").astype("Int64"),
-        "onboarding_date": g.approved.first().dt.date,
-        "relationship_status": "active",
-        "updated_at": g.approved.last().dt.strftime("%Y-%m-%d 00:00:00"),
-    }).reset_index(drop=True)
+    clients = pd.DataFrame(
+        {
+            "client_id": g.client_id.first(),
+            "industry_code": g.industry_code.first(),
+            "employee_count": pd.to_numeric(g.NoEmp.last(), errors="coerce").astype("Int64"),
+            "onboarding_date": g.approved.first().dt.date,
+            "relationship_status": "active",
+            "updated_at": g.approved.last().dt.strftime("%Y-%m-%d 00:00:00"),
+        }
+    ).reset_index(drop=True)
     for c in CLIENT_COLUMNS:
         if c not in clients:
             clients[c] = None
@@ -125,30 +172,48 @@ def build(loans: pd.DataFrame, rate: float = USD_CNY, mapping: dict[str, str] | 
     for _, idx in g.indices.items():
         ts = t[idx]
         inq[idx] = [int(((ts <= x) & (ts > x - np.timedelta64(183, "D"))).sum()) - 1 for x in ts]
-    bureau = pd.DataFrame({
-        "report_id": "SBA-" + df.loan_id, "client_id": df.client_id, "report_date": df.approved.dt.date,
-        "total_debt": _money(df.GrAppv, rate), "collateral_value": _money(df.SBA_Appv, rate), "inquiries_6m": inq})
+    bureau = pd.DataFrame(
+        {
+            "report_id": "SBA-" + df.loan_id,
+            "client_id": df.client_id,
+            "report_date": df.approved.dt.date,
+            "total_debt": _money(df.GrAppv, rate),
+            "collateral_value": _money(df.SBA_Appv, rate),
+            "inquiries_6m": inq,
+        }
+    )
     for c in BUREAU_COLUMNS:
         if c not in bureau:
             bureau[c] = None
     revolving = df.get("RevLineCr", pd.Series("", index=df.index)).astype("string").str.strip().eq("Y")
-    usage = pd.DataFrame({
-        "snapshot_month": df.disbursed.dt.to_period("M").dt.to_timestamp().dt.date,
-        "account_id": "SBA-" + df.loan_id, "client_id": df.client_id,
-        "product_code": np.where(revolving.fillna(False), "revolving_credit", "term_loan"),
-        "credit_limit": _money(df.GrAppv, rate), "outstanding_balance": _money(df.DisbursementGross, rate),
-        "drawdown_amount": _money(df.DisbursementGross, rate), "days_past_due": 0,
-        "term_months": term_months(df.get("Term", pd.Series(np.nan, index=df.index)))})
+    usage = pd.DataFrame(
+        {
+            "snapshot_month": df.disbursed.dt.to_period("M").dt.to_timestamp().dt.date,
+            "account_id": "SBA-" + df.loan_id,
+            "client_id": df.client_id,
+            "product_code": np.where(revolving.fillna(False), "revolving_credit", "term_loan"),
+            "credit_limit": _money(df.GrAppv, rate),
+            "outstanding_balance": _money(df.DisbursementGross, rate),
+            "drawdown_amount": _money(df.DisbursementGross, rate),
+            "days_past_due": 0,
+            "term_months": term_months(df.get("Term", pd.Series(np.nan, index=df.index))),
+        }
+    )
     for c in USAGE_COLUMNS:
         if c not in usage:
             usage[c] = None
-    truth = pd.DataFrame({
-        "loan_id": df.loan_id, "client_id": df.client_id,
-        "approval_fy": pd.to_numeric(df["ApprovalFY"].astype(str).str.extract(r"(\d{4})")[0], errors="coerce"),
-        "approval_date": df.approved.dt.date, "mis_status": df["MIS_Status"].astype("string").str.strip(),
-        "charged_off": df["MIS_Status"].astype("string").str.strip().eq("CHGOFF"),
-        "chgoff_date": parse_date(df["ChgOffDate"]).dt.date if "ChgOffDate" in df else None,
-        "chgoff_principal_cny": _money(df.ChgOffPrinGr, rate)})
+    truth = pd.DataFrame(
+        {
+            "loan_id": df.loan_id,
+            "client_id": df.client_id,
+            "approval_fy": pd.to_numeric(df["ApprovalFY"].astype(str).str.extract(r"(\d{4})")[0], errors="coerce"),
+            "approval_date": df.approved.dt.date,
+            "mis_status": df["MIS_Status"].astype("string").str.strip(),
+            "charged_off": df["MIS_Status"].astype("string").str.strip().eq("CHGOFF"),
+            "chgoff_date": parse_date(df["ChgOffDate"]).dt.date if "ChgOffDate" in df else None,
+            "chgoff_principal_cny": _money(df.ChgOffPrinGr, rate),
+        }
+    )
     return (clients[list(CLIENT_COLUMNS)], bureau[list(BUREAU_COLUMNS)], usage[list(USAGE_COLUMNS)], truth)
 
 
@@ -158,8 +223,19 @@ def import_sba(csv: Path, out_dir: Path, truth_path: Path, rate: float = USD_CNY
     if truth_path.resolve().is_relative_to(out_dir.resolve()):
         raise ValueError("the truth file must not be inside the landing folder")
     loans = pd.read_csv(csv, dtype=str, keep_default_na=False, na_values=[""])
-    missing = {"LoanNr_ChkDgt", "Name", "Zip", "NAICS", "ApprovalDate", "ApprovalFY", "GrAppv", "SBA_Appv",
-               "DisbursementGross", "NoEmp", "MIS_Status"} - set(loans.columns)
+    missing = {
+        "LoanNr_ChkDgt",
+        "Name",
+        "Zip",
+        "NAICS",
+        "ApprovalDate",
+        "ApprovalFY",
+        "GrAppv",
+        "SBA_Appv",
+        "DisbursementGross",
+        "NoEmp",
+        "MIS_Status",
+    } - set(loans.columns)
     if missing:
         raise ValueError(f"{csv}: not an SBA loan file, missing columns {sorted(missing)}")
     clients, bureau, usage, truth = build(loans, rate)

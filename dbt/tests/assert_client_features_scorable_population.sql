@@ -5,11 +5,12 @@
 with expected as (
     select d.client_key
     from {{ ref('dim_client') }} as d
-    where d.lifecycle_stage <> 'prospect'
-      and (
-            d.client_key in (select client_key from {{ ref('fct_credit_profile') }})
-            or d.client_key in (select client_key from {{ ref('fct_client_usage_profile') }})
-          )
+    where
+        d.lifecycle_stage <> 'prospect'
+        and (
+            d.client_key in (select cp.client_key from {{ ref('fct_credit_profile') }} as cp)
+            or d.client_key in (select up.client_key from {{ ref('fct_client_usage_profile') }} as up)
+        )
 ),
 
 actual as (

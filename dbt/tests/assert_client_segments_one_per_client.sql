@@ -22,12 +22,14 @@ select client_key as problem_key, 'client_without_exactly_one_segment' as proble
 from per_client
 where rows_ <> 1 or segments <> 1
 union all
-select s.client_key, 'segment_row_of_no_dim_client_row'
+select s.client_key as problem_key, 'segment_row_of_no_dim_client_row' as problem
 from {{ ref('client_segments') }} as s
 left join {{ ref('dim_client') }} as d
     on s.client_key = d.client_key
 where d.client_key is null
 union all
-select cast(final_segment_id as {{ dbt.type_string() }}), 'segment_without_exactly_one_dim_segment_row'
+select
+    cast(final_segment_id as {{ dbt.type_string() }}) as problem_key,
+    'segment_without_exactly_one_dim_segment_row' as problem
 from per_segment
 where dim_rows <> 1

@@ -8,7 +8,8 @@ with d as (
     select * from {{ ref('dim_client') }}
 )
 
-select d.client_key, d.rating_grade, d.bureau_score, d.default_trigger, 'D without trigger or trigger without D' as problem
+select
+    d.client_key, d.rating_grade, d.bureau_score, d.default_trigger, 'D without trigger or trigger without D' as problem
 from d
 where (d.rating_grade = 'D') <> (d.default_trigger is not null)
 union all
@@ -16,10 +17,12 @@ select d.client_key, d.rating_grade, d.bureau_score, d.default_trigger, 'score o
 from d
 inner join {{ ref('rating_master_scale') }} as s
     on d.rating_grade = s.rating_grade
-where d.rating_basis = 'bureau_score'
-  and not (d.bureau_score >= s.score_min and d.bureau_score <= s.score_max)
+where
+    d.rating_basis = 'bureau_score'
+    and not (d.bureau_score >= s.score_min and d.bureau_score <= s.score_max)
 union all
 select d.client_key, d.rating_grade, d.bureau_score, d.default_trigger, 'unrated with a usable score' as problem
 from d
-where d.rating_grade = 'unrated'
-  and d.bureau_score between 300 and 900
+where
+    d.rating_grade = 'unrated'
+    and d.bureau_score between 300 and 900

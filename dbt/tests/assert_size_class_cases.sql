@@ -21,8 +21,10 @@ joined as (
         t.medium_min_b,
         t.small_min_a,
         t.small_min_b,
-        {{ sme_measure_value('t.measure_a', 'c.employee_count', 'c.annual_revenue', 'c.total_assets') }} as measure_a_value,
-        {{ sme_measure_value('t.measure_b', 'c.employee_count', 'c.annual_revenue', 'c.total_assets') }} as measure_b_value
+        {{ sme_measure_value('t.measure_a', 'c.employee_count', 'c.annual_revenue', 'c.total_assets') }}
+            as measure_a_value,
+        {{ sme_measure_value('t.measure_b', 'c.employee_count', 'c.annual_revenue', 'c.total_assets') }}
+            as measure_b_value
     from cases as c
     left join {{ ref('sme_size_thresholds') }} as t
         on c.group_code = t.group_code
@@ -41,6 +43,10 @@ select case_id, expected_size_class, computed_size_class, rationale
 from classified
 where computed_size_class <> expected_size_class
 union all
-select 'too_few_cases', '>= 30', cast(count(*) as {{ dbt.type_string() }}), 'the checked-in case set must hold at least 30 firms'
+select
+    'too_few_cases' as case_id,
+    '>= 30' as expected_size_class,
+    cast(count(*) as {{ dbt.type_string() }}) as computed_size_class,
+    'the checked-in case set must hold at least 30 firms' as rationale
 from cases
 having count(*) < 30

@@ -29,8 +29,14 @@ def test_bench_smoke(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     saved = json.loads((tmp_path / "bench-400-6m-parquet.json").read_text())
     assert saved["pipeline_wall_s"] == report["pipeline_wall_s"] > 0
     assert report["peak_tree_rss_mb"] > 100 and report["floor_wall_s"] > 0
-    assert {s["step"] for s in report["steps"]} >= {"raw_clients", "raw_credit_bureau", "raw_product_usage",
-                                                    "dbt_client_dimensions", "dbt_segment_marts", "published_warehouse"}
+    assert {s["step"] for s in report["steps"]} >= {
+        "raw_clients",
+        "raw_credit_bureau",
+        "raw_product_usage",
+        "dbt_client_dimensions",
+        "dbt_segment_marts",
+        "published_warehouse",
+    }
     assert report["rows_ingested"] > 400 and set(report["floor"]) >= {"ingest", "model_fit_score", "publish"}
     assert set(report["floor_applications"]) == {"warning_flags", "recommendations", "policy", "publish_applications"}
     assert report["floor_applications"]["policy"]["rows"] > 0 and report["ratio_pipeline_to_floor"] > 0

@@ -23,12 +23,30 @@ def test_every_dbt_unit_test_passes(published_ws, tmp_path: Path) -> None:
     shutil.copy(published_ws.data / "build" / "build.duckdb", build)
     target = tmp_path / "target"
     env = {**os.environ, "LENDSEG_BUILD_PATH": str(build), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
-    proc = subprocess.run([DBT_EXECUTABLE, "test", "--select", "resource_type:unit_test", "--project-dir",
-                           str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR), "--target-path", str(target)],
-                          capture_output=True, text=True, env=env, cwd=DBT_PROJECT_DIR)
+    proc = subprocess.run(
+        [
+            DBT_EXECUTABLE,
+            "test",
+            "--select",
+            "resource_type:unit_test",
+            "--project-dir",
+            str(DBT_PROJECT_DIR),
+            "--profiles-dir",
+            str(DBT_PROJECT_DIR),
+            "--target-path",
+            str(target),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=DBT_PROJECT_DIR,
+    )
     assert proc.returncode == 0, proc.stdout[-4000:]
-    results = [r for r in json.loads((target / "run_results.json").read_text())["results"]
-               if r["unique_id"].startswith("unit_test.")]  # not the project's on-run-start hook
+    results = [
+        r
+        for r in json.loads((target / "run_results.json").read_text())["results"]
+        if r["unique_id"].startswith("unit_test.")
+    ]  # not the project's on-run-start hook
     manifest = json.loads((target / "manifest.json").read_text())
     assert {r["unique_id"] for r in results} == set(manifest["unit_tests"])
     assert len(results) >= 12 and all(r["status"] == "pass" for r in results)

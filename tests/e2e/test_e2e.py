@@ -6,7 +6,6 @@ from pathlib import Path
 
 import duckdb
 import pytest
-
 from conftest import CATALOGUE_SNAPSHOT, Workspace, published_catalogue
 
 pytestmark = pytest.mark.e2e
@@ -28,16 +27,24 @@ def table_digest(path: Path) -> dict[str, str]:
     out = {}
     try:
         # The audit schema is the run log itself (results, manifests): it grows with every run by design.
-        for schema, table in con.execute("SELECT schema_name, table_name FROM duckdb_tables() "
-                                         "WHERE schema_name <> 'audit'").fetchall():
-            cols = [(r[0], r[1]) for r in con.execute(
-                "SELECT column_name, data_type FROM duckdb_columns() WHERE schema_name = ? AND table_name = ?",
-                [schema, table]).fetchall() if r[0] not in RUN_METADATA_COLUMNS]
+        for schema, table in con.execute(
+            "SELECT schema_name, table_name FROM duckdb_tables() WHERE schema_name <> 'audit'"
+        ).fetchall():
+            cols = [
+                (r[0], r[1])
+                for r in con.execute(
+                    "SELECT column_name, data_type FROM duckdb_columns() WHERE schema_name = ? AND table_name = ?",
+                    [schema, table],
+                ).fetchall()
+                if r[0] not in RUN_METADATA_COLUMNS
+            ]
             if not cols:
                 continue
             # Doubles to 12 significant digits: parallel float aggregation may differ in the last bit.
-            sel = ", ".join(f'round("{c}", 12 - ceil(log10(abs("{c}") + 1e-300))::INT)' if t in ("DOUBLE", "FLOAT")
-                            else f'"{c}"' for c, t in cols)
+            sel = ", ".join(
+                f'round("{c}", 12 - ceil(log10(abs("{c}") + 1e-300))::INT)' if t in ("DOUBLE", "FLOAT") else f'"{c}"'
+                for c, t in cols
+            )
             rows = con.execute(f'SELECT {sel} FROM "{schema}"."{table}" ORDER BY ALL').fetchall()
             out[f"{schema}.{table}"] = hashlib.sha256(repr(rows).encode()).hexdigest()
     finally:
@@ -52,7 +59,8 @@ def sha(path: Path) -> str:
 def test_dim_client_has_one_row_per_delivered_client(published_ws: Workspace) -> None:
     con = duckdb.connect()
     delivered = con.execute(
-        f"SELECT count(DISTINCT client_id) FROM read_csv('{published_ws.landing}/clients/*.csv', all_varchar=true)").fetchone()[0]
+        f"SELECT count(DISTINCT client_id) FROM read_csv('{published_ws.landing}/clients/*.csv', all_varchar=true)"
+    ).fetchone()[0]
     pub = duckdb.connect(str(published_ws.warehouse), read_only=True)
     n, distinct = pub.execute("SELECT count(*), count(DISTINCT client_key) FROM marts.dim_client").fetchone()
     assert n == distinct == delivered > 0
@@ -63,16 +71,20 @@ def test_no_clear_identifier_in_any_published_text_column(published_ws: Workspac
     con.execute(f"ATTACH '{published_ws.warehouse}' AS pub (READ_ONLY)")
     lit = lambda src: f"read_csv('{published_ws.landing}/{src}/*.csv', all_varchar=true)"  # noqa: E731
     con.execute(f"""CREATE TEMP TABLE ids AS SELECT DISTINCT v FROM (
-        SELECT unnest([legal_name, registration_no, contact_email, contact_phone, client_id]) AS v FROM {lit('clients')}
-        UNION ALL SELECT unnest([account_id, client_id]) FROM {lit('product_usage')}
-        UNION ALL SELECT client_id FROM {lit('credit_bureau')}) WHERE v IS NOT NULL AND length(v) >= 4""")
+        SELECT unnest([legal_name, registration_no, contact_email, contact_phone, client_id]) AS v FROM {lit("clients")}
+        UNION ALL SELECT unnest([account_id, client_id]) FROM {lit("product_usage")}
+        UNION ALL SELECT client_id FROM {lit("credit_bureau")}) WHERE v IS NOT NULL AND length(v) >= 4""")
     assert con.execute("SELECT count(*) FROM ids").fetchone()[0] > 1000
-    text_cols = con.execute("SELECT schema_name, table_name, column_name FROM duckdb_columns() WHERE database_name = 'pub' "
-                            "AND data_type = 'VARCHAR'").fetchall()
+    text_cols = con.execute(
+        "SELECT schema_name, table_name, column_name FROM duckdb_columns() WHERE database_name = 'pub' "
+        "AND data_type = 'VARCHAR'"
+    ).fetchall()
     assert text_cols
     for schema, table, col in text_cols:
-        hits = con.execute(f'SELECT count(*) FROM (SELECT DISTINCT "{col}" AS t FROM pub."{schema}"."{table}") p '
-                           f'JOIN ids ON strpos(p.t, ids.v) > 0').fetchone()[0]
+        hits = con.execute(
+            f'SELECT count(*) FROM (SELECT DISTINCT "{col}" AS t FROM pub."{schema}"."{table}") p '
+            f"JOIN ids ON strpos(p.t, ids.v) > 0"
+        ).fetchone()[0]
         assert hits == 0, f"{schema}.{table}.{col} contains clear identifiers"
 
 
@@ -81,8 +93,12 @@ def test_published_file_opens_in_duckdb_cli_named_in_readme(published_ws: Worksp
     import sys
 
     cli = Path(sys.executable).parent / "duckdb"
-    out = subprocess.run([str(cli), "-readonly", str(published_ws.warehouse), "-csv", "-c",
-                          "SELECT count(*) FROM marts.dim_client"], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [str(cli), "-readonly", str(published_ws.warehouse), "-csv", "-c", "SELECT count(*) FROM marts.dim_client"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert int(out.stdout.strip().splitlines()[-1]) > 0
 
 

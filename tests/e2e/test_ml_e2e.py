@@ -13,10 +13,10 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import Workspace, make_workspace
-from dagster_project.lib.settings import DEMO_PII_KEY
+
 from dagster_project.lib.pseudonymise import pseudonymise
+from dagster_project.lib.settings import DEMO_PII_KEY
 
 pytestmark = pytest.mark.e2e
 
@@ -48,8 +48,11 @@ def test_first_daily_run_bootstraps_a_champion_and_scores_every_client(ws: Works
     reg = q(ws, "SELECT version, status, checks_passed FROM ml.model_registry")
     assert reg.to_dict("records") == [{"version": "m0001", "status": "champion", "checks_passed": True}]
     n_feat = q(ws, "SELECT count(*) AS n FROM marts.client_features").n[0]
-    a = q(ws, "SELECT count(*) AS n, count(DISTINCT client_key) AS d, count(segment_id) AS s, "
-              "min(confidence) AS lo, max(confidence) AS hi FROM ml.segment_assignments")
+    a = q(
+        ws,
+        "SELECT count(*) AS n, count(DISTINCT client_key) AS d, count(segment_id) AS s, "
+        "min(confidence) AS lo, max(confidence) AS hi FROM ml.segment_assignments",
+    )
     assert a.n[0] == a.d[0] == a.s[0] == n_feat > 2000
     assert 0 <= a.lo[0] <= a.hi[0] <= 1
     cs = q(ws, "SELECT count(*) AS n, count(segment_id) AS scored FROM marts.client_segments")
@@ -62,8 +65,10 @@ def test_first_daily_run_bootstraps_a_champion_and_scores_every_client(ws: Works
     assert {"version", "trained_at", "training_fingerprint", "features", "k", "library_versions"} <= set(meta)
     assert (model / "pipeline.joblib").exists() and (model / "k_curve.png").exists()
     print("\nsegments:\n" + dim[["segment_id", "segment_name", "clients"]].to_string(index=False))
-    print(f"k={meta['k']} silhouette={meta['silhouette']:.3f} clusterboot mean ARI={meta['stability']['mean_ari']:.3f} "
-          f"min Jaccard={min(meta['stability']['jaccard'].values()):.3f}")
+    print(
+        f"k={meta['k']} silhouette={meta['silhouette']:.3f} clusterboot mean ARI={meta['stability']['mean_ari']:.3f} "
+        f"min Jaccard={min(meta['stability']['jaccard'].values()):.3f}"
+    )
 
 
 def test_segments_recover_the_planted_archetypes(ws: Workspace) -> None:
@@ -72,17 +77,36 @@ def test_segments_recover_the_planted_archetypes(ws: Workspace) -> None:
 
     truth = pd.read_csv(ws.data / "ground_truth" / "archetypes.csv")
     truth["client_key"] = [pseudonymise(DEMO_PII_KEY, c) for c in truth.client_id]
-    seg = q(ws, "SELECT a.client_key, a.segment_id, f.* EXCLUDE (client_key) FROM ml.segment_assignments a "
-                "JOIN marts.client_features f USING (client_key)")
+    seg = q(
+        ws,
+        "SELECT a.client_key, a.segment_id, f.* EXCLUDE (client_key) FROM ml.segment_assignments a "
+        "JOIN marts.client_features f USING (client_key)",
+    )
     df = seg.merge(truth[["client_key", "archetype"]], on="client_key", how="inner")
     assert len(df) == len(seg) and "prospect" not in set(df.archetype)  # scorable clients only
     ari = adjusted_rand_score(df.archetype, df.segment_id)
     # naive baseline: k-means (same k) on the unscaled raw numeric features, missing values as 0
-    raw = df[["annual_revenue", "employee_count", "total_assets", "total_credit_limit", "firm_age_months",
-              "bureau_score", "months_in_arrears_12m", "avg_utilisation_12m"]].astype(float).fillna(0)
+    raw = (
+        df[
+            [
+                "annual_revenue",
+                "employee_count",
+                "total_assets",
+                "total_credit_limit",
+                "firm_age_months",
+                "bureau_score",
+                "months_in_arrears_12m",
+                "avg_utilisation_12m",
+            ]
+        ]
+        .astype(float)
+        .fillna(0)
+    )
     k = df.segment_id.nunique()
     base = adjusted_rand_score(df.archetype, KMeans(k, n_init=10, random_state=0).fit_predict(raw))
-    print(f"\nARI vs planted archetypes on {len(df)} scorable clients: model {ari:.3f}, naive baseline {base:.3f} (k={k})")
+    print(
+        f"\nARI vs planted archetypes on {len(df)} scorable clients: model {ari:.3f}, naive baseline {base:.3f} (k={k})"
+    )
     print(pd.crosstab(df.archetype, df.segment_id).to_string())
     assert ari >= 0.80
     assert ari > base + 0.2
@@ -110,8 +134,9 @@ def test_the_k_selection_chooses_what_every_refit_would_choose(ws: Workspace) ->
     assert meta["k"] == len(fast.centers), (meta["k"], fast.k)
 
 
-def test_retrain_on_a_90_percent_subsample_keeps_every_segment_id_and_name(ws: Workspace, tmp_path: Path,
-                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_retrain_on_a_90_percent_subsample_keeps_every_segment_id_and_name(
+    ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from dagster_project.defs.segmentation import registry, training
     from dagster_project.lib.settings import load_settings
 
@@ -129,8 +154,10 @@ def test_retrain_on_a_90_percent_subsample_keeps_every_segment_id_and_name(ws: W
     champ = registry.load_meta(models, "m0001")
     before = {s["segment_id"]: s["name"] for s in champ["segments"]}
     after = {s["segment_id"]: s["name"] for s in t.meta["segments"]}
-    print(f"\nchampion {before}\nsubsample retrain {after}; match Jaccard "
-          f"{ {s['segment_id']: round(s['match_jaccard'], 3) for s in t.meta['segments']} }")
+    print(
+        f"\nchampion {before}\nsubsample retrain {after}; match Jaccard "
+        f"{ {s['segment_id']: round(s['match_jaccard'], 3) for s in t.meta['segments']} }"
+    )
     assert after == before
     assert not t.meta["new_segments"] and not t.meta["retired_segments"]
     assert all(c["passed"] for c in t.meta["checks"].values())
@@ -154,34 +181,55 @@ def test_reidentify_needs_the_key_and_maps_the_queue(ws: Workspace) -> None:
 
 
 def test_override_round_trips_from_a_delivery_into_published_client_segments(ws: Workspace) -> None:
-    row = q(ws, "SELECT client_key, segment_id FROM marts.client_segments WHERE segment_id IS NOT NULL "
-                "AND size_class <> 'unknown' ORDER BY client_key LIMIT 1").iloc[0]
-    target = int(q(ws, "SELECT min(segment_id) AS s FROM marts.dim_segment WHERE segment_source = 'model' AND segment_id <> ?",
-                   [int(row.segment_id)]).s[0])
+    row = q(
+        ws,
+        "SELECT client_key, segment_id FROM marts.client_segments WHERE segment_id IS NOT NULL "
+        "AND size_class <> 'unknown' ORDER BY client_key LIMIT 1",
+    ).iloc[0]
+    target = int(
+        q(
+            ws,
+            "SELECT min(segment_id) AS s FROM marts.dim_segment WHERE segment_source = 'model' AND segment_id <> ?",
+            [int(row.segment_id)],
+        ).s[0]
+    )
     client_id = _client_id(ws, row.client_key)
     folder = ws.landing / "review_decisions"
     folder.mkdir(exist_ok=True)
     (folder / "review_decisions_001.csv").write_text(
         "client_id,decision,segment_id,reviewer,decided_at,comment\n"
-        f"{client_id},override,{target},RM0042,2026-11-20 10:00:00,belongs with its parent group\n", encoding="utf-8")
+        f"{client_id},override,{target},RM0042,2026-11-20 10:00:00,belongs with its parent group\n",
+        encoding="utf-8",
+    )
     ws.lendseg("run", "--demo")
-    got = q(ws, "SELECT segment_id, final_segment_id, assignment_source, needs_review, review_decision "
-                "FROM marts.client_segments WHERE client_key = ?", [row.client_key]).iloc[0]
+    got = q(
+        ws,
+        "SELECT segment_id, final_segment_id, assignment_source, needs_review, review_decision "
+        "FROM marts.client_segments WHERE client_key = ?",
+        [row.client_key],
+    ).iloc[0]
     assert int(got.segment_id) == int(row.segment_id) and int(got.final_segment_id) == target
     assert got.assignment_source == "review" and not got.needs_review and got.review_decision == "override"
-    assert q(ws, "SELECT count(*) AS n FROM marts.segment_review_queue WHERE client_key = ?", [row.client_key]).n[0] == 0
+    assert (
+        q(ws, "SELECT count(*) AS n FROM marts.segment_review_queue WHERE client_key = ?", [row.client_key]).n[0] == 0
+    )
 
 
 def test_monthly_retrain_promotes_a_challenger_with_the_same_ids(ws: Workspace) -> None:
     before = q(ws, "SELECT segment_id, segment_name FROM marts.dim_segment ORDER BY 1")
     ws.lendseg("run", "--job", "monthly_retrain", "--demo", timeout=1500, **PRODUCTION_REFITS)  # retrain + rescore
     reg = q(ws, "SELECT version, status FROM ml.model_registry ORDER BY version")
-    assert reg.to_dict("records") == [{"version": "m0001", "status": "retired"}, {"version": "m0002", "status": "champion"}]
+    assert reg.to_dict("records") == [
+        {"version": "m0001", "status": "retired"},
+        {"version": "m0002", "status": "champion"},
+    ]
     after = q(ws, "SELECT segment_id, segment_name FROM marts.dim_segment WHERE status = 'active' ORDER BY 1")
     assert after.equals(before)
     assert q(ws, "SELECT DISTINCT model_version FROM ml.segment_assignments").model_version.tolist() == ["m0002"]
     assert q(ws, "SELECT count(*) AS n FROM marts.client_segments WHERE assignment_source = 'review'").n[0] == 1
-    hist = q(ws, "SELECT count(*) AS n, count(*) FILTER (WHERE is_current) AS cur FROM marts.fct_segment_assignment_history")
+    hist = q(
+        ws, "SELECT count(*) AS n, count(*) FILTER (WHERE is_current) AS cur FROM marts.fct_segment_assignment_history"
+    )
     assert hist.cur[0] == q(ws, "SELECT count(*) AS n FROM ml.segment_assignments").n[0]
     drift = q(ws, "SELECT psi FROM ml.model_drift WHERE kind = 'segment_mix' AND model_version = 'm0002'")
     assert len(drift) == 1 and drift.psi[0] < 0.10
@@ -199,8 +247,12 @@ def test_override_expires_when_the_size_class_changes(ws: Workspace) -> None:
     row["updated_at"] = "2026-11-25 09:00:00"
     row.to_csv(ws.landing / "clients" / "clients_correction.csv", index=False)
     ws.lendseg("run", "--demo")
-    got = q(ws, "SELECT final_segment_id, segment_id, assignment_source, needs_review, review_reason "
-                "FROM marts.client_segments WHERE client_key = ?", [key]).iloc[0]
+    got = q(
+        ws,
+        "SELECT final_segment_id, segment_id, assignment_source, needs_review, review_reason "
+        "FROM marts.client_segments WHERE client_key = ?",
+        [key],
+    ).iloc[0]
     assert got.assignment_source == "model" and got.final_segment_id == got.segment_id and got.needs_review
     assert "review_expired_attributes_changed" in got.review_reason
     decisions = q(ws, "SELECT count(*) AS n FROM marts.segment_review_queue WHERE client_key = ?", [key])

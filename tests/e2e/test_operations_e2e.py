@@ -19,16 +19,19 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pytest
-
 from conftest import LENDSEG, Workspace, make_workspace
 
 os.environ.setdefault("LENDSEG_AUTOMATION", "off")
 
-WRITING_STEPS_EVENTS = (dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS,
-                        dg.DagsterEventType.STEP_FAILURE)
+WRITING_STEPS_EVENTS = (
+    dg.DagsterEventType.STEP_START,
+    dg.DagsterEventType.STEP_SUCCESS,
+    dg.DagsterEventType.STEP_FAILURE,
+)
 
 
 # ======================================================================== one writer at a time, SIGKILL (slow)
+
 
 def _instance(ws: Workspace) -> dg.DagsterInstance:
     return dg.DagsterInstance.from_config(str(ws.root / "dagster_home"))
@@ -56,8 +59,15 @@ def _dim_client_rows(path: Path) -> int:
 
 
 def _popen_run(ws: Workspace, **env: str) -> subprocess.Popen:
-    return subprocess.Popen([LENDSEG, "run", "--demo"], cwd=ws.root, env=ws.env(LENDSEG_AUTOMATION="off", **env),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    return subprocess.Popen(
+        [LENDSEG, "run", "--demo"],
+        cwd=ws.root,
+        env=ws.env(LENDSEG_AUTOMATION="off", **env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def _new_run_id(instance: dg.DagsterInstance, known: set[str], proc: subprocess.Popen, timeout: float = 120) -> str:
@@ -71,8 +81,9 @@ def _new_run_id(instance: dg.DagsterInstance, known: set[str], proc: subprocess.
     raise AssertionError("the run never appeared in the instance")
 
 
-def _wait_for_step_start(instance: dg.DagsterInstance, run_id: str, step: str, proc: subprocess.Popen,
-                         timeout: float = 180) -> None:
+def _wait_for_step_start(
+    instance: dg.DagsterInstance, run_id: str, step: str, proc: subprocess.Popen, timeout: float = 180
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if any(t == "STEP_START" and s == step for t, s, _ in _step_times(instance, run_id)):
@@ -109,8 +120,11 @@ def _publish_temp_files(ws: Workspace) -> set[str]:
     for folder in (ws.warehouse.parent / "published_versions", ws.warehouse.parent):
         try:
             with os.scandir(folder) as it:
-                out |= {f"{folder}/{e.name}" for e in it
-                        if e.name.startswith(".") and e.name.endswith((".writing", ".publishing"))}
+                out |= {
+                    f"{folder}/{e.name}"
+                    for e in it
+                    if e.name.startswith(".") and e.name.endswith((".writing", ".publishing"))
+                }
         except FileNotFoundError:
             pass
     return out

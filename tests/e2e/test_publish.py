@@ -7,8 +7,8 @@ from pathlib import Path
 
 import duckdb
 import pytest
-
 from conftest import Workspace, make_workspace
+
 from dagster_project.defs.publish.files import current_version
 
 pytestmark = pytest.mark.e2e
@@ -38,9 +38,12 @@ def _differs_from_build(ws: Workspace) -> list[str]:
         con.execute(f"ATTACH '{ws.data / 'build' / 'build.duckdb'}' AS build (READ_ONLY)")
         con.execute(f"ATTACH '{ws.warehouse}' AS pub (READ_ONLY)")
         q = "SELECT count(*), sum(hash(t)) FROM {} AS t"
-        return [table for table, src in sources(con, ws.data / "audit", PUBLISHED_SCHEMAS, {}).items()
-                if not table.startswith("audit.") and con.execute(q.format(src.sql)).fetchone() !=
-                con.execute(q.format(f"pub.{table}")).fetchone()]
+        return [
+            table
+            for table, src in sources(con, ws.data / "audit", PUBLISHED_SCHEMAS, {}).items()
+            if not table.startswith("audit.")
+            and con.execute(q.format(src.sql)).fetchone() != con.execute(q.format(f"pub.{table}")).fetchone()
+        ]
     finally:
         con.close()
 
@@ -61,19 +64,24 @@ def test_reader_holding_file_open_neither_errors_nor_blocks_a_run(ws: Workspace)
     import subprocess
     import sys
 
-    reader = duckdb.connect(str(ws.warehouse), read_only=True)       # Python reader
-    cli = subprocess.Popen([str(Path(sys.executable).parent / "duckdb"), "-readonly", "-csv", str(ws.warehouse)],
-                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    cli.stdin.write("SELECT count(*) AS n FROM marts.dim_client;\n")   # the DuckDB CLI has the file open too
+    reader = duckdb.connect(str(ws.warehouse), read_only=True)  # Python reader
+    cli = subprocess.Popen(
+        [str(Path(sys.executable).parent / "duckdb"), "-readonly", "-csv", str(ws.warehouse)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    cli.stdin.write("SELECT count(*) AS n FROM marts.dim_client;\n")  # the DuckDB CLI has the file open too
     cli.stdin.flush()
     before = reader.execute("SELECT count(*) FROM marts.dim_client").fetchone()[0]
     _add_clients(ws, "clients_new_1.csv", 20, 1)
-    ws.lendseg("run", "--demo")                     # must not fail or wait because of the open readers
+    ws.lendseg("run", "--demo")  # must not fail or wait because of the open readers
     assert reader.execute("SELECT count(*) FROM marts.dim_client").fetchone()[0] == before  # old snapshot
     reader.close()
     out, err = cli.communicate("SELECT count(*) AS n FROM marts.dim_client;\n.quit\n", timeout=60)
     assert err == "" and out.split() == ["n", str(before), "n", str(before)]
-    assert _count(ws.warehouse) == before + 20    # new readers see the new version
+    assert _count(ws.warehouse) == before + 20  # new readers see the new version
     # published as an increment: the changed tables rewritten, the others kept, all equal to the build's
     m = current_version(ws.warehouse, ws.warehouse.parent / "published_versions").manifest
     assert m["publish_mode"] == "increment" and "marts.dim_client" in m["tables_rewritten"]
@@ -88,7 +96,7 @@ def test_versions_are_listed_and_rollback_restores_one_atomically(ws: Workspace)
     assert _count(ws.warehouse) == current - 20
     prev_name = listing[-2].split()[0]
     assert ws.lendseg("publish", "--list").stdout.splitlines()[-2].startswith(f"* {prev_name}")
-    ws.lendseg("publish", "--rollback", listing[-1].split()[1])   # and forward again, by name
+    ws.lendseg("publish", "--rollback", listing[-1].split()[1])  # and forward again, by name
     assert _count(ws.warehouse) == current
     proc = ws.lendseg("publish", "--rollback", "v999999", check=False)
     assert proc.returncode == 2 and "not kept" in proc.stderr and proc.stderr.count("\n") == 1
@@ -113,12 +121,19 @@ def test_audit_schema_and_quality_command(ws: Workspace) -> None:
     bad.write_text("\n".join(lines) + "\n", encoding="utf-8")
     ws.lendseg("run", "--demo")
     con = duckdb.connect(str(ws.warehouse), read_only=True)
-    q = con.execute("SELECT rule, row_number, length(record_key) FROM audit.quarantined_rows "
-                    "WHERE source_file = 'clients_bad_rows.csv'").fetchall()
+    q = con.execute(
+        "SELECT rule, row_number, length(record_key) FROM audit.quarantined_rows "
+        "WHERE source_file = 'clients_bad_rows.csv'"
+    ).fetchall()
     assert q == [("range:employee_count", 5, 64)]
-    n = con.execute("SELECT count(*) FROM audit.data_quality_results WHERE NOT success AND rule = 'range:employee_count'").fetchone()[0]
+    n = con.execute(
+        "SELECT count(*) FROM audit.data_quality_results WHERE NOT success AND rule = 'range:employee_count'"
+    ).fetchone()[0]
     assert n == 1
-    assert con.execute("SELECT count(*) FROM audit.data_quality_results WHERE suite = 'dagster_asset_check'").fetchone()[0] > 0
+    assert (
+        con.execute("SELECT count(*) FROM audit.data_quality_results WHERE suite = 'dagster_asset_check'").fetchone()[0]
+        > 0
+    )
     assert con.execute("SELECT count(*) FROM audit.publish_manifest").fetchone()[0] >= 2
     out = ws.lendseg("quality").stdout
     assert "range:employee_count" in out and "clients_bad_rows.csv" in out
@@ -132,4 +147,4 @@ def test_failed_run_records_failure_in_audit_store_but_not_in_published_file(ws:
     assert hashlib.sha256(ws.warehouse.read_bytes()).hexdigest() == before
     out = ws.lendseg("quality").stdout
     assert "empty.csv" in out
-    ws.lendseg("run", "--demo")   # the rejected file is not retried: the next run succeeds
+    ws.lendseg("run", "--demo")  # the rejected file is not retried: the next run succeeds

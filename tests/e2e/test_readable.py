@@ -11,8 +11,8 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pytest
-
 from conftest import CATALOGUE_SNAPSHOT, Workspace
+
 from dagster_project.lib.settings import PROJECT_ROOT
 
 ROOT = PROJECT_ROOT
@@ -37,10 +37,15 @@ def test_docs_have_sql_to_check() -> None:
     assert len(found) >= 15 and any("audit.publish_info" in s for _, s in found)
 
 
-ONE_ROW_TABLES = ("audit.publish_info",)   # one row by definition: the file you have open
+ONE_ROW_TABLES = ("audit.publish_info",)  # one row by definition: the file you have open
 # name column -> its code column: a grouped example groups by the code and shows the name beside it
-NAME_CODES = {"segment_name": "segment_id", "final_segment_name": "final_segment_id", "product_name_en": "product_code",
-              "industry_section_name_en": "industry_section", "province_name_en": "province_code"}
+NAME_CODES = {
+    "segment_name": "segment_id",
+    "final_segment_name": "final_segment_id",
+    "product_name_en": "product_code",
+    "industry_section_name_en": "industry_section",
+    "province_name_en": "province_code",
+}
 
 
 def _flat(sql: str) -> str:
@@ -60,16 +65,21 @@ def code_name_gaps(sql: str) -> list[str]:
     if " group by " not in low:
         return []
     selected = set(re.findall(r"[a-z_]+", low.split(" from ", 1)[0]))
-    return ([f"{name} without {code}" for name, code in NAME_CODES.items() if name in selected and code not in selected]
-            + [f"{code} without {name}" for name, code in NAME_CODES.items() if code in selected and name not in selected])
+    return [
+        f"{name} without {code}" for name, code in NAME_CODES.items() if name in selected and code not in selected
+    ] + [f"{code} without {name}" for name, code in NAME_CODES.items() if code in selected and name not in selected]
 
 
 def test_documented_queries_are_ordered_and_group_by_codes_with_their_names() -> None:
-    unordered = [f"{name}: {' '.join(sql.split())[:100]}" for name, sql in documented_sql() if not is_ordered_or_one_row(sql)]
+    unordered = [
+        f"{name}: {' '.join(sql.split())[:100]}" for name, sql in documented_sql() if not is_ordered_or_one_row(sql)
+    ]
     assert not unordered, "documented queries without ORDER BY:\n" + "\n".join(unordered)
-    gaps = [f"{name}: {gap}: {' '.join(sql.split())[:80]}" for name, sql in documented_sql() for gap in code_name_gaps(sql)]
+    gaps = [
+        f"{name}: {gap}: {' '.join(sql.split())[:80]}" for name, sql in documented_sql() for gap in code_name_gaps(sql)
+    ]
     assert not gaps, "\n".join(gaps)
-    assert not is_ordered_or_one_row("SELECT a, count(*) FROM t GROUP BY ALL")        # the rules bite
+    assert not is_ordered_or_one_row("SELECT a, count(*) FROM t GROUP BY ALL")  # the rules bite
     assert code_name_gaps("SELECT industry_section, count(*) FROM t GROUP BY ALL ORDER BY 1")
 
 
@@ -84,8 +94,19 @@ def test_run_output_is_a_short_progress_view_with_a_summary(ws) -> None:
     lines = (proc.stdout + proc.stderr).strip().splitlines()
     assert len(lines) < 60, "\n".join(lines)
     out = proc.stdout
-    for expected in ("ingest clients", "dbt ", "model scoring", "applications ", "publish ", "published v000001",
-                     "checks: ", " 0 failed", "quarantined", "alerts: ", "full log: "):
+    for expected in (
+        "ingest clients",
+        "dbt ",
+        "model scoring",
+        "applications ",
+        "publish ",
+        "published v000001",
+        "checks: ",
+        " 0 failed",
+        "quarantined",
+        "alerts: ",
+        "full log: ",
+    ):
         assert expected in out, expected
     assert "DEBUG" not in out + proc.stderr and "Running with dbt" not in out + proc.stderr
 
@@ -108,7 +129,7 @@ def test_every_documented_sql_query_runs_on_the_demo_warehouse(ws) -> None:
         except duckdb.Error as e:
             failed.append(f"{name}: {sql[:80]} -> {e}")
             continue
-        if " order by " not in _flat(sql) and len(rows) > 1:   # exempted as one row, yet returned several
+        if " order by " not in _flat(sql) and len(rows) > 1:  # exempted as one row, yet returned several
             failed.append(f"{name}: {sql[:80]} -> {len(rows)} rows and no ORDER BY")
     assert not failed, "\n".join(failed)
     assert con.execute("SELECT version FROM audit.publish_info").fetchall() == [("v000001",)]
@@ -117,11 +138,18 @@ def test_every_documented_sql_query_runs_on_the_demo_warehouse(ws) -> None:
 def test_every_published_column_has_a_comment(ws) -> None:
     w, _ = ws
     con = duckdb.connect(str(w.warehouse), read_only=True)
-    missing = con.execute("SELECT schema_name || '.' || table_name || '.' || column_name FROM duckdb_columns() "
-                          "WHERE NOT internal AND (comment IS NULL OR trim(comment) = '')").fetchall()
+    missing = con.execute(
+        "SELECT schema_name || '.' || table_name || '.' || column_name FROM duckdb_columns() "
+        "WHERE NOT internal AND (comment IS NULL OR trim(comment) = '')"
+    ).fetchall()
     assert not missing, missing
     tables = {r[0] for r in con.execute("SELECT schema_name || '.' || table_name FROM duckdb_tables()").fetchall()}
-    assert {"audit.pipeline_alerts", "audit.quarantined_rows", "audit.rejected_deliveries", "audit.publish_info"} <= tables
+    assert {
+        "audit.pipeline_alerts",
+        "audit.quarantined_rows",
+        "audit.rejected_deliveries",
+        "audit.publish_info",
+    } <= tables
 
 
 def _published_tables(path: Path) -> list[tuple[str, str]]:
@@ -149,13 +177,17 @@ def test_every_published_table_reads_with_lendseg_sql(ws) -> None:
     tables = _every_table(w)
     statements = [f"SELECT * FROM {schema}.{table} LIMIT 5" for schema, table in tables]
     proc = w.lendseg("sql", "; ".join(statements), check=False)
-    assert proc.returncode == 0 and not proc.stderr and "Traceback" not in proc.stdout, \
+    assert proc.returncode == 0 and not proc.stderr and "Traceback" not in proc.stdout, (
         f"exit {proc.returncode}: {(proc.stderr or proc.stdout)[-3000:]}"
+    )
     sections = re.split(r"^-- statement \d+ of \d+: (.*)$", proc.stdout, flags=re.M)[1:]
-    printed = dict(zip(sections[::2], sections[1::2]))
+    printed = dict(zip(sections[::2], sections[1::2], strict=False))
     assert list(printed) == statements, "not every table's statement was run, in order"
-    failed = [sql for sql, out in printed.items()
-              if not (out.lstrip("\n").startswith("| ") or out.lstrip("\n").startswith("-[ row 1 ]"))]
+    failed = [
+        sql
+        for sql, out in printed.items()
+        if not (out.lstrip("\n").startswith("| ") or out.lstrip("\n").startswith("-[ row 1 ]"))
+    ]
     assert not failed, "no table printed for:\n" + "\n".join(failed)
 
 
@@ -165,8 +197,12 @@ def test_every_published_table_reads_in_the_duckdb_cli(ws) -> None:
     cli = Path(sys.executable).parent / "duckdb"
     failed = []
     for schema, table in _every_table(w):
-        proc = subprocess.run([str(cli), "-readonly", str(w.warehouse), "-c", f"SELECT * FROM {schema}.{table} LIMIT 5"],
-                              capture_output=True, text=True, timeout=120)
+        proc = subprocess.run(
+            [str(cli), "-readonly", str(w.warehouse), "-c", f"SELECT * FROM {schema}.{table} LIMIT 5"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         if proc.returncode != 0 or proc.stderr or not proc.stdout:
             failed.append(f"{schema}.{table}: exit {proc.returncode}: {proc.stderr[-300:]}")
     assert not failed, "\n".join(failed)
@@ -194,33 +230,53 @@ def _events(w: Workspace, kind: dg.DagsterEventType):
 
 def test_every_planned_check_ran_and_passed(ws) -> None:
     w, _ = ws
-    planned = {f"{e.event_specific_data.asset_key.to_user_string()}:{e.event_specific_data.check_name}"
-               for e in _events(w, dg.DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED)}
-    evaluated = {f"{e.event_specific_data.asset_key.to_user_string()}:{e.event_specific_data.check_name}":
-                 e.event_specific_data.passed for e in _events(w, dg.DagsterEventType.ASSET_CHECK_EVALUATION)}
+    planned = {
+        f"{e.event_specific_data.asset_key.to_user_string()}:{e.event_specific_data.check_name}"
+        for e in _events(w, dg.DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED)
+    }
+    evaluated = {
+        f"{d.asset_key.to_user_string()}:{d.check_name}": d.passed
+        for d in (e.event_specific_data for e in _events(w, dg.DagsterEventType.ASSET_CHECK_EVALUATION))
+    }
     assert planned <= set(evaluated), sorted(planned - set(evaluated))
-    for name in ("marts/dim_client:assert_dim_client_covers_every_client", "reference/size_class_cases:assert_size_class_cases",
-                 "app/client_product_recommendations:recommendations_only_eligible",
-                 "app/segment_policy:policy_covers_every_segment", "app/risk_early_warnings:warnings_of_known_clients",
-                 "marts/client_segments:assert_client_segments_one_per_client",
-                 "reference/rule_segments:assert_rule_segment_ids", "published_warehouse:holds_manifest_tables",
-                 "published_warehouse:opens_read_only", "published_warehouse:every_column_commented"):
+    for name in (
+        "marts/dim_client:assert_dim_client_covers_every_client",
+        "reference/size_class_cases:assert_size_class_cases",
+        "app/client_product_recommendations:recommendations_only_eligible",
+        "app/segment_policy:policy_covers_every_segment",
+        "app/risk_early_warnings:warnings_of_known_clients",
+        "marts/client_segments:assert_client_segments_one_per_client",
+        "reference/rule_segments:assert_rule_segment_ids",
+        "published_warehouse:holds_manifest_tables",
+        "published_warehouse:opens_read_only",
+        "published_warehouse:every_column_commented",
+    ):
         assert evaluated.get(name) is True, name
     assert any(n.startswith("intermediate/int_client_products_summarised:relationships_") for n in evaluated)
-    assert any(n.startswith("marts/client_segments:relationships_client_segments_final_segment_id") and ok
-               for n, ok in evaluated.items())
+    assert any(
+        n.startswith("marts/client_segments:relationships_client_segments_final_segment_id") and ok
+        for n, ok in evaluated.items()
+    )
     assert not _events(w, dg.DagsterEventType.ASSET_OBSERVATION) or all(
-        "assert_" not in str(e.asset_key) for e in _events(w, dg.DagsterEventType.ASSET_OBSERVATION))
+        "assert_" not in str(e.asset_key) for e in _events(w, dg.DagsterEventType.ASSET_OBSERVATION)
+    )
 
 
 def test_bootstrapped_model_shows_on_segmentation_model(ws) -> None:
     w, _ = ws
-    mats = [e for e in _events(w, dg.DagsterEventType.ASSET_MATERIALIZATION) if e.asset_key == dg.AssetKey("segmentation_model")]
+    mats = [
+        e
+        for e in _events(w, dg.DagsterEventType.ASSET_MATERIALIZATION)
+        if e.asset_key == dg.AssetKey("segmentation_model")
+    ]
     assert len(mats) == 1
     meta = mats[0].event_specific_data.materialization.metadata
     assert list(meta)[:2] == ["profile_chart", "k_curve_chart"] and "silhouette" in meta
-    checks = {e.event_specific_data.check_name for e in _events(w, dg.DagsterEventType.ASSET_CHECK_EVALUATION)
-              if e.event_specific_data.asset_key == dg.AssetKey("segmentation_model")}
+    checks = {
+        e.event_specific_data.check_name
+        for e in _events(w, dg.DagsterEventType.ASSET_CHECK_EVALUATION)
+        if e.event_specific_data.asset_key == dg.AssetKey("segmentation_model")
+    }
     assert checks == {"segment_min_share", "silhouette_floor", "stability_clusterboot"}
 
 

@@ -50,8 +50,10 @@ def test_spark_run_publishes_through_spark(spark_ws):
     for folder in (lake / "raw").iterdir():
         cols = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet('{folder}/**/*.parquet')").fetchall()}
         assert not cols & clear, (folder.name, cols & clear)
-    bad_keys = con.execute(f"SELECT count(*) FROM read_parquet('{lake}/raw/clients/**/*.parquet') "
-                           "WHERE NOT regexp_full_match(client_key, '[0-9a-f]{64}')").fetchone()[0]
+    bad_keys = con.execute(
+        f"SELECT count(*) FROM read_parquet('{lake}/raw/clients/**/*.parquet') "
+        "WHERE NOT regexp_full_match(client_key, '[0-9a-f]{64}')"
+    ).fetchone()[0]
     assert bad_keys == 0
 
 
@@ -59,16 +61,36 @@ def test_every_relation_and_every_score_equal_duckdb(spark_ws, tmp_path):
     build = spark_ws.data / "build" / "build.duckdb"
     duck = tmp_path / "duck.duckdb"
     shutil.copy(build, duck)
-    env = {**os.environ, "LENDSEG_BUILD_PATH": str(duck), "LENDSEG_DUCKDB_THREADS": "2",
-           "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+    env = {
+        **os.environ,
+        "LENDSEG_BUILD_PATH": str(duck),
+        "LENDSEG_DUCKDB_THREADS": "2",
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    }
     target = tmp_path / "dbt_target"
-    proc = subprocess.run([DBT, "build", "--target", "duckdb", "--project-dir", str(DBT_PROJECT_DIR),
-                           "--profiles-dir", str(DBT_PROJECT_DIR), "--target-path", str(target)],
-                          capture_output=True, text=True, env=env, timeout=900)
+    proc = subprocess.run(
+        [
+            DBT,
+            "build",
+            "--target",
+            "duckdb",
+            "--project-dir",
+            str(DBT_PROJECT_DIR),
+            "--profiles-dir",
+            str(DBT_PROJECT_DIR),
+            "--target-path",
+            str(target),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stdout[-4000:]
     manifest = json.loads((target / "manifest.json").read_text())
-    relations = sorted((n["schema"], n["alias"]) for n in manifest["nodes"].values()
-                       if n["resource_type"] in ("model", "seed"))
+    relations = sorted(
+        (n["schema"], n["alias"]) for n in manifest["nodes"].values() if n["resource_type"] in ("model", "seed")
+    )
     assert len(relations) >= 30
     con = duckdb.connect()
     con.execute(f"ATTACH '{build}' AS spark (READ_ONLY)")
@@ -85,5 +107,6 @@ def test_every_relation_and_every_score_equal_duckdb(spark_ws, tmp_path):
     n, diff = con.execute(
         "SELECT count(*), count(*) FILTER (WHERE s.segment_id IS DISTINCT FROM d.segment_id "
         "OR abs(s.confidence - d.confidence) > 1e-9 OR s.low_confidence IS DISTINCT FROM d.low_confidence) "
-        "FROM spark.ml.segment_assignments s FULL JOIN duck.ml._scoring d USING (client_key)").fetchone()
+        "FROM spark.ml.segment_assignments s FULL JOIN duck.ml._scoring d USING (client_key)"
+    ).fetchone()
     assert n >= 200 and diff == 0, (n, diff)

@@ -18,10 +18,10 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pytest
-
 from conftest import CATALOGUE_SNAPSHOT, Workspace, make_workspace, published_catalogue
+
 from dagster_project.lib.pseudonymise import pseudonymise
-from dagster_project.lib.settings import PROJECT_ROOT, DEMO_PII_KEY
+from dagster_project.lib.settings import DEMO_PII_KEY, PROJECT_ROOT
 
 pytestmark = pytest.mark.e2e
 
@@ -40,8 +40,11 @@ def q(path: Path, sql: str, params: list | None = None) -> pd.DataFrame:
 def previous_release(dest: Path) -> Path:
     """The previous release's source tree, from git history (a fresh clone has it)."""
     archive = dest.with_suffix(".tar")
-    proc = subprocess.run(["git", "-C", str(REPO), "archive", "--format=tar", "-o", str(archive), PREVIOUS],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        ["git", "-C", str(REPO), "archive", "--format=tar", "-o", str(archive), PREVIOUS],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, f"git archive {PREVIOUS} failed (is this a full clone?): {proc.stderr}"
     with tarfile.open(archive) as tar:
         tar.extractall(dest, filter="data")
@@ -50,9 +53,17 @@ def previous_release(dest: Path) -> Path:
 
 def run_previous(ws: Workspace, source: Path, *args: str) -> subprocess.CompletedProcess:
     env = ws.env(PYTHONPATH=str(source))
-    proc = subprocess.run([sys.executable, "-c", "import sys; from dagster_project.cli import main; sys.exit(main())",
-                           *args], cwd=ws.root, env=env, capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, f"previous release: lendseg {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-4000:]}"
+    proc = subprocess.run(
+        [sys.executable, "-c", "import sys; from dagster_project.cli import main; sys.exit(main())", *args],
+        cwd=ws.root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert proc.returncode == 0, (
+        f"previous release: lendseg {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-4000:]}"
+    )
     return proc
 
 
@@ -69,17 +80,26 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> dict:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "review_decisions_001.csv").write_text(
         "client_id,decision,segment_id,reviewer,decided_at,comment\n"
-        f"{client_id},override,1,RM0042,2026-10-20 10:00:00,belongs with its parent group\n", encoding="utf-8")
+        f"{client_id},override,1,RM0042,2026-10-20 10:00:00,belongs with its parent group\n",
+        encoding="utf-8",
+    )
     run_previous(ws, source, "run", "--demo")
     before = {
-        "segments": q(ws.warehouse, "SELECT client_key, segment_id, final_segment_id, assignment_source "
-                                    "FROM marts.client_segments ORDER BY client_key"),
+        "segments": q(
+            ws.warehouse,
+            "SELECT client_key, segment_id, final_segment_id, assignment_source "
+            "FROM marts.client_segments ORDER BY client_key",
+        ),
         "dim_segment": q(ws.warehouse, "SELECT segment_id, segment_name FROM marts.dim_segment ORDER BY 1"),
-        "ledger": q(ws.data / "build" / "build.duckdb", "SELECT source, file_name, checksum, status, ingested_at "
-                                                        "FROM raw._deliveries ORDER BY ALL"),
+        "ledger": q(
+            ws.data / "build" / "build.duckdb",
+            "SELECT source, file_name, checksum, status, ingested_at FROM raw._deliveries ORDER BY ALL",
+        ),
         "audit": q(ws.warehouse, "SELECT * FROM audit.data_quality_results ORDER BY ALL"),
         "registry": (ws.data / "models" / "registry.jsonl").read_text(),
-        "warnings": q(ws.warehouse, "SELECT warning_id, opened_at, cleared_at FROM marts.risk_early_warnings ORDER BY ALL"),
+        "warnings": q(
+            ws.warehouse, "SELECT warning_id, opened_at, cleared_at FROM marts.risk_early_warnings ORDER BY ALL"
+        ),
         "version": q(ws.warehouse, "SELECT version FROM audit.publish_info").version[0],
     }
     return {"ws": ws, "before": before, "client_key": pseudonymise(DEMO_PII_KEY, client_id)}
@@ -109,8 +129,10 @@ def test_the_previous_release_leaves_a_complete_installation(installed: dict) ->
 
 def test_the_upgraded_run_ingests_nothing_again_and_publishes_a_new_version(upgraded: dict) -> None:
     ws: Workspace = upgraded["ws"]
-    ledger = q(ws.data / "build" / "build.duckdb", "SELECT source, file_name, checksum, status, ingested_at "
-                                                  "FROM raw._deliveries ORDER BY ALL")
+    ledger = q(
+        ws.data / "build" / "build.duckdb",
+        "SELECT source, file_name, checksum, status, ingested_at FROM raw._deliveries ORDER BY ALL",
+    )
     pd.testing.assert_frame_equal(ledger, upgraded["before"]["ledger"])  # every delivery known: nothing re-ingested
     info = q(ws.warehouse, "SELECT version FROM audit.publish_info")
     assert info.version[0] == "v000002"
@@ -123,8 +145,11 @@ def test_segment_ids_names_and_the_review_override_are_kept(upgraded: dict) -> N
 
     ws: Workspace = upgraded["ws"]
     before = upgraded["before"]
-    after = q(ws.warehouse, "SELECT client_key, segment_id, final_segment_id, assignment_source "
-                            "FROM marts.client_segments ORDER BY client_key")
+    after = q(
+        ws.warehouse,
+        "SELECT client_key, segment_id, final_segment_id, assignment_source "
+        "FROM marts.client_segments ORDER BY client_key",
+    )
     # issue 24: clients the previous release left without a segment (prospects, unscored) now have their rule
     # segment of record
     had = before["segments"].final_segment_id.notna().to_numpy()
@@ -135,22 +160,30 @@ def test_segment_ids_names_and_the_review_override_are_kept(upgraded: dict) -> N
     meta = json.loads((models / "m0002" / "metadata.json").read_text())
     assert meta["model_family"] == "dimensions-v2" and meta["matched_to"] == "m0001" and meta["renamed"]
     reg = q(ws.warehouse, "SELECT version, status FROM ml.model_registry ORDER BY version")
-    assert reg.to_dict("records") == [{"version": "m0001", "status": "retired"}, {"version": "m0002", "status": "champion"}]
+    assert reg.to_dict("records") == [
+        {"version": "m0001", "status": "retired"},
+        {"version": "m0002", "status": "champion"},
+    ]
     old_ids = set(before["dim_segment"].segment_id)
     inherited = {s["segment_id"] for s in meta["segments"] if s["inherited"]}
     assert inherited and inherited <= old_ids and all(i > max(old_ids) for i in meta["new_segments"])
-    scored = before["segments"][before["segments"].segment_id.notna()].merge(after, on="client_key",
-                                                                              suffixes=("_before", "_after"))
+    scored = before["segments"][before["segments"].segment_id.notna()].merge(
+        after, on="client_key", suffixes=("_before", "_after")
+    )
     kept = (scored.segment_id_before == scored.segment_id_after).mean()
-    print(f"\nupgrade: {kept:.1%} of the model-scored clients keep their segment id; kept ids {sorted(inherited)}, "
-          f"new {meta['new_segments']}, retired {meta['retired_segments']}")
+    print(
+        f"\nupgrade: {kept:.1%} of the model-scored clients keep their segment id; kept ids {sorted(inherited)}, "
+        f"new {meta['new_segments']}, retired {meta['retired_segments']}"
+    )
     assert kept >= 0.6  # measured 91.8 % on this workspace (2026-12-05)
     for sid in inherited:  # a kept id names the same clients, mostly (the matching's Jaccard floor is 0.30)
         was = set(scored.client_key[scored.segment_id_before == sid])
         now = set(scored.client_key[scored.segment_id_after == sid])
         assert len(was & now) / len(was | now) >= 0.30
     dim = q(ws.warehouse, "SELECT segment_id, segment_name, status FROM marts.dim_segment ORDER BY 1")
-    assert set(dim[(dim.segment_id > 0) & (dim.status == "active")].segment_id) == {s["segment_id"] for s in meta["segments"]}
+    assert set(dim[(dim.segment_id > 0) & (dim.status == "active")].segment_id) == {
+        s["segment_id"] for s in meta["segments"]
+    }
     assert set(dim[dim.status == "retired"].segment_id) == set(meta["retired_segments"])
     assert len(dim[dim.segment_id < 0]) == 20  # the rule segments, always listed
     mine = after[after.client_key == upgraded["client_key"]].iloc[0]
@@ -163,14 +196,17 @@ def test_audit_and_warning_history_are_kept(upgraded: dict) -> None:
     audit = q(ws.warehouse, "SELECT * FROM audit.data_quality_results ORDER BY ALL")
     old = before["audit"]
     assert len(audit) > len(old) and set(audit.severity) <= {"error", "warning"}
-    old = old.assign(severity=old.severity.replace({"warn": "warning"}))  # the old spelling reads as warning (lib/audit.py)
+    old = old.assign(
+        severity=old.severity.replace({"warn": "warning"})
+    )  # the old spelling reads as warning (lib/audit.py)
     rows = Counter(map(repr, audit[list(old.columns)].itertuples(index=False)))
     assert not Counter(map(repr, old.itertuples(index=False))) - rows  # every previous result is still there, unchanged
     # issue 24: clients in default left the early-warning list for marts.workout_clients; every other warning is kept
     workout = set(q(ws.warehouse, "SELECT client_key FROM marts.workout_clients").client_key)
     kept = before["warnings"][~before["warnings"].warning_id.str.split("|").str[0].isin(workout)].reset_index(drop=True)
     pd.testing.assert_frame_equal(
-        q(ws.warehouse, "SELECT warning_id, opened_at, cleared_at FROM marts.risk_early_warnings ORDER BY ALL"), kept)
+        q(ws.warehouse, "SELECT warning_id, opened_at, cleared_at FROM marts.risk_early_warnings ORDER BY ALL"), kept
+    )
 
 
 def test_readers_see_the_same_catalogue_and_python_no_longer_writes_into_marts(upgraded: dict) -> None:

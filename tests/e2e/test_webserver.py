@@ -22,8 +22,8 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pytest
-
 from conftest import Workspace, make_workspace
+
 from dagster_project.lib.settings import PROJECT_ROOT
 
 pytestmark = pytest.mark.e2e
@@ -85,13 +85,21 @@ class Server:
         log = self.ws.root / f"{name}.log"
         env = self.ws.env(LENDSEG_AUTOMATION="off", LENDSEG_DEMO="1", DAGSTER_HOME=str(self.ws.root / "dagster_home"))
         with open(log, "wb") as out:
-            self.procs[name] = subprocess.Popen(argv, cwd=self.ws.root, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                                stdin=subprocess.DEVNULL, start_new_session=True)
+            self.procs[name] = subprocess.Popen(
+                argv,
+                cwd=self.ws.root,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         self.logs[name] = log
 
     def log_tail(self, n: int = 4000) -> str:
-        return "\n".join(f"--- {name} ---\n{p.read_text(errors='replace')[-n:]}" for name, p in self.logs.items()
-                         if p.exists())
+        return "\n".join(
+            f"--- {name} ---\n{p.read_text(errors='replace')[-n:]}" for name, p in self.logs.items() if p.exists()
+        )
 
     def gql(self, query: str, variables: dict | None = None, timeout: float = 60) -> dict:
         body = json.dumps({"query": query, "variables": variables or {}}).encode()
@@ -145,7 +153,9 @@ def server(tmp_path_factory: pytest.TempPathFactory):
     srv = Server(ws, free_port())
     workspace = str(REPO_ROOT / "workspace.yaml")
     try:
-        srv.start("webserver", [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(srv.port), "-w", workspace])
+        srv.start(
+            "webserver", [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(srv.port), "-w", workspace]
+        )
         srv.start("daemon", [str(BIN / "dagster-daemon"), "run", "-w", workspace])
         srv.wait_until_up()
         yield srv
@@ -174,7 +184,11 @@ def test_code_location_loads_and_lists_everything(server: Server) -> None:
 
     assert {j["name"] for j in repo["jobs"]} - {"__ASSET_JOB"} == {"daily_refresh", "monthly_retrain", "full_rebuild"}
     schedules = {s["name"]: s for s in repo["schedules"]}
-    assert set(schedules) == {s.name for s in repo_def.schedule_defs} == {"daily_refresh_schedule", "monthly_retrain_schedule"}
+    assert (
+        set(schedules)
+        == {s.name for s in repo_def.schedule_defs}
+        == {"daily_refresh_schedule", "monthly_retrain_schedule"}
+    )
     assert schedules["daily_refresh_schedule"]["executionTimezone"] == "Asia/Shanghai"
     sensors = {s["name"]: s for s in repo["sensors"]}
     assert set(sensors) == {s.name for s in repo_def.sensor_defs} == {"landing_sensor", "pipeline_failure_alert"}
@@ -186,8 +200,11 @@ def test_code_location_loads_and_lists_everything(server: Server) -> None:
     nodes = data["repositoryOrError"]["assetNodes"]
     listed = {dg.AssetKey(n["assetKey"]["path"]) for n in nodes}
     assert listed == set(graph.get_all_asset_keys()) and len(listed) >= 20
-    checks = {dg.AssetCheckKey(dg.AssetKey(n["assetKey"]["path"]), c["name"])
-              for n in nodes for c in (n["assetChecksOrError"].get("checks") or [])}
+    checks = {
+        dg.AssetCheckKey(dg.AssetKey(n["assetKey"]["path"]), c["name"])
+        for n in nodes
+        for c in (n["assetChecksOrError"].get("checks") or [])
+    }
     assert checks == set(graph.asset_check_keys) and checks
     groups = {n["groupName"] for n in nodes}
     assert {"ingest", "reference", "staging", "intermediate", "marts", "publish"} <= groups
@@ -197,8 +214,10 @@ def test_code_location_loads_and_lists_everything(server: Server) -> None:
         else:
             assert "daily_refresh" in n["jobNames"], n["assetKey"]
     published = next(n for n in nodes if n["assetKey"]["path"] == ["published_warehouse"])
-    assert published["internalFreshnessPolicy"] == {"__typename": "TimeWindowFreshnessPolicy",
-                                                   "failWindowSeconds": 36 * 3600}
+    assert published["internalFreshnessPolicy"] == {
+        "__typename": "TimeWindowFreshnessPolicy",
+        "failWindowSeconds": 36 * 3600,
+    }
 
 
 def test_daily_refresh_launched_like_the_ui_publishes_the_warehouse(server: Server) -> None:
@@ -223,14 +242,20 @@ def test_daily_refresh_launched_like_the_ui_publishes_the_warehouse(server: Serv
             seen.append(run["status"])
         if run["status"] in {"SUCCESS", "FAILURE", "CANCELED"}:
             break
-        assert time.monotonic() < deadline, f"run {run_id} still {run['status']} after {RUN_TIMEOUT_S} s:\n{server.log_tail()}"
+        assert time.monotonic() < deadline, (
+            f"run {run_id} still {run['status']} after {RUN_TIMEOUT_S} s:\n{server.log_tail()}"
+        )
         time.sleep(2)
     if run["status"] != "SUCCESS":
         instance = dg.DagsterInstance.from_config(str(server.ws.root / "dagster_home"))
         msgs = [e.message for e in instance.all_logs(run_id) if e.dagster_event and e.dagster_event.is_failure]
         instance.dispose()
-        pytest.fail(f"run {run_id} ended {run['status']} (statuses {seen}):\n" + "\n".join(msgs)[-4000:]
-                    + "\n" + server.log_tail())
+        pytest.fail(
+            f"run {run_id} ended {run['status']} (statuses {seen}):\n"
+            + "\n".join(msgs)[-4000:]
+            + "\n"
+            + server.log_tail()
+        )
     assert run["jobName"] == "daily_refresh"
 
     con = duckdb.connect(str(server.ws.warehouse), read_only=True)

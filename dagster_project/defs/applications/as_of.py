@@ -12,7 +12,6 @@ from dagster_project.defs.applications import early_warning as ew
 from dagster_project.defs.applications import recommend as rc
 from dagster_project.lib.months import add_months
 
-
 EVAL_HORIZON_MONTHS = 6  # time split: features/warnings as of 6 months before the last snapshot
 
 
@@ -87,11 +86,15 @@ def evaluation_cutoff(con: duckdb.DuckDBPyConnection, end_month: date, horizon: 
     evaluating with firm stages and grades taken at another date.
     """
     cutoff = add_months(end_month, -horizon)
-    built = {r[0] for r in con.execute(f"SELECT DISTINCT evaluation_cutoff_month FROM {EVALUATION_CUTOFF_MODEL}").fetchall()}
+    built = {
+        r[0] for r in con.execute(f"SELECT DISTINCT evaluation_cutoff_month FROM {EVALUATION_CUTOFF_MODEL}").fetchall()
+    }
     if built and built != {cutoff}:
-        raise RuntimeError(f"{EVALUATION_CUTOFF_MODEL} was built for cutoff {sorted(built)}, the evaluation needs "
-                           f"{cutoff} ({horizon} months before {end_month}): set dbt var evaluation_horizon_months "
-                           f"(dbt/dbt_project.yml) to {horizon}")
+        raise RuntimeError(
+            f"{EVALUATION_CUTOFF_MODEL} was built for cutoff {sorted(built)}, the evaluation needs "
+            f"{cutoff} ({horizon} months before {end_month}): set dbt var evaluation_horizon_months "
+            f"(dbt/dbt_project.yml) to {horizon}"
+        )
     return cutoff
 
 
@@ -157,26 +160,28 @@ WITH rep AS (
 ), valid AS (
     SELECT *, report_date > month_end - INTERVAL {REPORT_VALID_MONTHS} MONTH AS report_valid FROM joined
 ), obs AS (
-    SELECT client_key, month_end, 'arrears' AS signal, dpd::DOUBLE AS observed_value, {t['arrears']}::DOUBLE AS threshold,
-        snapshot_month AS signal_date FROM valid WHERE dpd >= {t['arrears']}
+    SELECT client_key, month_end, 'arrears' AS signal, dpd::DOUBLE AS observed_value, {t["arrears"]}::DOUBLE AS
+        threshold,
+        snapshot_month AS signal_date FROM valid WHERE dpd >= {t["arrears"]}
     UNION ALL
-    SELECT client_key, month_end, 'high_utilisation', util_run, {t['high_utilisation']}, snapshot_month
-        FROM valid WHERE util_run >= {t['high_utilisation']}
+    SELECT client_key, month_end, 'high_utilisation', util_run, {t["high_utilisation"]}, snapshot_month
+        FROM valid WHERE util_run >= {t["high_utilisation"]}
     UNION ALL
-    SELECT client_key, month_end, 'score_drop', prev_score - bureau_score, {t['score_drop']}, report_date
-        FROM valid WHERE report_valid AND prev_score - bureau_score >= {t['score_drop']}
+    SELECT client_key, month_end, 'score_drop', prev_score - bureau_score, {t["score_drop"]}, report_date
+        FROM valid WHERE report_valid AND prev_score - bureau_score >= {t["score_drop"]}
     UNION ALL
-    SELECT client_key, month_end, 'negative_cash_flow', negative_cf_run, {t['negative_cash_flow']}, report_date
-        FROM valid WHERE report_valid AND negative_cf_run >= {t['negative_cash_flow']}
+    SELECT client_key, month_end, 'negative_cash_flow', negative_cf_run, {t["negative_cash_flow"]}, report_date
+        FROM valid WHERE report_valid AND negative_cf_run >= {t["negative_cash_flow"]}
     UNION ALL
-    SELECT client_key, month_end, 'legal_judgments', legal_judgments - prev_judgments, {t['legal_judgments']}, report_date
-        FROM valid WHERE report_valid AND legal_judgments - prev_judgments >= {t['legal_judgments']}
+    SELECT client_key, month_end, 'legal_judgments', legal_judgments - prev_judgments, {t["legal_judgments"]},
+        report_date
+        FROM valid WHERE report_valid AND legal_judgments - prev_judgments >= {t["legal_judgments"]}
     UNION ALL
-    SELECT client_key, month_end, 'inquiries', inquiries_6m - prev_inquiries, {t['inquiries']}, report_date
-        FROM valid WHERE report_valid AND inquiries_6m - prev_inquiries >= {t['inquiries']}
+    SELECT client_key, month_end, 'inquiries', inquiries_6m - prev_inquiries, {t["inquiries"]}, report_date
+        FROM valid WHERE report_valid AND inquiries_6m - prev_inquiries >= {t["inquiries"]}
     UNION ALL
-    SELECT client_key, month_end, 'collateral', round(coverage, 4), {t['collateral']}, report_date
-        FROM valid WHERE report_valid AND coverage < {t['collateral']}
+    SELECT client_key, month_end, 'collateral', round(coverage, 4), {t["collateral"]}, report_date
+        FROM valid WHERE report_valid AND coverage < {t["collateral"]}
 )
 SELECT client_key, month_end, signal, observed_value::DOUBLE AS observed_value, threshold::DOUBLE AS threshold,
     signal_date::DATE AS signal_date
@@ -194,4 +199,3 @@ FROM marts.fct_product_usage_monthly WHERE max_days_past_due >= 90 GROUP BY clie
 
 def as_of_month(con: duckdb.DuckDBPyConnection) -> date:
     return con.execute("SELECT as_of_month FROM intermediate.int_as_of_date_derived").fetchall()[0][0]
-

@@ -3,7 +3,8 @@
 Publishing waits for them and refuses when one fails:
 
 * ``recommendations_only_eligible`` - every recommended product passes the catalogue and policy rules
-  (eligibility.eligibility_sql, the SQL form of recommend.eligibility_failures) for the client, and is not one the client already holds;
+  (eligibility.eligibility_sql, the SQL form of recommend.eligibility_failures) for the client, and is not one the
+  client already holds;
 * ``warnings_of_known_clients`` - every early warning's client exists in marts.dim_client, and none is in default
   (marts.workout_clients: a client in default is the workout team's, not an early warning);
 * ``policy_covers_every_segment`` - every segment of record (marts.client_segments.final_segment_id) has a
@@ -27,21 +28,27 @@ def ineligible_recommendations(con: duckdb.DuckDBPyConnection, sample: int = 10)
     One SQL anti-join of the published recommendations against the eligibility relation
     (eligibility.ineligible_recommendations_sql) - the rules the recommendations were made with, as of the build.
     """
-    sql = ineligible_recommendations_sql("app.client_product_recommendations", client_state_sql(as_of_month(con), live=True))
+    sql = ineligible_recommendations_sql(
+        "app.client_product_recommendations", client_state_sql(as_of_month(con), live=True)
+    )
     n = con.execute(f"SELECT count(*) FROM ({sql})").fetchone()[0]
     rows = con.execute(f"{sql} LIMIT {int(sample)}").fetchall() if n else []
     return n, [{"client_key": ck, "product_code": p, "problem": why} for ck, p, why in rows]
 
 
 def orphan_warnings(con: duckdb.DuckDBPyConnection) -> int:
-    return con.execute("SELECT count(*) FROM app.risk_early_warnings w WHERE NOT EXISTS "
-                       "(SELECT 1 FROM marts.dim_client d WHERE d.client_key = w.client_key)").fetchone()[0]
+    return con.execute(
+        "SELECT count(*) FROM app.risk_early_warnings w WHERE NOT EXISTS "
+        "(SELECT 1 FROM marts.dim_client d WHERE d.client_key = w.client_key)"
+    ).fetchone()[0]
 
 
 def warnings_in_default(con: duckdb.DuckDBPyConnection) -> int:
     """Early-warning rows of clients in default (marts.workout_clients)."""
-    return con.execute("SELECT count(*) FROM app.risk_early_warnings w WHERE w.client_key IN "
-                       "(SELECT client_key FROM marts.workout_clients)").fetchone()[0]
+    return con.execute(
+        "SELECT count(*) FROM app.risk_early_warnings w WHERE w.client_key IN "
+        "(SELECT client_key FROM marts.workout_clients)"
+    ).fetchone()[0]
 
 
 POLICY_GAPS_SQL = {
@@ -62,39 +69,57 @@ POLICY_GAPS_SQL = {
 
 def policy_gaps(con: duckdb.DuckDBPyConnection, sample: int = 20) -> dict[str, list]:
     """Each gap's offending segment ids / client keys (first ``sample``; every list empty = the check passes)."""
-    return {name: [r[0] for r in con.execute(f"{sql} LIMIT {int(sample)}").fetchall()]
-            for name, sql in POLICY_GAPS_SQL.items()}
+    return {
+        name: [r[0] for r in con.execute(f"{sql} LIMIT {int(sample)}").fetchall()]
+        for name, sql in POLICY_GAPS_SQL.items()
+    }
 
 
-@dg.asset_check(asset=RECS, blocking=True, description="Every recommended product is one the client is eligible "
-                "for (catalogue size/rating/risk-class/stage rules, high-risk floor) and does not hold yet.")
+@dg.asset_check(
+    asset=RECS,
+    blocking=True,
+    description="Every recommended product is one the client is eligible "
+    "for (catalogue size/rating/risk-class/stage rules, high-risk floor) and does not hold yet.",
+)
 def recommendations_only_eligible(warehouse: Warehouse) -> dg.AssetCheckResult:
     with connect(warehouse.settings, read_only=True) as con:
         bad, sample = ineligible_recommendations(con)
         n = con.execute("SELECT count(*) FROM app.client_product_recommendations").fetchone()[0]
-    return dg.AssetCheckResult(passed=bad == 0, metadata={"recommendations": n, "ineligible": bad,
-                                                          "sample": dg.MetadataValue.json(sample)})
+    return dg.AssetCheckResult(
+        passed=bad == 0, metadata={"recommendations": n, "ineligible": bad, "sample": dg.MetadataValue.json(sample)}
+    )
 
 
-@dg.asset_check(asset=WARNINGS, blocking=True,
-                description="Every early warning belongs to a client in marts.dim_client that is not in default "
-                            "(marts.workout_clients).")
+@dg.asset_check(
+    asset=WARNINGS,
+    blocking=True,
+    description="Every early warning belongs to a client in marts.dim_client that is not in default "
+    "(marts.workout_clients).",
+)
 def warnings_of_known_clients(warehouse: Warehouse) -> dg.AssetCheckResult:
     with connect(warehouse.settings, read_only=True) as con:
         orphans = orphan_warnings(con)
         defaulted = warnings_in_default(con)
         n = con.execute("SELECT count(*) FROM app.risk_early_warnings").fetchone()[0]
-    return dg.AssetCheckResult(passed=orphans == 0 and defaulted == 0, metadata={
-        "warnings": n, "warnings_of_unknown_clients": orphans, "warnings_of_clients_in_default": defaulted})
+    return dg.AssetCheckResult(
+        passed=orphans == 0 and defaulted == 0,
+        metadata={"warnings": n, "warnings_of_unknown_clients": orphans, "warnings_of_clients_in_default": defaulted},
+    )
 
 
-@dg.asset_check(asset=SEG_POLICY, blocking=True, additional_deps=[CLIENT_POLICY],
-                description="Every segment of record has a credit-policy row (segment_policy) matching exactly one "
-                            "marts.dim_segment row, and every client exactly one client_policy row on its segment.")
+@dg.asset_check(
+    asset=SEG_POLICY,
+    blocking=True,
+    additional_deps=[CLIENT_POLICY],
+    description="Every segment of record has a credit-policy row (segment_policy) matching exactly one "
+    "marts.dim_segment row, and every client exactly one client_policy row on its segment.",
+)
 def policy_covers_every_segment(warehouse: Warehouse) -> dg.AssetCheckResult:
     with connect(warehouse.settings, read_only=True) as con:
         gaps = policy_gaps(con)
-    return dg.AssetCheckResult(passed=not any(gaps.values()), metadata={k: dg.MetadataValue.json(v) for k, v in gaps.items()})
+    return dg.AssetCheckResult(
+        passed=not any(gaps.values()), metadata={k: dg.MetadataValue.json(v) for k, v in gaps.items()}
+    )
 
 
 application_checks = [recommendations_only_eligible, warnings_of_known_clients, policy_covers_every_segment]

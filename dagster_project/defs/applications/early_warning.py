@@ -44,16 +44,19 @@ class Signal:
     critical: float | None = None
 
 
-SIGNALS: dict[str, Signal] = {s.name: s for s in (
-    Signal("score_drop", "bureau score fall since the previous report (points)", ">=", 20, 30, 60),
-    Signal("arrears", "worst days past due over the client's facilities in the month", ">=", 1, 30, 60),
-    Signal("high_utilisation", "consecutive months with utilisation above 90 %", ">=", 2, 6),
-    Signal("negative_cash_flow", "consecutive bureau reports with negative operating cash flow", ">=", 2, 4),
-    Signal("legal_judgments", "new legal judgments since the previous report", ">=", 1, 3),
-    Signal("inquiries", "rise of credit inquiries (6 months) since the previous report", ">=", 3, 6),
-    Signal("collateral", "collateral coverage = collateral / total debt on the latest report", "<", 1.0),
-    Signal("multiple_signals", "number of other signals open for the client in the same month", ">=", 4, 4, 5),
-)}
+SIGNALS: dict[str, Signal] = {
+    s.name: s
+    for s in (
+        Signal("score_drop", "bureau score fall since the previous report (points)", ">=", 20, 30, 60),
+        Signal("arrears", "worst days past due over the client's facilities in the month", ">=", 1, 30, 60),
+        Signal("high_utilisation", "consecutive months with utilisation above 90 %", ">=", 2, 6),
+        Signal("negative_cash_flow", "consecutive bureau reports with negative operating cash flow", ">=", 2, 4),
+        Signal("legal_judgments", "new legal judgments since the previous report", ">=", 1, 3),
+        Signal("inquiries", "rise of credit inquiries (6 months) since the previous report", ">=", 3, 6),
+        Signal("collateral", "collateral coverage = collateral / total debt on the latest report", "<", 1.0),
+        Signal("multiple_signals", "number of other signals open for the client in the same month", ">=", 4, 4, 5),
+    )
+}
 WATCH_MIN_SIGNALS = 2  # expert rules: signals at watch needed at once for the watch level (docs/applications.md)
 UTILISATION_LIMIT = 0.90
 REPORT_VALID_MONTHS = 6  # a bureau report older than this no longer raises signals
@@ -64,8 +67,11 @@ def severity(signal: str, observed: float | None) -> str | None:
     if observed is None:
         return None
     s = SIGNALS[signal]
-    hit = (lambda t: t is not None and observed >= t) if s.direction == ">=" else (
-        lambda t: t is not None and observed < t)
+    hit = (
+        (lambda t: t is not None and observed >= t)
+        if s.direction == ">="
+        else (lambda t: t is not None and observed < t)
+    )
     if hit(s.critical):
         return "critical"
     if hit(s.warning):

@@ -18,8 +18,10 @@ def _case(col: str, ranks: dict[str, int]) -> str:
 
 def _listed(value: str, pipe_list: str) -> str:
     """``value`` is one of the non-empty entries of a pipe-separated list (NULL value or list: no)."""
-    return (f"(coalesce({value}, '') <> '' AND "
-            f"coalesce(list_contains(string_split(coalesce({pipe_list}, ''), '|'), {value}), false))")
+    return (
+        f"(coalesce({value}, '') <> '' AND "
+        f"coalesce(list_contains(string_split(coalesce({pipe_list}, ''), '|'), {value}), false))"
+    )
 
 
 def products_list() -> str:
@@ -48,10 +50,10 @@ SELECT s.client_key, s.pos, p.product_code, list_position({products_list()}, p.p
         CASE WHEN {size} IS NULL THEN CASE WHEN p.min_size_class <> 'micro' THEN 'SIZE_UNKNOWN' END
              WHEN {size} < {min_size} THEN 'SIZE_BELOW_MIN' END,
         CASE WHEN {grade} = 'D' THEN 'RATING_DEFAULT' WHEN {order} > {min_order} THEN 'RATING_BELOW_MIN' END,
-        CASE WHEN {_listed('s.industry_risk_class', 'p.excluded_risk_classes')} THEN 'RISK_CLASS_EXCLUDED' END,
+        CASE WHEN {_listed("s.industry_risk_class", "p.excluded_risk_classes")} THEN 'RISK_CLASS_EXCLUDED' END,
         CASE WHEN s.industry_risk_class = 'high' AND NOT coalesce(p.secured, false) AND {order} > {floor}
              THEN 'HIGH_RISK_FLOOR' END,
-        CASE WHEN NOT {_listed('s.firm_stage', 'p.firm_stages_served')} THEN 'STAGE_NOT_SERVED' END
+        CASE WHEN NOT {_listed("s.firm_stage", "p.firm_stages_served")} THEN 'STAGE_NOT_SERVED' END
     ) AS failures
 FROM (
     SELECT *, CASE WHEN rating_grade IN ({graded}) THEN rating_grade ELSE '{rc.UNRATED_ASSUMED_GRADE}' END
@@ -69,7 +71,7 @@ def ineligible_recommendations_sql(recommendations: str, states_sql: str) -> str
     """
     return f"""
 WITH st AS ({states_sql}),
-el AS ({eligibility_sql('(SELECT *, NULL::BIGINT AS pos FROM st)')})
+el AS ({eligibility_sql("(SELECT *, NULL::BIGINT AS pos FROM st)")})
 SELECT r.client_key, r.product_code,
     CASE WHEN e.client_key IS NULL THEN 'unknown client or product'
          ELSE concat_ws(',', nullif(e.failures, ''), CASE WHEN e.held THEN 'ALREADY_HELD' END) END AS problem

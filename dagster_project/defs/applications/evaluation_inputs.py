@@ -45,8 +45,9 @@ def fingerprint(con: duckdb.DuckDBPyConnection, settings: dict) -> str:
 
 def closed_month(con: duckdb.DuckDBPyConnection) -> str | None:
     """The newest month of the usage deliveries (the month that closed last), None before any usage delivery."""
-    exists = con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'raw' AND table_name = ?",
-                         [USAGE_TABLE]).fetchone()[0]
+    exists = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'raw' AND table_name = ?", [USAGE_TABLE]
+    ).fetchone()[0]
     if not exists:
         return None
     return con.execute(f"SELECT max(snapshot_month)::VARCHAR FROM raw.{USAGE_TABLE}").fetchone()[0]
@@ -54,20 +55,24 @@ def closed_month(con: duckdb.DuckDBPyConnection) -> str | None:
 
 def _ensure(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {STATE_SCHEMA}")
-    con.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} (asset VARCHAR PRIMARY KEY, fingerprint VARCHAR, "
-                "run_id VARCHAR, evaluated_at TIMESTAMP)")
+    con.execute(
+        f"CREATE TABLE IF NOT EXISTS {TABLE} (asset VARCHAR PRIMARY KEY, fingerprint VARCHAR, "
+        "run_id VARCHAR, evaluated_at TIMESTAMP)"
+    )
 
 
-def last_run_if_unchanged(context: dg.AssetExecutionContext, con: duckdb.DuckDBPyConnection, asset: str,
-                          fp: str, output_table: str) -> str | None:
+def last_run_if_unchanged(
+    context: dg.AssetExecutionContext, con: duckdb.DuckDBPyConnection, asset: str, fp: str, output_table: str
+) -> str | None:
     """The run that evaluated these very inputs, when its output table is still there; else None."""
     if context.run.job_name in ALWAYS_EVALUATE_JOBS or context.run.tags.get("lendseg/full_refresh") == "true":
         return None
     _ensure(con)
     row = con.execute(f"SELECT fingerprint, run_id FROM {TABLE} WHERE asset = ?", [asset]).fetchone()
     schema, name = output_table.split(".")
-    present = con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?",
-                          [schema, name]).fetchone()[0]
+    present = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?", [schema, name]
+    ).fetchone()[0]
     return row[1] if row and row[0] == fp and present else None
 
 
@@ -76,8 +81,9 @@ def record(con: duckdb.DuckDBPyConnection, asset: str, fp: str, run_id: str) -> 
     con.execute(f"INSERT OR REPLACE INTO {TABLE} VALUES (?, ?, ?, now()::TIMESTAMP)", [asset, fp, run_id])
 
 
-def store(con: duckdb.DuckDBPyConnection, name: str, ev, description: str, columns: dict[str, str], fp: str,
-          run_id: str) -> None:
+def store(
+    con: duckdb.DuckDBPyConnection, name: str, ev, description: str, columns: dict[str, str], fp: str, run_id: str
+) -> None:
     """``app.<name>`` from the evaluation frame ``ev`` and its inputs' fingerprint, in one transaction."""
     from dagster_project.defs.applications.store import write_app_table
 

@@ -15,7 +15,7 @@ history (pure logic and windows: ``ew_calibration.py``; documented in docs/appli
 
 import base64
 from dataclasses import replace
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import dagster as dg
 import duckdb
@@ -23,19 +23,24 @@ import pandas as pd
 
 from dagster_project.defs.applications import ew_calibration as cal
 from dagster_project.defs.applications.as_of import as_of_month, first_default_sql, lit
+from dagster_project.defs.applications.ew_calibration_store import (
+    current_calibration,
+    save_version,
+    store_dir,
+    sync_table,
+    versions,
+)
 from dagster_project.defs.applications.ew_evaluation import evaluate_warnings, level_rows
 from dagster_project.defs.applications.ew_features import FEATURES
 from dagster_project.defs.applications.ew_score import fold_sql
 from dagster_project.defs.applications.ew_sql import client_months_sql
 from dagster_project.defs.applications.ew_state import SIGNALS, USAGE, advance_signals
-from dagster_project.lib.months import add_months, month_end
 from dagster_project.defs.applications.store import write_app_table
 from dagster_project.lib.metadata import figure, md_table, png_bytes
+from dagster_project.lib.months import add_months, month_end
 from dagster_project.lib.resources import Warehouse
 from dagster_project.lib.settings import Settings
 from dagster_project.lib.warehouse import connect
-from dagster_project.defs.applications.ew_calibration_store import (current_calibration, save_version, store_dir, sync_table, versions)
-
 
 CALIBRATION = dg.AssetKey(["ml", "early_warning_calibration"])
 
@@ -59,7 +64,7 @@ fd AS ({first_default_sql()}),
 pop AS (
     SELECT DISTINCT u.client_key, c.t, c.outcome_end FROM {USAGE} AS u JOIN cuts AS c ON u.snapshot_month = c.t
 ), cm AS ({client_months_sql(f"SELECT * FROM {SIGNALS} WHERE month_end IN (SELECT last_day(t) FROM cuts)")})
-SELECT {fold_sql('p.client_key')} AS fold, p.client_key,
+SELECT {fold_sql("p.client_key")} AS fold, p.client_key,
     coalesce(fd.first_90_month > p.t AND fd.first_90_month <= p.outcome_end, false) AS label,
     cm.client_key IS NOT NULL AS has_signal, coalesce(cm.expert_rank, 0)::BIGINT AS expert_rank, {feats}
 FROM pop AS p
@@ -93,14 +98,29 @@ def pr_chart(curve: pd.DataFrame | None, c: cal.Calibration) -> bytes:
     if curve is not None and not curve.empty:
         ax.plot(curve.recall, curve.precision, c="tab:blue", lw=1.5, label="combined score (calibration window)")
     for name, mk, col in (("warning", "o", "tab:orange"), ("critical", "s", "tab:red")):
-        pt = ((c.chosen.get("score") or {}).get(name))
+        pt = (c.chosen.get("score") or {}).get(name)
         if pt:
-            ax.scatter([pt["recall"]], [pt["precision"]], marker=mk, s=80, c=col, zorder=3,
-                       label=f"score {name} point (p >= {pt['threshold']:.3f})")
+            ax.scatter(
+                [pt["recall"]],
+                [pt["precision"]],
+                marker=mk,
+                s=80,
+                c=col,
+                zorder=3,
+                label=f"score {name} point (p >= {pt['threshold']:.3f})",
+            )
         ex = (c.chosen.get("expert") or {}).get(name)
         if ex:
-            ax.scatter([ex["recall"]], [ex["precision"]], marker=mk, s=80, facecolors="none", edgecolors=col, zorder=3,
-                       label=f"expert rules at {name}")
+            ax.scatter(
+                [ex["recall"]],
+                [ex["precision"]],
+                marker=mk,
+                s=80,
+                facecolors="none",
+                edgecolors=col,
+                zorder=3,
+                label=f"expert rules at {name}",
+            )
     t = c.targets
     ax.axhline(t.warning_precision, ls=":", c="tab:orange", lw=1)
     ax.axhline(t.critical_precision, ls=":", c="tab:red", lw=1)
@@ -110,23 +130,30 @@ def pr_chart(curve: pd.DataFrame | None, c: cal.Calibration) -> bytes:
     ax.set_xlabel("recall")
     ax.set_ylabel("precision")
     w = c.windows
-    ax.set_title(f"Early-warning calibration ({c.method})" + (
-        f": features at {w.calibration_cutoff:%Y-%m}, outcome to {w.evaluation_cutoff:%Y-%m}" if w else ""))
+    ax.set_title(
+        f"Early-warning calibration ({c.method})"
+        + (f": features at {w.calibration_cutoff:%Y-%m}, outcome to {w.evaluation_cutoff:%Y-%m}" if w else "")
+    )
     ax.legend(fontsize=7, loc="lower left")
     return png_bytes(fig)
 
 
 def points_markdown(c: cal.Calibration) -> str:
-    lines = ["| method | level | threshold | flagged | precision | recall | share flagged |", "|---|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| method | level | threshold | flagged | precision | recall | share flagged |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
     for method in ("score", "expert"):
-        for level in (("watch", "warning", "critical") if method == "score" else ("warning", "critical")):
+        for level in ("watch", "warning", "critical") if method == "score" else ("warning", "critical"):
             p = (c.chosen.get(method) or {}).get(level)
             if not p:
                 lines.append(f"| {method} | {level} | none meets the target | | | | |")
                 continue
             thr = f"{p['threshold']:.4f}" if "threshold" in p else "expert rules"
-            lines.append(f"| {method} | {level} | {thr} | {p['flagged']} | {p['precision']:.3f} | {p['recall']:.3f} | "
-                         f"{p['share_flagged']:.3f} |")
+            lines.append(
+                f"| {method} | {level} | {thr} | {p['flagged']} | {p['precision']:.3f} | {p['recall']:.3f} | "
+                f"{p['share_flagged']:.3f} |"
+            )
     return "\n".join(lines)
 
 
@@ -150,15 +177,17 @@ COMPARISON_COLUMNS = {
     "share_flagged": "flagged / clients.",
     "share_flagged_ci_low": "Bootstrap 95 % interval: low.",
     "share_flagged_ci_high": "Bootstrap 95 % interval: high.",
-    "median_lead_months": "Median months from the first warning+ month (12 months up to the cutoff) to the first 90+ dpd.",
+    "median_lead_months": "Median months from the first warning+ month (12 months up to the cutoff) to the first "
+    "90+ dpd.",
     "lead_ci_low": "Bootstrap 95 % interval of the median lead: low.",
     "lead_ci_high": "Bootstrap 95 % interval of the median lead: high.",
     "meets_bar": "recall >= 0.70, precision >= 0.30 and median lead >= 2 months.",
 }
 
 
-def compare_methods(con: duckdb.DuckDBPyConnection, c: cal.Calibration, cutoff: date, end: date,
-                    n_boot: int = N_BOOTSTRAP) -> pd.DataFrame:
+def compare_methods(
+    con: duckdb.DuckDBPyConnection, c: cal.Calibration, cutoff: date, end: date, n_boot: int = N_BOOTSTRAP
+) -> pd.DataFrame:
     """Expert rules vs combined score (when the calibration has one) on the evaluation window, with bootstrap CIs."""
     methods = [("expert", cal.EXPERT)]
     if c.score is not None and c.warning_threshold is not None:
@@ -168,26 +197,44 @@ def compare_methods(con: duckdb.DuckDBPyConnection, c: cal.Calibration, cutoff: 
     for name, m in methods:
         for e in level_rows(con, m, cutoff, end, month_end(cutoff), n_boot=n_boot):
             ci = e["ci"]
-            rows.append({"method": name, "in_force": name == c.method, "calibration_version": c.version or "expert",
-                         "flag_level": e["flag_level"], "cutoff_month": cutoff, "outcome_end_month": end,
-                         "clients": e["clients"], "flagged": e["flagged"], "positives": e["positives"],
-                         "true_positives": e["true_positives"], "precision": e["precision"],
-                         "precision_ci_low": ci.get("precision", nan2)[0], "precision_ci_high": ci.get("precision", nan2)[1],
-                         "recall": e["recall"], "recall_ci_low": ci.get("recall", nan2)[0],
-                         "recall_ci_high": ci.get("recall", nan2)[1], "share_flagged": e["share_flagged"],
-                         "share_flagged_ci_low": ci.get("share_flagged", nan2)[0],
-                         "share_flagged_ci_high": ci.get("share_flagged", nan2)[1],
-                         "median_lead_months": e["median_lead_months"],
-                         "lead_ci_low": ci.get("median_lead_months", nan2)[0],
-                         "lead_ci_high": ci.get("median_lead_months", nan2)[1], "meets_bar": e["meets_bar"]})
+            rows.append(
+                {
+                    "method": name,
+                    "in_force": name == c.method,
+                    "calibration_version": c.version or "expert",
+                    "flag_level": e["flag_level"],
+                    "cutoff_month": cutoff,
+                    "outcome_end_month": end,
+                    "clients": e["clients"],
+                    "flagged": e["flagged"],
+                    "positives": e["positives"],
+                    "true_positives": e["true_positives"],
+                    "precision": e["precision"],
+                    "precision_ci_low": ci.get("precision", nan2)[0],
+                    "precision_ci_high": ci.get("precision", nan2)[1],
+                    "recall": e["recall"],
+                    "recall_ci_low": ci.get("recall", nan2)[0],
+                    "recall_ci_high": ci.get("recall", nan2)[1],
+                    "share_flagged": e["share_flagged"],
+                    "share_flagged_ci_low": ci.get("share_flagged", nan2)[0],
+                    "share_flagged_ci_high": ci.get("share_flagged", nan2)[1],
+                    "median_lead_months": e["median_lead_months"],
+                    "lead_ci_low": ci.get("median_lead_months", nan2)[0],
+                    "lead_ci_high": ci.get("median_lead_months", nan2)[1],
+                    "meets_bar": e["meets_bar"],
+                }
+            )
     return pd.DataFrame(rows, columns=list(COMPARISON_COLUMNS))
 
 
 def calibration_for_evaluation(c: cal.Calibration, cutoff: date) -> cal.Calibration:
     """The calibration if it read no data after ``cutoff`` (never judged on months it was fitted on), else expert."""
     if c.windows is not None and c.windows.evaluation_cutoff > cutoff:
-        return replace(cal.EXPERT, reason=f"calibration {c.version} read data up to {c.windows.evaluation_cutoff}, "
-                       f"after the evaluation cutoff {cutoff}: expert thresholds evaluated instead")
+        return replace(
+            cal.EXPERT,
+            reason=f"calibration {c.version} read data up to {c.windows.evaluation_cutoff}, "
+            f"after the evaluation cutoff {cutoff}: expert thresholds evaluated instead",
+        )
     return c
 
 
@@ -196,8 +243,9 @@ def should_calibrate(job_name: str | None, existing: list[str]) -> bool:
     return job_name == "monthly_retrain" or not existing
 
 
-def run_calibration(con: duckdb.DuckDBPyConnection, targets: cal.Targets = cal.Targets()
-                    ) -> tuple[cal.Calibration, pd.DataFrame | None, dict]:
+def run_calibration(
+    con: duckdb.DuckDBPyConnection, targets: cal.Targets = cal.Targets()
+) -> tuple[cal.Calibration, pd.DataFrame | None, dict]:
     """Calibrate on the warehouse's history: the stored signals advanced first, the slices cut in SQL."""
     end = as_of_month(con)
     first = con.execute(f"SELECT min(snapshot_month) FROM {USAGE}").fetchone()[0]
@@ -210,9 +258,16 @@ def run_calibration(con: duckdb.DuckDBPyConnection, targets: cal.Targets = cal.T
     return c, extras.get("curve"), {"end_month": end}
 
 
-@dg.asset(key=CALIBRATION, group_name="applications", kinds={"python", "scikitlearn"},
-          deps=[dg.AssetKey(["marts", "fct_product_usage_monthly"]), dg.AssetKey(["staging", "stg_bureau__credit_reports"]),
-                dg.AssetKey(["intermediate", "int_as_of_date_derived"])])
+@dg.asset(
+    key=CALIBRATION,
+    group_name="applications",
+    kinds={"python", "scikitlearn"},
+    deps=[
+        dg.AssetKey(["marts", "fct_product_usage_monthly"]),
+        dg.AssetKey(["staging", "stg_bureau__credit_reports"]),
+        dg.AssetKey(["intermediate", "int_as_of_date_derived"]),
+    ],
+)
 def early_warning_calibration(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
     """Learns the warning / critical operating points from the bank's own history (time split: fit window ->
     combined score, calibration window -> operating points, never the evaluation window); falls back to the expert
@@ -227,8 +282,16 @@ def early_warning_calibration(context: dg.AssetExecutionContext, warehouse: Ware
         if calibrated:
             c, curve, _ = run_calibration(con)
             png = pr_chart(curve, c)
-            c = save_version(sdir, c, {"created_at": datetime.now(timezone.utc).replace(tzinfo=None).isoformat(),
-                                       "run_id": context.run.run_id, "job": job}, png)
+            c = save_version(
+                sdir,
+                c,
+                {
+                    "created_at": datetime.now(UTC).replace(tzinfo=None).isoformat(),
+                    "run_id": context.run.run_id,
+                    "job": job,
+                },
+                png,
+            )
             context.log.info(f"early-warning calibration {c.version}: {c.method} ({c.reason})")
         else:
             c = current_calibration(s)
@@ -237,26 +300,38 @@ def early_warning_calibration(context: dg.AssetExecutionContext, warehouse: Ware
             context.log.info(f"reusing early-warning calibration {c.version} (new versions on monthly_retrain)")
         n = sync_table(con, sdir)
     w = c.windows
-    return dg.MaterializeResult(metadata={
-        "version": c.version, "method": c.method, "reason": c.reason, "new_version": calibrated, "versions": n,
-        "warning_threshold": c.warning_threshold, "critical_threshold": c.critical_threshold,
-        "watch_threshold": c.watch_threshold,
-        "windows": dg.MetadataValue.json(w.to_dict() if w else {}),
-        "score_model": (c.score.kind if c.score else "none"),
-        "coefficients": dg.MetadataValue.json(c.score.coefficients if c.score else {}),
-        "candidates": dg.MetadataValue.json(c.chosen.get("candidates") or {}),
-        "chosen_points": dg.MetadataValue.md(points_markdown(c)),
-        "pr_chart": dg.MetadataValue.md(f"![precision/recall](data:image/png;base64,{base64.b64encode(png).decode()})"),
-        "store": dg.MetadataValue.path(str(sdir / f"{c.version}.json"))})
+    return dg.MaterializeResult(
+        metadata={
+            "version": c.version,
+            "method": c.method,
+            "reason": c.reason,
+            "new_version": calibrated,
+            "versions": n,
+            "warning_threshold": c.warning_threshold,
+            "critical_threshold": c.critical_threshold,
+            "watch_threshold": c.watch_threshold,
+            "windows": dg.MetadataValue.json(w.to_dict() if w else {}),
+            "score_model": (c.score.kind if c.score else "none"),
+            "coefficients": dg.MetadataValue.json(c.score.coefficients if c.score else {}),
+            "candidates": dg.MetadataValue.json(c.chosen.get("candidates") or {}),
+            "chosen_points": dg.MetadataValue.md(points_markdown(c)),
+            "pr_chart": dg.MetadataValue.md(
+                f"![precision/recall](data:image/png;base64,{base64.b64encode(png).decode()})"
+            ),
+            "store": dg.MetadataValue.path(str(sdir / f"{c.version}.json")),
+        }
+    )
 
 
 calibration_assets = [early_warning_calibration]
 
 
-def evaluation_with_comparison(con: duckdb.DuckDBPyConnection, settings: Settings, horizon: int
-                               ) -> tuple[pd.DataFrame, dg.MetadataValue]:
+def evaluation_with_comparison(
+    con: duckdb.DuckDBPyConnection, settings: Settings, horizon: int
+) -> tuple[pd.DataFrame, dg.MetadataValue]:
     """For ``marts/early_warning_evaluation``: the evaluation rows of the calibration in force (levels replayed on
-    data up to the cutoff E, outcome after it) and ``app.early_warning_method_comparison`` (published as marts; expert vs combined
+    data up to the cutoff E, outcome after it) and ``app.early_warning_method_comparison`` (published as marts;
+    expert vs combined
     score on the same split, bootstrap 95 % CIs). Returns (evaluation rows, comparison as markdown)."""
 
     end = as_of_month(con)
@@ -268,12 +343,32 @@ def evaluation_with_comparison(con: duckdb.DuckDBPyConnection, settings: Setting
     con.register("cmp_df", comp)
     try:
         con.execute("BEGIN")
-        write_app_table(con, COMPARISON_TABLE, "SELECT * FROM cmp_df",
-                      "Early warnings: expert rules vs calibrated combined score on the evaluation split, with bootstrap "
-                      "95 % intervals (docs/applications.md).", COMPARISON_COLUMNS)
+        write_app_table(
+            con,
+            COMPARISON_TABLE,
+            "SELECT * FROM cmp_df",
+            "Early warnings: expert rules vs calibrated combined score on the evaluation split, with bootstrap "
+            "95 % intervals (docs/applications.md).",
+            COMPARISON_COLUMNS,
+        )
         con.execute("COMMIT")
     finally:
         con.unregister("cmp_df")
-    show = comp[["method", "in_force", "flag_level", "flagged", "precision", "precision_ci_low", "precision_ci_high",
-                 "recall", "recall_ci_low", "recall_ci_high", "share_flagged", "median_lead_months", "meets_bar"]]
+    show = comp[
+        [
+            "method",
+            "in_force",
+            "flag_level",
+            "flagged",
+            "precision",
+            "precision_ci_low",
+            "precision_ci_high",
+            "recall",
+            "recall_ci_low",
+            "recall_ci_high",
+            "share_flagged",
+            "median_lead_months",
+            "meets_bar",
+        ]
+    ]
     return ev, md_table(show)

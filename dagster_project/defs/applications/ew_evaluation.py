@@ -51,9 +51,9 @@ WITH lv AS (
     SELECT p.client_key, coalesce(a.r, 0) AS r,
         fd.first_90_month > {lit(cutoff)} AND fd.first_90_month <= {lit(end)} AS positive,
         CASE WHEN fd.first_90_month > {lit(cutoff)} AND fd.first_90_month <= {lit(end)}
-             THEN {_mnum('fd.first_90_month')} - {_mnum(f'coalesce(least(h.h2, {ce}), {ce})')} END AS lead_r2,
+             THEN {_mnum("fd.first_90_month")} - {_mnum(f"coalesce(least(h.h2, {ce}), {ce})")} END AS lead_r2,
         CASE WHEN fd.first_90_month > {lit(cutoff)} AND fd.first_90_month <= {lit(end)}
-             THEN {_mnum('fd.first_90_month')} - {_mnum(f'coalesce(least(h.h3, {ce}), {ce})')} END AS lead_r3
+             THEN {_mnum("fd.first_90_month")} - {_mnum(f"coalesce(least(h.h3, {ce}), {ce})")} END AS lead_r3
     FROM pop AS p
     LEFT JOIN (SELECT * FROM lv WHERE month_end = {lit(month_end(flag_month))}) AS a USING (client_key)
     LEFT JOIN fd USING (client_key)
@@ -68,9 +68,14 @@ def level_cells(cells: pd.DataFrame, level: str) -> pd.DataFrame:
     need = ew.SEVERITY_RANK[level]
     lead = cells["lead_r3"] if need >= 3 else cells["lead_r2"]
     flagged = cells.r.to_numpy() >= need
-    out = pd.DataFrame({"flagged": flagged, "positive": cells.positive.to_numpy(bool),
-                        "lead": np.where(flagged & cells.positive.to_numpy(bool), lead.to_numpy(dtype=float), np.nan),
-                        "n": cells.n.to_numpy(dtype=np.int64)})
+    out = pd.DataFrame(
+        {
+            "flagged": flagged,
+            "positive": cells.positive.to_numpy(bool),
+            "lead": np.where(flagged & cells.positive.to_numpy(bool), lead.to_numpy(dtype=float), np.nan),
+            "n": cells.n.to_numpy(dtype=np.int64),
+        }
+    )
     return out.groupby(["flagged", "positive", "lead"], dropna=False, as_index=False).n.sum()
 
 
@@ -92,8 +97,12 @@ def rates(cells: pd.DataFrame, counts: np.ndarray | None = None) -> tuple[float,
     f, y = cells.flagged.to_numpy(bool), cells.positive.to_numpy(bool)
     nf, npos, tp, total = n[f].sum(), n[y].sum(), n[f & y].sum(), n.sum()
     leads = cells.lead.to_numpy(dtype=float)[f & y]
-    return (float(tp / nf) if nf else 0.0, float(tp / npos) if npos else 0.0, float(nf / total) if total else 0.0,
-            _weighted_median(leads, n[f & y]) if tp else float("nan"))
+    return (
+        float(tp / nf) if nf else 0.0,
+        float(tp / npos) if npos else 0.0,
+        float(nf / total) if total else 0.0,
+        _weighted_median(leads, n[f & y]) if tp else float("nan"),
+    )
 
 
 def bootstrap_ci(cells: pd.DataFrame, n_boot: int, seed: int = 17) -> dict[str, tuple[float, float]]:
@@ -111,8 +120,11 @@ def bootstrap_ci(cells: pd.DataFrame, n_boot: int, seed: int = 17) -> dict[str, 
     out = {}
     for j, name in enumerate(("precision", "recall", "share_flagged", "median_lead_months")):
         col = stats[:, j][~np.isnan(stats[:, j])]
-        out[name] = (float(np.percentile(col, 2.5)), float(np.percentile(col, 97.5))) if len(col) else (
-            float("nan"), float("nan"))
+        out[name] = (
+            (float(np.percentile(col, 2.5)), float(np.percentile(col, 97.5)))
+            if len(col)
+            else (float("nan"), float("nan"))
+        )
     return out
 
 
@@ -122,8 +134,9 @@ def flag_month(con: duckdb.DuckDBPyConnection, cutoff: date) -> date:
     return m or month_end(cutoff)
 
 
-def level_rows(con: duckdb.DuckDBPyConnection, calibration, cutoff: date, end: date, flag: date, n_boot: int = 0
-               ) -> list[dict]:
+def level_rows(
+    con: duckdb.DuckDBPyConnection, calibration, cutoff: date, end: date, flag: date, n_boot: int = 0
+) -> list[dict]:
     """Per flag level: clients, flagged, positives, true positives, precision, recall, share flagged, median lead,
     meets_bar and (``n_boot`` > 0) bootstrap intervals ``ci``."""
     from dagster_project.defs.applications.ew_calibration import meets_bar
@@ -135,10 +148,21 @@ def level_rows(con: duckdb.DuckDBPyConnection, calibration, cutoff: date, end: d
         p, r, share, lead = rates(lc)
         n, f, y = lc.n.to_numpy(), lc.flagged.to_numpy(bool), lc.positive.to_numpy(bool)
         med = None if np.isnan(lead) else lead
-        out.append({"flag_level": level, "clients": int(n.sum()), "flagged": int(n[f].sum()),
-                    "positives": int(n[y].sum()), "true_positives": int(n[f & y].sum()), "precision": p, "recall": r,
-                    "median_lead_months": med, "meets_bar": meets_bar(r, p, med), "share_flagged": share,
-                    "ci": bootstrap_ci(lc, n_boot) if n_boot else {}})
+        out.append(
+            {
+                "flag_level": level,
+                "clients": int(n.sum()),
+                "flagged": int(n[f].sum()),
+                "positives": int(n[y].sum()),
+                "true_positives": int(n[f & y].sum()),
+                "precision": p,
+                "recall": r,
+                "median_lead_months": med,
+                "meets_bar": meets_bar(r, p, med),
+                "share_flagged": share,
+                "ci": bootstrap_ci(lc, n_boot) if n_boot else {},
+            }
+        )
     return out
 
 
@@ -147,10 +171,31 @@ def evaluate_warnings(con: duckdb.DuckDBPyConnection, end: date, horizon: int, c
     ``end``) against the first 90+ dpd after it."""
     cutoff = add_months(end, -horizon)
     rows = level_rows(con, calibration, cutoff, end, flag_month(con, cutoff))
-    return pd.DataFrame([{k: v for k, v in r.items() if k != "ci"} | {
-        "cutoff_month": cutoff, "outcome_end_month": end,
-        "level_driver": calibration.method if calibration is not None else "expert",
-        "calibration_version": calibration.version or "expert"} for r in rows],
-        columns=["flag_level", "cutoff_month", "outcome_end_month", "clients", "flagged", "positives", "true_positives",
-                 "precision", "recall", "median_lead_months", "meets_bar", "share_flagged", "level_driver",
-                 "calibration_version"])
+    return pd.DataFrame(
+        [
+            {k: v for k, v in r.items() if k != "ci"}
+            | {
+                "cutoff_month": cutoff,
+                "outcome_end_month": end,
+                "level_driver": calibration.method if calibration is not None else "expert",
+                "calibration_version": calibration.version or "expert",
+            }
+            for r in rows
+        ],
+        columns=[
+            "flag_level",
+            "cutoff_month",
+            "outcome_end_month",
+            "clients",
+            "flagged",
+            "positives",
+            "true_positives",
+            "precision",
+            "recall",
+            "median_lead_months",
+            "meets_bar",
+            "share_flagged",
+            "level_driver",
+            "calibration_version",
+        ],
+    )

@@ -10,22 +10,32 @@ from __future__ import annotations
 
 from dagster_project.defs.applications import early_warning as ew
 
-
 BASE_SIGNALS: tuple[str, ...] = tuple(s for s in ew.SIGNALS if s != "multiple_signals")
 
 
 # Feature -> (signal, transform). Every feature grows with risk: expected coefficient sign >= 0.
 FEATURES: tuple[str, ...] = (
-    "arrears_30", "arrears_dpd", "score_drop", "high_utilisation", "negative_cash_flow", "legal_judgments",
-    "inquiries", "collateral_gap", "n_signals")
+    "arrears_30",
+    "arrears_dpd",
+    "score_drop",
+    "high_utilisation",
+    "negative_cash_flow",
+    "legal_judgments",
+    "inquiries",
+    "collateral_gap",
+    "n_signals",
+)
 
 
 def severity_rank_sql(signal: str, value: str) -> str:
     """SQL: the rank (1..3 = watch..critical, NULL = no signal) :func:`early_warning.severity` gives ``value``."""
     sig = ew.SIGNALS[signal]
     op = ">=" if sig.direction == ">=" else "<"
-    whens = [f"WHEN {value} {op} {float(t)!r} THEN {ew.SEVERITY_RANK[level]}"
-             for level, t in (("critical", sig.critical), ("warning", sig.warning), ("watch", sig.watch)) if t is not None]
+    whens = [
+        f"WHEN {value} {op} {float(t)!r} THEN {ew.SEVERITY_RANK[level]}"
+        for level, t in (("critical", sig.critical), ("warning", sig.warning), ("watch", sig.watch))
+        if t is not None
+    ]
     return f"CASE {' '.join(whens)} END"
 
 

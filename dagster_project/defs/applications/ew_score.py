@@ -1,15 +1,15 @@
 """The combined early-warning score with sign constraints, its out-of-fold scores, the targets, the operating points
-(the warning point with its recall margin, ``wilson_lower``) and the choice score vs expert rules (``choose_method``)."""
+(the warning point with its recall margin, ``wilson_lower``) and the choice score vs expert rules
+(``choose_method``)."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-
 
 from dagster_project.defs.applications.ew_features import FEATURES
 
@@ -79,8 +79,11 @@ def _weights(df: pd.DataFrame) -> np.ndarray:
 
 
 def _folds(df: pd.DataFrame, folds: int) -> np.ndarray:
-    return df["fold"].to_numpy(dtype=int) if "fold" in df.columns else np.array(
-        [client_fold(c, folds) for c in df.client_key], dtype=int)
+    return (
+        df["fold"].to_numpy(dtype=int)
+        if "fold" in df.columns
+        else np.array([client_fold(c, folds) for c in df.client_key], dtype=int)
+    )
 
 
 def out_of_fold_scores(fit_df: pd.DataFrame, target: pd.DataFrame, folds: int = 5) -> np.ndarray:
@@ -97,8 +100,14 @@ def out_of_fold_scores(fit_df: pd.DataFrame, target: pd.DataFrame, folds: int = 
     return out
 
 
-def fit_score(X: pd.DataFrame, y: Sequence[bool], features: Sequence[str] = FEATURES, c: float = 1.0,
-              signs: Mapping[str, int] | None = None, weights: Sequence[float] | None = None) -> Score:
+def fit_score(
+    X: pd.DataFrame,
+    y: Sequence[bool],
+    features: Sequence[str] = FEATURES,
+    c: float = 1.0,
+    signs: Mapping[str, int] | None = None,
+    weights: Sequence[float] | None = None,
+) -> Score:
     """L2 logistic regression (class_weight balanced); a feature with the wrong sign is dropped and the rest refitted.
 
     ``signs``: expected sign per feature (+1: coefficient >= 0, -1: <= 0); default +1 for every feature.
@@ -126,7 +135,7 @@ def fit_score(X: pd.DataFrame, y: Sequence[bool], features: Sequence[str] = FEAT
             return Score(intercept=0.0, coefficients={}, dropped=tuple(dropped))
         lr = LogisticRegression(C=c, class_weight=class_weight, max_iter=2000)
         lr.fit(X[keep].to_numpy(dtype=float), y, sample_weight=sample_weight)
-        coef = dict(zip(keep, lr.coef_[0].tolist()))
+        coef = dict(zip(keep, lr.coef_[0].tolist(), strict=False))
         wrong = [f for f in keep if coef[f] * signs.get(f, 1) < 0]
         if not wrong:
             return Score(intercept=float(lr.intercept_[0]), coefficients=coef, dropped=tuple(dropped))
@@ -135,8 +144,12 @@ def fit_score(X: pd.DataFrame, y: Sequence[bool], features: Sequence[str] = FEAT
         dropped.append(worst)
 
 
-def pr_curve(scores: Sequence[float], labels: Sequence[bool], flaggable: Sequence[bool] | None = None,
-             weights: Sequence[float] | None = None) -> pd.DataFrame:
+def pr_curve(
+    scores: Sequence[float],
+    labels: Sequence[bool],
+    flaggable: Sequence[bool] | None = None,
+    weights: Sequence[float] | None = None,
+) -> pd.DataFrame:
     """Flag rule ``score >= threshold`` (only ``flaggable`` rows): precision, recall, share flagged per threshold,
     highest threshold first. One sort and cumulative sums; ``weights``: rows standing for that many clients."""
     s = np.asarray(scores, dtype=float)
@@ -149,14 +162,20 @@ def pr_curve(scores: Sequence[float], labels: Sequence[bool], flaggable: Sequenc
     flagged, tp = np.cumsum(ww), np.cumsum(ww * yy)
     last = np.r_[ss[1:] != ss[:-1], True] if len(ss) else np.zeros(0, bool)  # the last row of each threshold
     n, t = flagged[last], tp[last]
-    out = pd.DataFrame({"threshold": ss[last], "flagged": np.rint(n).astype(int), "true_positives": np.rint(t).astype(int),
-                        "precision": np.divide(t, n, out=np.zeros(len(n)), where=n > 0),
-                        "recall": t / pos if pos else np.zeros(len(n)),
-                        "share_flagged": n / total if total else np.zeros(len(n))})
+    out = pd.DataFrame(
+        {
+            "threshold": ss[last],
+            "flagged": np.rint(n).astype(int),
+            "true_positives": np.rint(t).astype(int),
+            "precision": np.divide(t, n, out=np.zeros(len(n)), where=n > 0),
+            "recall": t / pos if pos else np.zeros(len(n)),
+            "share_flagged": n / total if total else np.zeros(len(n)),
+        }
+    )
     return out[["threshold", "flagged", "true_positives", "precision", "recall", "share_flagged"]]
 
 
-def wilson_lower(successes: "np.ndarray | float", n: int, z: float = 1.96) -> "np.ndarray | float":
+def wilson_lower(successes: np.ndarray | float, n: int, z: float = 1.96) -> np.ndarray | float:
     """Lower bound of the Wilson score interval of a proportion ``successes / n`` (0 when n = 0)."""
     if n <= 0:
         return np.zeros_like(np.asarray(successes, dtype=float)) if np.ndim(successes) else 0.0
@@ -175,8 +194,10 @@ def point_at_recall(curve: pd.DataFrame, min_recall: float) -> dict | None:
 
 
 def _point(row: pd.Series, **extra) -> dict:
-    out = {k: (float(v) if k in ("threshold", "precision", "recall", "share_flagged", "recall_lb") else int(v))
-           for k, v in row.items()}
+    out = {
+        k: (float(v) if k in ("threshold", "precision", "recall", "share_flagged", "recall_lb") else int(v))
+        for k, v in row.items()
+    }
     return out | extra
 
 
@@ -188,8 +209,9 @@ def curve_positives(curve: pd.DataFrame) -> int:
 
 def with_recall_lb(curve: pd.DataFrame, positives: int, z: float = 1.96) -> pd.DataFrame:
     """The curve with ``recall_lb``: the Wilson lower 95 % bound of each point's recall (``positives`` defaulters)."""
-    return curve.assign(recall_lb=wilson_lower(curve.true_positives.to_numpy(dtype=float), positives, z)
-                        if len(curve) else [])
+    return curve.assign(
+        recall_lb=wilson_lower(curve.true_positives.to_numpy(dtype=float), positives, z) if len(curve) else []
+    )
 
 
 def warning_point(curve: pd.DataFrame, expert: Mapping, targets: Targets, positives: int | None = None) -> dict | None:
@@ -241,37 +263,56 @@ def choose_operating_point(curve: pd.DataFrame, min_precision: float, min_flagge
     return _point(ok.sort_values(["recall", "precision", "threshold"], ascending=[False, False, False]).iloc[0])
 
 
-def choose_method(expert_warning: Mapping, score_warning: Mapping | None, targets: Targets = Targets()) -> tuple[str, str]:
+def choose_method(
+    expert_warning: Mapping, score_warning: Mapping | None, targets: Targets = Targets()
+) -> tuple[str, str]:
     """Keep what wins on the calibration window. A score point with its recall margin (``recall_lb`` >= 0.70) wins
     unless the expert rules have the recall margin too, meet precision >= target + margin and are at least as precise.
     Without the margin (old rule): the score needs a warning point meeting the precision target; the expert rules stay
     when they meet it too with at least the score's recall. Returns (method, reason)."""
     need = targets.warning_precision + targets.margin
     if score_warning is None:
-        return "expert", (f"fallback to expert thresholds: the combined score has no warning point with precision >= "
-                          f"{need:.2f} on the calibration window")
-    ep, er, sp, sr = (expert_warning["precision"], expert_warning["recall"], score_warning["precision"],
-                      score_warning["recall"])
+        return "expert", (
+            f"fallback to expert thresholds: the combined score has no warning point with precision >= "
+            f"{need:.2f} on the calibration window"
+        )
+    ep, er, sp, sr = (
+        expert_warning["precision"],
+        expert_warning["recall"],
+        score_warning["precision"],
+        score_warning["recall"],
+    )
     slb = score_warning.get("recall_lb")
     if slb is not None and slb >= targets.warning_recall:
         # the score's point has its recall margin: the rules stay only if they have it too, meet the precision target
         # with margin and are at least as precise
         elb = expert_warning.get("recall_lb", 0.0)
         if ep >= need and elb >= targets.warning_recall and ep >= sp:
-            return "expert", (f"expert thresholds kept: they meet both warning targets (recall lower bound {elb:.2f}, "
-                              f"precision {ep:.2f}) at least as precisely as the combined score ({sp:.2f})")
-        return "score", (f"combined score wins on the calibration window: recall {sr:.2f} (lower bound {slb:.2f} >= "
-                         f"{targets.warning_recall:.2f}) at precision {sp:.2f} vs expert {ep:.2f} at recall {er:.2f}")
+            return "expert", (
+                f"expert thresholds kept: they meet both warning targets (recall lower bound {elb:.2f}, "
+                f"precision {ep:.2f}) at least as precisely as the combined score ({sp:.2f})"
+            )
+        return "score", (
+            f"combined score wins on the calibration window: recall {sr:.2f} (lower bound {slb:.2f} >= "
+            f"{targets.warning_recall:.2f}) at precision {sp:.2f} vs expert {ep:.2f} at recall {er:.2f}"
+        )
     lbnote = f"; recall lower bound {targets.warning_recall:.2f} not reachable at precision >= {need:.2f}"
     if sr >= er and sp > ep:
-        return "score", (f"combined score wins on the calibration window: precision {sp:.2f} vs expert {ep:.2f} at "
-                         f"recall {sr:.2f} vs {er:.2f}" + lbnote)
+        return "score", (
+            f"combined score wins on the calibration window: precision {sp:.2f} vs expert {ep:.2f} at "
+            f"recall {sr:.2f} vs {er:.2f}" + lbnote
+        )
     expert_ok = ep >= need
     if expert_ok and er >= sr:
-        return "expert", ("expert thresholds kept: they meet the warning target with at least the combined score's "
-                          "recall on the calibration window")
+        return "expert", (
+            "expert thresholds kept: they meet the warning target with at least the combined score's "
+            "recall on the calibration window"
+        )
     if not expert_ok and sp >= need:
-        return "score", f"combined score wins on the calibration window: expert precision {ep:.2f} below target" + lbnote
+        return (
+            "score",
+            f"combined score wins on the calibration window: expert precision {ep:.2f} below target" + lbnote,
+        )
     if expert_ok:
         return "score", f"combined score wins on the calibration window: recall {sr:.2f} vs expert {er:.2f}" + lbnote
     return "expert", "expert thresholds kept: neither meets the warning target and the score does not dominate"

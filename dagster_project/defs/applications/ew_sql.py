@@ -19,7 +19,7 @@ Three relations, one per stage:
 from __future__ import annotations
 
 from dagster_project.defs.applications import early_warning as ew
-from dagster_project.defs.applications.ew_features import FEATURE_SQL, BASE_SIGNALS, FEATURES, severity_rank_sql
+from dagster_project.defs.applications.ew_features import BASE_SIGNALS, FEATURE_SQL, FEATURES, severity_rank_sql
 
 
 def _num(v: float | None) -> str:
@@ -33,7 +33,9 @@ def _threshold_case(signal_col: str, rank_col: str) -> str:
         for level in ew.SEVERITIES:
             t = getattr(s, level)
             if t is not None:
-                whens.append(f"WHEN {signal_col} = '{s.name}' AND {rank_col} = {ew.SEVERITY_RANK[level]} THEN {_num(t)}")
+                whens.append(
+                    f"WHEN {signal_col} = '{s.name}' AND {rank_col} = {ew.SEVERITY_RANK[level]} THEN {_num(t)}"
+                )
     return f"CASE {' '.join(whens)} END"
 
 
@@ -60,7 +62,7 @@ WITH base AS (
     SELECT * FROM base WHERE severity_rank IS NOT NULL
 ), multi AS (
     SELECT client_key, month_end, 'multiple_signals' AS signal, count(*)::DOUBLE AS observed_value,
-        ({multiple.replace('n_base', 'count(*)')})::INTEGER AS severity_rank, month_end AS signal_date
+        ({multiple.replace("n_base", "count(*)")})::INTEGER AS severity_rank, month_end AS signal_date
     FROM seen GROUP BY client_key, month_end
 ), all_signals AS (
     SELECT * FROM seen
@@ -68,7 +70,7 @@ WITH base AS (
     SELECT * FROM multi WHERE severity_rank IS NOT NULL
 )
 SELECT client_key, month_end, signal, observed_value, severity_rank,
-    {_threshold_case('signal', 'severity_rank')} AS threshold, signal_date
+    {_threshold_case("signal", "severity_rank")} AS threshold, signal_date
 FROM all_signals"""
 
 
@@ -136,7 +138,7 @@ WITH c AS (
 SELECT client_key, month_end, signal,
     CASE how WHEN 'own' THEN severity_rank ELSE lvl END AS level_rank, observed_value,
     CASE how WHEN 'own' THEN threshold
-             WHEN 'rules_watch' THEN {_threshold_case('signal', '1')}
+             WHEN 'rules_watch' THEN {_threshold_case("signal", "1")}
              ELSE {point_case} END AS threshold,
     signal_date,
     CASE how WHEN 'score' THEN 'score' ELSE 'expert' END AS level_driver,
@@ -144,8 +146,21 @@ SELECT client_key, month_end, signal,
 FROM l WHERE how IS NOT NULL"""
 
 
-EPISODE_COLUMNS = ("client_key", "signal", "opened_at", "last_seen_at", "cleared_at", "severity", "max_severity",
-                   "observed_value", "threshold", "signal_date", "first_warning_at", "level_driver", "client_score")
+EPISODE_COLUMNS = (
+    "client_key",
+    "signal",
+    "opened_at",
+    "last_seen_at",
+    "cleared_at",
+    "severity",
+    "max_severity",
+    "observed_value",
+    "threshold",
+    "signal_date",
+    "first_warning_at",
+    "level_driver",
+    "client_score",
+)
 
 
 def episodes_sql(levels: str, months: str, seeds: str | None = None) -> str:
@@ -155,15 +170,29 @@ def episodes_sql(levels: str, months: str, seeds: str | None = None) -> str:
     ``seeds``: open episodes (``EPISODE_COLUMNS``) continued by the level rows of the months after their
     ``last_seen_at``; None = the timeline from scratch. Columns ``EPISODE_COLUMNS``, every episode the seeds and the
     rows give (open, cleared, continued)."""
-    last = ("struct_pack(sev := ({sev})::INTEGER, observed_value := ({ov})::DOUBLE, threshold := ({th})::DOUBLE, "
-            "signal_date := ({sd})::DATE, level_driver := ({ld})::VARCHAR, client_score := ({cs})::DOUBLE)")
-    seed_part = "" if seeds is None else f"""
+    last = (
+        "struct_pack(sev := ({sev})::INTEGER, observed_value := ({ov})::DOUBLE, threshold := ({th})::DOUBLE, "
+        "signal_date := ({sd})::DATE, level_driver := ({ld})::VARCHAR, client_score := ({cs})::DOUBLE)"
+    )
+    seed_part = (
+        ""
+        if seeds is None
+        else f"""
     UNION ALL
-    SELECT e.client_key, e.signal, mo.idx, e.opened_at, {severity_rank_of_name_sql('e.max_severity')},
+    SELECT e.client_key, e.signal, mo.idx, e.opened_at, {severity_rank_of_name_sql("e.max_severity")},
         e.first_warning_at, e.last_seen_at,
-        {last.format(sev=severity_rank_of_name_sql('e.severity'), ov='e.observed_value', th='e.threshold',
-                     sd='e.signal_date', ld='e.level_driver', cs='e.client_score')}
+        {
+            last.format(
+                sev=severity_rank_of_name_sql("e.severity"),
+                ov="e.observed_value",
+                th="e.threshold",
+                sd="e.signal_date",
+                ld="e.level_driver",
+                cs="e.client_score",
+            )
+        }
     FROM ({seeds}) AS e JOIN mo ON mo.month_end = e.last_seen_at"""
+    )
     return f"""
 WITH mo AS (
     SELECT month_end, row_number() OVER (ORDER BY month_end) AS idx FROM (SELECT DISTINCT month_end::DATE AS month_end
@@ -171,8 +200,16 @@ WITH mo AS (
 ), r AS (
     SELECT l.client_key, l.signal, mo.idx, l.month_end AS opened_at, l.level_rank AS max_rank,
         CASE WHEN l.level_rank >= 2 THEN l.month_end END AS first_warning_at, l.month_end AS last_seen_at,
-        {last.format(sev='l.level_rank', ov='l.observed_value', th='l.threshold', sd='l.signal_date',
-                     ld='l.level_driver', cs='l.client_score')} AS latest
+        {
+        last.format(
+            sev="l.level_rank",
+            ov="l.observed_value",
+            th="l.threshold",
+            sd="l.signal_date",
+            ld="l.level_driver",
+            cs="l.client_score",
+        )
+    } AS latest
     FROM ({levels}) AS l JOIN mo USING (month_end){seed_part}
 ), isl AS (
     SELECT *, idx - row_number() OVER (PARTITION BY client_key, signal ORDER BY idx) AS grp FROM r
@@ -182,8 +219,8 @@ WITH mo AS (
     FROM isl GROUP BY client_key, signal, grp
 )
 SELECT a.client_key, a.signal, a.opened_at::DATE AS opened_at, a.last_seen_at::DATE AS last_seen_at,
-    nxt.month_end::DATE AS cleared_at, {severity_name_sql('a.latest.sev')} AS severity,
-    {severity_name_sql('a.max_rank')} AS max_severity, a.latest.observed_value::DOUBLE AS observed_value,
+    nxt.month_end::DATE AS cleared_at, {severity_name_sql("a.latest.sev")} AS severity,
+    {severity_name_sql("a.max_rank")} AS max_severity, a.latest.observed_value::DOUBLE AS observed_value,
     a.latest.threshold::DOUBLE AS threshold, a.latest.signal_date::DATE AS signal_date,
     a.first_warning_at::DATE AS first_warning_at, a.latest.level_driver::VARCHAR AS level_driver,
     a.latest.client_score::DOUBLE AS client_score

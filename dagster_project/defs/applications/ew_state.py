@@ -41,13 +41,16 @@ def ensure_state(con: duckdb.DuckDBPyConnection) -> None:
         threshold DOUBLE, signal_date DATE, first_warning_at DATE, PRIMARY KEY (client_key, signal, opened_at))""")
     con.execute(f"ALTER TABLE {EPISODES} ADD COLUMN IF NOT EXISTS level_driver VARCHAR")
     con.execute(f"ALTER TABLE {EPISODES} ADD COLUMN IF NOT EXISTS client_score DOUBLE")
-    con.execute(f"CREATE TABLE IF NOT EXISTS {PROGRESS} (last_processed_month DATE NOT NULL, run_id VARCHAR, "
-                "processed_at TIMESTAMP)")
+    con.execute(
+        f"CREATE TABLE IF NOT EXISTS {PROGRESS} (last_processed_month DATE NOT NULL, run_id VARCHAR, "
+        "processed_at TIMESTAMP)"
+    )
     con.execute(f"""CREATE TABLE IF NOT EXISTS {SIGNALS} (client_key VARCHAR NOT NULL, month_end DATE NOT NULL,
         signal VARCHAR NOT NULL, observed_value DOUBLE, severity_rank INTEGER NOT NULL, threshold DOUBLE,
         signal_date DATE)""")
-    con.execute(f"CREATE TABLE IF NOT EXISTS {SIGNAL_MONTHS} (month_end DATE PRIMARY KEY, usage_fp VARCHAR, "
-                "bureau_fp VARCHAR)")
+    con.execute(
+        f"CREATE TABLE IF NOT EXISTS {SIGNAL_MONTHS} (month_end DATE PRIMARY KEY, usage_fp VARCHAR, bureau_fp VARCHAR)"
+    )
     con.execute(f"""CREATE TABLE IF NOT EXISTS {LEVELS} (client_key VARCHAR NOT NULL, month_end DATE NOT NULL,
         signal VARCHAR NOT NULL, level_rank INTEGER NOT NULL, observed_value DOUBLE, threshold DOUBLE,
         signal_date DATE, level_driver VARCHAR, client_score DOUBLE)""")
@@ -55,8 +58,9 @@ def ensure_state(con: duckdb.DuckDBPyConnection) -> None:
 
 def evaluated_months_sql(to_month: date) -> str:
     """The evaluation months stored in the state up to ``to_month`` (months with usage facts), one column month_end."""
-    return (f"SELECT month_end FROM {SIGNAL_MONTHS} WHERE usage_fp IS NOT NULL "
-            f"AND month_end <= last_day({lit(to_month)})")
+    return (
+        f"SELECT month_end FROM {SIGNAL_MONTHS} WHERE usage_fp IS NOT NULL AND month_end <= last_day({lit(to_month)})"
+    )
 
 
 def _fingerprints_sql(to_month: date) -> str:
@@ -68,7 +72,8 @@ WITH u AS (
     FROM {USAGE} WHERE snapshot_month <= {lit(to_month)} GROUP BY 1
 ), b AS (
     SELECT last_day(report_date) AS month_end, count(*)::VARCHAR || ':' || sum(hash(client_key, report_id, report_date,
-        bureau_score, inquiries_6m, legal_judgments, total_debt, collateral_value, operating_cash_flow))::VARCHAR AS bureau_fp
+        bureau_score, inquiries_6m, legal_judgments, total_debt, collateral_value, operating_cash_flow))::VARCHAR
+            AS bureau_fp
     FROM {BUREAU} WHERE report_date <= last_day({lit(to_month)}) GROUP BY 1
 )
 SELECT coalesce(u.month_end, b.month_end) AS month_end, u.usage_fp, b.bureau_fp
@@ -86,8 +91,9 @@ def first_changed_month(con: duckdb.DuckDBPyConnection, to_month: date, now: str
         SELECT min(n.month_end) FROM now AS n FULL JOIN stored AS s USING (month_end), last
         WHERE coalesce(n.month_end, s.month_end) <= last.m AND (s.month_end IS NULL OR n.month_end IS NULL
             OR n.usage_fp IS DISTINCT FROM s.usage_fp OR n.bureau_fp IS DISTINCT FROM s.bureau_fp)""").fetchone()
-    gone = con.execute(f"SELECT min(month_end) FROM {SIGNAL_MONTHS} WHERE month_end > last_day({lit(to_month)})"
-                       ).fetchone()[0]
+    gone = con.execute(
+        f"SELECT min(month_end) FROM {SIGNAL_MONTHS} WHERE month_end > last_day({lit(to_month)})"
+    ).fetchone()[0]
     firsts = [d for d in (row[0] if row else None, gone) if d is not None]
     return date(min(firsts).year, min(firsts).month, 1) if firsts else None
 
@@ -113,8 +119,9 @@ def advance_signals(con: duckdb.DuckDBPyConnection, end: date | None = None) -> 
     con.execute(f"""INSERT INTO {SIGNAL_MONTHS} BY NAME SELECT * FROM ew_fingerprints
         WHERE month_end NOT IN (SELECT month_end FROM {SIGNAL_MONTHS})""")
     con.execute("COMMIT")
-    added = con.execute(f"SELECT count(*) FROM {SIGNAL_MONTHS} WHERE month_end >= last_day({lit(start)}) "
-                        "AND usage_fp IS NOT NULL").fetchone()[0]
+    added = con.execute(
+        f"SELECT count(*) FROM {SIGNAL_MONTHS} WHERE month_end >= last_day({lit(start)}) AND usage_fp IS NOT NULL"
+    ).fetchone()[0]
     return {"signal_months_added": int(added), "signal_months_recomputed": int(changed is not None)}
 
 
@@ -131,8 +138,9 @@ def _drop_from(con: duckdb.DuckDBPyConnection, month: date) -> None:
     con.execute("COMMIT")
 
 
-def recompute_from(con: duckdb.DuckDBPyConnection, month: date, run_id: str, calibration, end: date | None = None
-                   ) -> dict[str, int]:
+def recompute_from(
+    con: duckdb.DuckDBPyConnection, month: date, run_id: str, calibration, end: date | None = None
+) -> dict[str, int]:
     """Recompute the state from ``month`` (first day) onward - signals, levels (with ``calibration``) and the
     timeline - as a correction of that month or ``full_rebuild`` needs; the months before keep their levels."""
     ensure_state(con)
@@ -142,12 +150,16 @@ def recompute_from(con: duckdb.DuckDBPyConnection, month: date, run_id: str, cal
 
 def _rebuild_episodes_needed(con: duckdb.DuckDBPyConnection, start_end: str) -> bool:
     """After a recompute some stored episodes reach past the last month still levelled: rebuild from the levels."""
-    return bool(con.execute(f"SELECT count(*) FROM {EPISODES} WHERE last_seen_at >= {start_end} OR "
-                            f"cleared_at >= {start_end}").fetchone()[0])
+    return bool(
+        con.execute(
+            f"SELECT count(*) FROM {EPISODES} WHERE last_seen_at >= {start_end} OR cleared_at >= {start_end}"
+        ).fetchone()[0]
+    )
 
 
-def advance_warning_state(con: duckdb.DuckDBPyConnection, run_id: str, calibration, end: date | None = None
-                          ) -> dict[str, int]:
+def advance_warning_state(
+    con: duckdb.DuckDBPyConnection, run_id: str, calibration, end: date | None = None
+) -> dict[str, int]:
     """Level the months not processed yet (up to ``end``, default the as-of month) with ``calibration`` and advance
     the timeline from the open episodes (idempotent: no new month, no change)."""
     end = end or as_of_month(con)

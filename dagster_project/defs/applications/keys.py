@@ -14,11 +14,14 @@ AT_CUTOFF = K(["intermediate", "int_clients_at_evaluation_cutoff"])  # firm stag
 # the only segmentation outputs this stage reads (docs/applications.md, "Segments used").
 CLIENT_SEGMENTS, DIM_SEGMENT = K(["marts", "client_segments"]), K(["marts", "dim_segment"])
 SEGMENT_DEPS = [CLIENT_SEGMENTS, DIM_SEGMENT]
-SEGMENT_OF_RECORD = ("SELECT client_key, final_segment_id AS segment_id, final_segment_name AS segment_name, segment_source "
-                     "FROM marts.client_segments")  # one row per dim_client row; segment_id BIGINT (rule segments < 0)
+SEGMENT_OF_RECORD = (
+    "SELECT client_key, final_segment_id AS segment_id, final_segment_name AS segment_name, segment_source "
+    "FROM marts.client_segments"
+)  # one row per dim_client row; segment_id BIGINT (rule segments < 0)
 SEGMENT_DOCS = {  # the segment columns of every application table
-    "segment_id": "Segment of record of the client (marts.client_segments.final_segment_id; BIGINT, a marts.dim_segment "
-                  "row; negative = rule segment size_class x industry_risk_class).",
+    "segment_id": "Segment of record of the client (marts.client_segments.final_segment_id; BIGINT, a "
+    "marts.dim_segment "
+    "row; negative = rule segment size_class x industry_risk_class).",
     "segment_name": "Segment name (marts.dim_segment.segment_name).",
     "segment_source": "model (a segment of the segmentation model) or rule_based (size_class x industry_risk_class).",
 }

@@ -31,7 +31,6 @@ from dataclasses import dataclass
 
 from dagster_project.lib.tables import sql_literal
 
-
 CREDIBILITY_CLIENTS = 20  # pseudo-clients at the book's rate added to every segment's rated performing clients
 RESTRICTED_MULTIPLE = 2.0  # a restricted segment's EDR is at least twice the book's ...
 RESTRICTED_SHARE = 0.10  # ... and restricted segments hold at most 10 % of the clients
@@ -40,8 +39,13 @@ NON_STANDARD_SHARE = 0.30  # ... and restricted + enhanced-review segments hold 
 TRACKS: tuple[str, ...] = ("standard", "enhanced_review", "restricted")
 
 
-def expected_default_rate(pd_sum: float, rated_performing: int, in_default: int, book_rate: float | None,
-                          credibility: int = CREDIBILITY_CLIENTS) -> float | None:
+def expected_default_rate(
+    pd_sum: float,
+    rated_performing: int,
+    in_default: int,
+    book_rate: float | None,
+    credibility: int = CREDIBILITY_CLIENTS,
+) -> float | None:
     """EDR of a segment: (sum of its performing rated clients' PDs + its clients in default + ``credibility`` x book
     rate) / (performing rated + in default + ``credibility``); None when the book has no rated performing client."""
     if book_rate is None or book_rate != book_rate:
@@ -60,8 +64,9 @@ class SegmentRisk:
     expected_default_rate: float | None
 
 
-def segment_tracks(segments: Sequence[SegmentRisk], book_rate: float | None, book_clients: int
-                   ) -> dict[int, tuple[str, str]]:
+def segment_tracks(
+    segments: Sequence[SegmentRisk], book_rate: float | None, book_clients: int
+) -> dict[int, tuple[str, str]]:
     """{segment_id: (approval track, reason codes)} by the EDR steps of the module docstring."""
     if book_rate is None or book_rate != book_rate or book_rate <= 0 or book_clients <= 0:
         return {s.segment_id: ("standard", "NO_RATED_EVIDENCE") for s in segments}
@@ -73,14 +78,19 @@ def segment_tracks(segments: Sequence[SegmentRisk], book_rate: float | None, boo
         multiple = f"EDR_{edr / book_rate:.2f}X_BOOK"
         if step == "restricted":
             if edr >= RESTRICTED_MULTIPLE * book_rate and placed + s.clients <= RESTRICTED_SHARE * book_clients:
-                out[s.segment_id] = ("restricted", f"{multiple}|RISKIEST_SEGMENTS_WITHIN_{_pct(RESTRICTED_SHARE)}_OF_BOOK")
+                out[s.segment_id] = (
+                    "restricted",
+                    f"{multiple}|RISKIEST_SEGMENTS_WITHIN_{_pct(RESTRICTED_SHARE)}_OF_BOOK",
+                )
                 placed += s.clients
                 continue
             step = "enhanced_review"
         if step == "enhanced_review":
             if edr >= ENHANCED_MULTIPLE * book_rate and placed + s.clients <= NON_STANDARD_SHARE * book_clients:
-                out[s.segment_id] = ("enhanced_review",
-                                     f"{multiple}|RISKIEST_SEGMENTS_WITHIN_{_pct(NON_STANDARD_SHARE)}_OF_BOOK")
+                out[s.segment_id] = (
+                    "enhanced_review",
+                    f"{multiple}|RISKIEST_SEGMENTS_WITHIN_{_pct(NON_STANDARD_SHARE)}_OF_BOOK",
+                )
                 placed += s.clients
                 continue
             step = "standard"
@@ -94,8 +104,12 @@ CLIENT_RULES: tuple[tuple[str, str, str], ...] = (
     ("restricted", "IN_DEFAULT_WORKOUT", "rating_grade = 'D'"),
     ("restricted", "OWN_GRADE_R8", "rating_grade = 'R8'"),
     ("restricted", "OPEN_CRITICAL_EARLY_WARNING", "open_critical_warning"),
-    ("enhanced_review", "SEGMENT_RESTRICTED|OWN_GRADE_STRONG",
-     "segment_track = 'restricted' AND rating_grade IN ('R1', 'R2', 'R3') AND industry_risk_class IS DISTINCT FROM 'high'"),
+    (
+        "enhanced_review",
+        "SEGMENT_RESTRICTED|OWN_GRADE_STRONG",
+        "segment_track = 'restricted' AND rating_grade IN ('R1', 'R2', 'R3') AND industry_risk_class IS DISTINCT "
+        "FROM 'high'",
+    ),
     ("restricted", "SEGMENT_RESTRICTED", "segment_track = 'restricted'"),
     ("enhanced_review", "SEGMENT_ENHANCED_REVIEW", "segment_track = 'enhanced_review'"),
     ("enhanced_review", "OWN_GRADE_R7", "rating_grade = 'R7'"),
@@ -107,17 +121,23 @@ STANDARD_REASON = "SEGMENT_STANDARD|OWN_RISK_WITHIN_APPETITE"
 def client_track_sql() -> str:
     """SQL expression of the client's track: the first client rule that applies, over columns rating_grade,
     industry_risk_class, segment_track (text) and open_warning / open_critical_warning (booleans, not null)."""
-    return "CASE " + " ".join(f"WHEN {cond} THEN {sql_literal(t)}" for t, _, cond in CLIENT_RULES) + " ELSE 'standard' END"
+    return (
+        "CASE " + " ".join(f"WHEN {cond} THEN {sql_literal(t)}" for t, _, cond in CLIENT_RULES) + " ELSE 'standard' END"
+    )
 
 
 def client_reason_sql(track_col: str = "approval_track") -> str:
     """SQL expression of the reason codes: every rule that applies and gives the client's track (``track_col``),
     pipe-separated in rule order; STANDARD_REASON for standard clients."""
-    parts = ", ".join(f"CASE WHEN {track_col} = {sql_literal(t)} AND ({cond}) THEN {sql_literal(r)} END"
-                      for t, r, cond in CLIENT_RULES)
-    return (f"CASE WHEN {track_col} = 'standard' THEN {sql_literal(STANDARD_REASON)} "
-            f"ELSE concat_ws('|', {parts}) END")
+    parts = ", ".join(
+        f"CASE WHEN {track_col} = {sql_literal(t)} AND ({cond}) THEN {sql_literal(r)} END"
+        for t, r, cond in CLIENT_RULES
+    )
+    return f"CASE WHEN {track_col} = 'standard' THEN {sql_literal(STANDARD_REASON)} ELSE concat_ws('|', {parts}) END"
 
 
-TRACK_TEXT = {"standard": "standard approval", "enhanced_review": "enhanced credit review",
-              "restricted": "restricted: new lending only by exception"}
+TRACK_TEXT = {
+    "standard": "standard approval",
+    "enhanced_review": "enhanced credit review",
+    "restricted": "restricted: new lending only by exception",
+}

@@ -20,15 +20,21 @@ only breaks ties.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 PRODUCTS: tuple[str, ...] = (
-    "term_loan", "revolving_credit", "project_finance", "trade_finance",
-    "ip_pledge_loan", "equipment_leasing", "supply_chain_finance", "startup_credit_loan",
+    "term_loan",
+    "revolving_credit",
+    "project_finance",
+    "trade_finance",
+    "ip_pledge_loan",
+    "equipment_leasing",
+    "supply_chain_finance",
+    "startup_credit_loan",
 )
 SIZE_RANK: dict[str, int] = {"micro": 1, "small": 2, "medium": 3, "large": 4}
 GRADE_ORDER: dict[str, int] = {f"R{i}": i for i in range(1, 9)} | {"D": 9}
@@ -75,14 +81,19 @@ class Product:
     tenor_class: str = "short"
 
     @classmethod
-    def from_row(cls, row: Mapping[str, object]) -> "Product":
+    def from_row(cls, row: Mapping[str, object]) -> Product:
         def split(v: object) -> frozenset[str]:
             return frozenset(s for s in str(v or "").split("|") if s and str(v) != "None")
 
-        return cls(product_code=str(row["product_code"]), secured=bool(row["secured"]),
-                   min_size_class=str(row["min_size_class"]), min_rating_grade=str(row["min_rating_grade"]),
-                   excluded_risk_classes=split(row.get("excluded_risk_classes")),
-                   firm_stages_served=split(row["firm_stages_served"]), tenor_class=str(row.get("tenor_class", "short")))
+        return cls(
+            product_code=str(row["product_code"]),
+            secured=bool(row["secured"]),
+            min_size_class=str(row["min_size_class"]),
+            min_rating_grade=str(row["min_rating_grade"]),
+            excluded_risk_classes=split(row.get("excluded_risk_classes")),
+            firm_stages_served=split(row["firm_stages_served"]),
+            tenor_class=str(row.get("tenor_class", "short")),
+        )
 
 
 @dataclass(frozen=True)
@@ -123,8 +134,11 @@ def eligibility_failures(product: Product, client: ClientProfile) -> list[str]:
         fails.append("RATING_BELOW_MIN")
     if client.industry_risk_class in product.excluded_risk_classes:
         fails.append("RISK_CLASS_EXCLUDED")
-    if (client.industry_risk_class == "high" and not product.secured
-            and GRADE_ORDER[grade] > GRADE_ORDER[HIGH_RISK_FLOOR_GRADE]):
+    if (
+        client.industry_risk_class == "high"
+        and not product.secured
+        and GRADE_ORDER[grade] > GRADE_ORDER[HIGH_RISK_FLOOR_GRADE]
+    ):
         fails.append("HIGH_RISK_FLOOR")
     if client.firm_stage not in product.firm_stages_served:
         fails.append("STAGE_NOT_SERVED")
@@ -172,8 +186,9 @@ def advisory_recommended(client: ClientProfile) -> bool:
     Rule: firm_stage `established` and size class large or medium, rating not D (prospects included:
     advisory is a door-opener).
     """
-    return (client.firm_stage == "established" and client.size_class in ("large", "medium")
-            and client.rating_grade != "D")
+    return (
+        client.firm_stage == "established" and client.size_class in ("large", "medium") and client.rating_grade != "D"
+    )
 
 
 def reason_codes(product: Product, client: ClientProfile, peer_share: float, popularity: float) -> list[str]:
@@ -209,15 +224,17 @@ def score(peer_share: float, playbook_fit: bool, popularity: float) -> float:
     return W_PEERS * peer_share + W_PLAYBOOK * float(playbook_fit) + W_POPULARITY * popularity
 
 
-def rank_products(candidates: Mapping[str, float], held: set[str], eligible: set[str] | None = None,
-                  n: int = TOP_N) -> list[str]:
+def rank_products(
+    candidates: Mapping[str, float], held: set[str], eligible: set[str] | None = None, n: int = TOP_N
+) -> list[str]:
     """Top ``n`` product codes by score among products not held (and eligible, if given); ties by code."""
     pool = [(p, s) for p, s in candidates.items() if p not in held and (eligible is None or p in eligible)]
     return [p for p, _ in sorted(pool, key=lambda ps: (-ps[1], ps[0]))[:n]]
 
 
-def popularity_ranking(popularity: Mapping[str, float], held: set[str], eligible: set[str] | None = None,
-                       n: int = TOP_N) -> list[str]:
+def popularity_ranking(
+    popularity: Mapping[str, float], held: set[str], eligible: set[str] | None = None, n: int = TOP_N
+) -> list[str]:
     """The popularity baseline: the ``n`` most widely held products the client does not hold."""
     return rank_products(popularity, held, eligible, n)
 
@@ -227,8 +244,9 @@ def hit_at_k(recommended: Sequence[str], adopted: set[str], k: int = TOP_N) -> b
     return bool(set(recommended[:k]) & adopted)
 
 
-def bootstrap_ci(values: Sequence[float] | np.ndarray, n_boot: int = 2000, alpha: float = 0.05,
-                 seed: int = 20261126) -> tuple[float, float, float]:
+def bootstrap_ci(
+    values: Sequence[float] | np.ndarray, n_boot: int = 2000, alpha: float = 0.05, seed: int = 20261126
+) -> tuple[float, float, float]:
     """(mean, lower, upper): percentile bootstrap confidence interval of the mean (seeded, reproducible).
 
     A resample of n units is drawn as the counts of each distinct value (one multinomial draw of n over the
@@ -247,8 +265,9 @@ def bootstrap_ci(values: Sequence[float] | np.ndarray, n_boot: int = 2000, alpha
     return float(x.mean()), float(lo), float(hi)
 
 
-def paired_bootstrap_diff(a: Sequence[float], b: Sequence[float], n_boot: int = 2000, alpha: float = 0.05,
-                          seed: int = 20261126) -> tuple[float, float, float]:
+def paired_bootstrap_diff(
+    a: Sequence[float], b: Sequence[float], n_boot: int = 2000, alpha: float = 0.05, seed: int = 20261126
+) -> tuple[float, float, float]:
     """Mean of a - b with a percentile bootstrap interval over paired units (same clients resampled)."""
     return bootstrap_ci(np.asarray(a, dtype=float) - np.asarray(b, dtype=float), n_boot, alpha, seed)
 
@@ -260,9 +279,14 @@ def bounded(members: np.ndarray, cap: int = MAX_POOL_PER_BLOCK) -> np.ndarray:
     return members[np.linspace(0, len(members) - 1, cap).round().astype(np.int64)]
 
 
-def nearest(pool_x: np.ndarray, query_x: np.ndarray, kk: int,
-            block_keys: Sequence[Sequence[int]] = (), min_block: int = 0,
-            max_pool: int = MAX_POOL_PER_BLOCK) -> tuple[np.ndarray, np.ndarray]:
+def nearest(
+    pool_x: np.ndarray,
+    query_x: np.ndarray,
+    kk: int,
+    block_keys: Sequence[Sequence[int]] = (),
+    min_block: int = 0,
+    max_pool: int = MAX_POOL_PER_BLOCK,
+) -> tuple[np.ndarray, np.ndarray]:
     """The ``kk`` nearest pool rows of every query row (distances, pool indices) among the rows of its block.
 
     All-pairs distances over the whole population are quadratic (1 M clients: hours; a tree index is slower
@@ -286,12 +310,12 @@ def nearest(pool_x: np.ndarray, query_x: np.ndarray, kk: int,
         open_q = np.flatnonzero(todo)
         keys, block = np.unique(np.vstack([pool_x[:, cols], query_x[open_q][:, cols]]), axis=0, return_inverse=True)
         block = block.ravel()
-        pool_block, query_block = block[:len(pool_x)], np.full(len(query_x), -1)
-        query_block[open_q] = block[len(pool_x):]
+        pool_block, query_block = block[: len(pool_x)], np.full(len(query_x), -1)
+        query_block[open_q] = block[len(pool_x) :]
         order = np.argsort(pool_block, kind="stable")
         starts = np.searchsorted(pool_block[order], np.arange(len(keys) + 1))
         for b in np.unique(query_block[open_q]):
-            members = bounded(order[starts[b]:starts[b + 1]], max_pool)
+            members = bounded(order[starts[b] : starts[b + 1]], max_pool)
             if len(members) < need:
                 continue
             q = np.flatnonzero(query_block == b)
@@ -304,9 +328,15 @@ def nearest(pool_x: np.ndarray, query_x: np.ndarray, kk: int,
     return dist, idx
 
 
-def peer_shares(pool_x: np.ndarray, pool_holdings: np.ndarray, query_x: np.ndarray,
-                query_in_pool: np.ndarray | None = None, k: int = K_NEIGHBOURS,
-                block_keys: Sequence[Sequence[int]] = (), min_block: int = 0) -> np.ndarray:
+def peer_shares(
+    pool_x: np.ndarray,
+    pool_holdings: np.ndarray,
+    query_x: np.ndarray,
+    query_in_pool: np.ndarray | None = None,
+    k: int = K_NEIGHBOURS,
+    block_keys: Sequence[Sequence[int]] = (),
+    min_block: int = 0,
+) -> np.ndarray:
     """Learned propensity: distance-weighted share of each query row's k nearest pool rows holding each product.
 
     ``pool_x``/``query_x`` are standardised feature matrices, ``pool_holdings`` a 0/1 (pool x products)
@@ -337,4 +367,3 @@ def standardise(x: np.ndarray, ref: np.ndarray | None = None) -> np.ndarray:
     sd = np.where(~np.isfinite(sd) | (sd == 0), 1.0, sd)
     z = (x - np.where(np.isfinite(mu), mu, 0.0)) / sd
     return np.nan_to_num(z, nan=0.0)
-

@@ -11,23 +11,33 @@ from typing import Any
 
 import numpy as np
 
-from dagster_project.defs.applications.recommend import (K_NEIGHBOURS, PLAYBOOK, PRODUCTS, REASON_TEXT, TOP_N, W_PEERS,
-                                                         W_PLAYBOOK, W_POPULARITY)
+from dagster_project.defs.applications.recommend import (
+    K_NEIGHBOURS,
+    PLAYBOOK,
+    PRODUCTS,
+    REASON_TEXT,
+    TOP_N,
+    W_PEERS,
+    W_PLAYBOOK,
+    W_POPULARITY,
+)
+
 
 def playbook_masks(clients: Any) -> list[np.ndarray]:
     """One boolean column per :data:`recommend.PLAYBOOK` rule (in its order): the rule's client condition."""
     return [np.asarray(who(clients), dtype=bool) for _, _, who in PLAYBOOK]
 
 
-def playbook_matrix(clients: Any, products: Sequence[str] = PRODUCTS,
-                    masks: Sequence[np.ndarray] | None = None) -> np.ndarray:
+def playbook_matrix(
+    clients: Any, products: Sequence[str] = PRODUCTS, masks: Sequence[np.ndarray] | None = None
+) -> np.ndarray:
     """(clients x products) booleans: a playbook rule targets the product at the client (:data:`recommend.PLAYBOOK`).
 
     ``clients`` is a DataFrame with the :class:`recommend.ClientProfile` columns (size_class, industry_section,
     technology_firm, firm_stage).
     """
     out = np.zeros((len(clients), len(products)), dtype=bool)
-    for (_, targets, _), hit in zip(PLAYBOOK, masks if masks is not None else playbook_masks(clients)):
+    for (_, targets, _), hit in zip(PLAYBOOK, masks if masks is not None else playbook_masks(clients), strict=False):
         for j, p in enumerate(products):
             if p in targets:
                 out[:, j] |= hit
@@ -36,8 +46,12 @@ def playbook_matrix(clients: Any, products: Sequence[str] = PRODUCTS,
 
 def advisory_column(clients: Any) -> np.ndarray:
     """:func:`recommend.advisory_recommended` for every row of a DataFrame of client states."""
-    return np.asarray((clients.firm_stage == "established") & clients.size_class.isin(("large", "medium"))
-                      & (clients.rating_grade != "D"), dtype=bool)
+    return np.asarray(
+        (clients.firm_stage == "established")
+        & clients.size_class.isin(("large", "medium"))
+        & (clients.rating_grade != "D"),
+        dtype=bool,
+    )
 
 
 def scores(shares: np.ndarray, playbook: np.ndarray, popularity: np.ndarray) -> np.ndarray:
@@ -59,23 +73,32 @@ def top_n(score: np.ndarray, allowed: np.ndarray, codes: Sequence[str], n: int =
 
 
 def hits_at_n(top: np.ndarray, adopted: np.ndarray) -> np.ndarray:
-    """:func:`recommend.hit_at_k` for every row: one of the row's ``top`` columns (-1 = none) is adopted (0/1 floats)."""
+    """:func:`recommend.hit_at_k` for every row: one of the row's ``top`` columns (-1 = none) is adopted (0/1
+    floats)."""
     picked = np.take_along_axis(adopted, np.maximum(top, 0), axis=1) & (top >= 0)
     return picked.any(axis=1).astype(float)
 
 
-def reason_columns(share: np.ndarray, popularity: np.ndarray, playbook: Sequence[np.ndarray],
-                   secured_high_risk: np.ndarray, unrated: np.ndarray, k: int = K_NEIGHBOURS
-                   ) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`recommend.reason_codes` and :func:`recommend.reason_text` for every recommendation row at once: (codes, texts).
+def reason_columns(
+    share: np.ndarray,
+    popularity: np.ndarray,
+    playbook: Sequence[np.ndarray],
+    secured_high_risk: np.ndarray,
+    unrated: np.ndarray,
+    k: int = K_NEIGHBOURS,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`recommend.reason_codes` and :func:`recommend.reason_text` for every recommendation row at once:
+    (codes, texts).
 
     ``playbook`` is one boolean array per :data:`PLAYBOOK` rule (in its order): the rule targets the row's
     product at the row's client. The codes come in the per-client form's order.
     """
     n = len(share)
-    masks: list[tuple[str, np.ndarray]] = [("PEERS_HOLD_STRONG", share >= 0.5),
-                                           ("PEERS_HOLD", (share >= 0.15) & (share < 0.5))]
-    masks += [(code, np.asarray(m, dtype=bool)) for (code, _, _), m in zip(PLAYBOOK, playbook)]
+    masks: list[tuple[str, np.ndarray]] = [
+        ("PEERS_HOLD_STRONG", share >= 0.5),
+        ("PEERS_HOLD", (share >= 0.15) & (share < 0.5)),
+    ]
+    masks += [(code, np.asarray(m, dtype=bool)) for (code, _, _), m in zip(PLAYBOOK, playbook, strict=False)]
     masks.append(("SECURED_FOR_HIGH_RISK_INDUSTRY", np.asarray(secured_high_risk, dtype=bool)))
     any_yet = np.logical_or.reduce([m for _, m in masks]) if masks else np.zeros(n, dtype=bool)
     masks.append(("POPULAR_PRODUCT", ~any_yet | ((popularity >= 0.3) & (share < 0.15))))

@@ -11,8 +11,9 @@ from dagster_project.lib.tables import replace_table
 APP_SCHEMA = "app"
 
 
-def write_app_table(con: duckdb.DuckDBPyConnection, name: str, select_sql: str, description: str,
-                    columns: dict[str, str]) -> int:
+def write_app_table(
+    con: duckdb.DuckDBPyConnection, name: str, select_sql: str, description: str, columns: dict[str, str]
+) -> int:
     """CREATE OR REPLACE ``app.<name>`` (every column described); returns its row count.
 
     Installations of release 2749259 and earlier kept the application tables in ``marts``: that copy is

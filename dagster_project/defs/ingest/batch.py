@@ -58,8 +58,10 @@ def _batch_table(con: duckdb.DuckDBPyConnection, staged: dict[int, Path], target
     try:
         for i, path in staged.items():
             con.execute(f"ATTACH '{path}' AS stg{i} (READ_ONLY)")
-        con.execute("CREATE TABLE stb.stage AS " + " UNION ALL ".join(
-            f"SELECT {i} AS _delivery, rowid + 1 AS _row, * FROM stg{i}.stage" for i in staged))
+        con.execute(
+            "CREATE TABLE stb.stage AS "
+            + " UNION ALL ".join(f"SELECT {i} AS _delivery, rowid + 1 AS _row, * FROM stg{i}.stage" for i in staged)
+        )
     finally:
         for i in staged:
             con.execute(f"DETACH DATABASE IF EXISTS stg{i}")
@@ -92,8 +94,13 @@ def prepare(con: duckdb.DuckDBPyConnection, todo: list[Delivery], ctx) -> dict[i
     t0 = time.perf_counter()
     combined = ctx.scratch_dir / f"{src.name}_batch.duckdb"
     _batch_table(con, staged, combined)
-    suite = SqlSuite(f"landing_{src.name}", rules(src.name, ctx.today), combined,
-                     landing_query(src.name, batch=True), index_columns=("_delivery", "_row"))
+    suite = SqlSuite(
+        f"landing_{src.name}",
+        rules(src.name, ctx.today),
+        combined,
+        landing_query(src.name, batch=True),
+        index_columns=("_delivery", "_row"),
+    )
     try:
         outcomes = suite.validate_batch({i: flag_budget(out[i].total, ctx.max_share) for i in staged})
     finally:
@@ -110,13 +117,16 @@ def prepare(con: duckdb.DuckDBPyConnection, todo: list[Delivery], ctx) -> dict[i
     return out
 
 
-def prepared_deliveries(con: duckdb.DuckDBPyConnection, todo: list[Delivery], ctx,
-                        log: Callable[[str], None] = lambda _msg: None) -> Iterator[tuple[Delivery, Prepared]]:
+def prepared_deliveries(
+    con: duckdb.DuckDBPyConnection, todo: list[Delivery], ctx, log: Callable[[str], None] = lambda _msg: None
+) -> Iterator[tuple[Delivery, Prepared]]:
     """Each delivery of ``todo`` with its preparation, staged and validated ``BATCH_FILES`` at a time."""
     for start in range(0, len(todo), BATCH_FILES):
-        chunk = todo[start:start + BATCH_FILES]
-        log(f"[{start + 1}-{start + len(chunk)}/{len(todo)}] staging and validating {len(chunk)} "
-            f"{chunk[0].source} deliveries (GX suite landing_{chunk[0].source})")
+        chunk = todo[start : start + BATCH_FILES]
+        log(
+            f"[{start + 1}-{start + len(chunk)}/{len(todo)}] staging and validating {len(chunk)} "
+            f"{chunk[0].source} deliveries (GX suite landing_{chunk[0].source})"
+        )
         prepared = prepare(con, chunk, ctx)
         for j, d in enumerate(chunk):
             yield d, prepared[j]

@@ -36,6 +36,7 @@ class Range:
                 day = today + timedelta(days=1) if type_ == "TIMESTAMP" else today  # time-zone slack
                 return datetime.combine(day, time.max)
             return datetime.combine(date.fromisoformat(str(v)), time.max if upper else time.min)
+
         return as_dt(self.lo, False), as_dt(self.hi, True)
 
 
@@ -80,7 +81,7 @@ class Source:
         return tuple(c for c in self.columns if c.pii != "drop")
 
 
-V, I, D, DT, TS = "VARCHAR", "BIGINT", "DOUBLE", "DATE", "TIMESTAMP"
+V, I, D, DT, TS = "VARCHAR", "BIGINT", "DOUBLE", "DATE", "TIMESTAMP"  # noqa: E741 - type letters of the tables below
 
 SOURCES: dict[str, Source] = {
     "clients": Source(
@@ -94,20 +95,42 @@ SOURCES: dict[str, Source] = {
             Column("industry_code", V),
             Column("province_code", V),
             Column("registered_capital", D, range=AMOUNT),
-            Column("employee_count", I,
-                   range=Range(0, 10_000_000,
-                         "headcount; the largest employers (Walmart 2.1 M, State Grid ~0.9 M) stay far below 10 M")),
+            Column(
+                "employee_count",
+                I,
+                range=Range(
+                    0,
+                    10_000_000,
+                    "headcount; the largest employers (Walmart 2.1 M, State Grid ~0.9 M) stay far below 10 M",
+                ),
+            ),
             Column("annual_revenue", D, range=AMOUNT),
             Column("total_assets", D, range=AMOUNT),
-            Column("founded_date", DT,
-                   range=Range("1600-01-01", TODAY,
-                         "not in the future; the oldest Chinese firms still trading date from the 1600s (Tongrentang 1669)")),
-            Column("onboarding_date", DT,
-                   range=Range("1900-01-01", TODAY, "not in the future; no client relationship predates 1900")),
+            Column(
+                "founded_date",
+                DT,
+                range=Range(
+                    "1600-01-01",
+                    TODAY,
+                    "not in the future; the oldest Chinese firms still trading date from the 1600s (Tongrentang 1669)",
+                ),
+            ),
+            Column(
+                "onboarding_date",
+                DT,
+                range=Range("1900-01-01", TODAY, "not in the future; no client relationship predates 1900"),
+            ),
             Column("relationship_status", V),
-            Column("updated_at", TS, required=True,
-                   range=Range("1990-01-01", TODAY,
-                         "not in the future (one day of time-zone slack): a future updated_at wins every later upsert")),
+            Column(
+                "updated_at",
+                TS,
+                required=True,
+                range=Range(
+                    "1990-01-01",
+                    TODAY,
+                    "not in the future (one day of time-zone slack): a future updated_at wins every later upsert",
+                ),
+            ),
         ),
         key=("client_key",),
         upsert="newest_updated_at",
@@ -117,23 +140,38 @@ SOURCES: dict[str, Source] = {
         columns=(
             Column("report_id", V, required=True),
             Column("client_id", V, required=True, pii="hmac"),
-            Column("report_date", DT, required=True,
-                   range=Range("1990-01-01", TODAY, "not in the future; no bureau reports before 1990")),
+            Column(
+                "report_date",
+                DT,
+                required=True,
+                range=Range("1990-01-01", TODAY, "not in the future; no bureau reports before 1990"),
+            ),
             Column("bureau_score", I, range=Range(300, 900, "the bureau's score scale, 300-900")),
             Column("total_debt", D, range=AMOUNT),
             Column("overdue_amount", D, range=AMOUNT),
-            Column("max_days_past_due_12m", I,
-                   range=Range(0, 36_500, "days; the worst days-past-due seen in 12 months, which can exceed 365")),
-            Column("defaults_5y", I,
-                   range=Range(0, 1_000,
-                         "default events in 5 years; more than one every two days is not a record of one firm")),
-            Column("inquiries_6m", I,
-                   range=Range(0, 10_000, "credit inquiries in 6 months (about 55 a day at the ceiling)")),
+            Column(
+                "max_days_past_due_12m",
+                I,
+                range=Range(0, 36_500, "days; the worst days-past-due seen in 12 months, which can exceed 365"),
+            ),
+            Column(
+                "defaults_5y",
+                I,
+                range=Range(
+                    0, 1_000, "default events in 5 years; more than one every two days is not a record of one firm"
+                ),
+            ),
+            Column(
+                "inquiries_6m",
+                I,
+                range=Range(0, 10_000, "credit inquiries in 6 months (about 55 a day at the ceiling)"),
+            ),
             Column("collateral_value", D, range=AMOUNT),
             Column("operating_cash_flow", D, range=SIGNED_AMOUNT),
             Column("debt_service_12m", D, range=AMOUNT),
-            Column("current_ratio", D,
-                   range=Range(0, 1e6, "current assets / current liabilities, >= 0; at most 1,000,000")),
+            Column(
+                "current_ratio", D, range=Range(0, 1e6, "current assets / current liabilities, >= 0; at most 1,000,000")
+            ),
             Column("debt_to_equity", D, range=RATIO),
             Column("legal_judgments", I, range=Range(0, 100_000, "court judgments on record")),
         ),
@@ -143,8 +181,12 @@ SOURCES: dict[str, Source] = {
     "product_usage": Source(
         name="product_usage",
         columns=(
-            Column("snapshot_month", DT, required=True,
-                   range=Range("1990-01-01", TODAY, "not in the future; no snapshots before 1990")),
+            Column(
+                "snapshot_month",
+                DT,
+                required=True,
+                range=Range("1990-01-01", TODAY, "not in the future; no snapshots before 1990"),
+            ),
             Column("account_id", V, required=True, pii="hmac"),
             Column("client_id", V, required=True, pii="hmac"),
             Column("product_code", V, required=True),
@@ -153,13 +195,24 @@ SOURCES: dict[str, Source] = {
             Column("drawdown_amount", D, range=AMOUNT),
             Column("repayment_amount", D, range=AMOUNT),
             Column("days_past_due", I, range=Range(0, 36_500, "days; at most 100 years (arrears of years exist)")),
-            Column("interaction_count", I,
-                   range=Range(0, 100_000, "contacts in one month (over 3,000 a day at the ceiling)")),
+            Column(
+                "interaction_count",
+                I,
+                range=Range(0, 100_000, "contacts in one month (over 3,000 a day at the ceiling)"),
+            ),
             Column("channel", V),
             # v1.1 facility terms, optional in the header (files without them stay valid)
-            Column("term_months", I, header_optional=True,
-                   range=Range(1, 600, "original term of the facility in months; 50 years covers the longest "
-                                       "project-finance and mortgage tenors")),
+            Column(
+                "term_months",
+                I,
+                header_optional=True,
+                range=Range(
+                    1,
+                    600,
+                    "original term of the facility in months; 50 years covers the longest "
+                    "project-finance and mortgage tenors",
+                ),
+            ),
             Column("security_type", V, header_optional=True),
         ),
         key=("account_key", "snapshot_month"),
@@ -171,11 +224,18 @@ SOURCES: dict[str, Source] = {
         columns=(
             Column("client_id", V, required=True, pii="hmac"),
             Column("decision", V, required=True),
-            Column("segment_id", I,
-                   range=Range(1, 100_000, "segment ids start at 1; far fewer than 100,000 segments ever exist")),
+            Column(
+                "segment_id",
+                I,
+                range=Range(1, 100_000, "segment ids start at 1; far fewer than 100,000 segments ever exist"),
+            ),
             Column("reviewer", V, required=True),
-            Column("decided_at", TS, required=True,
-                   range=Range("2000-01-01", TODAY, "not in the future (one day of time-zone slack)")),
+            Column(
+                "decided_at",
+                TS,
+                required=True,
+                range=Range("2000-01-01", TODAY, "not in the future (one day of time-zone slack)"),
+            ),
             Column("comment", V),
         ),
         key=("client_key", "decided_at"),
@@ -183,9 +243,7 @@ SOURCES: dict[str, Source] = {
     ),
 }
 
-PII_COLUMNS: dict[str, tuple[str, ...]] = {
-    s.name: tuple(c.name for c in s.columns if c.pii) for s in SOURCES.values()
-}
+PII_COLUMNS: dict[str, tuple[str, ...]] = {s.name: tuple(c.name for c in s.columns if c.pii) for s in SOURCES.values()}
 
 
 def ranged_columns(source: Source) -> tuple[Column, ...]:

@@ -14,14 +14,23 @@ from pathlib import Path
 
 import duckdb
 
-from dagster_project.lib.settings import ConfigError
 from dagster_project.defs.ingest.contract import SOURCES, Source, missing_columns
 from dagster_project.lib.pseudonymise import hmac_sql
+from dagster_project.lib.settings import ConfigError
 
 SUFFIXES = {".csv": "csv", ".parquet": "parquet"}
-LEDGER_COLUMNS = [("file_size", "BIGINT"), ("file_mtime_ns", "BIGINT"), ("status", "VARCHAR"), ("rows_in_file", "BIGINT"),
-                  ("rows_loaded", "BIGINT"), ("rows_quarantined", "BIGINT"), ("rows_held", "BIGINT"),
-                  ("key_stat", "DOUBLE"), ("ingested_at", "TIMESTAMP"), ("run_id", "VARCHAR")]
+LEDGER_COLUMNS = [
+    ("file_size", "BIGINT"),
+    ("file_mtime_ns", "BIGINT"),
+    ("status", "VARCHAR"),
+    ("rows_in_file", "BIGINT"),
+    ("rows_loaded", "BIGINT"),
+    ("rows_quarantined", "BIGINT"),
+    ("rows_held", "BIGINT"),
+    ("key_stat", "DOUBLE"),
+    ("ingested_at", "TIMESTAMP"),
+    ("run_id", "VARCHAR"),
+]
 
 
 @dataclass
@@ -33,7 +42,8 @@ class Breach:
 
     def describe(self) -> str:
         sample = ", ".join(
-            f"row {r['row']}" + (f" ({r['key_name']} {r['key'][:12]}...)" if r.get("key") else "")
+            f"row {r['row']}"
+            + (f" ({r['key_name']} {r['key'][:12]}...)" if r.get("key") else "")
             + (f" value {r['value']!r}" if "value" in r else "")
             for r in self.rows[:5]
         )
@@ -48,8 +58,12 @@ class DeliveryRejected(Exception):
         super().__init__(f"Delivery {path.name} (source '{source}') rejected, nothing of it was loaded:\n  - {lines}")
 
     def to_json(self, checksum: str) -> dict:
-        return {"file": self.path.name, "source": self.source, "checksum": checksum,
-                "breaches": [asdict(b) for b in self.breaches]}
+        return {
+            "file": self.path.name,
+            "source": self.source,
+            "checksum": checksum,
+            "breaches": [asdict(b) for b in self.breaches],
+        }
 
 
 def scan_file(path: Path) -> tuple[str, str | None]:
@@ -80,7 +94,9 @@ def csv_header(path: Path) -> list[str]:
     try:
         line = first.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        raise DeliveryRejected(path, path.parent.name, [Breach("encoding", None, f"header is not UTF-8 ({e.reason} at byte {e.start})")]) from None
+        raise DeliveryRejected(
+            path, path.parent.name, [Breach("encoding", None, f"header is not UTF-8 ({e.reason} at byte {e.start})")]
+        ) from None
     return [c.strip() for c in next(csv.reader([line]))]
 
 
@@ -90,8 +106,10 @@ def reader_sql(path: Path, columns: list[str] | None = None) -> str:
     if path.suffix.lower() == ".parquet":
         return f"read_parquet({lit})"
     cols = ", ".join("'" + c.replace("'", "''") + "': 'VARCHAR'" for c in columns or [])
-    return (f"read_csv({lit}, header=true, auto_detect=false, columns={{{cols}}}, delim=',', quote='\"', "
-            f"escape='\"', strict_mode=true, encoding='utf-8')")
+    return (
+        f"read_csv({lit}, header=true, auto_detect=false, columns={{{cols}}}, delim=',', quote='\"', "
+        f"escape='\"', strict_mode=true, encoding='utf-8')"
+    )
 
 
 def ensure_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
@@ -104,9 +122,11 @@ def ensure_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
                 f"_source_checksum VARCHAR, _source_row BIGINT, _ingested_at TIMESTAMP)"
             )
         # rows an upsert replaced, restorable by `lendseg quarantine` (remedy.py); created in place on old databases
-        con.execute(f"CREATE TABLE IF NOT EXISTS raw.{src.name}_history ({cols}, _source_file VARCHAR, "
-                    f"_source_checksum VARCHAR, _source_row BIGINT, _ingested_at TIMESTAMP, _replaced_at TIMESTAMP, "
-                    f"_replaced_by_file VARCHAR, _replaced_by_row BIGINT)")
+        con.execute(
+            f"CREATE TABLE IF NOT EXISTS raw.{src.name}_history ({cols}, _source_file VARCHAR, "
+            f"_source_checksum VARCHAR, _source_row BIGINT, _ingested_at TIMESTAMP, _replaced_at TIMESTAMP, "
+            f"_replaced_by_file VARCHAR, _replaced_by_row BIGINT)"
+        )
     for src in SOURCES.values():
         for table in (src.name, f"{src.name}_held", f"{src.name}_history"):
             add_contract_columns(con, src, table)
@@ -123,14 +143,21 @@ def add_contract_columns(con: duckdb.DuckDBPyConnection, src: Source, table: str
     (v1.1's ``term_months``, ``security_type``) must sit where the contract puts it, not at the end: the table is
     rewritten once, in one transaction, keeping every row and its lineage.
     """
-    have = [r[0] for r in con.execute("SELECT column_name FROM duckdb_columns() WHERE schema_name = 'raw' "
-                                      "AND table_name = ? ORDER BY column_index", [table]).fetchall()]
+    have = [
+        r[0]
+        for r in con.execute(
+            "SELECT column_name FROM duckdb_columns() WHERE schema_name = 'raw' "
+            "AND table_name = ? ORDER BY column_index",
+            [table],
+        ).fetchall()
+    ]
     missing = [c for c in src.kept if c.stored_name not in have]
     if not have or not missing:
         return
     kept = {c.stored_name for c in src.kept}
-    cols = [f'"{c.stored_name}"' if c.stored_name in have else f'NULL::{c.type} AS "{c.stored_name}"'
-            for c in src.kept] + [f'"{c}"' for c in have if c not in kept]
+    cols = [
+        f'"{c.stored_name}"' if c.stored_name in have else f'NULL::{c.type} AS "{c.stored_name}"' for c in src.kept
+    ] + [f'"{c}"' for c in have if c not in kept]
     con.execute("BEGIN TRANSACTION")
     try:
         con.execute(f"CREATE TABLE raw.{table}__upgrade AS SELECT {', '.join(cols)} FROM raw.{table}")
@@ -166,10 +193,10 @@ def stage_sql(src: Source, path: Path, key: str, header: list[str]) -> str:
     exprs, present = [], set(header)
     for c in src.kept:
         if c.name not in present:  # a v1.1 column the delivery leaves out (contract.missing_columns allowed it)
-            exprs.append(f"NULL::VARCHAR AS \"{c.stored_name}\"")
+            exprs.append(f'NULL::VARCHAR AS "{c.stored_name}"')
             continue
         text = f"NULLIF(TRIM(CAST(\"{c.name}\" AS VARCHAR)), '')"
-        exprs.append(f"{hmac_sql(key, text)} AS \"{c.stored_name}\"" if c.pii == "hmac" else f"{text} AS \"{c.name}\"")
+        exprs.append(f'{hmac_sql(key, text)} AS "{c.stored_name}"' if c.pii == "hmac" else f'{text} AS "{c.name}"')
     return f"SELECT {', '.join(exprs)} FROM {reader_sql(path, header)}"
 
 
@@ -183,20 +210,35 @@ class Delivery:
     encoding_problem: str | None = None
 
 
-def pending_deliveries(con: duckdb.DuckDBPyConnection, source: str, landing_dir: Path,
-                       rejected: dict[str, str] | None = None) -> tuple[list[Delivery], list[str]]:
+def pending_deliveries(
+    con: duckdb.DuckDBPyConnection, source: str, landing_dir: Path, rejected: dict[str, str] | None = None
+) -> tuple[list[Delivery], list[str]]:
     """New deliveries of a source in arrival order, and log lines for files skipped by checksum.
 
     ``rejected`` is the rejection ledger ``{checksum: file name}``: a rejected file is not retried until a
     file with different content arrives.
     """
     folder = landing_dir / source
-    files = sorted((p for p in folder.glob("*") if p.suffix.lower() in SUFFIXES and p.is_file()),
-                   key=lambda p: (p.stat().st_mtime_ns, p.name)) if folder.exists() else []
-    known = {(r[0], r[1], r[2]): r[3] for r in con.execute(
-        "SELECT file_name, file_size, file_mtime_ns, checksum FROM raw._deliveries WHERE source = ?", [source]).fetchall()}
-    seen = {r[0]: (r[1], r[2]) for r in con.execute(
-        "SELECT checksum, status, file_name FROM raw._deliveries WHERE source = ?", [source]).fetchall()}
+    files = (
+        sorted(
+            (p for p in folder.glob("*") if p.suffix.lower() in SUFFIXES and p.is_file()),
+            key=lambda p: (p.stat().st_mtime_ns, p.name),
+        )
+        if folder.exists()
+        else []
+    )
+    known = {
+        (r[0], r[1], r[2]): r[3]
+        for r in con.execute(
+            "SELECT file_name, file_size, file_mtime_ns, checksum FROM raw._deliveries WHERE source = ?", [source]
+        ).fetchall()
+    }
+    seen = {
+        r[0]: (r[1], r[2])
+        for r in con.execute(
+            "SELECT checksum, status, file_name FROM raw._deliveries WHERE source = ?", [source]
+        ).fetchall()
+    }
     seen |= {checksum: ("rejected", name) for checksum, name in (rejected or {}).items()}
     out, skipped = [], []
     for p in files:
@@ -208,7 +250,9 @@ def pending_deliveries(con: duckdb.DuckDBPyConnection, source: str, landing_dir:
             status, first = seen[checksum]
             if first == p.name:
                 if status == "rejected":
-                    skipped.append(f"{p.name}: rejected earlier, not retried until a file with different content arrives")
+                    skipped.append(
+                        f"{p.name}: rejected earlier, not retried until a file with different content arrives"
+                    )
                 continue
             skipped.append(f"{p.name}: same content as {first} ({status}), skipped")
             continue
@@ -226,7 +270,9 @@ def stage_to_scratch(con: duckdb.DuckDBPyConnection, src: Source, d: Delivery, k
     try:
         header = delivered_columns(con, d.path)
         if missing := missing_columns(src, header):
-            raise DeliveryRejected(d.path, src.name, [Breach("missing_column", m, "required by contract v1.1") for m in missing])
+            raise DeliveryRejected(
+                d.path, src.name, [Breach("missing_column", m, "required by contract v1.1") for m in missing]
+            )
         con.execute(f"ATTACH '{scratch}' AS stg")
         try:
             con.execute(f"CREATE TABLE stg.stage AS {stage_sql(src, d.path, key, header)}")
@@ -235,5 +281,9 @@ def stage_to_scratch(con: duckdb.DuckDBPyConnection, src: Source, d: Delivery, k
             con.execute("DETACH stg")
     except duckdb.Error as e:
         reason = "; ".join(ln for ln in str(e).splitlines()[:4] if ln.strip() and not ln.startswith("Original Line"))
-        raise DeliveryRejected(d.path, src.name, [Breach("readable", None, f"DuckDB cannot read it as contract CSV/Parquet: {reason[:300]}")]) from None
+        raise DeliveryRejected(
+            d.path,
+            src.name,
+            [Breach("readable", None, f"DuckDB cannot read it as contract CSV/Parquet: {reason[:300]}")],
+        ) from None
     return total

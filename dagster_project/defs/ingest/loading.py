@@ -15,20 +15,24 @@ import json
 import os
 import time
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
 
-from dagster_project.lib import audit
+from dagster_project.defs.ingest.batch import Prepared, flag_budget
 from dagster_project.defs.ingest.contract import SOURCES, Source
 from dagster_project.defs.ingest.landing import Breach, Delivery, DeliveryRejected, stage_to_scratch
-from dagster_project.defs.ingest.batch import Prepared, flag_budget
 from dagster_project.defs.ingest.suites import rules
 from dagster_project.defs.ingest.validation import SqlSuite, SuiteOutcome, landing_query
+from dagster_project.lib import audit
 
-KEY_STAT = {"clients": "annual_revenue", "credit_bureau": "bureau_score", "product_usage": "credit_limit",
-            "review_decisions": "segment_id"}
+KEY_STAT = {
+    "clients": "annual_revenue",
+    "credit_bureau": "bureau_score",
+    "product_usage": "credit_limit",
+    "review_decisions": "segment_id",
+}
 MASK_SQL = "regexp_replace(regexp_replace(left({v}, 20), '\\pL', 'x', 'g'), '\\d', '9', 'g')"
 
 
@@ -71,11 +75,32 @@ def _key_col(src: Source) -> str:
     return "account_key" if any(c.stored_name == "account_key" for c in src.kept) else "client_key"
 
 
-def _result(ctx: Context, d: Delivery, suite: str, rule: str, column: str | None, unexpected: int, elements: int,
-            severity: str = "error", observed: str | None = None, success: bool | None = None) -> dict:
-    return audit.dq_result(ctx.run_id, ctx.asset, suite, rule, (unexpected == 0) if success is None else success,
-                           severity, column_name=column, source_file=d.path.name, checksum=d.checksum,
-                           unexpected_count=unexpected, element_count=elements, observed_value=observed)
+def _result(
+    ctx: Context,
+    d: Delivery,
+    suite: str,
+    rule: str,
+    column: str | None,
+    unexpected: int,
+    elements: int,
+    severity: str = "error",
+    observed: str | None = None,
+    success: bool | None = None,
+) -> dict:
+    return audit.dq_result(
+        ctx.run_id,
+        ctx.asset,
+        suite,
+        rule,
+        (unexpected == 0) if success is None else success,
+        severity,
+        column_name=column,
+        source_file=d.path.name,
+        checksum=d.checksum,
+        unexpected_count=unexpected,
+        element_count=elements,
+        observed_value=observed,
+    )
 
 
 def _flag(con: duckdb.DuckDBPyConnection, src: Source, flags: list[tuple[int, str]]) -> None:
@@ -88,8 +113,10 @@ def _flag(con: duckdb.DuckDBPyConnection, src: Source, flags: list[tuple[int, st
         con.execute("INSERT INTO _flags SELECT DISTINCT row, rule FROM _gx_flags")
         con.unregister("_gx_flags")
     part = ", ".join(f'"{k}"' for k in src.key)
-    con.execute(f"INSERT INTO _flags SELECT rid + 1, 'unique_key:{'+'.join(src.key)}' FROM "
-                f"(SELECT rowid AS rid, count(*) OVER (PARTITION BY {part}) AS n FROM stg.stage) WHERE n > 1")
+    con.execute(
+        f"INSERT INTO _flags SELECT rid + 1, 'unique_key:{'+'.join(src.key)}' FROM "
+        f"(SELECT rowid AS rid, count(*) OVER (PARTITION BY {part}) AS n FROM stg.stage) WHERE n > 1"
+    )
 
 
 def _rule_column(src: Source, rule: str) -> str | None:
@@ -108,21 +135,30 @@ def _breaches(con: duckdb.DuckDBPyConnection, src: Source, total: int) -> list[B
         value = f", {MASK_SQL.format(v=f's.{chr(34)}{col}{chr(34)}')}" if col else ""
         rows = con.execute(
             f'SELECT f.row, s."{key_col}"{value} FROM _flags f JOIN stg.stage s ON s.rowid = f.row - 1 '
-            f"WHERE f.rule = ? ORDER BY f.row LIMIT 5", [rule]).fetchall()
-        sample = [{"row": r[0], "key_name": key_col, "key": r[1] or "", **({"value": r[2]} if col else {})} for r in rows]
+            f"WHERE f.rule = ? ORDER BY f.row LIMIT 5",
+            [rule],
+        ).fetchall()
+        sample = [
+            {"row": r[0], "key_name": key_col, "key": r[1] or "", **({"value": r[2]} if col else {})} for r in rows
+        ]
         out.append(Breach(rule.split(":")[0], col, f"{n} of {total} rows break '{rule}'", sample))
     return out
 
 
 def _quarantine_sql(src: Source, d: Delivery, ctx: Context) -> str:
     key_col = _key_col(src)
-    cases = " ".join(f"WHEN f.rule = '{rule}' THEN {MASK_SQL.format(v=f's.{chr(34)}{col}{chr(34)}')}"
-                     for rule in _all_rules(src, ctx) if (col := _rule_column(src, rule)))
+    cases = " ".join(
+        f"WHEN f.rule = '{rule}' THEN {MASK_SQL.format(v=f's.{chr(34)}{col}{chr(34)}')}"
+        for rule in _all_rules(src, ctx)
+        if (col := _rule_column(src, rule))
+    )
     masked = f"CASE {cases} END" if cases else "NULL"
-    return (f"SELECT '{ctx.run_id}' AS run_id, '{src.name}' AS source, {_lit(d.path.name)} AS source_file, "
-            f"'{d.checksum}' AS checksum, f.row AS row_number, '{key_col}' AS key_name, s.\"{key_col}\" AS record_key, "
-            f"f.rule, {masked} AS masked_value, now()::TIMESTAMP AS quarantined_at "
-            f"FROM _flags f JOIN stg.stage s ON s.rowid = f.row - 1 ORDER BY f.row, f.rule")
+    return (
+        f"SELECT '{ctx.run_id}' AS run_id, '{src.name}' AS source, {_lit(d.path.name)} AS source_file, "
+        f"'{d.checksum}' AS checksum, f.row AS row_number, '{key_col}' AS key_name, s.\"{key_col}\" AS record_key, "
+        f"f.rule, {masked} AS masked_value, now()::TIMESTAMP AS quarantined_at "
+        f"FROM _flags f JOIN stg.stage s ON s.rowid = f.row - 1 ORDER BY f.row, f.rule"
+    )
 
 
 def _all_rules(src: Source, ctx: Context) -> list[str]:
@@ -135,18 +171,23 @@ def _lit(text: str) -> str:
 
 def _typed(src: Source, d: Delivery) -> str:
     cols = ", ".join(f'CAST("{c.stored_name}" AS {c.type}) AS "{c.stored_name}"' for c in src.kept)
-    return (f"SELECT {cols}, {_lit(d.path.name)} AS _source_file, '{d.checksum}' AS _source_checksum, "
-            f"rowid + 1 AS _source_row, now()::TIMESTAMP AS _ingested_at "
-            f"FROM stg.stage WHERE rowid + 1 NOT IN (SELECT row FROM _flags)")
+    return (
+        f"SELECT {cols}, {_lit(d.path.name)} AS _source_file, '{d.checksum}' AS _source_checksum, "
+        f"rowid + 1 AS _source_row, now()::TIMESTAMP AS _ingested_at "
+        f"FROM stg.stage WHERE rowid + 1 NOT IN (SELECT row FROM _flags)"
+    )
 
 
 def _keep_history(con: duckdb.DuckDBPyConnection, src: Source, target: str, staged: str, cond: str) -> None:
-    """Copy the rows an upsert is about to replace into ``raw.<source>_history`` (restored by ``lendseg quarantine``)."""
+    """Copy the rows an upsert is about to replace into ``raw.<source>_history`` (restored by ``lendseg
+    quarantine``)."""
     if target != src.name:
         return
     match = " AND ".join(f's."{k}" = r."{k}"' for k in src.key)
-    con.execute(f"INSERT INTO raw.{target}_history SELECT r.*, now()::TIMESTAMP, s._source_file, s._source_row "
-                f"FROM raw.{target} r JOIN {staged} s ON {match}{cond}")
+    con.execute(
+        f"INSERT INTO raw.{target}_history SELECT r.*, now()::TIMESTAMP, s._source_file, s._source_row "
+        f"FROM raw.{target} r JOIN {staged} s ON {match}{cond}"
+    )
 
 
 def upsert(con: duckdb.DuckDBPyConnection, src: Source, target: str, staged: str) -> int:
@@ -157,10 +198,14 @@ def upsert(con: duckdb.DuckDBPyConnection, src: Source, target: str, staged: str
     match = " AND ".join(f's."{k}" = r."{k}"' for k in src.key)
     if src.upsert == "newest_updated_at":
         _keep_history(con, src, target, staged, " AND s.updated_at >= r.updated_at")
-        con.execute(f"DELETE FROM raw.{target} r WHERE EXISTS "
-                    f"(SELECT 1 FROM {staged} s WHERE {match} AND s.updated_at >= r.updated_at)")
-        return con.execute(f"INSERT INTO raw.{target} SELECT * FROM {staged} s WHERE NOT EXISTS "
-                           f"(SELECT 1 FROM raw.{target} r WHERE {match})").fetchone()[0]
+        con.execute(
+            f"DELETE FROM raw.{target} r WHERE EXISTS "
+            f"(SELECT 1 FROM {staged} s WHERE {match} AND s.updated_at >= r.updated_at)"
+        )
+        return con.execute(
+            f"INSERT INTO raw.{target} SELECT * FROM {staged} s WHERE NOT EXISTS "
+            f"(SELECT 1 FROM raw.{target} r WHERE {match})"
+        ).fetchone()[0]
     _keep_history(con, src, target, staged, "")
     con.execute(f"DELETE FROM raw.{target} r WHERE EXISTS (SELECT 1 FROM {staged} s WHERE {match})")
     return con.execute(f"INSERT INTO raw.{target} SELECT * FROM {staged}").fetchone()[0]
@@ -171,8 +216,10 @@ def _load(con: duckdb.DuckDBPyConnection, src: Source, d: Delivery) -> tuple[int
     con.execute(f"CREATE OR REPLACE TEMP TABLE _typed AS {_typed(src, d)}")
     held = 0
     if src.name != "clients":
-        con.execute("CREATE OR REPLACE TEMP TABLE _orphans AS SELECT * FROM _typed t WHERE NOT EXISTS "
-                    "(SELECT 1 FROM raw.clients c WHERE c.client_key = t.client_key)")
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE _orphans AS SELECT * FROM _typed t WHERE NOT EXISTS "
+            "(SELECT 1 FROM raw.clients c WHERE c.client_key = t.client_key)"
+        )
         con.execute("DELETE FROM _typed t WHERE EXISTS (SELECT 1 FROM _orphans o WHERE o.client_key = t.client_key)")
         held = upsert(con, src, f"{src.name}_held", "_orphans")
         con.execute("DROP TABLE _orphans")
@@ -186,10 +233,15 @@ def release_held(con: duckdb.DuckDBPyConnection, source: str) -> int:
     src = SOURCES[source]
     con.execute("BEGIN TRANSACTION")
     try:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _release AS SELECT * FROM raw.{source}_held h WHERE EXISTS "
-                    f"(SELECT 1 FROM raw.clients c WHERE c.client_key = h.client_key)")
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE _release AS SELECT * FROM raw.{source}_held h WHERE EXISTS "
+            f"(SELECT 1 FROM raw.clients c WHERE c.client_key = h.client_key)"
+        )
         n = upsert(con, src, source, "_release")
-        con.execute(f"DELETE FROM raw.{source}_held h WHERE EXISTS (SELECT 1 FROM raw.clients c WHERE c.client_key = h.client_key)")
+        con.execute(
+            f"DELETE FROM raw.{source}_held h WHERE EXISTS (SELECT 1 FROM raw.clients c WHERE c.client_key = "
+            "h.client_key)"
+        )
         con.execute("DROP TABLE _release")
         con.execute("COMMIT")
         return int(n)
@@ -198,39 +250,78 @@ def release_held(con: duckdb.DuckDBPyConnection, source: str) -> int:
         raise
 
 
-def _history_warnings(con: duckdb.DuckDBPyConnection, src: Source, d: Delivery, rows: int, stat: float | None,
-                      ctx: Context) -> list[dict]:
+def _history_warnings(
+    con: duckdb.DuckDBPyConnection, src: Source, d: Delivery, rows: int, stat: float | None, ctx: Context
+) -> list[dict]:
     """Soft anomalies against earlier deliveries of the source: volume drop of 30 % or more, key-stat outlier."""
-    prev = con.execute("SELECT rows_in_file, key_stat FROM raw._deliveries WHERE source = ? ORDER BY ingested_at DESC "
-                       "LIMIT 6", [src.name]).fetchall()
+    prev = con.execute(
+        "SELECT rows_in_file, key_stat FROM raw._deliveries WHERE source = ? ORDER BY ingested_at DESC LIMIT 6",
+        [src.name],
+    ).fetchall()
     out = []
     if prev and prev[0][0]:
         ratio = rows / prev[0][0]
-        out.append(_result(ctx, d, "history", "volume_drop_30pct", None, int(ratio < 0.7), rows, "warning",
-                           f"{ratio:.2f} x previous delivery ({prev[0][0]} rows)"))
+        out.append(
+            _result(
+                ctx,
+                d,
+                "history",
+                "volume_drop_30pct",
+                None,
+                int(ratio < 0.7),
+                rows,
+                "warning",
+                f"{ratio:.2f} x previous delivery ({prev[0][0]} rows)",
+            )
+        )
     hist = sorted(p[1] for p in prev if p[1] is not None)
     if stat is not None and hist:
         median = hist[len(hist) // 2]
         ratio = stat / median if median else 1.0
-        out.append(_result(ctx, d, "history", f"outlier:mean_{KEY_STAT[src.name]}", KEY_STAT[src.name],
-                           int(not 0.5 <= ratio <= 2.0), rows, "warning",
-                           f"mean {stat:,.2f} = {ratio:.2f} x median of last {len(hist)} deliveries"))
+        out.append(
+            _result(
+                ctx,
+                d,
+                "history",
+                f"outlier:mean_{KEY_STAT[src.name]}",
+                KEY_STAT[src.name],
+                int(not 0.5 <= ratio <= 2.0),
+                rows,
+                "warning",
+                f"mean {stat:,.2f} = {ratio:.2f} x median of last {len(hist)} deliveries",
+            )
+        )
     return out
 
 
 def _reject(d: Delivery, ctx: Context, rej: DeliveryRejected, results: list[dict]) -> None:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     report = rej.to_json(d.checksum) | {"rejected_at": now.isoformat(), "run_id": ctx.run_id}
     ctx.rejected_dir.mkdir(parents=True, exist_ok=True)
     tmp = ctx.rejected_dir / f".{d.path.name}.error.json.tmp"
     tmp.write_text(json.dumps(report, indent=2, ensure_ascii=False))
     os.replace(tmp, ctx.rejected_dir / f"{d.path.name}.error.json")
-    audit.append_rows(ctx.audit_dir, audit.DQ_RESULTS, results + [
-        _result(ctx, d, "structure", f"delivery_accepted:{b.rule}", b.column, 1, 1) for b in rej.breaches])
-    audit.append_rows(ctx.audit_dir, audit.REJECTED, [{
-        "source": d.source, "source_file": d.path.name, "file_name": d.path.name, "checksum": d.checksum,
-        "run_id": ctx.run_id, "rejected_at": now.replace(tzinfo=None), "rules": ",".join(sorted({b.rule for b in rej.breaches})),
-        "message": str(rej)[:4000]}])
+    audit.append_rows(
+        ctx.audit_dir,
+        audit.DQ_RESULTS,
+        results + [_result(ctx, d, "structure", f"delivery_accepted:{b.rule}", b.column, 1, 1) for b in rej.breaches],
+    )
+    audit.append_rows(
+        ctx.audit_dir,
+        audit.REJECTED,
+        [
+            {
+                "source": d.source,
+                "source_file": d.path.name,
+                "file_name": d.path.name,
+                "checksum": d.checksum,
+                "run_id": ctx.run_id,
+                "rejected_at": now.replace(tzinfo=None),
+                "rules": ",".join(sorted({b.rule for b in rej.breaches})),
+                "message": str(rej)[:4000],
+            }
+        ],
+    )
 
 
 def _validate(src: Source, ctx: Context, scratch: Path, total: int) -> SuiteOutcome:
@@ -238,8 +329,9 @@ def _validate(src: Source, ctx: Context, scratch: Path, total: int) -> SuiteOutc
     deliveries staged here share their source's)."""
     suite = ctx.suites.get(str(scratch))
     if suite is None:
-        suite = ctx.suites[str(scratch)] = SqlSuite(f"landing_{src.name}", rules(src.name, ctx.today), scratch,
-                                                    landing_query(src.name))
+        suite = ctx.suites[str(scratch)] = SqlSuite(
+            f"landing_{src.name}", rules(src.name, ctx.today), scratch, landing_query(src.name)
+        )
     try:
         return suite.validate(flag_budget=flag_budget(total, ctx.max_share))
     finally:
@@ -251,25 +343,37 @@ ORPHAN_CHECKED = ("credit_bureau", "product_usage")
 
 def _orphan_sample(con: duckdb.DuckDBPyConnection, src: Source, d: Delivery) -> list[dict]:
     key_col = _key_col(src)
-    rows = con.execute(f'SELECT _source_row, "{key_col}" FROM raw.{src.name}_held WHERE _source_checksum = ? '
-                       f"ORDER BY 1 LIMIT 5", [d.checksum]).fetchall()
+    rows = con.execute(
+        f'SELECT _source_row, "{key_col}" FROM raw.{src.name}_held WHERE _source_checksum = ? ORDER BY 1 LIMIT 5',
+        [d.checksum],
+    ).fetchall()
     return [{"row": r[0], "key_name": key_col, "key": r[1] or ""} for r in rows]
 
 
 def _accept_empty(con: duckdb.DuckDBPyConnection, d: Delivery, ctx: Context, out: LoadOutcome) -> LoadOutcome:
     """A header-only delivery: nothing new today. Ledger row with status 'empty' and a warning result."""
-    con.execute("INSERT INTO raw._deliveries (source, file_name, checksum, file_size, file_mtime_ns, status, "
-                "rows_in_file, rows_loaded, rows_quarantined, rows_held, key_stat, ingested_at, run_id) "
-                "VALUES (?, ?, ?, ?, ?, 'empty', 0, 0, 0, 0, NULL, now(), ?)",
-                [d.source, d.path.name, d.checksum, d.size, d.mtime_ns, ctx.run_id])
-    audit.append_rows(ctx.audit_dir, audit.DQ_RESULTS, [_result(
-        ctx, d, "structure", "has_rows", None, 1, 0, "warning", "header only: accepted as nothing new", False)])
+    con.execute(
+        "INSERT INTO raw._deliveries (source, file_name, checksum, file_size, file_mtime_ns, status, "
+        "rows_in_file, rows_loaded, rows_quarantined, rows_held, key_stat, ingested_at, run_id) "
+        "VALUES (?, ?, ?, ?, ?, 'empty', 0, 0, 0, 0, NULL, now(), ?)",
+        [d.source, d.path.name, d.checksum, d.size, d.mtime_ns, ctx.run_id],
+    )
+    audit.append_rows(
+        ctx.audit_dir,
+        audit.DQ_RESULTS,
+        [
+            _result(
+                ctx, d, "structure", "has_rows", None, 1, 0, "warning", "header only: accepted as nothing new", False
+            )
+        ],
+    )
     out.warnings.append(f"{d.path.name}: has_rows: header only, no data rows: accepted as nothing new")
     return out
 
 
-def ingest_delivery(con: duckdb.DuckDBPyConnection, d: Delivery, ctx: Context,
-                    prepared: Prepared | None = None) -> LoadOutcome:
+def ingest_delivery(
+    con: duckdb.DuckDBPyConnection, d: Delivery, ctx: Context, prepared: Prepared | None = None
+) -> LoadOutcome:
     """Load one delivery whole, minus quarantined rows, or nothing of it (raising DeliveryRejected).
 
     ``prepared``: the delivery already staged and, usually, validated with the run's other deliveries of its
@@ -298,54 +402,142 @@ def ingest_delivery(con: duckdb.DuckDBPyConnection, d: Delivery, ctx: Context,
         out.seconds = {"stage": t1 - t0, "validate": t2 - t1}
         if prepared:
             out.seconds = {k: prepared.seconds.get(k, 0.0) + v for k, v in out.seconds.items()}
-        results += [_result(ctx, d, suite.suite, r.rule, r.column, r.unexpected_count, r.element_count)
-                    for r in suite.results.values()]
+        results += [
+            _result(ctx, d, suite.suite, r.rule, r.column, r.unexpected_count, r.element_count)
+            for r in suite.results.values()
+        ]
         con.execute(f"ATTACH '{scratch}' AS stg (READ_ONLY)")
         con.execute("BEGIN TRANSACTION")
         in_txn = True
         if not suite.complete:
             worst = max(suite.results.values(), key=lambda r: r.unexpected_count)
-            raise DeliveryRejected(d.path, src.name, [Breach(
-                "quarantine_share", None, f"at least {worst.unexpected_count} of {total} rows "
-                f"({worst.unexpected_count / total:.2%}) break row rules, more than the allowed {ctx.max_share:.2%}")]
-                + [Breach(r.rule.split(":")[0], r.column, f"{r.unexpected_count} of {total} rows break '{r.rule}'",
-                          [{"row": n} for n in r.sample_rows]) for r in suite.results.values() if r.unexpected_count])
+            raise DeliveryRejected(
+                d.path,
+                src.name,
+                [
+                    Breach(
+                        "quarantine_share",
+                        None,
+                        f"at least {worst.unexpected_count} of {total} rows "
+                        f"({worst.unexpected_count / total:.2%}) break row rules, more than the allowed "
+                        f"{ctx.max_share:.2%}",
+                    )
+                ]
+                + [
+                    Breach(
+                        r.rule.split(":")[0],
+                        r.column,
+                        f"{r.unexpected_count} of {total} rows break '{r.rule}'",
+                        [{"row": n} for n in r.sample_rows],
+                    )
+                    for r in suite.results.values()
+                    if r.unexpected_count
+                ],
+            )
         _flag(con, src, suite.flags)
         dup = con.execute("SELECT count(*) FROM _flags WHERE rule LIKE 'unique_key:%'").fetchall()[0][0]
         results.append(_result(ctx, d, "sql", f"unique_key:{'+'.join(src.key)}", None, dup, total))
         flagged = con.execute("SELECT count(DISTINCT row) FROM _flags").fetchall()[0][0]
         share = flagged / total
-        results.append(_result(ctx, d, "sql", "quarantine_share", None, flagged, total, observed=f"{share:.4%}",
-                               success=share <= ctx.max_share))
+        results.append(
+            _result(
+                ctx,
+                d,
+                "sql",
+                "quarantine_share",
+                None,
+                flagged,
+                total,
+                observed=f"{share:.4%}",
+                success=share <= ctx.max_share,
+            )
+        )
         if share > ctx.max_share:
-            raise DeliveryRejected(d.path, src.name, [Breach(
-                "quarantine_share", None, f"{flagged} of {total} rows ({share:.2%}) break row rules, more than the "
-                f"allowed {ctx.max_share:.2%}")] + _breaches(con, src, total))
+            raise DeliveryRejected(
+                d.path,
+                src.name,
+                [
+                    Breach(
+                        "quarantine_share",
+                        None,
+                        f"{flagged} of {total} rows ({share:.2%}) break row rules, more than the "
+                        f"allowed {ctx.max_share:.2%}",
+                    )
+                ]
+                + _breaches(con, src, total),
+            )
         out.rows_quarantined = flagged
         con.execute(f"CREATE OR REPLACE TEMP TABLE _quarantine AS {_quarantine_sql(src, d, ctx)}")
         if flagged:
-            out.warnings.append(f"{d.path.name}: {flagged} rows quarantined: "
-                                + "; ".join(b.describe() for b in _breaches(con, src, total)))
+            out.warnings.append(
+                f"{d.path.name}: {flagged} rows quarantined: "
+                + "; ".join(b.describe() for b in _breaches(con, src, total))
+            )
         stat = con.execute(f'SELECT avg(TRY_CAST("{KEY_STAT[src.name]}" AS DOUBLE)) FROM stg.stage').fetchall()[0][0]
         results += _history_warnings(con, src, d, total, stat, ctx)
         out.rows_loaded, out.rows_held = _load(con, src, d)
         if src.name in ORPHAN_CHECKED:
             orphan_share = out.rows_held / total
-            results.append(_result(ctx, d, "sql", "orphan_share", "client_key", out.rows_held, total,
-                                   observed=f"{out.rows_held} of {total} rows ({orphan_share:.2%}) of unknown clients",
-                                   success=orphan_share <= ctx.orphan_max_share))
+            results.append(
+                _result(
+                    ctx,
+                    d,
+                    "sql",
+                    "orphan_share",
+                    "client_key",
+                    out.rows_held,
+                    total,
+                    observed=f"{out.rows_held} of {total} rows ({orphan_share:.2%}) of unknown clients",
+                    success=orphan_share <= ctx.orphan_max_share,
+                )
+            )
             if orphan_share > ctx.orphan_max_share:
-                raise DeliveryRejected(d.path, src.name, [Breach(
-                    "orphan_share", "client_key", f"{out.rows_held} of {total} rows ({orphan_share:.2%}) belong to "
-                    f"clients unknown to raw.clients, more than the allowed {ctx.orphan_max_share:.2%}: likely a file "
-                    f"from the wrong system or a key mix-up", _orphan_sample(con, src, d))])
-        results.append(_result(ctx, d, "sql", "orphans_held", "client_key", out.rows_held, total, "warning",
-                               f"{out.rows_held} of {total} rows ({out.rows_held / total:.2%}) held for unknown clients"))
-        con.execute("INSERT INTO raw._deliveries (source, file_name, checksum, file_size, file_mtime_ns, status, "
-                    "rows_in_file, rows_loaded, rows_quarantined, rows_held, key_stat, ingested_at, run_id) "
-                    "VALUES (?, ?, ?, ?, ?, 'loaded', ?, ?, ?, ?, ?, now(), ?)",
-                    [d.source, d.path.name, d.checksum, d.size, d.mtime_ns, total, out.rows_loaded,
-                     out.rows_quarantined, out.rows_held, stat, ctx.run_id])
+                raise DeliveryRejected(
+                    d.path,
+                    src.name,
+                    [
+                        Breach(
+                            "orphan_share",
+                            "client_key",
+                            f"{out.rows_held} of {total} rows ({orphan_share:.2%}) belong to "
+                            f"clients unknown to raw.clients, more than the allowed {ctx.orphan_max_share:.2%}: "
+                            "likely a file "
+                            f"from the wrong system or a key mix-up",
+                            _orphan_sample(con, src, d),
+                        )
+                    ],
+                )
+        results.append(
+            _result(
+                ctx,
+                d,
+                "sql",
+                "orphans_held",
+                "client_key",
+                out.rows_held,
+                total,
+                "warning",
+                f"{out.rows_held} of {total} rows ({out.rows_held / total:.2%}) held for unknown clients",
+            )
+        )
+        con.execute(
+            "INSERT INTO raw._deliveries (source, file_name, checksum, file_size, file_mtime_ns, status, "
+            "rows_in_file, rows_loaded, rows_quarantined, rows_held, key_stat, ingested_at, run_id) "
+            "VALUES (?, ?, ?, ?, ?, 'loaded', ?, ?, ?, ?, ?, now(), ?)",
+            [
+                d.source,
+                d.path.name,
+                d.checksum,
+                d.size,
+                d.mtime_ns,
+                total,
+                out.rows_loaded,
+                out.rows_quarantined,
+                out.rows_held,
+                stat,
+                ctx.run_id,
+            ],
+        )
         con.execute("COMMIT")
         in_txn = False
         out.seconds["load"] = time.perf_counter() - t2
@@ -367,6 +559,9 @@ def ingest_delivery(con: duckdb.DuckDBPyConnection, d: Delivery, ctx: Context,
         scratch.unlink(missing_ok=True)
         scratch.with_name(scratch.name + ".wal").unlink(missing_ok=True)
     audit.append_rows(ctx.audit_dir, audit.DQ_RESULTS, results)
-    out.warnings += [f"{d.path.name}: {r['rule']}: {r['observed_value']}" for r in results
-                     if r["severity"] == "warning" and not r["success"]]
+    out.warnings += [
+        f"{d.path.name}: {r['rule']}: {r['observed_value']}"
+        for r in results
+        if r["severity"] == "warning" and not r["success"]
+    ]
     return out

@@ -30,7 +30,7 @@ def _patch_gx_for_duckdb() -> None:
         return
     import great_expectations.execution_engine.sqlalchemy_execution_engine as engine_mod
 
-    class _DuckDialect(str, enum.Enum):
+    class _DuckDialect(str, enum.Enum):  # noqa: UP042 - GX's own dialect enum is (str, Enum); StrEnum's str() differs
         DUCKDB = "duckdb"
 
     engine_mod._PERSISTED_CONNECTION_DIALECTS = (*engine_mod._PERSISTED_CONNECTION_DIALECTS, _DuckDialect.DUCKDB)
@@ -75,23 +75,34 @@ def landing_query(source: str, table: str = "stage", batch: bool = False) -> str
             cols.append(f'"{name}"')
         else:
             cols.append(f'TRY_CAST("{name}" AS {c.type}) AS "{name}"')
-            cols.append(f'CASE WHEN "{name}" IS NOT NULL AND TRY_CAST("{name}" AS {c.type}) IS NULL '
-                        f'THEN "{name}" END AS "{name}__unparsed"')
+            cols.append(
+                f'CASE WHEN "{name}" IS NOT NULL AND TRY_CAST("{name}" AS {c.type}) IS NULL '
+                f'THEN "{name}" END AS "{name}__unparsed"'
+            )
     if source == "clients":
         cols.append("regexp_full_match(industry_code, '[A-Ta-t]([0-9]{2,4})?') AS industry_code_well_formed")
     if source == "product_usage":
         cols.append("day(TRY_CAST(snapshot_month AS DATE)) AS snapshot_day")
     if source == "review_decisions":
-        cols.append("(decision IS DISTINCT FROM 'override' OR TRY_CAST(segment_id AS BIGINT) IS NOT NULL) "
-                    "AS override_has_segment")
+        cols.append(
+            "(decision IS DISTINCT FROM 'override' OR TRY_CAST(segment_id AS BIGINT) IS NOT NULL) "
+            "AS override_has_segment"
+        )
     return f"SELECT {', '.join(cols)} FROM {table}"
 
 
 class SqlSuite:
     """One GX suite bound to one DuckDB file and query, validated in-database."""
 
-    def __init__(self, name: str, suite_rules: list[Rule], db_path: Path, query: str, read_only: bool = True,
-                 index_columns: tuple[str, ...] = ("_row",)):
+    def __init__(
+        self,
+        name: str,
+        suite_rules: list[Rule],
+        db_path: Path,
+        query: str,
+        read_only: bool = True,
+        index_columns: tuple[str, ...] = ("_row",),
+    ):
         os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
         import great_expectations as gx
         from great_expectations.data_context.types.base import ProgressBarsConfig
@@ -101,21 +112,31 @@ class SqlSuite:
         self.ctx = gx.get_context(mode="ephemeral")
         self.ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
         self.source = self.ctx.data_sources.add_sql(
-            name, connection_string=f"duckdb:///{db_path}",
-            kwargs={"connect_args": {"read_only": read_only}, "pool_reset_on_return": None})
+            name,
+            connection_string=f"duckdb:///{db_path}",
+            kwargs={"connect_args": {"read_only": read_only}, "pool_reset_on_return": None},
+        )
         batch = self.source.add_query_asset(name, query=query).add_batch_definition_whole_table("all")
         suite = self.ctx.suites.add(build_suite(name, list(self.rules.values())))
-        self.definition = self.ctx.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch, suite=suite))
+        self.definition = self.ctx.validation_definitions.add(
+            gx.ValidationDefinition(name=name, data=batch, suite=suite)
+        )
 
     def _run(self, fmt: str, limit: int = 5):
         # GX's SQL engine caps unexpected_index_list at partial_unexpected_count, even in COMPLETE mode.
-        result_format = {"result_format": fmt, "unexpected_index_column_names": self.index_columns,
-                         "return_unexpected_index_query": False, "partial_unexpected_count": limit}
+        result_format = {
+            "result_format": fmt,
+            "unexpected_index_column_names": self.index_columns,
+            "return_unexpected_index_query": False,
+            "partial_unexpected_count": limit,
+        }
         res = self.definition.run(result_format=result_format)
         for r in res.results:
             if r.exception_info and r.exception_info.get("raised_exception"):
-                raise RuntimeError(f"GX suite {self.name}: {r.expectation_config.type} raised "
-                                   f"{r.exception_info.get('exception_message')}")
+                raise RuntimeError(
+                    f"GX suite {self.name}: {r.expectation_config.type} raised "
+                    f"{r.exception_info.get('exception_message')}"
+                )
         return res.results
 
     def validate(self, flag_budget: int) -> SuiteOutcome:
@@ -144,8 +165,7 @@ class SqlSuite:
         each delivery on its own.
         """
         unexpected = sum(int(r.result.get("unexpected_count") or 0) for r in self._run("SUMMARY"))
-        out = {i: SuiteOutcome(self.name, {n: RuleResult(n, r.column) for n, r in self.rules.items()})
-               for i in budgets}
+        out = {i: SuiteOutcome(self.name, {n: RuleResult(n, r.column) for n, r in self.rules.items()}) for i in budgets}
         if unexpected > sum(budgets.values()):
             return None
         if unexpected:

@@ -16,13 +16,13 @@ from __future__ import annotations
 import json
 import os
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
 
-from dagster_project.lib.settings import load_settings, stale_after_hours
 from dagster_project.defs.operations.schedules import default_sensor_status
+from dagster_project.lib.settings import load_settings, stale_after_hours
 
 ALERT_TABLE = "pipeline_alerts"
 _FRAMEWORK_ERRORS = {"DagsterExecutionStepExecutionError", "DagsterUserCodeExecutionError"}
@@ -75,13 +75,20 @@ def redact(text: str, max_chars: int = SUMMARY_MAX_CHARS) -> str:
 
 # ---------------------------------------------------------------- the alert record
 
+
 def alert_dir(data_dir: Path | None = None) -> Path:
     return (data_dir or load_settings().data_dir) / "audit" / ALERT_TABLE
 
 
-def build_alert(job_name: str, run_id: str, failed_steps: list[str], error: str, severity: str = "ERROR",
-                now: datetime | None = None) -> dict:
-    now = now or datetime.now(timezone.utc)
+def build_alert(
+    job_name: str,
+    run_id: str,
+    failed_steps: list[str],
+    error: str,
+    severity: str = "ERROR",
+    now: datetime | None = None,
+) -> dict:
+    now = now or datetime.now(UTC)
     return {
         "alerted_at": now.isoformat(timespec="seconds"),
         "job_name": job_name,
@@ -95,7 +102,7 @@ def build_alert(job_name: str, run_id: str, failed_steps: list[str], error: str,
 def write_alert(record: dict, folder: Path, tag: str = "") -> Path:
     """Write ``record`` as a new ``<timestamp>-<run_id>[-<tag>].jsonl`` file (never overwrites: append-only store)."""
     folder.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.fromisoformat(record["alerted_at"]).astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.fromisoformat(record["alerted_at"]).astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
     path = folder / f"{stamp}-{record['run_id']}{'-' + tag if tag else ''}.jsonl"
     tmp = folder / f".{path.name}.tmp"
     tmp.write_text(json.dumps(record, ensure_ascii=True, sort_keys=False) + "\n", encoding="utf-8")
@@ -119,7 +126,10 @@ def alert_from_failure(context: dg.RunFailureSensorContext) -> dict:
         if err is not None:
             first = (err.message or "").strip().splitlines()
             message = first[0] if first else ""
-            errors.append(f"{event.step_key}: {message if message.startswith(err.cls_name or '@') else f'{err.cls_name}: {message}'}")
+            errors.append(
+                f"{event.step_key}: "
+                f"{message if message.startswith(err.cls_name or '@') else f'{err.cls_name}: {message}'}"
+            )
     if not errors:
         errors.append(context.failure_event.message or "run failed")
     return build_alert(run.job_name, run.run_id, steps, " | ".join(errors))
@@ -131,16 +141,19 @@ def alert_from_failure(context: dg.RunFailureSensorContext) -> dict:
     default_status=default_sensor_status(),
     minimum_interval_seconds=30,
     description="Writes an alert record for every failed run to $LENDSEG_DATA_DIR/audit/pipeline_alerts/ "
-                "(published as audit.pipeline_alerts) and logs it.",
+    "(published as audit.pipeline_alerts) and logs it.",
 )
 def pipeline_failure_alert(context: dg.RunFailureSensorContext) -> None:
     record = alert_from_failure(context)
     path = write_alert(record, alert_dir())
-    context.log.error(f"ALERT {record['job_name']} run {record['run_id']} failed at "
-                      f"{', '.join(record['failed_steps']) or 'run level'}: {record['error_summary']} -> {path}")
+    context.log.error(
+        f"ALERT {record['job_name']} run {record['run_id']} failed at "
+        f"{', '.join(record['failed_steps']) or 'run level'}: {record['error_summary']} -> {path}"
+    )
 
 
 # ---------------------------------------------------------------- freshness of the published warehouse
+
 
 def published_freshness_policy() -> dg.FreshnessPolicy:
     """Fail when ``published_warehouse`` was last materialised over ``LENDSEG_STALE_AFTER_HOURS`` ago."""

@@ -1,7 +1,8 @@
 """The writing jobs: three defined as ordered lists of asset groups, and ``intraday_warnings``.
 
 Add a new stage by adding its group name to the job(s) in ``JOB_GROUPS`` below, in data-flow order:
-nothing else changes. A group that does not exist yet selects nothing. Asset checks (dbt tests included) travel with their assets.
+nothing else changes. A group that does not exist yet selects nothing. Asset checks (dbt tests included) travel
+with their assets.
 
 Every job is tagged ``lendseg/writer=build``: the instance's run queue (see ``instance.py``) lets only one
 run with that tag be in progress at a time, and the run-long writer lock (``resources.Warehouse``) is the
@@ -81,7 +82,7 @@ def choose_job(sources: set[str], published: bool, newest_build_month: str | Non
 
 DESCRIPTIONS = {
     "daily_refresh": "Ingest new deliveries -> dbt build (models + tests) -> score segments with the champion model "
-                     "(bootstraps one on the first run) -> publish the checked warehouse.",
+    "(bootstraps one on the first run) -> publish the checked warehouse.",
     "monthly_retrain": "Monthly: retrain the segment model (challenger), blocking checks, promote, rescore -> publish.",
     "full_rebuild": "After a code change: rebuild every derived table from the raw layer and publish. Keeps state: "
                     f"the raw layer, delivery ledger and audit store are never dropped. Tagged {FULL_REFRESH_TAG}=true "

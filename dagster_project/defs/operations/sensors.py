@@ -33,12 +33,13 @@ from pathlib import Path
 
 import dagster as dg
 
-from dagster_project.lib.settings import landing_sensor_interval_s, landing_settle_s, load_settings
 from dagster_project.defs.ingest.contract import SOURCES
 from dagster_project.defs.operations.jobs import (INTRADAY, INTRADAY_SOURCES, WRITING_JOB_NAMES, choose_job,
                                                   daily_refresh, intraday_keys, intraday_warnings)
 from dagster_project.defs.ingest.landing import SUFFIXES
+from dagster_project.defs.operations.jobs import WRITING_JOB_NAMES, daily_refresh
 from dagster_project.defs.operations.schedules import default_sensor_status
+from dagster_project.lib.settings import landing_sensor_interval_s, landing_settle_s, load_settings
 
 SETTLE_S_DEFAULT = 30.0  # default of LENDSEG_LANDING_SETTLE_S
 # A run recorded as in progress but older than this while nobody holds the writer lock is an orphan
@@ -56,6 +57,7 @@ IN_PROGRESS_STATUSES = [
 
 # ---------------------------------------------------------------- pure cursor logic (unit tested)
 
+
 @dataclass(frozen=True, order=True)
 class LandingFile:
     mtime_ns: int
@@ -63,8 +65,12 @@ class LandingFile:
     size: int = 0
 
 
-def scan_landing(landing_dir: Path, sources: list[str] | tuple[str, ...], now_ns: int | None = None,
-                 settle_s: float = SETTLE_S_DEFAULT) -> list[LandingFile]:
+def scan_landing(
+    landing_dir: Path,
+    sources: list[str] | tuple[str, ...],
+    now_ns: int | None = None,
+    settle_s: float = SETTLE_S_DEFAULT,
+) -> list[LandingFile]:
     """Delivery files under ``landing_dir/<source>/`` that have settled, sorted by (mtime_ns, relpath)."""
     now_ns = time.time_ns() if now_ns is None else now_ns
     out: list[LandingFile] = []
@@ -223,6 +229,7 @@ def batch_tags(batch: list[LandingFile]) -> dict[str, str]:
 
 # ---------------------------------------------------------------- instance queries
 
+
 def writer_lock_is_held(lock_path: Path) -> bool:
     """True while some process holds the build-database writer lock (probe: non-blocking, released at once)."""
     if not lock_path.exists():
@@ -239,8 +246,9 @@ def writer_lock_is_held(lock_path: Path) -> bool:
         os.close(fd)
 
 
-def active_writing_runs(instance: dg.DagsterInstance, lock_path: Path, now: float | None = None,
-                        grace_s: float = ORPHAN_GRACE_S) -> tuple[list[str], list[str]]:
+def active_writing_runs(
+    instance: dg.DagsterInstance, lock_path: Path, now: float | None = None, grace_s: float = ORPHAN_GRACE_S
+) -> tuple[list[str], list[str]]:
     """(active, orphaned) run ids of writing jobs that are queued or in progress.
 
     A STARTED run older than ``grace_s`` while no process holds the writer lock cannot be writing: its
@@ -248,8 +256,7 @@ def active_writing_runs(instance: dg.DagsterInstance, lock_path: Path, now: floa
     not block; mark it failed in the UI (Runs -> Terminate) to tidy the run list.
     """
     now = time.time() if now is None else now
-    records = instance.get_run_records(
-        filters=dg.RunsFilter(job_name=None, statuses=IN_PROGRESS_STATUSES), limit=50)
+    records = instance.get_run_records(filters=dg.RunsFilter(job_name=None, statuses=IN_PROGRESS_STATUSES), limit=50)
     active, orphaned = [], []
     lock_held: bool | None = None
     for rec in records:
@@ -268,6 +275,7 @@ def active_writing_runs(instance: dg.DagsterInstance, lock_path: Path, now: floa
 
 
 # ---------------------------------------------------------------- the sensor
+
 
 def _settle_s() -> float:
     return landing_settle_s()
@@ -291,8 +299,9 @@ def landing_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.
         return dg.SkipReason(f"no new delivery files in {s.landing_dir} ({len(files)} known)")
     active, orphaned = active_writing_runs(context.instance, s.lock_path)
     if orphaned:
-        context.log.warning(f"ignoring orphaned runs (in progress on record, but nobody holds the writer lock): "
-                            f"{', '.join(orphaned)}")
+        context.log.warning(
+            f"ignoring orphaned runs (in progress on record, but nobody holds the writer lock): {', '.join(orphaned)}"
+        )
     if active:
         return dg.SkipReason(f"{len(batch)} new delivery file(s) wait: writing run(s) {', '.join(active)} "
                              "queued or in progress; they are picked up after it ends")
@@ -302,9 +311,12 @@ def landing_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.
         return dg.SkipReason(f"{len(batch)} new delivery file(s) wait: a run holds the build-database writer lock")
     todo = without_ledgered(batch, ledger)
     if not todo:
-        return dg.SensorResult(skip_reason=dg.SkipReason(
-            f"{len(batch)} file(s) already in the delivery ledger (loaded by an earlier run): no run requested"),
-            cursor=advance_cursor(seen, batch, present=files))
+        return dg.SensorResult(
+            skip_reason=dg.SkipReason(
+                f"{len(batch)} file(s) already in the delivery ledger (loaded by an earlier run): no run requested"
+            ),
+            cursor=advance_cursor(seen, batch, present=files),
+        )
     seen_now, batch = batch, todo  # the cursor moves past the ledgered files too
     job = batch_job(batch, s.landing_dir, s.warehouse_path.exists(), state)
     selection = None

@@ -1,15 +1,15 @@
 """The ``published_warehouse`` asset: the last step of every writing job."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import dagster as dg
 
-from dagster_project.lib import audit
-from dagster_project.defs.publish.gates import run_gate
-from dagster_project.defs.publish.files import PUBLISHED_SCHEMAS, publish
-from dagster_project.lib.resources import Warehouse
 from dagster_project.defs.applications.keys import APPLICATION_KEYS
+from dagster_project.defs.publish.files import PUBLISHED_SCHEMAS, publish
+from dagster_project.defs.publish.gates import run_gate
 from dagster_project.defs.transform.assets import DBT_KEYS
+from dagster_project.lib import audit
+from dagster_project.lib.resources import Warehouse
 
 
 def _record_checks(context: dg.AssetExecutionContext, audit_dir) -> None:
@@ -17,9 +17,17 @@ def _record_checks(context: dg.AssetExecutionContext, audit_dir) -> None:
     rows = []
     for entry in context.instance.all_logs(context.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION):
         ev = entry.dagster_event.event_specific_data
-        rows.append(audit.dq_result(context.run_id, ev.asset_key.to_user_string(), "dagster_asset_check", ev.check_name,
-                                    bool(ev.passed), audit.severity_of(ev.severity),
-                                    checked_at=datetime.fromtimestamp(entry.timestamp, timezone.utc).replace(tzinfo=None)))
+        rows.append(
+            audit.dq_result(
+                context.run_id,
+                ev.asset_key.to_user_string(),
+                "dagster_asset_check",
+                ev.check_name,
+                bool(ev.passed),
+                audit.severity_of(ev.severity),
+                checked_at=datetime.fromtimestamp(entry.timestamp, UTC).replace(tzinfo=None),
+            )
+        )
     audit.append_rows(audit_dir, audit.DQ_RESULTS, rows)
 
 
@@ -45,24 +53,36 @@ def published_warehouse(context: dg.AssetExecutionContext, warehouse: Warehouse)
     s = warehouse.settings
     _record_checks(context, s.audit_dir)
     context.log.info(f"publishing schemas {', '.join(PUBLISHED_SCHEMAS)} and audit to {s.warehouse_path}")
-    v = publish(s.build_path, s.warehouse_path, s.versions_dir, s.audit_dir, context.run_id, checks_passed=passed,
-                checks_warned=verdict.warned,
-                keep=s.publish_keep, memory_limit=s.memory_limit)
+    v = publish(
+        s.build_path,
+        s.warehouse_path,
+        s.versions_dir,
+        s.audit_dir,
+        context.run_id,
+        checks_passed=passed,
+        checks_warned=verdict.warned,
+        keep=s.publish_keep,
+        memory_limit=s.memory_limit,
+    )
     counts = v.manifest["row_counts"]
     m = v.manifest
-    context.log.info(f"published {v.name}: {len(counts)} tables, {m['publish_mode']} ({m['publish_reason']}); "
-                     f"rewritten: {', '.join(m['tables_rewritten']) or 'none'}")
+    context.log.info(
+        f"published {v.name}: {len(counts)} tables, {m['publish_mode']} ({m['publish_reason']}); "
+        f"rewritten: {', '.join(m['tables_rewritten']) or 'none'}"
+    )
     table = "| table | rows |\n|---|---:|\n" + "\n".join(f"| {t} | {n:,} |" for t, n in counts.items())
-    return dg.MaterializeResult(metadata={
-        "version": v.name,
-        "path": dg.MetadataValue.path(str(s.warehouse_path)),
-        "tables": dg.MetadataValue.md(table),
-        "publish_mode": m["publish_mode"],
-        "publish_reason": m["publish_reason"],
-        "tables_rewritten": len(m["tables_rewritten"]),
-        "publish_seconds": dg.MetadataValue.json(m["publish_seconds"]),
-        "checks_passed": len(passed),
-        "checks_warned": len(verdict.warned),
-        "size_mb": round(s.warehouse_path.stat().st_size / 1e6, 2),
-        **{f"rows/{t}": n for t, n in counts.items()},
-    })
+    return dg.MaterializeResult(
+        metadata={
+            "version": v.name,
+            "path": dg.MetadataValue.path(str(s.warehouse_path)),
+            "tables": dg.MetadataValue.md(table),
+            "publish_mode": m["publish_mode"],
+            "publish_reason": m["publish_reason"],
+            "tables_rewritten": len(m["tables_rewritten"]),
+            "publish_seconds": dg.MetadataValue.json(m["publish_seconds"]),
+            "checks_passed": len(passed),
+            "checks_warned": len(verdict.warned),
+            "size_mb": round(s.warehouse_path.stat().st_size / 1e6, 2),
+            **{f"rows/{t}": n for t, n in counts.items()},
+        }
+    )

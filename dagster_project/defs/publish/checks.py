@@ -21,7 +21,6 @@ from dagster_project.defs.publish.files import PUBLISHED_SCHEMAS, current_versio
 from dagster_project.lib.resources import Warehouse
 from dagster_project.lib.warehouse import connect
 
-
 PUBLISHED = dg.AssetKey("published_warehouse")
 
 
@@ -39,28 +38,40 @@ def expected_tables(build_con: duckdb.DuckDBPyConnection) -> set[str]:
     build = [b for builds in PUBLISHED_SCHEMAS.values() for b in builds]
     rows = build_con.execute(
         "SELECT schema_name, table_name FROM duckdb_tables() WHERE schema_name IN ? UNION "
-        "SELECT schema_name, view_name FROM duckdb_views() WHERE schema_name IN ?", [build, build]).fetchall()
-    return ({f"{published_name(schema)}.{name}" for schema, name in rows} | {f"audit.{t}" for t in AUDIT_TABLES}
-            | {"audit.publish_info", "audit.publish_manifest"})
+        "SELECT schema_name, view_name FROM duckdb_views() WHERE schema_name IN ?",
+        [build, build],
+    ).fetchall()
+    return (
+        {f"{published_name(schema)}.{name}" for schema, name in rows}
+        | {f"audit.{t}" for t in AUDIT_TABLES}
+        | {"audit.publish_info", "audit.publish_manifest"}
+    )
 
 
 def manifest_mismatches(counts: dict[str, int], manifest_counts: dict[str, int], expected: set[str]) -> dict[str, list]:
-    return {"missing_tables": sorted(expected - set(counts)),
-            "row_count_mismatches": sorted(t for t, n in manifest_counts.items() if counts.get(t) != n)}
+    return {
+        "missing_tables": sorted(expected - set(counts)),
+        "row_count_mismatches": sorted(t for t, n in manifest_counts.items() if counts.get(t) != n),
+    }
 
 
 def uncommented_columns(path: Path) -> list[str]:
     con = duckdb.connect(str(path), read_only=True)
     try:
-        return [r[0] for r in con.execute(
-            "SELECT schema_name || '.' || table_name || '.' || column_name FROM duckdb_columns() "
-            "WHERE NOT internal AND (comment IS NULL OR trim(comment) = '') ORDER BY 1").fetchall()]
+        return [
+            r[0]
+            for r in con.execute(
+                "SELECT schema_name || '.' || table_name || '.' || column_name FROM duckdb_columns() "
+                "WHERE NOT internal AND (comment IS NULL OR trim(comment) = '') ORDER BY 1"
+            ).fetchall()
+        ]
     finally:
         con.close()
 
 
 def duckdb_cli() -> Path:
-    """The DuckDB CLI of the ``duckdb-cli`` package, a main dependency: installed beside this Python (.venv/bin/duckdb)."""
+    """The DuckDB CLI of the ``duckdb-cli`` package, a main dependency: installed beside this Python
+    (.venv/bin/duckdb)."""
     return Path(sys.executable).parent / "duckdb"
 
 
@@ -71,10 +82,21 @@ def open_read_only(path: Path, cli: Path | None = None, timeout_s: float = 120) 
     """
     cli = cli or duckdb_cli()
     if not cli.exists():
-        return False, {"problem": f"the DuckDB CLI is not installed at {cli}: install the project again "
-                                  f"(pip install -c requirements.lock -e .; it brings duckdb-cli==1.5.6)"}
-    cmd = [str(cli), "-readonly", str(path), "-csv", "-noheader", "-c", "select 1", "-c",
-           "SELECT count(*) FROM duckdb_tables()"]
+        return False, {
+            "problem": f"the DuckDB CLI is not installed at {cli}: install the project again "
+            f"(pip install -c requirements.lock -e .; it brings duckdb-cli==1.5.6)"
+        }
+    cmd = [
+        str(cli),
+        "-readonly",
+        str(path),
+        "-csv",
+        "-noheader",
+        "-c",
+        "select 1",
+        "-c",
+        "SELECT count(*) FROM duckdb_tables()",
+    ]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
     except (OSError, subprocess.TimeoutExpired) as e:
@@ -87,15 +109,21 @@ def open_read_only(path: Path, cli: Path | None = None, timeout_s: float = 120) 
     return ok, meta
 
 
-@dg.asset_check(asset=PUBLISHED, description="The published file opens read-only in the DuckDB CLI (duckdb-cli, "
-                "beside the pipeline's Python) and answers a query; fails when that CLI is missing.")
+@dg.asset_check(
+    asset=PUBLISHED,
+    description="The published file opens read-only in the DuckDB CLI (duckdb-cli, "
+    "beside the pipeline's Python) and answers a query; fails when that CLI is missing.",
+)
 def opens_read_only(warehouse: Warehouse) -> dg.AssetCheckResult:
     ok, meta = open_read_only(warehouse.settings.warehouse_path)
     return dg.AssetCheckResult(passed=ok, metadata=meta, description=meta.get("problem"))
 
 
-@dg.asset_check(asset=PUBLISHED, description="The published file holds every allow-listed table (marts, ml, the "
-                "documented audit tables) with the row counts of its version manifest.")
+@dg.asset_check(
+    asset=PUBLISHED,
+    description="The published file holds every allow-listed table (marts, ml, the "
+    "documented audit tables) with the row counts of its version manifest.",
+)
 def holds_manifest_tables(warehouse: Warehouse) -> dg.AssetCheckResult:
     s = warehouse.settings
     v = current_version(s.warehouse_path, s.versions_dir)
@@ -105,16 +133,24 @@ def holds_manifest_tables(warehouse: Warehouse) -> dg.AssetCheckResult:
     with connect(s, read_only=True) as con:
         expected = expected_tables(con)
     bad = manifest_mismatches(counts, v.manifest["row_counts"], expected)
-    return dg.AssetCheckResult(passed=not any(bad.values()), metadata={
-        "version": v.name, "tables": len(counts), **{k: dg.MetadataValue.json(x) for k, x in bad.items()},
-        "manifest": dg.MetadataValue.path(str(v.path.with_suffix(".json")))})
+    return dg.AssetCheckResult(
+        passed=not any(bad.values()),
+        metadata={
+            "version": v.name,
+            "tables": len(counts),
+            **{k: dg.MetadataValue.json(x) for k, x in bad.items()},
+            "manifest": dg.MetadataValue.path(str(v.path.with_suffix(".json"))),
+        },
+    )
 
 
 @dg.asset_check(asset=PUBLISHED, description="Every published column has a comment (its description).")
 def every_column_commented(warehouse: Warehouse) -> dg.AssetCheckResult:
     missing = uncommented_columns(warehouse.settings.warehouse_path)
-    return dg.AssetCheckResult(passed=not missing, metadata={"columns_without_comment": len(missing),
-                                                             "sample": dg.MetadataValue.json(missing[:20])})
+    return dg.AssetCheckResult(
+        passed=not missing,
+        metadata={"columns_without_comment": len(missing), "sample": dg.MetadataValue.json(missing[:20])},
+    )
 
 
 published_checks = [opens_read_only, holds_manifest_tables, every_column_commented]

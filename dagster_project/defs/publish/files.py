@@ -17,15 +17,22 @@ import re
 import shutil
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 
+from dagster_project.defs.publish.catalog import (
+    AUDIT_TABLES,
+    PUBLISH_INFO,
+    PUBLISH_MANIFEST,
+    TABLE_DOCS,
+    column_comment,
+    empty_table_sql,
+)
+from dagster_project.defs.publish.increment import Fingerprints, Plan, clone_file, file_state, fingerprint, plan
 from dagster_project.lib import audit
 from dagster_project.lib.tables import sql_identifier, sql_literal
-from dagster_project.defs.publish.increment import Fingerprints, Plan, clone_file, file_state, fingerprint, plan
-from dagster_project.defs.publish.catalog import AUDIT_TABLES, PUBLISH_INFO, PUBLISH_MANIFEST, TABLE_DOCS, column_comment, empty_table_sql
 
 # published schema -> the build schemas copied into it. One writer per build schema: dbt writes marts, the
 # applications write app (defs/applications/store.py), the segmentation model writes ml.
@@ -52,8 +59,9 @@ def _build_comments(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, str]]
     """``{schema.table: {column: comment}}`` of every commented column of the build, by published name."""
     out: dict[str, dict[str, str]] = {}
     for schema, table, col, comment in con.execute(
-            "SELECT schema_name, table_name, column_name, comment FROM duckdb_columns() WHERE database_name = 'build' "
-            "AND comment IS NOT NULL AND comment <> ''").fetchall():
+        "SELECT schema_name, table_name, column_name, comment FROM duckdb_columns() WHERE database_name = 'build' "
+        "AND comment IS NOT NULL AND comment <> ''"
+    ).fetchall():
         out.setdefault(f"{published_name(schema)}.{table}", {})[col] = comment
     return out
 
@@ -61,25 +69,37 @@ def _build_comments(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, str]]
 @dataclass(frozen=True)
 class Source:
     """One published table: the relation it is copied from and the comments it gets."""
+
     sql: str
     comment: str | None
-    own: dict[str, str]   # column comments of the source itself (the build's), before column_comment's fallbacks
+    own: dict[str, str]  # column comments of the source itself (the build's), before column_comment's fallbacks
 
 
-def _schema_sources(con: duckdb.DuckDBPyConnection, schema: str, build_schemas: tuple[str, ...],
-                    comments: dict[str, dict[str, str]]) -> dict[str, Source]:
+def _schema_sources(
+    con: duckdb.DuckDBPyConnection, schema: str, build_schemas: tuple[str, ...], comments: dict[str, dict[str, str]]
+) -> dict[str, Source]:
     """Every table and view of ``build_schemas``, by published name; a name in two of them is refused."""
     rels = con.execute(
-        "SELECT schema_name, table_name, comment FROM duckdb_tables() WHERE database_name = 'build' AND schema_name IN ? "
+        "SELECT schema_name, table_name, comment FROM duckdb_tables() WHERE database_name = 'build' AND "
+        "schema_name IN ? "
         "UNION ALL SELECT schema_name, view_name, comment FROM duckdb_views() WHERE database_name = 'build' "
-        "AND schema_name IN ? ORDER BY 2", [list(build_schemas), list(build_schemas)]).fetchall()
+        "AND schema_name IN ? ORDER BY 2",
+        [list(build_schemas), list(build_schemas)],
+    ).fetchall()
     names = [name for _, name, _ in rels]
     if twice := sorted({n for n in names if names.count(n) > 1}):
-        raise RuntimeError(f"not publishing: {', '.join(twice)} in more than one of the build schemas "
-                           f"{', '.join(build_schemas)} published as {schema}")
-    return {f"{schema}.{name}": Source(f"build.{sql_identifier(build_schema)}.{sql_identifier(name)}", comment or None,
-                                       comments.get(f"{schema}.{name}", {}))
-            for build_schema, name, comment in rels}
+        raise RuntimeError(
+            f"not publishing: {', '.join(twice)} in more than one of the build schemas "
+            f"{', '.join(build_schemas)} published as {schema}"
+        )
+    return {
+        f"{schema}.{name}": Source(
+            f"build.{sql_identifier(build_schema)}.{sql_identifier(name)}",
+            comment or None,
+            comments.get(f"{schema}.{name}", {}),
+        )
+        for build_schema, name, comment in rels
+    }
 
 
 def _audit_sources(audit_dir: Path) -> dict[str, Source]:
@@ -87,23 +107,32 @@ def _audit_sources(audit_dir: Path) -> dict[str, Source]:
     readers = audit.tables(audit_dir)
     out = {}
     for table in sorted(set(readers) | set(AUDIT_TABLES)):
-        sql = readers.get(table) or ("(SELECT " + ", ".join(f"NULL::{t} AS {sql_identifier(c)}" for c, t, _ in
-                                                            AUDIT_TABLES[table][1]) + " WHERE false)")
+        sql = readers.get(table) or (
+            "(SELECT "
+            + ", ".join(f"NULL::{t} AS {sql_identifier(c)}" for c, t, _ in AUDIT_TABLES[table][1])
+            + " WHERE false)"
+        )
         out[f"audit.{table}"] = Source(sql, TABLE_DOCS.get(f"audit.{table}"), {})
     return out
 
 
-def sources(con: duckdb.DuckDBPyConnection, audit_dir: Path, schemas: dict[str, tuple[str, ...]],
-            comments: dict[str, dict[str, str]]) -> dict[str, Source]:
-    """``{published table: Source}`` of everything a publish copies, in publishing order (build attached as ``build``)."""
+def sources(
+    con: duckdb.DuckDBPyConnection,
+    audit_dir: Path,
+    schemas: dict[str, tuple[str, ...]],
+    comments: dict[str, dict[str, str]],
+) -> dict[str, Source]:
+    """``{published table: Source}`` of everything a publish copies, in publishing order (build attached as
+    ``build``)."""
     out: dict[str, Source] = {}
     for schema, build_schemas in schemas.items():
         out |= _schema_sources(con, schema, build_schemas, comments)
     return out | _audit_sources(audit_dir)
 
 
-def _column_comments(con: duckdb.DuckDBPyConnection, table: str, src: Source,
-                     comments: dict[str, dict[str, str]]) -> dict[str, str | None]:
+def _column_comments(
+    con: duckdb.DuckDBPyConnection, table: str, src: Source, comments: dict[str, dict[str, str]]
+) -> dict[str, str | None]:
     cols = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {src.sql}").fetchall()]
     return {c: column_comment(table, c, src.own.get(c), comments) for c in cols}
 
@@ -124,26 +153,50 @@ def _write_table(con: duckdb.DuckDBPyConnection, table: str, src: Source, col_co
 
 def _comment_columns(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> None:
     dst = f"pub.{sql_identifier(schema)}.{sql_identifier(name)}"
-    for (col,) in con.execute("SELECT column_name FROM duckdb_columns() WHERE database_name = 'pub' AND schema_name = ? "
-                              "AND table_name = ?", [schema, name]).fetchall():
+    for (col,) in con.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE database_name = 'pub' AND schema_name = ? AND table_name = ?",
+        [schema, name],
+    ).fetchall():
         if text := column_comment(f"{schema}.{name}", col, None, {}):
             con.execute(f"COMMENT ON COLUMN {dst}.{sql_identifier(col)} IS {sql_literal(text)}")
 
 
-def _publish_tables(con: duckdb.DuckDBPyConnection, history: list[dict], manifest: dict, counts: dict[str, int]) -> None:
+def _publish_tables(
+    con: duckdb.DuckDBPyConnection, history: list[dict], manifest: dict, counts: dict[str, int]
+) -> None:
     """audit.publish_manifest (every kept version) and audit.publish_info (this file, one row)."""
     con.execute("DROP TABLE IF EXISTS pub.audit.publish_manifest")
     con.execute("DROP TABLE IF EXISTS pub.audit.publish_info")
     con.execute(empty_table_sql("pub.audit.publish_manifest", PUBLISH_MANIFEST[1]))
-    con.executemany("INSERT INTO pub.audit.publish_manifest VALUES (?, ?, ?, ?, ?, ?)",
-                    [[h["version"], h["run_id"], h["published_at"], tables_in(h["row_counts"]), json.dumps(h["row_counts"]),
-                      len(h.get("checks_passed", []))] for h in history])
+    con.executemany(
+        "INSERT INTO pub.audit.publish_manifest VALUES (?, ?, ?, ?, ?, ?)",
+        [
+            [
+                h["version"],
+                h["run_id"],
+                h["published_at"],
+                tables_in(h["row_counts"]),
+                json.dumps(h["row_counts"]),
+                len(h.get("checks_passed", [])),
+            ]
+            for h in history
+        ],
+    )
     con.execute(empty_table_sql("pub.audit.publish_info", PUBLISH_INFO[1]))
-    con.execute("INSERT INTO pub.audit.publish_info VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [manifest["version"], manifest["run_id"],
-                 datetime.fromisoformat(manifest["published_at"]).astimezone(timezone.utc).replace(tzinfo=None), manifest["storage_version"],
-                 tables_in(counts), sum(counts.values()), len(manifest.get("checks_passed", [])),
-                 len(manifest.get("checks_warned", [])), json.dumps(counts)])
+    con.execute(
+        "INSERT INTO pub.audit.publish_info VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            manifest["version"],
+            manifest["run_id"],
+            datetime.fromisoformat(manifest["published_at"]).astimezone(UTC).replace(tzinfo=None),
+            manifest["storage_version"],
+            tables_in(counts),
+            sum(counts.values()),
+            len(manifest.get("checks_passed", [])),
+            len(manifest.get("checks_warned", [])),
+            json.dumps(counts),
+        ],
+    )
     for table in ("publish_manifest", "publish_info"):
         con.execute(f"COMMENT ON TABLE pub.audit.{table} IS {sql_literal(TABLE_DOCS[f'audit.{table}'])}")
         _comment_columns(con, "audit", table)
@@ -204,7 +257,7 @@ def _attach_copy(con: duckdb.DuckDBPyConnection, base: Version | None, tmp: Path
     old = Fingerprints.of_manifest(base.manifest) if base else None
     if base is None or old is None:
         return plan(new, None, base.name if base else None, None)
-    con.execute(f"ATTACH {sql_literal(str(base.path))} AS base (READ_ONLY)")   # readers may hold it open: fine
+    con.execute(f"ATTACH {sql_literal(str(base.path))} AS base (READ_ONLY)")  # readers may hold it open: fine
     try:
         counts, free, tag = file_state(con, "base")
     finally:
@@ -218,16 +271,25 @@ def _attach_copy(con: duckdb.DuckDBPyConnection, base: Version | None, tmp: Path
     return p
 
 
-def _fill(con: duckdb.DuckDBPyConnection, p: Plan, srcs: dict[str, Source], docs: dict[str, dict[str, str | None]],
-          new: Fingerprints, manifest: dict, versions_dir: Path) -> dict[str, int]:
+def _fill(
+    con: duckdb.DuckDBPyConnection,
+    p: Plan,
+    srcs: dict[str, Source],
+    docs: dict[str, dict[str, str | None]],
+    new: Fingerprints,
+    manifest: dict,
+    versions_dir: Path,
+) -> dict[str, int]:
     """Write the plan's tables and the two publish tables into ``pub``, checkpoint and detach it; the row counts."""
     for table in p.rewrite:
         _write_table(con, table, srcs[table], docs[table])
         schema, name = table.split(".", 1)
         n = con.execute(f"SELECT count(*) FROM pub.{sql_identifier(schema)}.{sql_identifier(name)}").fetchone()[0]
         if n != new.tables[table]["rows"]:
-            raise RuntimeError(f"not publishing: {table} changed while it was published ({new.tables[table]['rows']} "
-                               f"rows fingerprinted, {n} written)")
+            raise RuntimeError(
+                f"not publishing: {table} changed while it was published ({new.tables[table]['rows']} "
+                f"rows fingerprinted, {n} written)"
+            )
     counts = {t: new.tables[t]["rows"] for t in srcs}
     kept = [v.manifest for v in versions(versions_dir)]
     counts |= {"audit.publish_info": 1, "audit.publish_manifest": len(kept) + 1}  # PUBLISH_TABLES, written next
@@ -238,8 +300,16 @@ def _fill(con: duckdb.DuckDBPyConnection, p: Plan, srcs: dict[str, Source], docs
     return counts
 
 
-def _write_version(build_path: Path, audit_dir: Path, tmp: Path, manifest: dict, schemas: dict[str, tuple[str, ...]],
-                   memory_limit: str, base: Version | None, incremental: bool) -> dict[str, int]:
+def _write_version(
+    build_path: Path,
+    audit_dir: Path,
+    tmp: Path,
+    manifest: dict,
+    schemas: dict[str, tuple[str, ...]],
+    memory_limit: str,
+    base: Version | None,
+    incremental: bool,
+) -> dict[str, int]:
     """Write the new version to ``tmp``: an increment from a copy of ``base`` when plan() allows, else a full file.
 
     Fills ``manifest`` with the plan (publish_mode, tables_rewritten, ...), the fingerprints and publish_seconds
@@ -272,8 +342,9 @@ def _write_version(build_path: Path, audit_dir: Path, tmp: Path, manifest: dict,
                 if con.execute("SELECT count(*) FROM duckdb_databases() WHERE database_name = 'pub'").fetchone()[0]:
                     con.execute("DETACH pub")
                 tmp.unlink(missing_ok=True)
-                p = Plan("full", tuple(sorted(new.tables)),
-                         reason=f"the increment failed: {type(e).__name__}: {e}"[:500])
+                p = Plan(
+                    "full", tuple(sorted(new.tables)), reason=f"the increment failed: {type(e).__name__}: {e}"[:500]
+                )
         if counts is None:
             con.execute(f"ATTACH {sql_literal(str(tmp))} AS pub (STORAGE_VERSION '{STORAGE_VERSION}')")
             counts = _fill(con, p, srcs, docs, new, manifest, tmp.parent)
@@ -284,10 +355,19 @@ def _write_version(build_path: Path, audit_dir: Path, tmp: Path, manifest: dict,
         con.close()
 
 
-def publish(build_path: Path, warehouse_path: Path, versions_dir: Path, audit_dir: Path, run_id: str,
-            checks_passed: list[str] | None = None, keep: int = 5, checks_warned: list[str] | None = None,
-            schemas: dict[str, tuple[str, ...]] = PUBLISHED_SCHEMAS,
-            memory_limit: str = "4GB", incremental: bool = True) -> Version:
+def publish(
+    build_path: Path,
+    warehouse_path: Path,
+    versions_dir: Path,
+    audit_dir: Path,
+    run_id: str,
+    checks_passed: list[str] | None = None,
+    keep: int = 5,
+    checks_warned: list[str] | None = None,
+    schemas: dict[str, tuple[str, ...]] = PUBLISHED_SCHEMAS,
+    memory_limit: str = "4GB",
+    incremental: bool = True,
+) -> Version:
     """Write a new version from the build database and the audit store, swap it in, prune old versions.
 
     ``incremental``: start from a copy of the current version and rewrite only the tables that changed
@@ -301,14 +381,19 @@ def publish(build_path: Path, warehouse_path: Path, versions_dir: Path, audit_di
     tmp = versions_dir / f".{final.name}.writing"
     for stale in versions_dir.glob(".*.writing*"):
         stale.unlink()
-    manifest = {"version": f"v{number:06d}", "run_id": run_id,
-                "published_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                "storage_version": STORAGE_VERSION, "checks_passed": sorted(checks_passed or []),
-                "checks_warned": sorted(checks_warned or [])}
+    manifest = {
+        "version": f"v{number:06d}",
+        "run_id": run_id,
+        "published_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "storage_version": STORAGE_VERSION,
+        "checks_passed": sorted(checks_passed or []),
+        "checks_warned": sorted(checks_warned or []),
+    }
     base = current_version(warehouse_path, versions_dir)
     try:
-        manifest["row_counts"] = _write_version(build_path, audit_dir, tmp, manifest, schemas, memory_limit, base,
-                                                incremental)
+        manifest["row_counts"] = _write_version(
+            build_path, audit_dir, tmp, manifest, schemas, memory_limit, base, incremental
+        )
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -22,8 +22,8 @@ NOT_PUBLISHING_GATES: tuple[str, ...] = ("published_warehouse", "segmentation_mo
 @dataclass
 class Verdict:
     passed: list[str] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)   # blocking (ERROR severity) checks that failed
-    warned: list[str] = field(default_factory=list)   # WARN-severity checks that did not pass
+    failed: list[str] = field(default_factory=list)  # blocking (ERROR severity) checks that failed
+    warned: list[str] = field(default_factory=list)  # WARN-severity checks that did not pass
     missing: list[str] = field(default_factory=list)  # blocking checks of a materialised asset without a result
 
     @property
@@ -35,8 +35,10 @@ class Verdict:
         if self.failed:
             parts.append(f"blocking checks failed in this run: {', '.join(self.failed)}")
         if self.missing:
-            parts.append(f"blocking checks of assets materialised in this run have no result (skipped is not "
-                         f"passed): {', '.join(self.missing)}")
+            parts.append(
+                f"blocking checks of assets materialised in this run have no result (skipped is not "
+                f"passed): {', '.join(self.missing)}"
+            )
         return "; ".join(parts)
 
 
@@ -44,8 +46,12 @@ def check_name(asset: str, name: str) -> str:
     return f"{asset}:{name}"
 
 
-def gate(planned: Mapping[str, tuple[str, bool]], evaluated: Mapping[str, tuple[bool, str]],
-         materialized: Iterable[str], exclude_assets: Iterable[str] = NOT_PUBLISHING_GATES) -> Verdict:
+def gate(
+    planned: Mapping[str, tuple[str, bool]],
+    evaluated: Mapping[str, tuple[bool, str]],
+    materialized: Iterable[str],
+    exclude_assets: Iterable[str] = NOT_PUBLISHING_GATES,
+) -> Verdict:
     """The publishing verdict.
 
     ``planned``: ``{check: (asset, blocking)}`` of checks planned in the run; ``evaluated``: ``{check:
@@ -77,8 +83,10 @@ def run_gate(instance: dg.DagsterInstance, run_id: str, asset_graph) -> Verdict:
     evaluated: dict[str, tuple[bool, str]] = {}
     for ev in _events(instance, run_id, dg.DagsterEventType.ASSET_CHECK_EVALUATION):
         data = ev.event_specific_data
-        evaluated[check_name(data.asset_key.to_user_string(), data.check_name)] = (bool(data.passed),
-                                                                                  data.severity.value)
+        evaluated[check_name(data.asset_key.to_user_string(), data.check_name)] = (
+            bool(data.passed),
+            data.severity.value,
+        )
     planned: dict[str, tuple[str, bool]] = {}
     for ev in _events(instance, run_id, dg.DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED):
         data = ev.event_specific_data
@@ -87,8 +95,11 @@ def run_gate(instance: dg.DagsterInstance, run_id: str, asset_graph) -> Verdict:
             blocking = bool(asset_graph.get_check_spec(key).blocking)
         except Exception:  # a check the graph does not know (never expected): treat it as blocking
             blocking = True
-        planned[check_name(data.asset_key.to_user_string(), data.check_name)] = (data.asset_key.to_user_string(),
-                                                                                blocking)
-    materialized = {ev.asset_key.to_user_string()
-                    for ev in _events(instance, run_id, dg.DagsterEventType.ASSET_MATERIALIZATION)}
+        planned[check_name(data.asset_key.to_user_string(), data.check_name)] = (
+            data.asset_key.to_user_string(),
+            blocking,
+        )
+    materialized = {
+        ev.asset_key.to_user_string() for ev in _events(instance, run_id, dg.DagsterEventType.ASSET_MATERIALIZATION)
+    }
     return gate(planned, evaluated, materialized)

@@ -46,20 +46,27 @@ _FICLONE = 0x40049409  # linux/fs.h: share the source's extents (btrfs, XFS); ex
 @dataclass(frozen=True)
 class Plan:
     """What a publish does: ``mode`` 'increment' or 'full'; ``rewrite``: the tables written (all, when full)."""
+
     mode: str
     rewrite: tuple[str, ...]
     keep: tuple[str, ...] = ()
     reason: str = ""
-    base: str | None = None   # the version copied (increment)
+    base: str | None = None  # the version copied (increment)
 
     def manifest(self) -> dict:
-        return {"publish_mode": self.mode, "publish_reason": self.reason, "base_version": self.base,
-                "tables_rewritten": list(self.rewrite), "tables_kept": len(self.keep)}
+        return {
+            "publish_mode": self.mode,
+            "publish_reason": self.reason,
+            "base_version": self.base,
+            "tables_rewritten": list(self.rewrite),
+            "tables_kept": len(self.keep),
+        }
 
 
 @dataclass
 class Fingerprints:
     """``{published table: fingerprint}`` and the format that made them (as kept in a version manifest)."""
+
     tables: dict[str, dict] = field(default_factory=dict)
     format: str = FINGERPRINT_FORMAT
 
@@ -76,22 +83,34 @@ def _digest(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:32]
 
 
-def fingerprint(con: duckdb.DuckDBPyConnection, source_sql: str, table_comment: str | None,
-                column_comments: dict[str, str | None]) -> dict:
+def fingerprint(
+    con: duckdb.DuckDBPyConnection, source_sql: str, table_comment: str | None, column_comments: dict[str, str | None]
+) -> dict:
     """Row count, sum of row hashes, and digests of the columns (names, types) and of the comments of ``source_sql``.
 
     ``source_sql``: a relation (``build.s.t``, or a reader such as ``read_parquet(...)``); ``column_comments``:
     the comment each column will get in the published file.
     """
     cols = con.execute(f"DESCRIBE SELECT * FROM {source_sql}").fetchall()
-    rows, total = con.execute(f"SELECT count(*), coalesce(sum(hash(_publish_row)), 0)::VARCHAR "
-                              f"FROM {source_sql} AS _publish_row").fetchone()   # the row as a struct: every column
-    return {"rows": int(rows), "hash": total, "columns": _digest([[c[0], c[1]] for c in cols]),
-            "docs": _digest([table_comment, [[c[0], column_comments.get(c[0])] for c in cols]])}
+    rows, total = con.execute(
+        f"SELECT count(*), coalesce(sum(hash(_publish_row)), 0)::VARCHAR FROM {source_sql} AS _publish_row"
+    ).fetchone()  # the row as a struct: every column
+    return {
+        "rows": int(rows),
+        "hash": total,
+        "columns": _digest([[c[0], c[1]] for c in cols]),
+        "docs": _digest([table_comment, [[c[0], column_comments.get(c[0])] for c in cols]]),
+    }
 
 
-def plan(new: Fingerprints, base: Fingerprints | None, base_name: str | None, base_tables: dict[str, int] | None,
-         free_share: float | None = None, always: tuple[str, ...] = ()) -> Plan:
+def plan(
+    new: Fingerprints,
+    base: Fingerprints | None,
+    base_name: str | None,
+    base_tables: dict[str, int] | None,
+    free_share: float | None = None,
+    always: tuple[str, ...] = (),
+) -> Plan:
     """Increment or full, and which tables to write.
 
     ``new``: fingerprints of what is to be published; ``base``: those of the current version's manifest (None:
@@ -121,29 +140,40 @@ def plan(new: Fingerprints, base: Fingerprints | None, base_name: str | None, ba
         return full(f"{base_name} is {free_share:.0%} free blocks: compacting")
     rewrite = tuple(t for t in everything if new.tables[t] != base.tables[t])
     keep = tuple(t for t in everything if t not in rewrite)
-    return Plan("increment", rewrite, keep, reason=f"{len(rewrite)} of {len(everything)} tables changed",
-                base=base_name)
+    return Plan(
+        "increment", rewrite, keep, reason=f"{len(rewrite)} of {len(everything)} tables changed", base=base_name
+    )
 
 
 def clone_file(src: Path, dst: Path) -> str:
-    """Copy ``src`` to a new ``dst``: a reflink (shared extents, no data copied) where the filesystem can, else a copy."""
+    """Copy ``src`` to a new ``dst``: a reflink (shared extents, no data copied) where the filesystem can, else a
+    copy."""
     with open(src, "rb") as fin, open(dst, "wb") as fout:
         try:
             fcntl.ioctl(fout.fileno(), _FICLONE, fin.fileno())
             return "reflink"
         except OSError:
             pass
-    shutil.copyfile(src, dst)   # in-kernel on Linux (sendfile)
+    shutil.copyfile(src, dst)  # in-kernel on Linux (sendfile)
     return "copy"
 
 
 def file_state(con: duckdb.DuckDBPyConnection, db: str) -> tuple[dict[str, int], float, str]:
     """``({schema.table: rows}, free share, storage version tag)`` of the attached database ``db``."""
-    names = [r[0] for r in con.execute("SELECT schema_name || '.' || table_name FROM duckdb_tables() "
-                                       "WHERE database_name = ?", [db]).fetchall()]
-    counts = {n: con.execute(f"SELECT count(*) FROM {db}.{'.'.join(map(sql_identifier, n.split('.', 1)))}").fetchone()[0]
-              for n in names}
-    total, free = con.execute("SELECT total_blocks, free_blocks FROM pragma_database_size() WHERE database_name = ?",
-                              [db]).fetchone()
-    tag = con.execute("SELECT tags['storage_version'] FROM duckdb_databases() WHERE database_name = ?", [db]).fetchone()[0]
+    names = [
+        r[0]
+        for r in con.execute(
+            "SELECT schema_name || '.' || table_name FROM duckdb_tables() WHERE database_name = ?", [db]
+        ).fetchall()
+    ]
+    counts = {
+        n: con.execute(f"SELECT count(*) FROM {db}.{'.'.join(map(sql_identifier, n.split('.', 1)))}").fetchone()[0]
+        for n in names
+    }
+    total, free = con.execute(
+        "SELECT total_blocks, free_blocks FROM pragma_database_size() WHERE database_name = ?", [db]
+    ).fetchone()
+    tag = con.execute(
+        "SELECT tags['storage_version'] FROM duckdb_databases() WHERE database_name = ?", [db]
+    ).fetchone()[0]
     return counts, (free / total if total else 0.0), tag or ""

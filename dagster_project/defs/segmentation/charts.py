@@ -13,8 +13,13 @@ def k_curve_png(curve: pd.DataFrame, k: int) -> bytes:
     """How many segments: the weakest segment's stability per k (Hennig's bands shaded) and the silhouette."""
     fig, ax = figure(6.5, 3.4)
     ax.axhspan(seg.HIGHLY_STABLE, 1.0, color="tab:green", alpha=0.08, label=f"highly stable (>= {seg.HIGHLY_STABLE})")
-    ax.axhspan(seg.JACCARD_FLOOR, seg.HIGHLY_STABLE, color="tab:olive", alpha=0.08,
-               label=f"stable (>= {seg.JACCARD_FLOOR}, required)")
+    ax.axhspan(
+        seg.JACCARD_FLOOR,
+        seg.HIGHLY_STABLE,
+        color="tab:olive",
+        alpha=0.08,
+        label=f"stable (>= {seg.JACCARD_FLOOR}, required)",
+    )
     ax.plot(curve.k, curve.min_jaccard, "o-", color="tab:blue", label="weakest segment's stability (Jaccard)")
     ax.set_ylim(0, 1.02)
     ax2 = ax.twinx()
@@ -43,8 +48,7 @@ def profile_png(profile: pd.DataFrame, names: dict[int, str]) -> bytes:
     im = ax.imshow(p.clip(-2, 2).to_numpy(dtype=float), cmap="RdBu_r", vmin=-2, vmax=2, aspect="auto")
     for i in range(len(p)):
         for j, col in enumerate(order):
-            ax.text(j, i, cell_text(FEATURE_BY_COLUMN[col].unit, vals.iloc[i, j]), ha="center", va="center",
-                    fontsize=5)
+            ax.text(j, i, cell_text(FEATURE_BY_COLUMN[col].unit, vals.iloc[i, j]), ha="center", va="center", fontsize=5)
     ax.set_yticks(range(len(p)), [f"{s}: {names.get(int(s), '')}" for s in p.index], fontsize=7)
     ax.set_xticks(range(len(order)), [axis_label(c) for c in order], rotation=70, ha="right", fontsize=7)
     fig.colorbar(im, ax=ax, label="segment against all clients (standard deviations; red = higher)")
@@ -52,8 +56,19 @@ def profile_png(profile: pd.DataFrame, names: dict[int, str]) -> bytes:
     return png_bytes(fig)
 
 
-UNIT_WORDS = {"share": "%", "cny": "CNY", "months": "months", "count": "number", "score": "points", "days": "days",
-              "ratio": "ratio", "employees": "people", "grade": "R1-D", "size": "class", "tier": "tier"}
+UNIT_WORDS = {
+    "share": "%",
+    "cny": "CNY",
+    "months": "months",
+    "count": "number",
+    "score": "points",
+    "days": "days",
+    "ratio": "ratio",
+    "employees": "people",
+    "grade": "R1-D",
+    "size": "class",
+    "tier": "tier",
+}
 
 
 def axis_label(column: str) -> str:
@@ -83,8 +98,10 @@ def drift_png(drift: pd.DataFrame) -> bytes:
     d = drift.sort_values("psi")
     colours = ["tab:red" if s == "significant" else "tab:orange" if s == "moderate" else "tab:green" for s in d.status]
     fig, ax = figure(7, 0.28 * len(d) + 1.4)
-    labels = ["segment mix" if k == "segment_mix" else FEATURE_BY_COLUMN[f].label if f in FEATURE_BY_COLUMN else f
-              for k, f in zip(d.kind, d.feature)]
+    labels = [
+        "segment mix" if k == "segment_mix" else FEATURE_BY_COLUMN[f].label if f in FEATURE_BY_COLUMN else f
+        for k, f in zip(d.kind, d.feature, strict=False)
+    ]
     ax.barh(labels, d.psi, color=colours)
     for i, v in enumerate(d.psi):
         ax.text(float(v), i, f" {v:.3f}", va="center", fontsize=6)

@@ -21,15 +21,35 @@ import math
 import numpy as np
 import pandas as pd
 
-from dagster_project.defs.segmentation.features import (DIMENSION_OF, FEATURE_BY_COLUMN, PRODUCT_WORDS, PRODUCTS,
-                                                        SIZE_ORDER, VALUE_ORDER)
+from dagster_project.defs.segmentation.features import (
+    DIMENSION_OF,
+    FEATURE_BY_COLUMN,
+    PRODUCT_WORDS,
+    PRODUCTS,
+    SIZE_ORDER,
+    VALUE_ORDER,
+)
 
-SECTION_NOUNS = {"A": "farms", "B": "miners", "C": "manufacturers", "D": "utilities", "E": "builders",
-                 "F": "traders", "G": "logistics operators", "H": "hoteliers and caterers", "I": "tech companies",
-                 "K": "property developers", "L": "business-service providers", "M": "research and engineering houses",
-                 "N": "environmental and public-works contractors", "O": "household-service providers",
-                 "P": "education providers", "Q": "health providers", "R": "culture and media companies",
-                 "S": "community-service providers"}
+SECTION_NOUNS = {
+    "A": "farms",
+    "B": "miners",
+    "C": "manufacturers",
+    "D": "utilities",
+    "E": "builders",
+    "F": "traders",
+    "G": "logistics operators",
+    "H": "hoteliers and caterers",
+    "I": "tech companies",
+    "K": "property developers",
+    "L": "business-service providers",
+    "M": "research and engineering houses",
+    "N": "environmental and public-works contractors",
+    "O": "household-service providers",
+    "P": "education providers",
+    "Q": "health providers",
+    "R": "culture and media companies",
+    "S": "community-service providers",
+}
 SIZE_WORDS = {"large": "large", "medium": "mid-sized", "small": "small", "micro": "micro"}
 BAND_WORDS = {"prime": "prime", "near_prime": "sound", "subprime": "weak", "unrated": "unrated"}
 GRADES = ("R1", "R2", "R3", "R4", "R5", "R6", "R7", "R8", "D")
@@ -45,17 +65,29 @@ CATEGORY_WORDS: dict[tuple[str, str], tuple[str, str, str]] = {
 # numeric feature -> (word when above the other segments, word when below); '' = no word in a name that way
 NUMERIC_WORDS: dict[str, tuple[str, str]] = {
     **{f"limit_share_{p}": (PRODUCT_WORDS[p], "") for p in PRODUCTS},
-    "limit_weighted_term_months": ("long-tenor", "short-tenor"), "secured_limit_share": ("secured", "unsecured"),
-    "guaranteed_limit_share": ("guaranteed", ""), "online_share_12m": ("online-served", ""),
-    "branch_share_12m": ("branch-served", ""), "relationship_manager_share_12m": ("RM-covered", ""),
-    "avg_utilisation_12m": ("heavily drawn", "lightly drawn"), "firm_age_months": ("long-established", "young"),
-    "annual_revenue": ("larger", "smaller"), "bureau_score": ("higher-scored", "lower-scored"),
-    "rating_grade_order": ("lower-rated", "better-rated"), "months_in_arrears_12m": ("arrears-prone", ""),
-    "no_bureau_report": ("thin-file", ""), "products_held": ("multi-product", "single-product"),
+    "limit_weighted_term_months": ("long-tenor", "short-tenor"),
+    "secured_limit_share": ("secured", "unsecured"),
+    "guaranteed_limit_share": ("guaranteed", ""),
+    "online_share_12m": ("online-served", ""),
+    "branch_share_12m": ("branch-served", ""),
+    "relationship_manager_share_12m": ("RM-covered", ""),
+    "avg_utilisation_12m": ("heavily drawn", "lightly drawn"),
+    "firm_age_months": ("long-established", "young"),
+    "annual_revenue": ("larger", "smaller"),
+    "bureau_score": ("higher-scored", "lower-scored"),
+    "rating_grade_order": ("lower-rated", "better-rated"),
+    "months_in_arrears_12m": ("arrears-prone", ""),
+    "no_bureau_report": ("thin-file", ""),
+    "products_held": ("multi-product", "single-product"),
 }
 # grades other than D: the rating is read as a range (rating_grade_order); the rest of a category is no contrast
 SKIP = {("rating_grade", g) for g in GRADES[:-1]} | {("rating_grade", "unrated"), ("credit_band", "default")}
-FAMILY_OF_PROFILE_ONLY = {"rating_grade": "credit", "credit_band": "credit", "size_class": "size", "value_tier": "value"}
+FAMILY_OF_PROFILE_ONLY = {
+    "rating_grade": "credit",
+    "credit_band": "credit",
+    "size_class": "size",
+    "value_tier": "value",
+}
 FAMILY_PRIORITY = ("credit", "industry", "size", "stage")
 COLUMNS = ["segment", "family", "feature", "category", "score", "role", "word", "text"]
 
@@ -75,8 +107,10 @@ def contrast_table(profile: pd.DataFrame) -> pd.DataFrame:
     rows: list[dict] = []
     if len(segments) < 2 or not len(prof):
         return pd.DataFrame(columns=COLUMNS)
-    grades = {int(sid): dict(zip(r.category, r.segment_value)) for sid, r in
-              prof[prof.feature == "rating_grade"].groupby("segment")}
+    grades = {
+        int(sid): dict(zip(r.category, r.segment_value, strict=False))
+        for sid, r in prof[prof.feature == "rating_grade"].groupby("segment")
+    }
     for (feature, category), g in prof.groupby(["feature", "category"], sort=False):
         g = g.set_index("segment").reindex(segments)
         numeric = category == ""
@@ -85,25 +119,45 @@ def contrast_table(profile: pd.DataFrame) -> pd.DataFrame:
         if numeric:
             sd = 1.0
         else:
-            p = float(np.clip(g.population_value.dropna().iloc[0] if g.population_value.notna().any() else 0.0,
-                              0.01, 0.99))
+            p = float(
+                np.clip(g.population_value.dropna().iloc[0] if g.population_value.notna().any() else 0.0, 0.01, 0.99)
+            )
             sd = math.sqrt(p * (1 - p))
         for i, sid in enumerate(segments):
             score = (level[i] - _mean_of_others(level, i)) / sd
             if not np.isfinite(score) or (not numeric and score <= 0) or score == 0 or (feature, category) in SKIP:
                 continue
             role, word, _ = _word(feature, category, score)
-            rows.append({"segment": int(sid), "family": family(feature), "feature": feature, "category": category,
-                         "score": float(score), "role": role, "word": word,
-                         "gap": abs(value[i] - _mean_of_others(value, i)),
-                         "text": _text(feature, category, value[i], np.delete(value, i), score,
-                                       [grades.get(int(s), {}) for s in segments], i)})
+            rows.append(
+                {
+                    "segment": int(sid),
+                    "family": family(feature),
+                    "feature": feature,
+                    "category": category,
+                    "score": float(score),
+                    "role": role,
+                    "word": word,
+                    "gap": abs(value[i] - _mean_of_others(value, i)),
+                    "text": _text(
+                        feature,
+                        category,
+                        value[i],
+                        np.delete(value, i),
+                        score,
+                        [grades.get(int(s), {}) for s in segments],
+                        i,
+                    ),
+                }
+            )
     out = pd.DataFrame(rows, columns=[*COLUMNS, "gap"])
     # ties (to 0.01 SD) go to the family a banker reads first, then to the larger gap in the attribute's own unit
     out["magnitude"] = out.score.abs().round(2)
-    out["priority"] = out.family.map(lambda f: FAMILY_PRIORITY.index(f) if f in FAMILY_PRIORITY else len(FAMILY_PRIORITY))
-    out = out.sort_values(["segment", "magnitude", "priority", "gap"], ascending=[True, False, True, False],
-                          kind="stable")
+    out["priority"] = out.family.map(
+        lambda f: FAMILY_PRIORITY.index(f) if f in FAMILY_PRIORITY else len(FAMILY_PRIORITY)
+    )
+    out = out.sort_values(
+        ["segment", "magnitude", "priority", "gap"], ascending=[True, False, True, False], kind="stable"
+    )
     return out[COLUMNS].reset_index(drop=True)
 
 
@@ -159,7 +213,7 @@ def grade_range(shares: dict[str, float], cover: float = 0.5) -> str:
     best = (len(GRADES), 0, len(GRADES) - 1)
     for a in range(len(GRADES)):
         for b in range(a, len(GRADES)):
-            if w[a:b + 1].sum() >= cover - 1e-9 and (b - a, a) < best[:2]:
+            if w[a : b + 1].sum() >= cover - 1e-9 and (b - a, a) < best[:2]:
                 best = (b - a, a, b)
                 break
     _, a, b = best
@@ -181,15 +235,23 @@ def _level(feature: str, v: float) -> str:
     return "n/a" if not np.isfinite(v) else f"{v:,.0f}"
 
 
-def _text(feature: str, category: str, mine: float, others: np.ndarray, score: float,
-          grades: list[dict[str, float]], i: int) -> str:
+def _text(
+    feature: str, category: str, mine: float, others: np.ndarray, score: float, grades: list[dict[str, float]], i: int
+) -> str:
     label = FEATURE_BY_COLUMN[feature].label if feature in FEATURE_BY_COLUMN else feature.replace("_", " ")
     if category:
-        generic = (f"{category}-stage firms" if feature == "firm_stage" else f"{category}-risk industries"
-                   if feature == "industry_risk_class" else f"{label} {category}")
+        generic = (
+            f"{category}-stage firms"
+            if feature == "firm_stage"
+            else f"{category}-risk industries"
+            if feature == "industry_risk_class"
+            else f"{label} {category}"
+        )
         phrase = CATEGORY_WORDS.get((feature, category), ("", "", generic))[2]
         other = float(np.nanmean(others)) if len(others) else math.nan
-        return f"mostly {phrase} ({pct(mine)})" if mine >= 0.5 else f"{phrase} {pct(mine)} (other segments {pct(other)})"
+        return (
+            f"mostly {phrase} ({pct(mine)})" if mine >= 0.5 else f"{phrase} {pct(mine)} (other segments {pct(other)})"
+        )
     known = others[np.isfinite(others)]
     unit = FEATURE_BY_COLUMN[feature].unit if feature in FEATURE_BY_COLUMN else ""
     if unit == "share":

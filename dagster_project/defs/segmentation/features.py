@@ -26,24 +26,38 @@ import pandas as pd
 from scipy.special import ndtri
 from sklearn.base import BaseEstimator, TransformerMixin
 
-PRODUCTS: tuple[str, ...] = ("term_loan", "revolving_credit", "project_finance", "trade_finance", "ip_pledge_loan",
-                             "equipment_leasing", "supply_chain_finance", "startup_credit_loan")
-PRODUCT_WORDS = {"term_loan": "term loans", "revolving_credit": "revolving credit", "project_finance": "project finance",
-                 "trade_finance": "trade finance", "ip_pledge_loan": "IP-pledge loans",
-                 "equipment_leasing": "equipment leasing", "supply_chain_finance": "supply-chain finance",
-                 "startup_credit_loan": "start-up loans"}
+PRODUCTS: tuple[str, ...] = (
+    "term_loan",
+    "revolving_credit",
+    "project_finance",
+    "trade_finance",
+    "ip_pledge_loan",
+    "equipment_leasing",
+    "supply_chain_finance",
+    "startup_credit_loan",
+)
+PRODUCT_WORDS = {
+    "term_loan": "term loans",
+    "revolving_credit": "revolving credit",
+    "project_finance": "project finance",
+    "trade_finance": "trade finance",
+    "ip_pledge_loan": "IP-pledge loans",
+    "equipment_leasing": "equipment leasing",
+    "supply_chain_finance": "supply-chain finance",
+    "startup_credit_loan": "start-up loans",
+}
 GRADE_ORDER = {**{f"R{i}": float(i) for i in range(1, 9)}, "D": 9.0}
 SIZE_ORDER = {"micro": 1.0, "small": 2.0, "medium": 3.0, "large": 4.0}
 VALUE_ORDER = {"bronze": 1.0, "silver": 2.0, "gold": 3.0, "platinum": 4.0}
-QUANTILES = 401        # the reference grid a numeric feature's normal score is read from
+QUANTILES = 401  # the reference grid a numeric feature's normal score is read from
 MIN_CATEGORY_SHARE = 0.01
 
 
 @dataclass(frozen=True)
 class Feature:
-    column: str   # column of the prepared frame (prepare): a client_features column or one derived there
-    label: str    # in a banker's words, for profiles, charts and reasons
-    unit: str     # share | cny | months | count | score | grade | employees | ratio | days | size | tier | category
+    column: str  # column of the prepared frame (prepare): a client_features column or one derived there
+    label: str  # in a banker's words, for profiles, charts and reasons
+    unit: str  # share | cny | months | count | score | grade | employees | ratio | days | size | tier | category
     categorical: bool = False
 
 
@@ -60,55 +74,103 @@ def _f(column: str, label: str, unit: str) -> Feature:
 
 
 DIMENSIONS: tuple[Dimension, ...] = (
-    Dimension("credit", "credit standing", 1.0, (
-        _f("bureau_score", "bureau score", "score"),
-        _f("rating_grade_order", "rating grade", "grade"),
-        _f("months_in_arrears_12m", "months in arrears (12 m)", "count"),
-        _f("bureau_max_days_past_due_12m", "worst days past due (bureau, 12 m)", "days"),
-        _f("debt_to_assets", "debt to assets", "ratio"),
-        _f("collateral_coverage", "collateral cover", "ratio"),
-        _f("inquiries_6m", "credit inquiries (6 m)", "count"),
-        _f("legal_judgments", "legal judgments", "count"),
-        _f("no_bureau_report", "no bureau report", "share"))),
-    Dimension("industry", "industry", 1.0, (
-        _f("industry_section", "industry section", "category"),
-        _f("industry_risk_class", "industry risk class", "category"))),
-    Dimension("size", "enterprise size", 2.0, (
-        _f("size_class_order", "size class (2011 SME standard)", "size"),
-        _f("annual_revenue", "annual revenue", "cny"),
-        _f("employee_count", "employees", "employees"),
-        _f("total_assets", "total assets", "cny"))),
-    Dimension("region", "region tier", 0.25, (
-        _f("region_tier", "region tier", "category"),)),
-    Dimension("stage", "firm and relationship stage", 0.5, (
-        _f("firm_age_months", "firm age", "months"),
-        _f("tenure_months", "time as a client", "months"),
-        _f("firm_stage", "firm stage", "category"),
-        _f("lifecycle_stage", "relationship stage", "category"))),
-    Dimension("value", "client value", 0.25, (
-        _f("value_tier_order", "value tier", "tier"),
-        _f("total_credit_limit", "credit limit", "cny"))),
-    Dimension("products", "product usage", 2.0, (
-        *(_f(f"limit_share_{p}", f"{PRODUCT_WORDS[p]} share of limit", "share") for p in PRODUCTS),
-        _f("products_held", "products held", "count"),
-        _f("avg_utilisation_12m", "utilisation (12 m)", "share"),
-        _f("drawdown_to_limit_12m", "drawdowns to limit (12 m)", "ratio"),
-        _f("repayment_to_drawdown_12m", "repayments to drawdowns (12 m)", "ratio"))),
-    Dimension("terms", "facility terms", 2.0, (
-        _f("limit_weighted_term_months", "original term (limit-weighted)", "months"),
-        _f("secured_limit_share", "secured share of limit", "share"),
-        _f("guaranteed_limit_share", "guaranteed share of limit", "share"))),
-    Dimension("channel", "service channel", 1.0, (
-        _f("online_share_12m", "online share of service", "share"),
-        _f("branch_share_12m", "branch share of service", "share"),
-        _f("relationship_manager_share_12m", "relationship-manager share of service", "share"),
-        _f("interactions_12m", "CRM interactions (12 m)", "count"))),
+    Dimension(
+        "credit",
+        "credit standing",
+        1.0,
+        (
+            _f("bureau_score", "bureau score", "score"),
+            _f("rating_grade_order", "rating grade", "grade"),
+            _f("months_in_arrears_12m", "months in arrears (12 m)", "count"),
+            _f("bureau_max_days_past_due_12m", "worst days past due (bureau, 12 m)", "days"),
+            _f("debt_to_assets", "debt to assets", "ratio"),
+            _f("collateral_coverage", "collateral cover", "ratio"),
+            _f("inquiries_6m", "credit inquiries (6 m)", "count"),
+            _f("legal_judgments", "legal judgments", "count"),
+            _f("no_bureau_report", "no bureau report", "share"),
+        ),
+    ),
+    Dimension(
+        "industry",
+        "industry",
+        1.0,
+        (
+            _f("industry_section", "industry section", "category"),
+            _f("industry_risk_class", "industry risk class", "category"),
+        ),
+    ),
+    Dimension(
+        "size",
+        "enterprise size",
+        2.0,
+        (
+            _f("size_class_order", "size class (2011 SME standard)", "size"),
+            _f("annual_revenue", "annual revenue", "cny"),
+            _f("employee_count", "employees", "employees"),
+            _f("total_assets", "total assets", "cny"),
+        ),
+    ),
+    Dimension("region", "region tier", 0.25, (_f("region_tier", "region tier", "category"),)),
+    Dimension(
+        "stage",
+        "firm and relationship stage",
+        0.5,
+        (
+            _f("firm_age_months", "firm age", "months"),
+            _f("tenure_months", "time as a client", "months"),
+            _f("firm_stage", "firm stage", "category"),
+            _f("lifecycle_stage", "relationship stage", "category"),
+        ),
+    ),
+    Dimension(
+        "value",
+        "client value",
+        0.25,
+        (_f("value_tier_order", "value tier", "tier"), _f("total_credit_limit", "credit limit", "cny")),
+    ),
+    Dimension(
+        "products",
+        "product usage",
+        2.0,
+        (
+            *(_f(f"limit_share_{p}", f"{PRODUCT_WORDS[p]} share of limit", "share") for p in PRODUCTS),
+            _f("products_held", "products held", "count"),
+            _f("avg_utilisation_12m", "utilisation (12 m)", "share"),
+            _f("drawdown_to_limit_12m", "drawdowns to limit (12 m)", "ratio"),
+            _f("repayment_to_drawdown_12m", "repayments to drawdowns (12 m)", "ratio"),
+        ),
+    ),
+    Dimension(
+        "terms",
+        "facility terms",
+        2.0,
+        (
+            _f("limit_weighted_term_months", "original term (limit-weighted)", "months"),
+            _f("secured_limit_share", "secured share of limit", "share"),
+            _f("guaranteed_limit_share", "guaranteed share of limit", "share"),
+        ),
+    ),
+    Dimension(
+        "channel",
+        "service channel",
+        1.0,
+        (
+            _f("online_share_12m", "online share of service", "share"),
+            _f("branch_share_12m", "branch share of service", "share"),
+            _f("relationship_manager_share_12m", "relationship-manager share of service", "share"),
+            _f("interactions_12m", "CRM interactions (12 m)", "count"),
+        ),
+    ),
 )
 FEATURES: tuple[Feature, ...] = tuple(f for d in DIMENSIONS for f in d.features)
 FEATURE_BY_COLUMN: dict[str, Feature] = {f.column: f for f in FEATURES}
 DIMENSION_OF: dict[str, str] = {f.column: d.name for d in DIMENSIONS for f in d.features}
-DERIVED: dict[str, str] = {"rating_grade_order": "rating_grade", "size_class_order": "size_class",
-                           "value_tier_order": "value_tier", "no_bureau_report": "has_bureau_report"}
+DERIVED: dict[str, str] = {
+    "rating_grade_order": "rating_grade",
+    "size_class_order": "size_class",
+    "value_tier_order": "value_tier",
+    "no_bureau_report": "has_bureau_report",
+}
 # marts.client_features columns the model reads (besides client_key)
 SOURCE_COLUMNS: tuple[str, ...] = tuple(dict.fromkeys(DERIVED.get(f.column, f.column) for f in FEATURES))
 
@@ -131,8 +193,11 @@ def prepare(features: pd.DataFrame) -> pd.DataFrame:
     for p in PRODUCTS:
         out[f"limit_share_{p}"] = pd.to_numeric(features[f"limit_share_{p}"], errors="coerce").where(has_book, 0.0)
     for f in FEATURES:
-        out[f.column] = (out[f.column].fillna("unknown").astype(str) if f.categorical
-                         else pd.to_numeric(out[f.column], errors="coerce").astype(float))
+        out[f.column] = (
+            out[f.column].fillna("unknown").astype(str)
+            if f.categorical
+            else pd.to_numeric(out[f.column], errors="coerce").astype(float)
+        )
     return out[[f.column for f in FEATURES]]
 
 
@@ -150,7 +215,7 @@ class DimensionScaler(TransformerMixin, BaseEstimator):
     def __init__(self, weights: dict[str, float] | None = None):
         self.weights = weights
 
-    def fit(self, x: pd.DataFrame, y=None) -> "DimensionScaler":
+    def fit(self, x: pd.DataFrame, y=None) -> DimensionScaler:
         weights = {d.name: d.weight for d in DIMENSIONS} | (self.weights or {})
         self.medians_, self.grids_, self.means_, self.sds_, self.categories_ = {}, {}, {}, {}, {}
         for f in FEATURES:
@@ -192,15 +257,22 @@ class DimensionScaler(TransformerMixin, BaseEstimator):
             v = x[f.column].to_numpy(dtype=float)
             v = np.where(np.isnan(v), self.medians_[f.column], v)
             sd = self.sds_[f.column]
-            out[(dim, f.column, "")] = ((normal_scores(v, self.grids_[f.column]) - self.means_[f.column]) / sd
-                                        if sd > 1e-9 else np.zeros(len(v)))
+            out[(dim, f.column, "")] = (
+                (normal_scores(v, self.grids_[f.column]) - self.means_[f.column]) / sd
+                if sd > 1e-9
+                else np.zeros(len(v))
+            )
         return out
 
     def transform(self, x: pd.DataFrame) -> np.ndarray:
         raw = self._columns(x)
         n = len(x)
-        return np.column_stack([(raw[c] - self.centre_[c] if c in raw else np.full(n, -self.centre_[c]))
-                                * self.dimension_scale_[c[0]] for c in self.columns_])
+        return np.column_stack(
+            [
+                (raw[c] - self.centre_[c] if c in raw else np.full(n, -self.centre_[c])) * self.dimension_scale_[c[0]]
+                for c in self.columns_
+            ]
+        )
 
     def feature_index(self) -> dict[str, list[int]]:
         """Feature column -> its columns in the model's space (a categorical feature has one per category)."""

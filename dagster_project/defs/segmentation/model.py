@@ -30,20 +30,20 @@ from threadpoolctl import ThreadpoolController
 from dagster_project.defs.segmentation.features import DimensionScaler
 from dagster_project.lib.settings import env_value
 
-MODEL_FAMILY = "dimensions-v2"               # metadata marker: models of this code (older champions: legacy.py)
-SEED = int(env_value("LENDSEG_SEG_SEED"))   # 20240601 unless set (lendseg evaluate --perturb varies it)
-K_RANGE: tuple[int, int] = (4, 10)          # k tried (inclusive); dissolved small clusters can leave fewer segments
-TRAINING_SAMPLE = 5000                      # clients a model is trained, selected and bootstrapped on (all below)
-MIN_SEGMENT_SHARE = 0.02                    # blocking: every segment holds >= 2 % of the clients
-SILHOUETTE_FLOOR = 0.10                     # blocking: silhouette of the chosen k on the training sample
-JACCARD_FLOOR = 0.75                        # blocking: clusterboot mean Jaccard of every segment (Hennig: stable)
-HIGHLY_STABLE = 0.85                        # Hennig's "highly stable" band (shown on the k chart)
-SCREEN_REFITS, SCREEN_JACCARD = 5, 0.60     # selection: a k below 0.60 after 5 refits is not refitted further
-SILHOUETTE_TOLERANCE = 0.03                 # selection: the finest stable k within 0.03 of the best silhouette
-REPRODUCIBLE = 0.95                         # selection: k whose segments' mean Jaccard reaches it are preferred (issue 34)
-BOOTSTRAP_FRACTION = 0.80                   # clusterboot subsample share (without replacement)
-RESTARTS = 10                               # k-means++ restarts of every fit (model and refits alike)
-MATCH_MIN_JACCARD = 0.30                    # a retrained cluster keeps a champion id only above this overlap
+MODEL_FAMILY = "dimensions-v2"  # metadata marker: models of this code (older champions: legacy.py)
+SEED = int(env_value("LENDSEG_SEG_SEED"))  # 20240601 unless set (lendseg evaluate --perturb varies it)
+K_RANGE: tuple[int, int] = (4, 10)  # k tried (inclusive); dissolved small clusters can leave fewer segments
+TRAINING_SAMPLE = 5000  # clients a model is trained, selected and bootstrapped on (all below)
+MIN_SEGMENT_SHARE = 0.02  # blocking: every segment holds >= 2 % of the clients
+SILHOUETTE_FLOOR = 0.10  # blocking: silhouette of the chosen k on the training sample
+JACCARD_FLOOR = 0.75  # blocking: clusterboot mean Jaccard of every segment (Hennig: stable)
+HIGHLY_STABLE = 0.85  # Hennig's "highly stable" band (shown on the k chart)
+SCREEN_REFITS, SCREEN_JACCARD = 5, 0.60  # selection: a k below 0.60 after 5 refits is not refitted further
+SILHOUETTE_TOLERANCE = 0.03  # selection: the finest stable k within 0.03 of the best silhouette
+REPRODUCIBLE = 0.95  # selection: k whose segments' mean Jaccard reaches it are preferred (issue 34)
+BOOTSTRAP_FRACTION = 0.80  # clusterboot subsample share (without replacement)
+RESTARTS = 10  # k-means++ restarts of every fit (model and refits alike)
+MATCH_MIN_JACCARD = 0.30  # a retrained cluster keeps a champion id only above this overlap
 PSI_MODERATE, PSI_SIGNIFICANT = 0.10, 0.25  # PSI conventions: < 0.10 stable, 0.10-0.25 moderate, > 0.25 significant
 
 
@@ -53,7 +53,7 @@ class CentroidModel(BaseEstimator):
     def __init__(self, centers: np.ndarray | None = None):
         self.centers = centers
 
-    def fit(self, z=None, y=None) -> "CentroidModel":
+    def fit(self, z=None, y=None) -> CentroidModel:
         self.cluster_centers_ = np.asarray(self.centers, dtype=float)
         self.n_clusters = len(self.cluster_centers_)
         return self
@@ -67,7 +67,7 @@ class CentroidModel(BaseEstimator):
 
 def distances(z: np.ndarray, centers: np.ndarray) -> np.ndarray:
     """Euclidean distances (n, k) without an (n, k, d) intermediate."""
-    sq = (z ** 2).sum(axis=1)[:, None] - 2.0 * z @ centers.T + (centers ** 2).sum(axis=1)[None, :]
+    sq = (z**2).sum(axis=1)[:, None] - 2.0 * z @ centers.T + (centers**2).sum(axis=1)[None, :]
     return np.sqrt(np.maximum(sq, 0.0))
 
 
@@ -96,8 +96,14 @@ def single_threaded():
     return _THREADS[0].limit(limits=1)
 
 
-def fit_centers(z: np.ndarray, k: int, seed: int = SEED, min_share: float = MIN_SEGMENT_SHARE,
-                restarts: int = RESTARTS, refine: int = 10) -> np.ndarray:
+def fit_centers(
+    z: np.ndarray,
+    k: int,
+    seed: int = SEED,
+    min_share: float = MIN_SEGMENT_SHARE,
+    restarts: int = RESTARTS,
+    refine: int = 10,
+) -> np.ndarray:
     """k-means centroids with the clusters under ``min_share`` dissolved into their neighbours, then refined."""
     with single_threaded():
         km = KMeans(n_clusters=min(k, len(z)), n_init=restarts, random_state=seed).fit(z)
@@ -128,8 +134,15 @@ class Stability:
     per_refit_ari: list[float] | None = None
 
 
-def refit(z: np.ndarray, labels: np.ndarray, segments: int, k: int, b: int, fraction: float = BOOTSTRAP_FRACTION,
-          seed: int = SEED) -> tuple[np.ndarray, float]:
+def refit(
+    z: np.ndarray,
+    labels: np.ndarray,
+    segments: int,
+    k: int,
+    b: int,
+    fraction: float = BOOTSTRAP_FRACTION,
+    seed: int = SEED,
+) -> tuple[np.ndarray, float]:
     """Clusterboot refit ``b`` of the partition ``labels`` (``segments`` of them): :func:`fit_centers` with ``k`` on
     the ``fraction`` subsample drawn with seed + 1 + b (k-means++ of its own: independent of the model's fit). Each
     segment's best-match Jaccard with a refitted cluster (0 for a segment absent from the subsample), and the
@@ -148,9 +161,17 @@ def refit(z: np.ndarray, labels: np.ndarray, segments: int, k: int, b: int, frac
     return np.where(both.sum(axis=1) > 0, jac.max(axis=1), 0.0), float(adjusted_rand_score(orig, new))
 
 
-def clusterboot(z: np.ndarray, centers: np.ndarray, k: int, refits: int = 20, fraction: float = BOOTSTRAP_FRACTION,
-                seed: int = SEED, first: int = 0, earlier: dict[int, list[float]] | None = None,
-                earlier_ari: list[float] | None = None) -> Stability:
+def clusterboot(
+    z: np.ndarray,
+    centers: np.ndarray,
+    k: int,
+    refits: int = 20,
+    fraction: float = BOOTSTRAP_FRACTION,
+    seed: int = SEED,
+    first: int = 0,
+    earlier: dict[int, list[float]] | None = None,
+    earlier_ari: list[float] | None = None,
+) -> Stability:
     """Hennig's clusterboot with subsampling: :func:`refit` ``first`` .. ``refits - 1`` of the partition
     ``centers`` gives (refit b draws with seed + 1 + b, so a run continued from ``earlier`` equals one run of all
     refits); per segment of ``centers`` the mean Jaccard with its most similar refitted cluster."""
@@ -193,15 +214,16 @@ def confidence(dist: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 @dataclass(frozen=True)
 class Matching:
-    mapping: dict[int, int]      # challenger label -> segment id (kept or new)
-    kept: dict[int, int]         # challenger label -> champion segment id it inherits
-    new: list[int]               # new segment ids created
-    retired: list[int]           # champion segment ids with no match
-    jaccard: dict[int, float]    # challenger label -> Jaccard with its matched champion segment (0 if new)
+    mapping: dict[int, int]  # challenger label -> segment id (kept or new)
+    kept: dict[int, int]  # challenger label -> champion segment id it inherits
+    new: list[int]  # new segment ids created
+    retired: list[int]  # champion segment ids with no match
+    jaccard: dict[int, float]  # challenger label -> Jaccard with its matched champion segment (0 if new)
 
 
-def match_segments(champion_ids: np.ndarray, challenger_labels: np.ndarray, next_id: int,
-                   min_jaccard: float = MATCH_MIN_JACCARD) -> Matching:
+def match_segments(
+    champion_ids: np.ndarray, challenger_labels: np.ndarray, next_id: int, min_jaccard: float = MATCH_MIN_JACCARD
+) -> Matching:
     """Hungarian matching (scipy linear_sum_assignment) of challenger clusters to champion segments.
 
     Both arrays are assignments of the same clients. The contingency table of overlaps is maximised; a
@@ -211,11 +233,14 @@ def match_segments(champion_ids: np.ndarray, challenger_labels: np.ndarray, next
     """
     champ = np.unique(champion_ids)
     chall = np.unique(challenger_labels)
-    table = pd.crosstab(pd.Categorical(champion_ids, categories=champ),
-                        pd.Categorical(challenger_labels, categories=chall), dropna=False).to_numpy()
+    table = pd.crosstab(
+        pd.Categorical(champion_ids, categories=champ),
+        pd.Categorical(challenger_labels, categories=chall),
+        dropna=False,
+    ).to_numpy()
     rows, cols = linear_sum_assignment(table, maximize=True) if table.size else ([], [])
     kept, jac = {}, {}
-    for r, c in zip(rows, cols):
+    for r, c in zip(rows, cols, strict=False):
         j = jaccard(champion_ids == champ[r], challenger_labels == chall[c])
         if table[r, c] > 0 and j >= min_jaccard:
             kept[int(chall[c])] = int(champ[r])

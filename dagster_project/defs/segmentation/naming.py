@@ -24,8 +24,9 @@ PROFILE_COLUMNS: tuple[str, ...] = PROFILE_ONLY
 COLUMNS = ["segment", "feature", "category", "stat", "segment_value", "population_value", "difference"]
 
 
-def profile_segments(x: pd.DataFrame, scaler: DimensionScaler, segment: np.ndarray,
-                     extra: pd.DataFrame | None = None) -> pd.DataFrame:
+def profile_segments(
+    x: pd.DataFrame, scaler: DimensionScaler, segment: np.ndarray, extra: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """Long profile (COLUMNS) of prepared rows ``x`` (features.prepare) and ``extra`` (PROFILE_ONLY columns)."""
     seg = pd.Series(np.asarray(segment), index=x.index)
     raw = scaler._columns(x)
@@ -39,16 +40,36 @@ def profile_segments(x: pd.DataFrame, scaler: DimensionScaler, segment: np.ndarr
         agg = v.groupby(seg).mean() if stat == "mean" else v.groupby(seg).median()
         pop = float(v.mean() if stat == "mean" else v.median()) if v.notna().any() else math.nan
         z = pd.Series(raw[(_dim(f.column), f.column, "")], index=x.index).groupby(seg).mean()
-        frames.append(pd.DataFrame({"segment": agg.index, "feature": f.column, "category": "", "stat": stat,
-                                    "segment_value": agg.to_numpy(dtype=float), "population_value": pop,
-                                    "difference": z.reindex(agg.index).to_numpy(dtype=float)}))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "segment": agg.index,
+                    "feature": f.column,
+                    "category": "",
+                    "stat": stat,
+                    "segment_value": agg.to_numpy(dtype=float),
+                    "population_value": pop,
+                    "difference": z.reindex(agg.index).to_numpy(dtype=float),
+                }
+            )
+        )
     for c in PROFILE_ONLY:
         if extra is not None and c in extra:
             frames.append(_category_rows(extra[c].fillna("unknown").astype(str).set_axis(x.index), seg, c))
     sizes = seg.value_counts().sort_index()
-    frames.append(pd.DataFrame({"segment": sizes.index, "feature": "clients", "category": "", "stat": "count",
-                                "segment_value": sizes.to_numpy(dtype=float), "population_value": float(len(seg)),
-                                "difference": sizes.to_numpy(dtype=float) / len(seg)}))
+    frames.append(
+        pd.DataFrame(
+            {
+                "segment": sizes.index,
+                "feature": "clients",
+                "category": "",
+                "stat": "count",
+                "segment_value": sizes.to_numpy(dtype=float),
+                "population_value": float(len(seg)),
+                "difference": sizes.to_numpy(dtype=float) / len(seg),
+            }
+        )
+    )
     out = pd.concat(frames, ignore_index=True)
     out["segment"] = out["segment"].astype(int)
     return out[COLUMNS]
@@ -72,22 +93,26 @@ def _category_rows(v: pd.Series, seg: pd.Series, feature: str) -> pd.DataFrame:
     return long
 
 
-RULES = "contrasts-v1"   # metadata marker: a champion named by other rules has its kept segments renamed at retrain
-MAX_WORDS = 3            # contrasts a name is built from (the product and the noun count as one each)
-MIN_CONTRAST = 0.5       # SD: a contrast below this does not enter a name (the largest always does)
-PRODUCT_CONTRAST = 1.0   # SD: the segment's largest product contrast at least this joins a name that has no product
-NOUN_FLOOR = 0.5         # share of the segment an industry must hold to be the name's noun when it is no top contrast
+RULES = "contrasts-v1"  # metadata marker: a champion named by other rules has its kept segments renamed at retrain
+MAX_WORDS = 3  # contrasts a name is built from (the product and the noun count as one each)
+MIN_CONTRAST = 0.5  # SD: a contrast below this does not enter a name (the largest always does)
+PRODUCT_CONTRAST = 1.0  # SD: the segment's largest product contrast at least this joins a name that has no product
+NOUN_FLOOR = 0.5  # share of the segment an industry must hold to be the name's noun when it is no top contrast
 money = ct.money
 
 
-def name_words(table: pd.DataFrame, segment: int, k: int = MAX_WORDS, shared: frozenset[str] = frozenset()
-               ) -> list[pd.Series]:
+def name_words(
+    table: pd.DataFrame, segment: int, k: int = MAX_WORDS, shared: frozenset[str] = frozenset()
+) -> list[pd.Series]:
     """The contrasts a segment's name is built from: its ``k`` largest named ones (one per family), those after the
     first only at >= MIN_CONTRAST and not ``shared``; with no product among them, its largest product contrast at
     >= PRODUCT_CONTRAST."""
     top = ct.top_contrasts(table, segment, named=True)
-    rows = [r for i, (_, r) in enumerate(top.iterrows())
-            if i == 0 or (abs(r.score) >= MIN_CONTRAST and r.word not in shared)][:k]
+    rows = [
+        r
+        for i, (_, r) in enumerate(top.iterrows())
+        if i == 0 or (abs(r.score) >= MIN_CONTRAST and r.word not in shared)
+    ][:k]
     products = top[(top.role == "focus") & (top.score >= PRODUCT_CONTRAST) & ~top.word.isin(list(shared))]
     if len(products) and not any(r.role == "focus" for r in rows):
         rows.append(products.iloc[0])
@@ -96,7 +121,8 @@ def name_words(table: pd.DataFrame, segment: int, k: int = MAX_WORDS, shared: fr
 
 def compose(rows: list[pd.Series], profile: pd.DataFrame | None = None) -> str:
     """``[adjectives] [noun] · [product]`` from contrasts; without an industry among them the noun is the segment's
-    most over-represented industry holding >= NOUN_FLOOR of it, else ``borrowers`` (``start-ups`` in the startup stage)."""
+    most over-represented industry holding >= NOUN_FLOOR of it, else ``borrowers`` (``start-ups`` in the startup
+    stage)."""
     adj = [r.word for r in rows if r.role == "adj"]
     nouns = [r.word for r in rows if r.role == "noun"]
     focus = [r.word for r in rows if r.role == "focus"]
@@ -105,8 +131,12 @@ def compose(rows: list[pd.Series], profile: pd.DataFrame | None = None) -> str:
     if stage:
         noun = f"start-up {noun}" if noun else "start-ups"
     noun = noun or "borrowers"
-    order = {"distressed": 0, **{w: 0 for w in ct.BAND_WORDS.values()}, **{w: 1 for w in ct.SIZE_WORDS.values()},
-             "high-risk-sector": 3}
+    order = {
+        "distressed": 0,
+        **{w: 0 for w in ct.BAND_WORDS.values()},
+        **{w: 1 for w in ct.SIZE_WORDS.values()},
+        "high-risk-sector": 3,
+    }
     adj = sorted(dict.fromkeys(adj), key=lambda w: order.get(w, 2))
     return " ".join([*adj, noun]) + (f" · {' & '.join(focus)}" if focus else "")
 
@@ -136,8 +166,9 @@ def name_segments(profile: pd.DataFrame, taken: set[str] | None = None) -> dict[
     return {s: (names[s], ct.describe(table, s)) for s in segments}
 
 
-def unique_names(names: dict[int, str], taken: set[str] | None = None,
-                 table: pd.DataFrame | None = None) -> dict[int, str]:
+def unique_names(
+    names: dict[int, str], taken: set[str] | None = None, table: pd.DataFrame | None = None
+) -> dict[int, str]:
     """Distinct names: twins (a shared name, or one already ``taken``) each get their next contrast's word not yet in
     their name (``table``: contrasts.contrast_table), else ' (segment <id>)'."""
     seen = set(taken or ())

@@ -34,11 +34,12 @@ def feature_matrix(scaler: DimensionScaler) -> np.ndarray:
 
 def contributions(z: np.ndarray, centers: np.ndarray, label: np.ndarray, features: np.ndarray) -> np.ndarray:
     """(n x FEATURES) how much of each client's departure from the average client its segment explains, per feature."""
-    return (z ** 2 - (z - centers[label]) ** 2) @ features
+    return (z**2 - (z - centers[label]) ** 2) @ features
 
 
-def versus_runner_up(z: np.ndarray, centers: np.ndarray, label: np.ndarray, runner_up: np.ndarray,
-                     features: np.ndarray) -> np.ndarray:
+def versus_runner_up(
+    z: np.ndarray, centers: np.ndarray, label: np.ndarray, runner_up: np.ndarray, features: np.ndarray
+) -> np.ndarray:
     """(n x FEATURES) how much each feature pulls each client to its segment rather than to the runner-up: always
     positive in sum (the client's own centroid is the nearer), so it gives a reason where :func:`contributions` has
     none (a client at the average of everything)."""
@@ -65,9 +66,11 @@ def reason_codes(contrib: np.ndarray, fallback: np.ndarray | None = None, k: int
 
 
 def _money(v: str) -> str:
-    return (f"CASE WHEN {v} IS NULL THEN 'n/a' WHEN abs({v}) >= 1e9 THEN printf('CNY %.1fbn', {v} / 1e9) "
-            f"WHEN abs({v}) >= 1e6 THEN printf('CNY %.1fm', {v} / 1e6) WHEN abs({v}) >= 1e3 "
-            f"THEN printf('CNY %.0fk', {v} / 1e3) ELSE printf('CNY %.0f', {v}) END")
+    return (
+        f"CASE WHEN {v} IS NULL THEN 'n/a' WHEN abs({v}) >= 1e9 THEN printf('CNY %.1fbn', {v} / 1e9) "
+        f"WHEN abs({v}) >= 1e6 THEN printf('CNY %.1fm', {v} / 1e6) WHEN abs({v}) >= 1e3 "
+        f"THEN printf('CNY %.0fk', {v} / 1e3) ELSE printf('CNY %.0f', {v}) END"
+    )
 
 
 ORDER_WORDS = {"size": ("micro", "small", "medium", "large"), "tier": ("bronze", "silver", "gold", "platinum")}
@@ -84,8 +87,9 @@ def _fmt(unit: str, v: str) -> str:
     if unit == "ratio":
         return f"CASE WHEN {v} IS NULL THEN 'n/a' ELSE printf('%.2f', {v}) END"
     if unit == "grade":
-        grades = " ".join(f"WHEN {i} THEN '{g}'" for i, g in enumerate(["R1", "R2", "R3", "R4", "R5", "R6", "R7",
-                                                                        "R8", "D"], start=1))
+        grades = " ".join(
+            f"WHEN {i} THEN '{g}'" for i, g in enumerate(["R1", "R2", "R3", "R4", "R5", "R6", "R7", "R8", "D"], start=1)
+        )
         return f"coalesce(CASE CAST(round({v}) AS INTEGER) {grades} END, 'unrated')"
     if unit in ORDER_WORDS:
         words = " ".join(f"WHEN {i} THEN '{w}'" for i, w in enumerate(ORDER_WORDS[unit], start=1))
@@ -94,16 +98,24 @@ def _fmt(unit: str, v: str) -> str:
 
 
 CLIENT_VALUE = {  # prepared feature -> its value on a marts.client_features row f (features.prepare, in SQL)
-    "rating_grade_order": ("CASE f.rating_grade " + " ".join(f"WHEN '{g}' THEN {i}" for i, g in enumerate(
-        ["R1", "R2", "R3", "R4", "R5", "R6", "R7", "R8", "D"], start=1)) + " END"),
+    "rating_grade_order": (
+        "CASE f.rating_grade "
+        + " ".join(
+            f"WHEN '{g}' THEN {i}" for i, g in enumerate(["R1", "R2", "R3", "R4", "R5", "R6", "R7", "R8", "D"], start=1)
+        )
+        + " END"
+    ),
     "size_class_order": "CASE f.size_class WHEN 'micro' THEN 1 WHEN 'small' THEN 2 WHEN 'medium' THEN 3 "
-                        "WHEN 'large' THEN 4 END",
+    "WHEN 'large' THEN 4 END",
     "value_tier_order": "CASE f.value_tier WHEN 'bronze' THEN 1 WHEN 'silver' THEN 2 WHEN 'gold' THEN 3 "
-                        "WHEN 'platinum' THEN 4 END",
+    "WHEN 'platinum' THEN 4 END",
     "no_bureau_report": "CASE WHEN coalesce(f.has_bureau_report, false) THEN 0 ELSE 1 END",
 }
-WORDS = {"size_class_order": "coalesce(f.size_class, 'unknown')", "value_tier_order": "coalesce(f.value_tier, 'unranked')",
-         "rating_grade_order": "coalesce(f.rating_grade, 'unrated')"}
+WORDS = {
+    "size_class_order": "coalesce(f.size_class, 'unknown')",
+    "value_tier_order": "coalesce(f.value_tier, 'unranked')",
+    "rating_grade_order": "coalesce(f.rating_grade, 'unrated')",
+}
 
 
 def reason_text_sql(code: str) -> str:
@@ -114,14 +126,18 @@ def reason_text_sql(code: str) -> str:
     for i, feat in enumerate(FEATURES):
         if feat.categorical:
             own = f"coalesce(CAST(f.{feat.column} AS VARCHAR), 'unknown')"
-            text = (f"'{feat.label} ' || {own} || ' (segment ' || {_fmt('share', f'pc.segment_value')} || ', all "
-                    f"clients ' || {_fmt('share', 'pc.population_value')} || ')'")
+            text = (
+                f"'{feat.label} ' || {own} || ' (segment ' || {_fmt('share', 'pc.segment_value')} || ', all "
+                f"clients ' || {_fmt('share', 'pc.population_value')} || ')'"
+            )
         else:
             v = CLIENT_VALUE.get(feat.column, f"f.{feat.column}")
             if feat.column.startswith("limit_share_"):
                 v = f"coalesce(f.{feat.column}, 0)"
             own = WORDS.get(feat.column, _fmt(feat.unit, v))
-            text = (f"'{feat.label} ' || {own} || ' (segment ' || {_fmt(feat.unit, 'p.segment_value')} || ', all "
-                    f"clients ' || {_fmt(feat.unit, 'p.population_value')} || ')'")
+            text = (
+                f"'{feat.label} ' || {own} || ' (segment ' || {_fmt(feat.unit, 'p.segment_value')} || ', all "
+                f"clients ' || {_fmt(feat.unit, 'p.population_value')} || ')'"
+            )
         cases.append(f"WHEN {i} THEN {text}")
     return f"CASE {code} {' '.join(cases)} END"

@@ -9,7 +9,7 @@
 
 import json
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ def model_dir(settings: Settings) -> Path:
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
+    return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -40,8 +40,12 @@ def registry_events(mdir: Path) -> list[dict]:
 def append_event(mdir: Path, version: str, status: str, reason: str, run_id: str) -> None:
     mdir.mkdir(parents=True, exist_ok=True)
     with open(mdir / "registry.jsonl", "a") as f:
-        f.write(json.dumps({"version": version, "status": status, "at": utc_now().isoformat(), "reason": reason,
-                            "run_id": run_id}) + "\n")
+        f.write(
+            json.dumps(
+                {"version": version, "status": status, "at": utc_now().isoformat(), "reason": reason, "run_id": run_id}
+            )
+            + "\n"
+        )
         f.flush()
         os.fsync(f.fileno())
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import duckdb
 
-from dagster_project.lib.settings import ConfigError, Settings, pii_key
 from dagster_project.defs.ingest.landing import SUFFIXES, reader_sql
 from dagster_project.lib.pseudonymise import hmac_sql
+from dagster_project.lib.settings import ConfigError, Settings, pii_key
 
 QUEUE_SQL = "SELECT client_key FROM marts.segment_review_queue ORDER BY client_key"
 KEY_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -32,7 +32,9 @@ def keys_from_sql(warehouse: Path, sql: str) -> list[str]:
 
 def client_files(landing_dir: Path) -> list[Path]:
     folder = landing_dir / "clients"
-    return sorted(p for p in folder.glob("*") if p.suffix.lower() in SUFFIXES and p.is_file()) if folder.exists() else []
+    return (
+        sorted(p for p in folder.glob("*") if p.suffix.lower() in SUFFIXES and p.is_file()) if folder.exists() else []
+    )
 
 
 def reidentify(settings: Settings, keys: list[str], key: str | None = None) -> list[tuple[str, str]]:
@@ -54,11 +56,15 @@ def reidentify(settings: Settings, keys: list[str], key: str | None = None) -> l
         con.executemany("INSERT INTO wanted VALUES (?)", [[k] for k in wanted])
         ids = " UNION ".join(
             f"SELECT DISTINCT NULLIF(TRIM(CAST(client_id AS VARCHAR)), '') AS client_id FROM "
-            f"{reader_sql(p, _header(p))}" for p in files)
+            f"{reader_sql(p, _header(p))}"
+            for p in files
+        )
         # never log this SQL: it embeds the padded key (pseudonymise.hmac_sql)
-        rows = con.execute(f"SELECT i.client_id, w.client_key FROM (SELECT client_id, {hmac_sql(key, 'client_id')} "
-                           f"AS client_key FROM ({ids}) WHERE client_id IS NOT NULL) i "
-                           f"JOIN wanted w ON w.client_key = i.client_key ORDER BY i.client_id").fetchall()
+        rows = con.execute(
+            f"SELECT i.client_id, w.client_key FROM (SELECT client_id, {hmac_sql(key, 'client_id')} "
+            f"AS client_key FROM ({ids}) WHERE client_id IS NOT NULL) i "
+            f"JOIN wanted w ON w.client_key = i.client_key ORDER BY i.client_id"
+        ).fetchall()
         return [(str(a), str(b)) for a, b in rows]
     finally:
         con.close()

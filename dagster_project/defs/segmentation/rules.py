@@ -41,20 +41,30 @@ LOG_FILE = "rule_fallback.jsonl"  # in $LENDSEG_MODEL_DIR: one line per run that
 @lru_cache(maxsize=1)
 def _seed() -> tuple[dict, ...]:
     with SEED.open(newline="", encoding="utf-8") as f:
-        return tuple({**r, "segment_id": int(r["segment_id"]), "size_rank": int(r["size_rank"]),
-                      "risk_rank": int(r["risk_rank"])} for r in csv.DictReader(f))
+        return tuple(
+            {
+                **r,
+                "segment_id": int(r["segment_id"]),
+                "size_rank": int(r["size_rank"]),
+                "risk_rank": int(r["risk_rank"]),
+            }
+            for r in csv.DictReader(f)
+        )
 
 
 def _ranked(column: str, rank: str) -> tuple[str, ...]:
     return tuple(c for c, _ in sorted({(r[column], r[rank]) for r in _seed()}, key=lambda x: x[1]))
 
 
-SIZE_CLASSES: tuple[str, ...] = _ranked("size_class", "size_rank")            # large .. unknown (rank 1..5)
-RISK_CLASSES: tuple[str, ...] = _ranked("industry_risk_class", "risk_rank")   # standard .. unknown (rank 1..4)
+SIZE_CLASSES: tuple[str, ...] = _ranked("size_class", "size_rank")  # large .. unknown (rank 1..5)
+RISK_CLASSES: tuple[str, ...] = _ranked("industry_risk_class", "risk_rank")  # standard .. unknown (rank 1..4)
 
 
 def _key(size_class: str | None, risk_class: str | None) -> tuple[str, str]:
-    return (size_class if size_class in SIZE_CLASSES else UNKNOWN, risk_class if risk_class in RISK_CLASSES else UNKNOWN)
+    return (
+        size_class if size_class in SIZE_CLASSES else UNKNOWN,
+        risk_class if risk_class in RISK_CLASSES else UNKNOWN,
+    )
 
 
 def rule_segment_id(size_class: str | None, risk_class: str | None) -> int:
@@ -65,23 +75,37 @@ def rule_segment_id(size_class: str | None, risk_class: str | None) -> int:
 
 def rule_segments() -> pd.DataFrame:
     """Every rule segment (the seed): segment_id, size_class, industry_risk_class, name, description."""
-    return pd.DataFrame([{"segment_id": r["segment_id"], "size_class": r["size_class"],
-                          "industry_risk_class": r["industry_risk_class"], "name": r["segment_name"],
-                          "description": r["description"]} for r in _seed()])
+    return pd.DataFrame(
+        [
+            {
+                "segment_id": r["segment_id"],
+                "size_class": r["size_class"],
+                "industry_risk_class": r["industry_risk_class"],
+                "name": r["segment_name"],
+                "description": r["description"],
+            }
+            for r in _seed()
+        ]
+    )
 
 
 def assign(frame: pd.DataFrame) -> pd.Series:
     """Rule segment id of every row of a frame with ``size_class`` and ``industry_risk_class``."""
-    return pd.Series([rule_segment_id(s, r) for s, r in zip(frame["size_class"], frame["industry_risk_class"])],
-                     index=frame.index, dtype="int64")
+    return pd.Series(
+        [rule_segment_id(s, r) for s, r in zip(frame["size_class"], frame["industry_risk_class"], strict=False)],
+        index=frame.index,
+        dtype="int64",
+    )
 
 
 def sql_expr(size_col: str, risk_col: str) -> str:
     """SQL twin of :func:`rule_segment_id`, built from the seed (scores any number of clients inside DuckDB)."""
     size = f"CASE WHEN {size_col} IN ({', '.join(repr(s) for s in SIZE_CLASSES)}) THEN {size_col} ELSE '{UNKNOWN}' END"
     risk = f"CASE WHEN {risk_col} IN ({', '.join(repr(s) for s in RISK_CLASSES)}) THEN {risk_col} ELSE '{UNKNOWN}' END"
-    cases = " ".join(f"WHEN ({size}) = '{r['size_class']}' AND ({risk}) = '{r['industry_risk_class']}' "
-                     f"THEN {r['segment_id']}" for r in _seed())
+    cases = " ".join(
+        f"WHEN ({size}) = '{r['size_class']}' AND ({risk}) = '{r['industry_risk_class']}' THEN {r['segment_id']}"
+        for r in _seed()
+    )
     return f"(CASE {cases} END)"
 
 
@@ -97,6 +121,15 @@ def ever_used(mdir: Path) -> bool:
 
 def catalog_rows() -> list[dict]:
     """Rows for ml.segment_catalog: every rule segment, always active (the segment of record of unscored clients)."""
-    return [{"segment_id": int(r.segment_id), "segment_name": r.name, "description": r.description,
-             "status": "active", "created_in_version": RULES_VERSION, "last_model_version": RULES_VERSION,
-             "retired_in_version": None} for r in rule_segments().itertuples()]
+    return [
+        {
+            "segment_id": int(r.segment_id),
+            "segment_name": r.name,
+            "description": r.description,
+            "status": "active",
+            "created_in_version": RULES_VERSION,
+            "last_model_version": RULES_VERSION,
+            "retired_in_version": None,
+        }
+        for r in rule_segments().itertuples()
+    ]

@@ -9,16 +9,25 @@ import pandas as pd
 
 from dagster_project.defs.segmentation import features as feat
 from dagster_project.defs.segmentation import model as seg
-from dagster_project.defs.segmentation import reasons
-from dagster_project.defs.segmentation import rules
-from dagster_project.defs.segmentation.registry import (append_event, utc_now, champion, load_meta, load_pipeline,
-                                                        model_dir, report_model_failure)
-from dagster_project.defs.segmentation.tables import (ASSIGNMENT_COLUMNS, comment_table, ensure_state_tables,
-                                                      sync_model_tables)
-from dagster_project.defs.segmentation.training import feature_sql, check_figures, promote, record_checks, train_version
+from dagster_project.defs.segmentation import reasons, rules
+from dagster_project.defs.segmentation.registry import (
+    append_event,
+    champion,
+    load_meta,
+    load_pipeline,
+    model_dir,
+    report_model_failure,
+    utc_now,
+)
+from dagster_project.defs.segmentation.tables import (
+    ASSIGNMENT_COLUMNS,
+    comment_table,
+    ensure_state_tables,
+    sync_model_tables,
+)
+from dagster_project.defs.segmentation.training import check_figures, feature_sql, promote, record_checks, train_version
 from dagster_project.lib.settings import Settings
 from dagster_project.lib.warehouse import connect
-
 
 CHUNK_ROWS = 50_000  # clients per scoring chunk (bounded memory)
 REVIEW_CONTEXT_SQL = """
@@ -42,23 +51,30 @@ def write_assignments(con, version: str, as_of, scored_at, reason_sql: str) -> N
     rescoring of the same date replaces it)."""
     # What each new review decision's reviewer saw: the client's latest snapshot BEFORE this scoring
     # (what was published when they decided), else this scoring's values. Recorded once per decision.
-    if con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'raw' "
-                   "AND table_name = 'review_decisions'").fetchone()[0]:
+    if con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'raw' AND table_name = 'review_decisions'"
+    ).fetchone()[0]:
         con.execute(REVIEW_CONTEXT_SQL, [as_of, scored_at])
     con.execute(f"CREATE OR REPLACE TABLE ml.segment_assignments ({ASSIGNMENT_COLUMNS})")
-    con.execute("INSERT INTO ml.segment_assignments SELECT s.client_key, s.segment_id, s.confidence, s.low_confidence, "
-                "s.runner_up_segment_id, s.runner_up_margin, r.reason_1, r.reason_2, r.reason_3, ?::VARCHAR, ?::DATE, "
-                f"?::TIMESTAMP FROM ml._scoring s LEFT JOIN ({reason_sql}) r USING (client_key) ORDER BY s.client_key",
-                [version, as_of, scored_at])
+    con.execute(
+        "INSERT INTO ml.segment_assignments SELECT s.client_key, s.segment_id, s.confidence, s.low_confidence, "
+        "s.runner_up_segment_id, s.runner_up_margin, r.reason_1, r.reason_2, r.reason_3, ?::VARCHAR, ?::DATE, "
+        f"?::TIMESTAMP FROM ml._scoring s LEFT JOIN ({reason_sql}) r USING (client_key) ORDER BY s.client_key",
+        [version, as_of, scored_at],
+    )
     con.execute("DELETE FROM ml.segment_assignment_snapshots WHERE as_of_date = ?", [as_of])
-    con.execute("INSERT INTO ml.segment_assignment_snapshots SELECT ?::DATE, client_key, segment_id, confidence, ?, "
-                "size_class, rating_grade, industry_code, ?::TIMESTAMP FROM ml._scoring ORDER BY client_key",
-                [as_of, version, scored_at])
+    con.execute(
+        "INSERT INTO ml.segment_assignment_snapshots SELECT ?::DATE, client_key, segment_id, confidence, ?, "
+        "size_class, rating_grade, industry_code, ?::TIMESTAMP FROM ml._scoring ORDER BY client_key",
+        [as_of, version, scored_at],
+    )
 
 
-RULE_REASON_SQL = ("SELECT client_key, 'rule segment: size class ' || coalesce(size_class, 'unknown') || ' x industry "
-                   "risk class ' || coalesce(industry_risk_class, 'unknown') AS reason_1, NULL::VARCHAR AS reason_2, "
-                   "NULL::VARCHAR AS reason_3 FROM ml._scoring")
+RULE_REASON_SQL = (
+    "SELECT client_key, 'rule segment: size class ' || coalesce(size_class, 'unknown') || ' x industry "
+    "risk class ' || coalesce(industry_risk_class, 'unknown') AS reason_1, NULL::VARCHAR AS reason_2, "
+    "NULL::VARCHAR AS reason_3 FROM ml._scoring"
+)
 
 
 def model_reason_sql(profile_table: str) -> str:
@@ -66,15 +82,18 @@ def model_reason_sql(profile_table: str) -> str:
     features.FEATURES) in an RM's words (reasons.reason_text_sql) with the segment's and all clients' values from
     ``profile_table`` (the champion's profile: segment, feature, category, segment_value, population_value)."""
     names = " ".join(f"WHEN {i} THEN '{f.column}'" for i, f in enumerate(feat.FEATURES))
-    own = " ".join(f"WHEN {i} THEN coalesce(CAST(f.{f.column} AS VARCHAR), 'unknown')"
-                   for i, f in enumerate(feat.FEATURES) if f.categorical)
+    own = " ".join(
+        f"WHEN {i} THEN coalesce(CAST(f.{f.column} AS VARCHAR), 'unknown')"
+        for i, f in enumerate(feat.FEATURES)
+        if f.categorical
+    )
     return f"""
         WITH codes AS (
             SELECT client_key, segment_id, unnest([1, 2, 3]) AS pos,
                    unnest([_reason_1, _reason_2, _reason_3]) AS code
             FROM ml._scoring
         ), texts AS (
-            SELECT c.client_key, c.pos, {reasons.reason_text_sql('c.code')} AS txt
+            SELECT c.client_key, c.pos, {reasons.reason_text_sql("c.code")} AS txt
             FROM codes AS c
             JOIN marts.client_features AS f USING (client_key)
             LEFT JOIN {profile_table} AS p ON p.segment = c.segment_id AND p.category = ''
@@ -91,27 +110,44 @@ def model_reason_sql(profile_table: str) -> str:
 @dataclass(frozen=True)
 class ScoringTask:
     """What scoring a batch needs besides the pipeline: label -> segment id, review threshold, drift bins."""
+
     lut: list[int]
     threshold: float
-    edges: dict[str, list[float]]             # numeric feature -> inner decile edges of its training values
-    categories: dict[str, list[str]]          # categorical feature -> its training categories
+    edges: dict[str, list[float]]  # numeric feature -> inner decile edges of its training values
+    categories: dict[str, list[str]]  # categorical feature -> its training categories
 
 
 def scoring_task(meta: dict, ref: dict, threshold: float) -> ScoringTask:
     """The task of a model version from its metadata.json and reference.json (the training distribution)."""
     lab_to_id = {int(k): int(v) for k, v in meta["label_to_segment"].items()}
-    return ScoringTask(lut=[lab_to_id[i] for i in range(len(lab_to_id))], threshold=threshold,
-                       edges={c: r["edges"] for c, r in ref["numeric"].items()},
-                       categories={c: r["categories"] for c, r in ref["categorical"].items()})
+    return ScoringTask(
+        lut=[lab_to_id[i] for i in range(len(lab_to_id))],
+        threshold=threshold,
+        edges={c: r["edges"] for c, r in ref["numeric"].items()},
+        categories={c: r["categories"] for c, r in ref["categorical"].items()},
+    )
 
 
 def score_columns(task: ScoringTask) -> list[tuple[str, str]]:
     """(name, DuckDB type) of every column :func:`score_frame` returns, in order (Spark's schema is derived)."""
-    return ([("client_key", "VARCHAR"), ("segment_id", "BIGINT"), ("confidence", "DOUBLE"),
-             ("low_confidence", "BOOLEAN"), ("runner_up_segment_id", "BIGINT"), ("runner_up_margin", "DOUBLE"),
-             ("_reason_1", "SMALLINT"), ("_reason_2", "SMALLINT"), ("_reason_3", "SMALLINT"),
-             ("size_class", "VARCHAR"), ("rating_grade", "VARCHAR"), ("industry_code", "VARCHAR")]
-            + [(f"_bin_{c}", "INTEGER") for c in task.edges] + [(f"_cat_{c}", "INTEGER") for c in task.categories])
+    return (
+        [
+            ("client_key", "VARCHAR"),
+            ("segment_id", "BIGINT"),
+            ("confidence", "DOUBLE"),
+            ("low_confidence", "BOOLEAN"),
+            ("runner_up_segment_id", "BIGINT"),
+            ("runner_up_margin", "DOUBLE"),
+            ("_reason_1", "SMALLINT"),
+            ("_reason_2", "SMALLINT"),
+            ("_reason_3", "SMALLINT"),
+            ("size_class", "VARCHAR"),
+            ("rating_grade", "VARCHAR"),
+            ("industry_code", "VARCHAR"),
+        ]
+        + [(f"_bin_{c}", "INTEGER") for c in task.edges]
+        + [(f"_cat_{c}", "INTEGER") for c in task.categories]
+    )
 
 
 def score_frame(chunk: pd.DataFrame, pipe, task: ScoringTask) -> pd.DataFrame:
@@ -130,17 +166,28 @@ def score_frame(chunk: pd.DataFrame, pipe, task: ScoringTask) -> pd.DataFrame:
     order = np.argsort(dist, axis=1, kind="stable")
     runner = order[:, 1] if dist.shape[1] > 1 else label
     by_feature = reasons.feature_matrix(pipe[0])
-    codes = reasons.reason_codes(reasons.contributions(z, centers, label, by_feature),
-                                 reasons.versus_runner_up(z, centers, label, runner, by_feature))
+    codes = reasons.reason_codes(
+        reasons.contributions(z, centers, label, by_feature),
+        reasons.versus_runner_up(z, centers, label, runner, by_feature),
+    )
     lut = np.asarray(task.lut)
-    out = pd.DataFrame({"client_key": chunk.client_key.to_numpy(), "segment_id": lut[label],
-                        "confidence": conf, "low_confidence": conf < task.threshold,
-                        "runner_up_segment_id": lut[runner],
-                        "runner_up_margin": np.take_along_axis(dist, runner[:, None], 1)[:, 0]
-                        - np.take_along_axis(dist, label[:, None], 1)[:, 0],
-                        "_reason_1": codes[:, 0], "_reason_2": codes[:, 1], "_reason_3": codes[:, 2],
-                        "size_class": chunk._size_class.to_numpy(), "rating_grade": chunk._rating_grade.to_numpy(),
-                        "industry_code": chunk.industry_code.to_numpy()})
+    out = pd.DataFrame(
+        {
+            "client_key": chunk.client_key.to_numpy(),
+            "segment_id": lut[label],
+            "confidence": conf,
+            "low_confidence": conf < task.threshold,
+            "runner_up_segment_id": lut[runner],
+            "runner_up_margin": np.take_along_axis(dist, runner[:, None], 1)[:, 0]
+            - np.take_along_axis(dist, label[:, None], 1)[:, 0],
+            "_reason_1": codes[:, 0],
+            "_reason_2": codes[:, 1],
+            "_reason_3": codes[:, 2],
+            "size_class": chunk._size_class.to_numpy(),
+            "rating_grade": chunk._rating_grade.to_numpy(),
+            "industry_code": chunk.industry_code.to_numpy(),
+        }
+    )
     for c, e in task.edges.items():
         out[f"_bin_{c}"] = seg.bin_index(x[c], e)
     for c, cats in task.categories.items():
@@ -150,8 +197,10 @@ def score_frame(chunk: pd.DataFrame, pipe, task: ScoringTask) -> pd.DataFrame:
 
 def scoring_sql() -> str:
     """The rows scoring reads: every scorable client with the attributes its review context records."""
-    return (feature_sql(", d.industry_code, f.size_class AS _size_class, f.rating_grade AS _rating_grade")
-            + " JOIN marts.dim_client d ON d.client_key = f.client_key")
+    return (
+        feature_sql(", d.industry_code, f.size_class AS _size_class, f.rating_grade AS _rating_grade")
+        + " JOIN marts.dim_client d ON d.client_key = f.client_key"
+    )
 
 
 def scoring_table_sql(task: ScoringTask) -> str:
@@ -167,13 +216,17 @@ def score_in_duckdb(con, pipe, task: ScoringTask) -> None:
     numbers (row groups outside it are skipped by their min/max), never the join again.
     """
     con.execute(scoring_table_sql(task))
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _to_score AS SELECT *, row_number() OVER (ORDER BY client_key) AS _row "
-                f"FROM ({scoring_sql()}) ORDER BY _row")
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE _to_score AS SELECT *, row_number() OVER (ORDER BY client_key) AS _row "
+        f"FROM ({scoring_sql()}) ORDER BY _row"
+    )
     try:
         (n,) = con.execute("SELECT count(*) FROM _to_score").fetchone()
         for start in range(0, n, CHUNK_ROWS):
-            chunk = con.execute("SELECT * EXCLUDE (_row) FROM _to_score WHERE _row > ? AND _row <= ? ORDER BY _row",
-                                [start, start + CHUNK_ROWS]).df()
+            chunk = con.execute(
+                "SELECT * EXCLUDE (_row) FROM _to_score WHERE _row > ? AND _row <= ? ORDER BY _row",
+                [start, start + CHUNK_ROWS],
+            ).df()
             con.register("_chunk", score_frame(chunk, pipe, task))
             con.execute("INSERT INTO ml._scoring SELECT * FROM _chunk")
             con.unregister("_chunk")
@@ -183,6 +236,7 @@ def score_in_duckdb(con, pipe, task: ScoringTask) -> None:
 
 def scoring_summary(con, task: ScoringTask):
     """Drift counts per model feature, segment mix, clients scored and low-confidence clients of ``ml._scoring``."""
+
     def bins(col: str, size: int) -> np.ndarray:
         out = np.zeros(size, dtype=np.int64)
         for b, cnt in con.execute(f'SELECT "{col}", count(*) FROM ml._scoring GROUP BY 1').fetchall():
@@ -215,17 +269,22 @@ def score_all(settings: Settings, run_id: str, log=None, job_name: str = "") -> 
     legacy = current is not None and load_meta(mdir, current).get("model_family") != seg.MODEL_FAMILY
     if current is None or legacy:
         if log:
-            log(f"champion {current} was trained by an earlier model family: training its successor (segment ids kept "
-                "by matching its assignments), checking and promoting it" if legacy else
-                "no champion model yet: bootstrap - training an initial model, checking and promoting it")
+            log(
+                f"champion {current} was trained by an earlier model family: training its successor (segment ids kept "
+                "by matching its assignments), checking and promoting it"
+                if legacy
+                else "no champion model yet: bootstrap - training an initial model, checking and promoting it"
+            )
         t = train_version(settings, run_id, log)
         failed = [n for n, c in t.meta["checks"].items() if not c["passed"]]
         boot = {"version": t.version, "checks": t.meta["checks"], "replaces": current}
         record_checks(settings, run_id, t.meta, "bootstrap")
         if failed:
             append_event(mdir, t.version, "rejected", f"bootstrap: blocking checks failed {failed}", run_id)
-            note = (f"bootstrap model {t.version} failed blocking checks {check_figures(t.meta, failed)}; "
-                    f"published rule-based segments ({rules.RULES_VERSION}); the next run trains again")
+            note = (
+                f"bootstrap model {t.version} failed blocking checks {check_figures(t.meta, failed)}; "
+                f"published rule-based segments ({rules.RULES_VERSION}); the next run trains again"
+            )
             report_model_failure(settings, run_id, job_name, note)
             if log:
                 log(note)
@@ -252,8 +311,13 @@ def score_all(settings: Settings, run_id: str, log=None, job_name: str = "") -> 
         rows = [("feature", c, seg.psi(ref["numeric"][c]["counts"], counts[c])) for c in counts]
         rows += [("feature", c, seg.psi(ref["categorical"][c]["counts"], cat_counts[c])) for c in cat_counts]
         ids = sorted(set(mix) | {int(k) for k in ref["segment_mix"]})
-        rows.append(("segment_mix", "segment_mix", seg.psi([ref["segment_mix"].get(str(i), 0) for i in ids],
-                                                           [mix.get(i, 0) for i in ids])))
+        rows.append(
+            (
+                "segment_mix",
+                "segment_mix",
+                seg.psi([ref["segment_mix"].get(str(i), 0) for i in ids], [mix.get(i, 0) for i in ids]),
+            )
+        )
         drift = pd.DataFrame(rows, columns=["kind", "feature", "psi"])
         drift["status"] = drift.psi.map(seg.psi_status)
         con.execute("BEGIN TRANSACTION")
@@ -262,8 +326,10 @@ def score_all(settings: Settings, run_id: str, log=None, job_name: str = "") -> 
             write_assignments(con, version, as_of, scored_at, model_reason_sql("_profile"))
             con.execute("DELETE FROM ml.model_drift WHERE as_of_date = ? AND model_version = ?", [as_of, version])
             con.register("_drift", drift)
-            con.execute("INSERT INTO ml.model_drift SELECT ?::DATE, ?, kind, feature, psi, status, ?::TIMESTAMP FROM _drift",
-                        [as_of, version, scored_at])
+            con.execute(
+                "INSERT INTO ml.model_drift SELECT ?::DATE, ?, kind, feature, psi, status, ?::TIMESTAMP FROM _drift",
+                [as_of, version, scored_at],
+            )
             con.unregister("_drift")
             con.execute("DROP TABLE ml._scoring")
             con.execute("COMMIT")
@@ -288,11 +354,13 @@ def score_rules(settings: Settings, run_id: str, boot: dict | None) -> Scored:
         as_of = con.execute("SELECT max(as_of_date) FROM marts.client_features").fetchone()[0]
         con.execute("BEGIN TRANSACTION")
         try:
-            con.execute(f"CREATE OR REPLACE TABLE ml._scoring AS SELECT f.client_key, ({expr})::BIGINT AS segment_id, "
-                        "NULL::DOUBLE AS confidence, false AS low_confidence, NULL::BIGINT AS runner_up_segment_id, "
-                        "NULL::DOUBLE AS runner_up_margin, f.size_class, f.rating_grade, f.industry_risk_class, "
-                        "d.industry_code FROM marts.client_features f "
-                        "JOIN marts.dim_client d ON d.client_key = f.client_key")
+            con.execute(
+                f"CREATE OR REPLACE TABLE ml._scoring AS SELECT f.client_key, ({expr})::BIGINT AS segment_id, "
+                "NULL::DOUBLE AS confidence, false AS low_confidence, NULL::BIGINT AS runner_up_segment_id, "
+                "NULL::DOUBLE AS runner_up_margin, f.size_class, f.rating_grade, f.industry_risk_class, "
+                "d.industry_code FROM marts.client_features f "
+                "JOIN marts.dim_client d ON d.client_key = f.client_key"
+            )
             write_assignments(con, rules.RULES_VERSION, as_of, scored_at, RULE_REASON_SQL)
             mix = dict(con.execute("SELECT segment_id, count(*) FROM ml._scoring GROUP BY 1 ORDER BY 1").fetchall())
             con.execute("DROP TABLE ml._scoring")
@@ -303,5 +371,6 @@ def score_rules(settings: Settings, run_id: str, boot: dict | None) -> Scored:
         comment_table(con, "segment_assignments")
         sync_model_tables(con, mdir)
     drift = pd.DataFrame(columns=["kind", "feature", "psi", "status"])
-    return Scored(rules.RULES_VERSION, as_of, int(sum(mix.values())), 0, {int(k): int(v) for k, v in mix.items()},
-                  drift, boot)
+    return Scored(
+        rules.RULES_VERSION, as_of, int(sum(mix.values())), 0, {int(k): int(v) for k, v in mix.items()}, drift, boot
+    )

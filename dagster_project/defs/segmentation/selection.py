@@ -45,17 +45,18 @@ BOUND_SLACK = 1e-9  # a bound must clear its threshold by more than any rounding
 
 @dataclass(frozen=True)
 class Selection:
-    k: int                  # k asked of k-means
-    centers: np.ndarray     # the model's centroids (segments after dissolving small clusters)
+    k: int  # k asked of k-means
+    centers: np.ndarray  # the model's centroids (segments after dissolving small clusters)
     stability: seg.Stability
     silhouette: float
-    curve: pd.DataFrame     # k, segments, silhouette, davies_bouldin, inertia, min_share, min_jaccard, refits, admissible
+    curve: pd.DataFrame  # k, segments, silhouette, davies_bouldin, inertia, min_share, min_jaccard, refits, admissible
     fits: dict[int, np.ndarray]  # k -> centroids of every k tried
 
 
 @dataclass
 class Candidate:
     """One k: its fit on the whole sample, and the clusterboot refits made so far (refit b is the b-th)."""
+
     k: int
     centers: np.ndarray
     labels: np.ndarray
@@ -104,8 +105,12 @@ class Candidate:
 
     def admissible(self, refits: int) -> bool:
         """The full run's admissibility (only once the refits are complete)."""
-        return bool(self.complete(refits) and self.done >= refits and self.min_jaccard() >= seg.JACCARD_FLOOR
-                    and self.share >= seg.MIN_SEGMENT_SHARE)
+        return bool(
+            self.complete(refits)
+            and self.done >= refits
+            and self.min_jaccard() >= seg.JACCARD_FLOOR
+            and self.share >= seg.MIN_SEGMENT_SHARE
+        )
 
     def excluded(self, refits: int) -> bool:
         """Provably not admissible, whatever its remaining refits give."""
@@ -126,10 +131,18 @@ class Candidate:
         return seg.stability(scores, list(self.aris))
 
     def row(self, refits: int) -> dict:
-        return {"k": self.k, "segments": self.segments, "silhouette": self.silhouette,
-                "davies_bouldin": self.davies_bouldin, "inertia": self.inertia, "min_share": self.share,
-                "min_jaccard": self.min_jaccard(), "mean_jaccard": self.mean_jaccard(), "refits": self.done,
-                "admissible": self.admissible(refits)}
+        return {
+            "k": self.k,
+            "segments": self.segments,
+            "silhouette": self.silhouette,
+            "davies_bouldin": self.davies_bouldin,
+            "inertia": self.inertia,
+            "min_share": self.share,
+            "min_jaccard": self.min_jaccard(),
+            "mean_jaccard": self.mean_jaccard(),
+            "refits": self.done,
+            "admissible": self.admissible(refits),
+        }
 
 
 def candidate(z: np.ndarray, k: int, seed: int = seg.SEED) -> Candidate:
@@ -180,9 +193,12 @@ def next_to_refit(cands: list[Candidate], refits: int, fast: bool = True) -> Can
         open_ = [c for c in open_ if can_change(c, win, top, pool is not admissible, refits)]
     if not open_:  # decided - or nothing is admissible, and the fallback (the most stable k) needs every k in full
         return None if w is not None else next((c for c in cands if not c.complete(refits)), None)
-    hope = pool_choice(pd.DataFrame([c.row(refits) for c in admissible]
-                                    + [c.row(refits) | {"admissible": True, "min_jaccard": 1.0, "mean_jaccard": 1.0}
-                                      for c in open_]))
+    hope = pool_choice(
+        pd.DataFrame(
+            [c.row(refits) for c in admissible]
+            + [c.row(refits) | {"admissible": True, "min_jaccard": 1.0, "mean_jaccard": 1.0} for c in open_]
+        )
+    )
     return next((c for c in open_ if c.k == hope), max(open_, key=lambda c: (c.silhouette, c.segments)))
 
 
@@ -203,8 +219,14 @@ def cannot_change(c: Candidate, win: Candidate, top: float) -> bool:
     return (c.segments < win.segments and win.silhouette >= c.silhouette - tol) or c.silhouette < top - tol
 
 
-def select_k(z: np.ndarray, k_range: tuple[int, int] = seg.K_RANGE, refits: int = 20, seed: int = seg.SEED,
-             log=None, fast: bool = True) -> Selection:
+def select_k(
+    z: np.ndarray,
+    k_range: tuple[int, int] = seg.K_RANGE,
+    refits: int = 20,
+    seed: int = seg.SEED,
+    log=None,
+    fast: bool = True,
+) -> Selection:
     """Fit every k on ``z`` (the training sample), refit as the choice needs (module docstring), choose by the rule.
 
     ``fast=False`` refits every k in full (the screen aside): the same k and centroids, every k's curve complete.
@@ -219,7 +241,12 @@ def select_k(z: np.ndarray, k_range: tuple[int, int] = seg.K_RANGE, refits: int 
     best = next(c for c in cands if c.k == choose(curve))
     if log:
         for c in cands:
-            stab = (f"min Jaccard {c.min_jaccard():.3f} ({c.done} refits{'' if c.complete(refits) else ', decided'})"
-                    if c.done else "no refits (cannot change the choice)")
-            log(f"k={c.k}: {c.segments} segments, silhouette {c.silhouette:.3f}, {stab}, smallest segment {c.share:.1%}")
+            stab = (
+                f"min Jaccard {c.min_jaccard():.3f} ({c.done} refits{'' if c.complete(refits) else ', decided'})"
+                if c.done
+                else "no refits (cannot change the choice)"
+            )
+            log(
+                f"k={c.k}: {c.segments} segments, silhouette {c.silhouette:.3f}, {stab}, smallest segment {c.share:.1%}"
+            )
     return Selection(best.k, best.centers, best.stability(), best.silhouette, curve, {c.k: c.centers for c in cands})

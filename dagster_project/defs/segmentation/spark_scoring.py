@@ -27,8 +27,14 @@ from dagster_project.lib.settings import Settings
 READS = ("client_features", "dim_client")
 
 
-SPARK_TYPES = {"VARCHAR": "string", "BIGINT": "bigint", "DOUBLE": "double", "BOOLEAN": "boolean",
-               "SMALLINT": "smallint", "INTEGER": "int"}
+SPARK_TYPES = {
+    "VARCHAR": "string",
+    "BIGINT": "bigint",
+    "DOUBLE": "double",
+    "BOOLEAN": "boolean",
+    "SMALLINT": "smallint",
+    "INTEGER": "int",
+}
 
 
 def output_schema(task: ScoringTask) -> str:
@@ -41,9 +47,16 @@ def score(settings: Settings, version: str, task: ScoringTask, log=None) -> str:
     out = settings.spark_dir / "scores" / version
     shutil.rmtree(out, ignore_errors=True)
     out.parent.mkdir(parents=True, exist_ok=True)
-    request = {"model_dir": str(settings.models_dir), "version": version, "task": asdict(task),
-               "warehouse": str(settings.spark_dir / "warehouse"), "spark_dir": str(settings.spark_dir),
-               "out": str(out), "threads": settings.threads, "memory": settings.spark_memory}
+    request = {
+        "model_dir": str(settings.models_dir),
+        "version": version,
+        "task": asdict(task),
+        "warehouse": str(settings.spark_dir / "warehouse"),
+        "spark_dir": str(settings.spark_dir),
+        "out": str(out),
+        "threads": settings.threads,
+        "memory": settings.spark_memory,
+    }
     req = out.parent / f".request-{uuid.uuid4().hex[:8]}.json"
     req.write_text(json.dumps(request))
     env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
@@ -65,16 +78,20 @@ def session(threads: int, scratch: Path, log_conf: Path, memory: str = "4g"):
     """A local Spark session with an in-memory catalogue (no metastore: dbt's stays free)."""
     from pyspark.sql import SparkSession
 
-    return (SparkSession.builder.master(f"local[{threads}]").appName("lendseg-scoring")
-            .config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile=file:{log_conf}")
-            .config("spark.driver.memory", memory)
-            .config("spark.sql.catalogImplementation", "in-memory")
-            .config("spark.sql.warehouse.dir", str(scratch))
-            .config("spark.sql.session.timeZone", "UTC")
-            .config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
-            .config("spark.sql.shuffle.partitions", str(max(threads * 2, 2)))
-            .config("spark.sql.execution.arrow.maxRecordsPerBatch", str(CHUNK_ROWS))
-            .getOrCreate())
+    return (
+        SparkSession.builder.master(f"local[{threads}]")
+        .appName("lendseg-scoring")
+        .config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile=file:{log_conf}")
+        .config("spark.driver.memory", memory)
+        .config("spark.sql.catalogImplementation", "in-memory")
+        .config("spark.sql.warehouse.dir", str(scratch))
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.shuffle.partitions", str(max(threads * 2, 2)))
+        .config("spark.sql.execution.arrow.maxRecordsPerBatch", str(CHUNK_ROWS))
+        .getOrCreate()
+    )
 
 
 def run(request: dict) -> None:
@@ -91,12 +108,19 @@ def run(request: dict) -> None:
     try:
         spark.sql("CREATE DATABASE IF NOT EXISTS marts")
         for table in READS:
-            spark.catalog.createTable(f"marts.{table}", source="parquet",
-                                      path=str(spark_table_dir(Path(request["warehouse"]), "marts", table)))
+            spark.catalog.createTable(
+                f"marts.{table}",
+                source="parquet",
+                path=str(spark_table_dir(Path(request["warehouse"]), "marts", table)),
+            )
         rows = spark.sql(scoring_sql())
         # exact decimals arrive in pandas as Python Decimals; DuckDB hands the model floats
-        rows = rows.select([F.col(f.name).cast("double") if isinstance(f.dataType, DecimalType) else F.col(f.name)
-                            for f in rows.schema.fields])
+        rows = rows.select(
+            [
+                F.col(f.name).cast("double") if isinstance(f.dataType, DecimalType) else F.col(f.name)
+                for f in rows.schema.fields
+            ]
+        )
 
         def batches(frames):
             for frame in frames:

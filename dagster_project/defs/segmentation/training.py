@@ -10,11 +10,18 @@ import pandas as pd
 
 from dagster_project.defs.segmentation import features as feat
 from dagster_project.defs.segmentation import model as seg
-from dagster_project.defs.segmentation import naming
-from dagster_project.defs.segmentation import selection
+from dagster_project.defs.segmentation import naming, selection
 from dagster_project.defs.segmentation.charts import k_curve_png, profile_png
-from dagster_project.defs.segmentation.registry import (append_event, catalog, champion, load_meta, model_dir,
-                                                        next_version, utc_now, write_json)
+from dagster_project.defs.segmentation.registry import (
+    append_event,
+    catalog,
+    champion,
+    load_meta,
+    model_dir,
+    next_version,
+    utc_now,
+    write_json,
+)
 from dagster_project.lib import audit
 from dagster_project.lib.settings import Settings, env_value
 from dagster_project.lib.warehouse import connect
@@ -38,16 +45,24 @@ def sample_sql(size: int) -> str:
     MD5 of its feature values and a fixed salt (the same features give the same place under any key), at most
     ``size`` of them; exact ties (identical feature rows) are ordered by those values."""
     cols = [f"f.{c}" for c in read_columns()]
-    # numbers rounded to 4 decimals first: a float's last digits (threads summing in another order) must not move a client
+    # numbers rounded to 4 decimals first: a float's last digits (threads summing in another order) must not move a
+    # client
     text = ", ".join(f"coalesce(CAST({_rounded(c)} AS VARCHAR), '~')" for c in cols)
-    return (feature_sql() + f" ORDER BY md5(concat_ws('|', '{SAMPLE_SALT}', {text})), "
-            + ", ".join(f"{c} NULLS FIRST" for c in cols) + f" LIMIT {int(size)}")
+    return (
+        feature_sql()
+        + f" ORDER BY md5(concat_ws('|', '{SAMPLE_SALT}', {text})), "
+        + ", ".join(f"{c} NULLS FIRST" for c in cols)
+        + f" LIMIT {int(size)}"
+    )
 
 
 def _rounded(col: str) -> str:
     """``col`` rounded to 4 decimals when it is a number."""
-    categorical = {f.column for f in feat.FEATURES if f.categorical} | set(naming.PROFILE_COLUMNS) | {
-        "rating_grade", "size_class", "value_tier", "has_bureau_report", "has_usage"}
+    categorical = (
+        {f.column for f in feat.FEATURES if f.categorical}
+        | set(naming.PROFILE_COLUMNS)
+        | {"rating_grade", "size_class", "value_tier", "has_bureau_report", "has_usage"}
+    )
     return col if col.split(".")[-1] in categorical else f"round(CAST({col} AS DOUBLE), 4)"
 
 
@@ -77,15 +92,23 @@ def model_space(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, np.nda
 
 def champion_assignments(con, version: str | None) -> dict[str, int]:
     """client_key -> segment id under the champion (its current ml.segment_assignments), for stable ids."""
-    if version is None or not con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'ml' "
-                                          "AND table_name = 'segment_assignments'").fetchone()[0]:
+    if (
+        version is None
+        or not con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'ml' AND table_name = 'segment_assignments'"
+        ).fetchone()[0]
+    ):
         return {}
-    return dict(con.execute("SELECT client_key, segment_id FROM ml.segment_assignments WHERE model_version = ?",
-                            [version]).fetchall())
+    return dict(
+        con.execute(
+            "SELECT client_key, segment_id FROM ml.segment_assignments WHERE model_version = ?", [version]
+        ).fetchall()
+    )
 
 
-def train_version(settings: Settings, run_id: str, log=None, frame: pd.DataFrame | None = None,
-                  refits: int | None = None) -> Trained:
+def train_version(
+    settings: Settings, run_id: str, log=None, frame: pd.DataFrame | None = None, refits: int | None = None
+) -> Trained:
     """Fit a challenger on the training sample and store it as a new version (status challenger).
 
     ``frame``: rows of client_features to train on instead of the sample read from the build database (tests).
@@ -114,32 +137,52 @@ def train_version(settings: Settings, run_id: str, log=None, frame: pd.DataFrame
     next_id = max(cat, default=0) + 1
     known = frame.client_key.map(champ_ids)
     if champ and known.notna().any():
-        m = seg.match_segments(known[known.notna()].to_numpy(dtype=np.int64), labels[known.notna().to_numpy()],
-                               next_id)
+        m = seg.match_segments(known[known.notna()].to_numpy(dtype=np.int64), labels[known.notna().to_numpy()], next_id)
         for c in sorted(set(labels) - set(m.mapping)):  # a cluster none of whose clients the champion scored
             m.mapping[int(c)] = max([next_id - 1, *m.mapping.values()]) + 1
             m.new.append(m.mapping[int(c)])
             m.jaccard[int(c)] = 0.0
     else:
-        m = seg.Matching({int(c): next_id + i for i, c in enumerate(range(len(sel.centers)))}, {},
-                         [next_id + i for i in range(len(sel.centers))], [], {c: 0.0 for c in range(len(sel.centers))})
+        m = seg.Matching(
+            {int(c): next_id + i for i, c in enumerate(range(len(sel.centers)))},
+            {},
+            [next_id + i for i in range(len(sel.centers))],
+            [],
+            {c: 0.0 for c in range(len(sel.centers))},
+        )
     ids = np.array([m.mapping[int(v)] for v in labels])
     profile = naming.profile_segments(x, scaler, ids, frame[list(naming.PROFILE_ONLY)])
     generated = naming.name_segments(profile)
     # a kept id keeps its name - unless the champion is of an earlier model family or naming rules (older names)
     champ_meta = load_meta(mdir, champ) if champ else {}
-    same_family = bool(champ) and champ_meta.get("model_family") == seg.MODEL_FAMILY \
+    same_family = (
+        bool(champ)
+        and champ_meta.get("model_family") == seg.MODEL_FAMILY
         and champ_meta.get("naming_rules") == naming.RULES
+    )
     names = {sid: cat[sid]["name"] for sid in m.kept.values() if sid in cat} if same_family else {}
-    new_names = naming.unique_names({sid: generated[sid][0] for sid in generated if sid not in names},
-                                    set(names.values()), naming.ct.contrast_table(profile))
+    new_names = naming.unique_names(
+        {sid: generated[sid][0] for sid in generated if sid not in names},
+        set(names.values()),
+        naming.ct.contrast_table(profile),
+    )
     names |= new_names
     shares = pd.Series(ids).value_counts(normalize=True).sort_index()
     inv = {v: k_ for k_, v in m.mapping.items()}
-    segments = [{"segment_id": int(sid), "label": int(inv[sid]), "name": names[sid],
-                 "description": generated[sid][1], "clients": int((ids == sid).sum()), "share": float(shares[sid]),
-                 "jaccard": sel.stability.jaccard[int(inv[sid])], "inherited": sid in m.kept.values(),
-                 "match_jaccard": m.jaccard[int(inv[sid])]} for sid in sorted(set(ids))]
+    segments = [
+        {
+            "segment_id": int(sid),
+            "label": int(inv[sid]),
+            "name": names[sid],
+            "description": generated[sid][1],
+            "clients": int((ids == sid).sum()),
+            "share": float(shares[sid]),
+            "jaccard": sel.stability.jaccard[int(inv[sid])],
+            "inherited": sid in m.kept.values(),
+            "match_jaccard": m.jaccard[int(inv[sid])],
+        }
+        for sid in sorted(set(ids))
+    ]
     ref = drift_reference(x, segments)
     chosen = sel.curve[sel.curve.k == sel.k].iloc[0]
     version = next_version(mdir)
@@ -148,28 +191,56 @@ def train_version(settings: Settings, run_id: str, log=None, frame: pd.DataFrame
     tmpdir.mkdir(parents=True, exist_ok=True)
     joblib.dump(seg.build_pipeline(scaler, sel.centers), tmpdir / "pipeline.joblib")
     meta = {
-        "version": version, "model_family": seg.MODEL_FAMILY, "naming_rules": naming.RULES,
-        "trained_at": utc_now().isoformat(), "run_id": run_id,
-        "training_rows": len(frame), "training_sample": seg.TRAINING_SAMPLE,
-        "training_fingerprint": fp, "as_of_date": str(as_of) if as_of is not None else None,
+        "version": version,
+        "model_family": seg.MODEL_FAMILY,
+        "naming_rules": naming.RULES,
+        "trained_at": utc_now().isoformat(),
+        "run_id": run_id,
+        "training_rows": len(frame),
+        "training_sample": seg.TRAINING_SAMPLE,
+        "training_fingerprint": fp,
+        "as_of_date": str(as_of) if as_of is not None else None,
         "features": [f.column for f in feat.FEATURES],
-        "dimensions": [{"name": d.name, "label": d.label, "weight": d.weight,
-                        "features": [f.column for f in d.features]} for d in feat.DIMENSIONS],
+        "dimensions": [
+            {"name": d.name, "label": d.label, "weight": d.weight, "features": [f.column for f in d.features]}
+            for d in feat.DIMENSIONS
+        ],
         "estimator": f"k-means (k-means++, {seg.RESTARTS} restarts), clusters under {seg.MIN_SEGMENT_SHARE:.0%} "
-                     "dissolved", "seed": seg.SEED, "k": len(sel.centers), "k_requested": sel.k,
-        "k_range": list(seg.K_RANGE), "k_curve": curve_records(sel.curve), "silhouette": sel.silhouette,
+        "dissolved",
+        "seed": seg.SEED,
+        "k": len(sel.centers),
+        "k_requested": sel.k,
+        "k_range": list(seg.K_RANGE),
+        "k_curve": curve_records(sel.curve),
+        "silhouette": sel.silhouette,
         "davies_bouldin": float(chosen.davies_bouldin),
-        "stability": {"refits": sel.stability.refits, "fraction": seg.BOOTSTRAP_FRACTION,
-                      "mean_ari": sel.stability.mean_ari,
-                      "jaccard": {str(m.mapping[c]): j for c, j in sel.stability.jaccard.items()}},
-        "min_segment_share": float(shares.min()), "segments": segments,
+        "stability": {
+            "refits": sel.stability.refits,
+            "fraction": seg.BOOTSTRAP_FRACTION,
+            "mean_ari": sel.stability.mean_ari,
+            "jaccard": {str(m.mapping[c]): j for c, j in sel.stability.jaccard.items()},
+        },
+        "min_segment_share": float(shares.min()),
+        "segments": segments,
         "label_to_segment": {str(k_): v for k_, v in m.mapping.items()},
-        "matched_to": champ, "retired_segments": m.retired, "new_segments": m.new, "renamed": not same_family,
-        "thresholds": {"min_segment_share": seg.MIN_SEGMENT_SHARE, "silhouette_floor": settings.seg_silhouette_floor,
-                       "min_refits": settings.seg_min_refits, "jaccard_floor": seg.JACCARD_FLOOR},
-        "library_versions": {"python": platform.python_version(), "scikit-learn": sklearn.__version__,
-                             "numpy": np.__version__, "pandas": pd.__version__, "scipy": scipy.__version__,
-                             "joblib": joblib.__version__},
+        "matched_to": champ,
+        "retired_segments": m.retired,
+        "new_segments": m.new,
+        "renamed": not same_family,
+        "thresholds": {
+            "min_segment_share": seg.MIN_SEGMENT_SHARE,
+            "silhouette_floor": settings.seg_silhouette_floor,
+            "min_refits": settings.seg_min_refits,
+            "jaccard_floor": seg.JACCARD_FLOOR,
+        },
+        "library_versions": {
+            "python": platform.python_version(),
+            "scikit-learn": sklearn.__version__,
+            "numpy": np.__version__,
+            "pandas": pd.__version__,
+            "scipy": scipy.__version__,
+            "joblib": joblib.__version__,
+        },
         "confidence": "1 - d_nearest / d_second_nearest centroid distance in the model's space",
     }
     meta["checks"] = evaluate_checks(meta)
@@ -185,8 +256,9 @@ def train_version(settings: Settings, run_id: str, log=None, frame: pd.DataFrame
 
 def curve_records(curve: pd.DataFrame) -> list[dict]:
     """The k curve as JSON records: a stability not measured (no refit needed for the choice) is null."""
-    return [{c: None if isinstance(v, float) and np.isnan(v) else v for c, v in r.items()}
-            for r in curve.to_dict("records")]
+    return [
+        {c: None if isinstance(v, float) and np.isnan(v) else v for c, v in r.items()} for r in curve.to_dict("records")
+    ]
 
 
 def drift_reference(x: pd.DataFrame, segments: list[dict]) -> dict:
@@ -195,8 +267,10 @@ def drift_reference(x: pd.DataFrame, segments: list[dict]) -> dict:
     for f in feat.FEATURES:
         if f.categorical:
             cats = sorted(x[f.column].astype(str).unique().tolist())
-            ref["categorical"][f.column] = {"categories": cats,
-                                            "counts": seg.category_counts(x[f.column], cats).tolist()}
+            ref["categorical"][f.column] = {
+                "categories": cats,
+                "counts": seg.category_counts(x[f.column], cats).tolist(),
+            }
         else:
             edges = seg.bin_edges(x[f.column])
             ref["numeric"][f.column] = {"edges": edges, "counts": seg.bin_counts(x[f.column], edges).tolist()}
@@ -210,15 +284,25 @@ def evaluate_checks(meta: dict) -> dict[str, dict]:
     small = [s["segment_id"] for s in meta["segments"] if s["share"] < th["min_segment_share"]]
     unstable = {sid: round(j, 3) for sid, j in meta["stability"]["jaccard"].items() if j < th["jaccard_floor"]}
     return {
-        "segment_min_share": {"passed": not small, "smallest_share": round(meta["min_segment_share"], 4),
-                              "floor": th["min_segment_share"], "too_small": small},
-        "silhouette_floor": {"passed": meta["silhouette"] >= th["silhouette_floor"],
-                             "silhouette": round(meta["silhouette"], 4), "floor": th["silhouette_floor"]},
-        "stability_clusterboot": {"passed": not unstable and meta["stability"]["refits"] >= th.get("min_refits", 20),
-                                  "refits": meta["stability"]["refits"],
-                                  "mean_ari": round(meta["stability"]["mean_ari"], 4),
-                                  "min_jaccard": round(min(meta["stability"]["jaccard"].values()), 4),
-                                  "floor": th["jaccard_floor"], "unstable": unstable},
+        "segment_min_share": {
+            "passed": not small,
+            "smallest_share": round(meta["min_segment_share"], 4),
+            "floor": th["min_segment_share"],
+            "too_small": small,
+        },
+        "silhouette_floor": {
+            "passed": meta["silhouette"] >= th["silhouette_floor"],
+            "silhouette": round(meta["silhouette"], 4),
+            "floor": th["silhouette_floor"],
+        },
+        "stability_clusterboot": {
+            "passed": not unstable and meta["stability"]["refits"] >= th.get("min_refits", 20),
+            "refits": meta["stability"]["refits"],
+            "mean_ari": round(meta["stability"]["mean_ari"], 4),
+            "min_jaccard": round(min(meta["stability"]["jaccard"].values()), 4),
+            "floor": th["jaccard_floor"],
+            "unstable": unstable,
+        },
     }
 
 
@@ -233,9 +317,13 @@ def promote(settings: Settings, version: str, run_id: str) -> dict:
     cat = catalog(mdir)
     for s in meta["segments"]:
         entry = cat.get(s["segment_id"], {"segment_id": s["segment_id"], "created_in_version": version})
-        entry |= {"name": s["name"] if meta.get("renamed") else entry.get("name") or s["name"],
-                  "description": s["description"], "status": "active",
-                  "last_model_version": version, "retired_in_version": None}
+        entry |= {
+            "name": s["name"] if meta.get("renamed") else entry.get("name") or s["name"],
+            "description": s["description"],
+            "status": "active",
+            "last_model_version": version,
+            "retired_in_version": None,
+        }
         cat[s["segment_id"]] = entry
     active = {s["segment_id"] for s in meta["segments"]}
     for sid, entry in cat.items():
@@ -261,7 +349,20 @@ def check_figures(meta: dict, failed: list[str]) -> str:
 def record_checks(settings: Settings, run_id: str, meta: dict, suite: str) -> None:
     """The training checks of a version as rows of the audit store's data-quality results."""
     now = utc_now()
-    audit.append_rows(settings.audit_dir, audit.DQ_RESULTS, [
-        audit.dq_result(run_id, "segmentation_model", suite, name, bool(c["passed"]), "error", checked_at=now,
-                        observed_value=json.dumps({k: v for k, v in c.items() if k != "passed"})[:500])
-        for name, c in meta["checks"].items()])
+    audit.append_rows(
+        settings.audit_dir,
+        audit.DQ_RESULTS,
+        [
+            audit.dq_result(
+                run_id,
+                "segmentation_model",
+                suite,
+                name,
+                bool(c["passed"]),
+                "error",
+                checked_at=now,
+                observed_value=json.dumps({k: v for k, v in c.items() if k != "passed"})[:500],
+            )
+            for name, c in meta["checks"].items()
+        ],
+    )

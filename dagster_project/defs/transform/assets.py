@@ -14,13 +14,18 @@ from functools import cached_property
 from typing import Any
 
 import dagster as dg
-from packaging import version
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
+from packaging import version
 
-from dagster_project.lib.settings import DBT_PROJECT_DIR, Settings
-from dagster_project.defs.transform.lake import (built_relations, export_sources, mirror_built, prepare_spark_dir,
-                                                 step_sources)
+from dagster_project.defs.transform.lake import (
+    built_relations,
+    export_sources,
+    mirror_built,
+    prepare_spark_dir,
+    step_sources,
+)
 from dagster_project.lib.resources import Warehouse
+from dagster_project.lib.settings import DBT_PROJECT_DIR, Settings
 from dagster_project.lib.warehouse import connect, dbt_spill_message
 from dagster_project.defs.transform.parse import (DBT_EXECUTABLE, dbt_env, dbt_target_dir, ensure_manifest, keep_parse,
                                                   prune_targets, reuse_parse)
@@ -52,8 +57,11 @@ MANIFEST = json.loads(ensure_manifest().read_text())  # read once for both steps
 
 def step_node_ids(segments: bool) -> list[str]:
     """The dbt nodes of one dbt step: the segment marts (``segments``) or everything else."""
-    return [uid for uid, n in MANIFEST["nodes"].items()
-            if n.get("original_file_path", "").startswith("models/marts/segments/") == segments]
+    return [
+        uid
+        for uid, n in MANIFEST["nodes"].items()
+        if n.get("original_file_path", "").startswith("models/marts/segments/") == segments
+    ]
 
 
 def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse, segments: bool):
@@ -87,19 +95,28 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Wa
             n = mirror_built(con, settings.spark_dir / "warehouse", built)
         context.log.info(f"copied {n} tables dbt built on Spark into the build database")
     if not invocation.is_successful():
-        raise dg.Failure(description=_failure_report(settings, context.run_id, invocation),
-                         allow_retries=False)
+        raise dg.Failure(description=_failure_report(settings, context.run_id, invocation), allow_retries=False)
 
 
-@dbt_assets(manifest=MANIFEST, project=dbt_project, dagster_dbt_translator=translator,
-            name="dbt_client_dimensions", exclude=SEGMENT_MARTS)
+@dbt_assets(
+    manifest=MANIFEST,
+    project=dbt_project,
+    dagster_dbt_translator=translator,
+    name="dbt_client_dimensions",
+    exclude=SEGMENT_MARTS,
+)
 def dbt_client_dimensions(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse):
     """``dbt build`` of seeds, staging, intermediate models, client dimensions and features, with their tests."""
     yield from _build(context, dbt, warehouse, segments=False)
 
 
-@dbt_assets(manifest=MANIFEST, project=dbt_project, dagster_dbt_translator=translator,
-            name="dbt_segment_marts", select=SEGMENT_MARTS)
+@dbt_assets(
+    manifest=MANIFEST,
+    project=dbt_project,
+    dagster_dbt_translator=translator,
+    name="dbt_segment_marts",
+    select=SEGMENT_MARTS,
+)
 def dbt_segment_marts(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse):
     """``dbt build`` of the segment marts (assignments, profiles, migration, review queue) on the model's output."""
     yield from _build(context, dbt, warehouse, segments=True)

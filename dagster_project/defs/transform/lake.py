@@ -58,8 +58,10 @@ def spark_missing() -> str | None:
     if importlib.util.find_spec("dbt.adapters.spark") is None:
         missing.append("dbt-spark")
     if missing:
-        return (f"LENDSEG_ENGINE=spark needs {', '.join(missing)}: install the spark extra "
-                "(pip install -c requirements.lock -e '.[spark]')")
+        return (
+            f"LENDSEG_ENGINE=spark needs {', '.join(missing)}: install the spark extra "
+            "(pip install -c requirements.lock -e '.[spark]')"
+        )
     if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
         return "LENDSEG_ENGINE=spark needs Java 17 (no java on PATH and no JAVA_HOME)"
     return None
@@ -113,8 +115,10 @@ def _fingerprint_sql(table: str, cols: set[str]) -> str:
     ingested = "max(_ingested_at)::VARCHAR" if "_ingested_at" in cols else "NULL"
     # ml tables carry no load time: a cheap content hash instead (they are per-client, small)
     content = "NULL" if "_ingested_at" in cols else "sum(hash(t))::VARCHAR"
-    return f"SELECT count(*)::VARCHAR || '|' || coalesce({ingested}, '') || '|' || coalesce({content}, '') " \
-           f"FROM {table} AS t"
+    return (
+        f"SELECT count(*)::VARCHAR || '|' || coalesce({ingested}, '') || '|' || coalesce({content}, '') "
+        f"FROM {table} AS t"
+    )
 
 
 def export_sources(con: duckdb.DuckDBPyConnection, lake: Path, sources: Iterable[tuple[str, str]]) -> dict[str, int]:
@@ -141,7 +145,8 @@ def export_sources(con: duckdb.DuckDBPyConnection, lake: Path, sources: Iterable
             month = f"strftime({date_col}, '%Y-%m')"
             rows = con.execute(
                 f"SELECT {month} AS m, count(*)::VARCHAR || '|' || coalesce(max(_ingested_at)::VARCHAR, '') "
-                f"FROM {table} GROUP BY m ORDER BY m").fetchall()
+                f"FROM {table} GROUP BY m ORDER BY m"
+            ).fetchall()
             # an empty table is one empty partition, so that Spark still finds its schema
             current = {m or "none": fp for m, fp in rows} or {"none": "empty"}
             folder.mkdir(parents=True, exist_ok=True)

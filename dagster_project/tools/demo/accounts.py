@@ -10,9 +10,17 @@ import pandas as pd
 from dagster_project.tools.demo import profiles as pf
 from dagster_project.tools.demo.draws import _sample_rows
 from dagster_project.tools.demo.population import Calendar, Population
-from dagster_project.tools.demo.profiles import (PRODUCTS, ST_CLOSED, ST_DORMANT, _LIMIT_FACTOR,
-                                                 _OFF_PROFILE_HOLDING, _PRODUCT_INDEX, _divisions, _profile_array,
-                                                 _profile_matrix)
+from dagster_project.tools.demo.profiles import (
+    _LIMIT_FACTOR,
+    _OFF_PROFILE_HOLDING,
+    _PRODUCT_INDEX,
+    PRODUCTS,
+    ST_CLOSED,
+    ST_DORMANT,
+    _divisions,
+    _profile_array,
+    _profile_matrix,
+)
 
 
 @dataclass
@@ -24,7 +32,7 @@ class Accounts:
     limit: np.ndarray
     base_util: np.ndarray
     term_months: np.ndarray | None = None  # contract v1.1 facility terms (facility_terms), per account
-    security: np.ndarray | None = None     # index into profiles.SECURITY_TYPES
+    security: np.ndarray | None = None  # index into profiles.SECURITY_TYPES
 
     @property
     def n(self) -> int:
@@ -104,18 +112,33 @@ _SME_GROUPS: dict[str, tuple[str, str | None, float, float, float, float, float,
 # Longest-prefix placement of GB/T 4754-2017 codes into SME groups (seed industry_divisions).
 _GROUP_PREFIXES: dict[str, str] = {
     **{s: "other_unlisted" for s in "FJKMNOPQRST"},
-    "A": "agriculture", "B": "industry", "C": "industry", "D": "industry", "E": "construction",
-    "G": "warehousing", "H": "accommodation", "I": "software_it", "L": "leasing_business_services",
+    "A": "agriculture",
+    "B": "industry",
+    "C": "industry",
+    "D": "industry",
+    "E": "construction",
+    "G": "warehousing",
+    "H": "accommodation",
+    "I": "software_it",
+    "L": "leasing_business_services",
     **{d: "agriculture" for d in _divisions("A", 1, 5)},
-    **{d: "industry" for d in _divisions("B", 6, 12) + _divisions("C", 13, 43)
-       + _divisions("D", 44, 46)},
+    **{d: "industry" for d in _divisions("B", 6, 12) + _divisions("C", 13, 43) + _divisions("D", 44, 46)},
     **{d: "construction" for d in _divisions("E", 47, 50)},
-    "F51": "wholesale", "F52": "retail", "G53": "other_unlisted",
+    "F51": "wholesale",
+    "F52": "retail",
+    "G53": "other_unlisted",
     **{d: "transport" for d in _divisions("G", 54, 58)},
-    "G59": "warehousing", "G5910": "transport", "G60": "postal",
-    "H61": "accommodation", "H62": "catering",
-    "I63": "information_transmission", "I64": "information_transmission", "I65": "software_it",
-    "K70": "other_unlisted", "K7010": "real_estate_development", "K7020": "property_management",
+    "G59": "warehousing",
+    "G5910": "transport",
+    "G60": "postal",
+    "H61": "accommodation",
+    "H62": "catering",
+    "I63": "information_transmission",
+    "I64": "information_transmission",
+    "I65": "software_it",
+    "K70": "other_unlisted",
+    "K7010": "real_estate_development",
+    "K7020": "property_management",
     **{d: "leasing_business_services" for d in _divisions("L", 71, 72)},
 }
 
@@ -130,8 +153,7 @@ def _sme_groups(industry: np.ndarray) -> np.ndarray:
     return group.to_numpy(dtype=str)
 
 
-def _size_rank(industry: np.ndarray, employees: np.ndarray, revenue: np.ndarray,
-               assets: np.ndarray) -> np.ndarray:
+def _size_rank(industry: np.ndarray, employees: np.ndarray, revenue: np.ndarray, assets: np.ndarray) -> np.ndarray:
     """2011 SME size class rank (0 micro .. 3 large; -1 unknown), as int_clients_size_classified."""
     group = _sme_groups(industry)
     values = {"employees": employees, "revenue": revenue, "total_assets": assets}
@@ -141,9 +163,10 @@ def _size_rank(industry: np.ndarray, employees: np.ndarray, revenue: np.ndarray,
         a = values[ma]
         b = values[mb] if mb is not None else np.zeros(len(group))
         known = ~np.isnan(a) & (a >= 0) & ~np.isnan(b) & (b >= 0)
-        lim_b = (lambda x: np.full(len(group), True)) if mb is None else (lambda x: b >= x)
-        r = np.where((a >= ca) & lim_b(cb), 3,
-                     np.where((a >= mda) & lim_b(mdb), 2, np.where((a >= sa) & lim_b(sb), 1, 0)))
+        lim_b = (lambda x: np.full(len(group), True)) if mb is None else (lambda x: b >= x)  # noqa: B023 - called in this iteration
+        r = np.where(
+            (a >= ca) & lim_b(cb), 3, np.where((a >= mda) & lim_b(mdb), 2, np.where((a >= sa) & lim_b(sb), 1, 0))
+        )
         rank = np.where(sel & known, r, rank)
     # Financial firms (section J) fall under the 2015 standard: size unknown.
     return np.where(np.strings.slice(np.asarray(industry, dtype=str), 0, 1) == "J", -1, rank)
@@ -159,8 +182,9 @@ def _firm_stage(founded: np.ndarray, cal: Calendar, t: int) -> np.ndarray:
     return np.where(founded > last, -1, np.where(age < 36, 0, np.where(age < 120, 1, 2)))
 
 
-def _eligible_products(pop: Population, cal: Calendar, industry: np.ndarray,
-                       employees: np.ndarray, revenue: np.ndarray) -> np.ndarray:
+def _eligible_products(
+    pop: Population, cal: Calendar, industry: np.ndarray, employees: np.ndarray, revenue: np.ndarray
+) -> np.ndarray:
     """(client x product) catalogue eligibility of a product opened in the last 6 months.
 
     What the warehouse will see: size class from the CRM firmographics (missing measures ->
@@ -173,8 +197,7 @@ def _eligible_products(pop: Population, cal: Calendar, industry: np.ndarray,
     """
     k = len(PRODUCTS)
     cut = max(cal.months - 7, 0)
-    size = _size_rank(industry, employees.astype(float), revenue.astype(float),
-                      pop.assets.astype(float))
+    size = _size_rank(industry, employees.astype(float), revenue.astype(float), pop.assets.astype(float))
     stage_cut = np.maximum(_firm_stage(pop.founded, cal, cut), 0)
     stage_end = _firm_stage(pop.founded, cal, cal.months - 1)
     score_order = 1 + (pop.base_score - _SCORE_MARGIN < _SCORE_MIN[:, None]).sum(axis=0)
@@ -186,8 +209,7 @@ def _eligible_products(pop: Population, cal: Calendar, industry: np.ndarray,
         maybe = pop.has_bureau & (pop.founded <= cal.month_end(q) - np.timedelta64(180, "D"))
     else:
         sure = maybe = np.zeros(pop.n, dtype=bool)
-    grade = np.where(sure, score_order,
-                     np.where(maybe, np.maximum(score_order, _UNRATED_ORDER), _UNRATED_ORDER))
+    grade = np.where(sure, score_order, np.where(maybe, np.maximum(score_order, _UNRATED_ORDER), _UNRATED_ORDER))
     high = np.isin(np.strings.slice(np.asarray(industry, dtype=str), 0, 1), _HIGH_RISK_SECTIONS)
     ok = np.zeros((pop.n, k), dtype=bool)
     for j, prod in enumerate(PRODUCTS):  # column loop over the 8 products, never over rows
@@ -205,8 +227,9 @@ def _eligible_products(pop: Population, cal: Calendar, industry: np.ndarray,
     return ok
 
 
-def _holdings(rng: np.random.Generator, pop: Population, eligible: np.ndarray | None = None
-              ) -> tuple[np.ndarray, np.ndarray]:
+def _holdings(
+    rng: np.random.Generator, pop: Population, eligible: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Boolean (client x product) holdings before the window end and new-product flags.
 
     ``eligible`` (client x product, see :func:`_eligible_products`) restricts planted new
@@ -224,8 +247,7 @@ def _holdings(rng: np.random.Generator, pop: Population, eligible: np.ndarray | 
     grantable = plausible if eligible is None else plausible & eligible
     pref = _profile_matrix("adoption")[pop.arch] * grantable
     pref = np.where(pref.sum(axis=1, keepdims=True) > 0, pref, grantable)
-    target = np.where(rng.random(n) < 0.25, _sample_rows(rng, grantable.astype(float)),
-                      _sample_rows(rng, pref))
+    target = np.where(rng.random(n) < 0.25, _sample_rows(rng, grantable.astype(float)), _sample_rows(rng, pref))
     adopter = pop.adopter & grantable.any(axis=1)
     new = np.zeros((n, k), dtype=bool)
     new[adopter, target[adopter]] = True
@@ -237,8 +259,9 @@ def _holdings(rng: np.random.Generator, pop: Population, eligible: np.ndarray | 
     return held, new
 
 
-def _make_accounts(rng: np.random.Generator, pop: Population, months: int,
-                   eligible: np.ndarray | None = None) -> Accounts:
+def _make_accounts(
+    rng: np.random.Generator, pop: Population, months: int, eligible: np.ndarray | None = None
+) -> Accounts:
     held, new = _holdings(rng, pop, eligible)
     client, product = np.nonzero(held | new)
     is_new = new[client, product]
@@ -249,8 +272,7 @@ def _make_accounts(rng: np.random.Generator, pop: Population, months: int,
     first = np.full(pop.n, np.iinfo(np.int64).max)
     np.minimum.at(first, client[~is_new], offset[~is_new])
     open_idx = onb + offset - np.where(is_new, 0, first[client])
-    open_idx = np.where(is_new, np.maximum(rng.integers(months - 6, months, len(client)), onb),
-                        open_idx)
+    open_idx = np.where(is_new, np.maximum(rng.integers(months - 6, months, len(client)), onb), open_idx)
     dormant = pop.status[client] == ST_DORMANT
     open_idx = np.where(dormant, np.minimum(open_idx, pop.dormant_from[client] - 1), open_idx)
     end_idx = np.where(pop.status[client] == ST_CLOSED, pop.closed_at[client], 10**6)
@@ -258,8 +280,14 @@ def _make_accounts(rng: np.random.Generator, pop: Population, months: int,
     limit = np.maximum(np.round(limit, -4), 5e4)
     m = np.clip(_profile_array("util_mean")[pop.arch[client]], 0.05, 0.95)
     base_util = rng.beta(m * 12, (1 - m) * 12)
-    return Accounts(client=client, product=product.astype(np.int8), open_idx=open_idx,
-                    end_idx=end_idx, limit=limit, base_util=base_util)
+    return Accounts(
+        client=client,
+        product=product.astype(np.int8),
+        open_idx=open_idx,
+        end_idx=end_idx,
+        limit=limit,
+        base_util=base_util,
+    )
 
 
 def facility_terms(seed: int, acc: Accounts, employees: np.ndarray, base_score: np.ndarray) -> Accounts:
@@ -293,6 +321,6 @@ def _pick_terms(rng: np.random.Generator, product: np.ndarray) -> np.ndarray:
     sizes = np.array([len(t) for t in pf._TERMS])
     table = np.zeros((len(pf._TERMS), sizes.max()), dtype=np.int64)
     for i, t in enumerate(pf._TERMS):
-        table[i, :len(t)] = t
+        table[i, : len(t)] = t
     prod = product.astype(np.int64)
     return table[prod, (rng.random(len(prod)) * sizes[prod]).astype(np.int64)]

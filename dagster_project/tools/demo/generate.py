@@ -23,15 +23,22 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from dagster_project.tools.demo import profiles as pf
-from dagster_project.tools.demo.profiles import (ARCHETYPES, BUREAU_COLUMNS, CHANNELS, CLIENT_COLUMNS, PRODUCTS,
-                                                PROVINCE_CODES, STATUSES, USAGE_COLUMNS)
-from dagster_project.tools.demo.accounts import _eligible_products, _make_accounts, facility_terms
 from dagster_project.lib.months import add_months as _add_months
+from dagster_project.tools.demo import profiles as pf
+from dagster_project.tools.demo.accounts import _eligible_products, _make_accounts, facility_terms
 from dagster_project.tools.demo.draws import _first_of_month
-from dagster_project.tools.demo.population import Calendar, Population, _CLIENT_SQL, _client_frame, _make_population
-from dagster_project.tools.demo.simulate import _BUREAU_SQL, _Simulator, _USAGE_SQL
-
+from dagster_project.tools.demo.population import _CLIENT_SQL, Calendar, Population, _client_frame, _make_population
+from dagster_project.tools.demo.profiles import (
+    ARCHETYPES,
+    BUREAU_COLUMNS,
+    CHANNELS,
+    CLIENT_COLUMNS,
+    PRODUCTS,
+    PROVINCE_CODES,
+    STATUSES,
+    USAGE_COLUMNS,
+)
+from dagster_project.tools.demo.simulate import _BUREAU_SQL, _USAGE_SQL, _Simulator
 
 __all__ = [
     "ARCHETYPES",
@@ -59,8 +66,7 @@ class _Writer:
     def options(self) -> str:
         if self.fmt == "parquet":
             return "FORMAT parquet"
-        return ("FORMAT csv, HEADER, DELIMITER ',', DATEFORMAT '%Y-%m-%d', "
-                "TIMESTAMPFORMAT '%Y-%m-%d %H:%M:%S'")
+        return "FORMAT csv, HEADER, DELIMITER ',', DATEFORMAT '%Y-%m-%d', TIMESTAMPFORMAT '%Y-%m-%d %H:%M:%S'"
 
     def write(self, df: pd.DataFrame, select_sql: str, path: Path) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -78,14 +84,19 @@ class _Writer:
 
 def _write_truth(pop: Population, truth_path: Path) -> None:
     """``client_id,archetype`` answer key (kept outside the landing directory)."""
-    df = pd.DataFrame({
-        "client_no": np.arange(1, pop.n + 1, dtype=np.int64),
-        "archetype": pd.Categorical.from_codes(pop.arch, categories=list(pf.ARCHETYPES)),
-    })
+    df = pd.DataFrame(
+        {
+            "client_no": np.arange(1, pop.n + 1, dtype=np.int64),
+            "archetype": pd.Categorical.from_codes(pop.arch, categories=list(pf.ARCHETYPES)),
+        }
+    )
     csv = _Writer("csv")
     try:
-        csv.write(df, "SELECT printf('CL%08d', client_no) AS client_id, "
-                      "CAST(archetype AS VARCHAR) AS archetype FROM df", truth_path)
+        csv.write(
+            df,
+            "SELECT printf('CL%08d', client_no) AS client_id, CAST(archetype AS VARCHAR) AS archetype FROM df",
+            truth_path,
+        )
     finally:
         csv.close()
 
@@ -94,9 +105,17 @@ def _default_end_month() -> date:
     return _add_months(_first_of_month(date.today()), -1)
 
 
-def generate(out_dir: Path, n_clients: int = 5000, months: int = 24, seed: int = 42,
-             fmt: str = "csv", truth_path: Path | None = None, end_month: date | None = None,
-             progress: bool = True, scenario: str = "demo") -> dict[str, list[Path]]:
+def generate(
+    out_dir: Path,
+    n_clients: int = 5000,
+    months: int = 24,
+    seed: int = 42,
+    fmt: str = "csv",
+    truth_path: Path | None = None,
+    end_month: date | None = None,
+    progress: bool = True,
+    scenario: str = "demo",
+) -> dict[str, list[Path]]:
     """Generate the demo landing data set and return the written files per source.
 
     ``end_month`` (normalised to the first of its month, default: previous month) is the
@@ -112,8 +131,16 @@ def generate(out_dir: Path, n_clients: int = 5000, months: int = 24, seed: int =
         return _generate(out_dir, n_clients, months, seed, fmt, truth_path, end_month, progress)
 
 
-def _generate(out_dir: Path, n_clients: int, months: int, seed: int, fmt: str, truth_path: Path | None,
-              end_month: date | None, progress: bool) -> dict[str, list[Path]]:
+def _generate(
+    out_dir: Path,
+    n_clients: int,
+    months: int,
+    seed: int,
+    fmt: str,
+    truth_path: Path | None,
+    end_month: date | None,
+    progress: bool,
+) -> dict[str, list[Path]]:
     if n_clients < 1 or months < 1:
         raise ValueError("n_clients and months must be positive")
     out_dir = Path(out_dir)
@@ -125,16 +152,23 @@ def _generate(out_dir: Path, n_clients: int, months: int, seed: int, fmt: str, t
     rng = np.random.default_rng(seed)
     files: dict[str, list[Path]] = {"clients": [], "credit_bureau": [], "product_usage": []}
     quarter_ends = [t for t in range(months) if cal.month(t).astype(object).month % 3 == 0]
-    bar = tqdm(total=1 + months + len(quarter_ends), desc="lendseg generate", unit="file",
-               disable=not progress)
+    bar = tqdm(total=1 + months + len(quarter_ends), desc="lendseg generate", unit="file", disable=not progress)
     try:
         pop = _make_population(rng, n_clients, cal)
         clients = _client_frame(rng, pop, cal)
-        eligible = _eligible_products(pop, cal, clients["industry_code"].to_numpy(dtype=str),
-                                      clients["employee_count"].to_numpy(dtype=float),
-                                      clients["annual_revenue"].to_numpy(dtype=float))
-        accounts = facility_terms(seed, _make_accounts(rng, pop, months, eligible),
-                                  clients["employee_count"].to_numpy(dtype=float), pop.base_score)
+        eligible = _eligible_products(
+            pop,
+            cal,
+            clients["industry_code"].to_numpy(dtype=str),
+            clients["employee_count"].to_numpy(dtype=float),
+            clients["annual_revenue"].to_numpy(dtype=float),
+        )
+        accounts = facility_terms(
+            seed,
+            _make_accounts(rng, pop, months, eligible),
+            clients["employee_count"].to_numpy(dtype=float),
+            pop.base_score,
+        )
         plan = None if pf._DEFAULTS is None else pf._DEFAULTS(seed, pop, cal)
         if truth_path is not None:
             _write_truth(pop, Path(truth_path))
@@ -144,16 +178,16 @@ def _generate(out_dir: Path, n_clients: int, months: int, seed: int, fmt: str, t
         files["clients"].append(writer.write(clients, _CLIENT_SQL, path))
         bar.update()
         del clients
-        _simulate_and_write(_Simulator(rng, pop, accounts, cal, plan), writer, out_dir, set(quarter_ends),
-                            files, bar)
+        _simulate_and_write(_Simulator(rng, pop, accounts, cal, plan), writer, out_dir, set(quarter_ends), files, bar)
     finally:
         bar.close()
         writer.close()
     return files
 
 
-def _simulate_and_write(sim: _Simulator, writer: _Writer, out_dir: Path, quarter_ends: set[int],
-                        files: dict[str, list[Path]], bar: tqdm) -> None:
+def _simulate_and_write(
+    sim: _Simulator, writer: _Writer, out_dir: Path, quarter_ends: set[int], files: dict[str, list[Path]], bar: tqdm
+) -> None:
     """Run the monthly simulation (with a 12-month arrears warm-up) and write deliveries."""
     for t in range(-_Simulator.DPD_MEMORY, sim.cal.months):
         sim.step_arrears(t)

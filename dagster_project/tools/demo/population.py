@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from dagster_project.tools.demo import identities as ident
 from dagster_project.tools.demo import profiles as pf
 from dagster_project.tools.demo.draws import _loguniform, _month64, _round_money, _sample_rows
-from dagster_project.tools.demo.profiles import (PROVINCE_CODES, STATUSES, ST_ACTIVE, ST_CLOSED, ST_DORMANT,
-                                                 ST_PROSPECT, _BRAND_FIRST, _BRAND_SECOND, _EMAIL_DOMAINS,
-                                                 _EMAIL_PREFIXES, _MOBILE_PREFIXES, _ORG_WEIGHTS, _PROVINCES,
-                                                 _SECTION_WORDS, _SUFFIXES, _SUFFIX_P_LARGE, _SUFFIX_P_SMALL,
-                                                 _USCC_CHARSET, _USCC_WEIGHTS, _profile_array, _profile_bounds)
+from dagster_project.tools.demo.profiles import (
+    PROVINCE_CODES,
+    ST_ACTIVE,
+    ST_CLOSED,
+    ST_DORMANT,
+    ST_PROSPECT,
+    STATUSES,
+    _profile_array,
+    _profile_bounds,
+)
 
 
 @dataclass
@@ -117,8 +124,7 @@ def _firmographics(rng: np.random.Generator, arch: np.ndarray) -> dict[str, np.n
     }
 
 
-def _dates(rng: np.random.Generator, arch: np.ndarray, cal: Calendar
-           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _dates(rng: np.random.Generator, arch: np.ndarray, cal: Calendar) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Founded date, onboarding date (NaT for prospects) and onboarding month index."""
     n = len(arch)
     ref = cal.month_start(cal.months - 1)
@@ -137,8 +143,9 @@ def _dates(rng: np.random.Generator, arch: np.ndarray, cal: Calendar
     return founded, onboarding, onb_idx
 
 
-def _statuses(rng: np.random.Generator, arch: np.ndarray, onb_idx: np.ndarray, months: int
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _statuses(
+    rng: np.random.Generator, arch: np.ndarray, onb_idx: np.ndarray, months: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Relationship status, dormancy start, closure month and product adopters."""
     n = len(arch)
     status = np.full(n, ST_ACTIVE, dtype=np.int8)
@@ -170,21 +177,30 @@ def _risk_parameters(rng: np.random.Generator, arch: np.ndarray) -> dict[str, np
     chan_p = np.array([pf.PROFILES[a].channels for a in pf.ARCHETYPES])
     primary_channel = _sample_rows(rng, chan_p[arch]).astype(np.int8)
     return {
-        "base_score": base_score, "debt_to_equity": de, "coverage": coverage,
-        "margin": margin, "current_ratio": current_ratio, "defaults": defaults,
-        "has_bureau": has_bureau, "primary_channel": primary_channel,
+        "base_score": base_score,
+        "debt_to_equity": de,
+        "coverage": coverage,
+        "margin": margin,
+        "current_ratio": current_ratio,
+        "defaults": defaults,
+        "has_bureau": has_bureau,
+        "primary_channel": primary_channel,
     }
 
 
-def _distress_parameters(rng: np.random.Generator, arch: np.ndarray, months: int
-                         ) -> dict[str, np.ndarray]:
+def _distress_parameters(rng: np.random.Generator, arch: np.ndarray, months: int) -> dict[str, np.ndarray]:
     """Timing of the deteriorating archetype: hit month (90+ dpd) and decline start."""
     n = len(arch)
     r = rng.random(n)
     hit = np.where(
-        r < 0.62, rng.integers(months - 6, months, n),  # within the last 6 months
-        np.where(r < 0.87, rng.integers(months - 12, months - 6, n),  # earlier
-                 rng.integers(months, months + 3, n)))  # not yet at 90+ by end_month
+        r < 0.62,
+        rng.integers(months - 6, months, n),  # within the last 6 months
+        np.where(
+            r < 0.87,
+            rng.integers(months - 12, months - 6, n),  # earlier
+            rng.integers(months, months + 3, n),
+        ),
+    )  # not yet at 90+ by end_month
     start = hit - rng.integers(9, 16, n)
     is_det = arch == pf._A_DETERIORATING
     return {
@@ -198,21 +214,31 @@ def _distress_parameters(rng: np.random.Generator, arch: np.ndarray, months: int
 def _make_population(rng: np.random.Generator, n: int, cal: Calendar) -> Population:
     arch = _draw_archetypes(rng, n)
     firm = _firmographics(rng, arch)
-    weights = np.array([w for w, _ in _PROVINCES.values()]) if pf._PROVINCE_WEIGHTS is None else \
-        np.array([pf._PROVINCE_WEIGHTS.get(p, 0.0) for p in _PROVINCES])
+    weights = (
+        np.array([w for w, _ in ident.PROVINCES.values()])
+        if pf._PROVINCE_WEIGHTS is None
+        else np.array([pf._PROVINCE_WEIGHTS.get(p, 0.0) for p in ident.PROVINCES])
+    )
     province = rng.choice(np.array(PROVINCE_CODES), size=n, p=weights / weights.sum())
     founded, onboarding, onb_idx = _dates(rng, arch, cal)
     status, dormant_from, closed_at, adopter = _statuses(rng, arch, onb_idx, cal.months)
     return Population(
-        arch=arch, province=province, founded=founded, onboarding=onboarding,
-        onb_idx=onb_idx, status=status, dormant_from=dormant_from, closed_at=closed_at,
-        adopter=adopter, **firm, **_risk_parameters(rng, arch),
+        arch=arch,
+        province=province,
+        founded=founded,
+        onboarding=onboarding,
+        onb_idx=onb_idx,
+        status=status,
+        dormant_from=dormant_from,
+        closed_at=closed_at,
+        adopter=adopter,
+        **firm,
+        **_risk_parameters(rng, arch),
         **_distress_parameters(rng, arch, cal.months),
     )
 
 
-def _lookup(table: Mapping[Any, Sequence[str]], keys: np.ndarray,
-            rng: np.random.Generator) -> np.ndarray:
+def _lookup(table: Mapping[Any, Sequence[str]], keys: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Pick a random entry of ``table[key]`` for each key (vectorised via offsets)."""
     key_list = list(table)
     flat = np.array([v for k in key_list for v in table[k]])
@@ -233,8 +259,10 @@ def _industry_codes(rng: np.random.Generator, arch: np.ndarray) -> np.ndarray:
         keys = np.where(off_profile, pf._A_PROSPECT, arch).astype(np.int64)
     else:
         k = len(pf.ARCHETYPES)
-        table |= {k + i: [d for d in pf._OFF_INDUSTRY_POOL if d[0] not in {x[0] for x in pf.PROFILES[a].divisions}]
-                  for i, a in enumerate(pf.ARCHETYPES)}
+        table |= {
+            k + i: [d for d in pf._OFF_INDUSTRY_POOL if d[0] not in {x[0] for x in pf.PROFILES[a].divisions}]
+            for i, a in enumerate(pf.ARCHETYPES)
+        }
         keys = np.where(off_profile, arch.astype(np.int64) + k, arch).astype(np.int64)
     divisions = _lookup(table, keys, rng)
     section = np.strings.slice(divisions, 0, 1)
@@ -242,30 +270,35 @@ def _industry_codes(rng: np.random.Generator, arch: np.ndarray) -> np.ndarray:
     klass = rng.integers(1, 10, n).astype(str)
     level = rng.choice(4, size=n, p=[0.05, 0.25, 0.20, 0.50])
     with_group = np.strings.add(divisions, group)
-    return np.where(level == 0, section,
-                    np.where(level == 1, divisions,
-                             np.where(level == 2, with_group, np.strings.add(with_group, klass))))
+    return np.where(
+        level == 0,
+        section,
+        np.where(level == 1, divisions, np.where(level == 2, with_group, np.strings.add(with_group, klass))),
+    )
 
 
-def _legal_names(rng: np.random.Generator, pop: Population, industry: np.ndarray
-                 ) -> tuple[np.ndarray, np.ndarray]:
+def _legal_names(rng: np.random.Generator, pop: Population, industry: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Unique Chinese company names and the prefecture code of the name's city."""
     n = pop.n
-    code_table = {p: [f"{c}|{code}" for c, code in cities] for p, (_, cities) in _PROVINCES.items()}
+    code_table = {p: [f"{c}|{code}" for c, code in cities] for p, (_, cities) in ident.PROVINCES.items()}
     city_code = _lookup(code_table, pop.province, rng)
     parts = np.strings.partition(city_code, "|")
     city, prefecture = parts[0], parts[2]
-    first = np.array(list(_BRAND_FIRST))[rng.integers(0, len(_BRAND_FIRST), n)]
-    second_idx = rng.integers(0, len(_BRAND_SECOND), n)
-    second = np.array(list(_BRAND_SECOND))[second_idx]
-    second = np.where(second == first,
-                      np.array(list(_BRAND_SECOND))[(second_idx + 1) % len(_BRAND_SECOND)], second)
+    first = np.array(list(ident.BRAND_FIRST))[rng.integers(0, len(ident.BRAND_FIRST), n)]
+    second_idx = rng.integers(0, len(ident.BRAND_SECOND), n)
+    second = np.array(list(ident.BRAND_SECOND))[second_idx]
+    second = np.where(
+        second == first, np.array(list(ident.BRAND_SECOND))[(second_idx + 1) % len(ident.BRAND_SECOND)], second
+    )
     brand = np.strings.add(first, second)
-    words = _lookup(_SECTION_WORDS, np.strings.slice(industry, 0, 1), rng)
+    words = _lookup(ident.SECTION_WORDS, np.strings.slice(industry, 0, 1), rng)
     large = pop.employees >= 1000
-    suffix_idx = np.where(large, _sample_rows(rng, np.tile(_SUFFIX_P_LARGE, (n, 1))),
-                          _sample_rows(rng, np.tile(_SUFFIX_P_SMALL, (n, 1))))
-    tail = np.strings.add(words, np.array(_SUFFIXES)[suffix_idx])
+    suffix_idx = np.where(
+        large,
+        _sample_rows(rng, np.tile(ident.SUFFIX_P_LARGE, (n, 1))),
+        _sample_rows(rng, np.tile(ident.SUFFIX_P_SMALL, (n, 1))),
+    )
+    tail = np.strings.add(words, np.array(ident.SUFFIXES)[suffix_idx])
     head = np.strings.add(city, brand)
     names = np.strings.add(head, tail)
     dup = pd.Series(names).groupby(names, sort=False).cumcount().to_numpy()
@@ -273,8 +306,7 @@ def _legal_names(rng: np.random.Generator, pop: Population, industry: np.ndarray
     return np.where(dup > 0, numbered, names), prefecture
 
 
-def _registration_numbers(rng: np.random.Generator, province: np.ndarray,
-                          prefecture: np.ndarray) -> np.ndarray:
+def _registration_numbers(rng: np.random.Generator, province: np.ndarray, prefecture: np.ndarray) -> np.ndarray:
     """18-char unified social credit codes with valid GB 11714 / GB 32100 check chars."""
     n = len(province)
     municipality = np.isin(province, (11, 12, 31, 50))
@@ -289,25 +321,23 @@ def _registration_numbers(rng: np.random.Generator, province: np.ndarray,
         digits[:, 2 + j] = region // 10 ** (5 - j) % 10
     for j in range(8):
         digits[:, 8 + j] = body // 10 ** (7 - j) % 10
-    org_check = 11 - (digits[:, 8:16] @ _ORG_WEIGHTS) % 11
-    digits[:, 16] = np.where(org_check == 11, 0,
-                             np.where(org_check == 10, _USCC_CHARSET.index("X"), org_check))
-    check = (31 - (digits[:, :17] @ _USCC_WEIGHTS) % 31) % 31
+    org_check = 11 - (digits[:, 8:16] @ ident.ORG_WEIGHTS) % 11
+    digits[:, 16] = np.where(org_check == 11, 0, np.where(org_check == 10, ident.USCC_CHARSET.index("X"), org_check))
+    check = (31 - (digits[:, :17] @ ident.USCC_WEIGHTS) % 31) % 31
     digits[:, 17] = check
-    chars = np.array(list(_USCC_CHARSET))[digits]
+    chars = np.array(list(ident.USCC_CHARSET))[digits]
     return np.ascontiguousarray(chars).view("<U18").ravel()
 
 
 def _contacts(rng: np.random.Generator, n: int) -> dict[str, object]:
     has_email = rng.random(n) < 0.8
-    prefix = np.where(has_email, rng.integers(0, len(_EMAIL_PREFIXES), n), -1)
-    domain = np.where(has_email, rng.integers(0, len(_EMAIL_DOMAINS), n), -1)
+    prefix = np.where(has_email, rng.integers(0, len(ident.EMAIL_PREFIXES), n), -1)
+    domain = np.where(has_email, rng.integers(0, len(ident.EMAIL_DOMAINS), n), -1)
     has_phone = rng.random(n) < 0.8
-    phone = _MOBILE_PREFIXES[rng.integers(0, len(_MOBILE_PREFIXES), n)] * 10**8 \
-        + rng.integers(0, 10**8, n)
+    phone = ident.MOBILE_PREFIXES[rng.integers(0, len(ident.MOBILE_PREFIXES), n)] * 10**8 + rng.integers(0, 10**8, n)
     return {
-        "email_prefix": pd.Categorical.from_codes(prefix, categories=list(_EMAIL_PREFIXES)),
-        "email_domain": pd.Categorical.from_codes(domain, categories=list(_EMAIL_DOMAINS)),
+        "email_prefix": pd.Categorical.from_codes(prefix, categories=list(ident.EMAIL_PREFIXES)),
+        "email_domain": pd.Categorical.from_codes(domain, categories=list(ident.EMAIL_DOMAINS)),
         "phone": np.where(has_phone, phone, 0),
     }
 
@@ -325,22 +355,24 @@ def _client_frame(rng: np.random.Generator, pop: Population, cal: Calendar) -> p
     floor = np.where(np.isnat(pop.onboarding), pop.founded, pop.onboarding).astype("datetime64[s]")
     updated = np.maximum(updated, floor + rng.integers(0, 86400, n).astype("timedelta64[s]"))
     updated = np.minimum(updated, month_end_s)
-    return pd.DataFrame({
-        "client_no": np.arange(1, n + 1, dtype=np.int64),
-        "legal_name": names.astype(object),
-        "registration_no": registration.astype(object),
-        **_contacts(rng, n),
-        "industry_code": industry.astype(object),
-        "province_code": pop.province.astype(str).astype(object),
-        "registered_capital": pop.capital,
-        "employee_count": employees,
-        "annual_revenue": revenue,
-        "total_assets": pop.assets,
-        "founded_date": pop.founded,
-        "onboarding_date": pop.onboarding,
-        "relationship_status": pd.Categorical.from_codes(pop.status, categories=list(STATUSES)),
-        "updated_at": updated,
-    })
+    return pd.DataFrame(
+        {
+            "client_no": np.arange(1, n + 1, dtype=np.int64),
+            "legal_name": names.astype(object),
+            "registration_no": registration.astype(object),
+            **_contacts(rng, n),
+            "industry_code": industry.astype(object),
+            "province_code": pop.province.astype(str).astype(object),
+            "registered_capital": pop.capital,
+            "employee_count": employees,
+            "annual_revenue": revenue,
+            "total_assets": pop.assets,
+            "founded_date": pop.founded,
+            "onboarding_date": pop.onboarding,
+            "relationship_status": pd.Categorical.from_codes(pop.status, categories=list(STATUSES)),
+            "updated_at": updated,
+        }
+    )
 
 
 _CLIENT_SQL = """

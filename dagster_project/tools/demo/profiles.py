@@ -12,33 +12,72 @@ from typing import Any
 
 import numpy as np
 
+from dagster_project.tools.demo.identities import PROVINCES
 
 CLIENT_COLUMNS: tuple[str, ...] = (
-    "client_id", "legal_name", "registration_no", "contact_email", "contact_phone",
-    "industry_code", "province_code", "registered_capital", "employee_count",
-    "annual_revenue", "total_assets", "founded_date", "onboarding_date",
-    "relationship_status", "updated_at",
+    "client_id",
+    "legal_name",
+    "registration_no",
+    "contact_email",
+    "contact_phone",
+    "industry_code",
+    "province_code",
+    "registered_capital",
+    "employee_count",
+    "annual_revenue",
+    "total_assets",
+    "founded_date",
+    "onboarding_date",
+    "relationship_status",
+    "updated_at",
 )
 
 
 BUREAU_COLUMNS: tuple[str, ...] = (
-    "report_id", "client_id", "report_date", "bureau_score", "total_debt",
-    "overdue_amount", "max_days_past_due_12m", "defaults_5y", "inquiries_6m",
-    "collateral_value", "operating_cash_flow", "debt_service_12m", "current_ratio",
-    "debt_to_equity", "legal_judgments",
+    "report_id",
+    "client_id",
+    "report_date",
+    "bureau_score",
+    "total_debt",
+    "overdue_amount",
+    "max_days_past_due_12m",
+    "defaults_5y",
+    "inquiries_6m",
+    "collateral_value",
+    "operating_cash_flow",
+    "debt_service_12m",
+    "current_ratio",
+    "debt_to_equity",
+    "legal_judgments",
 )
 
 
 USAGE_COLUMNS: tuple[str, ...] = (
-    "snapshot_month", "account_id", "client_id", "product_code", "credit_limit",
-    "outstanding_balance", "drawdown_amount", "repayment_amount", "days_past_due",
-    "interaction_count", "channel", "term_months", "security_type",
+    "snapshot_month",
+    "account_id",
+    "client_id",
+    "product_code",
+    "credit_limit",
+    "outstanding_balance",
+    "drawdown_amount",
+    "repayment_amount",
+    "days_past_due",
+    "interaction_count",
+    "channel",
+    "term_months",
+    "security_type",
 )
 
 
 PRODUCTS: tuple[str, ...] = (
-    "term_loan", "revolving_credit", "project_finance", "trade_finance",
-    "ip_pledge_loan", "equipment_leasing", "supply_chain_finance", "startup_credit_loan",
+    "term_loan",
+    "revolving_credit",
+    "project_finance",
+    "trade_finance",
+    "ip_pledge_loan",
+    "equipment_leasing",
+    "supply_chain_finance",
+    "startup_credit_loan",
 )
 
 
@@ -55,14 +94,14 @@ SECURITY_TYPES: tuple[str, ...] = ("unsecured", "guaranteed", "mortgage", "pledg
 # goods or IP). Whether a client borrows unsecured, or against a guarantee (保证) instead of collateral, follows its
 # credit standing and size (accounts.facility_terms), as a bank's collateral policy does.
 _TERMS: tuple[tuple[int, ...], ...] = (
-    (36, 48, 60, 84, 120),        # term_loan
-    (12,),                        # revolving_credit
-    (120, 144, 180, 240),         # project_finance
-    (3, 6, 9, 12),                # trade_finance
-    (12, 24, 36),                 # ip_pledge_loan
-    (36, 48, 60),                 # equipment_leasing
-    (3, 6, 12),                   # supply_chain_finance
-    (6, 12),                      # startup_credit_loan
+    (36, 48, 60, 84, 120),  # term_loan
+    (12,),  # revolving_credit
+    (120, 144, 180, 240),  # project_finance
+    (3, 6, 9, 12),  # trade_finance
+    (12, 24, 36),  # ip_pledge_loan
+    (36, 48, 60),  # equipment_leasing
+    (3, 6, 12),  # supply_chain_finance
+    (6, 12),  # startup_credit_loan
 )
 _UNSECURED_SHARE = np.array([0.45, 0.60, 0.0, 0.05, 0.0, 0.0, 0.05, 0.55])
 _COLLATERAL = ("mortgage", "mortgage", "mortgage", "pledge", "pledge", "mortgage", "pledge", "guaranteed")
@@ -107,99 +146,7 @@ _PROVINCE_WEIGHTS: dict[int, float] | None = None  # scenario override of the pr
 _DEFAULTS: Any = None
 
 
-# province code -> (weight, [(city name, 2-digit prefecture code), ...])
-_PROVINCES: dict[int, tuple[float, list[tuple[str, str]]]] = {
-    11: (7.0, [("北京", "01")]),
-    12: (2.5, [("天津", "01")]),
-    13: (3.0, [("石家庄", "01"), ("唐山", "02"), ("保定", "06")]),
-    14: (1.5, [("太原", "01"), ("大同", "02")]),
-    15: (1.0, [("呼和浩特", "01"), ("包头", "02")]),
-    21: (2.0, [("沈阳", "01"), ("大连", "02")]),
-    22: (1.0, [("长春", "01"), ("吉林", "02")]),
-    23: (1.0, [("哈尔滨", "01"), ("大庆", "06")]),
-    31: (7.0, [("上海", "01")]),
-    32: (11.0, [("南京", "01"), ("无锡", "02"), ("常州", "04"), ("苏州", "05")]),
-    33: (10.0, [("杭州", "01"), ("宁波", "02"), ("温州", "03"), ("绍兴", "06")]),
-    34: (2.5, [("合肥", "01"), ("芜湖", "02")]),
-    35: (3.5, [("福州", "01"), ("厦门", "02"), ("泉州", "05")]),
-    36: (1.5, [("南昌", "01"), ("赣州", "07")]),
-    37: (7.0, [("济南", "01"), ("青岛", "02"), ("烟台", "06"), ("潍坊", "07")]),
-    41: (3.0, [("郑州", "01"), ("洛阳", "03")]),
-    42: (3.0, [("武汉", "01"), ("宜昌", "05"), ("襄阳", "06")]),
-    43: (2.5, [("长沙", "01"), ("株洲", "02")]),
-    44: (13.0, [("广州", "01"), ("深圳", "03"), ("珠海", "04"), ("佛山", "06"), ("东莞", "19")]),
-    45: (1.5, [("南宁", "01"), ("柳州", "02")]),
-    46: (0.8, [("海口", "01"), ("三亚", "02")]),
-    50: (2.0, [("重庆", "01")]),
-    51: (3.0, [("成都", "01"), ("绵阳", "07")]),
-    52: (1.0, [("贵阳", "01"), ("遵义", "03")]),
-    53: (1.0, [("昆明", "01"), ("曲靖", "03")]),
-    54: (0.2, [("拉萨", "01")]),
-    61: (2.0, [("西安", "01"), ("宝鸡", "03")]),
-    62: (0.6, [("兰州", "01")]),
-    63: (0.3, [("西宁", "01")]),
-    64: (0.3, [("银川", "01")]),
-    65: (0.8, [("乌鲁木齐", "01"), ("克拉玛依", "02")]),
-}
-
-
-PROVINCE_CODES: tuple[int, ...] = tuple(_PROVINCES)
-
-
-_BRAND_FIRST = "华信恒瑞宏盛鑫泰博达中天金安嘉润德正远新创源隆兴海明祥凯辉宇"
-
-
-_BRAND_SECOND = "信达通泰源盛丰成汇联科华美诚利合鼎力航峰晟锦益康邦博业腾智远"
-
-
-_SECTION_WORDS: dict[str, tuple[str, ...]] = {
-    "B": ("矿业", "煤业", "矿产开发", "能源"),
-    "C": ("精密机械", "电子科技", "新材料", "汽车零部件", "化工", "纺织", "食品",
-          "医药", "装备制造", "金属制品", "机电", "塑胶"),
-    "D": ("电力", "燃气", "热力", "新能源", "水务"),
-    "E": ("建设工程", "建筑工程", "市政工程", "建工", "路桥工程"),
-    "F": ("商贸", "贸易", "供应链管理", "百货", "进出口"),
-    "G": ("物流", "运输", "航运", "仓储"),
-    "H": ("酒店管理", "餐饮管理", "餐饮"),
-    "I": ("信息技术", "软件", "网络科技", "数据科技", "智能科技", "云计算"),
-    "K": ("房地产开发", "置业", "物业管理"),
-    "L": ("商务咨询", "融资租赁", "人力资源", "企业管理", "广告"),
-    "M": ("生物科技", "技术服务", "检测技术", "工程设计", "新能源科技"),
-    # sections only scenarios (scenarios.py) use
-    "A": ("农业", "农业合作社", "林业", "畜牧"), "N": ("环境工程", "水利工程", "环保科技"),
-    "O": ("家政服务", "维修服务"), "P": ("教育科技", "培训"), "Q": ("医疗", "医院管理", "健康管理"),
-    "R": ("文化传媒", "体育", "影视"), "S": ("社会服务",),
-}
-
-
-_SUFFIXES = ("有限公司", "股份有限公司", "有限责任公司", "集团有限公司")
-
-
-_SUFFIX_P_SMALL = np.array([0.75, 0.08, 0.17, 0.0])
-
-
-_SUFFIX_P_LARGE = np.array([0.30, 0.40, 0.10, 0.20])
-
-
-_EMAIL_PREFIXES = ("finance", "contact", "info", "treasury", "cfo", "admin")
-
-
-_EMAIL_DOMAINS = ("example-corp.cn", "example.com.cn", "mail.example.cn")
-
-
-_MOBILE_PREFIXES = np.array([130, 131, 132, 133, 135, 136, 137, 138, 139, 150, 151, 152,
-                             155, 158, 159, 176, 177, 180, 181, 186, 187, 188, 189, 199])
-
-
-# GB 32100-2015 unified social credit code alphabet and weights (3**i mod 31).
-_USCC_CHARSET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
-
-
-_USCC_WEIGHTS = np.array([pow(3, i, 31) for i in range(17)])
-
-
-# GB 11714-1997 organisation code weights.
-_ORG_WEIGHTS = np.array([3, 7, 9, 10, 5, 8, 4, 2])
+PROVINCE_CODES: tuple[int, ...] = tuple(PROVINCES)
 
 
 def _divisions(section: str, lo: int, hi: int) -> tuple[str, ...]:
@@ -236,8 +183,9 @@ class Profile:
 _TECH_DIVS = _divisions("I", 63, 65) + ("M73", "M75", "C39")
 
 
-_SERVICE_DIVS = (_divisions("F", 51, 52) + _divisions("G", 53, 60) + _divisions("H", 61, 62)
-                 + ("K70",) + _divisions("L", 71, 72))
+_SERVICE_DIVS = (
+    _divisions("F", 51, 52) + _divisions("G", 53, 60) + _divisions("H", 61, 62) + ("K70",) + _divisions("L", 71, 72)
+)
 
 
 _RISKY_DIVS = _divisions("E", 47, 50) + _divisions("B", 6, 12) + _divisions("D", 44, 46)
@@ -245,66 +193,162 @@ _RISKY_DIVS = _divisions("E", 47, 50) + _divisions("B", 6, 12) + _divisions("D",
 
 PROFILES: dict[str, Profile] = {
     "large_manufacturer": Profile(
-        weight=0.16, divisions=_divisions("C", 13, 43), employees=(1000, 20000),
-        revenue=(4e8, 2e10), age_years=(10, 40), score=(720, 880), util_mean=0.30,
-        assets_to_revenue=1.3, debt_to_equity=(0.4, 1.2), coverage=1.6, margin=0.10,
-        products={"term_loan": 0.85, "project_finance": 0.45, "equipment_leasing": 0.55,
-                  "trade_finance": 0.50, "revolving_credit": 0.25},
+        weight=0.16,
+        divisions=_divisions("C", 13, 43),
+        employees=(1000, 20000),
+        revenue=(4e8, 2e10),
+        age_years=(10, 40),
+        score=(720, 880),
+        util_mean=0.30,
+        assets_to_revenue=1.3,
+        debt_to_equity=(0.4, 1.2),
+        coverage=1.6,
+        margin=0.10,
+        products={
+            "term_loan": 0.85,
+            "project_finance": 0.45,
+            "equipment_leasing": 0.55,
+            "trade_finance": 0.50,
+            "revolving_credit": 0.25,
+        },
         adoption={"project_finance": 0.5, "trade_finance": 0.5},
-        channels=(0.20, 0.08, 0.72), inquiries=1.0, judgments=0.1, defaults=0.02,
-        interactions=4.0, bureau_share=0.97),
+        channels=(0.20, 0.08, 0.72),
+        inquiries=1.0,
+        judgments=0.1,
+        defaults=0.02,
+        interactions=4.0,
+        bureau_share=0.97,
+    ),
     "tech_sme": Profile(
-        weight=0.15, divisions=_TECH_DIVS, employees=(20, 300), revenue=(5e6, 8e7),
-        age_years=(3, 12), score=(620, 760), util_mean=0.50, assets_to_revenue=0.7,
-        debt_to_equity=(0.3, 1.0), coverage=0.8, margin=0.08,
+        weight=0.15,
+        divisions=_TECH_DIVS,
+        employees=(20, 300),
+        revenue=(5e6, 8e7),
+        age_years=(3, 12),
+        score=(620, 760),
+        util_mean=0.50,
+        assets_to_revenue=0.7,
+        debt_to_equity=(0.3, 1.0),
+        coverage=0.8,
+        margin=0.08,
         products={"ip_pledge_loan": 0.70, "revolving_credit": 0.60, "term_loan": 0.15},
         adoption={"ip_pledge_loan": 0.6, "trade_finance": 0.4},
-        channels=(0.20, 0.45, 0.35), inquiries=2.0, judgments=0.1, defaults=0.05,
-        interactions=2.0, bureau_share=0.90),
+        channels=(0.20, 0.45, 0.35),
+        inquiries=2.0,
+        judgments=0.1,
+        defaults=0.05,
+        interactions=2.0,
+        bureau_share=0.90,
+    ),
     "startup": Profile(
         weight=0.14,
-        divisions=(_divisions("I", 63, 65) + _divisions("M", 73, 75) + _divisions("F", 51, 52)
-                   + _divisions("L", 71, 72) + ("C39", "C40")),
-        employees=(3, 40), revenue=(3e5, 5e6), age_years=(0.35, 2.9), score=(560, 700),
-        util_mean=0.80, assets_to_revenue=0.9, debt_to_equity=(0.2, 1.5), coverage=0.3,
-        margin=0.0, products={"startup_credit_loan": 1.0, "ip_pledge_loan": 0.10},
-        adoption={"ip_pledge_loan": 1.0}, channels=(0.15, 0.70, 0.15), inquiries=3.0,
-        judgments=0.05, defaults=0.10, interactions=1.0, bureau_share=0.70),
+        divisions=(
+            _divisions("I", 63, 65)
+            + _divisions("M", 73, 75)
+            + _divisions("F", 51, 52)
+            + _divisions("L", 71, 72)
+            + ("C39", "C40")
+        ),
+        employees=(3, 40),
+        revenue=(3e5, 5e6),
+        age_years=(0.35, 2.9),
+        score=(560, 700),
+        util_mean=0.80,
+        assets_to_revenue=0.9,
+        debt_to_equity=(0.2, 1.5),
+        coverage=0.3,
+        margin=0.0,
+        products={"startup_credit_loan": 1.0, "ip_pledge_loan": 0.10},
+        adoption={"ip_pledge_loan": 1.0},
+        channels=(0.15, 0.70, 0.15),
+        inquiries=3.0,
+        judgments=0.05,
+        defaults=0.10,
+        interactions=1.0,
+        bureau_share=0.70,
+    ),
     "mature_service": Profile(
-        weight=0.16, divisions=_SERVICE_DIVS, employees=(50, 800), revenue=(2e7, 6e8),
-        age_years=(8, 30), score=(660, 800), util_mean=0.50, assets_to_revenue=0.8,
-        debt_to_equity=(0.6, 1.8), coverage=1.2, margin=0.07,
-        products={"revolving_credit": 0.80, "trade_finance": 0.50,
-                  "supply_chain_finance": 0.35, "term_loan": 0.25},
+        weight=0.16,
+        divisions=_SERVICE_DIVS,
+        employees=(50, 800),
+        revenue=(2e7, 6e8),
+        age_years=(8, 30),
+        score=(660, 800),
+        util_mean=0.50,
+        assets_to_revenue=0.8,
+        debt_to_equity=(0.6, 1.8),
+        coverage=1.2,
+        margin=0.07,
+        products={"revolving_credit": 0.80, "trade_finance": 0.50, "supply_chain_finance": 0.35, "term_loan": 0.25},
         adoption={"supply_chain_finance": 0.6, "trade_finance": 0.25, "equipment_leasing": 0.15},
-        channels=(0.55, 0.20, 0.25), inquiries=1.5, judgments=0.2, defaults=0.05,
-        interactions=2.0, bureau_share=0.92),
+        channels=(0.55, 0.20, 0.25),
+        inquiries=1.5,
+        judgments=0.2,
+        defaults=0.05,
+        interactions=2.0,
+        bureau_share=0.92,
+    ),
     "high_risk_industry": Profile(
-        weight=0.12, divisions=_RISKY_DIVS, employees=(100, 5000), revenue=(5e7, 5e9),
-        age_years=(5, 30), score=(560, 720), util_mean=0.70, assets_to_revenue=2.0,
-        debt_to_equity=(2.0, 5.0), coverage=0.95, margin=0.05,
+        weight=0.12,
+        divisions=_RISKY_DIVS,
+        employees=(100, 5000),
+        revenue=(5e7, 5e9),
+        age_years=(5, 30),
+        score=(560, 720),
+        util_mean=0.70,
+        assets_to_revenue=2.0,
+        debt_to_equity=(2.0, 5.0),
+        coverage=0.95,
+        margin=0.05,
         products={"project_finance": 0.70, "term_loan": 0.70, "equipment_leasing": 0.50},
         adoption={"equipment_leasing": 0.6, "project_finance": 0.4},
-        channels=(0.35, 0.10, 0.55), inquiries=4.0, judgments=1.2, defaults=0.30,
-        interactions=3.0, bureau_share=0.95),
+        channels=(0.35, 0.10, 0.55),
+        inquiries=4.0,
+        judgments=1.2,
+        defaults=0.30,
+        interactions=3.0,
+        bureau_share=0.95,
+    ),
     "deteriorating": Profile(
         weight=0.09,
-        divisions=(_divisions("C", 30, 36) + _divisions("F", 51, 52) + ("G54", "I64", "I65",
-                                                                         "L72", "M75")),
-        employees=(20, 800), revenue=(1e7, 3e8), age_years=(6, 25), score=(650, 770),
-        util_mean=0.55, assets_to_revenue=0.9, debt_to_equity=(0.8, 1.6), coverage=1.0,
+        divisions=(_divisions("C", 30, 36) + _divisions("F", 51, 52) + ("G54", "I64", "I65", "L72", "M75")),
+        employees=(20, 800),
+        revenue=(1e7, 3e8),
+        age_years=(6, 25),
+        score=(650, 770),
+        util_mean=0.55,
+        assets_to_revenue=0.9,
+        debt_to_equity=(0.8, 1.6),
+        coverage=1.0,
         margin=0.08,
-        products={"revolving_credit": 0.85, "term_loan": 0.50, "trade_finance": 0.35,
-                  "supply_chain_finance": 0.30},
-        adoption={"revolving_credit": 1.0}, channels=(0.45, 0.20, 0.35), inquiries=2.0,
-        judgments=0.2, defaults=0.05, interactions=2.0, bureau_share=0.97),
+        products={"revolving_credit": 0.85, "term_loan": 0.50, "trade_finance": 0.35, "supply_chain_finance": 0.30},
+        adoption={"revolving_credit": 1.0},
+        channels=(0.45, 0.20, 0.35),
+        inquiries=2.0,
+        judgments=0.2,
+        defaults=0.05,
+        interactions=2.0,
+        bureau_share=0.97,
+    ),
     "prospect": Profile(
         weight=0.18,
         divisions=_divisions("C", 13, 43) + _TECH_DIVS + _SERVICE_DIVS + _RISKY_DIVS,
-        employees=(5, 3000), revenue=(1e6, 2e9), age_years=(1, 30), score=(580, 800),
-        util_mean=0.0, assets_to_revenue=1.0, debt_to_equity=(0.3, 2.5), coverage=1.0,
-        margin=0.06, channels=(0.40, 0.40, 0.20), inquiries=2.5, judgments=0.3,
-        defaults=0.08, interactions=0.5, bureau_share=0.40),
+        employees=(5, 3000),
+        revenue=(1e6, 2e9),
+        age_years=(1, 30),
+        score=(580, 800),
+        util_mean=0.0,
+        assets_to_revenue=1.0,
+        debt_to_equity=(0.3, 2.5),
+        coverage=1.0,
+        margin=0.06,
+        channels=(0.40, 0.40, 0.20),
+        inquiries=2.5,
+        judgments=0.3,
+        defaults=0.08,
+        interactions=0.5,
+        bureau_share=0.40,
+    ),
 }
 
 

@@ -11,7 +11,15 @@ from dagster_project.tools.demo import profiles as pf
 from dagster_project.tools.demo.accounts import Accounts
 from dagster_project.tools.demo.draws import _round_money, _sigmoid
 from dagster_project.tools.demo.population import Calendar, Population
-from dagster_project.tools.demo.profiles import CHANNELS, PRODUCTS, SECURITY_TYPES, ST_CLOSED, ST_DORMANT, _AMORTISATION, _profile_array
+from dagster_project.tools.demo.profiles import (
+    _AMORTISATION,
+    CHANNELS,
+    PRODUCTS,
+    SECURITY_TYPES,
+    ST_CLOSED,
+    ST_DORMANT,
+    _profile_array,
+)
 
 
 class _Simulator:
@@ -19,8 +27,9 @@ class _Simulator:
 
     DPD_MEMORY = 12
 
-    def __init__(self, rng: np.random.Generator, pop: Population, acc: Accounts,
-                 cal: Calendar, plan: Any = None) -> None:
+    def __init__(
+        self, rng: np.random.Generator, pop: Population, acc: Accounts, cal: Calendar, plan: Any = None
+    ) -> None:
         self.rng, self.pop, self.acc, self.cal = rng, pop, acc, cal
         self.plan = plan  # scenario planted defaults (see profiles._DEFAULTS); None for the demo
         self.dpd_buffer = np.zeros((pop.n, self.DPD_MEMORY), dtype=np.int16)
@@ -38,12 +47,12 @@ class _Simulator:
         p_event = 0.002 + 0.15 * _sigmoid((585.0 - pop.score(t)) / 28.0)
         event = rng.random(n) < p_event
         sev = rng.random(n)
-        amount = np.where(sev < 0.45, rng.integers(1, 30, n),
-                          np.where(sev < 0.88, rng.integers(30, 60, n), rng.integers(60, 90, n)))
+        amount = np.where(
+            sev < 0.45, rng.integers(1, 30, n), np.where(sev < 0.88, rng.integers(30, 60, n), rng.integers(60, 90, n))
+        )
         dpd = np.where(event, amount, 0)
         k = t - pop.distress_hit
-        ramp = np.where(k == -3, rng.integers(0, 15, n),
-                        np.minimum(90 + 30 * k, 720) + rng.integers(0, 10, n))
+        ramp = np.where(k == -3, rng.integers(0, 15, n), np.minimum(90 + 30 * k, 720) + rng.integers(0, 10, n))
         self.client_dpd = np.where(pop.is_det, np.where(k < -3, 0, ramp), dpd)
         if self.plan is not None:
             self.client_dpd = self.plan.arrears(t, self.client_dpd)
@@ -87,30 +96,29 @@ class _Simulator:
         u = rng.random(len(active)) * self.chan_cdf[pop.arch[c], -1]
         drawn = np.minimum((u[:, None] >= self.chan_cdf[pop.arch[c]]).sum(axis=1), 2)
         channel = np.where(rng.random(len(active)) < 0.8, pop.primary_channel[c], drawn)
-        return pd.DataFrame({
-            "account_no": active.astype(np.int64) + 1,
-            "client_no": c.astype(np.int64) + 1,
-            "product_code": pd.Categorical.from_codes(acc.product[active],
-                                                      categories=list(PRODUCTS)),
-            "credit_limit": acc.limit[active],
-            "outstanding_balance": balance,
-            "drawdown_amount": draw,
-            "repayment_amount": repay,
-            "days_past_due": dpd.astype(np.int32),
-            "interaction_count": interactions.astype(np.int32),
-            "channel": pd.Categorical.from_codes(channel.astype(np.int8),
-                                                 categories=list(CHANNELS)),
-            "term_months": acc.term_months[active],
-            "security_type": pd.Categorical.from_codes(acc.security[active], categories=list(SECURITY_TYPES)),
-        })
+        return pd.DataFrame(
+            {
+                "account_no": active.astype(np.int64) + 1,
+                "client_no": c.astype(np.int64) + 1,
+                "product_code": pd.Categorical.from_codes(acc.product[active], categories=list(PRODUCTS)),
+                "credit_limit": acc.limit[active],
+                "outstanding_balance": balance,
+                "drawdown_amount": draw,
+                "repayment_amount": repay,
+                "days_past_due": dpd.astype(np.int32),
+                "interaction_count": interactions.astype(np.int32),
+                "channel": pd.Categorical.from_codes(channel.astype(np.int8), categories=list(CHANNELS)),
+                "term_months": acc.term_months[active],
+                "security_type": pd.Categorical.from_codes(acc.security[active], categories=list(SECURITY_TYPES)),
+            }
+        )
 
     # -- credit bureau -----------------------------------------------------------------
 
     def bureau_frame(self, t: int) -> pd.DataFrame:
         pop, rng, cal = self.pop, self.rng, self.cal
         days_in_month = int((cal.month_end(t) - cal.month_start(t)).astype(np.int64)) + 1
-        report_date = cal.month_start(t) + rng.integers(0, days_in_month, pop.n).astype(
-            "timedelta64[D]")
+        report_date = cal.month_start(t) + rng.integers(0, days_in_month, pop.n).astype("timedelta64[D]")
         sel = np.flatnonzero(pop.has_bureau & (pop.founded <= report_date - np.timedelta64(180, "D")))
         m = len(sel)
         prog = pop.progress(t)[sel]
@@ -120,34 +128,35 @@ class _Simulator:
         debt = pop.assets[sel] * de / (1 + de) * rng.lognormal(0, 0.08, m)
         dpd_now = self.client_dpd[sel]
         overdue = np.where(dpd_now > 0, debt * rng.uniform(0.01, 0.05, m) * (1 + dpd_now / 30), 0.0)
-        margin = np.where(pop.is_det[sel],
-                          pop.margin[sel] - (pop.margin[sel] + 0.12) * prog,
-                          pop.margin[sel]) + rng.normal(0, 0.01, m)
+        margin = np.where(
+            pop.is_det[sel], pop.margin[sel] - (pop.margin[sel] + 0.12) * prog, pop.margin[sel]
+        ) + rng.normal(0, 0.01, m)
         defaults = pop.defaults[sel] + (pop.is_det[sel] & (t >= pop.distress_hit[sel]))
         self.report_counter += m
         first_no = self.report_counter - m + 1
-        frame = pd.DataFrame({
-            "report_no": np.arange(first_no, first_no + m, dtype=np.int64),
-            "client_no": sel.astype(np.int64) + 1,
-            "report_date": report_date[sel],
-            "bureau_score": score.astype(np.int32),
-            "total_debt": _round_money(debt),
-            "overdue_amount": _round_money(np.minimum(overdue, debt)),
-            "max_days_past_due_12m": self.dpd_buffer[sel].max(axis=1).astype(np.int32),
-            "defaults_5y": defaults.astype(np.int32),
-            "inquiries_6m": rng.poisson(_profile_array("inquiries")[arch] + 5 * prog).astype(
-                np.int32),
-            "collateral_value": _round_money(debt * pop.coverage[sel] * rng.lognormal(0, 0.05, m)),
-            "operating_cash_flow": _round_money(pop.revenue[sel] * margin),
-            "debt_service_12m": np.where(rng.random(m) < 0.7,
-                                         _round_money(debt * rng.uniform(0.12, 0.3, m)), np.nan),
-            "current_ratio": np.where(rng.random(m) < 0.85,
-                                      np.round(pop.current_ratio[sel] * (1 - 0.5 * prog), 3),
-                                      np.nan),
-            "debt_to_equity": np.where(rng.random(m) < 0.85, np.round(de, 3), np.nan),
-            "legal_judgments": rng.poisson(_profile_array("judgments")[arch] + 2.5 * prog).astype(
-                np.int32),
-        })
+        frame = pd.DataFrame(
+            {
+                "report_no": np.arange(first_no, first_no + m, dtype=np.int64),
+                "client_no": sel.astype(np.int64) + 1,
+                "report_date": report_date[sel],
+                "bureau_score": score.astype(np.int32),
+                "total_debt": _round_money(debt),
+                "overdue_amount": _round_money(np.minimum(overdue, debt)),
+                "max_days_past_due_12m": self.dpd_buffer[sel].max(axis=1).astype(np.int32),
+                "defaults_5y": defaults.astype(np.int32),
+                "inquiries_6m": rng.poisson(_profile_array("inquiries")[arch] + 5 * prog).astype(np.int32),
+                "collateral_value": _round_money(debt * pop.coverage[sel] * rng.lognormal(0, 0.05, m)),
+                "operating_cash_flow": _round_money(pop.revenue[sel] * margin),
+                "debt_service_12m": np.where(
+                    rng.random(m) < 0.7, _round_money(debt * rng.uniform(0.12, 0.3, m)), np.nan
+                ),
+                "current_ratio": np.where(
+                    rng.random(m) < 0.85, np.round(pop.current_ratio[sel] * (1 - 0.5 * prog), 3), np.nan
+                ),
+                "debt_to_equity": np.where(rng.random(m) < 0.85, np.round(de, 3), np.nan),
+                "legal_judgments": rng.poisson(_profile_array("judgments")[arch] + 2.5 * prog).astype(np.int32),
+            }
+        )
         return frame if self.plan is None else self.plan.bureau(t, sel, frame)
 
 

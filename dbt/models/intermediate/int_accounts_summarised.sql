@@ -53,23 +53,24 @@ rows_in as (
     where s.account_key in (select account_key from rebuilt)
 ),
 {%- else %}
-rows_in as (
-    select account_key, client_key, product_code, snapshot_month, credit_limit, outstanding_balance, term_months,
-           security_type
-    from {{ ref('stg_usage__product_snapshots') }}
-),
+    rows_in as (
+        select
+            account_key, client_key, product_code, snapshot_month, credit_limit, outstanding_balance, term_months,
+            security_type
+        from {{ ref('stg_usage__product_snapshots') }}
+    ),
 {%- endif %}
 
 summarised as (
     select
         account_key,
-        min(snapshot_month)                                            as first_month,
-        max(snapshot_month)                                            as last_month,
-        count(*)                                                       as months_delivered,
-        {{ arg_max("client_key", "snapshot_month") }}                  as client_key,
-        {{ arg_max("product_code", "snapshot_month") }}                as product_code,
-        {{ arg_max("credit_limit", "snapshot_month") }}                as credit_limit,
-        {{ arg_max("outstanding_balance", "snapshot_month") }}         as outstanding_balance,
+        min(snapshot_month) as first_month,
+        max(snapshot_month) as last_month,
+        count(*) as months_delivered,
+        {{ arg_max("client_key", "snapshot_month") }} as client_key,
+        {{ arg_max("product_code", "snapshot_month") }} as product_code,
+        {{ arg_max("credit_limit", "snapshot_month") }} as credit_limit,
+        {{ arg_max("outstanding_balance", "snapshot_month") }} as outstanding_balance,
         {{ arg_max("term_months", "snapshot_month") }} filter (where term_months is not null) as term_months,
         {{ arg_max("security_type", "snapshot_month") }} filter (where security_type is not null) as security_type
     from rows_in
@@ -99,8 +100,8 @@ from rebuilt as r
 where r.account_key not in (select account_key from summarised)
 {%- else %}
 
-select
-    account_key, first_month, last_month, months_delivered, client_key, product_code, credit_limit,
-    outstanding_balance, term_months, security_type
-from summarised
+    select
+        account_key, first_month, last_month, months_delivered, client_key, product_code, credit_limit,
+        outstanding_balance, term_months, security_type
+    from summarised
 {%- endif %}

@@ -16,20 +16,20 @@ resolved as (
         case
             when u.max_snapshot_month is not null then {{ dbt.last_day('u.max_snapshot_month', 'month') }}
             else cast(c.max_updated_at as date)
-        end                                                   as as_of_date,
+        end as as_of_date,
         case
             when u.max_snapshot_month is not null then 'usage_latest_month_end'
             when c.max_updated_at is not null then 'crm_max_updated_at'
-        end                                                   as as_of_basis,
-        u.max_snapshot_month                                  as latest_snapshot_month,
-        c.max_updated_at                                      as latest_crm_updated_at
+        end as as_of_basis,
+        u.max_snapshot_month as latest_snapshot_month,
+        c.max_updated_at as latest_crm_updated_at
     from usage_months as u
     cross join crm as c
 )
 
 select
-    cast(as_of_date as date)                                  as as_of_date,
-    cast({{ dbt.date_trunc('month', 'as_of_date') }} as date)  as as_of_month,
+    cast(as_of_date as date) as as_of_date,
+    cast({{ dbt.date_trunc('month', 'as_of_date') }} as date) as as_of_month,
     as_of_basis,
     latest_snapshot_month,
     latest_crm_updated_at

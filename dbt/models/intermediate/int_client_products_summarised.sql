@@ -18,7 +18,7 @@ by_account as (
         account_key,
         first_month,
         last_month,
-        months_delivered                                               as months
+        months_delivered as months
     from {{ ref('int_accounts_summarised') }}
 ),
 
@@ -26,11 +26,11 @@ by_product as (
     select
         client_key,
         product_code,
-        min(first_month)                                               as first_opened_month,
-        max(last_month)                                                as last_seen_month,
-        sum(months)                                                    as account_months,
-        count(account_key)                                             as accounts_ever,
-        count(*)                                                       as account_groups
+        min(first_month) as first_opened_month,
+        max(last_month) as last_seen_month,
+        sum(months) as account_months,
+        count(account_key) as accounts_ever,
+        count(*) as account_groups
     from by_account
     group by client_key, product_code
 ),
@@ -41,8 +41,9 @@ shared_months as (
     select s.client_key, s.product_code, count(distinct s.snapshot_month) as months_held
     from {{ ref('stg_usage__product_snapshots') }} as s
     inner join by_product as p
-        on s.client_key = p.client_key
-        and s.product_code = p.product_code
+        on
+            s.client_key = p.client_key
+            and s.product_code = p.product_code
     where p.account_groups > 1 or p.accounts_ever = 0
     group by s.client_key, s.product_code
 ),
@@ -51,9 +52,9 @@ current_month as (
     select
         s.client_key,
         s.product_code,
-        count(*)                                                       as current_accounts,
-        sum({{ dbt.safe_cast('s.credit_limit', dbt.type_numeric()) }})                                          as current_credit_limit,
-        sum({{ dbt.safe_cast('s.outstanding_balance', dbt.type_numeric()) }})                                   as current_outstanding
+        count(*) as current_accounts,
+        sum({{ dbt.safe_cast('s.credit_limit', dbt.type_numeric()) }}) as current_credit_limit,
+        sum({{ dbt.safe_cast('s.outstanding_balance', dbt.type_numeric()) }}) as current_outstanding
     from {{ ref('stg_usage__product_snapshots') }} as s
     inner join as_of as a
         on s.snapshot_month = a.as_of_month
@@ -68,22 +69,24 @@ select
     p.client_key,
     p.product_code,
     p.first_opened_month,
-    p.first_opened_month = w.first_window_month                       as opened_before_window,
+    p.first_opened_month = w.first_window_month as opened_before_window,
     p.last_seen_month,
     cast(case
         when sm.client_key is not null then sm.months_held
         else p.account_months
-    end as {{ dbt.type_bigint() }})                                    as months_held,
+    end as {{ dbt.type_bigint() }}) as months_held,
     p.accounts_ever,
-    cm.client_key is not null                                          as currently_held,
-    coalesce(cm.current_accounts, 0)                                   as current_accounts,
-    coalesce(cm.current_credit_limit, 0)                               as current_credit_limit,
-    coalesce(cm.current_outstanding, 0)                                as current_outstanding
+    cm.client_key is not null as currently_held,
+    coalesce(cm.current_accounts, 0) as current_accounts,
+    coalesce(cm.current_credit_limit, 0) as current_credit_limit,
+    coalesce(cm.current_outstanding, 0) as current_outstanding
 from by_product as p
 cross join window_start as w
 left join shared_months as sm
-    on p.client_key = sm.client_key
-    and p.product_code = sm.product_code
+    on
+        p.client_key = sm.client_key
+        and p.product_code = sm.product_code
 left join current_month as cm
-    on p.client_key = cm.client_key
-    and p.product_code = cm.product_code
+    on
+        p.client_key = cm.client_key
+        and p.product_code = cm.product_code

@@ -39,24 +39,24 @@ aggregated as (
     select
         client_key,
         snapshot_month,
-        count(*)                                                         as accounts_count,
+        count(*) as accounts_count,
         {%- for p in lendseg_products() %}
-        max(case when product_code = '{{ p }}' then 1 else 0 end) +
-        {%- endfor %} 0                                                  as catalogue_products_held,
+            max(case when product_code = '{{ p }}' then 1 else 0 end) +
+        {%- endfor %} 0 as catalogue_products_held,
         sum({{ dbt.safe_cast('credit_limit', dbt.type_numeric()) }}) as total_credit_limit,
         sum({{ dbt.safe_cast('outstanding_balance', dbt.type_numeric()) }}) as total_outstanding,
         sum({{ dbt.safe_cast('drawdown_amount', dbt.type_numeric()) }}) as drawdown_amount,
         sum({{ dbt.safe_cast('repayment_amount', dbt.type_numeric()) }}) as repayment_amount,
-        max(days_past_due)                                               as max_days_past_due,
-        sum(case when days_past_due > 0 then 1 else 0 end)               as accounts_in_arrears,
-        sum(interaction_count)                                           as interaction_count,
-        sum(case when channel = 'branch' then 1 else 0 end)              as branch_accounts,
-        sum(case when channel = 'online' then 1 else 0 end)              as online_accounts,
+        max(days_past_due) as max_days_past_due,
+        sum(case when days_past_due > 0 then 1 else 0 end) as accounts_in_arrears,
+        sum(interaction_count) as interaction_count,
+        sum(case when channel = 'branch' then 1 else 0 end) as branch_accounts,
+        sum(case when channel = 'online' then 1 else 0 end) as online_accounts,
         sum(case when channel = 'relationship_manager' then 1 else 0 end) as relationship_manager_accounts,
         max(case
-                when outstanding_balance > 0 or drawdown_amount > 0 or repayment_amount > 0 then 1
-                else 0
-            end)                                                         as active_flag
+            when outstanding_balance > 0 or drawdown_amount > 0 or repayment_amount > 0 then 1
+            else 0
+        end) as active_flag
     from {{ ref('stg_usage__product_snapshots') }}
     {% if is_incremental() %}where {{ only_new }}{% endif %}
     group by client_key, snapshot_month
@@ -66,9 +66,11 @@ irregular_months as (
     -- client-months with a product outside the catalogue or a channel outside the contract's three (or none)
     select distinct client_key, snapshot_month
     from {{ ref('stg_usage__product_snapshots') }}
-    where (product_code not in {{ product_list }}
-       or channel is null
-       or channel not in {{ channel_list }})
+    where (
+        product_code not in {{ product_list }}
+        or channel is null
+        or channel not in {{ channel_list }}
+    )
     {% if is_incremental() %}and {{ only_new }}{% endif %}
 ),
 
@@ -76,8 +78,9 @@ irregular_snapshots as (
     select s.*
     from {{ ref('stg_usage__product_snapshots') }} as s
     inner join irregular_months as i
-        on s.client_key = i.client_key
-        and s.snapshot_month = i.snapshot_month
+        on
+            s.client_key = i.client_key
+            and s.snapshot_month = i.snapshot_month
 ),
 
 irregular_products as (
@@ -106,37 +109,41 @@ select
     cast(case
         when ip.client_key is not null then ip.products_held
         else a.catalogue_products_held
-    end as {{ dbt.type_bigint() }})                                    as products_held,
+    end as {{ dbt.type_bigint() }}) as products_held,
     a.total_credit_limit,
     a.total_outstanding,
-    case when a.total_credit_limit > 0 then {{ ratio("a.total_outstanding", "a.total_credit_limit") }} end as utilisation,
+    case when a.total_credit_limit > 0 then {{ ratio("a.total_outstanding", "a.total_credit_limit") }} end
+        as utilisation,
     a.drawdown_amount,
     a.repayment_amount,
     a.max_days_past_due,
     a.accounts_in_arrears,
-    coalesce(a.max_days_past_due > 0, false)                           as is_in_arrears,
-    coalesce(a.max_days_past_due >= 30, false)                         as is_30_plus_dpd,
-    coalesce(a.max_days_past_due >= 90, false)                         as is_90_plus_dpd,
+    coalesce(a.max_days_past_due > 0, false) as is_in_arrears,
+    coalesce(a.max_days_past_due >= 30, false) as is_30_plus_dpd,
+    coalesce(a.max_days_past_due >= 90, false) as is_90_plus_dpd,
     a.interaction_count,
     a.branch_accounts,
     a.online_accounts,
     a.relationship_manager_accounts,
     case
         when ip.client_key is not null then ich.channel
-        when a.branch_accounts >= a.online_accounts
+        when
+            a.branch_accounts >= a.online_accounts
             and a.branch_accounts >= a.relationship_manager_accounts then 'branch'
         when a.online_accounts >= a.relationship_manager_accounts then 'online'
         else 'relationship_manager'
-    end                                                                as primary_channel,
-    a.active_flag = 1                                                  as is_active,
+    end as primary_channel,
+    a.active_flag = 1 as is_active,
     f.month_fingerprint
 from aggregated as a
 inner join {{ ref('int_usage_months_fingerprinted') }} as f
     on a.snapshot_month = f.snapshot_month
 left join irregular_products as ip
-    on a.client_key = ip.client_key
-    and a.snapshot_month = ip.snapshot_month
+    on
+        a.client_key = ip.client_key
+        and a.snapshot_month = ip.snapshot_month
 left join irregular_channels as ich
-    on a.client_key = ich.client_key
-    and a.snapshot_month = ich.snapshot_month
-    and ich.channel_rank = 1
+    on
+        a.client_key = ich.client_key
+        and a.snapshot_month = ich.snapshot_month
+        and ich.channel_rank = 1

@@ -11,14 +11,14 @@
 {%- set horizon = var('evaluation_horizon_months', 6) %}
 with cutoff as (
     select
-        cast({{ dbt.dateadd('month', -horizon, 'as_of_month') }} as date)          as evaluation_cutoff_month
+        cast({{ dbt.dateadd('month', -horizon, 'as_of_month') }} as date) as evaluation_cutoff_month
     from {{ ref('int_as_of_date_derived') }}
 ),
 
 cutoff_dates as (
     select
         evaluation_cutoff_month,
-        cast({{ dbt.last_day('evaluation_cutoff_month', 'month') }} as date)       as evaluation_cutoff_date
+        cast({{ dbt.last_day('evaluation_cutoff_month', 'month') }} as date) as evaluation_cutoff_date
     from cutoff
 ),
 
@@ -35,7 +35,7 @@ reports as (
         r.defaults_5y,
         r.report_date <= {{ dbt.dateadd('month', -12, 'c.evaluation_cutoff_date') }} as is_12m_before_cutoff,
         row_number() over (partition by r.client_key order by r.report_date desc, r.report_id desc) as report_seq,
-        row_number() over (partition by r.client_key order by r.report_date asc, r.report_id asc)   as report_seq_asc
+        row_number() over (partition by r.client_key order by r.report_date asc, r.report_id asc) as report_seq_asc
     from {{ ref('stg_bureau__credit_reports') }} as r
     cross join cutoff_dates as c
     where r.report_date <= c.evaluation_cutoff_date
@@ -64,7 +64,7 @@ usage_latest as (
     -- the latest usage month on or before the cutoff ((client_key, snapshot_month) is unique): by client, not ranked
     select
         u.client_key,
-        {{ arg_max("u.max_days_past_due", "u.snapshot_month") }}          as max_days_past_due
+        {{ arg_max("u.max_days_past_due", "u.snapshot_month") }} as max_days_past_due
     from {{ ref('int_client_usage_months_aggregated') }} as u
     cross join cutoff_dates as c
     where u.snapshot_month <= c.evaluation_cutoff_month
@@ -79,10 +79,10 @@ measured as (
         case
             when cl.founded_date <= c.evaluation_cutoff_date
                 then {{ whole_months_between('cl.founded_date', 'c.evaluation_cutoff_date') }}
-        end                                                                         as firm_age_months,
+        end as firm_age_months,
         {{ default_trigger('u.max_days_past_due', 'l.max_days_past_due_12m',
-                           'coalesce(l.defaults_5y > b.defaults_5y, false)') }}     as default_trigger,
-        s.rating_grade                                                              as score_grade
+                           'coalesce(l.defaults_5y > b.defaults_5y, false)') }} as default_trigger,
+        s.rating_grade as score_grade
     from clients as cl
     cross join cutoff_dates as c
     left join latest as l
@@ -92,8 +92,9 @@ measured as (
     left join usage_latest as u
         on cl.client_key = u.client_key
     left join {{ ref('rating_master_scale') }} as s
-        on l.bureau_score >= s.score_min
-        and l.bureau_score <= s.score_max
+        on
+            l.bureau_score >= s.score_min
+            and l.bureau_score <= s.score_max
 )
 
 select
@@ -101,11 +102,11 @@ select
     evaluation_cutoff_month,
     evaluation_cutoff_date,
     firm_age_months,
-    {{ firm_stage('firm_age_months') }}                                             as firm_stage,
+    {{ firm_stage('firm_age_months') }} as firm_stage,
     default_trigger,
     case
         when default_trigger is not null then 'D'
         when score_grade is not null then score_grade
         else 'unrated'
-    end                                                                             as rating_grade
+    end as rating_grade
 from measured

@@ -46,16 +46,20 @@ default_baseline as (
 cash_flow as (
     select
         client_key,
-        count(*)                                                          as reports_count,
-        count(operating_cash_flow)                                        as cash_flow_reports,
-        avg(operating_cash_flow)                                          as operating_cash_flow_mean,
-        stddev_samp(operating_cash_flow)                                  as operating_cash_flow_stddev,
-        avg(case when operating_cash_flow < 0 then cast(1 as double) when operating_cash_flow >= 0 then cast(0 as double) end)
-                                                                          as negative_cash_flow_share,
-        min(report_date)                                                  as first_report_date,
-        max(inquiries_6m)                                                 as max_inquiries_6m,
-        min(bureau_score)                                                 as min_bureau_score,
-        max(bureau_score)                                                 as max_bureau_score
+        count(*) as reports_count,
+        count(operating_cash_flow) as cash_flow_reports,
+        avg(operating_cash_flow) as operating_cash_flow_mean,
+        stddev_samp(operating_cash_flow) as operating_cash_flow_stddev,
+        avg(
+            case
+                when operating_cash_flow < 0 then cast(1 as double) when operating_cash_flow >= 0 then cast(0 as double)
+            end
+        )
+            as negative_cash_flow_share,
+        min(report_date) as first_report_date,
+        max(inquiries_6m) as max_inquiries_6m,
+        min(bureau_score) as min_bureau_score,
+        max(bureau_score) as max_bureau_score
     from reports
     group by client_key
 ),
@@ -63,26 +67,26 @@ cash_flow as (
 summarised as (
     select
         l.client_key,
-        l.report_id                                                       as latest_report_id,
-        l.report_date                                                     as latest_report_date,
+        l.report_id as latest_report_id,
+        l.report_date as latest_report_date,
         cf.first_report_date,
         cf.reports_count,
         l.bureau_score,
-        b.report_date                                                     as baseline_12m_report_date,
-        b.bureau_score                                                    as bureau_score_12m_ago,
-        l.bureau_score - b.bureau_score                                   as bureau_score_change_12m,
+        b.report_date as baseline_12m_report_date,
+        b.bureau_score as bureau_score_12m_ago,
+        l.bureau_score - b.bureau_score as bureau_score_change_12m,
         cf.min_bureau_score,
         cf.max_bureau_score,
         l.total_debt,
         case when b.total_debt > 0 then (l.total_debt - b.total_debt) / b.total_debt end
-                                                                          as total_debt_change_12m_pct,
+            as total_debt_change_12m_pct,
         l.overdue_amount,
         l.overdue_ratio,
         l.max_days_past_due_12m,
         l.defaults_5y,
-        db.report_date                                                    as default_baseline_report_date,
-        db.defaults_5y                                                    as default_baseline_defaults_5y,
-        coalesce(l.defaults_5y > db.defaults_5y, false)                   as default_in_last_12m,
+        db.report_date as default_baseline_report_date,
+        db.defaults_5y as default_baseline_defaults_5y,
+        coalesce(l.defaults_5y > db.defaults_5y, false) as default_in_last_12m,
         l.inquiries_6m,
         cf.max_inquiries_6m,
         l.legal_judgments,
@@ -97,20 +101,20 @@ summarised as (
                 then l.operating_cash_flow / l.debt_service_12m
             when l.operating_cash_flow is not null and l.total_debt > 0
                 then l.operating_cash_flow / (l.total_debt * {{ proxy_rate }})
-        end                                                               as repayment_capacity,
+        end as repayment_capacity,
         case
             when l.operating_cash_flow is not null and l.debt_service_12m > 0 then 'reported_debt_service'
             when l.operating_cash_flow is not null and l.total_debt > 0 then 'proxy_total_debt_20pct'
             when l.total_debt = 0 then 'no_debt'
             else 'not_computable'
-        end                                                               as repayment_capacity_basis,
+        end as repayment_capacity_basis,
         cf.cash_flow_reports,
         cf.operating_cash_flow_mean,
         cf.operating_cash_flow_stddev,
         case
             when cf.cash_flow_reports >= 3 and cf.operating_cash_flow_mean <> 0
                 then cf.operating_cash_flow_stddev / abs(cf.operating_cash_flow_mean)
-        end                                                               as cash_flow_cv,
+        end as cash_flow_cv,
         cf.negative_cash_flow_share
     from latest as l
     inner join cash_flow as cf
@@ -128,5 +132,5 @@ select
         when s.negative_cash_flow_share >= 0.5 or s.cash_flow_cv is null or s.cash_flow_cv >= 0.75 then 'volatile'
         when s.negative_cash_flow_share = 0 and s.cash_flow_cv < 0.25 then 'stable'
         else 'variable'
-    end                                                                   as cash_flow_stability
+    end as cash_flow_stability
 from summarised as s

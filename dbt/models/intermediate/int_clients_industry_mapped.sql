@@ -33,16 +33,16 @@ select
     c.industry_code,
     c.industry_section,
     case when length(c.industry_code) >= 3 then substring(c.industry_code, 1, 3) end as industry_division_code,
-    m.code_prefix                                              as industry_matched_prefix,
-    m.division_name_en                                         as industry_matched_name,
+    m.code_prefix as industry_matched_prefix,
+    m.division_name_en as industry_matched_name,
     case length(m.code_prefix)
         when 1 then 'section_fallback'
         when 3 then 'division'
         when 5 then 'class'
         else 'unmapped'
-    end                                                        as industry_match_level,
-    coalesce(m.sme_group_code, 'unmapped')                     as industry_group,
-    coalesce(s.industry_risk_class, 'unknown')                 as industry_risk_class,
+    end as industry_match_level,
+    coalesce(m.sme_group_code, 'unmapped') as industry_group,
+    coalesce(s.industry_risk_class, 'unknown') as industry_risk_class,
     -- Internal technology-firm rule: GB/T 4754-2017 divisions I63 telecom/broadcast/satellite transmission,
     -- I64 internet, I65 software and IT services, M73 R&D, M75 technology promotion, C39 computers and
     -- electronic equipment. I63-I65 make up all of section I, so a bare 'I' code also counts.
@@ -50,7 +50,7 @@ select
         c.industry_section = 'I'
         or substring(c.industry_code, 1, 3) in ('I63', 'I64', 'I65', 'M73', 'M75', 'C39'),
         false
-    )                                                          as technology_firm
+    ) as technology_firm
 from clients as c
 left join best_match as m
     on c.client_key = m.client_key

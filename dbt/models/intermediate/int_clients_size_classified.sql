@@ -27,14 +27,17 @@ joined as (
         t.medium_min_b,
         t.small_min_a,
         t.small_min_b,
-        {{ sme_measure_value('t.measure_a', 'c.employee_count', 'c.annual_revenue', 'c.total_assets') }} as measure_a_value,
-        {{ sme_measure_value('t.measure_b', 'c.employee_count', 'c.annual_revenue', 'c.total_assets') }} as measure_b_value
+        {{ sme_measure_value('t.measure_a', 'c.employee_count', 'c.annual_revenue', 'c.total_assets') }}
+            as measure_a_value,
+        {{ sme_measure_value('t.measure_b', 'c.employee_count', 'c.annual_revenue', 'c.total_assets') }}
+            as measure_b_value
     from clients as c
     -- Financial firms (section J) are sized under the separate 2015 standard 银发〔2015〕309号, which this
     -- project does not hold: no threshold row, hence size_class unknown (never a guess).
     left join {{ ref('sme_size_thresholds') }} as t
-        on c.industry_group = t.group_code
-        and c.industry_section <> 'J'
+        on
+            c.industry_group = t.group_code
+            and c.industry_section <> 'J'
 )
 
 select
@@ -51,5 +54,5 @@ select
         when measure_a_value is null or measure_a_value < 0 then 'missing_measure'
         when measure_b is not null and (measure_b_value is null or measure_b_value < 0) then 'missing_measure'
         else 'sme_standard_2011'
-    end                                                        as size_class_basis
+    end as size_class_basis
 from joined

@@ -24,8 +24,8 @@ as_of as (
 activity as (
     select
         client_key,
-        max(case when is_active then snapshot_month end)              as last_active_month,
-        max(snapshot_month)                                            as last_usage_month
+        max(case when is_active then snapshot_month end) as last_active_month,
+        max(snapshot_month) as last_usage_month
     from {{ ref('int_client_usage_months_aggregated') }}
     group by client_key
 ),
@@ -33,12 +33,13 @@ activity as (
 new_products as (
     select
         p.client_key,
-        max(p.first_opened_month)                                      as last_product_opened_month,
+        max(p.first_opened_month) as last_product_opened_month,
         max(case
-                when not p.opened_before_window
-                     and p.first_opened_month > {{ dbt.dateadd('month', -12, 'a.as_of_month') }} then 1
-                else 0
-            end)                                                       as opened_product_last_12m
+            when
+                not p.opened_before_window
+                and p.first_opened_month > {{ dbt.dateadd('month', -12, 'a.as_of_month') }} then 1
+            else 0
+        end) as opened_product_last_12m
     from {{ ref('int_client_products_summarised') }} as p
     cross join as_of as a
     group by p.client_key
@@ -53,21 +54,21 @@ measured as (
         a.as_of_date,
         case
             when c.founded_date <= a.as_of_date then {{ whole_months_between('c.founded_date', 'a.as_of_date') }}
-        end                                                            as firm_age_months,
+        end as firm_age_months,
         case
             when c.onboarding_date <= a.as_of_date then {{ whole_months_between('c.onboarding_date', 'a.as_of_date') }}
-        end                                                            as tenure_months,
+        end as tenure_months,
         act.last_active_month,
         case
             when act.last_active_month is not null
                 then {{ dbt.datediff('act.last_active_month', 'a.as_of_month', 'month') }}
-        end                                                            as months_since_last_activity,
+        end as months_since_last_activity,
         coalesce(
             act.last_active_month is null
             or act.last_active_month <= {{ dbt.dateadd('month', -6, 'a.as_of_month') }},
             true
-        )                                                              as inactive_6m,
-        coalesce(np.opened_product_last_12m = 1, false)                as opened_product_last_12m
+        ) as inactive_6m,
+        coalesce(np.opened_product_last_12m = 1, false) as opened_product_last_12m
     from clients as c
     cross join as_of as a
     left join activity as act
@@ -79,7 +80,7 @@ measured as (
 select
     m.client_key,
     m.firm_age_months,
-    {{ firm_stage('m.firm_age_months') }}                           as firm_stage,
+    {{ firm_stage('m.firm_age_months') }} as firm_stage,
     m.tenure_months,
     m.last_active_month,
     m.months_since_last_activity,
@@ -94,5 +95,5 @@ select
         when m.tenure_months < 12 then 'new'
         when m.tenure_months < 36 or m.opened_product_last_12m then 'growing'
         else 'mature'
-    end                                                                as lifecycle_stage
+    end as lifecycle_stage
 from measured as m

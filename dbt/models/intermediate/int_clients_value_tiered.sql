@@ -13,9 +13,9 @@ with clients as (
 holdings as (
     select
         client_key,
-        sum(current_credit_limit)                                      as current_credit_limit,
-        sum(current_outstanding)                                       as current_outstanding,
-        count(*)                                                       as current_products_held
+        sum(current_credit_limit) as current_credit_limit,
+        sum(current_outstanding) as current_outstanding,
+        count(*) as current_products_held
     from {{ ref('int_client_products_summarised') }}
     where currently_held
     group by client_key
@@ -25,27 +25,28 @@ holdings as (
 scored as (
     select
         h.*,
-        percent_rank() over (order by h.current_credit_limit)          as exposure_percentile,
-        percent_rank() over (order by h.current_products_held)         as breadth_percentile
+        percent_rank() over (order by h.current_credit_limit) as exposure_percentile,
+        percent_rank() over (order by h.current_products_held) as breadth_percentile
     from holdings as h
 ),
 
 positioned as (
     select
         s.*,
-        0.7 * s.exposure_percentile + 0.3 * s.breadth_percentile       as value_score,
+        0.7 * s.exposure_percentile + 0.3 * s.breadth_percentile as value_score,
         (row_number() over (
-            order by 0.7 * s.exposure_percentile + 0.3 * s.breadth_percentile desc,
-                     s.current_credit_limit desc, s.client_key
-        ) - 1) * cast(1 as double) / count(*) over ()                                as value_rank_position
+            order by
+                0.7 * s.exposure_percentile + 0.3 * s.breadth_percentile desc,
+                s.current_credit_limit desc, s.client_key asc
+        ) - 1) * cast(1 as double) / count(*) over () as value_rank_position
     from scored as s
 )
 
 select
     c.client_key,
-    coalesce(p.current_credit_limit, 0)                                as current_credit_limit,
-    coalesce(p.current_outstanding, 0)                                 as current_outstanding,
-    coalesce(p.current_products_held, 0)                               as current_products_held,
+    coalesce(p.current_credit_limit, 0) as current_credit_limit,
+    coalesce(p.current_outstanding, 0) as current_outstanding,
+    coalesce(p.current_products_held, 0) as current_products_held,
     p.exposure_percentile,
     p.breadth_percentile,
     p.value_score,
@@ -55,7 +56,7 @@ select
         when p.value_rank_position < 0.30 then 'gold'
         when p.value_rank_position < 0.60 then 'silver'
         else 'bronze'
-    end                                                                as value_tier
+    end as value_tier
 from clients as c
 left join positioned as p
     on c.client_key = p.client_key

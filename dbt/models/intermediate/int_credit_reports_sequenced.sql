@@ -12,8 +12,8 @@ numbered as (
     select
         r.*,
         row_number() over (partition by r.client_key order by r.report_date desc, r.report_id desc) as report_seq,
-        row_number() over (partition by r.client_key order by r.report_date asc, r.report_id asc)   as report_seq_asc,
-        max(r.report_date) over (partition by r.client_key)                                        as latest_report_date
+        row_number() over (partition by r.client_key order by r.report_date asc, r.report_id asc) as report_seq_asc,
+        max(r.report_date) over (partition by r.client_key) as latest_report_date
     from reports as r
 )
 
@@ -23,8 +23,8 @@ select
     n.report_date,
     n.report_seq,
     n.report_seq_asc,
-    {{ dbt.datediff('n.report_date', 'n.latest_report_date', 'day') }}   as days_before_latest,
-    n.report_date <= {{ dbt.dateadd('month', -12, 'a.as_of_date') }}    as is_12m_before_as_of,
+    {{ dbt.datediff('n.report_date', 'n.latest_report_date', 'day') }} as days_before_latest,  -- noqa: LT05
+    n.report_date <= {{ dbt.dateadd('month', -12, 'a.as_of_date') }} as is_12m_before_as_of,
     n.bureau_score,
     n.total_debt,
     n.overdue_amount,
@@ -37,7 +37,7 @@ select
     n.current_ratio,
     n.debt_to_equity,
     n.legal_judgments,
-    case when n.total_debt > 0 then n.overdue_amount / n.total_debt end      as overdue_ratio,
-    case when n.total_debt > 0 then n.collateral_value / n.total_debt end    as collateral_coverage
+    case when n.total_debt > 0 then n.overdue_amount / n.total_debt end as overdue_ratio,
+    case when n.total_debt > 0 then n.collateral_value / n.total_debt end as collateral_coverage
 from numbered as n
 cross join as_of as a

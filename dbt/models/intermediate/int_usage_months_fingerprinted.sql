@@ -3,7 +3,7 @@
 -- quarantined, restored or released from the held table - is the unit the incremental usage models build again.
 select
     snapshot_month,
-    count(*)                                                           as account_snapshots,
-    {{ fingerprint(['account_key', 'source_file', 'ingested_at']) }}   as month_fingerprint
+    count(*) as account_snapshots,
+    {{ fingerprint(['account_key', 'source_file', 'ingested_at']) }} as month_fingerprint
 from {{ ref('stg_usage__product_snapshots') }}
 group by snapshot_month

@@ -13,7 +13,7 @@ select
     -- industry
     c.industry_code,
     c.industry_section,
-    sec.section_name_en                                               as industry_section_name_en,
+    sec.section_name_en as industry_section_name_en,
     ind.industry_division_code,
     ind.industry_matched_prefix,
     ind.industry_match_level,
@@ -25,8 +25,8 @@ select
     c.annual_revenue,
     c.total_assets,
     c.registered_capital,
-    sz.measure_a                                                      as size_measure_a,
-    sz.measure_b                                                      as size_measure_b,
+    sz.measure_a as size_measure_a,
+    sz.measure_b as size_measure_b,
     sz.size_class,
     sz.size_class_basis,
     -- firm stage
@@ -36,8 +36,8 @@ select
     -- geography
     c.province_code,
     pr.province_name_en,
-    coalesce(pr.economic_region, 'unknown')                           as economic_region,
-    coalesce(pr.region_tier, 'unknown')                               as region_tier,
+    coalesce(pr.economic_region, 'unknown') as economic_region,
+    coalesce(pr.region_tier, 'unknown') as region_tier,
     -- relationship lifecycle
     c.onboarding_date,
     c.relationship_status,

@@ -20,7 +20,7 @@ select
     {{ dbt.concat(['m.client_key', "'|'", dbt.safe_cast('m.snapshot_month', dbt.type_string())]) }} as client_month_key,
     m.client_key,
     m.snapshot_month,
-    {{ dbt.datediff('m.snapshot_month', 'a.as_of_month', 'month') }}  as months_before_as_of,
+    {{ dbt.datediff('m.snapshot_month', 'a.as_of_month', 'month') }} as months_before_as_of,  -- noqa: LT05
     m.accounts_count,
     m.products_held,
     m.total_credit_limit,

@@ -1,47 +1,58 @@
 """Unit tests of the business-application rules (pure functions: recommend.py, early_warning.py, policy rules)."""
 
-from datetime import date
-
 import numpy as np
 import pytest
 
 from dagster_project.defs.applications import early_warning as ew
+from dagster_project.defs.applications import policy as pl
 from dagster_project.defs.applications import recommend as rc
 from dagster_project.defs.applications.marketing import contact_intensity
-from dagster_project.defs.applications import policy as pl
 
 CATALOGUE = {
     "term_loan": rc.Product("term_loan", False, "large", "R3", frozenset(), frozenset({"established"})),
-    "revolving_credit": rc.Product("revolving_credit", False, "medium", "R4", frozenset({"high"}),
-                                   frozenset({"growth", "established"})),
+    "revolving_credit": rc.Product(
+        "revolving_credit", False, "medium", "R4", frozenset({"high"}), frozenset({"growth", "established"})
+    ),
     "project_finance": rc.Product("project_finance", True, "large", "R4", frozenset(), frozenset({"established"})),
     "ip_pledge_loan": rc.Product("ip_pledge_loan", True, "micro", "R6", frozenset(), frozenset({"startup", "growth"})),
-    "startup_credit_loan": rc.Product("startup_credit_loan", False, "micro", "R6", frozenset({"high"}),
-                                      frozenset({"startup"})),
-    "equipment_leasing": rc.Product("equipment_leasing", True, "small", "R5", frozenset(),
-                                    frozenset({"growth", "established"})),
+    "startup_credit_loan": rc.Product(
+        "startup_credit_loan", False, "micro", "R6", frozenset({"high"}), frozenset({"startup"})
+    ),
+    "equipment_leasing": rc.Product(
+        "equipment_leasing", True, "small", "R5", frozenset(), frozenset({"growth", "established"})
+    ),
 }
 
 
 def client(**kw) -> rc.ClientProfile:
-    base = dict(size_class="large", firm_stage="established", technology_firm=False, industry_risk_class="standard",
-                rating_grade="R2", industry_section="C")
+    base = dict(
+        size_class="large",
+        firm_stage="established",
+        technology_firm=False,
+        industry_risk_class="standard",
+        rating_grade="R2",
+        industry_section="C",
+    )
     return rc.ClientProfile(**(base | kw))
 
 
 # ---- eligibility ----------------------------------------------------------------------------------------
 
+
 def test_large_established_manufacturer_is_eligible_for_long_term_credit() -> None:
     assert rc.eligibility_failures(CATALOGUE["term_loan"], client()) == []
 
 
-@pytest.mark.parametrize("kw, code", [
-    ({"size_class": "medium"}, "SIZE_BELOW_MIN"),
-    ({"size_class": "unknown"}, "SIZE_UNKNOWN"),
-    ({"rating_grade": "R4"}, "RATING_BELOW_MIN"),
-    ({"rating_grade": "D"}, "RATING_DEFAULT"),
-    ({"firm_stage": "growth"}, "STAGE_NOT_SERVED"),
-])
+@pytest.mark.parametrize(
+    "kw, code",
+    [
+        ({"size_class": "medium"}, "SIZE_BELOW_MIN"),
+        ({"size_class": "unknown"}, "SIZE_UNKNOWN"),
+        ({"rating_grade": "R4"}, "RATING_BELOW_MIN"),
+        ({"rating_grade": "D"}, "RATING_DEFAULT"),
+        ({"firm_stage": "growth"}, "STAGE_NOT_SERVED"),
+    ],
+)
 def test_each_catalogue_rule_blocks_term_loan(kw, code) -> None:
     assert code in rc.eligibility_failures(CATALOGUE["term_loan"], client(**kw))
 
@@ -52,8 +63,9 @@ def test_high_risk_floor_blocks_unsecured_below_r3_but_not_secured() -> None:
     assert "RISK_CLASS_EXCLUDED" in rev and "HIGH_RISK_FLOOR" in rev
     assert rc.is_eligible(CATALOGUE["equipment_leasing"], high)  # secured: the floor does not apply
     assert rc.is_eligible(CATALOGUE["term_loan"], client(industry_risk_class="high", rating_grade="R3"))
-    assert "HIGH_RISK_FLOOR" in rc.eligibility_failures(CATALOGUE["term_loan"], client(industry_risk_class="high",
-                                                                                        rating_grade="R5"))
+    assert "HIGH_RISK_FLOOR" in rc.eligibility_failures(
+        CATALOGUE["term_loan"], client(industry_risk_class="high", rating_grade="R5")
+    )
 
 
 def test_unrated_clients_are_assessed_as_r6() -> None:
@@ -63,12 +75,21 @@ def test_unrated_clients_are_assessed_as_r6() -> None:
 
 
 def test_product_from_catalogue_row_parses_pipes_and_empty_exclusions() -> None:
-    p = rc.Product.from_row({"product_code": "x", "secured": True, "min_size_class": "small", "min_rating_grade": "R5",
-                             "excluded_risk_classes": None, "firm_stages_served": "growth|established"})
+    p = rc.Product.from_row(
+        {
+            "product_code": "x",
+            "secured": True,
+            "min_size_class": "small",
+            "min_rating_grade": "R5",
+            "excluded_risk_classes": None,
+            "firm_stages_served": "growth|established",
+        }
+    )
     assert p.excluded_risk_classes == frozenset() and p.firm_stages_served == {"growth", "established"}
 
 
 # ---- playbook, advisory and reason codes ---------------------------------------------------------------------
+
 
 def test_playbook_targets() -> None:
     assert rc.playbook_codes("project_finance", client()) == ["PLAYBOOK_LARGE_MANUFACTURER_LONG_TERM"]
@@ -92,8 +113,12 @@ def test_reason_codes_and_text_are_readable() -> None:
     assert codes == ["PEERS_HOLD_STRONG", "PLAYBOOK_LARGE_MANUFACTURER_LONG_TERM"]
     text = rc.reason_text(codes, 0.62)
     assert text.startswith("Held by 62% of the 30 most similar clients") and "large manufacturers" in text
-    weak = rc.reason_codes(CATALOGUE["equipment_leasing"], client(industry_risk_class="high", rating_grade="unrated"),
-                           peer_share=0.05, popularity=0.4)
+    weak = rc.reason_codes(
+        CATALOGUE["equipment_leasing"],
+        client(industry_risk_class="high", rating_grade="unrated"),
+        peer_share=0.05,
+        popularity=0.4,
+    )
     assert weak == ["SECURED_FOR_HIGH_RISK_INDUSTRY", "POPULAR_PRODUCT", "UNRATED_ASSUMED_R6"]
     assert all(c in rc.REASON_TEXT for c in weak)
 
@@ -142,14 +167,16 @@ def test_neighbours_come_from_the_clients_own_block() -> None:
     qi, qs = key(query, industry), key(query, size)
     pi, ps = key(pool, industry), key(pool, size)
     counts = {}
-    for a, b in zip(pi, ps):
+    for a, b in zip(pi, ps, strict=False):
         counts[(a, b)] = counts.get((a, b), 0) + 1
     for r in range(len(query)):
         assert all(pi[j] == qi[r] for j in i[r]), "always within the industry block"
         if counts.get((qi[r], qs[r]), 0) >= 30:
             assert all(ps[j] == qs[r] for j in i[r]), "and within the size block when it has 30+ pool rows"
         # the nearest rows of that block, in order
-        same = [j for j in range(len(pool)) if pi[j] == qi[r] and (counts.get((qi[r], qs[r]), 0) < 30 or ps[j] == qs[r])]
+        same = [
+            j for j in range(len(pool)) if pi[j] == qi[r] and (counts.get((qi[r], qs[r]), 0) < 30 or ps[j] == qs[r])
+        ]
         best = np.sort(np.linalg.norm(pool[same] - query[r], axis=1))[:11]
         assert np.allclose(d[r], best)
     # without blocks: one search of the whole pool
@@ -167,6 +194,7 @@ def test_blocked_search_with_tiny_blocks_falls_back_to_the_pool() -> None:
 
 # ---- bootstrap ---------------------------------------------------------------------------------------------
 
+
 def test_bootstrap_ci_is_reproducible_and_brackets_the_mean() -> None:
     x = np.r_[np.ones(60), np.zeros(40)]
     est, lo, hi = rc.bootstrap_ci(x, n_boot=2000)
@@ -180,16 +208,36 @@ def test_bootstrap_ci_is_reproducible_and_brackets_the_mean() -> None:
 
 # ---- early-warning severity ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("signal, value, expected", [
-    ("score_drop", 19, None), ("score_drop", 20, "watch"), ("score_drop", 30, "warning"), ("score_drop", 60, "critical"),
-    ("arrears", 0, None), ("arrears", 5, "watch"), ("arrears", 30, "warning"), ("arrears", 61, "critical"),
-    ("high_utilisation", 1, None), ("high_utilisation", 2, "watch"), ("high_utilisation", 6, "warning"),
-    ("negative_cash_flow", 2, "watch"), ("negative_cash_flow", 4, "warning"),
-    ("legal_judgments", 1, "watch"), ("legal_judgments", 3, "warning"),
-    ("inquiries", 2, None), ("inquiries", 3, "watch"), ("inquiries", 6, "warning"),
-    ("collateral", 1.0, None), ("collateral", 0.99, "watch"), ("collateral", 0.1, "watch"),
-    ("multiple_signals", 3, None), ("multiple_signals", 4, "warning"), ("multiple_signals", 5, "critical"),
-])
+
+@pytest.mark.parametrize(
+    "signal, value, expected",
+    [
+        ("score_drop", 19, None),
+        ("score_drop", 20, "watch"),
+        ("score_drop", 30, "warning"),
+        ("score_drop", 60, "critical"),
+        ("arrears", 0, None),
+        ("arrears", 5, "watch"),
+        ("arrears", 30, "warning"),
+        ("arrears", 61, "critical"),
+        ("high_utilisation", 1, None),
+        ("high_utilisation", 2, "watch"),
+        ("high_utilisation", 6, "warning"),
+        ("negative_cash_flow", 2, "watch"),
+        ("negative_cash_flow", 4, "warning"),
+        ("legal_judgments", 1, "watch"),
+        ("legal_judgments", 3, "warning"),
+        ("inquiries", 2, None),
+        ("inquiries", 3, "watch"),
+        ("inquiries", 6, "warning"),
+        ("collateral", 1.0, None),
+        ("collateral", 0.99, "watch"),
+        ("collateral", 0.1, "watch"),
+        ("multiple_signals", 3, None),
+        ("multiple_signals", 4, "warning"),
+        ("multiple_signals", 5, "critical"),
+    ],
+)
 def test_severity_rules(signal, value, expected) -> None:
     assert ew.severity(signal, value) == expected
 
@@ -202,6 +250,7 @@ def test_every_observation_carries_the_threshold_of_its_own_severity() -> None:
 
 # ---- credit policy and marketing rules -----------------------------------------------------------------
 
+
 def test_expected_default_rate_counts_defaults_and_is_pulled_towards_the_book() -> None:
     assert pl.expected_default_rate(0.0, 0, 0, 0.03) == pytest.approx(0.03)  # no evidence: the book's rate
     assert pl.expected_default_rate(2.0, 20, 0, 0.03) == pytest.approx((2.0 + 20 * 0.03) / 40)  # 0.10 raw, halfway
@@ -213,13 +262,25 @@ def test_expected_default_rate_counts_defaults_and_is_pulled_towards_the_book() 
 
 def test_segment_tracks_follow_the_expected_default_rate_within_the_share_caps() -> None:
     book, n = 0.02, 1000
-    segs = [pl.SegmentRisk(1, 80, 0.10), pl.SegmentRisk(2, 60, 0.045), pl.SegmentRisk(3, 100, 0.03),
-            pl.SegmentRisk(4, 150, 0.028), pl.SegmentRisk(5, 400, 0.01), pl.SegmentRisk(-13, 210, 0.02)]
+    segs = [
+        pl.SegmentRisk(1, 80, 0.10),
+        pl.SegmentRisk(2, 60, 0.045),
+        pl.SegmentRisk(3, 100, 0.03),
+        pl.SegmentRisk(4, 150, 0.028),
+        pl.SegmentRisk(5, 400, 0.01),
+        pl.SegmentRisk(-13, 210, 0.02),
+    ]
     t = {k: v[0] for k, v in pl.segment_tracks(segs, book, n).items()}
     # 1: 5x the book, 8 % of the clients -> restricted; 2 (2.25x) would take restricted to 14 % > 10 % -> enhanced;
     # 3 (1.5x) fits in 30 %; 4 (1.4x) would take restricted + enhanced to 39 % -> standard, and so does everything after
-    assert t == {1: "restricted", 2: "enhanced_review", 3: "enhanced_review", 4: "standard", 5: "standard",
-                 -13: "standard"}
+    assert t == {
+        1: "restricted",
+        2: "enhanced_review",
+        3: "enhanced_review",
+        4: "standard",
+        5: "standard",
+        -13: "standard",
+    }
     reasons = pl.segment_tracks(segs, book, n)
     assert reasons[1][1] == "EDR_5.00X_BOOK|RISKIEST_SEGMENTS_WITHIN_10PCT_OF_BOOK"
     assert reasons[4][1].endswith("NON_STANDARD_SHARE_REACHED") and reasons[5][1].endswith("BELOW_ENHANCED_MULTIPLE")
@@ -229,32 +290,58 @@ def test_segment_tracks_follow_the_expected_default_rate_within_the_share_caps()
     hi = {tr: max(edr[i] for i in t if t[i] == tr) for tr in set(t.values())}
     assert lo["restricted"] >= hi["enhanced_review"] and lo["enhanced_review"] >= hi["standard"]
     # below the multiple: nothing is singled out however small the segment
-    assert {v[0] for v in pl.segment_tracks([pl.SegmentRisk(1, 10, 0.024), pl.SegmentRisk(2, 990, 0.02)], 0.02,
-                                            1000).values()} == {"standard"}
+    assert {
+        v[0]
+        for v in pl.segment_tracks([pl.SegmentRisk(1, 10, 0.024), pl.SegmentRisk(2, 990, 0.02)], 0.02, 1000).values()
+    } == {"standard"}
     # no rated performing client in the book (e.g. the SBA loans): no evidence, every segment standard
     assert pl.segment_tracks(segs, None, n)[1] == ("standard", "NO_RATED_EVIDENCE")
 
 
-@pytest.mark.parametrize("grade, risk, seg_track, warn, crit, track, reason", [
-    ("R2", "standard", "standard", False, False, "standard", pl.STANDARD_REASON),
-    ("D", "standard", "standard", True, True, "restricted", "IN_DEFAULT_WORKOUT|OPEN_CRITICAL_EARLY_WARNING"),
-    ("R8", "standard", "standard", False, False, "restricted", "OWN_GRADE_R8"),
-    ("R2", "standard", "standard", True, True, "restricted", "OPEN_CRITICAL_EARLY_WARNING"),
-    ("R2", "standard", "restricted", False, False, "enhanced_review", "SEGMENT_RESTRICTED|OWN_GRADE_STRONG"),
-    ("R2", "high", "restricted", False, False, "restricted", "SEGMENT_RESTRICTED"),
-    ("unrated", "high", "restricted", False, False, "restricted", "SEGMENT_RESTRICTED"),
-    ("R7", "standard", "enhanced_review", True, False, "enhanced_review",
-     "SEGMENT_ENHANCED_REVIEW|OWN_GRADE_R7|OPEN_EARLY_WARNING"),
-    ("unrated", "high", "standard", False, False, "standard", pl.STANDARD_REASON),  # unrated / high industry alone: no
-    ("R6", "standard", "standard", True, False, "enhanced_review", "OPEN_EARLY_WARNING"),
-])
+@pytest.mark.parametrize(
+    "grade, risk, seg_track, warn, crit, track, reason",
+    [
+        ("R2", "standard", "standard", False, False, "standard", pl.STANDARD_REASON),
+        ("D", "standard", "standard", True, True, "restricted", "IN_DEFAULT_WORKOUT|OPEN_CRITICAL_EARLY_WARNING"),
+        ("R8", "standard", "standard", False, False, "restricted", "OWN_GRADE_R8"),
+        ("R2", "standard", "standard", True, True, "restricted", "OPEN_CRITICAL_EARLY_WARNING"),
+        ("R2", "standard", "restricted", False, False, "enhanced_review", "SEGMENT_RESTRICTED|OWN_GRADE_STRONG"),
+        ("R2", "high", "restricted", False, False, "restricted", "SEGMENT_RESTRICTED"),
+        ("unrated", "high", "restricted", False, False, "restricted", "SEGMENT_RESTRICTED"),
+        (
+            "R7",
+            "standard",
+            "enhanced_review",
+            True,
+            False,
+            "enhanced_review",
+            "SEGMENT_ENHANCED_REVIEW|OWN_GRADE_R7|OPEN_EARLY_WARNING",
+        ),
+        (
+            "unrated",
+            "high",
+            "standard",
+            False,
+            False,
+            "standard",
+            pl.STANDARD_REASON,
+        ),  # unrated / high industry alone: no
+        ("R6", "standard", "standard", True, False, "enhanced_review", "OPEN_EARLY_WARNING"),
+    ],
+)
 def test_client_tracks_in_sql(grade, risk, seg_track, warn, crit, track, reason) -> None:
     import duckdb
 
-    row = duckdb.connect().execute(f"SELECT {pl.client_reason_sql()} AS reason, approval_track FROM (SELECT *, {pl.client_track_sql()} "
-                     "AS approval_track FROM (SELECT ? AS rating_grade, ? AS industry_risk_class, ? AS segment_track, "
-                     "? AS open_warning, ? AS open_critical_warning))",
-                     [grade, risk, seg_track, warn, crit]).fetchone()
+    row = (
+        duckdb.connect()
+        .execute(
+            f"SELECT {pl.client_reason_sql()} AS reason, approval_track FROM (SELECT *, {pl.client_track_sql()} "
+            "AS approval_track FROM (SELECT ? AS rating_grade, ? AS industry_risk_class, ? AS segment_track, "
+            "? AS open_warning, ? AS open_critical_warning))",
+            [grade, risk, seg_track, warn, crit],
+        )
+        .fetchone()
+    )
     assert row == (reason, track)
 
 

@@ -36,7 +36,9 @@ def test_same_closed_month_reuses_the_last_evaluation_and_a_new_month_runs_it_ag
     con.execute("INSERT INTO raw.product_usage VALUES (3, DATE '2026-09-01', TIMESTAMP '2026-11-17 08:00:00')")
     con.execute("CREATE TABLE raw.review_decisions (k INT, _ingested_at TIMESTAMP)")
     assert inputs.fingerprint(con, {"n_bootstrap": 2000}) == fp
-    con.execute("INSERT INTO raw.product_usage VALUES (2, DATE '2026-11-01', TIMESTAMP '2026-12-02 08:00:00')")  # a month closes
+    con.execute(
+        "INSERT INTO raw.product_usage VALUES (2, DATE '2026-11-01', TIMESTAMP '2026-12-02 08:00:00')"
+    )  # a month closes
     assert inputs.fingerprint(con, {"n_bootstrap": 2000}) != fp
     con.execute("DELETE FROM raw.product_usage WHERE k = 2")
     assert inputs.fingerprint(con, {"n_bootstrap": 2000}) == fp

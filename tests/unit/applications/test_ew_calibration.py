@@ -9,19 +9,18 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+import reference_early_warnings as ref
 
 from dagster_project.defs.applications import early_warning as ew
 from dagster_project.defs.applications import ew_calibration as cal
-from dagster_project.defs.applications import ew_features as ewf
-from dagster_project.defs.applications import ew_score as ews
 from dagster_project.defs.applications import ew_calibration_assets as cala
 from dagster_project.defs.applications import ew_calibration_store as ew_store
+from dagster_project.defs.applications import ew_features as ewf
+from dagster_project.defs.applications import ew_score as ews
 from dagster_project.defs.applications import ew_sql
 
-import reference_early_warnings as ref
-
-
 # ---- operating points -------------------------------------------------------------------------------------
+
 
 def _scored(n: int = 4000, seed: int = 3) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
@@ -67,8 +66,17 @@ def test_wilson_lower_bound() -> None:
 
 def _curve(tp: list[int], flagged: list[int], positives: int) -> pd.DataFrame:
     """A curve from the highest threshold down (thresholds 0.99, 0.98, ...)."""
-    rows = [{"threshold": 0.99 - 0.01 * i, "flagged": f, "true_positives": t, "precision": t / f,
-             "recall": t / positives, "share_flagged": f / 1000} for i, (t, f) in enumerate(zip(tp, flagged))]
+    rows = [
+        {
+            "threshold": 0.99 - 0.01 * i,
+            "flagged": f,
+            "true_positives": t,
+            "precision": t / f,
+            "recall": t / positives,
+            "share_flagged": f / 1000,
+        }
+        for i, (t, f) in enumerate(zip(tp, flagged, strict=False))
+    ]
     return pd.DataFrame(rows)
 
 
@@ -92,8 +100,9 @@ def test_warning_point_has_a_recall_margin_from_the_lower_confidence_bound() -> 
     pt = ews.warning_point(weak, {"precision": 0.9, "recall": 0.1}, t, positives=40)
     assert pt["rule"] == "precision_target" and pt["true_positives"] == 25 and pt["recall_lb"] < 0.70
     # positives default to the curve's own
-    assert ews.curve_positives(curve) == 40 and ews.warning_point(curve, {"precision": 0.2, "recall": 0.95}, t) == \
-        ews.warning_point(curve, {"precision": 0.2, "recall": 0.95}, t, positives=40)
+    assert ews.curve_positives(curve) == 40 and ews.warning_point(
+        curve, {"precision": 0.2, "recall": 0.95}, t
+    ) == ews.warning_point(curve, {"precision": 0.2, "recall": 0.95}, t, positives=40)
 
 
 def test_pr_curve_never_flags_rows_without_a_signal() -> None:
@@ -102,6 +111,7 @@ def test_pr_curve_never_flags_rows_without_a_signal() -> None:
 
 
 # ---- windows and fallback ---------------------------------------------------------------------------------
+
 
 def test_windows_are_in_time_order_and_never_overlap_the_evaluation_months() -> None:
     w = cal.plan_windows(date(2024, 11, 1), date(2026, 10, 1))
@@ -132,8 +142,14 @@ def _synthetic_history(n: int = 1500, months: int = 24, seed: int = 1):
                 dpd = float(rng.choice([5, 10, 35]))
             else:
                 continue
-            rows.append({"client_key": ck, "month_end": cal.month_end(m), "expert_rank": ew.SEVERITY_RANK[ew.severity("arrears", dpd)],
-                         **ref.feature_row({"arrears": dpd})})
+            rows.append(
+                {
+                    "client_key": ck,
+                    "month_end": cal.month_end(m),
+                    "expert_rank": ew.SEVERITY_RANK[ew.severity("arrears", dpd)],
+                    **ref.feature_row({"arrears": dpd}),
+                }
+            )
     frame = pd.DataFrame(rows, columns=["client_key", "month_end", "expert_rank", *ewf.FEATURES])
     pop = {m: [f"c{i:05d}" for i in range(n)] for m in mlist}
     return frame, pop, first_default, start, mlist[-1]
@@ -144,7 +160,9 @@ def test_too_short_history_falls_back_to_the_expert_thresholds() -> None:
     w = cal.plan_windows(start, cal.add_months(start, 13))
     c, _ = cal.calibrate(frame, pop, fd, w)
     assert c.method == "expert" and "months of history" in c.reason
-    ok, why = cal.history_check(cal.plan_windows(start, cal.add_months(start, 23)), fit_positives=5, calibration_positives=30)
+    ok, why = cal.history_check(
+        cal.plan_windows(start, cal.add_months(start, 23)), fit_positives=5, calibration_positives=30
+    )
     assert not ok and "fit window" in why
     # expert levels are the rule levels, untouched
     active = {("a", "arrears"): ref.Observation(35.0, 1.0, date(2026, 1, 31), "warning")}
@@ -174,6 +192,7 @@ def test_calibration_reads_nothing_after_the_evaluation_cutoff() -> None:
 
 # ---- sign constraints -------------------------------------------------------------------------------------
 
+
 def test_features_with_the_wrong_business_sign_are_dropped_and_refitted() -> None:
     rng = np.random.default_rng(0)
     n = 3000
@@ -191,7 +210,9 @@ def test_features_with_the_wrong_business_sign_are_dropped_and_refitted() -> Non
 def test_operating_points_are_chosen_on_clients_the_score_was_not_fitted_on() -> None:
     frame, pop, fd, start, end = _synthetic_history(n=600)
     w = cal.plan_windows(start, end)
-    fit = pd.concat([cal.slice_at(frame, pop[t], t, fd, cal.add_months(t, 6)) for t in w.fit_cutoffs()], ignore_index=True)
+    fit = pd.concat(
+        [cal.slice_at(frame, pop[t], t, fd, cal.add_months(t, 6)) for t in w.fit_cutoffs()], ignore_index=True
+    )
     target = cal.slice_at(frame, pop[w.calibration_cutoff], w.calibration_cutoff, fd, w.evaluation_cutoff)
     oof = ews.out_of_fold_scores(fit, target)
     # flipping the labels of one fold's clients in the fit rows leaves that fold's out-of-fold scores unchanged
@@ -206,12 +227,16 @@ def test_operating_points_are_chosen_on_clients_the_score_was_not_fitted_on() ->
 def _sql_client_levels(c: cal.Calibration, active: dict) -> dict[str, int]:
     """Client levels (0 = none) the SQL levels give one month's observations."""
     con = duckdb.connect()
-    rows = [(k[0], o.signal_date, k[1], o.observed_value, o.severity_rank) for k, o in active.items()
-            if k[1] != "multiple_signals"]
+    rows = [
+        (k[0], o.signal_date, k[1], o.observed_value, o.severity_rank)
+        for k, o in active.items()
+        if k[1] != "multiple_signals"
+    ]
     df = pd.DataFrame(rows, columns=["client_key", "month_end", "signal", "observed_value", "severity_rank"])
     con.register("s_df", df.assign(threshold=1.0, signal_date=df.month_end))
-    got = con.execute(f"SELECT client_key, max(level_rank) FROM ({ew_sql.levels_sql('SELECT * FROM s_df', c)}) "
-                      "GROUP BY 1").fetchall()
+    got = con.execute(
+        f"SELECT client_key, max(level_rank) FROM ({ew_sql.levels_sql('SELECT * FROM s_df', c)}) GROUP BY 1"
+    ).fetchall()
     return {ck: 0 for ck, _ in active} | dict(got)
 
 
@@ -219,35 +244,49 @@ def test_score_levels_agree_between_the_reference_and_sql() -> None:
     sc = ews.Score(intercept=-3.0, coefficients={"arrears_dpd": 2.0, "n_signals": 0.5})
     c = cal.Calibration(method="score", reason="t", score=sc, warning_threshold=0.3, critical_threshold=0.8)
     m = date(2026, 1, 31)
-    active = {("a", "arrears"): ref.Observation(35.0, 1.0, m, "warning"),
-              ("a", "inquiries"): ref.Observation(3.0, 3.0, m, "watch"),
-              ("b", "arrears"): ref.Observation(80.0, 1.0, m, "critical"),
-              ("c", "inquiries"): ref.Observation(4.0, 3.0, m, "watch")}
+    active = {
+        ("a", "arrears"): ref.Observation(35.0, 1.0, m, "warning"),
+        ("a", "inquiries"): ref.Observation(3.0, 3.0, m, "watch"),
+        ("b", "arrears"): ref.Observation(80.0, 1.0, m, "critical"),
+        ("c", "inquiries"): ref.Observation(4.0, 3.0, m, "watch"),
+    }
     sev = {k: ew.SEVERITY_RANK[o.severity] for k, o in active.items()}
     ranked = {k: replace(o, signal_date=m) for k, o in active.items()}
     for k, o in ranked.items():
         object.__setattr__(o, "severity_rank", sev[k])
     out = ref.apply_levels(c, active)
     # no watch point (a calibration made before it existed): watch by the expert rules - c's one weak signal is none
-    assert {k: o.severity for k, o in out.items()} == {("a", "arrears"): "warning", ("a", "inquiries"): "warning",
-                                                        ("b", "arrears"): "critical"}
+    assert {k: o.severity for k, o in out.items()} == {
+        ("a", "arrears"): "warning",
+        ("a", "inquiries"): "warning",
+        ("b", "arrears"): "critical",
+    }
     assert {k: (o.level_driver, o.threshold) for k, o in out.items()} == {
-        ("a", "arrears"): ("score", 0.3), ("a", "inquiries"): ("score", 0.3), ("b", "arrears"): ("score", 0.8)}
+        ("a", "arrears"): ("score", 0.3),
+        ("a", "inquiries"): ("score", 0.3),
+        ("b", "arrears"): ("score", 0.8),
+    }
     assert _sql_client_levels(c, ranked) == {"a": 2, "b": 3, "c": 0}
     # with a watch point the score sets watch too: c (score ~0.07) is on watch from 0.05, a's inquiries keep a's level
     w = replace(c, watch_threshold=0.05)
     out = ref.apply_levels(w, active)
     assert (out[("c", "inquiries")].severity, out[("c", "inquiries")].threshold) == ("watch", 0.05)
     assert _sql_client_levels(w, ranked) == {"a": 2, "b": 3, "c": 1}
-    assert ref.apply_levels(replace(c, watch_threshold=0.5), active).keys() == {("a", "arrears"), ("a", "inquiries"),
-                                                                                 ("b", "arrears")}
+    assert ref.apply_levels(replace(c, watch_threshold=0.5), active).keys() == {
+        ("a", "arrears"),
+        ("a", "inquiries"),
+        ("b", "arrears"),
+    }
     # without a critical point a signal critical by its own threshold stays critical (expert), the others the score's
     nc = replace(c, critical_threshold=None)
     out = ref.apply_levels(nc, active)
     assert (out[("b", "arrears")].severity, out[("b", "arrears")].level_driver, out[("b", "arrears")].threshold) == (
-        "critical", "expert", 1.0)
+        "critical",
+        "expert",
+        1.0,
+    )
     # round trip through the JSON store format; an older file (probabilities only) gets its points as logits
-    wl = replace(w, **dict(zip(("watch_logit", "warning_logit", "critical_logit"), cal.level_logits(w))))
+    wl = replace(w, **dict(zip(("watch_logit", "warning_logit", "critical_logit"), cal.level_logits(w), strict=False)))
     assert cal.Calibration.from_dict(json.loads(json.dumps(wl.to_dict()))).to_dict() == wl.to_dict()
     old = {k: v for k, v in w.to_dict().items() if not k.endswith("_logit")}
     lw = cal.level_logits(cal.Calibration.from_dict(old))
@@ -268,7 +307,9 @@ def test_keep_what_wins_on_the_calibration_window() -> None:
     score = {"precision": 0.40, "recall": 0.80}
     assert cal.choose_method({"precision": 0.22, "recall": 0.95}, score)[0] == "score"  # expert misses the target
     assert cal.choose_method({"precision": 0.50, "recall": 0.85}, score)[0] == "expert"  # expert meets it, more recall
-    assert cal.choose_method({"precision": 0.50, "recall": 0.70}, score)[0] == "score"  # both meet it, score recalls more
+    assert (
+        cal.choose_method({"precision": 0.50, "recall": 0.70}, score)[0] == "score"
+    )  # both meet it, score recalls more
     assert cal.choose_method({"precision": 0.20, "recall": 0.78}, {"precision": 0.28, "recall": 0.78})[0] == "score"
     assert cal.choose_method({"precision": 0.20, "recall": 0.90}, {"precision": 0.25, "recall": 0.80})[0] == "expert"
     method, why = cal.choose_method({"precision": 0.10, "recall": 0.99}, None)
@@ -278,7 +319,9 @@ def test_keep_what_wins_on_the_calibration_window() -> None:
     assert cal.choose_method({"precision": 0.50, "recall": 0.90, "recall_lb": 0.80}, margin)[0] == "expert"
     assert cal.choose_method({"precision": 0.50, "recall": 0.75, "recall_lb": 0.64}, margin)[0] == "score"
     assert cal.choose_method({"precision": 0.25, "recall": 0.95, "recall_lb": 0.88}, margin)[0] == "score"
-    method, why = cal.choose_method({"precision": 0.2, "recall": 0.9}, {"precision": 0.4, "recall": 0.6, "recall_lb": 0.5})
+    method, why = cal.choose_method(
+        {"precision": 0.2, "recall": 0.9}, {"precision": 0.4, "recall": 0.6, "recall_lb": 0.5}
+    )
     assert method == "score" and "not reachable" in why
 
 
@@ -296,6 +339,7 @@ def test_evaluation_never_judges_a_calibration_on_months_it_read() -> None:
 
 
 # ---- the asset on a small synthetic build database ---------------------------------------------------------
+
 
 def _build_db(path, n: int = 1200, months: int = 24, seed: int = 2) -> None:
     rng = np.random.default_rng(seed)
@@ -320,17 +364,38 @@ def _build_db(path, n: int = 1200, months: int = 24, seed: int = 2) -> None:
     con = duckdb.connect(str(path))
     for s in ("marts", "staging", "intermediate"):
         con.execute(f"CREATE SCHEMA {s}")
-    con.execute("CREATE TABLE marts.fct_product_usage_monthly (client_key VARCHAR, snapshot_month DATE, "
-                "max_days_past_due INTEGER, utilisation DOUBLE)")
-    u_df = pd.DataFrame(usage, columns=["client_key", "snapshot_month", "max_days_past_due", "utilisation"])
+    con.execute(
+        "CREATE TABLE marts.fct_product_usage_monthly (client_key VARCHAR, snapshot_month DATE, "
+        "max_days_past_due INTEGER, utilisation DOUBLE)"
+    )
+    u_df = pd.DataFrame(  # noqa: F841 - read by name by DuckDB (replacement scan)
+        usage, columns=["client_key", "snapshot_month", "max_days_past_due", "utilisation"]
+    )
     con.execute("INSERT INTO marts.fct_product_usage_monthly SELECT * FROM u_df")  # one insert, not a row at a time
-    con.execute("CREATE TABLE staging.stg_bureau__credit_reports (client_key VARCHAR, report_id VARCHAR, report_date DATE, "
-                "bureau_score INTEGER, inquiries_6m INTEGER, legal_judgments INTEGER, total_debt DOUBLE, "
-                "collateral_value DOUBLE, operating_cash_flow DOUBLE)")
-    r_df = pd.DataFrame(reports, columns=["client_key", "report_id", "report_date", "bureau_score", "inquiries_6m",
-                                          "legal_judgments", "total_debt", "collateral_value", "operating_cash_flow"])
+    con.execute(
+        "CREATE TABLE staging.stg_bureau__credit_reports (client_key VARCHAR, report_id VARCHAR, report_date DATE, "
+        "bureau_score INTEGER, inquiries_6m INTEGER, legal_judgments INTEGER, total_debt DOUBLE, "
+        "collateral_value DOUBLE, operating_cash_flow DOUBLE)"
+    )
+    r_df = pd.DataFrame(  # noqa: F841 - read by name by DuckDB (replacement scan)
+        reports,
+        columns=[
+            "client_key",
+            "report_id",
+            "report_date",
+            "bureau_score",
+            "inquiries_6m",
+            "legal_judgments",
+            "total_debt",
+            "collateral_value",
+            "operating_cash_flow",
+        ],
+    )
     con.execute("INSERT INTO staging.stg_bureau__credit_reports SELECT * FROM r_df")
-    con.execute(f"CREATE TABLE intermediate.int_as_of_date_derived AS SELECT DATE '{cal.add_months(start, months - 1)}' AS as_of_month")
+    con.execute(
+        f"CREATE TABLE intermediate.int_as_of_date_derived AS SELECT DATE '{cal.add_months(start, months - 1)}' AS "
+        "as_of_month"
+    )
     con.close()
 
 
@@ -342,8 +407,14 @@ def test_calibration_asset_writes_a_version_a_table_and_a_chart(tmp_path, monkey
     (data / "build").mkdir(parents=True)
     build = data / "build" / "build.duckdb"
     _build_db(build)
-    wh = Warehouse(data_dir=str(data), landing_dir=str(data / "landing"), warehouse_path=str(data / "warehouse.duckdb"),
-                   build_path=str(build), memory_limit="1GB", threads=1)
+    wh = Warehouse(
+        data_dir=str(data),
+        landing_dir=str(data / "landing"),
+        warehouse_path=str(data / "warehouse.duckdb"),
+        build_path=str(build),
+        memory_limit="1GB",
+        threads=1,
+    )
     res = dg.materialize([cala.early_warning_calibration], resources={"warehouse": wh})
     assert res.success
     md = res.asset_materializations_for_node("ml__early_warning_calibration")[0].metadata
@@ -355,12 +426,16 @@ def test_calibration_asset_writes_a_version_a_table_and_a_chart(tmp_path, monkey
     assert saved["windows"]["evaluation_cutoff"] == "2026-04-01"
     # not monthly_retrain and a version exists: reused, no new file
     res2 = dg.materialize([cala.early_warning_calibration], resources={"warehouse": wh})
-    assert res2.asset_materializations_for_node("ml__early_warning_calibration")[0].metadata["new_version"].value is False
+    assert (
+        res2.asset_materializations_for_node("ml__early_warning_calibration")[0].metadata["new_version"].value is False
+    )
     assert ew_store.versions(store) == ["c0001"]
     con = duckdb.connect(str(build), read_only=True)
     try:
-        rows = con.execute("SELECT version, method, evaluation_cutoff, fit_positives > 0, calibration_positives > 0 "
-                           "FROM ml.early_warning_calibration").fetchall()
+        rows = con.execute(
+            "SELECT version, method, evaluation_cutoff, fit_positives > 0, calibration_positives > 0 "
+            "FROM ml.early_warning_calibration"
+        ).fetchall()
     finally:
         con.close()
     assert rows == [("c0001", "score", date(2026, 4, 1), True, True)]
@@ -368,8 +443,9 @@ def test_calibration_asset_writes_a_version_a_table_and_a_chart(tmp_path, monkey
 
 def test_a_gradient_boosting_calibration_file_reads_as_the_expert_thresholds() -> None:
     """The hgb score kind is gone (no SQL form; off by default): an old file of that kind falls back, said so."""
-    d = cal.Calibration(method="score", reason="t", version="c0007",
-                        score=ews.Score(0.0, {}, kind="hgb"), warning_threshold=0.4).to_dict()
+    d = cal.Calibration(
+        method="score", reason="t", version="c0007", score=ews.Score(0.0, {}, kind="hgb"), warning_threshold=0.4
+    ).to_dict()
     c = cal.Calibration.from_dict(d)
     assert c.method == "expert" and "hgb" in c.reason and cal.level_logits(c) is None
 

@@ -8,6 +8,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+import reference_early_warnings as ref
 
 from dagster_project.defs.applications import early_warning as ew
 from dagster_project.defs.applications import ew_evaluation as ewe
@@ -16,15 +17,15 @@ from dagster_project.defs.applications import ew_score as ews
 from dagster_project.defs.applications import ew_sql
 from dagster_project.defs.applications.ew_calibration import EXPERT, Calibration
 
-import reference_early_warnings as ref
-
 
 def test_sql_severity_ranks_are_the_expert_severities() -> None:
     con = duckdb.connect()
     values = [None, -1.0, 0.0, 0.5, 0.99, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 19.0, 20.0, 29.9, 30.0, 59.0, 60.0, 61.0]
     for signal in ew.SIGNALS:
         for v in values:
-            got = con.execute(f"SELECT {ewf.severity_rank_sql(signal, 'v')} FROM (SELECT ?::DOUBLE AS v)", [v]).fetchone()[0]
+            got = con.execute(
+                f"SELECT {ewf.severity_rank_sql(signal, 'v')} FROM (SELECT ?::DOUBLE AS v)", [v]
+            ).fetchone()[0]
             want = ew.severity(signal, v)
             assert got == (ew.SEVERITY_RANK[want] if want else None), (signal, v)
 
@@ -45,8 +46,10 @@ def _signals(con, rows) -> pd.DataFrame:
 def test_multiple_signals_counts_other_signals() -> None:
     con = duckdb.connect()
     m = date(2026, 1, 31)
-    rows = [("c1", m, s, v) for s, v in (("arrears", 5.0), ("inquiries", 3.0), ("collateral", 0.5),
-                                          ("legal_judgments", 1.0))] + [("c2", m, "arrears", 5.0)]
+    rows = [
+        ("c1", m, s, v)
+        for s, v in (("arrears", 5.0), ("inquiries", 3.0), ("collateral", 0.5), ("legal_judgments", 1.0))
+    ] + [("c2", m, "arrears", 5.0)]
     got = _signals(con, rows)
     multi = got[got.signal == "multiple_signals"]
     assert list(multi.client_key) == ["c1"]
@@ -61,14 +64,23 @@ def test_every_observation_carries_the_threshold_of_its_own_severity() -> None:
     m = date(2026, 1, 31)
     got = _signals(con, [("a", m, "arrears", 35.0), ("b", m, "arrears", 70.0), ("c", m, "score_drop", 25.0)])
     assert {r.client_key: (r.severity_rank, r.threshold) for r in got.itertuples()} == {
-        "a": (2, 30.0), "b": (3, 60.0), "c": (1, 20.0)}
+        "a": (2, 30.0),
+        "b": (3, 60.0),
+        "c": (1, 20.0),
+    }
 
 
 def _levels(con, rows, cal) -> dict:
     sig = ew_sql.signals_sql(_observations(con, rows))
     out = con.execute(ew_sql.levels_sql(sig, cal)).df()
-    return {(r.client_key, r.signal): (ew.SEVERITIES[r.level_rank - 1], r.level_driver,
-                                       None if r.threshold != r.threshold else r.threshold) for r in out.itertuples()}
+    return {
+        (r.client_key, r.signal): (
+            ew.SEVERITIES[r.level_rank - 1],
+            r.level_driver,
+            None if r.threshold != r.threshold else r.threshold,
+        )
+        for r in out.itertuples()
+    }
 
 
 def _reference_levels(rows, cal) -> dict:
@@ -84,8 +96,12 @@ def _reference_levels(rows, cal) -> dict:
 def test_one_weak_signal_alone_is_no_watch() -> None:
     con = duckdb.connect()
     m = date(2026, 1, 31)
-    rows = [("a", m, "collateral", 0.8), ("b", m, "collateral", 0.8), ("b", m, "inquiries", 3.0),
-            ("c", m, "arrears", 35.0)]
+    rows = [
+        ("a", m, "collateral", 0.8),
+        ("b", m, "collateral", 0.8),
+        ("b", m, "inquiries", 3.0),
+        ("c", m, "arrears", 35.0),
+    ]
     got = _levels(con, rows, EXPERT)
     assert set(got) == {("b", "collateral"), ("b", "inquiries"), ("c", "arrears")}
     assert got == _reference_levels(rows, EXPERT) and ew.WATCH_MIN_SIGNALS == 2
@@ -96,12 +112,23 @@ def test_score_levels_in_sql_are_the_reference_levels() -> None:
     own threshold; thresholds of each row's own level; compared on the logit."""
     con = duckdb.connect()
     m = date(2026, 1, 31)
-    rows = [("a", m, "arrears", 35.0), ("a", m, "inquiries", 3.0), ("b", m, "arrears", 80.0), ("c", m, "inquiries", 4.0),
-            ("d", m, "collateral", 0.5), ("d", m, "score_drop", 25.0)]
+    rows = [
+        ("a", m, "arrears", 35.0),
+        ("a", m, "inquiries", 3.0),
+        ("b", m, "arrears", 80.0),
+        ("c", m, "inquiries", 4.0),
+        ("d", m, "collateral", 0.5),
+        ("d", m, "score_drop", 25.0),
+    ]
     sc = ews.Score(intercept=-3.0, coefficients={"arrears_dpd": 2.0, "n_signals": 0.5})
     base = Calibration(method="score", reason="t", score=sc, warning_threshold=0.3, critical_threshold=0.8)
-    for cal in (base, replace(base, watch_threshold=0.05), replace(base, watch_threshold=0.5),
-                replace(base, critical_threshold=None), replace(base, method="expert")):
+    for cal in (
+        base,
+        replace(base, watch_threshold=0.05),
+        replace(base, watch_threshold=0.5),
+        replace(base, critical_threshold=None),
+        replace(base, method="expert"),
+    ):
         assert _levels(con, rows, cal) == _reference_levels(rows, cal), cal
     got = _levels(con, rows, base)
     assert got[("a", "arrears")] == ("warning", "score", 0.3) and got[("b", "arrears")] == ("critical", "score", 0.8)
@@ -118,7 +145,9 @@ def test_a_score_exactly_at_a_point_is_at_that_level_in_sql_and_python() -> None
     sc = ews.Score(intercept=-1.25, coefficients={"arrears_dpd": 0.7, "n_signals": 0.33})
     z = float(sc.logit({"arrears_dpd": 35.0 / 30.0, "n_signals": 2.0}))
     cal = Calibration(method="score", reason="t", score=sc, warning_threshold=ews.sigmoid(z), warning_logit=z)
-    assert _levels(con, rows, cal)[("a", "arrears")][0] == "warning" == _reference_levels(rows, cal)[("a", "arrears")][0]
+    assert (
+        _levels(con, rows, cal)[("a", "arrears")][0] == "warning" == _reference_levels(rows, cal)[("a", "arrears")][0]
+    )
 
 
 def _level_rows(rows: list[tuple]) -> str:
@@ -141,12 +170,22 @@ MONTHS = [date(2026, 1, 31), date(2026, 2, 28), date(2026, 3, 31), date(2026, 4,
 
 def test_one_open_warning_per_client_and_signal_until_it_clears() -> None:
     con = duckdb.connect()
-    lv = _level_rows([("c1", "arrears", MONTHS[0], 1, 10.0), ("c1", "arrears", MONTHS[1], 2, 40.0),
-                      ("c1", "arrears", MONTHS[2], 3, 70.0), ("c1", "arrears", MONTHS[4], 1, 5.0)])
+    lv = _level_rows(
+        [
+            ("c1", "arrears", MONTHS[0], 1, 10.0),
+            ("c1", "arrears", MONTHS[1], 2, 40.0),
+            ("c1", "arrears", MONTHS[2], 3, 70.0),
+            ("c1", "arrears", MONTHS[4], 1, 5.0),
+        ]
+    )
     eps = _episodes(con, lv, MONTHS)
     assert len(eps) == 2
     first, again = eps.iloc[0], eps.iloc[1]
-    assert (first.opened_at.date(), first.cleared_at.date(), first.last_seen_at.date()) == (MONTHS[0], MONTHS[3], MONTHS[2])
+    assert (first.opened_at.date(), first.cleared_at.date(), first.last_seen_at.date()) == (
+        MONTHS[0],
+        MONTHS[3],
+        MONTHS[2],
+    )
     assert (first.severity, first.max_severity, first.observed_value) == ("critical", "critical", 70.0)
     assert first.first_warning_at.date() == MONTHS[1]
     assert again.opened_at.date() == MONTHS[4] and pd.isna(again.cleared_at) and pd.isna(again.first_warning_at)
@@ -154,9 +193,14 @@ def test_one_open_warning_per_client_and_signal_until_it_clears() -> None:
 
 def test_advancing_from_the_open_episodes_equals_the_timeline_from_scratch() -> None:
     con = duckdb.connect()
-    rows = [("c1", "score_drop", MONTHS[0], 1, 20.0), ("c1", "score_drop", MONTHS[1], 2, 31.0),
-            ("c2", "inquiries", MONTHS[1], 1, 3.0), ("c2", "inquiries", MONTHS[2], 1, 4.0),
-            ("c3", "arrears", MONTHS[3], 3, 65.0), ("c3", "arrears", MONTHS[4], 1, 2.0)]
+    rows = [
+        ("c1", "score_drop", MONTHS[0], 1, 20.0),
+        ("c1", "score_drop", MONTHS[1], 2, 31.0),
+        ("c2", "inquiries", MONTHS[1], 1, 3.0),
+        ("c2", "inquiries", MONTHS[2], 1, 4.0),
+        ("c3", "arrears", MONTHS[3], 3, 65.0),
+        ("c3", "arrears", MONTHS[4], 1, 2.0),
+    ]
     whole = _episodes(con, _level_rows(rows), MONTHS)
     first = _episodes(con, _level_rows([r for r in rows if r[2] <= MONTHS[1]]), MONTHS[:2])
     later = _episodes(con, _level_rows([r for r in rows if r[2] > MONTHS[1]]), MONTHS, first[first.cleared_at.isna()])
@@ -175,8 +219,14 @@ def test_advancing_from_the_open_episodes_equals_the_timeline_from_scratch() -> 
 
 def test_evaluation_precision_recall_and_lead_from_cells() -> None:
     # a flagged lead 5, b flagged lead 2, c flagged not positive, d positive not flagged, e neither
-    cells = pd.DataFrame({"flagged": [True, True, True, False, False], "positive": [True, True, False, True, False],
-                          "lead": [5.0, 2.0, np.nan, np.nan, np.nan], "n": [1, 1, 1, 1, 1]})
+    cells = pd.DataFrame(
+        {
+            "flagged": [True, True, True, False, False],
+            "positive": [True, True, False, True, False],
+            "lead": [5.0, 2.0, np.nan, np.nan, np.nan],
+            "n": [1, 1, 1, 1, 1],
+        }
+    )
     p, r, share, lead = ewe.rates(cells)
     assert p == pytest.approx(2 / 3) and r == pytest.approx(2 / 3) and share == pytest.approx(3 / 5)
     assert lead == 3.5  # the median of 5 and 2 months
@@ -184,8 +234,14 @@ def test_evaluation_precision_recall_and_lead_from_cells() -> None:
 
 
 def test_bootstrap_of_counts_brackets_the_estimate_and_is_reproducible() -> None:
-    cells = pd.DataFrame({"flagged": [True, True, False, False], "positive": [True, False, True, False],
-                          "lead": [4.0, np.nan, np.nan, np.nan], "n": [40, 60, 10, 890]})
+    cells = pd.DataFrame(
+        {
+            "flagged": [True, True, False, False],
+            "positive": [True, False, True, False],
+            "lead": [4.0, np.nan, np.nan, np.nan],
+            "n": [40, 60, 10, 890],
+        }
+    )
     ci = ewe.bootstrap_ci(cells, 500)
     assert ci == ewe.bootstrap_ci(cells.iloc[::-1], 500)  # the cells' order does not matter
     lo, hi = ci["precision"]

@@ -40,16 +40,25 @@ def _states(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
 
 
 def _profile(r) -> rc.ClientProfile:
-    return rc.ClientProfile(size_class=str(r.size_class), firm_stage=str(r.firm_stage), technology_firm=False,
-                            industry_risk_class=str(r.industry_risk_class), rating_grade=str(r.rating_grade))
+    return rc.ClientProfile(
+        size_class=str(r.size_class),
+        firm_stage=str(r.firm_stage),
+        technology_firm=False,
+        industry_risk_class=str(r.industry_risk_class),
+        rating_grade=str(r.rating_grade),
+    )
 
 
 def test_sql_eligibility_gives_the_per_client_failures_for_every_combination() -> None:
     con = duckdb.connect()
     products = _catalogue(con)
     states = _states(con)
-    got = {(ck, p): f for ck, p, f in con.execute(
-        f"SELECT client_key, product_code, failures FROM ({eligibility_sql('states', 'cat')})").fetchall()}
+    got = {
+        (ck, p): f
+        for ck, p, f in con.execute(
+            f"SELECT client_key, product_code, failures FROM ({eligibility_sql('states', 'cat')})"
+        ).fetchall()
+    }
     assert len(got) == len(states) * len(products)
     for r in states.itertuples():
         for code, product in products.items():
@@ -65,12 +74,18 @@ def test_check_sql_names_ineligible_and_held_recommendations() -> None:
     states = _states(con)
     held = states[states.held_trade_finance].client_key.iat[0]
     default = states[(states.rating_grade == "D") & ~states.held_term_loan].client_key.iat[0]
-    fine = states[(states.size_class == "large") & (states.firm_stage == "established") & (states.rating_grade == "R1")
-                  & (states.industry_risk_class == "standard") & ~states.held_project_finance].client_key.iat[0]
+    fine = states[
+        (states.size_class == "large")
+        & (states.firm_stage == "established")
+        & (states.rating_grade == "R1")
+        & (states.industry_risk_class == "standard")
+        & ~states.held_project_finance
+    ].client_key.iat[0]
     con.execute(f"""CREATE TABLE recs AS SELECT * FROM (VALUES ('{held}', 'trade_finance'), ('{default}', 'term_loan'),
         ('{fine}', 'project_finance'), ('nobody', 'term_loan'), ('{fine}', NULL)) t(client_key, product_code)""")
     sql = ineligible_recommendations_sql("recs", "SELECT * EXCLUDE (pos) FROM states").replace(
-        "reference.product_catalogue", "cat")
+        "reference.product_catalogue", "cat"
+    )
     rows = {(ck, p): why for ck, p, why in con.execute(sql).fetchall()}
     assert (fine, "project_finance") not in rows and len(rows) == 3
     assert "ALREADY_HELD" in rows[(held, "trade_finance")]
@@ -80,11 +95,16 @@ def test_check_sql_names_ineligible_and_held_recommendations() -> None:
 
 def _population(n: int, seed: int) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    return pd.DataFrame({
-        "size_class": rng.choice(["micro", "small", "medium", "large", "unknown"], n),
-        "firm_stage": rng.choice(["startup", "growth", "established"], n),
-        "technology_firm": rng.random(n) < 0.3, "industry_risk_class": rng.choice(["standard", "elevated", "high"], n),
-        "rating_grade": rng.choice([*rc.GRADE_ORDER, "unrated"], n), "industry_section": rng.choice(["C", "F", "J"], n)})
+    return pd.DataFrame(
+        {
+            "size_class": rng.choice(["micro", "small", "medium", "large", "unknown"], n),
+            "firm_stage": rng.choice(["startup", "growth", "established"], n),
+            "technology_firm": rng.random(n) < 0.3,
+            "industry_risk_class": rng.choice(["standard", "elevated", "high"], n),
+            "rating_grade": rng.choice([*rc.GRADE_ORDER, "unrated"], n),
+            "industry_section": rng.choice(["C", "F", "J"], n),
+        }
+    )
 
 
 def test_playbook_advisory_and_ranking_match_the_per_client_forms() -> None:
@@ -103,14 +123,20 @@ def test_playbook_advisory_and_ranking_match_the_per_client_forms() -> None:
         for j, p in enumerate(rc.PRODUCTS):
             assert play[i, j] == bool(rc.playbook_codes(p, cp))
             assert score[i, j] == rc.score(shares[i, j], play[i, j], pop[j])  # same floats
-        expected = rc.rank_products(dict(zip(rc.PRODUCTS, score[i])), held=set(),
-                                    eligible={p for j, p in enumerate(rc.PRODUCTS) if allowed[i, j]})
+        expected = rc.rank_products(
+            dict(zip(rc.PRODUCTS, score[i], strict=False)),
+            held=set(),
+            eligible={p for j, p in enumerate(rc.PRODUCTS) if allowed[i, j]},
+        )
         assert [rc.PRODUCTS[j] for j in top[i] if j >= 0] == expected
     adopted = rng.random(shares.shape) < 0.1
     hits = rp.hits_at_n(top, adopted)
-    assert hits.tolist() == [float(rc.hit_at_k([rc.PRODUCTS[j] for j in t if j >= 0],
-                                               {p for j, p in enumerate(rc.PRODUCTS) if adopted[i, j]}))
-                             for i, t in enumerate(top)]
+    assert hits.tolist() == [
+        float(
+            rc.hit_at_k([rc.PRODUCTS[j] for j in t if j >= 0], {p for j, p in enumerate(rc.PRODUCTS) if adopted[i, j]})
+        )
+        for i, t in enumerate(top)
+    ]
 
 
 def test_reason_columns_match_reason_codes_and_text() -> None:
@@ -120,13 +146,24 @@ def test_reason_columns_match_reason_codes_and_text() -> None:
     pop = rng.choice([0.1, 0.3, 0.45], len(clients))
     product = rng.choice(list(rc.PRODUCTS), len(clients))
     secured = rng.random(len(clients)) < 0.5
-    catalogue = {p: rc.Product(p, s, "micro", "R8", frozenset(), frozenset()) for p, s in ((p, True) for p in rc.PRODUCTS)}
+    catalogue = {
+        p: rc.Product(p, s, "micro", "R8", frozenset(), frozenset()) for p, s in ((p, True) for p in rc.PRODUCTS)
+    }
     playbook = [np.isin(product, targets) & np.asarray(who(clients), dtype=bool) for _, targets, who in rc.PLAYBOOK]
-    codes, texts = rp.reason_columns(share, pop, playbook, (clients.industry_risk_class == "high").to_numpy() & secured,
-                                     ~clients.rating_grade.isin(list(rc.GRADE_ORDER)).to_numpy())
+    codes, texts = rp.reason_columns(
+        share,
+        pop,
+        playbook,
+        (clients.industry_risk_class == "high").to_numpy() & secured,
+        ~clients.rating_grade.isin(list(rc.GRADE_ORDER)).to_numpy(),
+    )
     for i, r in enumerate(clients.itertuples(index=False)):
         cp = rc.ClientProfile(**r._asdict())
-        prod = catalogue[product[i]] if secured[i] else rc.Product(product[i], False, "micro", "R8", frozenset(), frozenset())
+        prod = (
+            catalogue[product[i]]
+            if secured[i]
+            else rc.Product(product[i], False, "micro", "R8", frozenset(), frozenset())
+        )
         expected = rc.reason_codes(prod, cp, float(share[i]), float(pop[i]))
         assert codes[i] == "|".join(expected)
         assert texts[i] == rc.reason_text(expected, float(share[i]))
@@ -147,4 +184,3 @@ def test_a_block_larger_than_the_bound_is_searched_in_a_bounded_pool() -> None:
     d, i = rc.nearest(x, x[:20], 5, max_pool=100)
     assert set(i.ravel()) <= set(members.tolist())
     assert d.shape == (20, 5) and np.all(np.diff(d, axis=1) >= 0)
-

@@ -5,6 +5,7 @@ import subprocess
 from pathlib import Path
 
 from conftest import LENDSEG
+
 from dagster_project.cli import build_parser
 from dagster_project.progress import Step, Tracker, format_live, format_step, format_summary
 
@@ -36,8 +37,12 @@ def test_missing_key_outside_demo_mode_is_refused_up_front_with_one_line(tmp_pat
 def test_every_option_has_help_and_job_lists_the_valid_names() -> None:
     parser = build_parser()
     sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
-    missing = [f"{name} {opt.option_strings or opt.dest}" for name, p in sub.choices.items() for opt in p._actions
-               if opt.help is None]
+    missing = [
+        f"{name} {opt.option_strings or opt.dest}"
+        for name, p in sub.choices.items()
+        for opt in p._actions
+        if opt.help is None
+    ]
     assert not missing, missing
     job = next(a for a in sub.choices["run"]._actions if "--job" in a.option_strings)
     assert all(n in job.help for n in ("daily_refresh", "monthly_retrain", "full_rebuild"))
@@ -51,8 +56,14 @@ def _step(key: str, **kw) -> Step:
 
 
 def test_step_lines_and_live_bar() -> None:
-    line = format_step(_step("raw_clients", assets=["raw_clients"], checks_passed=2,
-                             metadata=[{"files_loaded": 1, "rows_loaded": 5000, "rows_quarantined": 3}]))
+    line = format_step(
+        _step(
+            "raw_clients",
+            assets=["raw_clients"],
+            checks_passed=2,
+            metadata=[{"files_loaded": 1, "rows_loaded": 5000, "rows_quarantined": 3}],
+        )
+    )
     assert "ingest clients" in line and "12.3 s" in line and "5,000 rows loaded" in line and "3 quarantined" in line
     dbt = _step("dbt_client_dimensions", assets=["staging/a", "intermediate/b"], checks_passed=19)
     assert "dbt staging + intermediate" in format_step(dbt) and "19 checks" in format_step(dbt)
@@ -62,10 +73,15 @@ def test_step_lines_and_live_bar() -> None:
 
 def test_summary_names_version_tables_checks_quarantine_alerts() -> None:
     t = Tracker()
-    t.steps["raw_clients"] = _step("raw_clients", metadata=[{"rows_loaded": 10, "rows_quarantined": 2}], checks_passed=3)
-    t.steps["published_warehouse"] = _step("published_warehouse", assets=["published_warehouse"], checks_warned=1,
-                                           metadata=[{"version": "v000007", "rows/marts.dim_client": 5000,
-                                                      "rows/audit.quarantined_rows": 2}])
+    t.steps["raw_clients"] = _step(
+        "raw_clients", metadata=[{"rows_loaded": 10, "rows_quarantined": 2}], checks_passed=3
+    )
+    t.steps["published_warehouse"] = _step(
+        "published_warehouse",
+        assets=["published_warehouse"],
+        checks_warned=1,
+        metadata=[{"version": "v000007", "rows/marts.dim_client": 5000, "rows/audit.quarantined_rows": 2}],
+    )
     lines = format_summary(t, "rid", "daily_refresh", 61.0, True, Path("w.duckdb"), Path("x.log"), alerts=0)
     text = "\n".join(lines)
     assert "run rid succeeded" in text and "published v000007" in text and "2 tables, 5,002 rows" in text

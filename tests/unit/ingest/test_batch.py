@@ -33,11 +33,21 @@ def _zone(root: Path, deliveries: dict[str, str]) -> tuple[duckdb.DuckDBPyConnec
     root.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(str(root / "build.duckdb"))
     ensure_raw_schema(con)
-    ctx = Context(key=KEY, run_id="r", asset="raw_x", audit_dir=root / "audit", rejected_dir=root / "rejected",
-                  max_share=0.01, today=date(2026, 11, 26), staging_dir=root / "staging")
+    ctx = Context(
+        key=KEY,
+        run_id="r",
+        asset="raw_x",
+        audit_dir=root / "audit",
+        rejected_dir=root / "rejected",
+        max_share=0.01,
+        today=date(2026, 11, 26),
+        staging_dir=root / "staging",
+    )
     land = root / "landing"
-    for source, files in {"clients": {"c.csv": csv_text(CLIENT_COLS, [client(i) for i in range(200)])},
-                          "product_usage": deliveries}.items():
+    for source, files in {
+        "clients": {"c.csv": csv_text(CLIENT_COLS, [client(i) for i in range(200)])},
+        "product_usage": deliveries,
+    }.items():
         for name, text in files.items():
             (land / source).mkdir(parents=True, exist_ok=True)
             (land / source / name).write_text(text)
@@ -59,12 +69,20 @@ def _ingest(con, ctx, todo, prepared: dict | None) -> dict[str, tuple]:
 
 
 def _evidence(con, root: Path) -> tuple:
-    results = duckdb.connect().execute(
-        f"SELECT source_file, suite, rule, success, unexpected_count, element_count "
-        f"FROM {audit.read(root / 'audit', audit.DQ_RESULTS)} WHERE asset = 'raw_x' ORDER BY ALL").fetchall()
+    results = (
+        duckdb.connect()
+        .execute(
+            f"SELECT source_file, suite, rule, success, unexpected_count, element_count "
+            f"FROM {audit.read(root / 'audit', audit.DQ_RESULTS)} WHERE asset = 'raw_x' ORDER BY ALL"
+        )
+        .fetchall()
+    )
     q = audit.read(root / "audit", audit.QUARANTINED)
-    quarantined = duckdb.connect().execute(
-        f"SELECT source_file, rule, row_number, record_key FROM {q} ORDER BY ALL").fetchall() if q else []
+    quarantined = (
+        duckdb.connect().execute(f"SELECT source_file, rule, row_number, record_key FROM {q} ORDER BY ALL").fetchall()
+        if q
+        else []
+    )
     rows = con.execute("SELECT * EXCLUDE (_ingested_at) FROM raw.product_usage ORDER BY ALL").fetchall()
     return results, quarantined, rows
 
@@ -99,8 +117,10 @@ def test_batched_verdicts_equal_validating_each_delivery_alone(tmp_path: Path) -
 
 def test_a_batch_too_dirty_to_list_falls_back_to_each_delivery_alone(tmp_path: Path) -> None:
     # every row of every file breaks a rule: more unexpected rows than all budgets together (100 per file)
-    dirty = {f"{m:02d}.csv": _usage_file(f"2026-{m:02d}-01", 150, 0, {i: {"channel": "fax"} for i in range(150)})
-             for m in (1, 2)}
+    dirty = {
+        f"{m:02d}.csv": _usage_file(f"2026-{m:02d}-01", 150, 0, {i: {"channel": "fax"} for i in range(150)})
+        for m in (1, 2)
+    }
     runs = _alone_and_batched(tmp_path, dirty)
     assert runs["batched"][0] == runs["alone"][0]
     assert all(v[0] == "rejected" and "accepted:channel" in v[1] for v in runs["batched"][0].values())

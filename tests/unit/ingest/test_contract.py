@@ -6,9 +6,16 @@ from pathlib import Path
 
 import duckdb
 
-from dagster_project.lib.settings import PROJECT_ROOT, DEMO_PII_KEY, key_id_for
-from dagster_project.defs.ingest.contract import (AMOUNT_CEILING_CNY, PII_COLUMNS, SOURCES, mask, missing_columns, ranged_columns,
-                                      unexpected_columns)
+from dagster_project.defs.ingest.contract import (
+    AMOUNT_CEILING_CNY,
+    PII_COLUMNS,
+    SOURCES,
+    mask,
+    missing_columns,
+    ranged_columns,
+    unexpected_columns,
+)
+from dagster_project.lib.settings import DEMO_PII_KEY, PROJECT_ROOT, key_id_for
 
 
 def test_every_source_has_required_keys_and_types() -> None:
@@ -22,7 +29,11 @@ def test_every_source_has_required_keys_and_types() -> None:
 def test_personal_data_is_never_kept_in_clear() -> None:
     clients = SOURCES["clients"]
     assert {c.name for c in clients.columns if c.pii == "drop"} == {
-        "legal_name", "registration_no", "contact_email", "contact_phone"}
+        "legal_name",
+        "registration_no",
+        "contact_email",
+        "contact_phone",
+    }
     for src in SOURCES.values():
         kept = {c.stored_name for c in src.kept}
         assert "client_id" not in kept and "account_id" not in kept
@@ -72,7 +83,10 @@ def _dbt_numeric_type() -> tuple[int, int]:
 
     root = Path(gp.__file__).parent
     text = (root / "macros" / "utils" / "data_types.sql").read_text()
-    m = re.search(r"default__type_numeric\(\)\s*%\}\s*\{\{\s*return\(api\.Column\.numeric_type\(\"numeric\",\s*(\d+),\s*(\d+)\)", text)
+    m = re.search(
+        r"default__type_numeric\(\)\s*%\}\s*\{\{\s*return\(api\.Column\.numeric_type\(\"numeric\",\s*(\d+),\s*(\d+)\)",
+        text,
+    )
     assert m, "dbt's default type_numeric macro changed"
     import dbt.include.duckdb as dd
 

@@ -1,36 +1,43 @@
 """Loading one delivery into the raw layer: upserts, idempotence, structural rejections (no Dagster)."""
 
 import json
+from datetime import date
 from pathlib import Path
 
 import duckdb
 import pytest
 
-from dagster_project.lib.settings import ConfigError
-from datetime import date
-
-from dagster_project.lib import audit
 from dagster_project.defs.ingest.landing import DeliveryRejected, check_key_id, ensure_raw_schema, pending_deliveries
 from dagster_project.defs.ingest.loading import Context, ingest_delivery
+from dagster_project.lib import audit
 from dagster_project.lib.pseudonymise import pseudonymise
+from dagster_project.lib.settings import ConfigError
 
 KEY = "unit-test-key"
-HEADER = ("client_id,legal_name,registration_no,contact_email,contact_phone,industry_code,province_code,"
-          "registered_capital,employee_count,annual_revenue,total_assets,founded_date,onboarding_date,"
-          "relationship_status,updated_at")
+HEADER = (
+    "client_id,legal_name,registration_no,contact_email,contact_phone,industry_code,province_code,"
+    "registered_capital,employee_count,annual_revenue,total_assets,founded_date,onboarding_date,"
+    "relationship_status,updated_at"
+)
 
 
 def client_row(cid: str, employees: str = "120", updated: str = "2026-01-01 09:00:00", name: str = "甲公司") -> str:
-    return (f"{cid},{name},91310000MA1FL1234X,x@y.cn,13800000000,C3411,31,1000000,{employees},5000000,"
-            f"8000000,2001-03-04,2010-05-06,active,{updated}")
-
-
-
+    return (
+        f"{cid},{name},91310000MA1FL1234X,x@y.cn,13800000000,C3411,31,1000000,{employees},5000000,"
+        f"8000000,2001-03-04,2010-05-06,active,{updated}"
+    )
 
 
 def make_ctx(root: Path, max_share: float = 0.01) -> Context:
-    return Context(key=KEY, run_id="run-1", asset="raw_clients", audit_dir=root / "audit", rejected_dir=root / "rejected",
-                   max_share=max_share, today=date(2026, 11, 26))
+    return Context(
+        key=KEY,
+        run_id="run-1",
+        asset="raw_clients",
+        audit_dir=root / "audit",
+        rejected_dir=root / "rejected",
+        max_share=max_share,
+        today=date(2026, 11, 26),
+    )
 
 
 @pytest.fixture()
@@ -89,13 +96,21 @@ def test_newest_updated_at_wins_regardless_of_file_order(env) -> None:
     assert rows[pseudonymise(KEY, "CL1")] == 500 and len(rows) == 2
 
 
-@pytest.mark.parametrize("header,lines,rule,column", [
-    (HEADER.replace(",employee_count", ""), [client_row("CL1").replace(",120,", ",", 1)], "missing_column", "employee_count"),
-    (HEADER, [client_row("CL1", employees="12x"), client_row("CL2")], "type", "employee_count"),
-    (HEADER, [client_row("CL1", updated="")], "required", "updated_at"),
-    (HEADER, [client_row("CL1"), client_row("CL1")], "unique_key", "client_key"),
-    (HEADER.replace(",", ";"), [client_row("CL1").replace(",", ";")], "missing_column", "client_id"),
-])
+@pytest.mark.parametrize(
+    "header,lines,rule,column",
+    [
+        (
+            HEADER.replace(",employee_count", ""),
+            [client_row("CL1").replace(",120,", ",", 1)],
+            "missing_column",
+            "employee_count",
+        ),
+        (HEADER, [client_row("CL1", employees="12x"), client_row("CL2")], "type", "employee_count"),
+        (HEADER, [client_row("CL1", updated="")], "required", "updated_at"),
+        (HEADER, [client_row("CL1"), client_row("CL1")], "unique_key", "client_key"),
+        (HEADER.replace(",", ";"), [client_row("CL1").replace(",", ";")], "missing_column", "client_id"),
+    ],
+)
 def test_structural_breach_rejects_whole_file(env, header, lines, rule, column) -> None:
     con, landing, root = env
     deliver(landing, "bad.csv", lines, header=header)
@@ -122,7 +137,9 @@ def test_rejection_names_rows_by_number_and_key_never_clear_id(env) -> None:
 
 def test_unreadable_file_is_rejected(env) -> None:
     con, landing, root = env
-    (landing / "clients" / "latin1.csv").write_bytes((HEADER + "\n" + client_row("CL1", name="Soci\xe9t\xe9")).encode("latin-1"))
+    (landing / "clients" / "latin1.csv").write_bytes(
+        (HEADER + "\n" + client_row("CL1", name="Soci\xe9t\xe9")).encode("latin-1")
+    )
     (landing / "clients" / "empty.csv").write_bytes(b"")
     errors = load_all(con, landing, root)
     assert len(errors) == 2 and all("rejected" in e for e in errors)

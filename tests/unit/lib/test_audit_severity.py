@@ -15,8 +15,12 @@ PKG = PROJECT_ROOT / "dagster_project"
 
 
 def _severities(audit_dir: Path) -> list[str]:
-    return [r[0] for r in duckdb.connect().execute(
-        f"SELECT DISTINCT severity FROM {audit.read(audit_dir, audit.DQ_RESULTS)} ORDER BY 1").fetchall()]
+    return [
+        r[0]
+        for r in duckdb.connect()
+        .execute(f"SELECT DISTINCT severity FROM {audit.read(audit_dir, audit.DQ_RESULTS)} ORDER BY 1")
+        .fetchall()
+    ]
 
 
 def test_dagster_check_severities_map_onto_the_vocabulary() -> None:
@@ -54,26 +58,44 @@ def test_the_python_writers_write_the_vocabulary(tmp_path: Path, monkeypatch: py
 def test_no_module_spells_a_severity_outside_the_vocabulary() -> None:
     """Every data-quality writer passes error/warning (or maps Dagster's with severity_of); only audit.py keeps
     the old spelling, to read older rows."""
-    offenders = [f"{p.relative_to(PROJECT_ROOT)}:{i}" for p in PKG.rglob("*.py") if p.name != "audit.py"
-                 for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
-                 if re.search(r"""["']warn["']|severity\.value\.lower\(\)""", line)]  # Dagster's WARN is fine
+    offenders = [
+        f"{p.relative_to(PROJECT_ROOT)}:{i}"
+        for p in PKG.rglob("*.py")
+        if p.name != "audit.py"
+        for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+        if re.search(r"""["']warn["']|severity\.value\.lower\(\)""", line)
+    ]  # Dagster's WARN is fine
     assert not offenders, offenders
-    writers = sorted(str(p.relative_to(PKG)) for p in PKG.rglob("*.py") if "DQ_RESULTS" in p.read_text(encoding="utf-8"))
-    assert writers == ["cli.py", "defs/ingest/loading.py", "defs/publish/assets.py", "defs/segmentation/training.py",
-                       "defs/transform/checks.py", "lib/audit.py"]  # each appends through audit.append_rows (checked)
+    writers = sorted(
+        str(p.relative_to(PKG)) for p in PKG.rglob("*.py") if "DQ_RESULTS" in p.read_text(encoding="utf-8")
+    )
+    assert writers == [
+        "cli.py",
+        "defs/ingest/loading.py",
+        "defs/publish/assets.py",
+        "defs/segmentation/training.py",
+        "defs/transform/checks.py",
+        "lib/audit.py",
+    ]  # each appends through audit.append_rows (checked)
 
 
 def test_rows_an_older_release_wrote_as_warn_read_as_warning(tmp_path: Path) -> None:
     folder = tmp_path / audit.DQ_RESULTS
     folder.mkdir()
-    old = folder / "20261101T000000000000-0ld0ld00.parquet"   # as published_warehouse wrote it before issue 24
-    duckdb.connect().execute(f"COPY (SELECT 'r0' AS run_id, 'published_warehouse' AS asset, 'dagster_asset_check' AS suite, "
-                             f"'deliveries_clean' AS rule, false AS success, 'warn' AS severity) TO '{old}' (FORMAT parquet)")
+    old = folder / "20261101T000000000000-0ld0ld00.parquet"  # as published_warehouse wrote it before issue 24
+    duckdb.connect().execute(
+        f"COPY (SELECT 'r0' AS run_id, 'published_warehouse' AS asset, 'dagster_asset_check' AS suite, "
+        f"'deliveries_clean' AS rule, false AS success, 'warn' AS severity) TO '{old}' (FORMAT parquet)"
+    )
     before = old.read_bytes()
-    audit.append_rows(tmp_path, audit.DQ_RESULTS, [audit.dq_result("r1", "a", "s", "rule", True, "warning"),
-                                                    audit.dq_result("r1", "a", "s", "other", True)])
+    audit.append_rows(
+        tmp_path,
+        audit.DQ_RESULTS,
+        [audit.dq_result("r1", "a", "s", "rule", True, "warning"), audit.dq_result("r1", "a", "s", "other", True)],
+    )
     assert _severities(tmp_path) == ["error", "warning"]
     con = duckdb.connect()
-    assert con.execute(f"SELECT run_id, severity FROM {audit.read(tmp_path, audit.DQ_RESULTS)} "
-                       f"WHERE rule = 'deliveries_clean'").fetchall() == [("r0", "warning")]
+    assert con.execute(
+        f"SELECT run_id, severity FROM {audit.read(tmp_path, audit.DQ_RESULTS)} WHERE rule = 'deliveries_clean'"
+    ).fetchall() == [("r0", "warning")]
     assert old.read_bytes() == before  # append-only: read as warning, never rewritten

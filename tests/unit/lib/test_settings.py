@@ -7,9 +7,13 @@ from dagster_project.lib.settings import load_settings
 
 
 def _meta(refits: int, thresholds: dict) -> dict:
-    return {"thresholds": {"min_segment_share": 0.02, "silhouette_floor": 0.2, "jaccard_floor": 0.6, **thresholds},
-            "segments": [{"segment_id": 1, "share": 0.5}, {"segment_id": 2, "share": 0.5}], "min_segment_share": 0.5,
-            "silhouette": 0.3, "stability": {"refits": refits, "mean_ari": 0.9, "jaccard": {"1": 0.9, "2": 0.9}}}
+    return {
+        "thresholds": {"min_segment_share": 0.02, "silhouette_floor": 0.2, "jaccard_floor": 0.6, **thresholds},
+        "segments": [{"segment_id": 1, "share": 0.5}, {"segment_id": 2, "share": 0.5}],
+        "min_segment_share": 0.5,
+        "silhouette": 0.3,
+        "stability": {"refits": refits, "mean_ari": 0.9, "jaccard": {"1": 0.9, "2": 0.9}},
+    }
 
 
 def test_production_defaults(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -43,8 +43,14 @@ def test_errors_of_the_work_are_raised_in_the_caller() -> None:
 
 
 def test_descendants_are_found_and_ended() -> None:
-    parent = subprocess.Popen([sys.executable, "-c", "import subprocess, sys, time; "
-                               "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); time.sleep(60)"])
+    parent = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import subprocess, sys, time; "
+            "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); time.sleep(60)",
+        ]
+    )
     try:
         deadline = time.monotonic() + 20
         while not stop.descendants(parent.pid) and time.monotonic() < deadline:
@@ -71,8 +77,12 @@ def test_leftovers_are_a_stopped_runs_temp_files_only(tmp_path: Path, monkeypatc
     for d in (versions, staging, spill):
         d.mkdir(parents=True)
     kept = [versions / "warehouse-v3.duckdb", s.build_path, s.warehouse_path, staging / "notes.txt"]
-    gone = [versions / ".warehouse-v4.duckdb.writing", staging / "product_usage_b0.duckdb",
-            staging / "product_usage_b0.duckdb.wal", spill / "duckdb_temp_storage-0.tmp"]
+    gone = [
+        versions / ".warehouse-v4.duckdb.writing",
+        staging / "product_usage_b0.duckdb",
+        staging / "product_usage_b0.duckdb.wal",
+        spill / "duckdb_temp_storage-0.tmp",
+    ]
     for p in kept + gone:
         p.write_text("x")
     found = stop.leftovers(s)

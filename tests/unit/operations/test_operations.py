@@ -1,4 +1,5 @@
-"""Operations: jobs, schedules, sensors, alerts and the run queue (the runs themselves: tests/e2e/test_operations_e2e.py)."""
+"""Operations: jobs, schedules, sensors, alerts and the run queue (the runs themselves:
+tests/e2e/test_operations_e2e.py)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import pytest
 os.environ.setdefault("LENDSEG_AUTOMATION", "off")
 
 # ======================================================================== definitions (fast)
+
 
 def test_jobs_select_stages_by_group_and_carry_the_writer_tag() -> None:
     from dagster_project.definitions import defs
@@ -44,7 +46,11 @@ def test_schedules_timezone_cron_and_automation_switch(monkeypatch: pytest.Monke
     monkeypatch.delenv("LENDSEG_MONTHLY_CRON", raising=False)
     monkeypatch.setenv("LENDSEG_AUTOMATION", "off")
     daily, monthly = sched.build_schedules()
-    assert (daily.job_name, daily.cron_schedule, daily.execution_timezone) == ("daily_refresh", "0 6 * * *", "Asia/Shanghai")
+    assert (daily.job_name, daily.cron_schedule, daily.execution_timezone) == (
+        "daily_refresh",
+        "0 6 * * *",
+        "Asia/Shanghai",
+    )
     assert (monthly.job_name, monthly.cron_schedule) == ("monthly_retrain", "0 8 1 * *")
     assert daily.default_status == dg.DefaultScheduleStatus.STOPPED
 
@@ -61,8 +67,8 @@ def test_schedules_timezone_cron_and_automation_switch(monkeypatch: pytest.Monke
 
 
 def test_published_warehouse_has_a_freshness_policy(monkeypatch: pytest.MonkeyPatch) -> None:
-    from dagster_project.defs.operations.alerts import published_freshness_policy
     from dagster_project.definitions import defs
+    from dagster_project.defs.operations.alerts import published_freshness_policy
 
     node = defs.resolve_asset_graph().get(dg.AssetKey("published_warehouse"))
     assert node.freshness_policy.fail_window.to_timedelta().total_seconds() == 36 * 3600
@@ -94,6 +100,7 @@ def test_instance_yaml_is_written_once_and_is_valid(tmp_path: Path) -> None:
 
 # ======================================================================== landing sensor (pure cursor logic)
 
+
 def _touch(path: Path, mtime_ns: int, text: str = "a,b\n1,2\n") -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
@@ -101,16 +108,22 @@ def _touch(path: Path, mtime_ns: int, text: str = "a,b\n1,2\n") -> None:
 
 
 def test_landing_cursor_logic(tmp_path: Path) -> None:
-    from dagster_project.defs.operations.sensors import (advance_cursor, batch_run_key, new_files, parse_cursor, scan_landing)
+    from dagster_project.defs.operations.sensors import (
+        advance_cursor,
+        batch_run_key,
+        new_files,
+        parse_cursor,
+        scan_landing,
+    )
 
     now = time.time_ns()
     old = now - 3600 * 10**9
     _touch(tmp_path / "clients" / "clients_2026-01.csv", old)
     _touch(tmp_path / "credit_bureau" / "cb_2026q1.parquet", old + 1)
-    _touch(tmp_path / "clients" / ".clients_tmp.csv", old)        # hidden: ignored
-    _touch(tmp_path / "clients" / "notes.txt", old)               # not a delivery format
-    _touch(tmp_path / "other" / "x.csv", old)                     # not a source folder
-    _touch(tmp_path / "clients" / "clients_2026-02.csv", now)     # still settling
+    _touch(tmp_path / "clients" / ".clients_tmp.csv", old)  # hidden: ignored
+    _touch(tmp_path / "clients" / "notes.txt", old)  # not a delivery format
+    _touch(tmp_path / "other" / "x.csv", old)  # not a source folder
+    _touch(tmp_path / "clients" / "clients_2026-02.csv", now)  # still settling
     sources = ("clients", "credit_bureau", "product_usage")
 
     files = scan_landing(tmp_path, sources, now_ns=now, settle_s=30)
@@ -141,7 +154,9 @@ def test_landing_cursor_logic(tmp_path: Path) -> None:
     assert "credit_bureau/cb_2026q1.parquet" not in parse_cursor(advance_cursor(parse_cursor(cursor2), batch3, files3))
 
 
-def test_landing_sensor_requests_once_and_waits_while_a_writer_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_landing_sensor_requests_once_and_waits_while_a_writer_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from dagster_project.defs.operations.sensors import active_writing_runs, landing_sensor, writer_lock_is_held
 
     monkeypatch.setenv("LENDSEG_DATA_DIR", str(tmp_path / "data"))
@@ -162,18 +177,21 @@ def test_landing_sensor_requests_once_and_waits_while_a_writer_runs(tmp_path: Pa
 
         # a daily_refresh run is waiting to start: new files wait, the cursor does not move
         _touch(landing / "product_usage" / "usage_b.csv", time.time_ns() - 10**9)
-        run = instance.add_run(dg.DagsterRun(job_name="daily_refresh", run_id=str(uuid.uuid4()),
-                                             status=dg.DagsterRunStatus.NOT_STARTED))
+        run = instance.add_run(
+            dg.DagsterRun(job_name="daily_refresh", run_id=str(uuid.uuid4()), status=dg.DagsterRunStatus.NOT_STARTED)
+        )
         waiting = landing_sensor(dg.build_sensor_context(instance=instance, cursor=cursor))
         assert isinstance(waiting, dg.SkipReason) and run.run_id in waiting.skip_message
 
         # a run on record as STARTED long ago while nobody holds the writer lock (killed) does not block
-        started = instance.add_run(dg.DagsterRun(job_name="full_rebuild", run_id=str(uuid.uuid4()),
-                                                 status=dg.DagsterRunStatus.STARTED))
+        started = instance.add_run(
+            dg.DagsterRun(job_name="full_rebuild", run_id=str(uuid.uuid4()), status=dg.DagsterRunStatus.STARTED)
+        )
         lock = tmp_path / "data" / "build" / "writer.lock"
         active, orphaned = active_writing_runs(instance, lock, now=time.time() + 3600)
         assert started.run_id in orphaned and started.run_id not in active
         from dagster_project.lib.warehouse import writer_lock
+
         with writer_lock(lock):
             assert writer_lock_is_held(lock)
             active, orphaned = active_writing_runs(instance, lock, now=time.time() + 3600)
@@ -189,15 +207,20 @@ def test_landing_sensor_requests_once_and_waits_while_a_writer_runs(tmp_path: Pa
 
 # ======================================================================== failure alerts
 
-def test_failure_alert_record_has_the_fields_and_no_clear_identifier(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+
+def test_failure_alert_record_has_the_fields_and_no_clear_identifier(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from dagster_project.defs.operations.alerts import pipeline_failure_alert, redact
 
     monkeypatch.setenv("LENDSEG_DATA_DIR", str(tmp_path / "data"))
 
     @dg.op
     def load_clients():
-        raise ValueError("Conversion Error: could not convert 'Shenzhen Acme Ltd' (client CL00001234, "
-                         "reg 91440300MA5FXXXX1T, ops@acme.cn, 13800138000, 深圳市某某科技有限公司) in clients_2026-01.csv")
+        raise ValueError(
+            "Conversion Error: could not convert 'Shenzhen Acme Ltd' (client CL00001234, "
+            "reg 91440300MA5FXXXX1T, ops@acme.cn, 13800138000, 深圳市某某科技有限公司) in clients_2026-01.csv"
+        )
 
     @dg.job
     def failing_job():
@@ -208,8 +231,9 @@ def test_failure_alert_record_has_the_fields_and_no_clear_identifier(tmp_path: P
         assert not result.success
         run = instance.get_run_by_id(result.run_id)
         failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.RUN_FAILURE)
-        ctx = dg.build_run_status_sensor_context(sensor_name="pipeline_failure_alert", dagster_event=failure,
-                                                 dagster_instance=instance, dagster_run=run).for_run_failure()
+        ctx = dg.build_run_status_sensor_context(
+            sensor_name="pipeline_failure_alert", dagster_event=failure, dagster_instance=instance, dagster_run=run
+        ).for_run_failure()
         pipeline_failure_alert(ctx)
 
     files = list((tmp_path / "data" / "audit" / "pipeline_alerts").glob("*.jsonl"))

@@ -23,12 +23,17 @@ def _ledger(build: Path, files: list[Path]) -> None:
     ensure_raw_schema(con)
     for f in files:
         st = f.stat()
-        con.execute("INSERT INTO raw._deliveries (source, file_name, checksum, file_size, file_mtime_ns) "
-                    "VALUES (?, ?, 'x', ?, ?)", [f.parent.name, f.name, st.st_size, st.st_mtime_ns])
+        con.execute(
+            "INSERT INTO raw._deliveries (source, file_name, checksum, file_size, file_mtime_ns) "
+            "VALUES (?, ?, 'x', ?, ?)",
+            [f.parent.name, f.name, st.st_size, st.st_mtime_ns],
+        )
     con.close()
 
 
-def test_sensor_requests_no_run_for_files_already_in_the_ledger(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_sensor_requests_no_run_for_files_already_in_the_ledger(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from dagster_project.defs.operations.sensors import landing_sensor, parse_cursor
     from dagster_project.lib.warehouse import writer_lock
 
@@ -41,7 +46,7 @@ def test_sensor_requests_no_run_for_files_already_in_the_ledger(tmp_path: Path, 
     loaded = [data / "landing" / "clients" / "clients_a.csv", data / "landing" / "credit_bureau" / "bureau_a.csv"]
     for f in loaded:
         _touch(f, old)
-    _ledger(data / "build" / "build.duckdb", loaded)   # a headless `lendseg run` loaded both before the daemon started
+    _ledger(data / "build" / "build.duckdb", loaded)  # a headless `lendseg run` loaded both before the daemon started
 
     with dg.instance_for_test() as instance:
         first = landing_sensor(dg.build_sensor_context(instance=instance, cursor=None))

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import duckdb
 import pytest
-
 from conftest import LENDSEG
+
 from dagster_project.defs.publish.checks import manifest_mismatches, published_table_counts
 from dagster_project.defs.publish.files import PUBLISH_TABLES, publish, tables_in, versions
 
@@ -22,14 +22,23 @@ def data(tmp_path: Path) -> Path:
     data = tmp_path / "data"
     (data / "build").mkdir(parents=True)
     con = duckdb.connect(str(data / "build" / "build.duckdb"))
-    con.execute("CREATE SCHEMA marts; CREATE SCHEMA app; CREATE SCHEMA ml; "
-                "CREATE TABLE marts.dim_client AS SELECT range AS n FROM range(3); "
-                "CREATE TABLE app.segment_policy AS SELECT 1 AS segment_id; "
-                "CREATE TABLE ml.model_registry AS SELECT 'm0001' AS version")
+    con.execute(
+        "CREATE SCHEMA marts; CREATE SCHEMA app; CREATE SCHEMA ml; "
+        "CREATE TABLE marts.dim_client AS SELECT range AS n FROM range(3); "
+        "CREATE TABLE app.segment_policy AS SELECT 1 AS segment_id; "
+        "CREATE TABLE ml.model_registry AS SELECT 'm0001' AS version"
+    )
     con.close()
     for run in ("run-1", "run-2"):
-        publish(data / "build" / "build.duckdb", data / "warehouse.duckdb", data / "published_versions",
-                data / "audit", run, checks_passed=["a", "b"], memory_limit="1GB")
+        publish(
+            data / "build" / "build.duckdb",
+            data / "warehouse.duckdb",
+            data / "published_versions",
+            data / "audit",
+            run,
+            checks_passed=["a", "b"],
+            memory_limit="1GB",
+        )
     return data
 
 
@@ -66,7 +75,9 @@ def test_list_publish_info_manifest_and_file_count_the_same_tables(data: Path) -
     assert set(PUBLISH_TABLES) <= set(current.manifest["row_counts"])
     # holds_manifest_tables compares the file with the manifest: publish_info and publish_manifest included
     assert manifest_mismatches(in_file, current.manifest["row_counts"], set(in_file)) == {
-        "missing_tables": [], "row_count_mismatches": []}
+        "missing_tables": [],
+        "row_count_mismatches": [],
+    }
     # a version published before the two were in the manifest still counts them (the file held them)
     old = {t: n for t, n in current.manifest["row_counts"].items() if t not in PUBLISH_TABLES}
     assert tables_in(old) == 9
@@ -75,7 +86,7 @@ def test_list_publish_info_manifest_and_file_count_the_same_tables(data: Path) -
 @pytest.mark.parametrize("args", [("--rollback", "v999999"), ("--rollback", "latest"), ("--rollback", "v1; rm")])
 def test_a_refused_rollback_changes_nothing_on_disk(data: Path, args: tuple[str, ...]) -> None:
     lock = data / "build" / "writer.lock"
-    lock.write_text("pid=4242\n")   # the last writer's pid, as a run leaves it
+    lock.write_text("pid=4242\n")  # the last writer's pid, as a run leaves it
     before = _snapshot(data)
     proc = _lendseg(data, "publish", *args)
     assert proc.returncode == 2 and proc.stdout == ""
@@ -84,16 +95,16 @@ def test_a_refused_rollback_changes_nothing_on_disk(data: Path, args: tuple[str,
 
 
 def test_no_earlier_version_and_no_versions_are_refused_without_creating_anything(data: Path, tmp_path: Path) -> None:
-    assert _lendseg(data, "publish", "--rollback").returncode == 0             # v000002 -> v000001
+    assert _lendseg(data, "publish", "--rollback").returncode == 0  # v000002 -> v000001
     before = _snapshot(data)
-    proc = _lendseg(data, "publish", "--rollback")                            # nothing before v000001
+    proc = _lendseg(data, "publish", "--rollback")  # nothing before v000001
     assert proc.returncode == 2 and proc.stderr == "rollback refused: there is no earlier version to roll back to\n"
     assert _snapshot(data) == before
     empty = tmp_path / "empty" / "data"
     empty.mkdir(parents=True)
     proc = _lendseg(empty, "publish", "--rollback", "v000001")
     assert proc.returncode == 2 and "no published versions" in proc.stderr
-    assert list(empty.iterdir()) == []                                        # no build/ folder, no writer.lock
+    assert list(empty.iterdir()) == []  # no build/ folder, no writer.lock
 
 
 def test_a_rollback_by_name_swaps_the_version_in(data: Path) -> None:

@@ -21,7 +21,9 @@ def published_file(tmp_path: Path) -> Path:
     path.parent.mkdir()
     con = duckdb.connect()
     con.execute(f"ATTACH '{path}' AS pub (STORAGE_VERSION '{STORAGE_VERSION}')")
-    con.execute("CREATE SCHEMA pub.marts; CREATE TABLE pub.marts.dim_client AS SELECT 'k' AS client_key, NULL::INT AS n")
+    con.execute(
+        "CREATE SCHEMA pub.marts; CREATE TABLE pub.marts.dim_client AS SELECT 'k' AS client_key, NULL::INT AS n"
+    )
     con.execute("DETACH pub")
     con.close()
     return path
@@ -29,8 +31,14 @@ def published_file(tmp_path: Path) -> Path:
 
 def _warehouse(path: Path) -> Warehouse:
     data = path.parent
-    return Warehouse(data_dir=str(data), landing_dir=str(data / "landing"), warehouse_path=str(path),
-                     build_path=str(data / "build" / "build.duckdb"), memory_limit="1GB", threads=1)
+    return Warehouse(
+        data_dir=str(data),
+        landing_dir=str(data / "landing"),
+        warehouse_path=str(path),
+        build_path=str(data / "build" / "build.duckdb"),
+        memory_limit="1GB",
+        threads=1,
+    )
 
 
 def test_the_cli_is_the_one_beside_this_python_and_is_installed() -> None:
@@ -45,8 +53,9 @@ def test_a_published_file_opens_read_only_in_the_cli(published_file: Path) -> No
     assert isinstance(result, dg.AssetCheckResult) and result.passed
 
 
-def test_a_missing_cli_fails_the_check_with_a_clear_message(published_file: Path, tmp_path: Path,
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_missing_cli_fails_the_check_with_a_clear_message(
+    published_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     ok, meta = open_read_only(published_file, cli=tmp_path / "nowhere" / "duckdb")
     assert not ok and "DuckDB CLI is not installed" in meta["problem"] and "duckdb-cli==1.5.6" in meta["problem"]
     # the check itself, in a Python whose bin folder has no duckdb (as with a venv made without duckdb-cli)

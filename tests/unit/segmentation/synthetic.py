@@ -10,13 +10,46 @@ import pandas as pd
 from dagster_project.defs.segmentation.features import PRODUCTS
 
 GROUPS = {  # name: (revenue, section, risk, grade, band, size, stage, products {share}, term, score, online share)
-    "manufacturers": (5e9, "C", "standard", "R1", "prime", "large", "established",
-                      {"term_loan": 0.6, "project_finance": 0.4}, 96, 810, 0.1),
-    "tech": (2e7, "I", "standard", "R4", "near_prime", "small", "growth", {"ip_pledge_loan": 0.7,
-                                                                        "revolving_credit": 0.3}, 24, 700, 0.6),
+    "manufacturers": (
+        5e9,
+        "C",
+        "standard",
+        "R1",
+        "prime",
+        "large",
+        "established",
+        {"term_loan": 0.6, "project_finance": 0.4},
+        96,
+        810,
+        0.1,
+    ),
+    "tech": (
+        2e7,
+        "I",
+        "standard",
+        "R4",
+        "near_prime",
+        "small",
+        "growth",
+        {"ip_pledge_loan": 0.7, "revolving_credit": 0.3},
+        24,
+        700,
+        0.6,
+    ),
     "traders": (1e6, "F", "standard", "R6", "subprime", "micro", "startup", {"trade_finance": 1.0}, 6, 620, 0.9),
-    "builders": (1e8, "E", "high", "D", "default", "medium", "established", {"project_finance": 0.8,
-                                                                           "term_loan": 0.2}, 150, 560, 0.05),
+    "builders": (
+        1e8,
+        "E",
+        "high",
+        "D",
+        "default",
+        "medium",
+        "established",
+        {"project_finance": 0.8, "term_loan": 0.2},
+        150,
+        560,
+        0.05,
+    ),
 }
 
 
@@ -31,12 +64,14 @@ def synthetic(n: int = 600, seed: int = 0, secret: str = "key-a", small_group: f
     names = list(GROUPS)
     g = rng.integers(0, len(names), n)
     small = rng.random(n) < small_group
-    rows = {c: [] for c in ("annual_revenue", "section", "risk", "grade", "band", "size", "stage", "term", "score",
-                            "online")}
+    rows = {
+        c: []
+        for c in ("annual_revenue", "section", "risk", "grade", "band", "size", "stage", "term", "score", "online")
+    }
     shares = np.zeros((n, len(PRODUCTS)))
     for i, gi in enumerate(g):
         rev, sec, risk, grade, band, size, stage, prods, term, score, online = GROUPS[names[gi]]
-        for col, v in zip(rows, (rev, sec, risk, grade, band, size, stage, term, score, online)):
+        for col, v in zip(rows, (rev, sec, risk, grade, band, size, stage, term, score, online), strict=False):
             rows[col].append(v)
         for p, s in prods.items():
             shares[i, PRODUCTS.index(p)] = s

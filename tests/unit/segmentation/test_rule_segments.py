@@ -20,7 +20,8 @@ def test_the_seed_follows_the_documented_id_rule_and_covers_every_combination() 
     for r in rows:
         assert int(r["segment_id"]) == -(10 * int(r["size_rank"]) + int(r["risk_rank"]))
     assert {(r["size_class"], r["industry_risk_class"]) for r in rows} == set(
-        itertools.product(rules.SIZE_CLASSES, rules.RISK_CLASSES))
+        itertools.product(rules.SIZE_CLASSES, rules.RISK_CLASSES)
+    )
     assert rules.SIZE_CLASSES == ("large", "medium", "small", "micro", "unknown")
     assert rules.RISK_CLASSES == ("standard", "elevated", "high", "unknown")
     assert rules.rule_segment_id("large", "high") == -13  # the example of the docs
@@ -35,8 +36,9 @@ def test_python_and_sql_give_every_client_the_same_rule_segment() -> None:
     con = duckdb.connect()
     con.execute("CREATE TABLE c (size_class VARCHAR, industry_risk_class VARCHAR)")
     con.executemany("INSERT INTO c VALUES (?, ?)", combos)
-    got = con.execute(f"SELECT size_class, industry_risk_class, {rules.sql_expr('size_class', 'industry_risk_class')} "
-                      "FROM c").fetchall()
+    got = con.execute(
+        f"SELECT size_class, industry_risk_class, {rules.sql_expr('size_class', 'industry_risk_class')} FROM c"
+    ).fetchall()
     assert len(got) == len(combos)
     for size, risk, sql_id in got:
         assert sql_id == rules.rule_segment_id(size, risk), (size, risk)

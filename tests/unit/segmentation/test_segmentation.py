@@ -4,12 +4,11 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.metrics import adjusted_rand_score
+from synthetic import synthetic
 
 from dagster_project.defs.segmentation import features as feat
 from dagster_project.defs.segmentation import model as seg
-from dagster_project.defs.segmentation import naming
-from dagster_project.defs.segmentation import selection
-from synthetic import synthetic
+from dagster_project.defs.segmentation import naming, selection
 
 
 def space(df: pd.DataFrame) -> tuple[feat.DimensionScaler, np.ndarray, pd.DataFrame]:
@@ -64,8 +63,12 @@ def test_selection_recovers_groups_reproducibly_and_passes_its_own_checks() -> N
 
 def test_a_small_distinct_group_is_dissolved_not_a_veto() -> None:
     rng = np.random.default_rng(0)
-    blobs = np.r_[rng.normal(0, 0.3, (330, 2)), rng.normal((5, 0), 0.3, (330, 2)), rng.normal((0, 5), 0.3, (330, 2)),
-                  rng.normal((20, 20), 0.3, (10, 2))]
+    blobs = np.r_[
+        rng.normal(0, 0.3, (330, 2)),
+        rng.normal((5, 0), 0.3, (330, 2)),
+        rng.normal((0, 5), 0.3, (330, 2)),
+        rng.normal((20, 20), 0.3, (10, 2)),
+    ]
     centers = seg.fit_centers(blobs, 4)
     lab = seg.distances(blobs, centers).argmin(axis=1)
     assert len(centers) == 3, "the 1 % group does not become a segment under the 2 % share rule"
@@ -135,8 +138,14 @@ def test_names_say_what_a_banker_needs_without_twins_or_repeated_words() -> None
     named = naming.name_segments(prof)
     names = {s: n for s, (n, _) in named.items()}
     # each group's own industry and product (planted in synthetic.GROUPS) is among its largest contrasts
-    for s, (noun, product) in enumerate([("manufacturers", "term loans"), ("tech companies", "IP-pledge loans"),
-                                         ("traders", "trade finance"), ("builders", "project finance")]):
+    for s, (noun, product) in enumerate(
+        [
+            ("manufacturers", "term loans"),
+            ("tech companies", "IP-pledge loans"),
+            ("traders", "trade finance"),
+            ("builders", "project finance"),
+        ]
+    ):
         assert noun in names[s] and product in names[s], names[s]
     assert len(set(names.values())) == 4
     for n in names.values():
@@ -150,25 +159,45 @@ def _profile(segments: dict[int, dict[tuple[str, str], float]], sizes: dict[int,
     """A hand-made profile (naming.COLUMNS): numeric features by their mean normal score, categories by share."""
     total = sum(sizes.values())
     rows = []
-    for (feature, category) in {fc for attrs in segments.values() for fc in attrs}:
+    for feature, category in {fc for attrs in segments.values() for fc in attrs}:
         pop = sum(segments[s].get((feature, category), 0.0) * sizes[s] for s in segments) / total
         for s, attrs in segments.items():
             v = attrs.get((feature, category), 0.0)
-            rows.append({"segment": s, "feature": feature, "category": category, "stat": "share" if category else "mean",
-                         "segment_value": v if category else 0.5 + v / 4, "population_value": pop if category else 0.5,
-                         "difference": v - pop if category else v})
-    rows += [{"segment": s, "feature": "clients", "category": "", "stat": "count", "segment_value": float(n),
-              "population_value": float(total), "difference": n / total} for s, n in sizes.items()]
+            rows.append(
+                {
+                    "segment": s,
+                    "feature": feature,
+                    "category": category,
+                    "stat": "share" if category else "mean",
+                    "segment_value": v if category else 0.5 + v / 4,
+                    "population_value": pop if category else 0.5,
+                    "difference": v - pop if category else v,
+                }
+            )
+    rows += [
+        {
+            "segment": s,
+            "feature": "clients",
+            "category": "",
+            "stat": "count",
+            "segment_value": float(n),
+            "population_value": float(total),
+            "difference": n / total,
+        }
+        for s, n in sizes.items()
+    ]
     return pd.DataFrame(rows)[naming.COLUMNS]
 
 
 def test_a_word_most_segments_share_is_left_out_and_twins_get_their_next_contrast() -> None:
     # three of four segments are mostly small firms: the old rule (size class of >= 50 %) named each of them "small"
     small, large = ("size_class", "small"), ("size_class", "large")
-    segs = {1: {small: 0.8, large: 0.1, ("industry_section", "C"): 0.7, ("avg_utilisation_12m", ""): 1.2},
-            2: {small: 0.8, large: 0.1, ("industry_section", "F"): 0.7, ("secured_limit_share", ""): 1.0},
-            3: {small: 0.8, large: 0.1, ("industry_section", "I"): 0.7, ("online_share_12m", ""): 1.1},
-            4: {small: 0.1, large: 0.9, ("industry_section", "E"): 0.7, ("firm_age_months", ""): 0.9}}
+    segs = {
+        1: {small: 0.8, large: 0.1, ("industry_section", "C"): 0.7, ("avg_utilisation_12m", ""): 1.2},
+        2: {small: 0.8, large: 0.1, ("industry_section", "F"): 0.7, ("secured_limit_share", ""): 1.0},
+        3: {small: 0.8, large: 0.1, ("industry_section", "I"): 0.7, ("online_share_12m", ""): 1.1},
+        4: {small: 0.1, large: 0.9, ("industry_section", "E"): 0.7, ("firm_age_months", ""): 0.9},
+    }
     named = naming.name_segments(_profile(segs, {1: 300, 2: 300, 3: 300, 4: 100}))
     names = {s: n for s, (n, _) in named.items()}
     assert not any("small" in n for n in names.values()), names
@@ -177,9 +206,12 @@ def test_a_word_most_segments_share_is_left_out_and_twins_get_their_next_contras
     assert "utilisation (12 m)" in named[1][1] and "pts above other segments" in named[1][1], named[1][1]
     # twins: the same industry, size and product, told apart by the next contrast of each (tenor / channel)
     twin = {("industry_section", "C"): 0.9, large: 0.9, ("limit_share_term_loan", ""): 1.5}
-    segs = {1: twin | {("limit_weighted_term_months", ""): 0.6},
-            2: twin | {("online_share_12m", ""): 0.6},
-            3: {("industry_section", "F"): 0.9, small: 0.9}, 4: {("industry_section", "I"): 0.9, small: 0.9}}
+    segs = {
+        1: twin | {("limit_weighted_term_months", ""): 0.6},
+        2: twin | {("online_share_12m", ""): 0.6},
+        3: {("industry_section", "F"): 0.9, small: 0.9},
+        4: {("industry_section", "I"): 0.9, small: 0.9},
+    }
     names = {s: n for s, (n, _) in naming.name_segments(_profile(segs, {s: 250 for s in segs})).items()}
     assert len(set(names.values())) == 4, names
     assert names[1] == "large manufacturers · term loans · long-tenor", names

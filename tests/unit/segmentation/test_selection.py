@@ -9,11 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.metrics import silhouette_score
+from synthetic import synthetic
 
 from dagster_project.defs.segmentation import features as feat
 from dagster_project.defs.segmentation import model as seg
 from dagster_project.defs.segmentation import selection
-from synthetic import synthetic
 
 
 def reference_select_k(z: np.ndarray, k_range: tuple[int, int], refits: int, seed: int = seg.SEED):
@@ -28,16 +28,37 @@ def reference_select_k(z: np.ndarray, k_range: tuple[int, int], refits: int, see
             quick = seg.clusterboot(z, centers, k, min(seg.SCREEN_REFITS, refits), seed=seed)
             stab = quick
             if min(quick.jaccard.values()) >= seg.SCREEN_JACCARD and refits > seg.SCREEN_REFITS:
-                stab = seg.clusterboot(z, centers, k, refits, seed=seed, first=seg.SCREEN_REFITS,
-                                       earlier=quick.per_refit, earlier_ari=quick.per_refit_ari)
-            sil = float(silhouette_score(z, lab, sample_size=min(len(z), 3000), random_state=seed)) \
-                if len(set(lab)) > 1 else -1.0
+                stab = seg.clusterboot(
+                    z,
+                    centers,
+                    k,
+                    refits,
+                    seed=seed,
+                    first=seg.SCREEN_REFITS,
+                    earlier=quick.per_refit,
+                    earlier_ari=quick.per_refit_ari,
+                )
+            sil = (
+                float(silhouette_score(z, lab, sample_size=min(len(z), 3000), random_state=seed))
+                if len(set(lab)) > 1
+                else -1.0
+            )
             share = float(np.bincount(lab, minlength=len(centers)).min() / len(z))
             mj = min(stab.jaccard.values())
-            rows.append({"k": k, "segments": len(centers), "silhouette": sil, "min_share": share, "min_jaccard": mj,
-                         "mean_jaccard": float(np.mean(list(stab.jaccard.values()))), "refits": stab.refits,
-                         "admissible": bool(stab.refits >= refits and mj >= seg.JACCARD_FLOOR
-                                            and share >= seg.MIN_SEGMENT_SHARE)})
+            rows.append(
+                {
+                    "k": k,
+                    "segments": len(centers),
+                    "silhouette": sil,
+                    "min_share": share,
+                    "min_jaccard": mj,
+                    "mean_jaccard": float(np.mean(list(stab.jaccard.values()))),
+                    "refits": stab.refits,
+                    "admissible": bool(
+                        stab.refits >= refits and mj >= seg.JACCARD_FLOOR and share >= seg.MIN_SEGMENT_SHARE
+                    ),
+                }
+            )
             fits[k] = (centers, stab, sil)
     curve = pd.DataFrame(rows)
     pool = curve[curve.admissible]
@@ -105,8 +126,9 @@ def test_the_fast_selection_refits_less_where_the_choice_is_clear() -> None:
     full = selection.select_k(z, (3, 8), refits=20, fast=False).curve.set_index("k")
     assert fast.refits.to_dict() == {3: 0, 4: 20, 5: 0, 6: 0, 7: 0, 8: 0} and full.refits.sum() == 120
     assert np.isnan(fast.min_jaccard[3]), "3 segments cannot beat 4 at a lower silhouette"
-    assert full.admissible[5] and full.silhouette[5] < full.silhouette[4] - seg.SILHOUETTE_TOLERANCE, \
+    assert full.admissible[5] and full.silhouette[5] < full.silhouette[4] - seg.SILHOUETTE_TOLERANCE, (
         "k = 5 is stable, but below the silhouette band of k = 4: not refitted"
+    )
     z = blobs(1, SEVEN, n=500, spread=2.0)
     bound = selection.select_k(z, (4, 9), refits=20).curve.set_index("k")
     assert (~bound.refits.isin([0, seg.SCREEN_REFITS, 20])).any(), "a k stopped as soon as it cannot change the choice"

@@ -3,7 +3,6 @@ pseudonymisation key, and every client's reasons are the ones its centroid's con
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 
@@ -11,14 +10,13 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+from synthetic import synthetic
 
 from dagster_project.defs.segmentation import features as feat
-from dagster_project.defs.segmentation import model as seg
 from dagster_project.defs.segmentation import reasons
 from dagster_project.defs.segmentation.registry import champion, load_meta, load_pipeline, model_dir
 from dagster_project.defs.segmentation.scoring import score_all
 from dagster_project.lib.settings import load_settings
-from synthetic import synthetic
 
 
 def build(root: Path, df: pd.DataFrame, monkeypatch: pytest.MonkeyPatch):
@@ -103,13 +101,19 @@ def test_reasons_are_the_centroid_contributions_in_words(tmp_path: Path, monkeyp
         assert row.runner_up_margin == pytest.approx(d[runner] - d[own])
         if f.categorical:
             own_value = str(x[top].iloc[i])
-            p = profile[(profile.segment == lut[own]) & (profile.feature == top) & (profile.category == own_value)].iloc[0]
-            expected = (f"{f.label} {own_value} (segment {fmt('share', p.segment_value)}, "
-                        f"all clients {fmt('share', p.population_value)})")
+            p = profile[
+                (profile.segment == lut[own]) & (profile.feature == top) & (profile.category == own_value)
+            ].iloc[0]
+            expected = (
+                f"{f.label} {own_value} (segment {fmt('share', p.segment_value)}, "
+                f"all clients {fmt('share', p.population_value)})"
+            )
         elif f.unit in ("share", "months", "ratio", "score", "count", "days", "employees"):
             p = profile[(profile.segment == lut[own]) & (profile.feature == top) & (profile.category == "")].iloc[0]
-            expected = (f"{f.label} {fmt(f.unit, float(x[top].iloc[i]))} (segment {fmt(f.unit, p.segment_value)}, "
-                        f"all clients {fmt(f.unit, p.population_value)})")
+            expected = (
+                f"{f.label} {fmt(f.unit, float(x[top].iloc[i]))} (segment {fmt(f.unit, p.segment_value)}, "
+                f"all clients {fmt(f.unit, p.population_value)})"
+            )
         else:
             continue
         assert row.reason_1 == expected

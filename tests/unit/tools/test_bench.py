@@ -1,7 +1,6 @@
 """The benchmark script's helpers (the smoke run: tests/e2e/test_bench_e2e.py)."""
 
 import os
-
 from pathlib import Path
 
 from dagster_project.tools.bench import _step_group, bench_env, path_variables, tree_rss_mb
@@ -19,11 +18,21 @@ def test_step_groups() -> None:
 
 def test_bench_env_points_every_location_into_the_bench_folder(tmp_path: Path) -> None:
     names = path_variables()
-    assert {"LENDSEG_DATA_DIR", "LENDSEG_LANDING_DIR", "LENDSEG_WAREHOUSE_PATH", "LENDSEG_BUILD_PATH",
-            "LENDSEG_MODEL_DIR"} <= set(names)
+    assert {
+        "LENDSEG_DATA_DIR",
+        "LENDSEG_LANDING_DIR",
+        "LENDSEG_WAREHOUSE_PATH",
+        "LENDSEG_BUILD_PATH",
+        "LENDSEG_MODEL_DIR",
+    } <= set(names)
     sentinel = {n: f"/sentinel/{n}" for n in names}
-    inherited = {**sentinel, "LENDSEG_PII_KEY": "real-key", "DAGSTER_HOME": "/sentinel/home",
-                 "LENDSEG_DUCKDB_MEMORY_LIMIT": "3GB", "PATH": "/usr/bin"}
+    inherited = {
+        **sentinel,
+        "LENDSEG_PII_KEY": "real-key",
+        "DAGSTER_HOME": "/sentinel/home",
+        "LENDSEG_DUCKDB_MEMORY_LIMIT": "3GB",
+        "PATH": "/usr/bin",
+    }
     env = bench_env(inherited, tmp_path / "data", tmp_path / "home")
     assert not [k for k, v in env.items() if "/sentinel/" in v]
     assert env["LENDSEG_DATA_DIR"] == str(tmp_path / "data") and env["DAGSTER_HOME"] == str(tmp_path / "home")

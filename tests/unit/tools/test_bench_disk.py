@@ -28,7 +28,12 @@ def test_refuses_in_one_line_when_free_disk_is_short(tmp_path: Path, monkeypatch
     with pytest.raises(bench.BenchRefused) as err:
         bench.check_disk(1_000_000, 24, tmp_path, "20GB")
     msg = str(err.value)
-    assert "\n" not in msg and "44.0 GB" in msg and "10.0 GB are free" in msg and "LENDSEG_DUCKDB_MAX_TEMP_SIZE=20GB" in msg
+    assert (
+        "\n" not in msg
+        and "44.0 GB" in msg
+        and "10.0 GB are free" in msg
+        and "LENDSEG_DUCKDB_MAX_TEMP_SIZE=20GB" in msg
+    )
 
 
 def test_a_failed_run_leaves_its_logs_where_the_report_goes(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""The increment bench's deliveries (bench_increment.py) and the floor's bare increment (bench_floor.run_floor_increment),
+"""The increment bench's deliveries (bench_increment.py) and the floor's bare increment
+(bench_floor.run_floor_increment),
 on a small generated delivery set; the timed runs themselves are the bench's, never asserted in tests."""
 
 from datetime import date
@@ -28,7 +29,10 @@ def _names(folder: Path) -> set[str]:
 
 
 def test_the_last_month_is_the_increment_and_the_client_master_goes_to_the_first_load(parts: Path) -> None:
-    assert _names(parts / "increment") == {"product_usage/product_usage_202609.csv", "credit_bureau/credit_bureau_202609.csv"}
+    assert _names(parts / "increment") == {
+        "product_usage/product_usage_202609.csv",
+        "credit_bureau/credit_bureau_202609.csv",
+    }
     first = _names(parts / "first")
     assert "clients/clients_202608.csv" in first and "clients/clients_202609.csv" not in first
     assert {f"product_usage/product_usage_2026{m:02d}.csv" for m in (6, 7, 8)} <= first
@@ -44,7 +48,8 @@ def test_client_changes_and_mid_month_reports_are_a_small_valid_delivery(parts: 
     assert 0 < n < total / 4  # about 10 % of 300
     changed = con.execute(f"""SELECT count(*) FILTER (WHERE c.employee_count = o.employee_count + 1),
                                      count(*) FILTER (WHERE c.updated_at = TIMESTAMP '2026-10-01 06:00:00')
-                              FROM read_csv('{out}', header=true) c JOIN read_csv('{src}', header=true) o USING (client_id)""").fetchall()[0]
+                              FROM read_csv('{out}', header=true) c JOIN read_csv('{src}', header=true) o USING
+                                  (client_id)""").fetchall()[0]
     assert changed == (n, n)
     bureau = parts / "increment" / "credit_bureau" / "credit_bureau_202609.csv"
     mid = parts / "mid" / "credit_bureau_20261015.csv"
@@ -61,12 +66,23 @@ def test_the_floor_upserts_the_increment_and_makes_every_table_again(parts: Path
     run_floor(parts / "first", work, "csv", DEMO_PII_KEY)
     run_floor_applications(work)
     steps = run_floor_increment(parts / "increment", work, "csv", DEMO_PII_KEY)
-    assert list(steps) == ["ingest", "dimensions", "profiles_features", "model_fit_score", "publish", "applications",
-                           "publish_applications"]
+    assert list(steps) == [
+        "ingest",
+        "dimensions",
+        "profiles_features",
+        "model_fit_score",
+        "publish",
+        "applications",
+        "publish_applications",
+    ]
     con = duckdb.connect(str(work / "floor.duckdb"), read_only=True)
-    months = con.execute("SELECT count(DISTINCT snapshot_month), max(snapshot_month) FROM raw_product_usage").fetchall()[0]
+    months = con.execute(
+        "SELECT count(DISTINCT snapshot_month), max(snapshot_month) FROM raw_product_usage"
+    ).fetchall()[0]
     assert months == (4, date(2026, 9, 1))
-    dupes = con.execute("SELECT count(*) - count(DISTINCT (account_key, snapshot_month)) FROM raw_product_usage").fetchall()[0][0]
+    dupes = con.execute(
+        "SELECT count(*) - count(DISTINCT (account_key, snapshot_month)) FROM raw_product_usage"
+    ).fetchall()[0][0]
     assert dupes == 0 and steps["ingest"]["rows"] > 0
     assert steps["model_fit_score"]["rows"] == con.execute("SELECT count(*) FROM client_features").fetchall()[0][0] > 0
     pub = duckdb.connect(str(work / "floor_published.duckdb"), read_only=True)

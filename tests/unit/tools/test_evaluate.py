@@ -1,4 +1,5 @@
-"""Pure parts of lendseg evaluate (dagster_project/tools/evaluate.py); the runs themselves: `lendseg evaluate --smoke` in CI."""
+"""Pure parts of lendseg evaluate (dagster_project/tools/evaluate.py); the runs themselves: `lendseg evaluate
+--smoke` in CI."""
 
 from pathlib import Path
 
@@ -28,9 +29,14 @@ def test_plain_baseline_is_fixed_and_uses_sections() -> None:
     rng = np.random.default_rng(0)
     n = 300
     g = rng.integers(0, 3, n)
-    f = pd.DataFrame({"client_key": [f"k{i}" for i in range(n)], "x": g * 10 + rng.normal(0, 1, n),
-                      "y": np.where(rng.random(n) < 0.1, np.nan, rng.normal(0, 1, n)),
-                      "industry_section": np.array(["C", "F", "I"])[g]})
+    f = pd.DataFrame(
+        {
+            "client_key": [f"k{i}" for i in range(n)],
+            "x": g * 10 + rng.normal(0, 1, n),
+            "y": np.where(rng.random(n) < 0.1, np.nan, rng.normal(0, 1, n)),
+            "industry_section": np.array(["C", "F", "I"])[g],
+        }
+    )
     a, b = ev.plain_baseline(f, 3), ev.plain_baseline(f, 3)
     assert (a == b).all() and len(set(a)) == 3
 
@@ -40,9 +46,10 @@ def test_table_is_written_between_markers(tmp_path: Path) -> None:
     doc.write_text(f"# x\n\n{ev.START}\nold\n{ev.END}\n\ntail\n")
     methods = {"plain baseline": 0.7, "gaussian mixture": 0.8, "gower k-medoids": 0.6, "rule segmentation": 0.3}
     rows = [ev.Row("thin_file", 101, 1800, True, 6, 0.91, 0.7, 0.88, 120, methods=methods, true_k=6)]
-    sba = {m: {"auc": 0.7, "lo": 0.68, "hi": 0.72, "late_loans": 10, "segments": 6}
-           for m in ("model", "rule segmentation", "plain baseline", "gaussian mixture", "gower k-medoids")} | {
-        "_split": {"cut_fy": 2004, "loans": 20, "scored_clients": 15}, "_in_sample_auc": 0.75}
+    sba = {
+        m: {"auc": 0.7, "lo": 0.68, "hi": 0.72, "late_loans": 10, "segments": 6}
+        for m in ("model", "rule segmentation", "plain baseline", "gaussian mixture", "gower k-medoids")
+    } | {"_split": {"cut_fy": 2004, "loans": 20, "scored_clients": 15}, "_in_sample_auc": 0.75}
     sba["model"] = sba["model"] | {"auc": 0.8}
     ev.write_doc(ev.render(rows, sba, {"when": "2026-12-01", "clients": 2000, "months": 12}), doc)
     text = doc.read_text()

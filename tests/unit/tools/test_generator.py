@@ -31,8 +31,7 @@ END_MONTH = date(2026, 10, 1)
 MONTHS = 18
 N_CLIENTS = 2000
 SOURCES = ("clients", "credit_bureau", "product_usage")
-COLUMNS = {"clients": CLIENT_COLUMNS, "credit_bureau": BUREAU_COLUMNS,
-           "product_usage": USAGE_COLUMNS}
+COLUMNS = {"clients": CLIENT_COLUMNS, "credit_bureau": BUREAU_COLUMNS, "product_usage": USAGE_COLUMNS}
 
 
 def _read(files: list[Path], fmt: str) -> pd.DataFrame:
@@ -46,12 +45,12 @@ def _read(files: list[Path], fmt: str) -> pd.DataFrame:
 def dataset(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     root = tmp_path_factory.mktemp("gen")
     truth = root / "truth" / "truth.csv"
-    files = generate(root / "out", n_clients=N_CLIENTS, months=MONTHS, seed=7,
-                     truth_path=truth, end_month=END_MONTH, progress=False)
+    files = generate(
+        root / "out", n_clients=N_CLIENTS, months=MONTHS, seed=7, truth_path=truth, end_month=END_MONTH, progress=False
+    )
     con = duckdb.connect()
     for source, paths in files.items():
-        con.execute(f"CREATE TABLE {source} AS SELECT * FROM read_csv("
-                    f"{[str(p) for p in paths]}, header=true)")
+        con.execute(f"CREATE TABLE {source} AS SELECT * FROM read_csv({[str(p) for p in paths]}, header=true)")
     con.execute(f"CREATE TABLE truth AS SELECT * FROM read_csv('{truth}', header=true)")
     return {"root": root, "files": files, "truth": truth, "con": con}
 
@@ -83,12 +82,17 @@ def test_file_layout_csv(dataset: dict[str, object]) -> None:
     assert [p.name for p in files["product_usage"]][-1] == "product_usage_202610.csv"
     assert len(files["product_usage"]) == MONTHS
     assert [p.name[-10:-4] for p in files["credit_bureau"]] == [
-        "202506", "202509", "202512", "202603", "202606", "202609"]
+        "202506",
+        "202509",
+        "202512",
+        "202603",
+        "202606",
+        "202609",
+    ]
     for source in SOURCES:
         for path in files[source]:
             assert path.parent == out / source and path.exists()
-    assert sorted(p.name for p in (out / "product_usage").iterdir()) == sorted(
-        p.name for p in files["product_usage"])
+    assert sorted(p.name for p in (out / "product_usage").iterdir()) == sorted(p.name for p in files["product_usage"])
 
 
 def test_csv_columns_encoding_and_formats(dataset: dict[str, object]) -> None:
@@ -109,8 +113,9 @@ def test_csv_columns_encoding_and_formats(dataset: dict[str, object]) -> None:
 
 
 def test_parquet_columns(tmp_path: Path) -> None:
-    files = generate(tmp_path / "out", n_clients=400, months=12, seed=3, fmt="parquet",
-                     end_month=END_MONTH, progress=False)
+    files = generate(
+        tmp_path / "out", n_clients=400, months=12, seed=3, fmt="parquet", end_month=END_MONTH, progress=False
+    )
     assert [p.name for p in files["clients"]] == ["clients_202610.parquet"]
     assert len(files["product_usage"]) == 12
     assert len(files["credit_bureau"]) == 4
@@ -139,17 +144,28 @@ def test_keys_unique(dataset: dict[str, object]) -> None:
     assert _scalar(con, "SELECT count(*) - count(DISTINCT client_id) FROM clients") == 0
     assert _scalar(con, "SELECT count(*) FROM clients") == N_CLIENTS
     assert _scalar(con, "SELECT count(*) - count(DISTINCT report_id) FROM credit_bureau") == 0
-    assert _scalar(con, "SELECT count(*) - count(DISTINCT (account_id, snapshot_month)) "
-                        "FROM product_usage") == 0
+    assert _scalar(con, "SELECT count(*) - count(DISTINCT (account_id, snapshot_month)) FROM product_usage") == 0
     assert _scalar(con, "SELECT count(*) - count(DISTINCT legal_name) FROM clients") == 0
     assert _scalar(con, "SELECT count(*) - count(DISTINCT registration_no) FROM clients") == 0
     # account ids are stable per client and product
-    assert _scalar(con, "SELECT count(*) FROM (SELECT account_id FROM product_usage "
-                        "GROUP BY account_id HAVING count(DISTINCT client_id) > 1 "
-                        "OR count(DISTINCT product_code) > 1)") == 0
+    assert (
+        _scalar(
+            con,
+            "SELECT count(*) FROM (SELECT account_id FROM product_usage "
+            "GROUP BY account_id HAVING count(DISTINCT client_id) > 1 "
+            "OR count(DISTINCT product_code) > 1)",
+        )
+        == 0
+    )
     # one report per client and quarter
-    assert _scalar(con, "SELECT count(*) FROM (SELECT client_id, date_trunc('quarter', "
-                        "report_date) q FROM credit_bureau GROUP BY ALL HAVING count(*) > 1)") == 0
+    assert (
+        _scalar(
+            con,
+            "SELECT count(*) FROM (SELECT client_id, date_trunc('quarter', "
+            "report_date) q FROM credit_bureau GROUP BY ALL HAVING count(*) > 1)",
+        )
+        == 0
+    )
 
 
 def test_client_domains(dataset: dict[str, object]) -> None:
@@ -163,8 +179,7 @@ def test_client_domains(dataset: dict[str, object]) -> None:
     assert 0.01 < bare.mean() < 0.10
     assert df["legal_name"].str.contains(r"[\u4e00-\u9fff]").all()
     assert df["legal_name"].str.endswith("公司").all()
-    assert df["contact_phone"].dropna().astype("int64").astype(str).str.fullmatch(
-        r"1[3-9]\d{9}").all()
+    assert df["contact_phone"].dropna().astype("int64").astype(str).str.fullmatch(r"1[3-9]\d{9}").all()
     assert 0.7 < df["contact_email"].notna().mean() < 0.9
     assert 0.7 < df["contact_phone"].notna().mean() < 0.9
     for col in ("registered_capital", "annual_revenue", "total_assets", "employee_count"):
@@ -188,7 +203,7 @@ def _uscc_ok(code: str) -> bool:
         return False
     org = code[8:17]
     value = {c: int(c, 36) for c in "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"}  # A=10 .. Z=35
-    s = sum(value[c] * w for c, w in zip(org[:8], [3, 7, 9, 10, 5, 8, 4, 2]))
+    s = sum(value[c] * w for c, w in zip(org[:8], [3, 7, 9, 10, 5, 8, 4, 2], strict=False))
     c9 = 11 - s % 11
     if org[8] != {10: "X", 11: "0"}.get(c9, str(c9)):
         return False
@@ -214,8 +229,14 @@ def test_usage_domains(dataset: dict[str, object]) -> None:
     months = pd.to_datetime(df["snapshot_month"])
     assert (months.dt.day == 1).all()
     assert months.min() == pd.Timestamp("2025-05-01") and months.max() == pd.Timestamp(END_MONTH)
-    for col in ("credit_limit", "outstanding_balance", "drawdown_amount", "repayment_amount",
-                "days_past_due", "interaction_count"):
+    for col in (
+        "credit_limit",
+        "outstanding_balance",
+        "drawdown_amount",
+        "repayment_amount",
+        "days_past_due",
+        "interaction_count",
+    ):
         assert (df[col] >= 0).all(), col
     util = df["outstanding_balance"] / df["credit_limit"]
     assert (util <= 1.0).mean() > 0.98
@@ -228,45 +249,87 @@ def test_bureau_domains(dataset: dict[str, object]) -> None:
     assert (df["report_date"] <= pd.Timestamp("2026-10-31")).all()
     assert (df["report_date"] >= pd.Timestamp("2025-06-01")).all()
     assert df["report_date"].dt.month.isin([3, 6, 9, 12]).all()
-    for col in ("total_debt", "overdue_amount", "collateral_value", "max_days_past_due_12m",
-                "defaults_5y", "inquiries_6m", "legal_judgments"):
+    for col in (
+        "total_debt",
+        "overdue_amount",
+        "collateral_value",
+        "max_days_past_due_12m",
+        "defaults_5y",
+        "inquiries_6m",
+        "legal_judgments",
+    ):
         assert (df[col] >= 0).all(), col
     assert (df["operating_cash_flow"] < 0).any()
     assert 0.6 < df["debt_service_12m"].notna().mean() < 0.8
     assert df["current_ratio"].isna().any() and df["debt_to_equity"].isna().any()
     # reports are never dated before the firm was founded
-    assert _scalar(con, "SELECT count(*) FROM credit_bureau b JOIN clients c USING (client_id) "
-                        "WHERE b.report_date < c.founded_date") == 0
+    assert (
+        _scalar(
+            con,
+            "SELECT count(*) FROM credit_bureau b JOIN clients c USING (client_id) "
+            "WHERE b.report_date < c.founded_date",
+        )
+        == 0
+    )
     # bureau coverage: ~90 % of customers, ~40 % of prospects
-    cov = con.execute("""
+    cov = (
+        con.execute("""
         SELECT c.relationship_status = 'prospect' AS prospect,
                avg((b.client_id IS NOT NULL)::INT) AS share
         FROM clients c LEFT JOIN (SELECT DISTINCT client_id FROM credit_bureau) b USING (client_id)
-        GROUP BY 1""").df().set_index("prospect")["share"]
+        GROUP BY 1""")
+        .df()
+        .set_index("prospect")["share"]
+    )
     assert 0.8 < cov[False] < 0.97
     assert 0.3 < cov[True] < 0.5
 
 
 def test_usage_consistency_with_clients(dataset: dict[str, object]) -> None:
     con = _con(dataset)
-    assert _scalar(con, "SELECT count(*) FROM product_usage u JOIN clients c USING (client_id) "
-                        "WHERE c.relationship_status = 'prospect'") == 0
-    assert _scalar(con, "SELECT count(*) FROM product_usage WHERE client_id NOT IN "
-                        "(SELECT client_id FROM clients)") == 0
+    assert (
+        _scalar(
+            con,
+            "SELECT count(*) FROM product_usage u JOIN clients c USING (client_id) "
+            "WHERE c.relationship_status = 'prospect'",
+        )
+        == 0
+    )
+    assert (
+        _scalar(con, "SELECT count(*) FROM product_usage WHERE client_id NOT IN (SELECT client_id FROM clients)") == 0
+    )
     # accounts never open before onboarding
-    assert _scalar(con, "SELECT count(*) FROM product_usage u JOIN clients c USING (client_id) "
-                        "WHERE u.snapshot_month < date_trunc('month', c.onboarding_date)") == 0
+    assert (
+        _scalar(
+            con,
+            "SELECT count(*) FROM product_usage u JOIN clients c USING (client_id) "
+            "WHERE u.snapshot_month < date_trunc('month', c.onboarding_date)",
+        )
+        == 0
+    )
     # dormant clients: no balances or drawdowns in the last 6 months
-    assert _scalar(con, """
+    assert (
+        _scalar(
+            con,
+            """
         SELECT count(*) FROM product_usage u JOIN clients c USING (client_id)
         WHERE c.relationship_status = 'dormant' AND u.snapshot_month >= DATE '2026-05-01'
-          AND (u.outstanding_balance > 0 OR u.drawdown_amount > 0)""") == 0
+          AND (u.outstanding_balance > 0 OR u.drawdown_amount > 0)""",
+        )
+        == 0
+    )
     # active clients do have current accounts
-    assert _scalar(con, """
+    assert (
+        _scalar(
+            con,
+            """
         SELECT avg((u.client_id IS NOT NULL)::INT) FROM clients c
         LEFT JOIN (SELECT DISTINCT client_id FROM product_usage
                    WHERE snapshot_month = DATE '2026-10-01') u USING (client_id)
-        WHERE c.relationship_status = 'active'""") > 0.99
+        WHERE c.relationship_status = 'active'""",
+        )
+        > 0.99
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -275,14 +338,14 @@ def test_usage_consistency_with_clients(dataset: dict[str, object]) -> None:
 
 
 def _digests(files: dict[str, list[Path]], root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for paths in files.values() for p in paths}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for paths in files.values() for p in paths
+    }
 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
 def test_determinism(tmp_path: Path, fmt: str) -> None:
-    kwargs = {"n_clients": 300, "months": 9, "fmt": fmt, "end_month": END_MONTH,
-              "progress": False}
+    kwargs = {"n_clients": 300, "months": 9, "fmt": fmt, "end_month": END_MONTH, "progress": False}
     a = _digests(generate(tmp_path / "a", seed=11, **kwargs), tmp_path / "a")
     b = _digests(generate(tmp_path / "b", seed=11, **kwargs), tmp_path / "b")
     c = _digests(generate(tmp_path / "c", seed=12, **kwargs), tmp_path / "c")
@@ -305,15 +368,20 @@ def test_truth(dataset: dict[str, object]) -> None:
     shares = df["archetype"].value_counts(normalize=True)
     assert set(shares.index) == set(ARCHETYPES)
     assert (shares >= 0.03).all(), shares
-    assert _scalar(con, "SELECT count(*) FROM truth t JOIN clients c USING (client_id) "
-                        "WHERE (t.archetype = 'prospect') <> "
-                        "(c.relationship_status = 'prospect')") == 0
+    assert (
+        _scalar(
+            con,
+            "SELECT count(*) FROM truth t JOIN clients c USING (client_id) "
+            "WHERE (t.archetype = 'prospect') <> "
+            "(c.relationship_status = 'prospect')",
+        )
+        == 0
+    )
 
 
 def test_truth_inside_out_dir_rejected(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
-        generate(tmp_path, n_clients=10, months=2, truth_path=tmp_path / "truth.csv",
-                 progress=False)
+        generate(tmp_path, n_clients=10, months=2, truth_path=tmp_path / "truth.csv", progress=False)
 
 
 # --------------------------------------------------------------------------------------
@@ -335,14 +403,18 @@ def test_size_correlations(dataset: dict[str, object]) -> None:
 
 def test_arrears_fall_with_score(dataset: dict[str, object]) -> None:
     con = _con(dataset)
-    df = con.execute("""
+    df = (
+        con.execute("""
         WITH latest AS (
             SELECT client_id, arg_max(bureau_score, report_date) AS score
             FROM credit_bureau GROUP BY 1)
         SELECT CASE WHEN score < 600 THEN 'low' WHEN score >= 750 THEN 'high' END AS band,
                avg((u.days_past_due >= 30)::INT) AS arrears
         FROM product_usage u JOIN latest USING (client_id)
-        WHERE score < 600 OR score >= 750 GROUP BY 1""").df().set_index("band")["arrears"]
+        WHERE score < 600 OR score >= 750 GROUP BY 1""")
+        .df()
+        .set_index("band")["arrears"]
+    )
     assert df["low"] >= 2 * df["high"]
     assert df["low"] > 0.02
 
@@ -366,10 +438,8 @@ def test_deteriorating_reach_90_dpd_late(dataset: dict[str, object]) -> None:
     assert recent / n_det >= 0.4
     # early warning: dpd >= 30 and utilisation > 90 % precede the 90+ month
     hit = hits.dropna(subset=["first_90"])
-    lead_30 = (hit["first_90"].dt.to_period("M") - hit["first_30"].dt.to_period("M")).map(
-        lambda d: d.n)
-    lead_util = (hit["first_90"].dt.to_period("M")
-                 - hit["first_high_util"].dt.to_period("M")).map(lambda d: d.n)
+    lead_30 = (hit["first_90"].dt.to_period("M") - hit["first_30"].dt.to_period("M")).map(lambda d: d.n)
+    lead_util = (hit["first_90"].dt.to_period("M") - hit["first_high_util"].dt.to_period("M")).map(lambda d: d.n)
     recent_hit = hit["first_90"] >= pd.Timestamp("2026-02-01")
     assert (lead_30[recent_hit] >= 2).mean() > 0.9
     assert (lead_util[recent_hit] >= 2).mean() > 0.9
@@ -422,7 +492,9 @@ def test_planted_adoptions_respect_catalogue_stage_and_risk_class(dataset: dict[
     con = _con(dataset).cursor()
     cat = pd.read_csv(SEEDS / "product_catalogue.csv", keep_default_na=False)
     con.register("catalogue", cat)
-    bad = _scalar(con, f"""
+    bad = _scalar(
+        con,
+        f"""
         WITH firsts AS (
             SELECT client_id, product_code, min(snapshot_month) AS first_month
             FROM product_usage GROUP BY ALL HAVING min(snapshot_month) >= DATE '2026-05-01'),
@@ -437,7 +509,8 @@ def test_planted_adoptions_respect_catalogue_stage_and_risk_class(dataset: dict[
             WHERE c.onboarding_date < DATE '2026-05-01')  -- new products of existing clients
         SELECT count(*) FROM staged s JOIN catalogue k USING (product_code)
         WHERE NOT list_contains(string_split(k.firm_stages_served, '|'), s.stage)
-           OR (s.high AND k.excluded_risk_classes = 'high')""")
+           OR (s.high AND k.excluded_risk_classes = 'high')""",
+    )
     assert bad == 0
 
 
@@ -456,9 +529,16 @@ def test_eligibility_tables_match_seeds() -> None:
     for row in thr.itertuples():
         ma, mb, *limits = gen._SME_GROUPS[row.group_code]
         assert (ma, mb or np.nan) == (row.measure_a, row.measure_b) or (
-            ma == row.measure_a and mb is None and pd.isna(row.measure_b))
-        expected = [row.sme_ceiling_a, row.sme_ceiling_b, row.medium_min_a, row.medium_min_b,
-                    row.small_min_a, row.small_min_b]
+            ma == row.measure_a and mb is None and pd.isna(row.measure_b)
+        )
+        expected = [
+            row.sme_ceiling_a,
+            row.sme_ceiling_b,
+            row.medium_min_a,
+            row.medium_min_b,
+            row.small_min_a,
+            row.small_min_b,
+        ]
         np.testing.assert_array_equal(np.array(limits, dtype=float), np.array(expected, dtype=float))
     div = pd.read_csv(SEEDS / "industry_divisions.csv", keep_default_na=False)
     # Every seed prefix (used as a full code) is placed in its group by the generator.

@@ -31,8 +31,12 @@ def test_ari_counts_only_the_clients_both_partitions_hold() -> None:
 
 
 def test_k_stability_counts_changes_and_the_bar() -> None:
-    runs = [{"name": "subsample a", "k": 6, "ari": 0.97}, {"name": "subsample b", "k": 6, "ari": 0.95},
-            {"name": "seed +1", "k": 7, "ari": 0.81}, {"name": "seed +2", "k": 6, "ari": 0.99}]
+    runs = [
+        {"name": "subsample a", "k": 6, "ari": 0.97},
+        {"name": "subsample b", "k": 6, "ari": 0.95},
+        {"name": "seed +1", "k": 7, "ari": 0.81},
+        {"name": "seed +2", "k": 6, "ari": 0.99},
+    ]
     s = perturb.k_stability(6, runs)
     assert s["k_changes"] == 1 and s["ari_at_bar"] == 3 and s["ari_min"] == 0.81 and s["ari_median"] == 0.96
     assert s["k_per"] == {"subsample a": 6, "subsample b": 6, "seed +1": 7, "seed +2": 6}

@@ -5,25 +5,27 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from conftest import LENDSEG
+
 from dagster_project.defs.ingest import contract
-from dagster_project.tools.sba_import import map_naics, naics_mapping, parse_amount, parse_date
 from dagster_project.lib.settings import PROJECT_ROOT
+from dagster_project.tools.sba_import import map_naics, naics_mapping, parse_amount, parse_date
 
 SAMPLE = Path("/work/shared/data/sba/sba_loans_sample.csv")
-HEADER = ("LoanNr_ChkDgt,Name,City,State,Zip,Bank,BankState,NAICS,ApprovalDate,ApprovalFY,Term,NoEmp,NewExist,"
-          "CreateJob,RetainedJob,FranchiseCode,UrbanRural,RevLineCr,LowDoc,ChgOffDate,DisbursementDate,"
-          "DisbursementGross,MIS_Status,ChgOffPrinGr,GrAppv,SBA_Appv")
+HEADER = (
+    "LoanNr_ChkDgt,Name,City,State,Zip,Bank,BankState,NAICS,ApprovalDate,ApprovalFY,Term,NoEmp,NewExist,"
+    "CreateJob,RetainedJob,FranchiseCode,UrbanRural,RevLineCr,LowDoc,ChgOffDate,DisbursementDate,"
+    "DisbursementGross,MIS_Status,ChgOffPrinGr,GrAppv,SBA_Appv"
+)
 ROWS = [
-    '1000014003,ZEBRA HOBBYCRAFT,EVANSVILLE,IN,47711,FIFTH THIRD BANK,OH,451120,2/28/1997,1997,84,4,2,0,0,1,0,N,Y,,'
-    '2/28/1999,60000,P I F,0,60000,48000',
-    '1000024006,ZEBRA HOBBYCRAFT,EVANSVILLE,IN,47711,FIFTH THIRD BANK,OH,451120,6/30/1997,1997,60,5,1,0,0,1,0,Y,N,'
+    "1000014003,ZEBRA HOBBYCRAFT,EVANSVILLE,IN,47711,FIFTH THIRD BANK,OH,451120,2/28/1997,1997,84,4,2,0,0,1,0,N,Y,,"
+    "2/28/1999,60000,P I F,0,60000,48000",
+    "1000024006,ZEBRA HOBBYCRAFT,EVANSVILLE,IN,47711,FIFTH THIRD BANK,OH,451120,6/30/1997,1997,60,5,1,0,0,1,0,Y,N,"
     '3/3/2001,7/1/1997,"$40,000.00 ",CHGOFF,"$12,345.00 ",40000,20000',
-    '1000034009,QUOKKA DENTAL LLC,BLOOMINGTON,IN,47401,1ST SOURCE BANK,IN,621210,28-Feb-97,1997,180,16,1,0,0,1,0,N,N,'
-    ',,287000,P I F,0,287000,215250',
-    '1000044001,WOMBAT TOOLS INC,BROKEN ARROW,OK,74012,BANK OF AMERICA,NC,0,3/1/2006,2006,60,2,1,0,0,1,1,N,N,,'
-    '3/31/2006,35000,P I F,0,35000,28000',
+    "1000034009,QUOKKA DENTAL LLC,BLOOMINGTON,IN,47401,1ST SOURCE BANK,IN,621210,28-Feb-97,1997,180,16,1,0,0,1,0,N,N,"
+    ",,287000,P I F,0,287000,215250",
+    "1000044001,WOMBAT TOOLS INC,BROKEN ARROW,OK,74012,BANK OF AMERICA,NC,0,3/1/2006,2006,60,2,1,0,0,1,1,N,N,,"
+    "3/31/2006,35000,P I F,0,35000,28000",
 ]
 
 
@@ -39,8 +41,20 @@ def test_parsers_and_naics_mapping() -> None:
 
 
 def _run_import(tmp_path: Path, csv: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([LENDSEG, "import-sba", str(csv), "--out", str(tmp_path / "landing"),
-                           "--truth", str(tmp_path / "truth" / "sba.csv")], capture_output=True, text=True, check=True)
+    return subprocess.run(
+        [
+            LENDSEG,
+            "import-sba",
+            str(csv),
+            "--out",
+            str(tmp_path / "landing"),
+            "--truth",
+            str(tmp_path / "truth" / "sba.csv"),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
 
 
 def _landing_text(tmp_path: Path) -> str:
@@ -52,8 +66,22 @@ def test_outcomes_and_pii_never_reach_the_landing_zone(tmp_path: Path) -> None:
     csv.write_text(HEADER + "\n" + "\n".join(ROWS) + "\n")
     _run_import(tmp_path, csv)
     text = _landing_text(tmp_path)
-    for secret in ("ZEBRA", "QUOKKA", "WOMBAT", "47711", "47401", "74012", "EVANSVILLE", "FIFTH THIRD", "CHGOFF",
-                   "P I F", "12345", "2001-03-03", "MIS_Status", "ChgOff"):
+    for secret in (
+        "ZEBRA",
+        "QUOKKA",
+        "WOMBAT",
+        "47711",
+        "47401",
+        "74012",
+        "EVANSVILLE",
+        "FIFTH THIRD",
+        "CHGOFF",
+        "P I F",
+        "12345",
+        "2001-03-03",
+        "MIS_Status",
+        "ChgOff",
+    ):
         assert secret not in text, secret
     land = tmp_path / "landing"
     clients = pd.read_csv(next((land / "clients").glob("*.csv")), dtype=str)
@@ -81,8 +109,19 @@ def test_outcomes_and_pii_never_reach_the_landing_zone(tmp_path: Path) -> None:
 def test_truth_inside_landing_is_refused(tmp_path: Path) -> None:
     csv = tmp_path / "sba.csv"
     csv.write_text(HEADER + "\n" + ROWS[0] + "\n")
-    p = subprocess.run([LENDSEG, "import-sba", str(csv), "--out", str(tmp_path / "landing"),
-                        "--truth", str(tmp_path / "landing" / "t.csv")], capture_output=True, text=True)
+    p = subprocess.run(
+        [
+            LENDSEG,
+            "import-sba",
+            str(csv),
+            "--out",
+            str(tmp_path / "landing"),
+            "--truth",
+            str(tmp_path / "landing" / "t.csv"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert p.returncode == 1 and "must not be inside" in p.stderr
 
 

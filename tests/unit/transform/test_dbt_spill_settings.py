@@ -24,8 +24,10 @@ def test_spill_place_and_cap_are_connect_time_options_not_per_cursor_settings() 
 
 def test_why_duckdb_refuses_a_per_cursor_temp_directory_after_a_spill(tmp_path: Path) -> None:
     spill = tmp_path / "spill"
-    con = duckdb.connect(str(tmp_path / "b.duckdb"), config={"temp_directory": str(spill), "memory_limit": "40MB",
-                                                              "threads": 1, "max_temp_directory_size": "2GB"})
+    con = duckdb.connect(
+        str(tmp_path / "b.duckdb"),
+        config={"temp_directory": str(spill), "memory_limit": "40MB", "threads": 1, "max_temp_directory_size": "2GB"},
+    )
     con.execute("CREATE TABLE t AS SELECT i, md5(i::VARCHAR) AS h FROM range(3000000) r(i) ORDER BY h")
     cursor = con.cursor()  # what dbt-duckdb does for every node
     cursor.execute("SET memory_limit = '40MB'")  # a per-cursor setting is fine

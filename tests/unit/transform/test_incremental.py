@@ -15,7 +15,6 @@ from datetime import date
 
 import duckdb
 import pytest
-
 from scratch_warehouse import Scratch
 
 END = date(2026, 10, 1)
@@ -25,19 +24,29 @@ ACCOUNTS = "intermediate.int_accounts_summarised"
 
 def _tables(con: duckdb.DuckDBPyConnection) -> dict[str, list]:
     """Every base table dbt builds (intermediate and marts), its rows sorted."""
-    names = [r[0] for r in con.execute(
-        "SELECT schema_name || '.' || table_name FROM duckdb_tables() WHERE schema_name IN ('intermediate', 'marts') "
-        "ORDER BY 1").fetchall()]
+    names = [
+        r[0]
+        for r in con.execute(
+            "SELECT schema_name || '.' || table_name FROM duckdb_tables() WHERE schema_name IN ('intermediate', "
+            "'marts') "
+            "ORDER BY 1"
+        ).fetchall()
+    ]
     return {n: sorted(con.execute(f"SELECT * FROM {n}").fetchall(), key=repr) for n in names}
 
 
 def _fingerprints(con: duckdb.DuckDBPyConnection) -> dict:
-    return dict(con.execute("SELECT snapshot_month, month_fingerprint FROM intermediate.int_usage_months_fingerprinted")
-                .fetchall())
+    return dict(
+        con.execute(
+            "SELECT snapshot_month, month_fingerprint FROM intermediate.int_usage_months_fingerprinted"
+        ).fetchall()
+    )
 
 
 def _outstanding(con: duckdb.DuckDBPyConnection, month: date) -> float:
-    return con.execute(f"SELECT sum(total_outstanding) FROM {MONTHS} WHERE snapshot_month = ?", [month]).fetchall()[0][0]
+    return con.execute(f"SELECT sum(total_outstanding) FROM {MONTHS} WHERE snapshot_month = ?", [month]).fetchall()[0][
+        0
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -75,13 +84,16 @@ def test_a_correction_then_one_more_month_build_only_those_and_equal_a_rebuild(b
     corrected.to_csv(sc.landing / "product_usage" / f"{first.stem}_correction.csv", index=False, date_format="%Y-%m-%d")
     _ingest(sc)
     before, outstanding = _fingerprints(sc.con), _outstanding(sc.con, months[0])
-    one_row = (f"WHERE snapshot_month = DATE '{months[1]}' AND client_key = (SELECT min(client_key) FROM {MONTHS} "
-               f"WHERE snapshot_month = DATE '{months[1]}')")
+    one_row = (
+        f"WHERE snapshot_month = DATE '{months[1]}' AND client_key = (SELECT min(client_key) FROM {MONTHS} "
+        f"WHERE snapshot_month = DATE '{months[1]}')"
+    )
     sc.con.execute(f"UPDATE {MONTHS} SET month_fingerprint = 'sentinel' {one_row}")
     code, _, out = sc.dbt_build(command="run")
     assert code == 0, out
-    assert sc.con.execute(f"SELECT snapshot_month FROM {MONTHS} WHERE month_fingerprint = 'sentinel'").fetchall() == \
-        [(months[1],)]  # the untouched month was not built again
+    assert sc.con.execute(f"SELECT snapshot_month FROM {MONTHS} WHERE month_fingerprint = 'sentinel'").fetchall() == [
+        (months[1],)
+    ]  # the untouched month was not built again
     sc.con.execute(f"UPDATE {MONTHS} SET month_fingerprint = ? {one_row}", [before[months[1]]])
     assert _outstanding(sc.con, months[0]) < outstanding  # the correction reached the corrected month
     corrected_fps = _fingerprints(sc.con)
@@ -91,18 +103,22 @@ def test_a_correction_then_one_more_month_build_only_those_and_equal_a_rebuild(b
         if f.parent.name != "clients":
             sc.write(f.parent.name, f.name, f.read_bytes())
     _ingest(sc)
-    account, first_month = sc.con.execute(f"""SELECT account_key, first_month FROM {ACCOUNTS} WHERE account_key IN
-        (SELECT account_key FROM raw.product_usage WHERE snapshot_month = DATE '{END}') ORDER BY 1 LIMIT 1""").fetchall()[0]
+    query = f"""SELECT account_key, first_month FROM {ACCOUNTS} WHERE account_key IN
+        (SELECT account_key FROM raw.product_usage WHERE snapshot_month = DATE '{END}') ORDER BY 1 LIMIT 1"""
+    account, first_month = sc.con.execute(query).fetchall()[0]
     sc.con.execute(f"UPDATE {ACCOUNTS} SET first_month = DATE '2000-01-01' WHERE account_key = ?", [account])
     code, _, out = sc.dbt_build()
     assert code == 0, out
     assert sorted(m for m, fp in _fingerprints(sc.con).items() if corrected_fps.get(m) != fp) == [END]
-    stored = sc.con.execute(f"SELECT first_month, last_month FROM {ACCOUNTS} WHERE account_key = ?", [account]).fetchall()
+    stored = sc.con.execute(
+        f"SELECT first_month, last_month FROM {ACCOUNTS} WHERE account_key = ?", [account]
+    ).fetchall()
     assert stored == [(date(2000, 1, 1), END)]  # appended to the stored row, not read again from all snapshots
     sc.con.execute(f"UPDATE {ACCOUNTS} SET first_month = ? WHERE account_key = ?", [first_month, account])
     # the models built on the accounts read the sentinel: build them again on the restored state
-    code, _, out = sc.dbt_build("--select", "int_accounts_summarised+", "--exclude", "int_accounts_summarised",
-                                command="run")
+    code, _, out = sc.dbt_build(
+        "--select", "int_accounts_summarised+", "--exclude", "int_accounts_summarised", command="run"
+    )
     assert code == 0, out
     assert sc.con.execute(f"SELECT count(DISTINCT snapshot_month) FROM {MONTHS}").fetchall()[0][0] == 4
     incremental = _tables(sc.con)

@@ -47,8 +47,8 @@ rule_segment as (
     from (
         select
             d.client_key,
-            coalesce(s.size_class, 'unknown')                              as rule_size_class,
-            coalesce(r.industry_risk_class, 'unknown')                     as rule_risk_class
+            coalesce(s.size_class, 'unknown') as rule_size_class,
+            coalesce(r.industry_risk_class, 'unknown') as rule_risk_class
         from dim as d
         left join rule_sizes as s on d.size_class = s.size_class
         left join rule_risks as r on d.industry_risk_class = r.industry_risk_class
@@ -70,15 +70,15 @@ review as (
     select
         l.client_key,
         l.decision,
-        l.segment_id                                                       as review_segment_id,
+        l.segment_id as review_segment_id,
         l.reviewer,
         l.decided_at,
         c.seen_segment_id,
         c.seen_size_class,
         c.seen_rating_grade,
         c.seen_industry_code,
-        c.client_key is not null                                           as seen_known,
-        l.decision = 'override' and k.segment_id is null                   as override_unknown
+        c.client_key is not null as seen_known,
+        l.decision = 'override' and k.segment_id is null as override_unknown
     from latest_decision as l
     left join {{ source('ml', 'review_decision_context') }} as c
         on l.client_key = c.client_key and l.decided_at = c.decided_at
@@ -90,7 +90,7 @@ previous_snapshot as (
     -- the client's segment in the latest snapshot before the current as-of date
     select s.client_key, {{ arg_max("s.segment_id", "s.as_of_date") }} as previous_segment_id
     from snapshots as s
-    where s.as_of_date < (select max(as_of_date) from assignments)
+    where s.as_of_date < (select max(asg.as_of_date) from assignments as asg)
     group by 1
 ),
 
@@ -110,21 +110,24 @@ scored as (
         rs.rule_segment_id,
         p.previous_segment_id,
         a.client_key is not null
-            and percent_rank() over (partition by a.client_key is not null
-                                     order by d.current_credit_limit) >= 0.95  as top_exposure,
+        and percent_rank() over (
+            partition by a.client_key is not null
+            order by d.current_credit_limit
+        ) >= 0.95 as top_exposure,
         r.decision,
         r.review_segment_id,
         r.reviewer,
         r.decided_at,
-        coalesce(r.override_unknown, false)                                as override_unknown,
+        coalesce(r.override_unknown, false) as override_unknown,
         r.decision is not null
-            and not r.override_unknown
-            and (not r.seen_known or (
-                d.size_class is not distinct from r.seen_size_class
-                and d.rating_grade is not distinct from r.seen_rating_grade
-                and d.industry_code is not distinct from r.seen_industry_code))
-            and (r.decision = 'override' or a.segment_id is not distinct from r.seen_segment_id)
-                                                                           as review_valid
+        and not r.override_unknown
+        and (not r.seen_known or (
+            d.size_class is not distinct from r.seen_size_class
+            and d.rating_grade is not distinct from r.seen_rating_grade
+            and d.industry_code is not distinct from r.seen_industry_code
+        ))
+        and (r.decision = 'override' or a.segment_id is not distinct from r.seen_segment_id)
+            as review_valid
     from dim as d
     left join assignments as a on d.client_key = a.client_key
     left join previous_snapshot as p on d.client_key = p.client_key
@@ -135,16 +138,18 @@ scored as (
 flagged as (
     select
         *,
-        coalesce(previous_segment_id <> segment_id, false)                 as segment_changed,
+        coalesce(previous_segment_id <> segment_id, false) as segment_changed,
         decision is not null and not review_valid and not override_unknown as review_expired,
-        case when review_valid and decision = 'override' then review_segment_id
-             else coalesce(segment_id, rule_segment_id) end                as record_segment_id
+        case
+            when review_valid and decision = 'override' then review_segment_id
+            else coalesce(segment_id, rule_segment_id)
+        end as record_segment_id
     from scored
 )
 
 select
-    {#- every dim_client column, in its order (written out: DuckDB's `* exclude` is not Spark SQL) #}
-    {%- for col in adapter.get_columns_in_relation(ref('dim_client')) %}
+{#- every dim_client column, in its order (written out: DuckDB's `* exclude` is not Spark SQL) #}
+{%- for col in adapter.get_columns_in_relation(ref('dim_client')) %}
     f.{{ col.name }},
     {%- endfor %}
     f.segment_id,
@@ -153,39 +158,45 @@ select
     f.runner_up_segment_id,
     f.runner_up_margin,
     case
-        when f.record_segment_id < 0 and f.reason_1 is null then concat(
-            'rule segment: size class ', coalesce(f.size_class, 'unknown'), ' x industry risk class ',
-            coalesce(f.industry_risk_class, 'unknown'),
-            case when f.lifecycle_stage = 'prospect' then ' (a prospect: the model scores customers)'
-                 else ' (not scored by the model: no bureau report or facility yet)' end)
+        when f.record_segment_id < 0 and f.reason_1 is null
+            then concat(
+                'rule segment: size class ', coalesce(f.size_class, 'unknown'), ' x industry risk class ',
+                coalesce(f.industry_risk_class, 'unknown'),
+                case
+                    when f.lifecycle_stage = 'prospect' then ' (a prospect: the model scores customers)'
+                    else ' (not scored by the model: no bureau report or facility yet)'
+                end
+            )
         else f.reason_1
-    end                                                                    as reason_1,
+    end as reason_1,
     f.reason_2,
     f.reason_3,
-    f.segment_id is not null and f.model_version is distinct from 'rules-v1' and not f.review_valid and (
+    f.segment_id is not null and (f.model_version is distinct from 'rules-v1') and not f.review_valid and (
         f.low_confidence or (f.top_exposure and f.segment_changed) or f.review_expired or f.override_unknown)
-                                                                           as needs_review,
+        as needs_review,
     case
         when f.segment_id is null or f.review_valid or f.model_version = 'rules-v1' then null
-        else nullif(concat_ws('; ',
+        else nullif(concat_ws(
+            '; ',
             case when f.low_confidence then 'low_confidence' end,
             case when f.top_exposure and f.segment_changed then 'top_exposure_segment_changed' end,
             case when f.review_expired then 'review_expired_attributes_changed' end,
-            case when f.override_unknown then 'override_segment_unknown' end), '')
-    end                                                                    as review_reason,
-    f.record_segment_id                                                    as final_segment_id,
-    fc.segment_name                                                        as final_segment_name,
+            case when f.override_unknown then 'override_segment_unknown' end
+        ), '')
+    end as review_reason,
+    f.record_segment_id as final_segment_id,
+    fc.segment_name as final_segment_name,
     case
         when f.review_valid then 'review'
         when f.segment_id is null or f.model_version = 'rules-v1' then 'rule_based'
         else 'model'
-    end                                                                    as assignment_source,
-    case when f.record_segment_id < 0 then 'rule_based' else 'model' end   as segment_source,
+    end as assignment_source,
+    case when f.record_segment_id < 0 then 'rule_based' else 'model' end as segment_source,
     f.previous_segment_id,
     f.segment_changed,
     f.top_exposure,
-    f.decision                                                             as review_decision,
-    f.decided_at                                                           as review_decided_at,
+    f.decision as review_decision,
+    f.decided_at as review_decided_at,
     f.reviewer,
     f.model_version,
     f.scored_at

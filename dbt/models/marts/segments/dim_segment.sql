@@ -40,19 +40,20 @@ profile as (
 select
     c.segment_id,
     c.segment_name,
-    case when c.segment_id < 0 then 'rule_based' else 'model' end            as segment_source,
+    case when c.segment_id < 0 then 'rule_based' else 'model' end as segment_source,
     c.description,
     c.status,
-    cast(c.created_in_version as {{ dbt.type_string() }})                    as created_in_version,
-    cast(c.last_model_version as {{ dbt.type_string() }})                    as last_model_version,
-    cast(c.retired_in_version as {{ dbt.type_string() }})                    as retired_in_version,
-    coalesce(s.clients, 0)                                                   as clients,
-    {{ ratio('coalesce(s.clients, 0)', 'nullif(b.all_clients, 0)') }}       as share_of_clients,
+    cast(c.created_in_version as {{ dbt.type_string() }}) as created_in_version,
+    cast(c.last_model_version as {{ dbt.type_string() }}) as last_model_version,
+    cast(c.retired_in_version as {{ dbt.type_string() }}) as retired_in_version,
+    coalesce(s.clients, 0) as clients,
+    {{ ratio('coalesce(s.clients, 0)', 'nullif(b.all_clients, 0)') }} as share_of_clients,
     {%- for f in features %}
-    max(case when p.feature = '{{ f }}' and p.category = '' then p.segment_value end)    as {{ f | lower }},
-    max(case when p.feature = '{{ f }}' and p.category = '' then p.population_value end) as {{ f | lower }}_population,
+        max(case when p.feature = '{{ f }}' and p.category = '' then p.segment_value end) as {{ f | lower }},
+        max(case when p.feature = '{{ f }}' and p.category = '' then p.population_value end)
+            as {{ f | lower }}_population,
     {%- endfor %}
-    ch.model_version                                                         as champion_model_version
+    ch.model_version as champion_model_version
 from catalog as c
 cross join champion as ch
 cross join book as b

@@ -6,23 +6,23 @@ with snaps as (
 
 pairs as (
     select lag(as_of_date) over (order by as_of_date) as from_as_of_date, as_of_date as to_as_of_date
-    from (select distinct as_of_date from snaps)
+    from (select distinct as_of_date from snaps) as d
 ),
 
 moves as (
     select
         p.from_as_of_date,
         p.to_as_of_date,
-        a.segment_id                                                       as from_segment_id,
-        b.segment_id                                                       as to_segment_id
+        a.segment_id as from_segment_id,
+        b.segment_id as to_segment_id
     from pairs as p
-    inner join snaps as b on b.as_of_date = p.to_as_of_date
-    left join snaps as a on a.as_of_date = p.from_as_of_date and a.client_key = b.client_key
+    inner join snaps as b on p.to_as_of_date = b.as_of_date
+    left join snaps as a on p.from_as_of_date = a.as_of_date and b.client_key = a.client_key
     where p.from_as_of_date is not null
     union all
-    select p.from_as_of_date, p.to_as_of_date, a.segment_id, null
+    select p.from_as_of_date, p.to_as_of_date, a.segment_id, null as to_segment_id
     from pairs as p
-    inner join snaps as a on a.as_of_date = p.from_as_of_date
+    inner join snaps as a on p.from_as_of_date = a.as_of_date
     where not exists (select 1 from snaps as b where b.as_of_date = p.to_as_of_date and b.client_key = a.client_key)
 )
 
@@ -31,6 +31,6 @@ select
     to_as_of_date,
     from_segment_id,
     to_segment_id,
-    count(*)                                                               as clients
+    count(*) as clients
 from moves
 group by all

@@ -11,13 +11,13 @@ select
     reason_2,
     reason_3,
     previous_segment_id,
-    current_credit_limit                                                   as exposure,
+    current_credit_limit as exposure,
     size_class,
     rating_grade,
     industry_code,
     review_reason,
-    review_decision                                                        as last_decision,
-    review_decided_at                                                      as last_decided_at,
+    review_decision as last_decision,
+    review_decided_at as last_decided_at,
     model_version,
     as_of_date
 from {{ ref('client_segments') }}

@@ -15,7 +15,7 @@ with defaulted as (
 usage as (
     select client_key, snapshot_month, max_days_past_due
     from {{ ref('fct_product_usage_monthly') }}
-    where client_key in (select client_key from defaulted)
+    where client_key in (select dc.client_key from defaulted as dc)
 ),
 
 usage_last_current as (
@@ -28,11 +28,12 @@ usage_last_current as (
 usage_spell as (
     select
         u.client_key,
-        min(u.snapshot_month)                                              as usage_default_since
+        min(u.snapshot_month) as usage_default_since
     from usage as u
     left join usage_last_current as c
         on u.client_key = c.client_key
-    where u.max_days_past_due >= 90
+    where
+        u.max_days_past_due >= 90
         and (c.last_month_below_90 is null or u.snapshot_month > c.last_month_below_90)
     group by u.client_key
 ),
@@ -46,7 +47,7 @@ usage_latest as (
 reports as (
     select client_key, report_date, max_days_past_due_12m, defaults_5y
     from {{ ref('stg_bureau__credit_reports') }}
-    where client_key in (select client_key from defaulted)
+    where client_key in (select dc.client_key from defaulted as dc)
 ),
 
 bureau_last_current as (
@@ -61,7 +62,8 @@ bureau_spell as (
     from reports as r
     left join bureau_last_current as c
         on r.client_key = c.client_key
-    where r.max_days_past_due_12m >= 90
+    where
+        r.max_days_past_due_12m >= 90
         and (c.last_report_below_90 is null or r.report_date > c.last_report_below_90)
     group by r.client_key
 ),
@@ -71,7 +73,8 @@ registered as (
     from reports as r
     inner join {{ ref('int_clients_credit_summarised') }} as s
         on r.client_key = s.client_key
-    where r.report_date > s.default_baseline_report_date
+    where
+        r.report_date > s.default_baseline_report_date
         and r.defaults_5y > s.default_baseline_defaults_5y
     group by r.client_key
 ),
@@ -83,7 +86,7 @@ spells as (
             when 'usage_90_plus_dpd' then us.usage_default_since
             when 'bureau_90_plus_dpd_12m' then bs.bureau_default_since
             when 'bureau_default_last_12m' then rg.registered_default_since
-        end                                                                as default_since,
+        end as default_since,
         ul.latest_days_past_due
     from defaulted as d
     left join usage_spell as us on d.client_key = us.client_key
@@ -94,22 +97,24 @@ spells as (
 
 select
     client_key,
-    final_segment_id                                                       as segment_id,
-    final_segment_name                                                     as segment_name,
+    final_segment_id as segment_id,
+    final_segment_name as segment_name,
     segment_source,
     default_trigger,
     case default_trigger
         when 'usage_90_plus_dpd' then 'latest usage month 90+ days past due on a facility'
         when 'bureau_90_plus_dpd_12m' then 'latest bureau report: 90+ days past due in the last 12 months'
         when 'bureau_default_last_12m' then 'bureau registered a default in the last 12 months'
-    end                                                                    as default_reason,
+    end as default_reason,
     default_since,
-    case when default_since is not null
-        then {{ dbt.datediff('default_since', 'as_of_date', 'month') }} end as months_in_default,
+    case
+        when default_since is not null
+            then {{ dbt.datediff('default_since', 'as_of_date', 'month') }} end  -- noqa: LT05
+        as months_in_default,
     latest_days_past_due,
-    current_credit_limit                                                   as exposure,
-    current_outstanding                                                    as outstanding,
-    current_products_held                                                  as products_held,
+    current_credit_limit as exposure,
+    current_outstanding as outstanding,
+    current_products_held as products_held,
     rating_grade,
     size_class,
     industry_section,

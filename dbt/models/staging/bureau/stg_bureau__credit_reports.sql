@@ -15,6 +15,6 @@ select
     current_ratio,
     debt_to_equity,
     legal_judgments,
-    _source_file                                      as source_file,
-    _ingested_at                                      as ingested_at
+    _source_file as source_file,
+    _ingested_at as ingested_at
 from {{ source('bureau', 'credit_bureau') }}
