@@ -57,8 +57,10 @@ def _intraday_selection(defs, s) -> list:
     from .defs.operations.sensors import pending_sources
 
     sources = pending_sources(s.landing_dir, s.build_path, s.lock_path)
-    print(f"intraday_warnings for new files of: {', '.join(sources) or 'no source (warnings and publish only)'}",
-          file=sys.stderr)
+    print(
+        f"intraday_warnings for new files of: {', '.join(sources) or 'no source (warnings and publish only)'}",
+        file=sys.stderr,
+    )
     return sorted(intraday_keys(defs.resolve_asset_graph(), sources))
 
 
@@ -91,9 +93,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     def execute():
         # in a worker thread, so that SIGINT/SIGTERM stop the run at once whatever step it is in (lib/stop.py)
         return stop.run_stoppable(
-            lambda: job.execute_in_process(instance=instance, raise_on_error=False, run_id=run_id,
-                                           asset_selection=selection),
-            lambda signum: stop.stop_run(signum, instance, run_id, s, terminal["err"]))
+            lambda: job.execute_in_process(
+                instance=instance, raise_on_error=False, run_id=run_id, asset_selection=selection
+            ),
+            lambda signum: stop.stop_run(signum, instance, run_id, s, terminal["err"]),
+        )
 
     terminal = {"err": sys.stderr}  # where the stop message goes: the terminal, not the run's log file
 

@@ -242,14 +242,20 @@ def keep_failed_logs(data: Path, out_dir: Path) -> Path:
 
 
 class PipelineRun:
-    """``lendseg run --demo --job JOB`` in ``env`` as a child process, its process tree's peak memory and DuckDB spill sampled."""
+    """``lendseg run --demo --job JOB`` in ``env`` as a child process; its process tree's peak memory and DuckDB
+    spill sampled."""
 
     def __init__(self, env: Mapping[str, str], data: Path, job: str = "daily_refresh"):
         self.data = data
         self.started = time.perf_counter()
         lendseg = str(Path(sys.executable).parent / "lendseg")
-        self.proc = subprocess.Popen([lendseg, "run", "--demo", "--job", job], env=dict(env), stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True)
+        self.proc = subprocess.Popen(
+            [lendseg, "run", "--demo", "--job", job],
+            env=dict(env),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         self.sampler = TreeSampler(self.proc.pid, spill_dir=data / "build" / "build.duckdb.tmp")  # bench_env's default
         self.sampler.start()
 

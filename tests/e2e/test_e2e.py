@@ -206,15 +206,23 @@ def test_a_mid_month_bureau_file_updates_the_warnings_without_the_daily_run(demo
     assert "model scoring" not in proc.stdout and "ingest product_usage" not in proc.stdout
     after = table_digest(demo_ws.warehouse)
     with duckdb.connect(str(demo_ws.warehouse), read_only=True) as con:
-        updated = con.execute("SELECT count(*) FROM marts.dim_client WHERE latest_report_date = ?",
-                              [report_date]).fetchone()[0]
+        updated = con.execute(
+            "SELECT count(*) FROM marts.dim_client WHERE latest_report_date = ?", [report_date]
+        ).fetchone()[0]
     with duckdb.connect() as con:
-        clients = con.execute(f"SELECT count(DISTINCT client_id) FROM read_csv('{mid}', all_varchar = true)").fetchone()[0]
+        clients = con.execute(
+            f"SELECT count(DISTINCT client_id) FROM read_csv('{mid}', all_varchar = true)"
+        ).fetchone()[0]
     assert updated == clients  # every client of the file has its new report in the published dimension
     assert after["marts.dim_client"] != before["marts.dim_client"]
     # what the intraday run does not touch is published as it was
-    for table in ("marts.client_product_recommendations", "marts.client_segments", "ml.segment_assignments",
-                  "marts.fct_product_usage_monthly", "marts.recommendation_evaluation"):
+    for table in (
+        "marts.client_product_recommendations",
+        "marts.client_segments",
+        "ml.segment_assignments",
+        "marts.fct_product_usage_monthly",
+        "marts.recommendation_evaluation",
+    ):
         assert after[table] == before[table], table
     instance = dg.DagsterInstance.from_config(str(demo_ws.root / "dagster_home"))
     try:

@@ -37,8 +37,12 @@ FULL_REFRESH_TAG = "lendseg/full_refresh"
 # the publish. Another stage's assets by key only (README "Architecture").
 K = dg.AssetKey
 INTRADAY = "intraday_warnings"
-WARNING_INPUTS = (K(["marts", "fct_product_usage_monthly"]), K(["staging", "stg_bureau__credit_reports"]),
-                  K(["marts", "dim_client"]), K(["intermediate", "int_as_of_date_derived"]))
+WARNING_INPUTS = (
+    K(["marts", "fct_product_usage_monthly"]),
+    K(["staging", "stg_bureau__credit_reports"]),
+    K(["marts", "dim_client"]),
+    K(["intermediate", "int_as_of_date_derived"]),
+)
 USAGE_MONTHS_RECORDED = K(["intermediate", "int_usage_fact_months_recorded"])  # after the fact table: its months' state
 WARNING_OUTPUTS = (K(["app", "risk_early_warnings"]), K(["app", "segment_policy"]), K(["app", "client_policy"]))
 INTRADAY_SOURCES = ("credit_bureau", "product_usage")  # the deliveries an intraday run takes
@@ -52,8 +56,11 @@ def intraday_selection(sources: tuple[str, ...] | list[str] = INTRADAY_SOURCES) 
     """What an intraday run of ``sources``' new files materialises: their raw tables, the dbt models between
     those and the tables the warnings read, the warnings, the policy and the publish (checks travel along)."""
     raws = dg.AssetSelection.assets(*(raw_key(s) for s in sources))
-    between = (raws.downstream() & dg.AssetSelection.assets(*WARNING_INPUTS).upstream()
-               & dg.AssetSelection.groups(*TRANSFORM_GROUPS))
+    between = (
+        raws.downstream()
+        & dg.AssetSelection.assets(*WARNING_INPUTS).upstream()
+        & dg.AssetSelection.groups(*TRANSFORM_GROUPS)
+    )
     recorded = dg.AssetSelection.assets(USAGE_MONTHS_RECORDED) & raws.downstream()
     return raws | between | recorded | dg.AssetSelection.assets(*WARNING_OUTPUTS) | dg.AssetSelection.groups("publish")
 
@@ -63,8 +70,9 @@ def intraday_keys(asset_graph, sources: tuple[str, ...] | list[str]) -> set[dg.A
     return set(intraday_selection(tuple(sources)).resolve(asset_graph))
 
 
-def choose_job(sources: set[str], published: bool, newest_build_month: str | None,
-               newest_batch_usage_month: str | None) -> str:
+def choose_job(
+    sources: set[str], published: bool, newest_build_month: str | None, newest_batch_usage_month: str | None
+) -> str:
     """``intraday_warnings`` for a mid-month batch of bureau and usage files; ``daily_refresh`` otherwise.
 
     A batch runs the whole daily job when nothing is published yet (a first run publishes everything), when it
@@ -74,8 +82,9 @@ def choose_job(sources: set[str], published: bool, newest_build_month: str | Non
     """
     if not published or not sources or not sources <= set(INTRADAY_SOURCES):
         return "daily_refresh"
-    if "product_usage" in sources and (newest_build_month is None or newest_batch_usage_month is None
-                                       or newest_batch_usage_month > newest_build_month):
+    if "product_usage" in sources and (
+        newest_build_month is None or newest_batch_usage_month is None or newest_batch_usage_month > newest_build_month
+    ):
         return "daily_refresh"
     return INTRADAY
 
@@ -85,11 +94,11 @@ DESCRIPTIONS = {
     "(bootstraps one on the first run) -> publish the checked warehouse.",
     "monthly_retrain": "Monthly: retrain the segment model (challenger), blocking checks, promote, rescore -> publish.",
     "full_rebuild": "After a code change: rebuild every derived table from the raw layer and publish. Keeps state: "
-                    f"the raw layer, delivery ledger and audit store are never dropped. Tagged {FULL_REFRESH_TAG}=true "
-                    "so that incremental dbt models can be built with --full-refresh.",
+    f"the raw layer, delivery ledger and audit store are never dropped. Tagged {FULL_REFRESH_TAG}=true "
+    "so that incremental dbt models can be built with --full-refresh.",
     INTRADAY: "Mid-month bureau or usage file (landing sensor): ingest it -> the dbt models between it and the "
-              "early warnings -> warnings -> client policy -> publish. Segments, recommendations and evaluations "
-              "wait for the daily run.",
+    "early warnings -> warnings -> client policy -> publish. Segments, recommendations and evaluations "
+    "wait for the daily run.",
 }
 
 
@@ -109,8 +118,12 @@ def _job(name: str, **extra_tags: str) -> dg.UnresolvedAssetJobDefinition:
 daily_refresh = _job("daily_refresh")
 monthly_retrain = _job("monthly_retrain")
 full_rebuild = _job("full_rebuild", **{FULL_REFRESH_TAG: "true"})
-intraday_warnings = dg.define_asset_job(INTRADAY, selection=intraday_selection(), description=DESCRIPTIONS[INTRADAY],
-                                        tags={WRITER_TAG_KEY: WRITER_TAG_VALUE})
+intraday_warnings = dg.define_asset_job(
+    INTRADAY,
+    selection=intraday_selection(),
+    description=DESCRIPTIONS[INTRADAY],
+    tags={WRITER_TAG_KEY: WRITER_TAG_VALUE},
+)
 
 writing_jobs = [daily_refresh, monthly_retrain, full_rebuild, intraday_warnings]
 WRITING_JOB_NAMES: tuple[str, ...] = tuple(j.name for j in writing_jobs)

@@ -34,10 +34,16 @@ from pathlib import Path
 import dagster as dg
 
 from dagster_project.defs.ingest.contract import SOURCES
-from dagster_project.defs.operations.jobs import (INTRADAY, INTRADAY_SOURCES, WRITING_JOB_NAMES, choose_job,
-                                                  daily_refresh, intraday_keys, intraday_warnings)
 from dagster_project.defs.ingest.landing import SUFFIXES
-from dagster_project.defs.operations.jobs import WRITING_JOB_NAMES, daily_refresh
+from dagster_project.defs.operations.jobs import (
+    INTRADAY,
+    INTRADAY_SOURCES,
+    WRITING_JOB_NAMES,
+    choose_job,
+    daily_refresh,
+    intraday_keys,
+    intraday_warnings,
+)
 from dagster_project.defs.operations.schedules import default_sensor_status
 from dagster_project.lib.settings import landing_sensor_interval_s, landing_settle_s, load_settings
 
@@ -142,13 +148,26 @@ def read_build_state(build_path: Path, lock_path: Path) -> BuildState | None:
         except duckdb.Error:
             return None
         try:
-            tables = {t for (t,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'raw' "
-                                                "AND table_name IN ('_deliveries', 'product_usage')").fetchall()}
-            rows = con.execute("SELECT source, file_name, file_size, file_mtime_ns FROM raw._deliveries "
-                               "WHERE file_size IS NOT NULL AND file_mtime_ns IS NOT NULL").fetchall() \
-                if "_deliveries" in tables else []
-            month = con.execute("SELECT strftime(max(snapshot_month), '%Y-%m') FROM raw.product_usage").fetchone()[0] \
-                if "product_usage" in tables else None
+            tables = {
+                t
+                for (t,) in con.execute(
+                    "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'raw' "
+                    "AND table_name IN ('_deliveries', 'product_usage')"
+                ).fetchall()
+            }
+            rows = (
+                con.execute(
+                    "SELECT source, file_name, file_size, file_mtime_ns FROM raw._deliveries "
+                    "WHERE file_size IS NOT NULL AND file_mtime_ns IS NOT NULL"
+                ).fetchall()
+                if "_deliveries" in tables
+                else []
+            )
+            month = (
+                con.execute("SELECT strftime(max(snapshot_month), '%Y-%m') FROM raw.product_usage").fetchone()[0]
+                if "product_usage" in tables
+                else None
+            )
         finally:
             con.close()
         return BuildState({(f"{source}/{name}", int(size), int(mtime)) for source, name, size, mtime in rows}, month)
@@ -173,10 +192,15 @@ def newest_usage_month(paths: list[Path]) -> str | None:
     months = []
     with duckdb.connect() as con:
         for path in paths:
-            reader = "read_parquet(?)" if path.suffix.lower() == ".parquet" else "read_csv(?, header = true, all_varchar = true)"
+            reader = (
+                "read_parquet(?)"
+                if path.suffix.lower() == ".parquet"
+                else "read_csv(?, header = true, all_varchar = true)"
+            )
             try:
-                month = con.execute(f"SELECT strftime(max(TRY_CAST(snapshot_month AS DATE)), '%Y-%m') FROM {reader}",
-                                    [str(path)]).fetchone()[0]
+                month = con.execute(
+                    f"SELECT strftime(max(TRY_CAST(snapshot_month AS DATE)), '%Y-%m') FROM {reader}", [str(path)]
+                ).fetchone()[0]
             except duckdb.Error:
                 return None
             if month is None:
@@ -193,7 +217,10 @@ def batch_job(batch: list[LandingFile], landing_dir: Path, published: bool, stat
 
 
 def pending_sources(landing_dir: Path, build_path: Path, lock_path: Path) -> list[str]:
-    """The intraday sources with files the delivery ledger does not hold yet (``lendseg run --job intraday_warnings``)."""
+    """The intraday sources with files the delivery ledger does not hold yet.
+
+    ``lendseg run --job intraday_warnings`` runs these, as the landing sensor would.
+    """
     files = scan_landing(landing_dir, INTRADAY_SOURCES, settle_s=0)
     ledger = read_ledger(build_path, lock_path)
     todo = files if ledger is None else without_ledgered(files, ledger)
@@ -287,8 +314,8 @@ def _settle_s() -> float:
     minimum_interval_seconds=landing_sensor_interval_s(),
     default_status=default_sensor_status(),
     description="Requests one run per batch of new delivery files under $LENDSEG_LANDING_DIR/<source>/: "
-                "intraday_warnings for a mid-month bureau or usage file, daily_refresh otherwise; waits while a "
-                "writing run is queued or in progress.",
+    "intraday_warnings for a mid-month bureau or usage file, daily_refresh otherwise; waits while a "
+    "writing run is queued or in progress.",
 )
 def landing_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
     s = load_settings()
@@ -303,8 +330,10 @@ def landing_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.
             f"ignoring orphaned runs (in progress on record, but nobody holds the writer lock): {', '.join(orphaned)}"
         )
     if active:
-        return dg.SkipReason(f"{len(batch)} new delivery file(s) wait: writing run(s) {', '.join(active)} "
-                             "queued or in progress; they are picked up after it ends")
+        return dg.SkipReason(
+            f"{len(batch)} new delivery file(s) wait: writing run(s) {', '.join(active)} "
+            "queued or in progress; they are picked up after it ends"
+        )
     state = read_build_state(s.build_path, s.lock_path)
     ledger = None if state is None else state.ledger
     if ledger is None:
@@ -321,13 +350,18 @@ def landing_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.
     job = batch_job(batch, s.landing_dir, s.warehouse_path.exists(), state)
     selection = None
     if job == INTRADAY and context.repository_def is not None:  # only the batch's sources and what follows them
-        selection = sorted(intraday_keys(context.repository_def.asset_graph,
-                                         sorted({f.relpath.split("/", 1)[0] for f in batch})))
-    context.log.info(f"requesting {job} for {len(batch)} new file(s): "
-                     + ", ".join(f.relpath for f in batch[:20]) + (" ..." if len(batch) > 20 else ""))
+        selection = sorted(
+            intraday_keys(context.repository_def.asset_graph, sorted({f.relpath.split("/", 1)[0] for f in batch}))
+        )
+    context.log.info(
+        f"requesting {job} for {len(batch)} new file(s): "
+        + ", ".join(f.relpath for f in batch[:20])
+        + (" ..." if len(batch) > 20 else "")
+    )
     return dg.SensorResult(
-        run_requests=[dg.RunRequest(run_key=batch_run_key(batch), tags=batch_tags(batch), job_name=job,
-                                    asset_selection=selection)],
+        run_requests=[
+            dg.RunRequest(run_key=batch_run_key(batch), tags=batch_tags(batch), job_name=job, asset_selection=selection)
+        ],
         cursor=advance_cursor(seen, seen_now, present=files),
     )
 

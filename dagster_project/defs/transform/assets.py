@@ -4,7 +4,6 @@ The manifest is built when missing or older than the dbt sources (parse.py), so 
 without ``dagster dev`` (whose ``prepare_if_dev`` only runs under ``dagster dev``).
 """
 
-
 import importlib.metadata
 import json
 import os
@@ -24,11 +23,18 @@ from dagster_project.defs.transform.lake import (
     prepare_spark_dir,
     step_sources,
 )
+from dagster_project.defs.transform.parse import (
+    DBT_EXECUTABLE,
+    dbt_env,
+    dbt_target_dir,
+    ensure_manifest,
+    keep_parse,
+    prune_targets,
+    reuse_parse,
+)
 from dagster_project.lib.resources import Warehouse
 from dagster_project.lib.settings import DBT_PROJECT_DIR, Settings
 from dagster_project.lib.warehouse import connect, dbt_spill_message
-from dagster_project.defs.transform.parse import (DBT_EXECUTABLE, dbt_env, dbt_target_dir, ensure_manifest, keep_parse,
-                                                  prune_targets, reuse_parse)
 
 __all__ = ["DBT_EXECUTABLE", "DBT_KEYS", "dbt_resource", "dbt_steps"]
 

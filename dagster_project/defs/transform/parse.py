@@ -108,9 +108,20 @@ def ensure_manifest(project_dir: Path = DBT_PROJECT_DIR) -> Path:
             env, cache = _parse_env_and_cache()
             target = project_dir / "target" if cache is None else cache / f"parse-{uuid.uuid4().hex[:6]}"
             proc = subprocess.run(
-                [DBT_EXECUTABLE, "parse", "--project-dir", str(project_dir), "--profiles-dir", str(project_dir),
-                 "--target-path", str(target)],
-                capture_output=True, text=True, env=env)
+                [
+                    DBT_EXECUTABLE,
+                    "parse",
+                    "--project-dir",
+                    str(project_dir),
+                    "--profiles-dir",
+                    str(project_dir),
+                    "--target-path",
+                    str(target),
+                ],
+                capture_output=True,
+                text=True,
+                env=env,
+            )
             if proc.returncode != 0:
                 raise RuntimeError(f"dbt parse failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-2000:]}")
             if cache is not None:  # the manifest for the definitions, the parse for the data dir's first dbt step

@@ -13,18 +13,21 @@ import pytest
 os.environ.setdefault("LENDSEG_AUTOMATION", "off")
 
 
-@pytest.mark.parametrize(("sources", "published", "build_month", "batch_month", "job"), [
-    ({"credit_bureau"}, True, "2026-11", None, "intraday_warnings"),  # a mid-month bureau file
-    ({"product_usage"}, True, "2026-11", "2026-11", "intraday_warnings"),  # late rows of the open month
-    ({"product_usage", "credit_bureau"}, True, "2026-11", "2026-03", "intraday_warnings"),  # an old month corrected
-    ({"product_usage"}, True, "2026-11", "2026-12", "daily_refresh"),  # a month closes
-    ({"product_usage"}, True, "2026-11", None, "daily_refresh"),  # unreadable: ingest names the problem
-    ({"product_usage"}, True, None, "2026-11", "daily_refresh"),  # no usage in the build yet
-    ({"credit_bureau"}, False, None, None, "daily_refresh"),  # nothing published: a first run publishes all
-    ({"credit_bureau", "clients"}, True, "2026-11", None, "daily_refresh"),  # dimensions and segments follow
-    ({"review_decisions"}, True, "2026-11", None, "daily_refresh"),
-    (set(), True, "2026-11", None, "daily_refresh"),
-])
+@pytest.mark.parametrize(
+    ("sources", "published", "build_month", "batch_month", "job"),
+    [
+        ({"credit_bureau"}, True, "2026-11", None, "intraday_warnings"),  # a mid-month bureau file
+        ({"product_usage"}, True, "2026-11", "2026-11", "intraday_warnings"),  # late rows of the open month
+        ({"product_usage", "credit_bureau"}, True, "2026-11", "2026-03", "intraday_warnings"),  # an old month corrected
+        ({"product_usage"}, True, "2026-11", "2026-12", "daily_refresh"),  # a month closes
+        ({"product_usage"}, True, "2026-11", None, "daily_refresh"),  # unreadable: ingest names the problem
+        ({"product_usage"}, True, None, "2026-11", "daily_refresh"),  # no usage in the build yet
+        ({"credit_bureau"}, False, None, None, "daily_refresh"),  # nothing published: a first run publishes all
+        ({"credit_bureau", "clients"}, True, "2026-11", None, "daily_refresh"),  # dimensions and segments follow
+        ({"review_decisions"}, True, "2026-11", None, "daily_refresh"),
+        (set(), True, "2026-11", None, "daily_refresh"),
+    ],
+)
 def test_a_batch_takes_the_intraday_run_only_when_mid_month(sources, published, build_month, batch_month, job) -> None:
     from dagster_project.defs.operations.jobs import choose_job
 
@@ -37,12 +40,27 @@ def test_the_intraday_run_of_a_bureau_file_is_its_path_to_the_warnings_and_the_p
 
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in intraday_keys(graph, ["credit_bureau"])}
-    assert {"raw_credit_bureau", "staging/stg_bureau__credit_reports", "marts/dim_client", "app/risk_early_warnings",
-            "app/client_policy", "app/segment_policy", "published_warehouse"} <= keys
+    assert {
+        "raw_credit_bureau",
+        "staging/stg_bureau__credit_reports",
+        "marts/dim_client",
+        "app/risk_early_warnings",
+        "app/client_policy",
+        "app/segment_policy",
+        "published_warehouse",
+    } <= keys
     # not what the bureau file cannot change, nor what waits for the daily run
-    assert not keys & {"raw_clients", "raw_product_usage", "marts/fct_product_usage_monthly", "marts/client_features",
-                       "ml/segment_assignments", "app/client_product_recommendations", "app/early_warning_evaluation",
-                       "marts/client_segments", "ml/early_warning_calibration"}
+    assert not keys & {
+        "raw_clients",
+        "raw_product_usage",
+        "marts/fct_product_usage_monthly",
+        "marts/client_features",
+        "ml/segment_assignments",
+        "app/client_product_recommendations",
+        "app/early_warning_evaluation",
+        "marts/client_segments",
+        "ml/early_warning_calibration",
+    }
     usage = {k.to_user_string() for k in intraday_keys(graph, ["product_usage"])}
     # the usage facts with the state recorded after them, so the next run does not build the same months again
     assert {"marts/fct_product_usage_monthly", "intermediate/int_usage_fact_months_recorded"} <= usage
@@ -72,8 +90,9 @@ def _touch(path: Path, text: str, mtime_ns: int) -> None:
     os.utime(path, ns=(mtime_ns, mtime_ns))
 
 
-def test_the_landing_sensor_requests_the_intraday_run_for_a_mid_month_file(tmp_path: Path,
-                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_landing_sensor_requests_the_intraday_run_for_a_mid_month_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import time
 
     from dagster_project.definitions import defs
@@ -87,8 +106,10 @@ def test_the_landing_sensor_requests_the_intraday_run_for_a_mid_month_file(tmp_p
     (data / "build").mkdir(parents=True)
     with duckdb.connect(str(data / "build" / "build.duckdb")) as con:  # a build whose newest usage month is 2026-11
         con.execute("CREATE SCHEMA raw")
-        con.execute("CREATE TABLE raw._deliveries (source VARCHAR, file_name VARCHAR, checksum VARCHAR, "
-                    "file_size BIGINT, file_mtime_ns BIGINT)")
+        con.execute(
+            "CREATE TABLE raw._deliveries (source VARCHAR, file_name VARCHAR, checksum VARCHAR, "
+            "file_size BIGINT, file_mtime_ns BIGINT)"
+        )
         con.execute("CREATE TABLE raw.product_usage (account_key VARCHAR, snapshot_month DATE)")
         con.execute("INSERT INTO raw.product_usage VALUES ('a', DATE '2026-11-01')")
     now = time.time_ns() - 10**9
