@@ -1,8 +1,10 @@
 """The house rules of the layout (README "Architecture"): stage folders, shared plumbing, tools kept out."""
 
+import io
 import re
 import subprocess
 import sys
+import tokenize
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,3 +66,55 @@ def test_the_code_location_imports_no_tool() -> None:
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "[]"
+
+
+# A path-like name (``jobs.py``, ``docs/segmentation.md``, ``stg_crm__clients.sql``, ``_seeds.yml``) in a comment,
+# a docstring, a docs page or a dbt .yml names a file of the repository: it matches the end of some tracked path.
+# Not a dotted module or setting (``pyspark.sql.connect``), not a glob (``*_assets.py``).
+PATH_NAME = re.compile(r"(?<![\w./*-])((?:[\w-]+/)*[\w-]+\.(?:py|md|sql|yml))(?!\.?\w|/)")
+
+
+def _prose(path: Path) -> list[tuple[int, str]]:
+    """(line, text) of what people read in ``path``: comments and docstrings of a module, every line elsewhere."""
+    text = path.read_text(encoding="utf-8", errors="ignore")
+    if path.suffix != ".py":
+        return list(enumerate(text.splitlines(), 1))
+    out = []
+    for tok in tokenize.generate_tokens(io.StringIO(text).readline):
+        docstring = tok.type == tokenize.STRING and tok.string.lstrip("rbuRBU").startswith(('"""', "'''"))
+        if tok.type == tokenize.COMMENT or docstring:
+            out.append((tok.start[0], tok.string))
+    return out
+
+
+def stale_names(root: Path, files: list[str]) -> list[str]:
+    """``file:line: name`` for each path-like name in ``files``' prose that matches no file under ``root``."""
+    known = {"/".join(f.split("/")[i:]) for f in files for i in range(f.count("/") + 1)}
+    read = [f for f in files if f.endswith((".py", ".md")) or (f.startswith("dbt/") and f.endswith(".yml"))]
+    return [
+        f"{f}:{line}: {name}"
+        for f in read
+        for line, text in _prose(root / f)
+        for name in PATH_NAME.findall(text)
+        if name.lstrip("./") not in known
+    ]
+
+
+def _tracked(root: Path) -> list[str]:
+    return subprocess.run(["git", "ls-files"], cwd=root, capture_output=True, text=True, check=True).stdout.split()
+
+
+def test_no_comment_docstring_or_doc_names_a_file_that_does_not_exist() -> None:
+    assert stale_names(ROOT, _tracked(ROOT)) == []
+
+
+def test_a_planted_stale_name_is_found(tmp_path: Path) -> None:
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "pkg").mkdir()
+    module = '"""Jobs; the sensors live in sensors.py and pkg/jobs.py."""\n# see old_jobs.py\n'
+    (tmp_path / "pkg" / "jobs.py").write_text(module)
+    (tmp_path / "docs" / "ops.md").write_text(
+        "Run `jobs.py`; pyspark.sql.connect and *_assets.py are not files.\nThe retired docs/legacy.md is gone.\n"
+    )
+    found = stale_names(tmp_path, ["pkg/jobs.py", "docs/ops.md"])
+    assert found == ["pkg/jobs.py:1: sensors.py", "pkg/jobs.py:2: old_jobs.py", "docs/ops.md:2: docs/legacy.md"]

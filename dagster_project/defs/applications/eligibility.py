@@ -1,7 +1,7 @@
 """The catalogue's eligibility rules as SQL: one (client x product) relation the recommendations and their check share.
 
 The rules are those of ``recommend.eligibility_failures`` (the per-client specification, documented in
-docs/applications.md); ``tests/unit/applications/test_eligibility.py`` runs both over every combination of size
+docs/applications.md); ``tests/unit/applications/test_recommend_population.py`` runs both over every combination of size
 class, firm stage, risk class, rating grade and catalogue product and requires the same failures.
 """
 

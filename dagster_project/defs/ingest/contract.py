@@ -4,7 +4,7 @@ v1.1 adds two optional product-usage columns (``term_months``, ``security_type``
 header altogether (``Column.header_optional``), so every v1 file stays valid.
 
 Documented for upstream teams in ``docs/landing_contract.md``. Pure data and pure functions only, so the
-contract itself is unit-tested; ``ingest.py`` turns it into DuckDB SQL.
+contract itself is unit-tested; ``validation.py`` and ``loading.py`` turn it into DuckDB SQL.
 """
 
 from __future__ import annotations
