@@ -23,7 +23,7 @@ from dagster_project.defs.applications import early_warning as ew
 from dagster_project.defs.applications.as_of import first_default_sql, lit, signal_observations_sql
 from dagster_project.defs.applications.ew_calibration import level_logits
 from dagster_project.defs.applications.ew_features import BASE_SIGNALS, FEATURES
-from dagster_project.lib.months import month_end
+from dagster_project.lib.months import month_end, months_between
 
 Key = tuple[str, str]
 
@@ -61,10 +61,6 @@ class Episode:
     cleared_at: date | None = None
     level_driver: str | None = "expert"
     client_score: float | None = None
-
-
-def months_between(earlier: date, later: date) -> int:
-    return (later.year - earlier.year) * 12 + later.month - earlier.month
 
 
 def max_severity(a: str | None, b: str | None) -> str | None:

@@ -28,7 +28,6 @@ Every observation carries the threshold of its own severity (``threshold_for``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
 
 SEVERITIES: tuple[str, ...] = ("watch", "warning", "critical")
 SEVERITY_RANK: dict[str, int] = {s: i + 1 for i, s in enumerate(SEVERITIES)}
@@ -84,7 +83,3 @@ def severity(signal: str, observed: float | None) -> str | None:
 def threshold_for(signal: str, level: str) -> float | None:
     """The expert threshold of ``signal`` at ``level`` (watch / warning / critical); None when it has none."""
     return getattr(SIGNALS[signal], level)
-
-
-def months_between(earlier: date, later: date) -> int:
-    return (later.year - earlier.year) * 12 + later.month - earlier.month

@@ -62,7 +62,7 @@ from dagster_project.defs.applications.ew_score import (
     watch_point,
     wilson_lower,
 )
-from dagster_project.lib.months import add_months, month_end
+from dagster_project.lib.months import add_months, month_end, months_between
 
 HORIZON_MONTHS = 6
 
@@ -89,7 +89,7 @@ class Windows:
     @property
     def history_months(self) -> int:
         """Months of data the calibration may use (first month .. E)."""
-        return ew.months_between(self.first_month, self.evaluation_cutoff) + 1
+        return months_between(self.first_month, self.evaluation_cutoff) + 1
 
     def fit_cutoffs(self) -> list[date]:
         out, m = [], self.fit_from

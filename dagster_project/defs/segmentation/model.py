@@ -30,7 +30,7 @@ from threadpoolctl import ThreadpoolController
 from dagster_project.defs.segmentation.features import DimensionScaler
 from dagster_project.lib.settings import env_value
 
-MODEL_FAMILY = "dimensions-v2"  # metadata marker: models of this code (a champion of another family is retrained: scoring.score_all)
+MODEL_FAMILY = "dimensions-v2"  # models of this code; a champion of another family is retrained
 SEED = int(env_value("LENDSEG_SEG_SEED"))  # 20240601 unless set (lendseg evaluate --perturb varies it)
 K_RANGE: tuple[int, int] = (4, 10)  # k tried (inclusive); dissolved small clusters can leave fewer segments
 TRAINING_SAMPLE = 5000  # clients a model is trained, selected and bootstrapped on (all below)

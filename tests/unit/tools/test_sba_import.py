@@ -1,4 +1,4 @@
-"""lendseg import-sba (dagster_project/tools/sba_import.py): real SBA loans onto landing contract v1 (issue 11, item 4)."""
+"""lendseg import-sba (dagster_project/tools/sba_import.py): real SBA loans onto landing contract v1."""
 
 import subprocess
 from pathlib import Path
