@@ -40,9 +40,15 @@ def preflight(job: str, demo: bool) -> str | None:
     except ConfigError as e:
         return f"lendseg run refused: {e}"
     try:
-        engine = load_settings().engine
+        settings = load_settings()
     except ValueError as e:  # an unknown LENDSEG_ENGINE
         return f"lendseg run refused: {e}"
+    engine = settings.engine
+    if job == "intraday_warnings" and not settings.warehouse_path.exists():
+        return (
+            "lendseg run refused: intraday_warnings updates a published warehouse and there is none yet at "
+            f"{settings.warehouse_path}; run daily_refresh first (the landing sensor does)"
+        )
     if engine == "spark":
         from .defs.transform.lake import spark_missing
 

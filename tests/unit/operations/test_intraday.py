@@ -125,3 +125,19 @@ def test_the_landing_sensor_requests_the_intraday_run_for_a_mid_month_file(
         _touch(data / "landing" / "product_usage" / "pu_202612.csv", "account_id,snapshot_month\nA,2026-12-01\n", now)
         closing = landing_sensor(dg.build_sensor_context(instance=instance, definitions=defs)).run_requests[0]
         assert closing.job_name == "daily_refresh" and closing.asset_selection is None  # a month closes
+
+
+def test_an_intraday_run_is_refused_before_anything_is_published(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dagster_project.cli import preflight
+
+    monkeypatch.setenv("LENDSEG_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("LENDSEG_WAREHOUSE_PATH", raising=False)
+    monkeypatch.delenv("LENDSEG_ENGINE", raising=False)
+    problem = preflight("intraday_warnings", demo=True)
+    assert problem and "there is none yet" in problem and "run daily_refresh first" in problem
+    assert preflight("daily_refresh", demo=True) is None  # the first run publishes everything
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "warehouse.duckdb").write_bytes(b"")
+    assert preflight("intraday_warnings", demo=True) is None
