@@ -1,9 +1,11 @@
-"""Operations end to end: two runs at the same moment never overlap; SIGKILL during dbt and during publish;
+"""Operations end to end: SIGKILL during dbt and during publish; two runs at the same moment never overlap;
 SIGTERM during dbt stops the run cleanly.
 
-One generated workspace (300 clients, 6 months): the fixture launches two `lendseg run --demo` at the same
-moment; the next test kills runs with SIGKILL during dbt and during publish, the one after it runs again on what
-the kills left, the last stops a run with SIGTERM.
+One workspace advancing in a planned order (issue 36): a copy of the session's published workspace (its first load
+is the session's, no first load of this module's own); the first test kills runs with SIGKILL during dbt and during
+publish; the next launches two `lendseg run --demo` at the same moment on what the kills left (the first of them to
+take the writer lock is the run after the kills: the test after reads that it needed no clean-up); the last stops a
+run with SIGTERM. Each test reads the state the one before it left: run them in this order.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pytest
-from conftest import LENDSEG, Workspace, make_workspace
+
+from conftest import LENDSEG, Workspace, copy_workspace
 
 os.environ.setdefault("LENDSEG_AUTOMATION", "off")
 
@@ -137,9 +140,13 @@ def _kill_group(proc: subprocess.Popen) -> None:
 
 
 @pytest.fixture(scope="module")
-def ops_ws(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """A workspace whose first two runs were launched at the same moment."""
-    ws = make_workspace(tmp_path_factory.mktemp("ops"), clients=300, months=6)
+def ops_ws(published_ws: Workspace, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A private copy of the published workspace (deliveries loaded, one run on record); the tests advance it."""
+    return {"ws": copy_workspace(published_ws, tmp_path_factory.mktemp("ops") / "ws")}
+
+
+def _two_runs_at_the_same_moment(ws: Workspace) -> dict:
+    """Launch two `lendseg run --demo` at the same moment; wait for both."""
     t0 = time.monotonic()
     procs = [_popen_run(ws) for _ in range(2)]
     try:
@@ -148,30 +155,7 @@ def ops_ws(tmp_path_factory: pytest.TempPathFactory) -> dict:
         for p in procs:
             if p.poll() is None:
                 os.killpg(p.pid, signal.SIGKILL)
-    return {"ws": ws, "codes": [p.returncode for p in procs], "outs": outs, "seconds": time.monotonic() - t0}
-
-
-@pytest.mark.e2e
-def test_two_runs_at_the_same_moment_both_succeed_and_never_overlap(ops_ws: dict) -> None:
-    ws = ops_ws["ws"]
-    assert ops_ws["codes"] == [0, 0], "\n\n".join(o[-3000:] for o in ops_ws["outs"])
-    instance = _instance(ws)
-    try:
-        runs = instance.get_runs()
-        assert len(runs) == 2 and all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
-        spans = []
-        for run in runs:
-            times = _step_times(instance, run.run_id)
-            steps = {s for _, s, _ in times}
-            assert {"dbt_client_dimensions", "dbt_segment_marts", "published_warehouse"} <= steps
-            start = instance.get_run_record_by_id(run.run_id).start_time
-            spans.append((min(t for _, _, t in times), max(t for _, _, t in times), start))
-        (a0, a1, a_start), (b0, b1, b_start) = sorted(spans)
-        assert a1 <= b0, f"writing steps overlap: first run {a0:.1f}-{a1:.1f}, second {b0:.1f}-{b1:.1f}"
-        assert b_start < a1, "the second run did not start while the first was writing (no contention tested)"
-    finally:
-        instance.dispose()
-    assert _dim_client_rows(ws.warehouse) > 0
+    return {"codes": [p.returncode for p in procs], "outs": outs, "seconds": time.monotonic() - t0}
 
 
 @pytest.mark.e2e
@@ -220,16 +204,50 @@ def test_sigkill_during_dbt_and_during_publish_needs_no_cleanup(ops_ws: dict) ->
 
 
 @pytest.mark.e2e
-def test_the_run_after_a_sigkill_in_publish_needs_no_cleanup(ops_ws: dict) -> None:
-    """No clean-up after the SIGKILL test's kills (the last one while the version file was being written): the
-    next run takes the writer lock and succeeds, and the published table holds the same clients. (The last part
-    of the SIGKILL test until issue 36; a test of its own so that neither carries more than one whole run.)"""
+def test_two_runs_at_the_same_moment_both_succeed_and_never_overlap(ops_ws: dict) -> None:
+    """Launched on what the SIGKILL test's kills left (the next test reads that too)."""
     ws = ops_ws["ws"]
     assert "killed_in_publish" in ops_ws, "runs after test_sigkill_during_dbt_and_during_publish_needs_no_cleanup"
-    rows = _dim_client_rows(ws.warehouse)
-    proc = ws.lendseg("run", "--demo", LENDSEG_AUTOMATION="off")
-    assert "succeeded" in proc.stdout
-    assert _dim_client_rows(ws.warehouse) == rows
+    instance = _instance(ws)
+    try:
+        earlier = {r.run_id for r in instance.get_runs()}
+    finally:
+        instance.dispose()
+    ops_ws["rows_before_the_two_runs"] = _dim_client_rows(ws.warehouse)
+    ops_ws["temp_files_before_the_two_runs"] = _publish_temp_files(ws)
+    pair = ops_ws["two_runs"] = _two_runs_at_the_same_moment(ws)
+    assert pair["codes"] == [0, 0], "\n\n".join(o[-3000:] for o in pair["outs"])
+    instance = _instance(ws)
+    try:
+        runs = [r for r in instance.get_runs() if r.run_id not in earlier]
+        assert len(runs) == 2 and all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
+        spans = []
+        for run in runs:
+            times = _step_times(instance, run.run_id)
+            steps = {s for _, s, _ in times}
+            assert {"dbt_client_dimensions", "dbt_segment_marts", "published_warehouse"} <= steps
+            start = instance.get_run_record_by_id(run.run_id).start_time
+            spans.append((min(t for _, _, t in times), max(t for _, _, t in times), start))
+        (a0, a1, a_start), (b0, b1, b_start) = sorted(spans)
+        assert a1 <= b0, f"writing steps overlap: first run {a0:.1f}-{a1:.1f}, second {b0:.1f}-{b1:.1f}"
+        assert b_start < a1, "the second run did not start while the first was writing (no contention tested)"
+    finally:
+        instance.dispose()
+    assert _dim_client_rows(ws.warehouse) > 0
+
+
+@pytest.mark.e2e
+def test_the_run_after_a_sigkill_in_publish_needs_no_cleanup(ops_ws: dict) -> None:
+    """No clean-up after the SIGKILL test's kills (the last one while the version file was being written): the
+    next run takes the writer lock and succeeds, the published table holds the same clients and the half-written
+    version file is gone. (Issue 36: the next run is the first of the two runs launched at the same moment, which
+    the test before this one started on what the kills left; until then this test ran one of its own.)"""
+    ws = ops_ws["ws"]
+    assert "two_runs" in ops_ws, "runs after test_two_runs_at_the_same_moment_both_succeed_and_never_overlap"
+    assert ops_ws["temp_files_before_the_two_runs"], "the kill left a half-written version file behind"
+    assert ops_ws["two_runs"]["codes"] == [0, 0] and all("succeeded" in o for o in ops_ws["two_runs"]["outs"])
+    assert _dim_client_rows(ws.warehouse) == ops_ws["rows_before_the_two_runs"]
+    assert not _publish_temp_files(ws)
 
 
 @pytest.mark.e2e

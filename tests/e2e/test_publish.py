@@ -1,4 +1,11 @@
-"""Publishing: readers are never disturbed, versions are kept, rollback is atomic, audit is published."""
+"""Publishing: readers are never disturbed, versions are kept, rollback is atomic, audit is published.
+
+One workspace advancing in a planned order (issue 36: two whole runs instead of five): a copy of the session's
+published workspace (its first load is v1, no run of this module's own) -> an increment with readers holding the
+file open (v2) -> rollback and forward again (no run) -> a run refused for an empty delivery (nothing published)
+-> the next run, with the rejected file still in the landing folder and a delivery with a bad row, kept to two
+versions (v3; v1 pruned). Each test reads the state the one before it left: run them in this order.
+"""
 
 import csv
 import hashlib
@@ -7,18 +14,24 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import Workspace, make_workspace
 
+from conftest import Workspace, copy_workspace
 from dagster_project.defs.publish.files import current_version
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def ws(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
-    w = make_workspace(tmp_path_factory.mktemp("publish"), clients=300, months=6, seed=5)
-    w.lendseg("run", "--demo")
-    return w
+def ws(published_ws: Workspace, tmp_path_factory: pytest.TempPathFactory) -> Workspace:
+    """A private copy of the session's published workspace: its first load (v1) is this module's starting point."""
+    return copy_workspace(published_ws, tmp_path_factory.mktemp("publish") / "ws")
+
+
+STATE: dict = {}  # what one test leaves for the next (the planned order of the module docstring)
+
+
+def _versions(ws: Workspace) -> list[Path]:
+    return sorted((ws.warehouse.parent / "published_versions").glob("v*.duckdb"))
 
 
 def _count(path: Path) -> int:
@@ -102,11 +115,17 @@ def test_versions_are_listed_and_rollback_restores_one_atomically(ws: Workspace)
     assert proc.returncode == 2 and "not kept" in proc.stderr and proc.stderr.count("\n") == 1
 
 
-def test_only_the_last_n_versions_are_kept(ws: Workspace) -> None:
-    ws.lendseg("run", "--demo", LENDSEG_PUBLISH_KEEP="2")
-    versions = sorted((ws.warehouse.parent / "published_versions").glob("v*.duckdb"))
-    assert len(versions) == 2
-    assert versions[-1].stat().st_ino == ws.warehouse.stat().st_ino
+def test_failed_run_records_failure_in_audit_store_but_not_in_published_file(ws: Workspace) -> None:
+    before = hashlib.sha256(ws.warehouse.read_bytes()).hexdigest()
+    (ws.landing / "product_usage" / "empty.csv").write_bytes(b"")
+    proc = ws.lendseg("run", "--demo", check=False)
+    assert proc.returncode == 1 and "empty.csv" in proc.stderr and "non_empty" in proc.stderr
+    assert hashlib.sha256(ws.warehouse.read_bytes()).hexdigest() == before
+    out = ws.lendseg("quality").stdout
+    assert "empty.csv" in out
+    assert (ws.data / "rejected" / "empty.csv.error.json").exists()
+    # the rejected file is not retried: the next run (the audit test's, with the file still there) succeeds
+    STATE["rejected_empty_file"] = ws.landing / "product_usage" / "empty.csv"
 
 
 def test_audit_schema_and_quality_command(ws: Workspace) -> None:
@@ -119,7 +138,11 @@ def test_audit_schema_and_quality_command(ws: Workspace) -> None:
     row[i] = "-3"
     lines[5] = ",".join(f'"{v}"' if "," in v else v for v in row)
     bad.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    ws.lendseg("run", "--demo")
+    # The failed-run test's rejected file is still in the landing folder: it is not retried, this run succeeds.
+    assert "rejected_empty_file" in STATE, "runs after test_failed_run_records_failure_in_audit_store_but_not_..."
+    assert STATE["rejected_empty_file"].exists()
+    STATE["versions_before_keep_run"] = [v.name for v in _versions(ws)]
+    ws.lendseg("run", "--demo", LENDSEG_PUBLISH_KEEP="2")  # test_only_the_last_n_versions_are_kept reads the result
     con = duckdb.connect(str(ws.warehouse), read_only=True)
     q = con.execute(
         "SELECT rule, row_number, length(record_key) FROM audit.quarantined_rows "
@@ -139,12 +162,13 @@ def test_audit_schema_and_quality_command(ws: Workspace) -> None:
     assert "range:employee_count" in out and "clients_bad_rows.csv" in out
 
 
-def test_failed_run_records_failure_in_audit_store_but_not_in_published_file(ws: Workspace) -> None:
-    before = hashlib.sha256(ws.warehouse.read_bytes()).hexdigest()
-    (ws.landing / "product_usage" / "empty.csv").write_bytes(b"")
-    proc = ws.lendseg("run", "--demo", check=False)
-    assert proc.returncode == 1 and "empty.csv" in proc.stderr and "non_empty" in proc.stderr
-    assert hashlib.sha256(ws.warehouse.read_bytes()).hexdigest() == before
-    out = ws.lendseg("quality").stdout
-    assert "empty.csv" in out
-    ws.lendseg("run", "--demo")  # the rejected file is not retried: the next run succeeds
+def test_only_the_last_n_versions_are_kept(ws: Workspace) -> None:
+    """The audit test's run is the one kept to LENDSEG_PUBLISH_KEEP=2 (issue 36: one run serves both): it wrote a
+    third version and pruned the oldest; the current file is the newest version file, not a copy."""
+    assert "versions_before_keep_run" in STATE, "runs after test_audit_schema_and_quality_command"
+    before = STATE["versions_before_keep_run"]
+    assert len(before) == 2  # + the run's own = 3 versions written, one over the limit
+    versions = _versions(ws)
+    assert len(versions) == 2
+    assert versions[0].name == before[-1] and versions[-1].name not in before  # the oldest pruned, a new one kept
+    assert versions[-1].stat().st_ino == ws.warehouse.stat().st_ino

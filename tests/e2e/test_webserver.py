@@ -4,6 +4,9 @@ The code location from workspace.yaml must load without errors and list every as
 schedule and sensor; `daily_refresh` launched with the `launchRun` mutation (as the UI's launchpad does)
 goes through the run queue (dequeued by the daemon) and publishes a warehouse with `marts.dim_client` rows.
 Schedules and sensors stay STOPPED (LENDSEG_AUTOMATION=off), so nothing but the test launches a run.
+
+The server runs on a copy of the session's published workspace (issue 36): the launched run is a daily run after
+the first load, not a first load of this module's own.
 """
 
 from __future__ import annotations
@@ -22,8 +25,8 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pytest
-from conftest import Workspace, make_workspace
 
+from conftest import Workspace, copy_workspace
 from dagster_project.lib.settings import PROJECT_ROOT
 
 pytestmark = pytest.mark.e2e
@@ -145,10 +148,10 @@ class Server:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory):
+def server(published_ws: Workspace, tmp_path_factory: pytest.TempPathFactory):
     from dagster_project.defs.operations.instance import ensure_instance
 
-    ws = make_workspace(tmp_path_factory.mktemp("web"), clients=300, months=6)
+    ws = copy_workspace(published_ws, tmp_path_factory.mktemp("web") / "ws")
     ensure_instance(ws.root / "dagster_home")  # run queue: the daemon dequeues launched runs
     srv = Server(ws, free_port())
     workspace = str(REPO_ROOT / "workspace.yaml")
@@ -263,6 +266,10 @@ def test_daily_refresh_launched_like_the_ui_publishes_the_warehouse(server: Serv
         assert con.execute("SELECT count(*) FROM marts.dim_client").fetchone()[0] > 0
     finally:
         con.close()
+    from dagster_project.defs.publish.files import current_version
+
+    published = current_version(server.ws.warehouse, server.ws.warehouse.parent / "published_versions")
+    assert published.manifest["run_id"] == run_id and published.number > 1  # a new version, written by this run
     instance = dg.DagsterInstance.from_config(str(server.ws.root / "dagster_home"))
     try:
         latest = instance.get_latest_materialization_event(dg.AssetKey("published_warehouse"))
