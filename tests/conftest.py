@@ -141,11 +141,22 @@ def demo_ws(published_ws: Workspace, tmp_path_factory: pytest.TempPathFactory) -
 # before and after on one loaded machine. ``published_ws`` itself (~50 s) is paid by the first module that asks for
 # it: test_e2e.py carries it here, so that it sorts just after the two longest modules and its light first test
 # builds the workspace before the heavier modules that copy it (else the build lands in a whole-run test's setup).
-E2E_SECONDS = {"test_ml_e2e.py": 255, "test_spark_engine.py": 255, "test_e2e.py": 200, "test_ml_fallback.py": 170,
-               "test_operations_e2e.py": 150, "test_applications_e2e.py": 150, "test_publish.py": 135,
-               "test_upgrade.py": 135, "test_webserver.py": 80,
-               "test_evaluate_smoke.py": 70, "test_bench_e2e.py": 65, "test_readable.py": 40,
-               "test_segment_of_record.py": 20, "test_dbt_unit_tests.py": 15}
+E2E_SECONDS = {
+    "test_ml_e2e.py": 255,
+    "test_spark_engine.py": 255,
+    "test_e2e.py": 200,
+    "test_ml_fallback.py": 170,
+    "test_operations_e2e.py": 150,
+    "test_applications_e2e.py": 150,
+    "test_publish.py": 135,
+    "test_upgrade.py": 135,
+    "test_webserver.py": 80,
+    "test_evaluate_smoke.py": 70,
+    "test_bench_e2e.py": 65,
+    "test_readable.py": 40,
+    "test_segment_of_record.py": 20,
+    "test_dbt_unit_tests.py": 15,
+}
 LISTED_DEFAULT_S = 60
 
 

@@ -21,7 +21,6 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pytest
-
 from conftest import LENDSEG, Workspace, copy_workspace
 
 os.environ.setdefault("LENDSEG_AUTOMATION", "off")

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import duckdb
 import pytest
-
 from conftest import Workspace, copy_workspace
+
 from dagster_project.defs.publish.files import current_version
 
 pytestmark = pytest.mark.e2e

@@ -25,8 +25,8 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pytest
-
 from conftest import Workspace, copy_workspace
+
 from dagster_project.lib.settings import PROJECT_ROOT
 
 pytestmark = pytest.mark.e2e
