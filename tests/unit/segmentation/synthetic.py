@@ -15,7 +15,7 @@ GROUPS = {  # name: (revenue, section, risk, grade, band, size, stage, products 
     "tech": (2e7, "I", "standard", "R4", "near_prime", "small", "growth", {"ip_pledge_loan": 0.7,
                                                                         "revolving_credit": 0.3}, 24, 700, 0.6),
     "traders": (1e6, "F", "standard", "R6", "subprime", "micro", "startup", {"trade_finance": 1.0}, 6, 620, 0.9),
-    "builders": (1e8, "E", "high", "D", "default", "medium", "established", {"project_finance": 0.8,
+    "builders": (1e8, "E", "high", "R8", "subprime", "medium", "established", {"project_finance": 0.8,
                                                                            "term_loan": 0.2}, 150, 560, 0.05),
 }
 
@@ -24,9 +24,12 @@ def key(client_id: str, secret: str) -> str:
     return hashlib.sha256(f"{secret}:{client_id}".encode()).hexdigest()
 
 
-def synthetic(n: int = 600, seed: int = 0, secret: str = "key-a", small_group: float = 0.0) -> pd.DataFrame:
+def synthetic(n: int = 600, seed: int = 0, secret: str = "key-a", small_group: float = 0.0,
+              defaulted: float = 0.0) -> pd.DataFrame:
     """Rows of four groups (column ``truth``; ``small_group`` of them from a fifth, distinct group ``truth`` 4),
-    ``client_id`` and a ``client_key`` pseudonymised with ``secret``."""
+    ``client_id`` and a ``client_key`` pseudonymised with ``secret``. ``defaulted``: that share of the clients, of
+    any group, is in default (rating grade D, default band, 6-11 months in arrears, 180+ days past due, bureau score
+    150 lower), drawn from a stream of its own (the other columns stay as without it)."""
     rng = np.random.default_rng(seed)
     names = list(GROUPS)
     g = rng.integers(0, len(names), n)
@@ -49,7 +52,7 @@ def synthetic(n: int = 600, seed: int = 0, secret: str = "key-a", small_group: f
     f["bureau_score"] = np.where(small, 890, np.array(rows["score"]) + rng.normal(0, 12, n)).round()
     f["rating_grade"] = np.where(small, "R1", rows["grade"])
     f["credit_band"] = np.where(small, "prime", rows["band"])
-    f["months_in_arrears_12m"] = np.where(np.array(rows["grade"]) == "D", rng.integers(3, 12, n), 0)
+    f["months_in_arrears_12m"] = np.where(np.array(rows["grade"]) == "R8", rng.integers(1, 4, n), 0)
     f["bureau_max_days_past_due_12m"] = f.months_in_arrears_12m * 20
     f["debt_to_assets"] = np.where(np.array(rows["risk"]) == "high", 0.85, 0.45) + rng.normal(0, 0.04, n)
     f["collateral_coverage"] = rng.lognormal(0, 0.2, n)
@@ -82,6 +85,12 @@ def synthetic(n: int = 600, seed: int = 0, secret: str = "key-a", small_group: f
     f["interactions_12m"] = rng.poisson(10, n)
     f["has_usage"] = True
     f["as_of_date"] = pd.Timestamp("2026-10-31")
+    if defaulted:
+        d = np.random.default_rng([seed, 34]).random(n) < defaulted
+        f.loc[d, "rating_grade"], f.loc[d, "credit_band"] = "D", "default"
+        f.loc[d, "months_in_arrears_12m"] = np.random.default_rng([seed, 35]).integers(6, 12, int(d.sum()))
+        f.loc[d, "bureau_max_days_past_due_12m"] = 180 + 30 * f.loc[d, "months_in_arrears_12m"]
+        f.loc[d, "bureau_score"] -= 150
     f["truth"] = np.where(small, len(names), g)
     f.insert(0, "client_key", [key(c, secret) for c in f.client_id])
     return f
