@@ -3,7 +3,8 @@
 For each case dir of ``lendseg evaluate --workdir`` (a first run done, ``ground_truth/archetypes.csv`` beside it):
 the product's selection (``selection.select_k``, the k rule of record) fitted on the training sample drawn two ways -
 ``all``: every scorable client (the product before issue 34 item 2), ``performing``: clients in default (rating grade D,
-dbt's default trigger) left out - and every scorable client scored by the nearest centroid (as ``score_frame`` does).
+dbt's default trigger) left out - and every scorable client scored by the nearest centroid (as ``score_frame`` does);
+``own segment``: as ``performing``, the clients in default then in one segment of their own.
 Printed per case and population: clients trained on, k, ARI of all scored clients against the planted archetypes, ARI
 of the clients in default only, and how many segments hold more than half of the clients in default.
 
@@ -44,12 +45,14 @@ def measure(root: Path) -> list[dict]:
     known = arche.notna().to_numpy()
     default = credit_state.in_default(scored.rating_grade)
     out = []
-    for name, frame in (("all", every), ("performing", perf)):
+    for name, frame in (("all", every), ("performing", perf), ("own segment", perf)):
         t = time.time()
         _, _, z, scaler = training.model_space(frame)
         sel = selection.select_k(z)
         zs = scaler.transform(feat.prepare(scored))
         labels, _ = seg.confidence(seg.distances(zs, sel.centers))
+        if name == "own segment":  # C: every client in default in one segment of its own
+            labels = np.where(default, len(sel.centers), labels)
         d = default & known
         shares = pd.Series(labels[d]).value_counts(normalize=True)
         out.append({"case": root.name, "trained_on": name, "rows": len(frame), "k": len(sel.centers),
