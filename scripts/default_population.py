@@ -45,23 +45,24 @@ def measure(root: Path) -> list[dict]:
     known = arche.notna().to_numpy()
     default = credit_state.in_default(scored.rating_grade)
     out = []
-    for name, frame in (("all", every), ("performing", perf), ("own segment", perf)):
+    for name, frame in (("all", every), ("performing", perf)):
         t = time.time()
         _, _, z, scaler = training.model_space(frame)
         sel = selection.select_k(z)
         zs = scaler.transform(feat.prepare(scored))
         labels, _ = seg.confidence(seg.distances(zs, sel.centers))
-        if name == "own segment":  # C: every client in default in one segment of its own
-            labels = np.where(default, len(sel.centers), labels)
-        d = default & known
-        shares = pd.Series(labels[d]).value_counts(normalize=True)
-        out.append({"case": root.name, "trained_on": name, "rows": len(frame), "k": len(sel.centers),
-                    "ari": round(ari(arche[known], labels[known]), 3),
-                    "in_default": int(default.sum()),
-                    "ari_in_default": round(ari(arche[d], labels[d]), 3) if d.sum() > 1 else None,
-                    "largest_share_of_defaults": round(float(shares.max()), 3) if len(shares) else None,
-                    "s": round(time.time() - t, 1)})
-        print(out[-1], flush=True)
+        secs = round(time.time() - t, 1)
+        variants = [(name, labels)]
+        if name == "performing":  # C: as B, every client in default then in one segment of its own
+            variants.append(("own segment", np.where(default, len(sel.centers), labels)))
+        for vname, lab in variants:
+            d = default & known
+            shares = pd.Series(lab[d]).value_counts(normalize=True)
+            out.append({"case": root.name, "placement": vname, "rows": len(frame), "k": len(sel.centers),
+                        "ari": round(ari(arche[known], lab[known]), 3), "in_default": int(default.sum()),
+                        "largest_share_of_defaults": round(float(shares.max()), 3) if len(shares) else None,
+                        "s": secs})
+            print(out[-1], flush=True)
     return out
 
 
