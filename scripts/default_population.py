@@ -29,8 +29,8 @@ from dagster_project.lib.settings import DEMO_PII_KEY
 def frames(root: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     con = duckdb.connect(str(root / "data" / "warehouse.duckdb"), read_only=True)
     try:
-        every = con.execute(training.sample_sql(seg.TRAINING_SAMPLE, performing_only=False)).df()
-        perf = con.execute(training.sample_sql(seg.TRAINING_SAMPLE)).df()
+        every = con.execute(training.sample_sql(seg.TRAINING_SAMPLE)).df()
+        perf = con.execute(training.sample_sql(seg.TRAINING_SAMPLE, performing_only=True)).df()
         scored = con.execute(training.feature_sql()).df()
     finally:
         con.close()

@@ -7,7 +7,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dagster_project.defs.segmentation import credit_state
 from dagster_project.defs.segmentation import features as feat
 from dagster_project.defs.segmentation import model as seg
 from dagster_project.defs.segmentation import reasons
@@ -183,24 +182,18 @@ def score_in_duckdb(con, pipe, task: ScoringTask) -> None:
 
 
 def scoring_summary(con, task: ScoringTask):
-    """Of ``ml._scoring``: drift counts per model feature and the segment mix of the clients not in default (the
-    population the model was trained on: credit_state.py), the segment mix, clients scored and low-confidence clients
-    of all of them."""
-    performing = credit_state.performing_sql("rating_grade")
-
+    """Drift counts per model feature, segment mix, clients scored and low-confidence clients of ``ml._scoring``."""
     def bins(col: str, size: int) -> np.ndarray:
         out = np.zeros(size, dtype=np.int64)
-        for b, cnt in con.execute(f'SELECT "{col}", count(*) FROM ml._scoring WHERE {performing} GROUP BY 1').fetchall():
+        for b, cnt in con.execute(f'SELECT "{col}", count(*) FROM ml._scoring GROUP BY 1').fetchall():
             out[int(b)] = cnt
         return out
 
     counts = {c: bins(f"_bin_{c}", len(e) + 2) for c, e in task.edges.items()}
     cat_counts = {c: bins(f"_cat_{c}", len(cats) + 1) for c, cats in task.categories.items()}
     mix = {int(s): int(c) for s, c in con.execute("SELECT segment_id, count(*) FROM ml._scoring GROUP BY 1").fetchall()}
-    drift_mix = {int(s): int(c) for s, c in con.execute(f"SELECT segment_id, count(*) FROM ml._scoring WHERE {performing} "
-                                                        "GROUP BY 1").fetchall()}
     n, low = con.execute("SELECT count(*), count(*) FILTER (WHERE low_confidence) FROM ml._scoring").fetchone()
-    return counts, cat_counts, drift_mix, mix, int(n), int(low)
+    return counts, cat_counts, mix, int(n), int(low)
 
 
 @dataclass
@@ -255,12 +248,12 @@ def score_all(settings: Settings, run_id: str, log=None, job_name: str = "") -> 
             con.execute(f"INSERT INTO ml._scoring BY NAME SELECT * FROM read_parquet({files})")
         else:
             score_in_duckdb(con, pipe, task)
-        counts, cat_counts, drift_mix, mix, n, low = scoring_summary(con, task)
+        counts, cat_counts, mix, n, low = scoring_summary(con, task)
         rows = [("feature", c, seg.psi(ref["numeric"][c]["counts"], counts[c])) for c in counts]
         rows += [("feature", c, seg.psi(ref["categorical"][c]["counts"], cat_counts[c])) for c in cat_counts]
-        ids = sorted(set(drift_mix) | {int(k) for k in ref["segment_mix"]})
+        ids = sorted(set(mix) | {int(k) for k in ref["segment_mix"]})
         rows.append(("segment_mix", "segment_mix", seg.psi([ref["segment_mix"].get(str(i), 0) for i in ids],
-                                                           [drift_mix.get(i, 0) for i in ids])))
+                                                           [mix.get(i, 0) for i in ids])))
         drift = pd.DataFrame(rows, columns=["kind", "feature", "psi"])
         drift["status"] = drift.psi.map(seg.psi_status)
         con.execute("BEGIN TRANSACTION")

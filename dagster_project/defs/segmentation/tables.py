@@ -53,8 +53,7 @@ COMMENTS = {
     "segment_assignment_snapshots": ("State: one snapshot of every client's segment per as-of date (a rescoring of the same as-of date replaces it); kept across runs and full rebuilds.", {}),
     "review_decision_context": ("State: per review decision, what the reviewer saw (the client's published snapshot "
                                 "when the decision was first processed); decides when an override expires.", {}),
-    "model_drift": (("PSI of every model feature and of the segment mix of the scored clients not in default against the "
-                    "champion's training data (clients in default are not trained on), per as-of date."), {
+    "model_drift": ("PSI of every model feature and of the segment mix against the champion's training data, per as-of date.", {
         "psi": "Population stability index; < 0.10 stable, 0.10-0.25 moderate, > 0.25 significant.",
         "status": "stable, moderate or significant."}),
     "k_selection": ("Per model version, the k curve: segments, stability (clusterboot), silhouette and Davies-Bouldin "

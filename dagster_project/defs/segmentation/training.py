@@ -34,11 +34,12 @@ def feature_sql(extra: str = "") -> str:
     return f"SELECT f.client_key, {cols}{extra} FROM marts.client_features f"
 
 
-def sample_sql(size: int, performing_only: bool = True) -> str:
-    """The training sample, drawn without reference to client_key or row order: every scorable client not in default
-    (credit_state.py; ``performing_only=False``: every scorable client) ordered by an MD5 of its feature values and a
-    fixed salt (the same features give the same place under any key), at most ``size`` of them; exact ties (identical
-    feature rows) are ordered by those values."""
+def sample_sql(size: int, performing_only: bool = False) -> str:
+    """The training sample, drawn without reference to client_key or row order: every scorable client ordered by an
+    MD5 of its feature values and a fixed salt (the same features give the same place under any key), at most
+    ``size`` of them; exact ties (identical feature rows) are ordered by those values. Clients in default are trained
+    on (credit_state.py, the decision of issue 34); ``performing_only``: without them, for the measurement only
+    (scripts/default_population.py)."""
     cols = [f"f.{c}" for c in read_columns()]
     # numbers rounded to 4 decimals first: a float's last digits (threads summing in another order) must not move a client
     text = ", ".join(f"coalesce(CAST({_rounded(c)} AS VARCHAR), '~')" for c in cols)
@@ -91,8 +92,7 @@ def train_version(settings: Settings, run_id: str, log=None, frame: pd.DataFrame
                   refits: int | None = None) -> Trained:
     """Fit a challenger on the training sample and store it as a new version (status challenger).
 
-    ``frame``: rows of client_features to train on instead of the sample read from the build database (tests); as
-    there, clients in default are left out (credit_state.py).
+    ``frame``: rows of client_features to train on instead of the sample read from the build database (tests).
     """
     import joblib
     import scipy
@@ -104,13 +104,11 @@ def train_version(settings: Settings, run_id: str, log=None, frame: pd.DataFrame
     with connect(settings, read_only=True) as con:
         if frame is None:
             frame = read_training_frame(con)
-        left_out = con.execute("SELECT count(*) FROM marts.client_features f "
-                               f"WHERE NOT ({credit_state.performing_sql()})").fetchone()[0]
         champ_ids = champion_assignments(con, champ)
         as_of = con.execute("SELECT max(as_of_date) FROM marts.client_features").fetchall()[0][0]
-    frame = credit_state.performing(frame).reset_index(drop=True)
+    frame = frame.reset_index(drop=True)
     if len(frame) < 50:
-        raise ValueError(f"only {len(frame)} scorable clients not in default in marts.client_features: too few to train")
+        raise ValueError(f"only {len(frame)} scorable clients in marts.client_features: too few to train")
     frame, x, z, scaler = model_space(frame)
     fp = seg.fingerprint(pd.concat([frame[["client_key"]], x], axis=1))
     sel = selection.select_k(z, refits=refits or settings.seg_stability_refits, log=log)
@@ -157,8 +155,6 @@ def train_version(settings: Settings, run_id: str, log=None, frame: pd.DataFrame
         "version": version, "model_family": seg.MODEL_FAMILY, "naming_rules": naming.RULES,
         "trained_at": utc_now().isoformat(), "run_id": run_id,
         "training_rows": len(frame), "training_sample": seg.TRAINING_SAMPLE,
-        "training_population": "scorable clients not in default (rating grade D left out; scored, not trained on)",
-        "in_default_left_out": int(left_out),
         "training_fingerprint": fp, "as_of_date": str(as_of) if as_of is not None else None,
         "features": [f.column for f in feat.FEATURES],
         "dimensions": [{"name": d.name, "label": d.label, "weight": d.weight,

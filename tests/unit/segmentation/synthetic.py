@@ -15,7 +15,7 @@ GROUPS = {  # name: (revenue, section, risk, grade, band, size, stage, products 
     "tech": (2e7, "I", "standard", "R4", "near_prime", "small", "growth", {"ip_pledge_loan": 0.7,
                                                                         "revolving_credit": 0.3}, 24, 700, 0.6),
     "traders": (1e6, "F", "standard", "R6", "subprime", "micro", "startup", {"trade_finance": 1.0}, 6, 620, 0.9),
-    "builders": (1e8, "E", "high", "R8", "subprime", "medium", "established", {"project_finance": 0.8,
+    "builders": (1e8, "E", "high", "D", "default", "medium", "established", {"project_finance": 0.8,
                                                                            "term_loan": 0.2}, 150, 560, 0.05),
 }
 
@@ -52,7 +52,7 @@ def synthetic(n: int = 600, seed: int = 0, secret: str = "key-a", small_group: f
     f["bureau_score"] = np.where(small, 890, np.array(rows["score"]) + rng.normal(0, 12, n)).round()
     f["rating_grade"] = np.where(small, "R1", rows["grade"])
     f["credit_band"] = np.where(small, "prime", rows["band"])
-    f["months_in_arrears_12m"] = np.where(np.array(rows["grade"]) == "R8", rng.integers(1, 4, n), 0)
+    f["months_in_arrears_12m"] = np.where(np.array(rows["grade"]) == "D", rng.integers(3, 12, n), 0)
     f["bureau_max_days_past_due_12m"] = f.months_in_arrears_12m * 20
     f["debt_to_assets"] = np.where(np.array(rows["risk"]) == "high", 0.85, 0.45) + rng.normal(0, 0.04, n)
     f["collateral_coverage"] = rng.lognormal(0, 0.2, n)
