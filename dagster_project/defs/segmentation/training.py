@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from dagster_project.defs.segmentation import credit_state
 from dagster_project.defs.segmentation import features as feat
 from dagster_project.defs.segmentation import model as seg
 from dagster_project.defs.segmentation import naming, selection
@@ -40,20 +41,19 @@ def feature_sql(extra: str = "") -> str:
     return f"SELECT f.client_key, {cols}{extra} FROM marts.client_features f"
 
 
-def sample_sql(size: int) -> str:
+def sample_sql(size: int, performing_only: bool = False) -> str:
     """The training sample, drawn without reference to client_key or row order: every scorable client ordered by an
     MD5 of its feature values and a fixed salt (the same features give the same place under any key), at most
-    ``size`` of them; exact ties (identical feature rows) are ordered by those values."""
+    ``size`` of them; exact ties (identical feature rows) are ordered by those values. Clients in default are trained
+    on (credit_state.py, the decision of issue 34); ``performing_only``: without them, for the measurement only
+    (scripts/default_population.py)."""
     cols = [f"f.{c}" for c in read_columns()]
     # numbers rounded to 4 decimals first: a float's last digits (threads summing in another order) must not move a
     # client
     text = ", ".join(f"coalesce(CAST({_rounded(c)} AS VARCHAR), '~')" for c in cols)
-    return (
-        feature_sql()
-        + f" ORDER BY md5(concat_ws('|', '{SAMPLE_SALT}', {text})), "
-        + ", ".join(f"{c} NULLS FIRST" for c in cols)
-        + f" LIMIT {int(size)}"
-    )
+    where = f" WHERE {credit_state.performing_sql()}" if performing_only else ""
+    return (feature_sql() + where + f" ORDER BY md5(concat_ws('|', '{SAMPLE_SALT}', {text})), "
+            + ", ".join(f"{c} NULLS FIRST" for c in cols) + f" LIMIT {int(size)}")
 
 
 def _rounded(col: str) -> str:

@@ -57,9 +57,12 @@ def key(client_id: str, secret: str) -> str:
     return hashlib.sha256(f"{secret}:{client_id}".encode()).hexdigest()
 
 
-def synthetic(n: int = 600, seed: int = 0, secret: str = "key-a", small_group: float = 0.0) -> pd.DataFrame:
+def synthetic(n: int = 600, seed: int = 0, secret: str = "key-a", small_group: float = 0.0,
+              defaulted: float = 0.0) -> pd.DataFrame:
     """Rows of four groups (column ``truth``; ``small_group`` of them from a fifth, distinct group ``truth`` 4),
-    ``client_id`` and a ``client_key`` pseudonymised with ``secret``."""
+    ``client_id`` and a ``client_key`` pseudonymised with ``secret``. ``defaulted``: that share of the clients, of
+    any group, is in default (rating grade D, default band, 6-11 months in arrears, 180+ days past due, bureau score
+    150 lower), drawn from a stream of its own (the other columns stay as without it)."""
     rng = np.random.default_rng(seed)
     names = list(GROUPS)
     g = rng.integers(0, len(names), n)
@@ -117,6 +120,12 @@ def synthetic(n: int = 600, seed: int = 0, secret: str = "key-a", small_group: f
     f["interactions_12m"] = rng.poisson(10, n)
     f["has_usage"] = True
     f["as_of_date"] = pd.Timestamp("2026-10-31")
+    if defaulted:
+        d = np.random.default_rng([seed, 34]).random(n) < defaulted
+        f.loc[d, "rating_grade"], f.loc[d, "credit_band"] = "D", "default"
+        f.loc[d, "months_in_arrears_12m"] = np.random.default_rng([seed, 35]).integers(6, 12, int(d.sum()))
+        f.loc[d, "bureau_max_days_past_due_12m"] = 180 + 30 * f.loc[d, "months_in_arrears_12m"]
+        f.loc[d, "bureau_score"] -= 150
     f["truth"] = np.where(small, len(names), g)
     f.insert(0, "client_key", [key(c, secret) for c in f.client_id])
     return f
