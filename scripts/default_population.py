@@ -10,6 +10,7 @@ of the clients in default only, and how many segments hold more than half of the
 
 usage: python scripts/default_population.py CASE_DIR [CASE_DIR ...]
 """
+
 import sys
 import time
 from pathlib import Path
@@ -58,10 +59,18 @@ def measure(root: Path) -> list[dict]:
         for vname, lab in variants:
             d = default & known
             shares = pd.Series(lab[d]).value_counts(normalize=True)
-            out.append({"case": root.name, "placement": vname, "rows": len(frame), "k": len(sel.centers),
-                        "ari": round(ari(arche[known], lab[known]), 3), "in_default": int(default.sum()),
-                        "largest_share_of_defaults": round(float(shares.max()), 3) if len(shares) else None,
-                        "s": secs})
+            out.append(
+                {
+                    "case": root.name,
+                    "placement": vname,
+                    "rows": len(frame),
+                    "k": len(sel.centers),
+                    "ari": round(ari(arche[known], lab[known]), 3),
+                    "in_default": int(default.sum()),
+                    "largest_share_of_defaults": round(float(shares.max()), 3) if len(shares) else None,
+                    "s": secs,
+                }
+            )
             print(out[-1], flush=True)
     return out
 

@@ -8,10 +8,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from dagster_project.defs.segmentation import credit_state
+from dagster_project.defs.segmentation import credit_state, naming, selection
 from dagster_project.defs.segmentation import features as feat
 from dagster_project.defs.segmentation import model as seg
-from dagster_project.defs.segmentation import naming, selection
 from dagster_project.defs.segmentation.charts import k_curve_png, profile_png
 from dagster_project.defs.segmentation.registry import (
     append_event,
@@ -52,8 +51,13 @@ def sample_sql(size: int, performing_only: bool = False) -> str:
     # client
     text = ", ".join(f"coalesce(CAST({_rounded(c)} AS VARCHAR), '~')" for c in cols)
     where = f" WHERE {credit_state.performing_sql()}" if performing_only else ""
-    return (feature_sql() + where + f" ORDER BY md5(concat_ws('|', '{SAMPLE_SALT}', {text})), "
-            + ", ".join(f"{c} NULLS FIRST" for c in cols) + f" LIMIT {int(size)}")
+    return (
+        feature_sql()
+        + where
+        + f" ORDER BY md5(concat_ws('|', '{SAMPLE_SALT}', {text})), "
+        + ", ".join(f"{c} NULLS FIRST" for c in cols)
+        + f" LIMIT {int(size)}"
+    )
 
 
 def _rounded(col: str) -> str:

@@ -57,8 +57,9 @@ def key(client_id: str, secret: str) -> str:
     return hashlib.sha256(f"{secret}:{client_id}".encode()).hexdigest()
 
 
-def synthetic(n: int = 600, seed: int = 0, secret: str = "key-a", small_group: float = 0.0,
-              defaulted: float = 0.0) -> pd.DataFrame:
+def synthetic(
+    n: int = 600, seed: int = 0, secret: str = "key-a", small_group: float = 0.0, defaulted: float = 0.0
+) -> pd.DataFrame:
     """Rows of four groups (column ``truth``; ``small_group`` of them from a fifth, distinct group ``truth`` 4),
     ``client_id`` and a ``client_key`` pseudonymised with ``secret``. ``defaulted``: that share of the clients, of
     any group, is in default (rating grade D, default band, 6-11 months in arrears, 180+ days past due, bureau score

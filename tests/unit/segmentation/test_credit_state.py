@@ -8,12 +8,12 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pytest
+from synthetic import synthetic
+from test_training import assignments, build
 
 from dagster_project.defs.segmentation import credit_state, training
 from dagster_project.defs.segmentation.registry import load_meta, model_dir
 from dagster_project.defs.segmentation.scoring import score_all
-from synthetic import synthetic
-from test_training import assignments, build
 
 
 def test_in_default_is_grade_d_in_python_and_in_sql() -> None:
@@ -21,13 +21,18 @@ def test_in_default_is_grade_d_in_python_and_in_sql() -> None:
     assert credit_state.in_default(frame.rating_grade).tolist() == [False, True, False, False, True, False]
     con = duckdb.connect()
     con.register("frame", frame)
-    in_sql = [r[0] for r in con.execute(f"SELECT client_key FROM frame f WHERE {credit_state.performing_sql()} "
-                                        "ORDER BY client_key").fetchall()]
+    in_sql = [
+        r[0]
+        for r in con.execute(
+            f"SELECT client_key FROM frame f WHERE {credit_state.performing_sql()} ORDER BY client_key"
+        ).fetchall()
+    ]
     assert in_sql == credit_state.performing(frame).client_key.tolist() == ["a", "c", "d", "f"]
 
 
-def test_the_sample_without_clients_in_default_keeps_the_key_free_order(tmp_path: Path,
-                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_sample_without_clients_in_default_keeps_the_key_free_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     df = synthetic(400, seed=3, defaulted=0.1)
     defaulted = int((df.rating_grade == "D").sum())
     assert 0 < defaulted < 400
@@ -45,8 +50,9 @@ def test_the_sample_without_clients_in_default_keeps_the_key_free_order(tmp_path
     assert sample.client_key.tolist() == every[every.rating_grade != "D"].client_key.tolist()
 
 
-def test_clients_in_default_are_trained_on_and_scored_into_a_model_segment(tmp_path: Path,
-                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_clients_in_default_are_trained_on_and_scored_into_a_model_segment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     df = synthetic(600, seed=5, defaulted=0.1)
     d = credit_state.in_default(df.rating_grade)
     s = build(tmp_path, df, monkeypatch)
