@@ -117,6 +117,9 @@ def ensure_manifest(project_dir: Path = DBT_PROJECT_DIR) -> Path:
                     str(project_dir),
                     "--target-path",
                     str(target),
+                    # as the run's dbt steps name it: dbt reuses a parse only for the same target name too
+                    "--target",
+                    "duckdb",
                 ],
                 capture_output=True,
                 text=True,
