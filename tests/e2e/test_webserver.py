@@ -185,7 +185,8 @@ def test_code_location_loads_and_lists_everything(server: Server) -> None:
     graph = defs.resolve_asset_graph()
     repo_def = defs.get_repository_def()
 
-    assert {j["name"] for j in repo["jobs"]} - {"__ASSET_JOB"} == {"daily_refresh", "monthly_retrain", "full_rebuild"}
+    jobs = {"daily_refresh", "monthly_retrain", "full_rebuild", "intraday_warnings"}
+    assert {j["name"] for j in repo["jobs"]} - {"__ASSET_JOB"} == jobs
     schedules = {s["name"]: s for s in repo["schedules"]}
     assert (
         set(schedules)
